@@ -1,0 +1,20 @@
+"""sectionseg: find ultrathin serial sections (tissue + magnetic part) on MagC wafer images.
+
+Coordinate convention, everywhere in the package: ``x, y`` in pixels of the image, origin at the
+top-left corner of the top-left pixel (so the centre of pixel ``(col, row)`` is ``(col + 0.5, row + 0.5)``),
+x to the right, y downwards. This is the convention of MagFinder.
+
+Pipeline stages, one sub-package each, imports flowing downwards only::
+
+    errors, geometry        basic types: Section, Part, polygon helpers
+    io, formats             images and annotation files
+    simulation              realistic synthetic wafers
+    datasets                tiles, synthetic pastes, torch Dataset + augmentation
+    visualize               overlays for people
+    cli                     thin command line over all of the above
+"""
+from sectionseg.errors import InputError
+from sectionseg.geometry.section import Part, Section
+
+__all__ = ["InputError", "Part", "Section"]
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Image reading, channel composition and atomic file writing."""
