@@ -1,0 +1,63 @@
+"""Write dataset samples (image + labelme ground truth + instance mask) and the manifest.
+
+Folder layout (the contract with the training code)::
+
+    ROOT/manifest.json          see :func:`write_manifest`
+    ROOT/images/STEM.png        (H, W, 3) uint8 model input (gray, gray, fluo)
+    ROOT/annotations/STEM.json  labelme JSON (sectionseg.formats), dummies kept as ``dummy`` shapes
+    ROOT/masks/STEM.png         uint16 instance ids for eyeballing (0 background, see labels.instance_id_image)
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from sectionseg.datasets.labels import CLASSES, instance_id_image
+from sectionseg.geometry.section import Section
+from sectionseg.io.atomic import write_text
+from sectionseg.io.images import write_image
+
+MANIFEST_FORMAT = "sectionseg-dataset"
+MANIFEST_VERSION = 1
+SPLITS = ("train", "val", "test")
+
+
+def write_sample(root: str | os.PathLike, stem: str, image: np.ndarray, sections: list[Section], *,
+                 source: str = "", write_mask: bool = True, **extra) -> dict:
+    """Write one sample under ``root``; return its manifest item (paths relative to ``root``).
+
+    ``image``: ``(H, W, 3)`` uint8; ``sections``: polygons in this image's pixel frame.
+    ``extra`` keys (JSON-ready) are added to the item, e.g. ``kind`` or ``origin``.
+    """
+    from sectionseg.formats import write_sections  # formats is a sibling stage, imported lazily
+
+    root = Path(root)
+    height, width = image.shape[:2]
+    item = {"image": f"images/{stem}.png", "annotations": f"annotations/{stem}.json", "source": source}
+    write_image(root / item["image"], np.ascontiguousarray(image))
+    write_sections(root / item["annotations"], sections, fmt="labelme",
+                   image_path=f"../images/{stem}.png", image_size=(width, height))
+    if write_mask:
+        item["mask"] = f"masks/{stem}.png"
+        write_image(root / item["mask"], instance_id_image(sections, height, width))
+    item.update(extra)
+    return item
+
+
+def write_manifest(root: str | os.PathLike, splits: dict[str, list[dict]], params: dict) -> dict:
+    """Write ``root/manifest.json`` and return it.
+
+    ``{"format": "sectionseg-dataset", "version": 1, "classes": ["tissue", "magnet"],
+    "splits": {"train": [item...], "val": [...], "test": [...]}, "params": {...}}``; each item has
+    ``image``, ``annotations`` (paths relative to ``root``) and ``source``. Missing splits are empty.
+    """
+    manifest = {"format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "classes": list(CLASSES),
+                "splits": {name: list(splits.get(name, [])) for name in SPLITS}, "params": params}
+    for name, items in splits.items():
+        if name not in SPLITS:
+            manifest["splits"][name] = list(items)
+    write_text(Path(root) / "manifest.json", json.dumps(manifest, indent=1) + "\n")
+    return manifest

@@ -1,0 +1,120 @@
+"""Helpers shared by the annotation-format readers and writers.
+
+Numbers are written compactly (integral values as integers, otherwise at most 3 decimals), text
+files are read as UTF-8 (a byte-order mark is tolerated), and every problem with a user's file is
+raised as :class:`~sectionseg.errors.InputError` naming the file and, when known, the 1-based line.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from sectionseg.errors import InputError
+
+
+def fmt_num(value: float) -> str:
+    """Compact text for a number: ``12`` for 12.0, ``12.5`` for 12.5, at most 3 decimals."""
+    r = round(float(value), 3)
+    if r == int(r):
+        return str(int(r))  # also turns -0.0 into "0"
+    return f"{r:.3f}".rstrip("0").rstrip(".")
+
+
+def fmt_points(points: np.ndarray, sep: str = ",") -> str:
+    """``x1,y1,x2,y2,...`` (``sep`` between all numbers)."""
+    return sep.join(fmt_num(v) for v in np.asarray(points, dtype=np.float64).ravel())
+
+
+def parse_float(text: str, path, line: int | None, what: str) -> float:
+    """``float(text)`` or InputError ``path:line: <what>: 'text' is not a number``."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise InputError(f"{what}: {text.strip()!r} is not a number", path, line) from None
+    if not math.isfinite(value):
+        raise InputError(f"{what}: {text.strip()!r} is not a finite number", path, line)
+    return value
+
+
+def parse_int(text: str, path, line: int | None, what: str) -> int:
+    """``int(text)`` or InputError naming the file and line."""
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise InputError(f"{what}: {text.strip()!r} is not an integer", path, line) from None
+
+
+def check_scale(scale: float) -> float:
+    """Return ``scale`` as a float; InputError unless it is finite and > 0."""
+    try:
+        s = float(scale)
+    except (TypeError, ValueError):
+        raise InputError(f"scale must be a number, got {scale!r}") from None
+    if not (math.isfinite(s) and s > 0):
+        raise InputError(f"scale must be a finite number > 0, got {scale!r}")
+    return s
+
+
+def require_file(path: str | os.PathLike) -> Path:
+    """``Path(path)`` if it is an existing file, else InputError."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError("no such file", p)
+    if not p.is_file():
+        raise InputError("not a file", p)
+    return p
+
+
+def read_text(path: str | os.PathLike) -> str:
+    """Whole file as text (UTF-8, optional BOM); InputError if missing or not UTF-8."""
+    p = require_file(path)
+    try:
+        return p.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = p.read_bytes()[: exc.start].count(b"\n") + 1
+        raise InputError("not UTF-8 text", p, line) from None
+
+
+def load_json(path: str | os.PathLike):
+    """Parsed JSON of ``path``; InputError with the parser's line for invalid JSON."""
+    text = read_text(path)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"invalid JSON: {exc.msg} (column {exc.colno})", path, exc.lineno) from None
+
+
+def dump_json(data) -> str:
+    """JSON text as written by this package: 1-space indent, UTF-8, trailing newline."""
+    return json.dumps(data, indent=1, ensure_ascii=False) + "\n"
+
+
+def image_size_of(sections, image_size) -> tuple[int, int]:
+    """``(width, height)``: ``image_size`` if given, else ceil of the polygons' max x and max y."""
+    if image_size is not None:
+        w, h = image_size
+        return int(w), int(h)
+    pts = [p.polygon for s in sections for p in s.parts().values()]
+    if not pts:
+        return 0, 0
+    allp = np.concatenate(pts)
+    return int(math.ceil(max(allp[:, 0].max(), 0.0))), int(math.ceil(max(allp[:, 1].max(), 0.0)))
+
+
+def points_array(raw, path, where: str) -> np.ndarray:
+    """``raw`` (list of ``[x, y]``) as an ``(N, 2)`` float array with N >= 3, else InputError."""
+    try:
+        arr = np.asarray(raw, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError(f"{where}: points must be [x, y] numbers", path) from None
+    if arr.ndim != 2 or arr.shape[1] != 2:
+        raise InputError(f"{where}: points must be a list of [x, y] pairs", path)
+    if arr.shape[0] < 3:
+        raise InputError(f"{where}: a polygon needs at least 3 points, got {arr.shape[0]}", path)
+    if not np.all(np.isfinite(arr)):
+        raise InputError(f"{where}: non-finite coordinate", path)
+    return arr

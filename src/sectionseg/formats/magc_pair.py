@@ -1,0 +1,106 @@
+"""MagC pair: ``source_sections_tissue.txt`` + ``source_sections_mag.txt`` in one folder.
+
+One section per line; a line is the part's corners as ``x,y`` pairs separated by tabs (a trailing
+tab is usual, spaces are tolerated too). Line i of the tissue file and line i of the magnet file
+are the same section. Coordinates are pixels in the package convention (origin at the top-left
+corner of the top-left pixel). Blank lines at the end and ``\\r\\n`` line ends are tolerated.
+
+The pair is named by the folder holding it or by either of its two files. It has no place for
+dummy strips or scores: those are dropped on write. Every section written needs both parts.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from sectionseg.errors import InputError
+from sectionseg.formats.common import fmt_num, parse_float, read_text
+from sectionseg.geometry import Section
+from sectionseg.io.atomic import atomic_path
+
+TISSUE_NAME = "source_sections_tissue.txt"
+MAGNET_NAME = "source_sections_mag.txt"
+PAIR_NAMES = (TISSUE_NAME, MAGNET_NAME)
+
+
+def pair_folder(path: str | os.PathLike) -> Path:
+    """The folder of a MagC pair named by the folder itself or by either of its files."""
+    p = Path(path)
+    return p.parent if p.name in PAIR_NAMES else p
+
+
+def pair_paths(path: str | os.PathLike) -> tuple[Path, Path]:
+    """``(tissue_file, magnet_file)`` of the pair named by ``path``."""
+    folder = pair_folder(path)
+    return folder / TISSUE_NAME, folder / MAGNET_NAME
+
+
+def _parse_line(text: str, path: Path, line: int) -> np.ndarray:
+    """``(N, 2)`` corners of one line; InputError for non-numbers or fewer than 3 corners."""
+    corners = []
+    for token in re.split(r"\s+", text.strip()):
+        xy = token.split(",")
+        if len(xy) != 2:
+            raise InputError(f"corner {token!r} is not of the form x,y", path, line)
+        corners.append([parse_float(v, path, line, "corner coordinate") for v in xy])
+    if len(corners) < 3:
+        raise InputError(f"expected 4 corners (at least 3), got {len(corners)}", path, line)
+    return np.array(corners)
+
+
+def _read_file(path: Path) -> list[np.ndarray]:
+    lines = read_text(path).splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
+    polys = []
+    for i, text in enumerate(lines, start=1):
+        if not text.strip():
+            raise InputError("empty line (one section per line expected)", path, i)
+        polys.append(_parse_line(text, path, i))
+    return polys
+
+
+def read_magc_pair(path: str | os.PathLike, scale: float = 1.0) -> list[Section]:
+    """Sections of the MagC pair named by ``path`` (folder or either file); coordinates * ``scale``."""
+    tissue_path, magnet_path = pair_paths(path)
+    for p in (tissue_path, magnet_path):
+        if not p.is_file():
+            raise InputError(f"no such file (a MagC pair needs {TISSUE_NAME} and {MAGNET_NAME})", p)
+    tissues, magnets = _read_file(tissue_path), _read_file(magnet_path)
+    if len(tissues) != len(magnets):
+        longer = tissue_path if len(tissues) > len(magnets) else magnet_path
+        n = min(len(tissues), len(magnets))
+        raise InputError(f"{len(tissues)} tissue lines but {len(magnets)} magnet lines; line i of both "
+                         f"files must be the same section", longer, n + 1)
+    return [Section.from_arrays(t * scale, m * scale) for t, m in zip(tissues, magnets)]
+
+
+def _line(points: np.ndarray) -> str:
+    # Tab-separated "x,y" corners with the customary trailing tab.
+    return "".join(f"{fmt_num(x)},{fmt_num(y)}\t" for x, y in points) + "\n"
+
+
+def write_magc_pair(path: str | os.PathLike, sections: list[Section]) -> tuple[Path, Path]:
+    """Write the pair into the folder named by ``path``; return ``(tissue_file, magnet_file)``.
+
+    Raises InputError if a section lacks its tissue or magnetic part. Dummies are not written.
+    Both files are written to temporary files first and renamed only once both are complete.
+    """
+    for i, s in enumerate(sections):
+        if s.tissue is None or s.magnet is None:
+            missing = "tissue" if s.tissue is None else "magnet"
+            raise InputError(f"section {i} has no {missing} part; the MagC pair needs both parts of "
+                             f"every section", pair_folder(path))
+    tissue_path, magnet_path = pair_paths(path)
+    tissue_text = "".join(_line(s.tissue.polygon) for s in sections)
+    magnet_text = "".join(_line(s.magnet.polygon) for s in sections)
+    with atomic_path(tissue_path) as t_tmp, atomic_path(magnet_path) as m_tmp:
+        t_tmp.write_text(tissue_text, encoding="utf-8")
+        m_tmp.write_text(magnet_text, encoding="utf-8")
+    return tissue_path, magnet_path
+
+
+__all__ = ["read_magc_pair", "write_magc_pair", "pair_paths", "pair_folder", "PAIR_NAMES"]
