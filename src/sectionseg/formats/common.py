@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,12 @@ def fmt_num(value: float) -> str:
     if r == int(r):
         return str(int(r))  # also turns -0.0 into "0"
     return f"{r:.3f}".rstrip("0").rstrip(".")
+
+
+def json_num(value: float) -> int | float:
+    """``value`` rounded to 3 decimals for JSON; an int when integral (keeps files small)."""
+    r = round(float(value), 3)
+    return int(r) if r == int(r) else r
 
 
 def fmt_points(points: np.ndarray, sep: str = ",") -> str:
@@ -88,9 +95,16 @@ def load_json(path: str | os.PathLike):
         raise InputError(f"invalid JSON: {exc.msg} (column {exc.colno})", path, exc.lineno) from None
 
 
+# A JSON list of numbers laid out over several lines by json.dumps(indent=...). Real newlines
+# never occur inside JSON strings, so this cannot touch string content.
+_NUMBER_LIST = re.compile(r"\[\n\s*([-+0-9.eE,\s]+?)\n\s*\]")
+
+
 def dump_json(data) -> str:
-    """JSON text as written by this package: 1-space indent, UTF-8, trailing newline."""
-    return json.dumps(data, indent=1, ensure_ascii=False) + "\n"
+    """JSON text as written by this package: indented, lists of numbers on one line, UTF-8."""
+    text = json.dumps(data, indent=1, ensure_ascii=False)
+    text = _NUMBER_LIST.sub(lambda m: "[" + ", ".join(m.group(1).replace(",", " ").split()) + "]", text)
+    return text + "\n"
 
 
 def image_size_of(sections, image_size) -> tuple[int, int]:

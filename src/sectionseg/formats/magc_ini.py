@@ -116,9 +116,11 @@ class _Reader:
             self.cp.read_string(text, source=str(path))
         except configparser.Error as exc:
             line = getattr(exc, "lineno", None)
-            if line is None and getattr(exc, "errors", None):
-                line = exc.errors[0][0]
             msg = getattr(exc, "message", str(exc)).splitlines()[0]
+            if getattr(exc, "errors", None):  # ParsingError: list of (line, text)
+                line, bad = exc.errors[0]
+                msg = f"cannot parse line {bad}"  # bad is already repr()
+            msg = re.sub(r"^While reading from .*?: ", "", msg)
             raise InputError(f"not a valid INI file: {msg}", path, line) from None
         self.lines = _LineIndex(text)
 

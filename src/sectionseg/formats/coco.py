@@ -1,0 +1,148 @@
+"""COCO instance-segmentation JSON for one image.
+
+Written as one image (``id`` 1, ``file_name``, ``width``, ``height``), the categories
+``tissue`` = 1, ``magnet`` = 2 and ``dummy`` = 3 (always listed so ids are stable; a trainer that
+ignores dummies simply drops category 3), and one annotation per part::
+
+    {"id": k, "image_id": 1, "category_id": c, "segmentation": [[x1, y1, x2, y2, ...]],
+     "bbox": [x, y, w, h], "area": polygon area, "iscrowd": 0, "attributes": {"section": i}}
+
+``attributes.section`` pairs the parts of section i. A section's score, when set, is written as
+the annotation's ``score`` (as in COCO results files). Coordinates are in the package convention
+(origin at the top-left corner of the top-left pixel), as pycocotools rasterises them.
+
+Reading: categories are matched by *name* (tissue / magnet or mag / dummy, any case), so files
+from other tools with other ids work. Only files with at most one image are accepted. Parts are
+paired by ``attributes.section`` (or a top-level ``section_id``); an annotation without either is
+a section of its own. A segmentation with several polygons keeps the largest one; RLE
+segmentations are refused. Errors name the annotation index (``annotations[k]``).
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from sectionseg.errors import InputError
+from sectionseg.formats.common import dump_json, image_size_of, json_num, load_json, points_array
+from sectionseg.geometry import Section, polygon_area
+from sectionseg.io.atomic import write_text
+
+log = logging.getLogger(__name__)
+
+CATEGORIES = [
+    {"id": 1, "name": "tissue", "supercategory": "section"},
+    {"id": 2, "name": "magnet", "supercategory": "section"},
+    {"id": 3, "name": "dummy", "supercategory": "section"},
+]
+_CATEGORY_ID = {c["name"]: c["id"] for c in CATEGORIES}
+_NAMES = {"tissue": "tissue", "magnet": "magnet", "mag": "magnet", "magnetic": "magnet",
+          "dummy": "dummy"}
+
+
+def coco_dict(sections: list[Section], image_path=None, image_size=None) -> dict:
+    """The COCO document of ``sections``; ``image_size`` is ``(width, height)``."""
+    w, h = image_size_of(sections, image_size)
+    anns = []
+    for i, s in enumerate(sections):
+        for name, part in s.parts().items():
+            p = part.polygon
+            x0, y0 = p.min(axis=0)
+            x1, y1 = p.max(axis=0)
+            ann = {"id": len(anns) + 1, "image_id": 1, "category_id": _CATEGORY_ID[name],
+                   "segmentation": [[json_num(v) for v in p.ravel()]],
+                   "bbox": [json_num(x0), json_num(y0), json_num(x1 - x0), json_num(y1 - y0)],
+                   "area": json_num(part.area), "iscrowd": 0, "attributes": {"section": i}}
+            if s.score is not None:
+                ann["score"] = float(s.score)
+            anns.append(ann)
+    file_name = "" if image_path is None else Path(image_path).as_posix()
+    return {"info": {"description": "MagC sections written by sectionseg"},
+            "images": [{"id": 1, "file_name": file_name, "width": w, "height": h}],
+            "categories": CATEGORIES, "annotations": anns}
+
+
+def write_coco(path: str | os.PathLike, sections: list[Section], image_path=None,
+               image_size=None) -> None:
+    """Atomically write ``sections`` as a COCO instance JSON file."""
+    write_text(path, dump_json(coco_dict(sections, image_path, image_size)))
+
+
+def _polygon(ann: dict, path, where: str) -> np.ndarray:
+    seg = ann.get("segmentation")
+    if isinstance(seg, dict):
+        raise InputError(f"{where}: RLE segmentations are not supported (polygons only)", path)
+    if not isinstance(seg, list) or not seg or not all(isinstance(s, list) for s in seg):
+        raise InputError(f"{where}: segmentation must be a list of polygons [[x1, y1, ...]]", path)
+    polys = []
+    for s in seg:
+        if len(s) % 2:
+            raise InputError(f"{where}: a polygon needs x, y pairs, got {len(s)} numbers", path)
+        polys.append(points_array([s[j:j + 2] for j in range(0, len(s), 2)], path, where))
+    if len(polys) > 1:
+        log.warning("%s: %s has %d polygons; keeping the largest", path, where, len(polys))
+    return max(polys, key=polygon_area)
+
+
+def _section_key(ann: dict, path, where: str):
+    attrs = ann.get("attributes")
+    key = attrs.get("section") if isinstance(attrs, dict) else None
+    if key is None:
+        key = ann.get("section_id")
+    if key is not None and (not isinstance(key, int) or isinstance(key, bool)):
+        raise InputError(f"{where}: section must be an integer, got {key!r}", path)
+    return key
+
+
+def sections_from_coco(data, path, scale: float = 1.0) -> list[Section]:
+    """Sections of a parsed COCO document (``path`` is only used in error messages)."""
+    if not isinstance(data, dict) or not isinstance(data.get("annotations", []), list):
+        raise InputError("not a COCO file: no \"annotations\" list", path)
+    images = data.get("images") or []
+    if len(images) > 1:
+        raise InputError(f"{len(images)} images in one COCO file; sectionseg reads files of one image",
+                         path)
+    names = {}
+    for c in data.get("categories") or []:
+        if isinstance(c, dict) and "id" in c:
+            names[c["id"]] = _NAMES.get(str(c.get("name", "")).strip().lower())
+    groups: dict[int, dict] = {}
+    loose: list[dict] = []
+    for k, ann in enumerate(data.get("annotations") or []):
+        where = f"annotations[{k}]"
+        if not isinstance(ann, dict):
+            raise InputError(f"{where}: not an object", path)
+        label = names.get(ann.get("category_id"))
+        if label is None:
+            raise InputError(f"{where}: category_id {ann.get('category_id')!r} is not a tissue, "
+                             f"magnet or dummy category", path)
+        pts = _polygon(ann, path, where) * scale
+        key = _section_key(ann, path, where)
+        score = ann.get("score")
+        if key is None:
+            if label == "dummy":
+                raise InputError(f"{where}: a dummy needs the section it belongs to "
+                                 f"(attributes.section)", path)
+            loose.append({label: pts, "_where": where, "_score": score})
+            continue
+        group = groups.setdefault(key, {"_where": where, "_score": None})
+        if label in group:
+            raise InputError(f"{where}: section {key} already has a {label} part", path)
+        group[label] = pts
+        if group["_score"] is None:
+            group["_score"] = score
+    sections = []
+    for g in [groups[k] for k in sorted(groups)] + loose:
+        if "tissue" not in g and "magnet" not in g:
+            raise InputError(f"{g['_where']}: section has a dummy but no tissue or magnet part", path)
+        score = g["_score"] if isinstance(g["_score"], (int, float)) else None
+        sections.append(Section.from_arrays(g.get("tissue"), g.get("magnet"), g.get("dummy"),
+                                            score=score))
+    return sections
+
+
+def read_coco(path: str | os.PathLike, scale: float = 1.0) -> list[Section]:
+    """Sections of a COCO JSON file; coordinates multiplied by ``scale``."""
+    return sections_from_coco(load_json(path), path, scale)

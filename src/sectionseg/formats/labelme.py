@@ -1,0 +1,130 @@
+"""labelme JSON: one polygon shape per part, parts of a section share a ``group_id``.
+
+Written as::
+
+    {"version": "5.5.0", "flags": {},
+     "shapes": [{"label": "tissue"|"magnet"|"dummy", "points": [[x, y], ...], "group_id": i,
+                 "shape_type": "polygon", "flags": {}, "description": ""}, ...],
+     "imagePath": ..., "imageData": null, "imageHeight": H, "imageWidth": W}
+
+Section i gets ``group_id`` i and its shapes come in the order tissue, magnet, dummy. A section's
+detection score, when set, is written in its shapes' ``description`` as ``score=0.93``.
+labelme's point coordinates are taken to be in this package's convention (x, y pixels, origin at
+the top-left corner of the top-left pixel); no half-pixel shift is applied either way.
+
+Reading: labels ``tissue``, ``magnet`` (also ``mag``, ``magnetic``) and ``dummy`` (any case);
+``polygon`` shapes (``rectangle`` shapes are turned into their 4 corners). Shapes are grouped into
+sections by ``group_id`` (sections sorted by ``group_id``); a tissue or magnet shape without a
+``group_id`` becomes a section of its own (after the grouped ones, in file order). Unknown labels,
+a group with two shapes of one label, a group or ungrouped shape that is only a dummy are errors
+naming the shape index (``shapes[k]``).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from sectionseg.errors import InputError
+from sectionseg.formats.common import dump_json, image_size_of, json_num, load_json, points_array
+from sectionseg.geometry import Section
+from sectionseg.io.atomic import write_text
+
+log = logging.getLogger(__name__)
+
+LABELME_VERSION = "5.5.0"
+_LABELS = {"tissue": "tissue", "magnet": "magnet", "mag": "magnet", "magnetic": "magnet",
+           "dummy": "dummy"}
+
+
+def labelme_dict(sections: list[Section], image_path=None, image_size=None) -> dict:
+    """The labelme document of ``sections``; ``image_size`` is ``(width, height)``."""
+    w, h = image_size_of(sections, image_size)
+    shapes = []
+    for i, s in enumerate(sections):
+        description = "" if s.score is None else f"score={float(s.score):.6g}"
+        for name, part in s.parts().items():
+            points = [[json_num(x), json_num(y)] for x, y in part.polygon]
+            shapes.append({"label": name, "points": points, "group_id": i,
+                           "shape_type": "polygon", "flags": {}, "description": description})
+    return {"version": LABELME_VERSION, "flags": {}, "shapes": shapes,
+            "imagePath": "" if image_path is None else Path(image_path).as_posix(),
+            "imageData": None, "imageHeight": h, "imageWidth": w}
+
+
+def write_labelme(path: str | os.PathLike, sections: list[Section], image_path=None,
+                  image_size=None) -> None:
+    """Atomically write ``sections`` as labelme JSON (``image_path`` is stored as given)."""
+    write_text(path, dump_json(labelme_dict(sections, image_path, image_size)))
+
+
+def _shape_points(shape: dict, path, where: str) -> np.ndarray:
+    kind = shape.get("shape_type") or "polygon"
+    raw = shape.get("points")
+    if kind == "rectangle":
+        two = np.asarray(raw, dtype=np.float64) if isinstance(raw, list) and len(raw) == 2 else None
+        if two is None or two.shape != (2, 2):
+            raise InputError(f"{where}: a rectangle needs 2 points", path)
+        (x0, y0), (x1, y1) = two
+        raw = [[x0, y0], [x1, y0], [x1, y1], [x0, y1]]
+    elif kind != "polygon":
+        raise InputError(f"{where}: shape_type {kind!r} is not supported (use polygon)", path)
+    return points_array(raw, path, where)
+
+
+def _score(description) -> float | None:
+    m = re.search(r"score=([0-9.eE+-]+)", description or "")
+    try:
+        return float(m.group(1)) if m else None
+    except ValueError:
+        return None
+
+
+def sections_from_labelme(data, path, scale: float = 1.0) -> list[Section]:
+    """Sections of a parsed labelme document (``path`` is only used in error messages)."""
+    if not isinstance(data, dict) or not isinstance(data.get("shapes"), list):
+        raise InputError("not a labelme file: no \"shapes\" list", path)
+    groups: dict[int, dict] = {}
+    loose: list[dict] = []
+    for k, shape in enumerate(data["shapes"]):
+        where = f"shapes[{k}]"
+        if not isinstance(shape, dict):
+            raise InputError(f"{where}: not an object", path)
+        label = _LABELS.get(str(shape.get("label", "")).strip().lower())
+        if label is None:
+            raise InputError(f"{where}: unknown label {shape.get('label')!r} (expected tissue, "
+                             f"magnet or dummy)", path)
+        pts = _shape_points(shape, path, where) * scale
+        score = _score(shape.get("description"))
+        gid = shape.get("group_id")
+        if gid is None:
+            if label == "dummy":
+                raise InputError(f"{where}: a dummy needs the group_id of its section", path)
+            loose.append({label: pts, "_where": where, "_score": score})
+            continue
+        if not isinstance(gid, int) or isinstance(gid, bool):
+            raise InputError(f"{where}: group_id must be an integer, got {gid!r}", path)
+        group = groups.setdefault(gid, {"_where": where, "_score": None})
+        if label in group:
+            raise InputError(f"{where}: group_id {gid} already has a {label} part", path)
+        group[label] = pts
+        if group["_score"] is None:
+            group["_score"] = score
+    sections = []
+    for g in [groups[k] for k in sorted(groups)] + loose:
+        if "tissue" not in g and "magnet" not in g:
+            raise InputError(f"{g['_where']}: group has a dummy but no tissue or magnet part", path)
+        sections.append(Section.from_arrays(g.get("tissue"), g.get("magnet"), g.get("dummy"),
+                                            score=g["_score"]))
+    if loose:
+        log.warning("%s: %d shapes without group_id, each read as a section of its own", path,
+                    len(loose))
+    return sections
+
+
+def read_labelme(path: str | os.PathLike, scale: float = 1.0) -> list[Section]:
+    """Sections of a labelme JSON file; coordinates multiplied by ``scale``."""
+    return sections_from_labelme(load_json(path), path, scale)
