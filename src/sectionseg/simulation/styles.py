@@ -1,0 +1,131 @@
+"""Appearance and layout styles of simulated wafers (domain randomisation).
+
+A :class:`Style` holds *ranges* ``(low, high)``; :meth:`Style.sample` draws one concrete parameter
+set (a plain JSON-ready dict) for one wafer. Intensities are fractions of the white level (0..1):
+the renderer converts to 8 or 16 bit at the end. Lengths are pixels at working resolution.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sectionseg.errors import InputError
+
+Range = tuple[float, float]
+
+
+@dataclass(frozen=True)
+class Style:
+    """Parameter ranges of one style; every ``(lo, hi)`` is sampled uniformly per wafer."""
+
+    # brightfield (gray) image
+    background: Range = (0.55, 0.78)          # bare wafer level
+    tile_size: Range = (350.0, 800.0)         # mosaic tile side, px
+    tile_gain: Range = (0.005, 0.04)          # s.d. of per-tile gain
+    tile_offset: Range = (0.0, 0.015)         # s.d. of per-tile additive offset
+    tile_shading: Range = (0.02, 0.10)        # vignetting depth at tile corners
+    global_shading: Range = (0.0, 0.10)       # smooth wafer-wide illumination change
+    tissue_contrast: Range = (0.30, 0.55)     # tissue darkening (fraction of background)
+    tissue_texture: Range = (0.02, 0.08)      # smooth mottling inside tissue
+    stripe_amplitude: Range = (0.01, 0.05)    # knife stripes (chatter), parallel to the long edge
+    stripe_period: Range = (3.0, 10.0)        # px
+    magnet_contrast: Range = (0.12, 0.28)     # magnetic part darkening (mid gray)
+    magnet_texture: Range = (0.01, 0.05)
+    dummy_contrast_jitter: Range = (-0.05, 0.05)  # dummy darkening = tissue's + this
+    edge_contrast: Range = (0.0, 0.10)        # thin dark outline of every part
+    # fluorescence image
+    fluo_background: Range = (0.03, 0.10)
+    fluo_tile_gain: Range = (0.0, 0.08)
+    fluo_magnet: Range = (0.35, 0.70)         # magnet base brightness
+    fluo_tissue: Range = (0.0, 0.04)          # tissue autofluorescence (never bright)
+    bead_density: Range = (0.004, 0.02)       # beads per magnet px
+    bead_sigma: Range = (0.6, 1.3)            # bead spot size, px
+    bead_brightness: Range = (0.3, 1.0)
+    fluo_noise: Range = (0.006, 0.02)
+    # debris and optics (both images)
+    dust_per_mpx: Range = (10.0, 60.0)
+    dust_radius: Range = (0.6, 3.0)
+    fibres_per_mpx: Range = (0.2, 2.0)
+    fibre_length: Range = (40.0, 350.0)
+    noise_sigma: Range = (0.004, 0.015)
+    blur_sigma: Range = (0.5, 1.2)
+    misregistration: Range = (0.0, 2.5)       # gray -> fluo shift, px
+    bit_depths: tuple[int, ...] = (8, 16)
+    white_level_16: Range = (4095.0, 65535.0)  # 16-bit images: value of intensity 1.0
+    # layout: wafer-level values; sections of one wafer vary little around them
+    section_size: Range = (95.0, 135.0)       # tissue long side, px
+    size_jitter: float = 0.025                # relative spread of sizes within one wafer
+    aspect: Range = (2.0, 2.5)                # tissue long / short side
+    magnet_ratio: Range = (0.88, 0.97)        # magnet short side / tissue short side
+    taper: Range = (-0.02, 0.13)
+    density: Range = (20.0, 30.0)             # sections per megapixel of the image
+    touching_fraction: Range = (0.1, 0.45)
+    hole: Range = (0.0, 0.4)                  # empty middle of the ring of sections
+    ring_probability: float = 0.6             # else sections spread over the whole image
+    dummy_probability: Range = (0.0, 0.8)
+    dummy_gap: Range = (0.0, 5.0)
+    dummy_width: Range = (6.0, 20.0)
+    name: str = field(default="custom", compare=False)
+
+    def sample(self, rng: np.random.Generator) -> dict:
+        """One concrete parameter set: ranges replaced by floats, ``bit_depth`` an int, ``region``
+        ``"ring"`` or ``"full"``; also the per-section ranges passed to
+        :func:`sectionseg.simulation.layout.random_layout`. Fields are drawn in declaration order."""
+        out: dict = {"style": self.name}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name in ("name", "size_jitter", "ring_probability"):
+                continue
+            if f.name == "bit_depths":
+                out["bit_depth"] = int(rng.choice(value))
+            else:
+                lo, hi = value
+                out[f.name] = float(lo if hi <= lo else rng.uniform(lo, hi))
+        out["region"] = "ring" if rng.random() < self.ring_probability else "full"
+        j = self.size_jitter
+        out["size_range"] = [out["section_size"] * (1 - j), out["section_size"] * (1 + j)]
+        out["aspect_range"] = [out["aspect"] - 0.08, out["aspect"] + 0.08]
+        out["magnet_ratio_range"] = [out["magnet_ratio"] - 0.02, out["magnet_ratio"] + 0.02]
+        out["taper_range"] = [out["taper"] - 0.02, out["taper"] + 0.02]
+        return out
+
+    def replace(self, **changes) -> "Style":
+        """A copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
+
+
+_DEFAULT = Style(name="default")
+
+STYLES: dict[str, Style] = {
+    "default": _DEFAULT,
+    "low-contrast": _DEFAULT.replace(
+        name="low-contrast", tissue_contrast=(0.08, 0.18), magnet_contrast=(0.04, 0.10),
+        stripe_amplitude=(0.005, 0.02), tissue_texture=(0.01, 0.03), fluo_magnet=(0.12, 0.3),
+        fluo_background=(0.06, 0.14), bead_brightness=(0.1, 0.4), noise_sigma=(0.01, 0.025),
+        tile_gain=(0.02, 0.06), global_shading=(0.05, 0.15), edge_contrast=(0.0, 0.04)),
+    "large-sections": _DEFAULT.replace(
+        name="large-sections", section_size=(200.0, 270.0), density=(5.0, 7.5),
+        stripe_period=(5.0, 16.0), dummy_width=(12.0, 40.0), dummy_gap=(0.0, 10.0)),
+    "crowded": _DEFAULT.replace(
+        name="crowded", density=(26.0, 32.0), touching_fraction=(0.5, 0.7), hole=(0.0, 0.2),
+        ring_probability=0.5),
+    "sparse": _DEFAULT.replace(
+        name="sparse", density=(4.0, 10.0), touching_fraction=(0.0, 0.1), ring_probability=0.0),
+}
+
+
+def style_names() -> list[str]:
+    """Names accepted by :func:`get_style`."""
+    return list(STYLES)
+
+
+def get_style(name: str | Style) -> Style:
+    """The named style (a :class:`Style` is returned unchanged); InputError for unknown names."""
+    if isinstance(name, Style):
+        return name
+    try:
+        return STYLES[name]
+    except KeyError:
+        raise InputError(f"unknown style {name!r}; valid styles: {', '.join(STYLES)}") from None
