@@ -61,3 +61,29 @@ def write_manifest(root: str | os.PathLike, splits: dict[str, list[dict]], param
             manifest["splits"][name] = list(items)
     write_text(Path(root) / "manifest.json", json.dumps(manifest, indent=1) + "\n")
     return manifest
+
+
+def load_wafer_rgb(image_path: str | os.PathLike,
+                   fluo_path: str | os.PathLike | None = None) -> tuple[np.ndarray, dict]:
+    """The ``(H, W, 3)`` uint8 model input of a wafer, and a JSON-ready record of how it was made.
+
+    With ``fluo_path`` the image is the gray image and both are composed (gray, gray, fluo); without
+    it an ``(H, W, 3)`` uint8 file (e.g. a simulator's ``rgb.tif``) is used as it is, and a gray file is
+    composed alone (third channel = gray, with a warning).
+    """
+    from sectionseg.errors import InputError
+    from sectionseg.io.images import compose_rgb, load_composed, read_image
+
+    if fluo_path is not None:
+        composed = load_composed(image_path, fluo_path)
+        return composed.rgb, composed.record()
+    image = read_image(image_path, expect_gray=False)
+    if image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8:
+        return np.asarray(image), {"channels": "as read (RGB file)"}
+    if image.ndim == 3 and image.shape[2] == 3 and np.array_equal(image[..., 0], image[..., 2]):
+        image = image[..., 0]
+    if image.ndim != 2:
+        raise InputError(f"expected a gray image (then give --fluo) or an 8-bit RGB image, got shape "
+                         f"{image.shape} {image.dtype}", image_path)
+    composed = compose_rgb(image, None, gray_name=str(image_path))
+    return composed.rgb, composed.record()

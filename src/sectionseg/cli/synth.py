@@ -1,0 +1,52 @@
+"""``sectionseg synth``: artificial training images from the labelled sections of one wafer."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from sectionseg.errors import InputError
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "synth", help="paste a wafer's labelled sections onto its background: artificial training images",
+        description="Cut every labelled section (tissue, magnet, dummy, with a small margin) out of the "
+                    "wafer and paste them at random positions and angles, without overlap, onto "
+                    "section-free background of the same wafer. Writes OUT/images, OUT/annotations "
+                    "(labelme), OUT/masks and OUT/manifest.json (all images in 'train').")
+    p.add_argument("image", metavar="WAFER_RGB_OR_GRAY",
+                   help="8-bit RGB wafer image (gray, gray, fluo), or the gray image when --fluo is given")
+    p.add_argument("--labels", required=True, help="ground truth of the wafer (MagC pair, .magc, labelme, COCO)")
+    p.add_argument("--fluo", help="fluorescence image, composed with the gray image as (gray, gray, fluo)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--count", type=int, required=True, help="number of images to generate")
+    p.add_argument("--size", type=int, default=512, help="image side in px (default: 512)")
+    p.add_argument("--seed", type=int, default=0, help="random seed; same seed, same files (default: 0)")
+    p.add_argument("--sections-per-image", type=int, nargs=2, default=(3, 8), metavar=("MIN", "MAX"),
+                   help="number of pasted sections per image, inclusive range (default: 3 8)")
+    p.add_argument("--scale", type=float, default=1.0,
+                   help="multiply label coordinates, e.g. 1/3 for full-resolution labels on a downsized image")
+    p.add_argument("--margin", type=int, default=6, help="background margin cut with each section, px (default: 6)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from sectionseg.datasets.samples import load_wafer_rgb, write_manifest
+    from sectionseg.datasets.synth import write_synthetic
+    from sectionseg.formats import read_sections
+
+    lo, hi = args.sections_per_image
+    if args.count < 0 or args.size <= 0 or not 0 <= lo <= hi or args.margin < 1:
+        raise InputError("need --count >= 0, --size > 0, 0 <= MIN <= MAX and --margin >= 1")
+    rgb, record = load_wafer_rgb(args.image, args.fluo)
+    sections = read_sections(args.labels, scale=args.scale)
+    try:
+        items = write_synthetic(args.out, rgb, sections, args.count, args.size, args.seed, (lo, hi),
+                                prefix="synth", source=str(args.image), margin=args.margin)
+    except ValueError as exc:  # e.g. no section fully inside the image
+        raise InputError(str(exc), args.labels) from None
+    params = {"kind": "synthetic", "image": str(args.image), "fluo": args.fluo, "labels": str(args.labels),
+              "scale": args.scale, "count": args.count, "size": args.size, "seed": args.seed,
+              "sections_per_image": [lo, hi], "margin": args.margin, "normalisation": record}
+    write_manifest(args.out, {"train": items}, params)
+    print(f"{len(items)} synthetic images of {args.size} px written to {Path(args.out)}")
+    return 0

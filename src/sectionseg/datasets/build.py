@@ -1,0 +1,200 @@
+"""Build a whole training dataset from simulated wafers: tiles + synthetic pastes, split by wafer.
+
+Steps: simulate N wafers (``sectionseg.simulation.simulate_wafer``, styles cycled) into
+``OUT/wafers/wafer_NNN/``; give every wafer to one split (test and val get held-out wafers when there
+are at least 3, so overlapping tiles of one wafer never straddle splits); per split, take tiles of its
+wafers and synthetic images made from its wafers' sections; write ``OUT/images``, ``OUT/annotations``,
+``OUT/masks`` and ``OUT/manifest.json`` (see :mod:`sectionseg.datasets.samples`).
+
+Split sizes: by count (``split=(900, 90, 50)``, as in the seed: a split's tiles are shuffled and cut
+to its count, synthetic images fill the rest unless ``n_synthetic`` is given) or by ``fractions``
+(every tile is used; wafers and ``n_synthetic`` images are shared by the fractions).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from tqdm import tqdm
+
+from sectionseg.datasets.samples import SPLITS, load_wafer_rgb, write_manifest
+from sectionseg.datasets.synth import write_synthetic
+from sectionseg.datasets.tiles import cut_tiles, iter_tiles
+from sectionseg.errors import InputError
+
+log = logging.getLogger(__name__)
+
+
+def assign_wafers(n_wafers: int, weights: tuple[float, float, float], rng: np.random.Generator) -> dict[str, list[int]]:
+    """Wafer indices per split (``train``, ``val``, ``test``), ``weights`` in that order.
+
+    With 3+ wafers every split of positive weight gets its own wafers (at least one; train keeps at
+    least one). With 2 wafers val and test share the second one; with 1 all splits share it (the
+    items are then disjoint but come from the same wafer).
+    """
+    order = [int(i) for i in rng.permutation(n_wafers)]
+    want = {s: w > 0 for s, w in zip(SPLITS, weights)}
+    if n_wafers >= 3:
+        total = float(sum(weights))
+        n_test = max(1, round(n_wafers * weights[2] / total)) if want["test"] else 0
+        n_val = max(1, round(n_wafers * weights[1] / total)) if want["val"] else 0
+        while n_test + n_val > n_wafers - 1:  # keep one wafer for training
+            if n_test >= n_val and n_test > 1 or n_val == 0:
+                n_test -= 1
+            else:
+                n_val -= 1
+        return {"test": order[:n_test], "val": order[n_test:n_test + n_val], "train": order[n_test + n_val:]}
+    if n_wafers == 2:
+        return {"train": order[:1], "val": order[1:] if want["val"] else [], "test": order[1:] if want["test"] else []}
+    return {s: list(order) if want[s] else [] for s in SPLITS}
+
+
+def _share(total: int, weights) -> list[int]:
+    """Split the integer ``total`` in proportion to ``weights`` (largest remainders)."""
+    w = np.asarray(weights, dtype=float)
+    if total <= 0 or w.sum() <= 0:
+        return [0] * len(w)
+    raw = total * w / w.sum()
+    out = np.floor(raw).astype(int)
+    for i in np.argsort(-(raw - out), kind="stable")[: total - out.sum()]:
+        out[i] += 1
+    return [int(v) for v in out]
+
+
+def _simulate_all(out: Path, n_wafers: int, wafer_size: int, styles: list[str], seed: int,
+                  simulate: Callable) -> list[dict]:
+    wafers = []
+    for i in tqdm(range(n_wafers), desc="simulating wafers"):
+        folder = out / "wafers" / f"wafer_{i:03d}"
+        wseed = int(np.random.default_rng([seed, i]).integers(2**31 - 1))
+        style = styles[i % len(styles)]
+        simulate(folder, seed=wseed, width=wafer_size, height=wafer_size, style=style)
+        wafers.append({"folder": f"wafers/wafer_{i:03d}", "seed": wseed, "style": style,
+                       "width": wafer_size, "height": wafer_size})
+    return wafers
+
+
+def build_dataset(out_dir: str | os.PathLike, *, n_wafers: int = 4, wafer_size: int = 2048,
+                  styles: list[str] | tuple[str, ...] = ("default",), n_synthetic: int | None = None,
+                  split: tuple[int, int, int] | None = (900, 90, 50),
+                  fractions: tuple[float, float, float] | None = None, patch_size: int = 512,
+                  overlap: int = 64, seed: int = 0, sections_per_image: tuple[int, int] = (3, 8),
+                  overwrite: bool = False, simulate: Callable | None = None) -> dict:
+    """Simulate wafers and write a split dataset under ``out_dir``; return the manifest.
+
+    ``split``: image counts (train, val, test); or ``fractions`` (then ``split`` is ignored).
+    ``n_synthetic``: total synthetic images (default: with counts, whatever the tiles do not fill;
+    with fractions, none). ``simulate``: the wafer simulator, ``simulate(folder, seed=, width=,
+    height=, style=)`` writing ``rgb.tif`` and ``sections.labelme.json`` (default
+    :func:`sectionseg.simulation.simulate_wafer`). Same arguments, same files.
+    """
+    out = Path(out_dir)
+    _check_args(out, n_wafers, wafer_size, styles, n_synthetic, split, fractions, patch_size, overlap, overwrite)
+    if simulate is None:
+        from sectionseg.simulation import simulate_wafer as simulate
+        from sectionseg.simulation.styles import get_style
+
+        for style in styles:
+            get_style(style)  # unknown names: InputError before anything is deleted
+    for sub in ("images", "annotations", "masks", "wafers"):
+        shutil.rmtree(out / sub, ignore_errors=True)  # only with overwrite or a fresh folder (checked)
+    rng = np.random.default_rng(seed)
+    weights = tuple(fractions) if fractions is not None else tuple(float(c) for c in split)
+    wafers = _simulate_all(out, n_wafers, wafer_size, list(styles), seed, simulate)
+    by_split = assign_wafers(n_wafers, weights, rng)
+    tiles = {w: iter_tiles(wafer_size, wafer_size, patch_size, overlap) for w in range(n_wafers)}
+    plan = _plan(by_split, tiles, weights, split if fractions is None else None, n_synthetic, rng)
+    items = _write(out, wafers, plan, patch_size, overlap, seed, sections_per_image)
+    for name in SPLITS:  # deterministic shuffle, so tiles and synthetic images are mixed
+        items[name] = [items[name][i] for i in rng.permutation(len(items[name]))]
+    params = {"kind": "dataset", "seed": seed, "n_wafers": n_wafers, "wafer_size": wafer_size, "styles": list(styles),
+              "patch_size": patch_size, "overlap": overlap, "requested_split": None if split is None else list(split),
+              "fractions": None if fractions is None else list(fractions), "n_synthetic": n_synthetic,
+              "sections_per_image": list(sections_per_image), "wafers": wafers,
+              "split_wafers": {s: [wafers[w]["folder"] for w in ws] for s, ws in by_split.items()},
+              "held_out_wafers": n_wafers >= 3,
+              "counts": {s: {"tiles": sum(it["kind"] == "tile" for it in items[s]),
+                             "synthetic": sum(it["kind"] == "synthetic" for it in items[s])} for s in SPLITS}}
+    if fractions is None:
+        for s, want in zip(SPLITS, split):
+            if len(items[s]) < want:
+                log.warning("split %s has %d images, fewer than the %d asked for (not enough tiles; give more "
+                            "--synthetic or wafers)", s, len(items[s]), want)
+    return write_manifest(out, items, params)
+
+
+def _check_args(out, n_wafers, wafer_size, styles, n_synthetic, split, fractions, patch_size, overlap, overwrite):
+    if (out / "manifest.json").exists() and not overwrite:
+        raise InputError("already holds a dataset (manifest.json); choose another folder or overwrite", out)
+    if n_wafers < 1 or wafer_size < 16 or not styles:
+        raise InputError(f"need at least 1 wafer of at least 16 px and a style "
+                         f"(got {n_wafers}, {wafer_size}, {styles})")
+    if patch_size <= 0 or not 0 <= overlap < patch_size:
+        raise InputError(f"need patch size > 0 and 0 <= overlap < patch size (got {patch_size}, {overlap})")
+    if n_synthetic is not None and n_synthetic < 0:
+        raise InputError(f"the number of synthetic images must be >= 0 (got {n_synthetic})")
+    if fractions is not None:
+        if len(fractions) != 3 or min(fractions) < 0 or sum(fractions) <= 0:
+            raise InputError(f"fractions must be 3 numbers >= 0 with a positive sum (got {fractions})")
+    elif split is None or len(split) != 3 or min(split) < 0 or sum(split) <= 0:
+        raise InputError(f"split must be 3 counts >= 0 with a positive sum (got {split})")
+
+
+def _plan(by_split, tiles, weights, counts, n_synthetic, rng) -> dict[str, dict]:
+    """Per split: the chosen tiles ``[(wafer, origin)]`` and synthetic counts per wafer ``{wafer: n}``."""
+    syn_shares = _share(n_synthetic or 0, weights)
+    taken: set = set()
+    plan = {}
+    for name in ("test", "val", "train"):  # held-out splits pick first when wafers are shared
+        k = SPLITS.index(name)
+        wafers = by_split[name]
+        pool = [(w, o) for w in wafers for o in tiles[w] if (w, o) not in taken]
+        pool = [pool[i] for i in rng.permutation(len(pool))]
+        if counts is None:  # fractions: split the pool of shared wafers by weight, all tiles used
+            sharing = [s for s in SPLITS if set(by_split[s]) & set(wafers) and s not in plan]
+            n_tiles = _share(len(pool), [weights[SPLITS.index(s)] for s in sharing])[sharing.index(name)] if pool else 0
+            n_syn = syn_shares[k]
+        else:
+            n_syn = min(counts[k], syn_shares[k]) if n_synthetic is not None else 0
+            n_tiles = min(len(pool), counts[k] - n_syn)
+            if n_synthetic is None:
+                n_syn = counts[k] - n_tiles
+        chosen = pool[:n_tiles]
+        taken.update(chosen)
+        per_wafer = dict(zip(wafers, _share(n_syn, [1.0] * len(wafers)))) if wafers else {}
+        plan[name] = {"tiles": chosen, "synthetic": per_wafer}
+    return plan
+
+
+def _write(out, wafers, plan, patch_size, overlap, seed, sections_per_image) -> dict[str, list[dict]]:
+    from sectionseg.formats import read_sections
+
+    items: dict[str, list[dict]] = {s: [] for s in SPLITS}
+    for w, info in enumerate(tqdm(wafers, desc="cutting patches")):
+        if not any(w in p["synthetic"] or any(t[0] == w for t in p["tiles"]) for p in plan.values()):
+            continue
+        folder = out / info["folder"]
+        rgb, _ = load_wafer_rgb(folder / "rgb.tif")
+        if rgb.shape[:2] != (info["height"], info["width"]):
+            raise RuntimeError(f"{folder / 'rgb.tif'} is {rgb.shape[1]}x{rgb.shape[0]} px, simulated as "
+                               f"{info['width']}x{info['height']}")
+        sections = read_sections(folder / "sections.labelme.json", fmt="labelme")
+        for k, name in enumerate(SPLITS):
+            origins = sorted(o for ww, o in plan[name]["tiles"] if ww == w)
+            stem = f"wafer_{w:03d}_{name}"
+            if origins:
+                items[name] += cut_tiles(rgb, sections, out, patch_size, overlap, prefix=f"{stem}_tile",
+                                         source=info["folder"], origins=origins)
+            n_syn = plan[name]["synthetic"].get(w, 0)
+            if n_syn:
+                rng = np.random.default_rng([seed, w, k, 1])
+                try:
+                    items[name] += write_synthetic(out, rgb, sections, n_syn, patch_size, rng, sections_per_image,
+                                                   prefix=f"{stem}_synth", source=info["folder"])
+                except ValueError as exc:  # e.g. no section fully inside this wafer
+                    log.warning("%s: no synthetic images: %s", info["folder"], exc)
+    return items
