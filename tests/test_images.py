@@ -92,3 +92,13 @@ def test_atomic_write_leaves_no_partial_file(tmp_path):
             raise Boom
     assert target.read_text() == "first"
     assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+
+
+def test_atomic_write_uses_normal_file_mode(tmp_path):
+    import os
+    import stat
+    write_text(tmp_path / "a.txt", "x")
+    mode = stat.S_IMODE(os.stat(tmp_path / "a.txt").st_mode)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert mode == 0o666 & ~umask

@@ -30,7 +30,7 @@ def run(args) -> int:
     summary = simulate_wafer(out, seed=args.seed, width=args.size, height=args.size)
     t_sim = time.perf_counter() - t0
     sections = read_sections(out / "sections.labelme.json")
-    write_image(out / "overlay.png", draw_overlay(read_image(out / "rgb.tif", expect_gray=False), sections,
+    write_image(out / "overlay.png", draw_overlay(read_image(out / "gray.tif"), sections,
                                                   max_side=2000))
     print(f"simulated {len(sections)} sections on a {args.size}x{args.size} px wafer in {t_sim:.1f} s")
     print(f"  style: {summary.get('style', 'default')}, seed: {args.seed}")
