@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from sectionseg.errors import InputError
-from sectionseg.formats.common import dump_json, image_size_of, json_num, load_json, points_array
+from sectionseg.formats.common import assemble_sections, dump_json, image_size_of, json_num, load_json, points_array
 from sectionseg.geometry import Section, polygon_area
 from sectionseg.io.atomic import write_text
 
@@ -108,9 +108,13 @@ def sections_from_coco(data, path, scale: float = 1.0) -> list[Section]:
     for c in data.get("categories") or []:
         if isinstance(c, dict) and "id" in c:
             names[c["id"]] = _NAMES.get(str(c.get("name", "")).strip().lower())
-    groups: dict[int, dict] = {}
-    loose: list[dict] = []
-    for k, ann in enumerate(data.get("annotations") or []):
+    return assemble_sections(_coco_parts(data.get("annotations") or [], names, path, scale), path,
+                             "section")
+
+
+def _coco_parts(annotations, names: dict, path, scale: float):
+    """Yield ``(section key, label, points, score, where)`` for each COCO annotation."""
+    for k, ann in enumerate(annotations):
         where = f"annotations[{k}]"
         if not isinstance(ann, dict):
             raise InputError(f"{where}: not an object", path)
@@ -119,28 +123,7 @@ def sections_from_coco(data, path, scale: float = 1.0) -> list[Section]:
             raise InputError(f"{where}: category_id {ann.get('category_id')!r} is not a tissue, "
                              f"magnet or dummy category", path)
         pts = _polygon(ann, path, where) * scale
-        key = _section_key(ann, path, where)
-        score = ann.get("score")
-        if key is None:
-            if label == "dummy":
-                raise InputError(f"{where}: a dummy needs the section it belongs to "
-                                 f"(attributes.section)", path)
-            loose.append({label: pts, "_where": where, "_score": score})
-            continue
-        group = groups.setdefault(key, {"_where": where, "_score": None})
-        if label in group:
-            raise InputError(f"{where}: section {key} already has a {label} part", path)
-        group[label] = pts
-        if group["_score"] is None:
-            group["_score"] = score
-    sections = []
-    for g in [groups[k] for k in sorted(groups)] + loose:
-        if "tissue" not in g and "magnet" not in g:
-            raise InputError(f"{g['_where']}: section has a dummy but no tissue or magnet part", path)
-        score = g["_score"] if isinstance(g["_score"], (int, float)) else None
-        sections.append(Section.from_arrays(g.get("tissue"), g.get("magnet"), g.get("dummy"),
-                                            score=score))
-    return sections
+        yield _section_key(ann, path, where), label, pts, ann.get("score"), where
 
 
 def read_coco(path: str | os.PathLike, scale: float = 1.0) -> list[Section]:

@@ -7,6 +7,7 @@ raised as :class:`~sectionseg.errors.InputError` naming the file and, when known
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import re
@@ -15,6 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from sectionseg.errors import InputError
+
+log = logging.getLogger(__name__)
 
 
 def fmt_num(value: float) -> str:
@@ -132,3 +135,38 @@ def points_array(raw, path, where: str) -> np.ndarray:
     if not np.all(np.isfinite(arr)):
         raise InputError(f"{where}: non-finite coordinate", path)
     return arr
+
+
+def assemble_sections(parts, path, key_name: str) -> list:
+    """Pair labelled parts into sections (shared by the labelme and COCO readers).
+
+    ``parts``: iterable of ``(key, label, points, score, where)`` where ``label`` is tissue, magnet or
+    dummy, ``key`` pairs the parts of one section (None: the part is a section of its own, which a
+    dummy may not be) and ``where`` locates the item in error messages (``key_name`` names the key).
+    Returns the keyed sections in key order, then the loose ones; logs a warning for loose parts.
+    """
+    from sectionseg.geometry import Section
+
+    groups: dict = {}
+    loose: list[dict] = []
+    for key, label, pts, score, where in parts:
+        if key is None:
+            if label == "dummy":
+                raise InputError(f"{where}: a dummy needs the {key_name} of its section", path)
+            loose.append({label: pts, "_where": where, "_score": score})
+            continue
+        group = groups.setdefault(key, {"_where": where, "_score": None})
+        if label in group:
+            raise InputError(f"{where}: {key_name} {key} already has a {label} part", path)
+        group[label] = pts
+        if group["_score"] is None:
+            group["_score"] = score
+    sections = []
+    for g in [groups[k] for k in sorted(groups)] + loose:
+        if "tissue" not in g and "magnet" not in g:
+            raise InputError(f"{g['_where']}: {key_name} has a dummy but no tissue or magnet part", path)
+        score = g["_score"] if isinstance(g["_score"], (int, float)) else None
+        sections.append(Section.from_arrays(g.get("tissue"), g.get("magnet"), g.get("dummy"), score=score))
+    if loose:
+        log.warning("%s: %d parts without a %s, each read as a section of its own", path, len(loose), key_name)
+    return sections

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from sectionseg.errors import InputError
-from sectionseg.formats.common import dump_json, image_size_of, json_num, load_json, points_array
+from sectionseg.formats.common import assemble_sections, dump_json, image_size_of, json_num, load_json, points_array
 from sectionseg.geometry import Section
 from sectionseg.io.atomic import write_text
 
@@ -87,9 +87,12 @@ def sections_from_labelme(data, path, scale: float = 1.0) -> list[Section]:
     """Sections of a parsed labelme document (``path`` is only used in error messages)."""
     if not isinstance(data, dict) or not isinstance(data.get("shapes"), list):
         raise InputError("not a labelme file: no \"shapes\" list", path)
-    groups: dict[int, dict] = {}
-    loose: list[dict] = []
-    for k, shape in enumerate(data["shapes"]):
+    return assemble_sections(_labelme_parts(data["shapes"], path, scale), path, "group_id")
+
+
+def _labelme_parts(shapes, path, scale: float):
+    """Yield ``(group_id, label, points, score, where)`` for each labelme shape."""
+    for k, shape in enumerate(shapes):
         where = f"shapes[{k}]"
         if not isinstance(shape, dict):
             raise InputError(f"{where}: not an object", path)
@@ -98,31 +101,10 @@ def sections_from_labelme(data, path, scale: float = 1.0) -> list[Section]:
             raise InputError(f"{where}: unknown label {shape.get('label')!r} (expected tissue, "
                              f"magnet or dummy)", path)
         pts = _shape_points(shape, path, where) * scale
-        score = _score(shape.get("description"))
         gid = shape.get("group_id")
-        if gid is None:
-            if label == "dummy":
-                raise InputError(f"{where}: a dummy needs the group_id of its section", path)
-            loose.append({label: pts, "_where": where, "_score": score})
-            continue
-        if not isinstance(gid, int) or isinstance(gid, bool):
+        if gid is not None and (not isinstance(gid, int) or isinstance(gid, bool)):
             raise InputError(f"{where}: group_id must be an integer, got {gid!r}", path)
-        group = groups.setdefault(gid, {"_where": where, "_score": None})
-        if label in group:
-            raise InputError(f"{where}: group_id {gid} already has a {label} part", path)
-        group[label] = pts
-        if group["_score"] is None:
-            group["_score"] = score
-    sections = []
-    for g in [groups[k] for k in sorted(groups)] + loose:
-        if "tissue" not in g and "magnet" not in g:
-            raise InputError(f"{g['_where']}: group has a dummy but no tissue or magnet part", path)
-        sections.append(Section.from_arrays(g.get("tissue"), g.get("magnet"), g.get("dummy"),
-                                            score=g["_score"]))
-    if loose:
-        log.warning("%s: %d shapes without group_id, each read as a section of its own", path,
-                    len(loose))
-    return sections
+        yield gid, label, pts, _score(shape.get("description")), where
 
 
 def read_labelme(path: str | os.PathLike, scale: float = 1.0) -> list[Section]:
