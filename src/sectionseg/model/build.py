@@ -17,6 +17,7 @@ from functools import partial
 import torch
 from torch import nn
 from torchvision.models import resnet18, resnet34, resnet50
+from torchvision.models.resnet import BasicBlock
 from torchvision.models.detection import MaskRCNN
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.backbone_utils import BackboneWithFPN
@@ -47,10 +48,38 @@ def _norm_layer(cfg: ModelConfig):
     return nn.BatchNorm2d
 
 
+def _narrow_resnet(name: str, width: int, norm_layer) -> nn.Module:
+    """ResNet-18/34 layout with ``width`` stem channels (64 in torchvision) built from torchvision's
+    ``BasicBlock``; children named like torchvision's ResNet so the FPN extractor works. For tests
+    and tiny experiments."""
+    blocks = {"resnet18": [2, 2, 2, 2], "resnet34": [3, 4, 6, 3]}[name]
+    layers = OrderedDict(conv1=nn.Conv2d(3, width, 7, 2, 3, bias=False), bn1=norm_layer(width),
+                         relu=nn.ReLU(inplace=True), maxpool=nn.MaxPool2d(3, 2, 1))
+    inplanes = width
+    for k, n in enumerate(blocks):
+        planes, stride = width * 2 ** k, 1 if k == 0 else 2
+        down = None
+        if stride != 1 or inplanes != planes:
+            down = nn.Sequential(nn.Conv2d(inplanes, planes, 1, stride, bias=False), norm_layer(planes))
+        seq = [BasicBlock(inplanes, planes, stride, down, norm_layer=norm_layer)]
+        seq += [BasicBlock(planes, planes, norm_layer=norm_layer) for _ in range(n - 1)]
+        layers[f"layer{k + 1}"] = nn.Sequential(*seq)
+        inplanes = planes
+    body = nn.Sequential(layers)
+    for m in body.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+    return body
+
+
 def build_backbone(cfg: ModelConfig) -> BackboneWithFPN:
     """ResNet body (weights=None) + FPN with ``cfg.fpn_channels`` channels and 5 output levels."""
     factory, last_channels = _RESNETS[cfg.backbone]
-    body = factory(weights=None, norm_layer=_norm_layer(cfg))
+    if cfg.backbone_width == 64:
+        body = factory(weights=None, norm_layer=_norm_layer(cfg))
+    else:
+        body = _narrow_resnet(cfg.backbone, cfg.backbone_width, _norm_layer(cfg))
+        last_channels = cfg.backbone_width * 8
     # Same freezing rule as torchvision's _resnet_fpn_extractor: the last `trainable_layers` stages train.
     stages = ["layer4", "layer3", "layer2", "layer1", "conv1"][:cfg.trainable_layers]
     if cfg.trainable_layers == 5:

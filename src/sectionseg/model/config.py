@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import typing
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -26,6 +25,8 @@ class ModelConfig:
     """Mask R-CNN architecture (torchvision ``MaskRCNN``)."""
 
     backbone: str = "resnet50"            # resnet18 | resnet34 | resnet50
+    backbone_width: int = 64              # stem channels; 64 = torchvision's ResNet, less = narrow
+                                          # ResNet-18/34 layout (tests, tiny experiments)
     norm: str = "batch"                   # batch | group | frozen_batch
     group_norm_groups: int = 32           # groups of GroupNorm (norm == "group")
     trainable_layers: int = 5             # backbone stages that train (0..5)
@@ -174,8 +175,11 @@ def _check_consistency(cfg: Config, source) -> None:
         raise InputError("config key 'model.trainable_layers' must be in 0..5", source)
     if not m.mask_head_layers:
         raise InputError("config key 'model.mask_head_layers' needs at least one layer", source)
+    if m.backbone_width != 64 and (m.backbone == "resnet50" or m.backbone_width < 1):
+        raise InputError("config key 'model.backbone_width' other than 64 needs resnet18 or resnet34",
+                         source)
     if m.norm == "group":
-        widths = [m.fpn_channels, 64] + list(m.mask_head_layers)
+        widths = [m.fpn_channels, m.backbone_width] + list(m.mask_head_layers)
         if any(int(w) % m.group_norm_groups for w in widths):
             raise InputError("GroupNorm needs channel counts divisible by 'model.group_norm_groups'",
                              source)
@@ -190,7 +194,7 @@ def load_config(name_or_path: str | os.PathLike) -> Config:
     """Load a preset by name (``tiny``, ``cpu``, ``seed``) or a YAML file by path."""
     text_source: str
     path = Path(name_or_path)
-    if path.suffix.lower() in (".yaml", ".yml") or path.exists():
+    if path.suffix.lower() in (".yaml", ".yml") or path.is_file():
         if not path.is_file():
             raise InputError("config file not found", path)
         text_source, source = path.read_text(encoding="utf-8"), path

@@ -1,0 +1,54 @@
+"""``sectionseg train``: train the Mask R-CNN on a dataset folder (resumable)."""
+from __future__ import annotations
+
+import argparse
+
+from sectionseg.errors import InputError
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "train", help="train the Mask R-CNN on a dataset folder",
+        description="Train the Mask R-CNN (classes tissue, magnet) on the train split of a dataset "
+                    "folder, with a validation loss on the val split every epoch. The run folder "
+                    "gets last.pt / best.pt checkpoints, log.csv, losses.png and config.yaml.")
+    parser.add_argument("--config", default="cpu",
+                        help="preset name (tiny, cpu, seed) or YAML file (default: cpu)")
+    parser.add_argument("--data", required=True, help="dataset folder (with manifest.json)")
+    parser.add_argument("--out", required=True, help="run folder for checkpoints and logs")
+    parser.add_argument("--epochs", type=int, help="number of epochs (overrides the config)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in --out from its last.pt (config taken from there)")
+    parser.add_argument("--heads-only", action="store_true",
+                        help="freeze the backbone body; train the RPN and ROI heads (and the FPN)")
+    parser.add_argument("--freeze-fpn", action="store_true", help="with --heads-only: freeze the FPN too")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    parser.add_argument("--seed", type=int, help="random seed (overrides the config)")
+    parser.add_argument("--backbone-weights", help="ResNet state dict (.pt) to start the backbone from")
+    parser.add_argument("--max-iters-per-epoch", type=int,
+                        help="cap on iterations per epoch (overrides the config)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from sectionseg.model.config import load_config
+    from sectionseg.training.loop import train
+
+    if args.freeze_fpn and not args.heads_only:
+        raise InputError("--freeze-fpn needs --heads-only")
+    for name in ("epochs", "max_iters_per_epoch"):
+        value = getattr(args, name)
+        if value is not None and value < (1 if name == "epochs" else 0):
+            raise InputError(f"--{name.replace('_', '-')} must be positive, got {value}")
+    config = None if args.resume else load_config(args.config)
+    history = train(config, args.data, args.out, resume=args.resume, epochs=args.epochs,
+                    heads_only=args.heads_only, freeze_fpn=args.freeze_fpn, device=args.device,
+                    backbone_weights=args.backbone_weights, seed=args.seed,
+                    max_iters_per_epoch=args.max_iters_per_epoch, progress=not args.no_progress)
+    if history:
+        last = history[-1]
+        val = last.get("val_total")
+        print(f"epoch {last['epoch']}: train loss {last['train_total']:.4f}"
+              + (f", val loss {val:.4f}" if val is not None else "") + f"; run folder {args.out}")
+    return 0
