@@ -11,7 +11,7 @@ def register(subparsers) -> None:
                     "pr_curve.png and summary.txt into --out and print a short table. COCO AP "
                     "(pycocotools) uses every detection; the geometry errors use detections with "
                     "score >= --score-threshold matched at mask IoU >= 0.5.")
-    parser.add_argument("--model", required=True, help="model file (.pt) written by train/export")
+    parser.add_argument("--model", help="model file (.pt) written by train/export (default: the bundled model)")
     parser.add_argument("--data", required=True, help="dataset folder (with manifest.json)")
     parser.add_argument("--split", default="test", help="split to evaluate (default: test)")
     parser.add_argument("--score-threshold", type=float, default=0.5,
@@ -27,6 +27,12 @@ def run(args: argparse.Namespace) -> int:
 
     from sectionseg.errors import InputError
     from sectionseg.evaluation.report import evaluate_model
+    from sectionseg.model import default_model_path
+
+    if args.model is None:
+        args.model = default_model_path()
+        if not args.model.is_file():
+            raise InputError("no bundled model in this installation; give --model", args.model)
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise InputError("--device cuda asked for, but CUDA is not available")

@@ -1,6 +1,6 @@
 """Mask R-CNN model (torchvision) for tissue and magnet parts: config, building, model files."""
 from sectionseg.model.build import build_model, freeze_for_heads_only, load_backbone_weights
-from sectionseg.model.checkpoint import export_weights, load_model, save_model
+from sectionseg.model.checkpoint import default_model_path, export_weights, load_model, save_model
 from sectionseg.model.config import (
     CLASSES, Config, DataConfig, ModelConfig, TrainConfig, config_from_dict, config_to_dict,
     load_config, preset_names,
@@ -8,6 +8,6 @@ from sectionseg.model.config import (
 
 __all__ = [
     "CLASSES", "Config", "DataConfig", "ModelConfig", "TrainConfig", "build_model",
-    "config_from_dict", "config_to_dict", "export_weights", "freeze_for_heads_only",
+    "config_from_dict", "config_to_dict", "default_model_path", "export_weights", "freeze_for_heads_only",
     "load_backbone_weights", "load_config", "load_model", "preset_names", "save_model",
 ]

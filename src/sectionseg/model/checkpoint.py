@@ -87,7 +87,13 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu"):
     return model, config, meta
 
 
-def export_weights(ckpt: str | os.PathLike, out: str | os.PathLike, half: bool = False) -> None:
+def default_model_path() -> Path:
+    """Path of the model bundled inside the package (it may be absent in a development tree)."""
+    return Path(__file__).resolve().parents[1] / "data" / "default_model.pt"
+
+
+def export_weights(ckpt: str | os.PathLike, out: str | os.PathLike, half: bool = False,
+                   info: dict | None = None) -> None:
     """Write the model of checkpoint ``ckpt`` to ``out`` without training state.
 
     ``half=True`` stores floating-point tensors as float16 (about half the file size).
@@ -98,5 +104,6 @@ def export_weights(ckpt: str | os.PathLike, out: str | os.PathLike, half: bool =
         state = {k: (v.half() if v.is_floating_point() else v) for k, v in state.items()}
     slim = {key: payload[key] for key in ("format", "version", "config", "classes")}
     slim["state_dict"] = state
-    slim["extra"] = dict(payload.get("extra", {}), half=bool(half))
+    training = payload.get("training") or {}
+    slim["extra"] = dict(payload.get("extra", {}), half=bool(half), epoch=training.get("epoch"), **(info or {}))
     save_payload(out, slim)

@@ -1,0 +1,28 @@
+"""``sectionseg export CKPT OUT [--half]``: a slim model file (no optimizer state) from a checkpoint."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "export", help="write a slim model file (weights + config + class names) from a training checkpoint",
+        description="Drop the training state (optimizer, scheduler, RNG) of a checkpoint written by "
+                    "`sectionseg train` and keep what loading needs: weights, config and class names. "
+                    "--half stores the weights as float16 (loaded back as float32).")
+    parser.add_argument("checkpoint", help="checkpoint file, e.g. RUN/best.pt")
+    parser.add_argument("out", help="model file to write (.pt)")
+    parser.add_argument("--half", action="store_true", help="store float weights in half precision")
+    parser.add_argument("--name", help="model name recorded in the file")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from sectionseg.model import export_weights
+
+    info = {"name": args.name} if args.name else None
+    export_weights(args.checkpoint, args.out, half=args.half, info=info)
+    size_mb = Path(args.out).stat().st_size / 1e6
+    print(f"exported {args.checkpoint} -> {args.out} ({size_mb:.1f} MB{', float16' if args.half else ''})")
+    return 0
