@@ -24,7 +24,7 @@ test: $(STAMP)
 clean:
 	rm -rf $(VENV) demo_output
 
-# The bundled default model, reproducibly: data generation, training (CPU, ~90 min on 2 cores),
+# The bundled default model, reproducibly: data generation, training (CPU, ~95 min on 2 cores),
 # half-precision export into the package, evaluation on held-out seeds and an unseen style.
 MODEL_WORK ?= work_data
 default-model: $(STAMP)
@@ -32,7 +32,7 @@ default-model: $(STAMP)
 	  --styles default,crowded,large-sections,sparse,default,crowded --split 900 90 50 --seed 1 --overwrite
 	$(VENV)/bin/sectionseg dataset --out $(MODEL_WORK)/ds_lowcontrast --wafers 3 --wafer-size 2048 \
 	  --styles low-contrast --split 0 0 50 --seed 1001 --overwrite
-	$(VENV)/bin/sectionseg train --config cpu --data $(MODEL_WORK)/ds_train --out $(MODEL_WORK)/run_cpu --epochs 9 --seed 0
+	$(VENV)/bin/sectionseg train --config cpu --data $(MODEL_WORK)/ds_train --out $(MODEL_WORK)/run_cpu --epochs 6 --seed 0
 	$(VENV)/bin/sectionseg export $(MODEL_WORK)/run_cpu/best.pt src/sectionseg/data/default_model.pt --half --name default-cpu
 	$(VENV)/bin/sectionseg evaluate --data $(MODEL_WORK)/ds_train --split test --out $(MODEL_WORK)/eval_test
 	$(VENV)/bin/sectionseg evaluate --data $(MODEL_WORK)/ds_lowcontrast --split test --out $(MODEL_WORK)/eval_lowcontrast
