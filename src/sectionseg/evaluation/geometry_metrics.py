@@ -7,9 +7,9 @@ mask IoU, pairs kept at IoU >= ``iou_threshold``). For each match we compare
 - the long-axis angle (degrees, modulo 180): :func:`sectionseg.geometry.polygons.long_axis_angle`;
 - the IoU (shapely) of the quadrilateral fitted to the predicted mask with the ground-truth polygon.
 
-The quadrilateral is OpenCV's minimum-area rectangle of the mask's largest outer contour, grown so
-that its area equals the blob's pixel count (contour points are boundary *pixel centres*, so the
-raw rectangle is too small by about a pixel). When the ground
+The quadrilateral is :func:`sectionseg.geometry.fitting.quad_from_mask`: four lines fitted to the
+sides of the mask's largest outer contour, grown so that its area equals the blob's pixel count
+(contour points are boundary *pixel centres*). When the ground
 truth has no ``"polygons"`` entry (list of ``(K, 2)`` arrays, x/y px), its polygon is fitted from
 its mask the same way.
 """
@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import warnings
 
-import cv2
 import numpy as np
 import shapely
 from pycocotools import mask as mask_utils
 from scipy.optimize import linear_sum_assignment
 
 from sectionseg.evaluation.coco_metrics import CLASS_NAMES, as_numpy, masks_to_rles
+from sectionseg.geometry.fitting import quad_from_mask  # noqa: F401  (re-exported, one source of truth)
 from sectionseg.geometry.polygons import angle_difference, long_axis_angle, polygon_centroid
 
 
@@ -32,23 +32,6 @@ def _decode(rle: dict) -> np.ndarray:
     with warnings.catch_warnings():  # pycocotools' numpy-2 copy=False deprecation, harmless
         warnings.simplefilter("ignore", DeprecationWarning)
         return mask_utils.decode([rle])[:, :, 0]
-
-
-def quad_from_mask(mask: np.ndarray) -> np.ndarray | None:
-    """Corners ``(4, 2)`` (x, y px) of the min-area rectangle of the mask's largest blob; None if empty."""
-    contours, _ = cv2.findContours(np.ascontiguousarray(mask, dtype=np.uint8), cv2.RETR_EXTERNAL,
-                                   cv2.CHAIN_APPROX_SIMPLE)
-    if not contours:
-        return None
-    largest = max(contours, key=cv2.contourArea)
-    # Contour points are pixel indices; +0.5 puts them on pixel centres in our convention.
-    (cx, cy), (w, h), angle = cv2.minAreaRect(largest.reshape(-1, 2).astype(np.float32) + 0.5)
-    # The rectangle through boundary pixel centres is too small by up to a pixel: grow both sides
-    # by the same d so that its area equals the blob's pixel count (w + d)(h + d) = n_pixels.
-    filled = np.zeros(mask.shape, dtype=np.uint8)
-    n_pixels = float(cv2.drawContours(filled, [largest], -1, 1, thickness=cv2.FILLED).sum())
-    d = 0.5 * (-(w + h) + np.sqrt((w + h) ** 2 - 4.0 * (w * h - n_pixels)))
-    return cv2.boxPoints(((cx, cy), (w + d, h + d), angle)).astype(np.float64)
 
 
 def match_parts(gt_rles: list, gt_labels, pred_rles: list, pred_labels,

@@ -1,0 +1,125 @@
+"""Write the outputs of a wafer detection into one folder, every file atomically.
+
+- ``source_sections_tissue.txt`` + ``source_sections_mag.txt``: the MagC pair, paired sections
+  only, line i = section i (:mod:`sectionseg.formats.magc_pair`);
+- ``sections.magc``: the same sections; serial order = section index order unless given; stage order
+  = a short path through the tissue centres (:func:`sectionseg.export.ordering.stage_order`);
+- ``sections.csv``: one row per paired section (``paired = 1``), then one per unpaired part
+  (``paired = 0``, empty fields for the missing part); columns :data:`CSV_COLUMNS`; centres in px,
+  angles in degrees (long axis, [0, 180), counter-clockwise on screen), areas in px^2; per-part
+  scores from ``section.extra["tissue_score"]`` / ``["magnet_score"]`` (else empty);
+- ``overlay.png``: the wafer (downsampled to at most ``overlay_max_side`` px) with every part
+  outlined; unpaired parts are drawn too (labelled after the paired ones);
+- ``report.json``: the caller's ``report`` dict plus ``counts`` and the output file names.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from sectionseg.export.ordering import stage_order
+from sectionseg.formats import write_sections
+from sectionseg.formats.magc_pair import MAGNET_NAME, TISSUE_NAME
+from sectionseg.geometry.section import Section
+from sectionseg.io.atomic import atomic_path, write_text
+from sectionseg.visualize import draw_overlay
+
+CSV_COLUMNS = ("id", "tissue_x", "tissue_y", "tissue_angle", "tissue_area", "magnet_x", "magnet_y",
+               "magnet_angle", "magnet_area", "tissue_score", "magnet_score", "paired")
+OVERLAY_MAX_SIDE = 3000
+
+
+def _num(value, digits: int = 3) -> str:
+    return "" if value is None else f"{float(value):.{digits}f}"
+
+
+def _csv_row(index: int, section: Section, paired: bool) -> list[str]:
+    row = [str(index)]
+    for name in ("tissue", "magnet"):
+        part = getattr(section, name)
+        if part is None:
+            row += ["", "", "", ""]
+        else:
+            row += [_num(part.centre[0]), _num(part.centre[1]), _num(part.angle), _num(part.area, 1)]
+    row += [_num(section.extra.get("tissue_score"), 4), _num(section.extra.get("magnet_score"), 4)]
+    return row + ["1" if paired else "0"]
+
+
+def sections_csv(sections: list[Section], unpaired: list[Section]) -> str:
+    """CSV text: header :data:`CSV_COLUMNS`, paired sections (ids 0..n-1), then unpaired parts."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for i, s in enumerate(sections):
+        writer.writerow(_csv_row(i, s, True))
+    for k, s in enumerate(unpaired):
+        writer.writerow(_csv_row(len(sections) + k, s, False))
+    return buf.getvalue()
+
+
+def _write_overlay(path: Path, image: np.ndarray, sections: list[Section], unpaired: list[Section],
+                   max_side: int) -> None:
+    picture = draw_overlay(image, list(sections) + list(unpaired), max_side=max_side)
+    with atomic_path(path) as tmp:
+        if not cv2.imwrite(str(tmp), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)):
+            raise OSError(f"could not write {path}")
+
+
+def _counts(sections: list[Section], unpaired: list[Section]) -> dict:
+    return {"sections": len(sections),
+            "unpaired_tissue": sum(s.magnet is None for s in unpaired),
+            "unpaired_magnet": sum(s.tissue is None for s in unpaired)}
+
+
+def write_detection_outputs(out_dir: str | os.PathLike, sections: list[Section],
+                            unpaired: list[Section], *, overlay_image: np.ndarray | None,
+                            report: dict, magc_dialect: str = "magfinder", serial_order=None,
+                            overlay_max_side: int = OVERLAY_MAX_SIDE) -> dict[str, Path]:
+    """Write the detection outputs (see the module doc) into ``out_dir`` (created if needed).
+
+    ``sections``: paired sections (tissue and magnet) in wafer px, in the order to number them;
+    ``unpaired``: sections with one part only; ``overlay_image``: the wafer image (2-D gray or RGB,
+    any size, downsampled here) or None for no overlay; ``report``: JSON-serialisable dict;
+    ``serial_order``: section indices in cutting order for the ``.magc`` file (default identity).
+    Returns the written paths by kind: ``tissue``, ``magnet``, ``magc``, ``csv``, ``overlay``,
+    ``report``.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    sections, unpaired = list(sections), list(unpaired)
+    bad = [i for i, s in enumerate(sections) if s.tissue is None or s.magnet is None]
+    if bad:
+        raise ValueError(f"sections {bad[:5]} lack a part; pass them as unpaired")
+    paths = {"tissue": out / TISSUE_NAME, "magnet": out / MAGNET_NAME, "magc": out / "sections.magc",
+             "csv": out / "sections.csv", "report": out / "report.json"}
+    write_sections(out, sections, fmt="magc-pair")
+    centres = np.array([s.tissue.centre for s in sections]).reshape(-1, 2)
+    stage = stage_order(centres)
+    write_sections(paths["magc"], sections, fmt="magc", magc_dialect=magc_dialect,
+                   serial_order=serial_order, stage_order=stage)
+    write_text(paths["csv"], sections_csv(sections, unpaired))
+    if overlay_image is not None:
+        paths["overlay"] = out / "overlay.png"
+        _write_overlay(paths["overlay"], overlay_image, sections, unpaired, overlay_max_side)
+    full = dict(report)
+    full["counts"] = {**full.get("counts", {}), **_counts(sections, unpaired)}
+    full["outputs"] = {k: p.name for k, p in paths.items()}
+    write_text(paths["report"], json.dumps(full, indent=2, default=_json_default) + "\n")
+    return {k: paths[k] for k in ("tissue", "magnet", "magc", "csv", "overlay", "report") if k in paths}
+
+
+def _json_default(value):
+    """numpy scalars/arrays and paths in the report become plain JSON."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")

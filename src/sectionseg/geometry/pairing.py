@@ -1,0 +1,212 @@
+"""Pair tissue parts with magnetic parts: the two parts of a section share one long edge.
+
+For a candidate (tissue, magnet) the cost looks at every combination of a tissue long edge ``a`` and a
+magnet long edge ``b`` (the two longest sides of each quad) and keeps the best:
+
+- ``gap``: mean signed distance of ``b``'s end points from ``a``'s line (0 for a shared edge; small
+  negative values are overlaps), in units of ``ref = 0.1 x`` the tissue edge length;
+- ``misalignment``: how far ``b``'s end points lie from ``a``'s along the edge (a shared edge has the
+  same end points; a crowded neighbour's magnet is shifted), same units;
+- ``angle``: the angle between the edges, in units of 10 degrees.
+
+Hard limits make a pair impossible: ``|gap| > max_gap``, ``angle > max_angle``, overlap of the two
+edges along their length below ``min_overlap`` of the shorter one, or the magnet's centre not on the
+far side of ``a`` from the tissue's centre. The pairing is one global assignment (Hungarian,
+``scipy.optimize.linear_sum_assignment``) per connected group of candidates, where leaving a part
+unpaired costs ``max_cost / 2``: so a pair is accepted only when its cost is below ``max_cost`` and
+a touching neighbour's magnet never takes the place of the section's own.
+
+:func:`snap_shared_edge` then makes a pair's two fitted quads share their common edge exactly.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+from scipy.spatial import cKDTree
+
+from sectionseg.geometry.fitting import _lines_of, _quad_from_lines, order_corners
+from sectionseg.geometry.polygons import min_area_quad
+from sectionseg.geometry.section import Part
+
+DEFAULT_MAX_COST = 5.0
+
+
+def _quad(part: Part) -> np.ndarray:
+    """The part's 4 corners: its polygon when it has 4 points, else its minimum-area rectangle."""
+    poly = part.polygon
+    return poly if len(poly) == 4 else min_area_quad(poly)
+
+
+def long_edges(part: Part) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The two longest sides ``(p0, p1)`` of the part's quad (x, y px)."""
+    q = _quad(part)
+    sides = [(q[i], q[(i + 1) % 4]) for i in range(4)]
+    sides.sort(key=lambda s: -float(np.hypot(*(s[1] - s[0]))))
+    return sides[:2]
+
+
+def _edge_cost(a, b, tissue_centre, magnet_centre, max_gap, max_angle, min_overlap) -> float:
+    """Cost of tissue edge ``a`` and magnet edge ``b`` being the shared edge; inf when impossible."""
+    a0, a1 = a
+    la = float(np.hypot(*(a1 - a0)))
+    lb = float(np.hypot(*(b[1] - b[0])))
+    if la < 1e-6 or lb < 1e-6:
+        return math.inf
+    u = (a1 - a0) / la
+    mid = 0.5 * (a0 + a1)
+    n = np.array([u[1], -u[0]])
+    if (tissue_centre - mid) @ n > 0:  # the normal must point away from the tissue
+        n = -n
+    if (magnet_centre - mid) @ n <= 0:  # the magnet lies on the tissue's side of the edge
+        return math.inf
+    ub = (b[1] - b[0]) / lb
+    angle = math.degrees(math.acos(min(1.0, abs(float(u @ ub)))))
+    if angle > max_angle:
+        return math.inf
+    rel = np.array([b[0] - mid, b[1] - mid])
+    along, across = np.sort(rel @ u), rel @ n
+    gap = float(across.mean())
+    if abs(gap) > max_gap:
+        return math.inf
+    overlap = min(along[1], 0.5 * la) - max(along[0], -0.5 * la)
+    if overlap < min_overlap * min(la, lb):
+        return math.inf
+    misalignment = 0.5 * (abs(along[0] + 0.5 * la) + abs(along[1] - 0.5 * la))
+    ref = max(0.1 * la, 1.0)
+    return abs(gap) / ref + misalignment / ref + angle / 10.0
+
+
+def pair_cost(tissue: Part, magnet: Part, *, max_gap: float, max_angle: float = 15.0,
+              min_overlap: float = 0.5) -> float:
+    """How badly ``tissue`` and ``magnet`` share a long edge (0 = exactly; inf = impossible)."""
+    tc, mc = np.asarray(tissue.centre), np.asarray(magnet.centre)
+    return min(_edge_cost(a, b, tc, mc, max_gap, max_angle, min_overlap)
+               for a in long_edges(tissue) for b in long_edges(magnet))
+
+
+def _radius(part: Part) -> float:
+    """Half the diagonal of the part's bounding box (px)."""
+    p = part.polygon
+    return 0.5 * float(np.hypot(*(p.max(axis=0) - p.min(axis=0))))
+
+
+def pair_parts(tissues: list[Part], magnets: list[Part], *, max_gap: float | None = None,
+               max_angle: float = 15.0, min_overlap: float = 0.5,
+               max_cost: float = DEFAULT_MAX_COST) -> tuple[list[tuple[int, int]], list[int], list[int]]:
+    """Pair tissue parts with magnetic parts (polygons in the same px frame).
+
+    ``max_gap``: largest distance (px) between the tissue's and the magnet's facing long edges; None
+    picks 10 % of the median tissue long side (but at least 3 px). See the module doc for the cost.
+
+    Returns ``(pairs, unpaired_tissues, unpaired_magnets)``: ``pairs`` a list of
+    ``(tissue index, magnet index)`` sorted by tissue index, the others sorted index lists.
+    """
+    nt, nm = len(tissues), len(magnets)
+    if nt == 0 or nm == 0:
+        return [], list(range(nt)), list(range(nm))
+    if max_gap is None:
+        longest = [float(np.hypot(*(e[1] - e[0]))) for t in tissues for e in long_edges(t)[:1]]
+        max_gap = max(3.0, 0.1 * float(np.median(longest)))
+    t_centres = np.array([t.centre for t in tissues])
+    m_centres = np.array([m.centre for m in magnets])
+    m_radius = np.array([_radius(m) for m in magnets])
+    tree = cKDTree(m_centres)
+    rows, cols, costs = [], [], []
+    for i, tissue in enumerate(tissues):
+        reach = _radius(tissue) + float(m_radius.max()) + max_gap
+        for j in tree.query_ball_point(t_centres[i], reach):
+            c = pair_cost(tissue, magnets[j], max_gap=max_gap, max_angle=max_angle,
+                          min_overlap=min_overlap)
+            if c < max_cost:
+                rows.append(i)
+                cols.append(j)
+                costs.append(c)
+    pairs = _assign(nt, nm, np.array(rows, int), np.array(cols, int), np.array(costs), max_cost)
+    paired_t = {i for i, _ in pairs}
+    paired_m = {j for _, j in pairs}
+    return (sorted(pairs), [i for i in range(nt) if i not in paired_t],
+            [j for j in range(nm) if j not in paired_m])
+
+
+def _assign(nt: int, nm: int, rows, cols, costs, max_cost: float) -> list[tuple[int, int]]:
+    """Minimum-cost assignment where leaving a part unpaired costs ``max_cost / 2``, solved on each
+    connected group of candidate pairs separately (small matrices even for thousands of parts)."""
+    if rows.size == 0:
+        return []
+    graph = coo_matrix((np.ones(rows.size), (rows, nt + cols)), shape=(nt + nm, nt + nm))
+    _, label = connected_components(graph, directed=False)
+    pairs = []
+    for comp in np.unique(label[rows]):
+        sel = label[rows] == comp
+        ti, ti_inv = np.unique(rows[sel], return_inverse=True)
+        mj, mj_inv = np.unique(cols[sel], return_inverse=True)
+        a, b = ti.size, mj.size
+        big = 1e6
+        # [[pair costs, tissue-unpaired], [magnet-unpaired, 0]]
+        cost = np.full((a + b, b + a), big)
+        cost[:a, :b][ti_inv, mj_inv] = costs[sel]
+        cost[np.arange(a), b + np.arange(a)] = 0.5 * max_cost
+        cost[a + np.arange(b), np.arange(b)] = 0.5 * max_cost
+        cost[a:, b:] = 0.0
+        r, c = linear_sum_assignment(cost)
+        pairs += [(int(ti[x]), int(mj[y])) for x, y in zip(r, c)
+                  if x < a and y < b and cost[x, y] < max_cost]
+    return pairs
+
+
+def _long_side_indices(quad: np.ndarray) -> list[int]:
+    """Indices i of the two longest sides (corner i -> i+1) of a 4-point quad."""
+    lengths = [float(np.hypot(*(quad[(i + 1) % 4] - quad[i]))) for i in range(4)]
+    return sorted(range(4), key=lambda i: -lengths[i])[:2]
+
+
+def _replace_side(quad: np.ndarray, i: int, line) -> np.ndarray | None:
+    """``quad`` with side i (corner i -> i+1) moved onto ``line`` ``(point, direction)``."""
+    lines = _lines_of(quad)
+    lines[i] = line
+    return _quad_from_lines(lines)
+
+
+def snap_shared_edge(tissue: Part, magnet: Part, *, max_gap: float = 10.0) -> tuple[Part, Part]:
+    """Make a paired tissue and magnet share one edge line exactly, as real sections do.
+
+    The facing long sides (the best pair by :func:`pair_cost`'s terms) are replaced in both quads by
+    their average line, the neighbouring corners re-intersected, and each pair of facing corners
+    replaced by its mean, so both parts end with the same two vertices: small gaps and overlaps
+    between the two fits vanish and their errors on that edge are averaged. Parts that are not 4-point
+    polygons, or whose facing sides are farther apart than ``max_gap`` px, come back unchanged.
+    """
+    if len(tissue.polygon) != 4 or len(magnet.polygon) != 4:
+        return tissue, magnet
+    qt, qm = order_corners(tissue.polygon), order_corners(magnet.polygon)
+    tc, mc = np.asarray(tissue.centre), np.asarray(magnet.centre)
+    best, pair = math.inf, None
+    for i in _long_side_indices(qt):
+        for j in _long_side_indices(qm):
+            c = _edge_cost((qt[i], qt[(i + 1) % 4]), (qm[j], qm[(j + 1) % 4]), tc, mc, max_gap, 15.0, 0.5)
+            if c < best:
+                best, pair = c, (i, j)
+    if pair is None:
+        return tissue, magnet
+    i, j = pair
+    ua, ub = qt[(i + 1) % 4] - qt[i], qm[(j + 1) % 4] - qm[j]
+    ua, ub = ua / np.hypot(*ua), ub / np.hypot(*ub)
+    u = ua + (ub if ua @ ub >= 0 else -ub)
+    u /= np.hypot(*u)
+    point = 0.25 * (qt[i] + qt[(i + 1) % 4] + qm[j] + qm[(j + 1) % 4])
+    new_t = _replace_side(qt, i, (point, u if u @ ua >= 0 else -u))
+    new_m = _replace_side(qm, j, (point, u if u @ ub >= 0 else -u))
+    if new_t is None or new_m is None:
+        return tissue, magnet
+    # the shared edge's two end points: the mean of the facing corners (now all on the line)
+    a0, a1 = (i, (i + 1) % 4)
+    b0, b1 = (j, (j + 1) % 4)
+    if np.hypot(*(new_t[a0] - new_m[b0])) > np.hypot(*(new_t[a0] - new_m[b1])):
+        b0, b1 = b1, b0
+    for ta, mb in ((a0, b0), (a1, b1)):
+        new_t[ta] = new_m[mb] = 0.5 * (new_t[ta] + new_m[mb])
+    return Part(order_corners(new_t)), Part(order_corners(new_m))

@@ -1,0 +1,94 @@
+"""Detection outputs (sectionseg.export): MagC pair, .magc, CSV, overlay, report; stage order."""
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from sectionseg.export import CSV_COLUMNS, path_length, stage_order, write_detection_outputs
+from sectionseg.formats import read_magc, read_sections
+from sectionseg.geometry import Section
+from sectionseg.simulation import random_layout
+
+
+def _detections(seed=0):
+    rng = np.random.default_rng(seed)
+    layout = random_layout(rng, 900, 700, n_sections=12, dummy_probability=0.0)
+    sections = [Section(s.tissue, s.magnet, score=0.95,
+                        extra={"tissue_score": 0.97, "magnet_score": 0.95}) for s in layout[:10]]
+    unpaired = [Section(layout[10].tissue, None, score=0.91, extra={"tissue_score": 0.91}),
+                Section(None, layout[11].magnet, score=0.93, extra={"magnet_score": 0.93})]
+    return sections, unpaired
+
+
+def test_outputs_read_back(tmp_path):
+    sections, unpaired = _detections()
+    image = np.full((700, 900), 180, np.uint8)
+    serial = list(range(len(sections)))[::-1]
+    paths = write_detection_outputs(tmp_path / "out", sections, unpaired, overlay_image=image,
+                                    report={"model": "fake", "counts": {"dropped_dummies": 2}},
+                                    serial_order=serial)
+    assert set(paths) == {"tissue", "magnet", "magc", "csv", "overlay", "report"}
+    assert all(p.exists() for p in paths.values())
+
+    pair = read_sections(paths["tissue"])
+    assert len(pair) == len(sections)
+    for got, want in zip(pair, sections):
+        assert np.allclose(got.tissue.polygon, want.tissue.polygon, atol=1e-3)
+        assert np.allclose(got.magnet.polygon, want.magnet.polygon, atol=1e-3)
+
+    magc = read_magc(paths["magc"])
+    assert len(magc.sections) == len(sections) and magc.dialect == "magfinder"
+    assert np.allclose(magc.sections[3].tissue.polygon, sections[3].tissue.polygon, atol=1e-3)
+    assert magc.serial_order == serial
+    assert sorted(magc.stage_order) == list(range(len(sections)))
+
+    with open(paths["csv"], newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert tuple(rows[0]) == CSV_COLUMNS
+    assert len(rows) == len(sections) + len(unpaired)
+    assert [r["paired"] for r in rows] == ["1"] * 10 + ["0", "0"]
+    assert float(rows[2]["tissue_x"]) == pytest.approx(sections[2].tissue.centre[0], abs=1e-3)
+    assert float(rows[2]["magnet_angle"]) == pytest.approx(sections[2].magnet.angle, abs=1e-3)
+    assert rows[10]["magnet_x"] == "" and rows[10]["tissue_score"] == "0.9100"
+    assert rows[11]["tissue_x"] == "" and rows[11]["magnet_score"] == "0.9300"
+
+    report = json.loads(paths["report"].read_text())
+    assert report["model"] == "fake"
+    assert report["counts"] == {"dropped_dummies": 2, "sections": 10, "unpaired_tissue": 1,
+                                "unpaired_magnet": 1}
+
+
+def test_sbemimage_dialect_and_no_overlay(tmp_path):
+    sections, _ = _detections(1)
+    paths = write_detection_outputs(tmp_path, sections, [], overlay_image=None, report={},
+                                    magc_dialect="sbemimage")
+    assert "overlay" not in paths and not (tmp_path / "overlay.png").exists()
+    assert read_magc(paths["magc"]).dialect == "sbemimage"
+
+
+def test_half_sections_are_refused_as_paired(tmp_path):
+    sections, unpaired = _detections()
+    with pytest.raises(ValueError):
+        write_detection_outputs(tmp_path, sections + unpaired[:1], [], overlay_image=None, report={})
+
+
+def test_stage_order_is_a_short_permutation():
+    rng = np.random.default_rng(0)
+    grid = np.stack(np.meshgrid(np.arange(9), np.arange(7)), -1).reshape(-1, 2) * 150.0
+    points = grid[rng.permutation(len(grid))] + rng.normal(0, 5, grid.shape)
+    order = stage_order(points)
+    assert sorted(order) == list(range(len(points)))
+    best = path_length(points, order)
+    random_len = np.median([path_length(points, rng.permutation(len(points))) for _ in range(5)])
+    assert best < 0.3 * random_len
+    assert best < 1.15 * (len(points) - 1) * 150.0  # near the snake path through the grid
+    assert order[0] == int(np.argmin(points.sum(axis=1)))
+    assert stage_order(points) == order  # deterministic
+
+
+def test_stage_order_small_inputs():
+    assert stage_order(np.zeros((0, 2))) == []
+    assert stage_order([[3.0, 4.0]]) == [0]
+    assert stage_order([[5.0, 5.0], [0.0, 0.0], [9.0, 9.0]]) == [1, 0, 2]
+    assert sorted(stage_order([[0, 0], [10, 0], [0, 10], [10, 10]])) == [0, 1, 2, 3]
