@@ -51,13 +51,24 @@ def test_show_bad_annotations_exit_2(tmp_path, capsys):
 
 
 def test_demo_end_to_end(tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path / "demo"), "--size", "600"]) == 0
+    # the demo detects with the bundled model; here an untrained tiny model stands in (hidden --model)
+    import torch
+
+    from sectionseg.model import build_model, load_config, save_model
+
+    torch.manual_seed(0)
+    cfg = load_config("tiny")
+    save_model(tmp_path / "tiny.pt", build_model(cfg.model), cfg)
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--size", "600", "--model", str(tmp_path / "tiny.pt")]) == 0
     out = capsys.readouterr().out
-    assert "overlay.png" in out
+    assert "precision" in out and "recall" in out and "overlay.png" in out
     truth = read_sections(tmp_path / "demo" / "sections.labelme.json")
     assert len(truth) > 3
     assert len(read_sections(tmp_path / "demo" / "magc")) == len(truth)
-    assert read_image(tmp_path / "demo" / "overlay.png", expect_gray=False).shape == (600, 600, 3)
+    detection = tmp_path / "demo" / "detection"
+    for name in ("sections.csv", "report.json", "overlay.png", "sections.magc"):
+        assert (detection / name).is_file(), name
+    assert read_image(detection / "overlay.png", expect_gray=False).shape[2] == 3
 
 
 def test_console_script_missing_file_exit_2(tmp_path):

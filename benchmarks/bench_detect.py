@@ -1,0 +1,177 @@
+"""Whole-wafer detection benchmark: model pipeline vs the classical baseline on held-out wafers.
+
+Usage::
+
+    python benchmarks/bench_detect.py [--model FILE] [--work DIR]
+        [--wafers default:1000 low-contrast:1001 ...] [--size 5000] [--sections 500] [--real] [--scaling 1000 2000 3000] [--threads 2] [--no-classical]
+
+Wafers are simulated with held-out seeds (>= 1000; training used lower seeds) into ``--work``
+(default ``work_data/bench_detect``) and reused. Each (wafer, method) runs in a fresh process so
+that its peak memory (max RSS) is its own; its result is saved as JSON in ``WORK/results`` and not
+recomputed (the benchmark is resumable: delete a result file to rerun it). ``--real`` adds the real
+layouts (../shared/data/real_layouts/wafer*) rendered by the simulator at 1/3 scale, when present.
+
+Prints a markdown table: precision/recall per part (IoU >= 0.5), median centre/angle error,
+pairing accuracy, time and peak memory; then the model's time vs wafer area (``--scaling``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import resource
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+REAL_LAYOUTS = REPO.parent / "shared" / "data" / "real_layouts"
+DEFAULT_WAFERS = ["default:1000", "low-contrast:1001", "crowded:1002", "large-sections:1003"]
+
+
+def _simulate(folder: Path, style: str, seed: int, size: int | None, sections: int | None,
+              layout: Path | None = None) -> None:
+    from sectionseg.simulation import simulate_wafer
+
+    if (folder / "simulation.json").is_file():
+        return
+    if layout is not None:
+        simulate_wafer(folder, seed=seed, style=style, layout_path=layout, layout_scale=1 / 3)
+    else:
+        simulate_wafer(folder, seed=seed, style=style, width=size, height=size, n_sections=sections)
+
+
+def _reset_peak_memory() -> None:
+    """Reset this process's peak RSS (Linux >= 4.0); a spawned child otherwise inherits the parent's
+    high-water mark through fork + exec."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:
+        pass
+
+
+def _peak_memory_mb() -> float:
+    """Peak resident memory of this process in MB (VmHWM, else ru_maxrss)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _run_one(folder: str, method: str, model: str | None, threads: int, queue) -> None:
+    """Child process: detect, compare with the ground truth, report metrics, time and peak memory."""
+    _reset_peak_memory()
+    import torch
+
+    torch.set_num_threads(threads)
+    from sectionseg.evaluation import compare_sections
+    from sectionseg.formats import read_sections
+    from sectionseg.io.images import read_image
+
+    gray, fluo = read_image(Path(folder) / "gray.tif"), read_image(Path(folder) / "fluo.tif")
+    t0 = time.perf_counter()
+    if method == "model":
+        from sectionseg.detection import detect_wafer
+
+        result = detect_wafer(gray, fluo, model=model, progress=False)
+        found, extra = result.sections + result.unpaired, {"scale": result.scale, "timings": result.timings}
+    else:
+        from sectionseg.detection.classical import detect_classical
+
+        found, extra = detect_classical(gray, fluo), {}
+    seconds = time.perf_counter() - t0
+    metrics = compare_sections(read_sections(Path(folder) / "sections.labelme.json"), found)
+    queue.put({"metrics": metrics, "seconds": seconds, "width": int(gray.shape[1]),
+               "height": int(gray.shape[0]), "peak_memory_mb": _peak_memory_mb(), **extra})
+
+
+def run_isolated(folder: Path, method: str, model: str | None, threads: int, cache: Path) -> dict:
+    """Result of one (wafer, method), from ``cache`` when present, else computed in a fresh process."""
+    if cache.is_file():
+        return json.loads(cache.read_text())
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_run_one, args=(str(folder), method, model, threads, queue))
+    proc.start()
+    result = queue.get()
+    proc.join()
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps(result, indent=1))
+    return result
+
+
+def _fmt(v, fmt=".3f"):
+    return "-" if v is None else format(v, fmt)
+
+
+def table_row(name: str, method: str, r: dict) -> str:
+    m = r["metrics"]
+    t, g = m["tissue"], m["magnet"]
+    return (f"| {name} | {method} | {m['n_truth']} | {_fmt(t['precision'])} / {_fmt(t['recall'])} | "
+            f"{_fmt(g['precision'])} / {_fmt(g['recall'])} | {_fmt(t['centre_error_median'], '.2f')} / "
+            f"{_fmt(g['centre_error_median'], '.2f')} | {_fmt(t['angle_error_median'], '.2f')} / "
+            f"{_fmt(g['angle_error_median'], '.2f')} | {_fmt(m['pairing_accuracy'])} | "
+            f"{_fmt(m['section_recall'])} | {r['seconds']:.0f} | {r['peak_memory_mb']:.0f} |")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", help="model file (default: the bundled model)")
+    p.add_argument("--work", default=str(REPO / "work_data" / "bench_detect"))
+    p.add_argument("--wafers", nargs="*", default=DEFAULT_WAFERS, help="STYLE:SEED of simulated wafers")
+    p.add_argument("--size", type=int, default=5000, help="simulated wafer side, px")
+    p.add_argument("--sections", type=int, default=500, help="sections per simulated wafer")
+    p.add_argument("--real", action="store_true", help="add the real layouts (rendered), when present")
+    p.add_argument("--scaling", type=int, nargs="*", default=[1000, 2000, 3000],
+                   help="wafer sides for the time-vs-area rows (model only)")
+    p.add_argument("--threads", type=int, default=2, help="torch threads")
+    p.add_argument("--no-classical", action="store_true", help="skip the classical baseline")
+    args = p.parse_args(argv)
+    from sectionseg.model import default_model_path
+
+    model = args.model or str(default_model_path())
+    if not Path(model).is_file():
+        p.error(f"model file not found: {model} (pass --model)")
+    work = Path(args.work)
+    jobs = []
+    for spec in args.wafers:
+        style, seed = spec.split(":")
+        name = f"{style}-{seed}-{args.size}"
+        _simulate(work / name, style, int(seed), args.size, args.sections)
+        jobs.append((name, work / name))
+    if args.real:
+        for layout in sorted(REAL_LAYOUTS.glob("wafer*")) if REAL_LAYOUTS.is_dir() else []:
+            name = f"real-{layout.name}"
+            _simulate(work / name, "default", 1100, None, None, layout=layout)
+            jobs.append((name, work / name))
+    from sectionseg.detection.pipeline import model_identity
+
+    # results of the model are cached per model file (its sha256 prefix), the classical ones per wafer
+    tags = {"model": "model-" + model_identity(model)["sha256"][:8], "classical": "classical"}
+    methods = ["model"] + ([] if args.no_classical else ["classical"])
+    print("| wafer | method | sections | tissue P / R | magnet P / R | centre err px (t / m) | "
+          "angle err deg (t / m) | pairing acc. | sections found | time s | peak MB |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for name, folder in jobs:
+        for method in methods:
+            cache = work / "results" / f"{name}-{tags[method]}.json"
+            r = run_isolated(folder, method, model, args.threads, cache)
+            print(table_row(name, method, r), flush=True)
+    if args.scaling:
+        print("\n| wafer side px | area Mpx | time s | s per Mpx | peak MB |\n|---|---|---|---|---|")
+        for side in args.scaling:
+            name = f"default-1010-{side}"
+            _simulate(work / name, "default", 1010, side, None)
+            cache = work / "results" / f"{name}-{tags['model']}.json"
+            r = run_isolated(work / name, "model", model, args.threads, cache)
+            area = r["width"] * r["height"] / 1e6
+            print(f"| {side} | {area:.1f} | {r['seconds']:.1f} | {r['seconds'] / area:.2f} | "
+                  f"{r['peak_memory_mb']:.0f} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

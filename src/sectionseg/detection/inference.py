@@ -1,0 +1,133 @@
+"""Run a Mask R-CNN-style predictor over the tiles of a wafer.
+
+A *predictor* is any callable ``predictor(images) -> outputs`` with ``images`` a list of float32
+``(3, H, W)`` tensors in [0, 1] and ``outputs`` a list (one per image) of torchvision-style dicts:
+``boxes (N, 4)`` x0, y0, x1, y1 in tile px, ``labels (N,)`` (1 tissue, 2 magnet), ``scores (N,)``,
+``masks (N, 1, H, W)`` float probabilities. :func:`model_predictor` wraps a loaded model; tests
+pass a fake one.
+
+Each kept detection becomes a :class:`Detection` whose mask is a tight boolean *crop* with its
+origin in the working frame (never a full-wafer mask).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sectionseg.detection.tiling import Tile, WaferSource, inner_borders
+
+LABEL_NAMES = {1: "tissue", 2: "magnet"}
+
+
+@dataclass(eq=False)
+class Detection:
+    """One part found in one tile (or merged from several), in the working frame.
+
+    ``mask``: boolean crop; ``origin``: working px ``(x0, y0)`` of ``mask[0, 0]``'s top-left corner;
+    ``label`` 1 tissue / 2 magnet; ``score`` in [0, 1]; ``tile``: index in the tile plan (-1 once
+    merged from several); ``truncated``: the mask touches a tile side that is inside the wafer, so
+    the part may continue in a neighbouring tile; ``border_distance``: px from the mask's box to the
+    nearest inner tile side (large = well inside).
+    """
+
+    label: int
+    score: float
+    mask: np.ndarray
+    origin: tuple[int, int]
+    tile: int = -1
+    truncated: bool = False
+    border_distance: float = float("inf")
+    sources: list = field(default_factory=list)
+
+    @property
+    def box(self) -> tuple[int, int, int, int]:
+        """``(x0, y0, x1, y1)`` working px of the mask crop."""
+        x0, y0 = self.origin
+        return x0, y0, x0 + self.mask.shape[1], y0 + self.mask.shape[0]
+
+    @property
+    def area(self) -> int:
+        return int(self.mask.sum())
+
+    @property
+    def name(self) -> str:
+        return LABEL_NAMES.get(self.label, str(self.label))
+
+
+def model_predictor(model, device="cpu"):
+    """Wrap a torchvision detection model (``torch.nn.Module``) in eval mode as a predictor (no
+    gradients, outputs on the CPU)."""
+    import torch
+
+    model.eval()
+
+    def predict(images: list[torch.Tensor]) -> list[dict]:
+        with torch.inference_mode():
+            outputs = model([im.to(device) for im in images])
+        return [{k: v.detach().cpu() for k, v in out.items()} for out in outputs]
+
+    return predict
+
+
+def to_tensor(rgb: np.ndarray):
+    """``(H, W, 3)`` uint8 -> float32 ``torch.Tensor`` ``(3, H, W)`` in [0, 1] (the training input
+    convention)."""
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float().div_(255.0)
+
+
+def detections_from_output(output: dict, tile: Tile, tile_index: int, wafer_size: tuple[int, int], *,
+                           score_threshold: float, mask_threshold: float,
+                           border_margin: int = 3, min_area: int = 4) -> list[Detection]:
+    """Turn one tile's predictor output into :class:`Detection` objects in the working frame."""
+    scores = np.asarray(output["scores"], dtype=np.float64).reshape(-1)
+    labels = np.asarray(output["labels"]).reshape(-1)
+    masks = output["masks"]
+    inner = inner_borders(tile, *wafer_size)
+    found = []
+    for k in np.flatnonzero(scores >= score_threshold):
+        if int(labels[k]) not in LABEL_NAMES:
+            continue
+        prob = masks[k, 0]
+        prob = prob.numpy() if hasattr(prob, "numpy") else np.asarray(prob)
+        binary = prob >= mask_threshold
+        rows, cols = np.flatnonzero(binary.any(axis=1)), np.flatnonzero(binary.any(axis=0))
+        if rows.size == 0:
+            continue
+        r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+        crop = binary[r0:r1, c0:c1]
+        if crop.sum() < min_area:
+            continue
+        h, w = binary.shape
+        gaps = (c0, r0, w - c1, h - r1)  # distances to the left, top, right, bottom tile sides
+        inner_gaps = [g for g, is_inner in zip(gaps, inner) if is_inner]
+        distance = float(min(inner_gaps)) if inner_gaps else float("inf")
+        found.append(Detection(int(labels[k]), float(scores[k]), np.ascontiguousarray(crop),
+                               (tile.x0 + int(c0), tile.y0 + int(r0)), tile_index,
+                               truncated=distance <= border_margin, border_distance=distance,
+                               sources=[tile_index]))
+    return found
+
+
+def predict_tiles(source: WaferSource, tiles: list[Tile], predictor, *, batch_size: int = 2,
+                  score_threshold: float = 0.7, mask_threshold: float = 0.5, border_margin: int = 3,
+                  progress: bool = True, desc: str = "tiles") -> list[Detection]:
+    """Run ``predictor`` on ``tiles`` of ``source`` in batches; all detections, unmerged."""
+    from tqdm.auto import tqdm
+
+    found: list[Detection] = []
+    bar = tqdm(total=len(tiles), desc=desc, unit="tile", disable=not progress, leave=False)
+    try:
+        for start in range(0, len(tiles), max(1, batch_size)):
+            batch = tiles[start:start + max(1, batch_size)]
+            outputs = predictor([to_tensor(source.tile_rgb(t)) for t in batch])
+            for offset, (tile, output) in enumerate(zip(batch, outputs)):
+                found += detections_from_output(output, tile, start + offset, source.size,
+                                                score_threshold=score_threshold,
+                                                mask_threshold=mask_threshold, border_margin=border_margin)
+            bar.update(len(batch))
+    finally:
+        bar.close()
+    return found

@@ -1,0 +1,113 @@
+"""Choose the working scale of a wafer: sections must look as large as in the training data.
+
+Section sizes differ between wafers (long side about 60-400 px at the working resolution; the
+model was trained on sections whose tissue part is ~127 px long). The scale (working px per source
+px) is estimated without the user: the predictor runs on a few content-rich sample tiles at a few
+candidate scales; the candidate with the most confident detections wins, then the median detected
+long side (relative to the training size) refines it. A user hint (``section_size``, the section's
+long side in source px) skips the estimate.
+"""
+from __future__ import annotations
+
+import logging
+import math
+
+import cv2
+import numpy as np
+
+from sectionseg.detection.inference import Detection, predict_tiles
+from sectionseg.detection.tiling import Tile, WaferSource
+
+log = logging.getLogger(__name__)
+
+#: Long side (px) of the parts in the training data, by label (1 tissue, 2 magnet).
+TRAINING_LONG_SIDE = {1: 127.0, 2: 114.0}
+#: Long side (px) of a whole section in the training data (what ``section_size`` refers to).
+TRAINING_SECTION_SIZE = 130.0
+CANDIDATE_SCALES = (1.0, 0.5, 2.0, 0.3)
+SNAP_TOLERANCE = 0.12  # a refined scale within 12 % of 1 is taken as 1 (no resampling at all)
+
+
+def scale_from_section_size(section_size: float) -> float:
+    """Working scale for sections whose long side is ``section_size`` source px."""
+    return TRAINING_SECTION_SIZE / float(section_size)
+
+
+def long_side(det: Detection) -> float:
+    """Long side (px) of the minimum-area rectangle around a detection's mask pixels."""
+    ys, xs = np.nonzero(det.mask)
+    if xs.size < 3:
+        return float(max(det.mask.shape))
+    pts = np.column_stack([xs, ys]).astype(np.float32)
+    _, (w, h), _ = cv2.minAreaRect(pts)
+    return float(max(w, h)) + 1.0  # pixel centres -> pixel extent
+
+
+def sample_centres(source: WaferSource, n: int = 4, block: int = 512) -> list[tuple[float, float]]:
+    """Source-px centres of the ``n`` ``block``-px squares with the most gray-level contrast (where
+    sections are, not bare wafer), ranked on a strided thumbnail so that huge wafers stay cheap."""
+    step = max(1, block // 32)
+    thumb = np.asarray(source.gray[::step, ::step], dtype=np.float32)
+    cell = max(1, block // step)
+    rows, cols = max(1, thumb.shape[0] // cell), max(1, thumb.shape[1] // cell)
+    scores = []
+    for r in range(rows):
+        for c in range(cols):
+            patch = thumb[r * cell:(r + 1) * cell, c * cell:(c + 1) * cell]
+            scores.append((float(patch.std()) if patch.size else 0.0, r, c))
+    scores.sort(reverse=True)
+    w, h = source.source_size
+    return [(min(w, (c + 0.5) * cell * step), min(h, (r + 0.5) * cell * step)) for _, r, c in scores[:n]]
+
+
+def tiles_at(centres, source: WaferSource, tile_size: int) -> list[Tile]:
+    """Working-frame tiles of ``tile_size`` centred (as far as the frame allows) on source centres."""
+    w, h = source.size
+    tw, th = min(tile_size, w), min(tile_size, h)
+    tiles = set()
+    for cx, cy in centres:
+        x0 = int(np.clip(round(cx * source.scale - tw / 2), 0, w - tw))
+        y0 = int(np.clip(round(cy * source.scale - th / 2), 0, h - th))
+        tiles.add(Tile(x0, y0, x0 + tw, y0 + th))
+    return sorted(tiles, key=lambda t: (t.y0, t.x0))
+
+
+def _relative_size(dets: list[Detection]) -> float | None:
+    """Median detected long side / training long side (None without detections)."""
+    ratios = [long_side(d) / TRAINING_LONG_SIDE[d.label] for d in dets if d.label in TRAINING_LONG_SIDE]
+    return float(np.median(ratios)) if ratios else None
+
+
+def estimate_scale(source: WaferSource, predictor, *, candidates=CANDIDATE_SCALES, n_tiles: int = 4,
+                   tile_size: int = 512, batch_size: int = 2, score_threshold: float = 0.7,
+                   mask_threshold: float = 0.5) -> tuple[float, dict]:
+    """Estimate the working scale of ``source`` (its own ``scale`` is ignored).
+
+    Returns ``(scale, info)`` with ``info`` = per-candidate counts and relative sizes. Candidates
+    are tried in order; the search stops early at a candidate that already finds sections of about
+    the training size.
+    """
+    trials = []
+    centres = sample_centres(source, n_tiles, tile_size)
+    for cand in candidates:
+        at = source.rescaled(cand)
+        tiles = tiles_at(centres, at, tile_size)
+        dets = predict_tiles(at, tiles, predictor, batch_size=batch_size, score_threshold=score_threshold,
+                             mask_threshold=mask_threshold, progress=False)
+        dets = [d for d in dets if not d.truncated]
+        rel = _relative_size(dets)
+        area = sum(t.width * t.height for t in tiles) / 1e6
+        trials.append({"scale": cand, "detections": len(dets), "per_megapixel": len(dets) / max(area, 1e-9),
+                       "relative_size": rel})
+        log.info("scale %.2f: %d detections, relative size %s", cand, len(dets), rel)
+        if rel is not None and len(dets) >= 4 and 0.75 <= rel <= 1.33:
+            break
+    # Detections per source (not working) megapixel: a tile at scale s covers 1/s^2 more wafer.
+    best = max(trials, key=lambda t: (t["per_megapixel"] * t["scale"] ** 2, -abs(math.log(t["scale"]))))
+    if best["detections"] == 0 or best["relative_size"] is None:
+        log.warning("no section found at any candidate scale; using scale 1")
+        return 1.0, {"trials": trials, "method": "fallback"}
+    scale = best["scale"] / best["relative_size"]
+    if abs(scale - 1.0) <= SNAP_TOLERANCE:
+        scale = 1.0
+    return float(scale), {"trials": trials, "method": "model"}

@@ -1,0 +1,150 @@
+"""Whole-wafer detection: pipeline with fake predictors (scale, geometry), outputs, CLI errors, end to end."""
+import json
+
+import numpy as np
+import pytest
+import tifffile
+
+from detection_fakes import ContentPredictor, draw_sections, rectangle
+from sectionseg.cli.main import main
+from sectionseg.detection import WaferSource, detect_wafer, estimate_scale, plan_tiles
+from sectionseg.evaluation import compare_sections
+from sectionseg.formats import read_sections
+from sectionseg.geometry import Section
+from sectionseg.io.images import write_image
+
+
+def drawn_wafer(factor: float, width: int = 1400, height: int = 1000):
+    """Gray/fluo images of 3 x 4 sections, ``factor`` times the training size (tissue ~127 px long)."""
+    sections = []
+    for r in range(3):
+        for c in range(4):
+            cx, cy = (180 + 300 * c) * factor / 2, (160 + 300 * r) * factor / 2
+            if cx + 70 * factor > width or cy + 70 * factor > height:
+                continue
+            angle = 5 + 7 * (r * 4 + c)
+            normal = np.array([np.sin(np.radians(angle)), np.cos(np.radians(angle))]) * 52 * factor
+            sections.append(Section.from_arrays(
+                rectangle(cx, cy, 127 * factor, 54 * factor, angle),
+                rectangle(cx + normal[0], cy + normal[1], 127 * factor, 50 * factor, angle)))
+    gray, fluo = draw_sections(width, height, [(s.tissue.polygon, s.magnet.polygon) for s in sections])
+    return gray, fluo, sections
+
+
+@pytest.mark.parametrize("factor", [1.0, 2.0])
+def test_scale_is_estimated_and_polygons_mapped_back(factor):
+    gray, fluo, truth = drawn_wafer(factor)
+    scale, info = estimate_scale(WaferSource(gray, fluo), ContentPredictor(), tile_size=256)
+    assert scale == pytest.approx(1.0 / factor, rel=0.1), info
+    result = detect_wafer(gray, fluo, predictor=ContentPredictor(), tile_size=256, overlap=64, progress=False)
+    assert result.scale == scale
+    m = compare_sections(truth, result.sections)
+    assert m["tissue"]["recall"] == 1.0 and m["magnet"]["recall"] == 1.0
+    assert m["tissue"]["precision"] == 1.0 and m["magnet"]["precision"] == 1.0
+    assert m["pairing_accuracy"] == 1.0
+    assert m["tissue"]["centre_error_p95"] < 1.0 * factor
+    assert m["tissue"]["angle_error_p95"] < 1.0
+    # the section-size hint skips the estimate
+    hinted = detect_wafer(gray, fluo, predictor=ContentPredictor(), tile_size=256, overlap=64,
+                          section_size=130 * factor, progress=False)
+    assert hinted.scale == pytest.approx(1.0 / factor) and hinted.scale_info["method"] == "section_size"
+    assert len(hinted.sections) == len(truth)
+
+
+def test_outputs_read_back(tmp_path):
+    from sectionseg.export import write_detection_outputs
+
+    gray, fluo, truth = drawn_wafer(1.0, 700, 700)
+    result = detect_wafer(gray, fluo, predictor=ContentPredictor(), scale=1.0, tile_size=256, overlap=64,
+                          progress=False)
+    assert len(result.sections) == len(truth) > 3
+    paths = write_detection_outputs(tmp_path / "out", result.sections, result.unpaired, overlay_image=gray,
+                                    report=result.report())
+    for name in ("source_sections_tissue.txt", "source_sections_mag.txt", "sections.magc", "sections.csv",
+                 "overlay.png", "report.json"):
+        assert (tmp_path / "out" / name).is_file(), name
+    for path in (tmp_path / "out", tmp_path / "out" / "sections.magc"):
+        back = read_sections(path)
+        assert len(back) == len(result.sections)
+        m = compare_sections(truth, back)
+        assert m["tissue"]["recall"] == 1.0 and m["pairing_accuracy"] == 1.0
+    assert json.loads((tmp_path / "out" / "report.json").read_text())["counts"]["sections"] == len(truth)
+    assert paths
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    """An untrained ``tiny`` model file (enough to run the whole command)."""
+    import torch
+
+    from sectionseg.model import build_model, load_config, save_model
+
+    torch.manual_seed(0)
+    cfg = load_config("tiny")
+    path = tmp_path_factory.mktemp("model") / "tiny.pt"
+    save_model(path, build_model(cfg.model), cfg)
+    return path
+
+
+@pytest.fixture
+def small_wafer(tmp_path):
+    assert main(["simulate", "--out", str(tmp_path / "w"), "--seed", "1001", "--width", "500", "--height", "300",
+                 "--sections", "4"]) == 0
+    return tmp_path / "w"
+
+
+def test_detect_command_end_to_end(tmp_path, small_wafer, tiny_model, capsys):
+    out = tmp_path / "det"
+    code = main(["detect", str(small_wafer / "gray.tif"), "--fluo", str(small_wafer / "fluo.tif"), "--out",
+                 str(out), "--model", str(tiny_model), "--no-progress", "--section-size", "130",
+                 "--tile-size", "256", "--overlap", "64"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "sections" in printed and "report.json" in printed
+    report = json.loads((out / "report.json").read_text())
+    assert report["model"]["sha256"] and report["params"]["tile_size"] == 256
+    assert report["counts"]["tiles"] == len(plan_tiles(500, 300, 256, 64)) and report["peak_memory_mb"] > 0
+    assert set(report["timings_s"]) >= {"inference", "merge", "fit", "pairing"}
+    assert (out / "overlay.png").is_file() and (out / "sections.csv").is_file()
+
+
+def _bad_inputs(tmp_path, small_wafer):
+    empty = tmp_path / "empty.tif"
+    empty.write_bytes(b"")
+    rgb = tmp_path / "rgb.png"
+    write_image(rgb, np.dstack([np.zeros((30, 40), np.uint8), np.full((30, 40), 255, np.uint8),
+                                np.zeros((30, 40), np.uint8)]))
+    small = tmp_path / "small.tif"
+    tifffile.imwrite(small, np.zeros((50, 60), np.uint8))
+    gray = str(small_wafer / "gray.tif")
+    return {
+        "missing": ([str(tmp_path / "none.tif")], "no such image file"),
+        "empty": ([str(empty)], "0 bytes"),
+        "rgb": ([str(rgb)], "RGB"),
+        "sizes": ([gray, "--fluo", str(small)], "same pixels"),
+        "model": ([gray, "--model", str(empty)], "model"),
+        "threshold": ([gray, "--score-threshold", "2"], "score-threshold"),
+    }
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "rgb", "sizes", "model", "threshold"])
+def test_bad_inputs_exit_2_and_write_nothing(case, tmp_path, small_wafer, capsys):
+    argv, message = _bad_inputs(tmp_path, small_wafer)[case]
+    out = tmp_path / "never"
+    assert main(["detect", *argv, "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_missing_bundled_model_exit_2(tmp_path, small_wafer, capsys, monkeypatch):
+    import sectionseg.model
+
+    monkeypatch.setattr(sectionseg.model, "default_model_path", lambda: tmp_path / "absent.pt")
+    out = tmp_path / "never"
+    assert main(["detect", str(small_wafer / "gray.tif"), "--out", str(out)]) == 2
+    assert "bundled model is missing" in capsys.readouterr().err
+    assert not out.exists()
+    assert main(["demo", "--out", str(out)]) == 2
+    assert "bundled model is missing" in capsys.readouterr().err
+    assert not out.exists()
