@@ -18,13 +18,7 @@ from sectionseg.geometry import Section
 from sectionseg.geometry.raster import fill_polygon, polygon_mask
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny tensors: one thread is faster than two fighting over a shared CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def rect(x0, y0, x1, y1):
