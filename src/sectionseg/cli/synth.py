@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sectionseg.cli._wafer_args import add_labelled_wafer_arguments, load_labelled_wafer
 from sectionseg.errors import InputError
 
 
@@ -13,32 +14,25 @@ def register(subparsers) -> None:
                     "wafer and paste them at random positions and angles, without overlap, onto "
                     "section-free background of the same wafer. Writes OUT/images, OUT/annotations "
                     "(labelme), OUT/masks and OUT/manifest.json (all images in 'train').")
-    p.add_argument("image", metavar="WAFER_RGB_OR_GRAY",
-                   help="8-bit RGB wafer image (gray, gray, fluo), or the gray image when --fluo is given")
-    p.add_argument("--labels", required=True, help="ground truth of the wafer (MagC pair, .magc, labelme, COCO)")
-    p.add_argument("--fluo", help="fluorescence image, composed with the gray image as (gray, gray, fluo)")
+    add_labelled_wafer_arguments(p, "WAFER_RGB_OR_GRAY")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--count", type=int, required=True, help="number of images to generate")
     p.add_argument("--size", type=int, default=512, help="image side in px (default: 512)")
     p.add_argument("--seed", type=int, default=0, help="random seed; same seed, same files (default: 0)")
     p.add_argument("--sections-per-image", type=int, nargs=2, default=(3, 8), metavar=("MIN", "MAX"),
                    help="number of pasted sections per image, inclusive range (default: 3 8)")
-    p.add_argument("--scale", type=float, default=1.0,
-                   help="multiply label coordinates, e.g. 1/3 for full-resolution labels on a downsized image")
     p.add_argument("--margin", type=int, default=6, help="background margin cut with each section, px (default: 6)")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from sectionseg.datasets.samples import load_wafer_rgb, write_manifest
+    from sectionseg.datasets.samples import write_manifest
     from sectionseg.datasets.synth import write_synthetic
-    from sectionseg.formats import read_sections
 
     lo, hi = args.sections_per_image
     if args.count < 0 or args.size <= 0 or not 0 <= lo <= hi or args.margin < 1:
         raise InputError("need --count >= 0, --size > 0, 0 <= MIN <= MAX and --margin >= 1")
-    rgb, record = load_wafer_rgb(args.image, args.fluo)
-    sections = read_sections(args.labels, scale=args.scale)
+    rgb, record, sections = load_labelled_wafer(args)
     try:
         items = write_synthetic(args.out, rgb, sections, args.count, args.size, args.seed, (lo, hi),
                                 prefix="synth", source=str(args.image), margin=args.margin)

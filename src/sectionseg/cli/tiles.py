@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sectionseg.cli._wafer_args import add_labelled_wafer_arguments, load_labelled_wafer
 from sectionseg.errors import InputError
 
 
@@ -13,15 +14,10 @@ def register(subparsers) -> None:
                     "patch of a row/column is flush with the border). Sections cut by a patch border "
                     "keep their clipped part. Writes OUT/images/*.png, OUT/annotations/*.json (labelme), "
                     "OUT/masks/*.png (uint16 instance ids) and OUT/manifest.json (all patches in 'train').")
-    p.add_argument("image", metavar="RGB_OR_GRAY",
-                   help="8-bit RGB wafer image (gray, gray, fluo), or the gray image when --fluo is given")
-    p.add_argument("--labels", required=True, help="ground truth of the wafer (MagC pair, .magc, labelme, COCO)")
-    p.add_argument("--fluo", help="fluorescence image, composed with the gray image as (gray, gray, fluo)")
+    add_labelled_wafer_arguments(p, "RGB_OR_GRAY")
     p.add_argument("--out", required=True, help="output dataset folder")
     p.add_argument("--size", type=int, default=512, help="patch side in px (default: 512)")
     p.add_argument("--overlap", type=int, default=64, help="overlap of neighbouring patches in px (default: 64)")
-    p.add_argument("--scale", type=float, default=1.0,
-                   help="multiply label coordinates, e.g. 1/3 for full-resolution labels on a downsized image")
     p.add_argument("--min-area", type=float, default=20.0,
                    help="drop clipped parts smaller than this many px^2 (default: 20)")
     p.add_argument("--skip-empty", action="store_true", help="do not write patches without any section")
@@ -29,14 +25,12 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from sectionseg.datasets.samples import load_wafer_rgb, write_manifest
+    from sectionseg.datasets.samples import write_manifest
     from sectionseg.datasets.tiles import cut_tiles
-    from sectionseg.formats import read_sections
 
     if args.size <= 0 or not 0 <= args.overlap < args.size:
         raise InputError(f"need --size > 0 and 0 <= --overlap < --size (got {args.size}, {args.overlap})")
-    rgb, record = load_wafer_rgb(args.image, args.fluo)
-    sections = read_sections(args.labels, scale=args.scale)
+    rgb, record, sections = load_labelled_wafer(args)
     out = Path(args.out)
     items = cut_tiles(rgb, sections, out, args.size, args.overlap, prefix=Path(args.image).stem,
                       source=str(args.image), min_area=args.min_area, keep_empty=not args.skip_empty)
