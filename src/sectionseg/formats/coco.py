@@ -26,7 +26,9 @@ from pathlib import Path
 import numpy as np
 
 from sectionseg.errors import InputError
-from sectionseg.formats.common import assemble_sections, dump_json, image_size_of, json_num, load_json, points_array
+from sectionseg.formats.common import (
+    PART_ALIASES, assemble_sections, dump_json, image_size_of, json_num, load_json, points_array,
+)
 from sectionseg.geometry import Section, polygon_area
 from sectionseg.io.atomic import write_text
 
@@ -38,8 +40,6 @@ CATEGORIES = [
     {"id": 3, "name": "dummy", "supercategory": "section"},
 ]
 _CATEGORY_ID = {c["name"]: c["id"] for c in CATEGORIES}
-_NAMES = {"tissue": "tissue", "magnet": "magnet", "mag": "magnet", "magnetic": "magnet",
-          "dummy": "dummy"}
 
 
 def coco_dict(sections: list[Section], image_path=None, image_size=None) -> dict:
@@ -107,7 +107,7 @@ def sections_from_coco(data, path, scale: float = 1.0) -> list[Section]:
     names = {}
     for c in data.get("categories") or []:
         if isinstance(c, dict) and "id" in c:
-            names[c["id"]] = _NAMES.get(str(c.get("name", "")).strip().lower())
+            names[c["id"]] = PART_ALIASES.get(str(c.get("name", "")).strip().lower())
     return assemble_sections(_coco_parts(data.get("annotations") or [], names, path, scale), path,
                              "section")
 

@@ -19,6 +19,10 @@ from sectionseg.errors import InputError
 
 log = logging.getLogger(__name__)
 
+# label / category names accepted on read, mapped to the part they name
+PART_ALIASES = {"tissue": "tissue", "magnet": "magnet", "mag": "magnet", "magnetic": "magnet",
+                "dummy": "dummy"}
+
 
 def fmt_num(value: float) -> str:
     """Compact text for a number: ``12`` for 12.0, ``12.5`` for 12.5, at most 3 decimals."""

@@ -29,15 +29,15 @@ from pathlib import Path
 import numpy as np
 
 from sectionseg.errors import InputError
-from sectionseg.formats.common import assemble_sections, dump_json, image_size_of, json_num, load_json, points_array
+from sectionseg.formats.common import (
+    PART_ALIASES, assemble_sections, dump_json, image_size_of, json_num, load_json, points_array,
+)
 from sectionseg.geometry import Section
 from sectionseg.io.atomic import write_text
 
 log = logging.getLogger(__name__)
 
 LABELME_VERSION = "5.5.0"
-_LABELS = {"tissue": "tissue", "magnet": "magnet", "mag": "magnet", "magnetic": "magnet",
-           "dummy": "dummy"}
 
 
 def labelme_dict(sections: list[Section], image_path=None, image_size=None) -> dict:
@@ -96,7 +96,7 @@ def _labelme_parts(shapes, path, scale: float):
         where = f"shapes[{k}]"
         if not isinstance(shape, dict):
             raise InputError(f"{where}: not an object", path)
-        label = _LABELS.get(str(shape.get("label", "")).strip().lower())
+        label = PART_ALIASES.get(str(shape.get("label", "")).strip().lower())
         if label is None:
             raise InputError(f"{where}: unknown label {shape.get('label')!r} (expected tissue, "
                              f"magnet or dummy)", path)
