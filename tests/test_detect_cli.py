@@ -96,7 +96,7 @@ def small_wafer(tmp_path):
 def test_detect_command_end_to_end(tmp_path, small_wafer, tiny_model, capsys):
     out = tmp_path / "det"
     code = main(["detect", str(small_wafer / "gray.tif"), "--fluo", str(small_wafer / "fluo.tif"), "--out",
-                 str(out), "--model", str(tiny_model), "--no-progress", "--section-size", "130",
+                 str(out), "--model", str(tiny_model), "--no-progress", "--section-size", "48",
                  "--tile-size", "256", "--overlap", "64"])
     assert code == 0
     printed = capsys.readouterr().out

@@ -10,7 +10,8 @@ from sectionseg import __version__
 from sectionseg.errors import InputError
 
 # Order shown in --help. Each name is a module of this package with a ``register`` function.
-COMMANDS = ("demo", "detect", "simulate", "convert", "show", "tiles", "synth", "dataset", "train", "evaluate", "export")
+COMMANDS = ("demo", "detect", "simulate", "convert", "show", "tiles", "synth", "dataset", "train", "finetune",
+            "evaluate", "export")
 
 
 def build_parser() -> argparse.ArgumentParser:

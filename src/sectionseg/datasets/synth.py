@@ -47,12 +47,15 @@ class SectionPatch:
     footprint: shapely.Geometry
 
 
-def _footprint(section: Section, margin: float) -> shapely.Geometry:
+def footprint(section: Section, margin: float) -> shapely.Geometry:
+    """Union of a section's parts grown by ``margin`` px (shapely, the section's frame)."""
     parts = [shapely.make_valid(shapely.Polygon(p.polygon)) for p in section.parts().values()]
     return shapely.unary_union(parts).buffer(margin)
 
 
-def _fill_geometry(image: np.ndarray, geom, value, offset=(0.0, 0.0)) -> np.ndarray:
+def fill_geometry(image: np.ndarray, geom, value, offset=(0.0, 0.0)) -> np.ndarray:
+    """Set the pixels of ``image`` whose centres lie in the shapely ``geom`` (polygon exteriors; its
+    frame shifted by ``offset``) to ``value``; returns ``image``."""
     for g in getattr(geom, "geoms", [geom]):
         if isinstance(g, shapely.Polygon) and not g.is_empty:
             fill_polygon(image, np.asarray(g.exterior.coords)[:-1], value, offset)
@@ -65,23 +68,23 @@ def extract_patches(rgb: np.ndarray, sections: list[Section], margin: int = 6) -
     ``rgb``: ``(H, W, 3)`` uint8 wafer; ``sections`` in its pixel frame; ``margin`` in px.
     """
     height, width = rgb.shape[:2]
-    outlines = [_footprint(s, 0.0) for s in sections]
+    outlines = [footprint(s, 0.0) for s in sections]
     tree = STRtree(outlines) if outlines else None
     patches = []
     for k, section in enumerate(sections):
-        fp = _footprint(section, margin)
+        fp = footprint(section, margin)
         minx, miny, maxx, maxy = fp.bounds
         x0, y0 = math.floor(minx) - 1, math.floor(miny) - 1
         x1, y1 = math.ceil(maxx) + 1, math.ceil(maxy) + 1
         if x0 < 0 or y0 < 0 or x1 > width or y1 > height:
             continue  # cut by the wafer border: incomplete, not a good example to paste
-        mask = _fill_geometry(np.zeros((y1 - y0, x1 - x0), np.uint8), fp, 1, (x0, y0))
+        mask = fill_geometry(np.zeros((y1 - y0, x1 - x0), np.uint8), fp, 1, (x0, y0))
         # Neighbours inside the margin (touching sections) must not be pasted as unlabelled slivers.
         others = np.zeros_like(mask)
         for i in tree.query(fp):
             if i != k:
-                _fill_geometry(others, outlines[i].buffer(1.5), 1, (x0, y0))
-        own = _fill_geometry(np.zeros_like(mask), outlines[k], 1, (x0, y0))
+                fill_geometry(others, outlines[i].buffer(1.5), 1, (x0, y0))
+        own = fill_geometry(np.zeros_like(mask), outlines[k], 1, (x0, y0))
         mask[others.astype(bool) & ~own.astype(bool)] = 0
         dist = cv2.distanceTransform(mask, cv2.DIST_L2, 3)
         alpha = np.clip(dist / max(1.0, margin - 1.0), 0.0, 1.0).astype(np.float32)
@@ -118,8 +121,8 @@ def rotate_patch(patch: SectionPatch, angle: float) -> SectionPatch:
     a, b, c = matrix[0]
     d, e, f = matrix[1]
     off = np.array([c, f]) + 0.5 - matrix[:, :2] @ np.array([0.5, 0.5])
-    footprint = shapely.affinity.affine_transform(patch.footprint, [a, b, d, e, off[0], off[1]])
-    return SectionPatch(image, alpha, section, footprint)
+    moved = shapely.affinity.affine_transform(patch.footprint, [a, b, d, e, off[0], off[1]])
+    return SectionPatch(image, alpha, section, moved)
 
 
 class Background:
@@ -128,7 +131,7 @@ class Background:
     def __init__(self, rgb: np.ndarray, sections: list[Section], margin: int = 6):
         self.rgb = rgb
         self.height, self.width = rgb.shape[:2]
-        self.footprints = [_footprint(s, margin + 2) for s in sections]
+        self.footprints = [footprint(s, margin + 2) for s in sections]
         self.tree = STRtree(self.footprints) if self.footprints else None
         self.factor = max(1.0, max(self.height, self.width) / _INPAINT_MAX_SIDE)
         self.small = self._inpainted_small()
@@ -141,7 +144,7 @@ class Background:
             return small
         mask = np.zeros(small.shape[:2], np.uint8)
         for fp in self.footprints:
-            _fill_geometry(mask, shapely.affinity.scale(fp, 1 / self.factor, 1 / self.factor, origin=(0, 0)), 255)
+            fill_geometry(mask, shapely.affinity.scale(fp, 1 / self.factor, 1 / self.factor, origin=(0, 0)), 255)
         mask = cv2.dilate(mask, np.ones((3, 3), np.uint8))
         return cv2.inpaint(small, mask, 3, cv2.INPAINT_TELEA)
 
@@ -160,7 +163,7 @@ class Background:
         mask = np.zeros((h, w), np.uint8)
         if self.tree is not None:
             for i in self.tree.query(shapely.box(x0, y0, x0 + w, y0 + h)):
-                _fill_geometry(mask, self.footprints[i], 1, (x0, y0))
+                fill_geometry(mask, self.footprints[i], 1, (x0, y0))
         return mask.astype(bool)
 
     def coverage(self, x0: int, y0: int, size: int) -> float:
@@ -170,18 +173,24 @@ class Background:
         box = shapely.box(x0, y0, x0 + size, y0 + size)
         return float(sum(self.footprints[i].intersection(box).area for i in self.tree.query(box)))
 
+    def fill(self, image: np.ndarray, x0: int, y0: int, mask: np.ndarray, rng: np.random.Generator) -> None:
+        """Replace the ``mask`` pixels of ``image`` (a crop of the wafer at ``(x0, y0)``, changed in place)
+        by inpainted background plus noise of the wafer's own level."""
+        if not mask.any():
+            return
+        h, w = mask.shape
+        f = self.factor
+        matrix = np.array([[1 / f, 0, (x0 + 0.5) / f - 0.5], [0, 1 / f, (y0 + 0.5) / f - 0.5]])
+        fill = cv2.warpAffine(self.small, matrix, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                              borderMode=cv2.BORDER_REFLECT).astype(np.float32)
+        fill += rng.normal(0.0, 1.0, fill.shape).astype(np.float32) * self.noise_std
+        image[mask] = np.clip(np.round(fill[mask]), 0, 255).astype(np.uint8)
+
     def window(self, x0: int, y0: int, size: int, rng: np.random.Generator) -> np.ndarray:
         """``(size, size, 3)`` uint8 background at ``(x0, y0)`` (reflected where beyond the wafer)."""
         w, h = min(size, self.width - x0), min(size, self.height - y0)
         out = np.array(self.rgb[y0:y0 + h, x0:x0 + w])
-        mask = self._section_mask(x0, y0, w, h)
-        if mask.any():
-            f = self.factor
-            matrix = np.array([[1 / f, 0, (x0 + 0.5) / f - 0.5], [0, 1 / f, (y0 + 0.5) / f - 0.5]])
-            fill = cv2.warpAffine(self.small, matrix, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                                  borderMode=cv2.BORDER_REFLECT).astype(np.float32)
-            fill += rng.normal(0.0, 1.0, fill.shape).astype(np.float32) * self.noise_std
-            out[mask] = np.clip(np.round(fill[mask]), 0, 255).astype(np.uint8)
+        self.fill(out, x0, y0, self._section_mask(x0, y0, w, h), rng)
         if (h, w) != (size, size):
             out = cv2.copyMakeBorder(out, 0, size - h, 0, size - w, cv2.BORDER_REFLECT_101 if min(h, w) > 1
                                      else cv2.BORDER_REPLICATE)
@@ -240,12 +249,15 @@ def compose_image(background: np.ndarray, patches: list[SectionPatch], count: in
 
 def generate_synthetic(rgb: np.ndarray, sections: list[Section], n_images: int, size: int = 512,
                        rng: np.random.Generator | int | None = 0, n_per_image: tuple[int, int] = (3, 8), *,
-                       margin: int = 6, max_tries: int = 50) -> Iterator[tuple[np.ndarray, list[Section]]]:
+                       margin: int = 6, max_tries: int = 50,
+                       background: Background | None = None) -> Iterator[tuple[np.ndarray, list[Section]]]:
     """Yield ``n_images`` artificial ``(size, size, 3)`` uint8 images with their sections.
 
     ``rgb``: labelled wafer ``(H, W, 3)`` uint8; ``sections``: its ground truth (pixel frame).
     Each image gets between ``n_per_image[0]`` and ``n_per_image[1]`` (inclusive) pasted sections
     (fewer if they do not fit). ``rng``: a numpy Generator or a seed; same seed, same images.
+    ``background``: where the backgrounds come from (default: ``rgb`` with ``sections`` painted out;
+    pass one that also knows the wafer's unlabelled sections when only some are labelled).
     """
     rng = np.random.default_rng(rng)
     lo, hi = n_per_image
@@ -254,7 +266,7 @@ def generate_synthetic(rgb: np.ndarray, sections: list[Section], n_images: int, 
     patches = extract_patches(rgb, sections, margin)
     if not patches and hi > 0:
         raise ValueError("no labelled section lies fully inside the wafer image: nothing to paste")
-    background = Background(rgb, sections, margin)
+    background = background or Background(rgb, sections, margin)
     for _ in range(n_images):
         base = background.sample(size, rng)
         yield compose_image(base, patches, int(rng.integers(lo, hi + 1)), rng, max_tries)

@@ -16,6 +16,7 @@ import numpy as np
 
 from sectionseg.detection.inference import Detection, model_predictor, predict_tiles
 from sectionseg.detection.merge import merge_detections
+from sectionseg.datasets.labels import REFERENCE_SECTION_SIZE
 from sectionseg.detection.scale import estimate_scale, scale_from_section_size
 from sectionseg.detection.tiling import WaferSource, plan_tiles
 from sectionseg.errors import InputError
@@ -86,6 +87,7 @@ def resolve_model(model, device: str = "cpu", score_threshold: float | None = No
     if isinstance(model, tuple):
         net, config, meta = model
         info.setdefault("epoch", meta.get("epoch"))
+        info["reference_size"] = float(config.data.section_size)
         model = net
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a path, a load_model() tuple or a torch module, not {type(model)}")
@@ -117,6 +119,8 @@ def model_identity(path) -> dict:
             f"{m.get('backbone')} width {m.get('backbone_width')}, {m.get('norm')} norm, "
             f"FPN {m.get('fpn_channels')}")
         info["epoch"] = training.get("epoch", extra.get("epoch"))
+        if extra.get("section_size"):  # an adapted model knows its wafer's section size
+            info["section_size"] = float(extra["section_size"])
     except Exception:  # identity is informative only; load_model reports real problems
         pass
     return info
@@ -189,7 +193,8 @@ def detect_wafer(gray: np.ndarray, fluo: np.ndarray | None = None, *, model=None
       replaces the model (tests).
     - ``tile_size``/``overlap``: working-frame tiles (px); ``batch_size`` tiles per predictor call.
     - ``score_threshold``: minimum detection score; ``mask_threshold``: mask probability cut.
-    - ``section_size``: the sections' long side in source px (skips the scale estimate);
+    - ``section_size``: the sections' long side in source px (skips the scale estimate); when None
+      and the model file records one (an adapted model), that one is used;
       ``scale``: the working scale itself (working px per source px), overrides ``section_size``.
     - ``refine``: refine quad edges against the gray image.
     - ``nms_overlap``: after merging, of two same-class detections overlapping by more than this
@@ -209,13 +214,18 @@ def detect_wafer(gray: np.ndarray, fluo: np.ndarray | None = None, *, model=None
 
     t = time.perf_counter()
     scale_info: dict = {}
-    if scale is None and section_size is not None:
+    reference = model_info.get("reference_size", REFERENCE_SECTION_SIZE)
+    if scale is None and section_size is None and model_info.get("section_size"):
+        scale = scale_from_section_size(model_info["section_size"], reference)
+        scale_info = {"method": "model_file"}
+    elif scale is None and section_size is not None:
         if not section_size > 0:
             raise InputError(f"section size must be positive, got {section_size}")
-        scale, scale_info = scale_from_section_size(section_size), {"method": "section_size"}
+        scale, scale_info = scale_from_section_size(section_size, reference), {"method": "section_size"}
     elif scale is None:
         scale, scale_info = estimate_scale(source, predictor, tile_size=tile_size, batch_size=batch_size,
-                                           score_threshold=score_threshold, mask_threshold=mask_threshold)
+                                           score_threshold=score_threshold, mask_threshold=mask_threshold,
+                                           reference=reference)
     else:
         scale_info = {"method": "given"}
     source = source.rescaled(scale)

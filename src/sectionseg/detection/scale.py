@@ -15,22 +15,24 @@ import math
 import cv2
 import numpy as np
 
+from sectionseg.datasets.adapt import SNAP_TOLERANCE, working_scale
+from sectionseg.datasets.labels import REFERENCE_SECTION_SIZE
 from sectionseg.detection.inference import Detection, predict_tiles
 from sectionseg.detection.tiling import Tile, WaferSource
 
 log = logging.getLogger(__name__)
 
-#: Long side (px) of the parts in the training data, by label (1 tissue, 2 magnet).
+#: Long side (px) of the parts in the bundled model's training data, by label (1 tissue, 2 magnet),
+#: whose sections are :data:`REFERENCE_SECTION_SIZE` long; other models scale these by their own size.
 TRAINING_LONG_SIDE = {1: 127.0, 2: 114.0}
-#: Long side (px) of a whole section in the training data (what ``section_size`` refers to).
-TRAINING_SECTION_SIZE = 130.0
 CANDIDATE_SCALES = (1.0, 0.5, 2.0, 0.3)
-SNAP_TOLERANCE = 0.12  # a refined scale within 12 % of 1 is taken as 1 (no resampling at all)
 
 
-def scale_from_section_size(section_size: float) -> float:
-    """Working scale for sections whose long side is ``section_size`` source px."""
-    return TRAINING_SECTION_SIZE / float(section_size)
+def scale_from_section_size(section_size: float, reference: float = REFERENCE_SECTION_SIZE) -> float:
+    """Working scale for sections whose long side is ``section_size`` source px, for a model trained on
+    sections ``reference`` px long (exactly what fine-tuning uses, so an adapted model sees its
+    sections at the size it was trained on)."""
+    return working_scale(section_size, reference)
 
 
 def long_side(det: Detection) -> float:
@@ -72,16 +74,18 @@ def tiles_at(centres, source: WaferSource, tile_size: int) -> list[Tile]:
     return sorted(tiles, key=lambda t: (t.y0, t.x0))
 
 
-def _relative_size(dets: list[Detection]) -> float | None:
+def _relative_size(dets: list[Detection], reference: float = REFERENCE_SECTION_SIZE) -> float | None:
     """Median detected long side / training long side (None without detections)."""
-    ratios = [long_side(d) / TRAINING_LONG_SIDE[d.label] for d in dets if d.label in TRAINING_LONG_SIDE]
+    k = reference / REFERENCE_SECTION_SIZE
+    ratios = [long_side(d) / (k * TRAINING_LONG_SIDE[d.label]) for d in dets if d.label in TRAINING_LONG_SIDE]
     return float(np.median(ratios)) if ratios else None
 
 
 def estimate_scale(source: WaferSource, predictor, *, candidates=CANDIDATE_SCALES, n_tiles: int = 4,
                    tile_size: int = 512, batch_size: int = 2, score_threshold: float = 0.7,
-                   mask_threshold: float = 0.5) -> tuple[float, dict]:
-    """Estimate the working scale of ``source`` (its own ``scale`` is ignored).
+                   mask_threshold: float = 0.5, reference: float = REFERENCE_SECTION_SIZE) -> tuple[float, dict]:
+    """Estimate the working scale of ``source`` (its own ``scale`` is ignored) for a model trained on
+    sections ``reference`` px long.
 
     Returns ``(scale, info)`` with ``info`` = per-candidate counts and relative sizes. Candidates
     are tried in order; the search stops early at a candidate that already finds sections of about
@@ -95,7 +99,7 @@ def estimate_scale(source: WaferSource, predictor, *, candidates=CANDIDATE_SCALE
         dets = predict_tiles(at, tiles, predictor, batch_size=batch_size, score_threshold=score_threshold,
                              mask_threshold=mask_threshold, progress=False)
         dets = [d for d in dets if not d.truncated]
-        rel = _relative_size(dets)
+        rel = _relative_size(dets, reference)
         area = sum(t.width * t.height for t in tiles) / 1e6
         trials.append({"scale": cand, "detections": len(dets), "per_megapixel": len(dets) / max(area, 1e-9),
                        "relative_size": rel})

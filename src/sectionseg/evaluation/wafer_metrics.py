@@ -104,3 +104,20 @@ def format_comparison(metrics: dict, seconds: float | None = None) -> str:
     if seconds is not None:
         lines.append(f"time: {seconds:.1f} s")
     return "\n".join(lines)
+
+
+
+def held_out(truth: list[Section], found: list[Section], labelled: list[Section],
+             iou_threshold: float = 0.5) -> tuple[list[Section], list[Section]]:
+    """``truth`` and ``found`` without the ``labelled`` sections (those used for adaptation), so that a
+    comparison measures only sections the model was not shown. A section counts as labelled when its
+    tissue or its magnet matches a labelled one at ``iou_threshold``."""
+    def rest(sections: list[Section]) -> list[Section]:
+        seen: set[int] = set()
+        for name in PART_CLASSES:
+            idx = [i for i, s in enumerate(sections) if getattr(s, name) is not None]
+            lab = [getattr(s, name) for s in labelled if getattr(s, name) is not None]
+            parts = [getattr(sections[i], name) for i in idx]
+            seen.update(idx[a] for a, _, _ in match_polygons(parts, lab, iou_threshold))
+        return [s for i, s in enumerate(sections) if i not in seen]
+    return rest(truth), rest(found)

@@ -66,6 +66,11 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     return payload
 
 
+def load_config_of(path: str | os.PathLike) -> Config:
+    """The :class:`Config` stored in a model file."""
+    return config_from_dict(read_checkpoint(path)["config"], path)
+
+
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu"):
     """Rebuild the model stored at ``path``.
 

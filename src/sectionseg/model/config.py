@@ -15,6 +15,7 @@ from pathlib import Path
 
 import yaml
 
+from sectionseg.datasets.labels import REFERENCE_SECTION_SIZE
 from sectionseg.errors import InputError
 
 CLASSES = ("background", "tissue", "magnet")
@@ -81,6 +82,8 @@ class DataConfig:
     """How images are fed during training."""
 
     crop_size: int = 512                  # square training crops, px
+    section_size: float = REFERENCE_SECTION_SIZE  # long side of a section in the training data, px:
+                                          # detection and fine-tuning bring wafers to this scale
     max_instances: int = 300              # ground-truth instances kept per image
 
 
@@ -188,6 +191,8 @@ def _check_consistency(cfg: Config, source) -> None:
             raise InputError(f"config key 'train.{key}' must be at least 1", source)
     if cfg.data.crop_size < 32:
         raise InputError("config key 'data.crop_size' must be at least 32", source)
+    if cfg.data.section_size <= 0:
+        raise InputError("config key 'data.section_size' must be positive", source)
 
 
 def load_config(name_or_path: str | os.PathLike) -> Config:

@@ -113,6 +113,12 @@ STYLES: dict[str, Style] = {
         ring_probability=0.5),
     "sparse": _DEFAULT.replace(
         name="sparse", density=(4.0, 10.0), touching_fraction=(0.0, 0.1), ring_probability=0.0),
+    # Styles the bundled model was not trained on (adaptation benchmarks): squat sections, sections
+    # about twice the default size.
+    "squat": _DEFAULT.replace(name="squat", aspect=(1.3, 1.6), magnet_ratio=(0.7, 0.85)),
+    "huge": _DEFAULT.replace(
+        name="huge", section_size=(230.0, 280.0), density=(5.0, 6.5), stripe_period=(6.0, 16.0),
+        dummy_width=(12.0, 40.0), dummy_gap=(0.0, 10.0)),
 }
 
 

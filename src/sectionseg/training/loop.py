@@ -153,13 +153,43 @@ def open_datasets(data_root, crop_size: int):
     return train, val
 
 
+@torch.no_grad()
+def mean_losses(model, dataset, *, batch_size: int = 2, device="cpu", seed: int = 0, max_instances: int = 300,
+                num_workers: int = 0) -> dict:
+    """Mean Mask R-CNN loss terms (and ``total``) of ``model`` over ``dataset`` (a :class:`SectionDataset`).
+
+    Train-mode forward (torchvision computes losses only then) without gradients; BatchNorm layers in
+    eval mode so their statistics do not change; the global RNG state is restored afterwards and the
+    detector's sampling seeded by ``seed``, so the value is reproducible and training is unaffected.
+    Also a held-out measure: lower is better, for any pair of models on the same images.
+    """
+    device = torch.device(device)
+    sums: dict = {}
+    count = 0
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        model.train()
+        set_norm_eval(model)
+        loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=_collate(),
+                                             num_workers=num_workers)
+        for batch in loader:
+            images, targets = prepare_batch(batch, device, max_instances)
+            losses = model(images, targets)
+            n = len(images)
+            for key in LOSS_TERMS:
+                sums[key] = sums.get(key, 0.0) + float(losses[key]) * n
+            sums["total"] = sums.get("total", 0.0) + float(sum(losses.values())) * n
+            count += n
+    return {k: v / count for k, v in sums.items()} if count else {}
+
+
 # ----------------------------------------------------------------------------------- the loop
 class Trainer:
     """One training run in ``out_dir``; see the module docstring. Call :meth:`run`."""
 
     def __init__(self, config: Config, out_dir, train_dataset, val_dataset=None, *,
                  device: str = "cpu", heads_only: bool = False, freeze_fpn: bool = False,
-                 backbone_weights=None, progress: bool = True):
+                 backbone_weights=None, init_state: dict | None = None, progress: bool = True):
         self.config = config
         self.out_dir = Path(out_dir)
         self.train_dataset = train_dataset
@@ -174,6 +204,8 @@ class Trainer:
         self.model = build_model(config.model)
         if backbone_weights:
             load_backbone_weights(self.model, backbone_weights)
+        if init_state is not None:  # fine-tuning: start from a whole trained model
+            self.model.load_state_dict(init_state)
         if heads_only:
             freeze_for_heads_only(self.model, freeze_fpn)
         self.model.to(self.device)
@@ -282,35 +314,16 @@ class Trainer:
         bar.close()
         self.state.partial_time += time.monotonic() - t0
 
-    @torch.no_grad()
     def validation_loss(self) -> dict:
-        """Mean loss terms over the val split: train-mode forward (losses) without gradients.
-
-        BatchNorm layers are put in eval mode so validation does not change their statistics; the
-        global RNG state is restored afterwards and the detector's sampling is seeded, so the value
-        is reproducible and training is unaffected.
-        """
+        """Mean loss terms over the val split (see :func:`mean_losses`); the model goes back to
+        training mode afterwards."""
         if self.val_dataset is None or len(self.val_dataset) == 0:
             return {}
         tc = self.config.train
-        sums: dict = {}
-        count = 0
-        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
-            torch.manual_seed(tc.seed)
-            self.model.train()
-            set_norm_eval(self.model)
-            loader = torch.utils.data.DataLoader(self.val_dataset, batch_size=tc.batch_size,
-                                                 shuffle=False, collate_fn=self.collate,
-                                                 num_workers=tc.num_workers)
-            for batch in loader:
-                losses = self._loss(batch)
-                n = len(batch[0])
-                for key in LOSS_TERMS:
-                    sums[key] = sums.get(key, 0.0) + float(losses[key]) * n
-                sums["total"] = sums.get("total", 0.0) + float(sum(losses.values())) * n
-                count += n
+        out = mean_losses(self.model, self.val_dataset, batch_size=tc.batch_size, device=self.device,
+                          seed=tc.seed, max_instances=self.config.data.max_instances, num_workers=tc.num_workers)
         self._train_mode()
-        return {k: v / count for k, v in sums.items()}
+        return out
 
     # -- the whole run
     def run(self) -> list[dict]:
@@ -357,11 +370,13 @@ class Trainer:
 def train(config: Config, data_root, out_dir, *, resume: bool = False, epochs: int | None = None,
           heads_only: bool = False, freeze_fpn: bool = False, device: str = "cpu",
           backbone_weights=None, seed: int | None = None, max_iters_per_epoch: int | None = None,
-          train_dataset=None, val_dataset=None, progress: bool = True) -> list[dict]:
+          train_dataset=None, val_dataset=None, init_state: dict | None = None,
+          progress: bool = True) -> list[dict]:
     """Train a model on the dataset folder ``data_root`` into the run folder ``out_dir``.
 
     ``resume`` continues from ``out_dir/last.pt`` with the config stored there (``epochs`` may
     extend it). ``train_dataset``/``val_dataset`` replace the datasets read from ``data_root``.
+    ``init_state``: a whole model's state dict to start from (fine-tuning; ignored on resume).
     Returns the per-epoch history.
     """
     out_dir = Path(out_dir)
@@ -389,7 +404,8 @@ def train(config: Config, data_root, out_dir, *, resume: bool = False, epochs: i
         train_dataset, val_dataset = open_datasets(data_root, config.data.crop_size)
     trainer = Trainer(config, out_dir, train_dataset, val_dataset, device=device,
                       heads_only=heads_only, freeze_fpn=freeze_fpn,
-                      backbone_weights=None if resume else backbone_weights, progress=progress)
+                      backbone_weights=None if resume else backbone_weights,
+                      init_state=None if resume else init_state, progress=progress)
     if resume:
         trainer.restore(last)
     return trainer.run()

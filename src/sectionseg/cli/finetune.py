@@ -1,0 +1,199 @@
+"""``sectionseg finetune``: adapt a model to a new wafer from a dozen hand-labelled sections.
+
+Stages (each a plain API call; their times go into ``DIR/finetune_report.json``):
+
+1. read the wafer and the labels; check the labels (inside the image, both parts, no bad overlap);
+2. the working scale from the labelled sections' size (the base model's section size);
+3. the wafer's other sections, roughly, with the classical detector: they are painted out of the
+   backgrounds, so unlabelled sections are never shown to the model as background;
+4. the adaptation dataset (``DIR/data``): synthetic pastes of the labelled sections + context tiles;
+5. fine-tuning from the base model (``DIR/run``: resumable run folder, losses.png, log.csv);
+6. ``DIR/model.pt``, the adapted model (loadable by ``detect --model``; it records the section size);
+7. base vs adapted model on the held-out validation images (``DIR/eval_val_{base,adapted}``);
+8. with ``--detect``: detection on the whole wafer with the adapted model (``DIR/detection``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from sectionseg.errors import InputError
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "finetune", help="adapt a model to a new wafer from a dozen hand-labelled sections",
+        description="Build artificial training images from the labelled sections of this wafer (pasted onto "
+                    "its own background) plus tiles around them, fine-tune the base model (heads by "
+                    "default), write DIR/model.pt (use it with 'detect --model'), its loss curves and "
+                    "DIR/finetune_report.json; optionally detect on the whole wafer (--detect).")
+    p.add_argument("gray", help="brightfield (gray) wafer image: TIFF, PNG or JPEG")
+    p.add_argument("--fluo", help="fluorescence image of the same pixels (recommended)")
+    p.add_argument("--labels", required=True,
+                   help="a dozen or so labelled sections of this wafer: labelme JSON, MagC pair or .magc")
+    p.add_argument("--scale", type=float, default=1.0,
+                   help="multiply label coordinates, e.g. 0.3333 for full-resolution labels (default 1)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--base-model", help="model to start from (default: the bundled model)")
+    p.add_argument("--epochs", type=int, default=6, help="fine-tuning epochs (default 6)")
+    p.add_argument("--all-layers", action="store_true", help="train every layer, not only the heads and FPN")
+    p.add_argument("--lr", type=float, help="learning rate (default 3e-4)")
+    p.add_argument("--synthetic", type=int, default=80, help="synthetic training images (default 80)")
+    p.add_argument("--val", type=int, default=10, help="synthetic validation images (default 10)")
+    p.add_argument("--image-size", type=int, default=512, help="side of the generated images, px (default 512)")
+    p.add_argument("--max-iters-per-epoch", type=int, help="cap on iterations per epoch")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted fine-tuning in --out")
+    p.add_argument("--detect", action="store_true", help="then detect on the whole wafer (DIR/detection)")
+    p.add_argument("--score-threshold", type=float, default=None,
+                   help="minimum detection score for --detect (default: detect's)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="torch device (default cpu)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+
+
+def _check_args(args) -> None:
+    if args.epochs < 1:
+        raise InputError(f"--epochs must be at least 1, got {args.epochs}")
+    if args.synthetic < 1 or args.val < 0 or args.image_size < 64:
+        raise InputError("need --synthetic >= 1, --val >= 0 and --image-size >= 64")
+    if args.max_iters_per_epoch is not None and args.max_iters_per_epoch < 1:
+        raise InputError(f"--max-iters-per-epoch must be positive, got {args.max_iters_per_epoch}")
+    if not args.scale > 0:
+        raise InputError(f"--scale must be positive, got {args.scale}")
+    if args.score_threshold is not None and not 0.0 <= args.score_threshold <= 1.0:
+        raise InputError(f"--score-threshold must be in [0, 1], got {args.score_threshold}")
+    if args.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise InputError("--device cuda: no CUDA device is available")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise InputError("output path exists and is not a folder", out)
+    if not args.resume and (out / "run" / "last.pt").exists():
+        raise InputError("the folder already holds a fine-tuning run; use --resume or another --out", out)
+    if args.resume and not (out / "data" / "manifest.json").is_file():
+        raise InputError("nothing to resume: no fine-tuning data in the folder", out)
+
+
+def _base_model(path) -> Path:
+    from sectionseg.model import default_model_path
+
+    base = Path(path) if path else default_model_path()
+    if not base.is_file():
+        raise InputError("base model not found" if path else "the bundled model is missing; pass --base-model",
+                         base)
+    return base
+
+
+def prepare_data(args, gray, fluo, labelled, data_dir: Path, reference: float, timings: dict) -> dict:
+    """Stages 2-4: working scale (sections ``reference`` px long, the base model's size), occupied
+    areas, adaptation dataset. Returns the dataset's parameters."""
+    from sectionseg.datasets.adapt import build_adaptation_set, median_section_size, rescale_wafer, working_scale
+    from sectionseg.detection.classical import detect_classical
+    from sectionseg.io.images import compose_rgb
+
+    size = median_section_size(labelled)
+    scale = working_scale(size, reference)
+    t = time.perf_counter()
+    occupied = detect_classical(gray, fluo)
+    timings["occupied"] = time.perf_counter() - t
+    t = time.perf_counter()
+    rgb = compose_rgb(gray, fluo, gray_name=str(args.gray), fluo_name=str(args.fluo)).rgb
+    rgb, labelled_w, occupied_w = rescale_wafer(rgb, labelled, scale, occupied)
+    params = {"section_size": size, "working_scale": scale, "labels": str(args.labels),
+              "image": str(args.gray), "fluo": args.fluo, "classical_sections": len(occupied)}
+    manifest = build_adaptation_set(data_dir, rgb, labelled_w, occupied=occupied_w, n_synthetic=args.synthetic,
+                                    n_val=args.val, size=args.image_size, seed=args.seed, source=str(args.gray),
+                                    params=params, progress=not args.no_progress)
+    timings["dataset"] = time.perf_counter() - t
+    return manifest["params"]
+
+
+def _val_ap(model, data_dir: Path, out_dir: Path, device: str) -> dict:
+    """Mask AP50 / recall50 per class on the validation images."""
+    from sectionseg.evaluation.report import evaluate_model
+
+    results, _ = evaluate_model(model, data_dir, out_dir, split="val", device=device, progress=False)
+    segm = results["segm"]
+    return {name: {"AP50": segm[name]["ap50"], "R50": segm[name]["recall50"]} for name in ("tissue", "magnet")}
+
+
+def run(args: argparse.Namespace) -> int:
+    from sectionseg.cli.detect import detect_files, load_inputs
+    from sectionseg.datasets.adapt import check_labels
+    from sectionseg.formats import read_sections
+    from sectionseg.io.atomic import write_text
+    from sectionseg.model.checkpoint import load_config_of
+    from sectionseg.training.finetune import export_adapted, finetune
+
+    _check_args(args)
+    base = _base_model(args.base_model)
+    out = Path(args.out)
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    gray, fluo = load_inputs(args.gray, args.fluo)
+    labelled = read_sections(args.labels, scale=args.scale)
+    check_labels(labelled, gray.shape[1], gray.shape[0], args.labels)
+    timings["read"] = time.perf_counter() - t
+    data_dir = out / "data"
+    if args.resume:
+        params = json.loads((data_dir / "manifest.json").read_text())["params"]
+    else:
+        reference = load_config_of(base).data.section_size
+        params = prepare_data(args, gray, fluo, labelled, data_dir, reference, timings)
+
+    t = time.perf_counter()
+    progress = not args.no_progress and sys.stderr.isatty()
+    history = finetune(base, data_dir, out / "run", epochs=args.epochs, all_layers=args.all_layers, lr=args.lr,
+                       resume=args.resume, device=args.device, seed=args.seed,
+                       max_iters_per_epoch=args.max_iters_per_epoch, progress=progress)
+    timings["training"] = time.perf_counter() - t
+    model_path = export_adapted(out / "run", out / "model.pt", section_size=params["section_size"],
+                                base_model=base, info={"labels": str(args.labels), "n_labelled": len(labelled)})
+
+    t = time.perf_counter()
+    val = {"base": _val_ap(base, data_dir, out / "eval_val_base", args.device),
+           "adapted": _val_ap(model_path, data_dir, out / "eval_val_adapted", args.device)}
+    timings["validation"] = time.perf_counter() - t
+    report = {"base_model": str(base), "model": str(model_path), "labels": str(args.labels),
+              "n_labelled": len(labelled), "section_size": params["section_size"],
+              "working_scale": params["working_scale"], "all_layers": args.all_layers, "epochs": args.epochs,
+              "data": {k: params.get(k) for k in ("n_synthetic", "n_val", "size", "occupied_unlabelled")},
+              "history": history, "validation_mask": val, "timings_s": timings,
+              "losses_png": str(out / "run" / "losses.png")}
+    if args.detect:
+        t = time.perf_counter()
+        kwargs = {} if args.score_threshold is None else {"score_threshold": args.score_threshold}
+        result, paths, _ = detect_files(args.gray, args.fluo, out / "detection", model=model_path,
+                                        progress=progress, device=args.device, **kwargs)
+        timings["detection"] = time.perf_counter() - t
+        report["detection"] = {"counts": result.counts, "outputs": {k: os.fspath(v) for k, v in paths.items()}}
+    report["total_seconds"] = sum(timings.values())
+    write_text(out / "finetune_report.json", json.dumps(report, indent=1, default=float) + "\n")
+    _print_summary(report, out)
+    return 0
+
+
+def _print_summary(report: dict, out: Path) -> None:
+    val = report["validation_mask"]
+    print(f"adapted model: {report['model']} ({report['n_labelled']} labelled sections, section size "
+          f"{report['section_size']:.0f} px, {report['total_seconds']:.0f} s)")
+    print("validation mask AP50 / recall50   base -> adapted")
+    for name in ("tissue", "magnet"):
+        b, a = val["base"].get(name, {}), val["adapted"].get(name, {})
+        print(f"  {name:7s} {_fmt(b.get('AP50'))} / {_fmt(b.get('R50'))} -> {_fmt(a.get('AP50'))} / "
+              f"{_fmt(a.get('R50'))}")
+    if "detection" in report:
+        c = report["detection"]["counts"]
+        print(f"detection: {c['sections']} sections, {c['unpaired']} unpaired parts -> {out / 'detection'}")
+    print(f"report: {out / 'finetune_report.json'}")
+
+
+def _fmt(value) -> str:
+    return "  -  " if value is None else f"{value:.3f}"

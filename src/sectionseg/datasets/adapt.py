@@ -1,0 +1,185 @@
+"""Training data for adapting a model to a new wafer from a few hand-labelled sections.
+
+The seed's recipe, made safe for a wafer where only a dozen of several hundred sections are
+labelled:
+
+- the wafer is first brought to the *working scale*, where sections are as large as in the base
+  model's training data (its ``data.section_size``, :data:`REFERENCE_SECTION_SIZE` for the bundled
+  model), so that the adapted model runs at the same scale as detection will use;
+- synthetic images: the labelled sections pasted at random positions and angles onto this wafer's own
+  background (:mod:`sectionseg.datasets.synth`). The background must not show *unlabelled* sections,
+  which would teach the model that sections are background: ``occupied`` sections (found by any
+  detector, e.g. the classical baseline) are painted out of it, like the labelled ones;
+- context tiles: one crop around every labelled section, in its real neighbourhood (touching
+  neighbours, real illumination); unlabelled occupied areas of the crop are painted over with
+  background;
+- validation: synthetic images from a separate random stream and a share of the context tiles.
+
+Coordinates: x, y pixels, origin at the top-left corner of the top-left pixel.
+"""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import shapely
+from tqdm import tqdm
+
+from sectionseg.datasets.labels import REFERENCE_SECTION_SIZE
+from sectionseg.datasets.samples import write_manifest, write_sample
+from sectionseg.datasets.synth import Background, fill_geometry, footprint, generate_synthetic
+from sectionseg.datasets.tiles import tile_sections
+from sectionseg.errors import InputError
+from sectionseg.geometry.section import Section
+
+#: A working scale within this fraction of 1 is taken as 1 (no resampling at all).
+SNAP_TOLERANCE = 0.12
+#: Parts of different sections may overlap by at most this fraction of the smaller part.
+MAX_LABEL_OVERLAP = 0.2
+
+
+def section_long_side(section: Section) -> float:
+    """Long side (px) of the minimum-area rectangle around a section's tissue and magnet corners."""
+    pts = np.concatenate([p.polygon for n, p in section.parts().items() if n != "dummy"]).astype(np.float32)
+    (_, _), (w, h), _ = cv2.minAreaRect(pts)
+    return float(max(w, h))
+
+
+def median_section_size(sections: list[Section]) -> float:
+    """Median :func:`section_long_side` of ``sections`` (px)."""
+    return float(np.median([section_long_side(s) for s in sections]))
+
+
+def working_scale(section_size: float, reference: float = REFERENCE_SECTION_SIZE) -> float:
+    """Working px per source px for sections of long side ``section_size`` source px (1 when close)."""
+    scale = reference / float(section_size)
+    return 1.0 if abs(scale - 1.0) <= SNAP_TOLERANCE else scale
+
+
+def check_labels(sections: list[Section], width: int, height: int, path=None, *,
+                 tolerance: float = 2.0, max_overlap: float = MAX_LABEL_OVERLAP) -> None:
+    """InputError (naming ``path`` and the section's rank in the file, from 1) when a labelled section
+    lacks its tissue or magnet part, lies outside the ``width`` x ``height`` image (beyond
+    ``tolerance`` px), or overlaps another section by more than ``max_overlap`` of the smaller part."""
+    if not sections:
+        raise InputError("no labelled section in the file", path)
+    for k, section in enumerate(sections, 1):
+        for name in ("tissue", "magnet"):
+            if getattr(section, name) is None:
+                raise InputError(f"labelled section {k} has no {name} part (both are needed)", path)
+        pts = np.concatenate([p.polygon for p in section.parts().values()])
+        (x0, y0), (x1, y1) = pts.min(axis=0), pts.max(axis=0)
+        if x0 < -tolerance or y0 < -tolerance or x1 > width + tolerance or y1 > height + tolerance:
+            raise InputError(f"labelled section {k} spans x {x0:.0f}..{x1:.0f}, y {y0:.0f}..{y1:.0f}: outside "
+                             f"the {width}x{height} px image (wrong image, or labels need --scale?)", path)
+    _check_overlaps(sections, path, max_overlap)
+
+
+def _check_overlaps(sections: list[Section], path, max_overlap: float) -> None:
+    parts = [(k, name, shapely.make_valid(shapely.Polygon(p.polygon)))
+             for k, s in enumerate(sections, 1) for name, p in s.parts().items()]
+    tree = shapely.STRtree([g for _, _, g in parts])
+    for i, j in zip(*tree.query([g for _, _, g in parts], predicate="intersects")):
+        if i >= j:
+            continue
+        (ki, ni, gi), (kj, nj, gj) = parts[i], parts[j]
+        shared = gi.intersection(gj).area / max(min(gi.area, gj.area), 1e-9)
+        if shared > max_overlap:
+            what = f"sections {ki} and {kj}" if ki != kj else f"the {ni} and {nj} of section {ki}"
+            raise InputError(f"{what} overlap by {100 * shared:.0f}% of the smaller part: labels overlap badly",
+                             path)
+
+
+def rescale_wafer(rgb: np.ndarray, sections: list[Section], scale: float,
+                  extra: list[Section] = ()) -> tuple[np.ndarray, list[Section], list[Section]]:
+    """``rgb`` resized by ``scale`` and the polygons of ``sections`` and ``extra`` scaled to match."""
+    if scale == 1.0:
+        return np.asarray(rgb), list(sections), list(extra)
+    height, width = rgb.shape[:2]
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    small = cv2.resize(np.asarray(rgb), size, interpolation=interp)
+    return small, [s.transformed(scale) for s in sections], [s.transformed(scale) for s in extra]
+
+
+def unlabelled(occupied: list[Section], labelled: list[Section], min_overlap: float = 0.3) -> list[Section]:
+    """The ``occupied`` sections that are not one of the ``labelled`` ones (footprint overlap below
+    ``min_overlap`` of the smaller footprint)."""
+    shapes = [footprint(s, 0.0) for s in labelled]
+    tree = shapely.STRtree(shapes) if shapes else None
+    out = []
+    for section in occupied:
+        fp = footprint(section, 0.0)
+        hits = [] if tree is None else tree.query(fp, predicate="intersects")
+        if not any(fp.intersection(shapes[i]).area > min_overlap * min(fp.area, shapes[i].area) for i in hits):
+            out.append(section)
+    return out
+
+
+def context_tile(rgb: np.ndarray, labelled: list[Section], index: int, others: shapely.Geometry,
+                 background: Background, size: int, rng: np.random.Generator, margin: int = 6):
+    """A ``size`` crop around labelled section ``index`` (random offset), its unlabelled occupied areas
+    (``others``, minus the labelled sections and their margin) painted over with background.
+
+    Returns ``(image, sections in the crop frame, (x0, y0))``.
+    """
+    height, width = rgb.shape[:2]
+    cx, cy = labelled[index].tissue.centre
+    jitter = rng.uniform(-size / 4, size / 4, 2)
+    x0 = int(np.clip(round(cx + jitter[0] - size / 2), 0, max(0, width - size)))
+    y0 = int(np.clip(round(cy + jitter[1] - size / 2), 0, max(0, height - size)))
+    image = np.array(rgb[y0:y0 + size, x0:x0 + size])
+    h, w = image.shape[:2]
+    box = shapely.box(x0, y0, x0 + w, y0 + h)
+    keep = shapely.unary_union([footprint(s, margin) for s in labelled if footprint(s, 0).intersects(box)])
+    paint = others.intersection(box).difference(keep) if not others.is_empty else others
+    if not paint.is_empty:
+        mask = fill_geometry(np.zeros((h, w), np.uint8), paint, 1, (x0, y0)).astype(bool)
+        background.fill(image, x0, y0, mask, rng)
+    if (h, w) != (size, size):
+        image = cv2.copyMakeBorder(image, 0, size - h, 0, size - w, cv2.BORDER_REFLECT_101)
+    return image, tile_sections(labelled, x0, y0, (w, h)), (x0, y0)
+
+
+def build_adaptation_set(out_dir: str | os.PathLike, rgb: np.ndarray, labelled: list[Section], *,
+                         occupied: list[Section] = (), n_synthetic: int = 80, n_val: int = 10,
+                         val_tile_fraction: float = 0.2, size: int = 512, sections_per_image=(2, 6),
+                         margin: int = 6, seed: int = 0, source: str = "", params: dict | None = None,
+                         progress: bool = True) -> dict:
+    """Write the adaptation dataset (``images/``, ``annotations/``, ``masks/``, ``manifest.json``) into
+    ``out_dir`` and return the manifest.
+
+    ``rgb``: the wafer at working scale, ``(H, W, 3)`` uint8; ``labelled``: the hand-labelled sections
+    in that frame; ``occupied``: other sections seen on the wafer (any detector; painted out of the
+    backgrounds). Train: ``n_synthetic`` synthetic images + context tiles; val: ``n_val`` synthetic
+    images from another random stream + ``val_tile_fraction`` of the context tiles.
+    """
+    rng = np.random.default_rng(seed)
+    others = unlabelled(list(occupied), labelled)
+    background = Background(rgb, list(labelled) + others, margin)
+    other_shape = shapely.unary_union([footprint(s, margin + 2) for s in others]) if others \
+        else shapely.Polygon()
+    splits: dict[str, list[dict]] = {"train": [], "val": []}
+    streams = {"train": (n_synthetic, int(rng.integers(2 ** 31))), "val": (n_val, int(rng.integers(2 ** 31)))}
+    for split, (count, stream_seed) in streams.items():
+        gen = generate_synthetic(rgb, labelled, count, size, stream_seed, tuple(sections_per_image),
+                                 margin=margin, background=background)
+        for k, (image, secs) in enumerate(tqdm(gen, total=count, desc=f"synthetic {split}", disable=not progress,
+                                               leave=False)):
+            splits[split].append(write_sample(out_dir, f"synth_{split}_{k:04d}", image, secs, source=source,
+                                              kind="synthetic"))
+    order = rng.permutation(len(labelled))
+    n_val_tiles = int(math.floor(val_tile_fraction * len(labelled)))
+    for rank, index in enumerate(order):
+        image, secs, origin = context_tile(rgb, labelled, int(index), other_shape, background, size, rng, margin)
+        split = "val" if rank < n_val_tiles else "train"
+        splits[split].append(write_sample(out_dir, f"context_{int(index):04d}", image, secs, source=source,
+                                          kind="tile", origin=[int(origin[0]), int(origin[1])]))
+    info = {"kind": "adaptation", "labelled_sections": len(labelled), "occupied_unlabelled": len(others),
+            "n_synthetic": n_synthetic, "n_val": n_val, "size": size, "margin": margin, "seed": seed,
+            "sections_per_image": list(sections_per_image), **(params or {})}
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    return write_manifest(out_dir, splits, info)
