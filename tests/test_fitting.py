@@ -137,7 +137,7 @@ def _coarse_mask(quad, grow, shift):
 def test_coarse_shifted_too_large_mask_is_corrected(angle, taper):
     rng = np.random.default_rng(7)
     truth = _quad(89.4, 90.8, 130.0, 55.0, angle, taper)
-    mask = _coarse_mask(truth, 3, np.array([1.2, -0.9]))
+    mask = _coarse_mask(truth, 2, np.array([1.2, -0.9]))  # ~3.5 px too far out: within SEARCH_PX
     image = _render(truth, rng, blur=1.1, noise=4.0)
     quad = fit_quadrilateral(mask, image=image)
     cx, cy = polygon_centroid(quad)

@@ -21,7 +21,8 @@ from sectionseg.detection.scale import estimate_scale, scale_from_section_size
 from sectionseg.detection.tiling import WaferSource, plan_tiles
 from sectionseg.errors import InputError
 from sectionseg.geometry import Part, Section
-from sectionseg.geometry.fitting import fit_quadrilateral
+from sectionseg.geometry.beside import strip_beside
+from sectionseg.geometry.fitting import fit_quadrilateral, order_corners, refine_quad
 from sectionseg.geometry.pairing import pair_parts
 from sectionseg.geometry.raster import polygon_mask
 
@@ -32,6 +33,15 @@ DEFAULT_MASK_THRESHOLD = 0.5
 FIT_MARGIN = 6         # px of image around a mask crop for the edge refinement
 POOR_FIT_IOU = 0.8     # quads whose IoU with their mask is lower are counted as poor fits
 DUMMY_AREA_FRACTION = 0.5  # unpaired tissue smaller than this x the median tissue area = dummy strip
+MIN_AREA_FRACTION = 0.4    # other unpaired parts outside [this, MAX_AREA_FACTOR] x their kind's median
+MAX_AREA_FACTOR = 1.6      # area are not reported (debris, shading, merged junk)
+# A tissue fit is suspect (touching tissues seen as one region) when its quad fits its mask worse than
+# this, or its area exceeds the median tissue's by this factor; suspects are rebuilt beside their magnets.
+SUSPECT_FIT_IOU = 0.8
+# Detections scoring between this and the score threshold are kept in reserve: one is reported only
+# when it pairs with a confident part that found no partner (the pairing is the extra evidence).
+RESERVE_SCORE = 0.3
+SUSPECT_AREA_FACTOR = 1.3
 
 
 @dataclass
@@ -154,6 +164,229 @@ def fit_part(det: Detection, source: WaferSource, refine: bool = True) -> np.nda
     return None if quad is None else source.to_source(quad)
 
 
+def _window(source: WaferSource, quad: np.ndarray, margin: int = FIT_MARGIN):
+    """Gray crop (working frame) around a working-px quad, and its origin; edges repeated outside."""
+    w, h = source.size
+    x0, y0 = (np.floor(quad.min(axis=0)) - margin).astype(int)
+    x1, y1 = (np.ceil(quad.max(axis=0)) + margin).astype(int)
+    gx0, gy0, gx1, gy1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
+    if gx1 <= gx0 or gy1 <= gy0:
+        return None, (x0, y0)
+    win = source.gray_window(gx0, gy0, gx1, gy1)
+    return np.pad(win, ((gy0 - y0, y1 - gy1), (gx0 - x0, x1 - gx1)), mode="edge"), (x0, y0)
+
+
+def _short_side(part: Part) -> float:
+    import cv2
+
+    (_, _), (w, h), _ = cv2.minAreaRect(part.polygon.astype(np.float32))
+    return float(min(w, h))
+
+
+def _mask_points(det: Detection) -> np.ndarray:
+    """Working-px centres of a detection's mask pixels."""
+    rows, cols = np.nonzero(det.mask)
+    return np.column_stack([cols + det.origin[0] + 0.5, rows + det.origin[1] + 0.5])
+
+
+def rebuild_touching(parts: list[tuple[Part, float, Detection, float]], partners: list[tuple[Part, float]],
+                     source: WaferSource, kind: str = "tissue", refine: bool = True):
+    """Replace suspect fits of one kind by strips beside the partners left without a part of that kind.
+
+    ``parts``: ``(part in source px, score, detection, fit IoU)`` of one kind (``kind``: "tissue" or
+    "magnet"); ``partners``: ``(part, score)`` of the other kind. Suspects (:data:`SUSPECT_FIT_IOU`,
+    :data:`SUSPECT_AREA_FACTOR`) are usually two touching parts seen as one region; every partner
+    that the other parts do not pair with gets a part rebuilt from the suspects' mask pixels in front
+    of its long side (:func:`strip_beside`), refined on the image. Returns ``(parts as (part, score),
+    number rebuilt)``; suspects that gave no rebuilt part stay as they were.
+    """
+    plain = [(p, sc) for p, sc, _, _ in parts]
+    if len(parts) < 5:
+        return plain, 0
+    median_area = float(np.median([p.area for p, *_ in parts]))
+    is_suspect = [iou < SUSPECT_FIT_IOU or p.area > SUSPECT_AREA_FACTOR * median_area for p, _, _, iou in parts]
+    good = [t for t, bad in zip(parts, is_suspect) if not bad]
+    suspects = [t for t, bad in zip(parts, is_suspect) if bad]
+    if not suspects or len(good) < 3:
+        return plain, 0
+    scale = source.scale
+    width = float(np.median([_short_side(p) for p, *_ in good])) * scale  # working px
+    own, other = [p for p, *_ in good], [m for m, _ in partners]
+    if kind == "tissue":
+        _, _, lone = pair_parts(own, other)  # magnets without a tissue
+    else:
+        _, lone, _ = pair_parts(other, own)  # tissues without a magnet
+    points = [_mask_points(det) for _, _, det, _ in suspects]
+    boxes = np.array([det.box for _, _, det, _ in suspects], dtype=np.float64)
+    used, rebuilt = set(), []
+    for j in lone:
+        anchor = partners[j][0].polygon * scale
+        lo, hi = anchor.min(axis=0) - 1.5 * width, anchor.max(axis=0) + 1.5 * width
+        near = np.flatnonzero((boxes[:, 0] < hi[0]) & (boxes[:, 2] > lo[0]) & (boxes[:, 1] < hi[1])
+                              & (boxes[:, 3] > lo[1]))
+        if near.size == 0:
+            continue
+        quad = strip_beside(anchor, np.concatenate([points[k] for k in near]), width)
+        if quad is None:
+            continue
+        if refine:
+            image, origin = _window(source, quad)
+            if image is not None:
+                quad = refine_quad(quad - origin, image) + origin
+        used.update(int(k) for k in near)
+        rebuilt.append((Part(source.to_source(quad)), max(suspects[k][1] for k in near)))
+    kept = [(p, sc) for k, (p, sc, _, _) in enumerate(suspects) if k not in used]
+    return [(p, sc) for p, sc, _, _ in good] + rebuilt + kept, len(rebuilt)
+
+
+def recover_partners(unpaired: list[Section], reserve: list[Detection], source: WaferSource,
+                     refine: bool = True) -> tuple[list[Section], list[Section]]:
+    """Pair lone confident parts with reserve (low-score) detections of the other class.
+
+    ``unpaired``: one-part sections; ``reserve``: merged detections below the score threshold.
+    Returns ``(new sections, still unpaired)``; reserve parts that pair with nothing are dropped.
+    """
+    lone_t = [s for s in unpaired if s.tissue is not None]
+    lone_m = [s for s in unpaired if s.magnet is not None]
+    if not reserve or not unpaired:
+        return [], unpaired
+    centres = np.array([s.parts()["tissue" if s.tissue is not None else "magnet"].centre for s in unpaired])
+    reach = 2.0 * max(float(np.sqrt(s.parts()["tissue" if s.tissue is not None else "magnet"].area))
+                      for s in unpaired)
+    fitted: dict[int, list[tuple[Part, float]]] = {1: [], 2: []}
+    for det in reserve:
+        wanted = 2 if det.label == 2 else 1
+        if not (lone_t if wanted == 2 else lone_m):
+            continue
+        x0, y0, x1, y1 = np.asarray(det.box, dtype=np.float64) / source.scale
+        centre = np.array([(x0 + x1) / 2, (y0 + y1) / 2])
+        if np.min(np.hypot(*(centres - centre).T)) > reach:
+            continue
+        quad = fit_part(det, source, refine=refine)
+        if quad is not None:
+            fitted[det.label].append((Part(quad), det.score))
+    new, used_t, used_m = [], set(), set()
+    pairs, _, _ = pair_parts([s.tissue for s in lone_t], [p for p, _ in fitted[2]])
+    for i, j in pairs:
+        part, score = fitted[2][j]
+        new.append(Section(lone_t[i].tissue, part, score=min(lone_t[i].score, score),
+                           extra={**lone_t[i].extra, "magnet_score": score, "recovered": "magnet"}))
+        used_t.add(i)
+    pairs, _, _ = pair_parts([p for p, _ in fitted[1]], [s.magnet for s in lone_m])
+    for i, j in pairs:
+        part, score = fitted[1][i]
+        new.append(Section(part, lone_m[j].magnet, score=min(lone_m[j].score, score),
+                           extra={**lone_m[j].extra, "tissue_score": score, "recovered": "tissue"}))
+        used_m.add(j)
+    rest = [s for k, s in enumerate(lone_t) if k not in used_t] + [s for k, s in enumerate(lone_m) if k not in used_m]
+    return new, rest
+
+
+def _sides_beside(quad: np.ndarray, width: float) -> list[np.ndarray]:
+    """The two strips ``width`` px wide beside the long sides of a working-px quad (outside it)."""
+    quad = order_corners(quad)
+    lengths = [np.hypot(*(quad[(i + 1) % 4] - quad[i])) for i in range(4)]
+    strips = []
+    for i in sorted(range(4), key=lambda k: -lengths[k])[:2]:
+        p0, p1 = quad[i], quad[(i + 1) % 4]
+        u = (p1 - p0) / max(lengths[i], 1e-9)
+        n = np.array([-u[1], u[0]])
+        if n @ (0.5 * (p0 + p1) - quad.mean(axis=0)) < 0:
+            n = -n
+        strips.append(np.array([p0, p1, p1 + width * n, p0 + width * n]))
+    return strips
+
+
+def _mean_level(source: WaferSource, quad: np.ndarray, channel: str = "gray") -> float | None:
+    """Mean normalised level inside a working-px quad; None when it leaves the wafer (or no fluo)."""
+    x0, y0 = (np.floor(quad.min(axis=0)) - 1).astype(int)
+    x1, y1 = (np.ceil(quad.max(axis=0)) + 1).astype(int)
+    w, h = source.size
+    if x0 < 0 or y0 < 0 or x1 > w or y1 > h:
+        return None
+    window = source.gray_window(x0, y0, x1, y1) if channel == "gray" else source.fluo_window(x0, y0, x1, y1)
+    if window is None:
+        return None
+    inside = polygon_mask(quad, window.shape, offset=(x0, y0))
+    return float(window[inside].mean()) if inside.any() else None
+
+
+def partner_from_image(part: Part, kind: str, source: WaferSource, width: float,
+                       refine: bool = True) -> Part | None:
+    """The missing partner of a lone part, found on the image beside one of its long sides.
+
+    ``kind``: what is missing, ``"tissue"`` (the darker strip of the gray image: tissue is darker than
+    magnetic resin) or ``"magnet"`` (the brighter strip of the fluorescence: the resin's beads);
+    ``width``: the wafer's typical short side of that kind (source px). The strip is refined on the
+    gray image. None when neither side clearly shows the partner (or, for a magnet, without fluo).
+    """
+    scale = source.scale
+    quad = part.polygon * scale
+    channel, sign = ("gray", -1.0) if kind == "tissue" else ("fluo", 1.0)
+    own = _mean_level(source, quad, channel)
+    levels = [(_mean_level(source, strip, channel), strip) for strip in _sides_beside(quad, width * scale)]
+    levels = [(level, strip) for level, strip in levels if level is not None]
+    if own is None or not levels:
+        return None
+    level, strip = max(levels, key=lambda t: sign * t[0])
+    # tissue at least 3 % darker than its magnet; magnet fluorescence clearly above the tissue's
+    if (kind == "tissue" and level > 0.97 * own) or (kind == "magnet" and level < own + 20.0):
+        return None
+    if refine:
+        image, origin = _window(source, strip)
+        if image is not None:
+            strip = refine_quad(strip - origin, image) + origin
+    return Part(source.to_source(order_corners(strip)))
+
+
+def complete_from_image(sections: list[Section], unpaired: list[Section], source: WaferSource,
+                        refine: bool = True) -> tuple[list[Section], list[Section]]:
+    """Give lone parts their partner found on the image (:func:`partner_from_image`), unless the
+    strip overlaps a part of that kind already found. Returns ``(new sections, still unpaired)``."""
+    import shapely
+
+    new, rest = [], []
+    for kind, have in (("tissue", "magnet"), ("magnet", "tissue")):
+        found = [getattr(s, kind) for s in sections + unpaired if getattr(s, kind) is not None]
+        lone = [s for s in unpaired if getattr(s, have) is not None and getattr(s, kind) is None]
+        if len(found) < 3:
+            rest += lone
+            continue
+        width = float(np.median([_short_side(p) for p in found]))
+        shapes = [shapely.Polygon(p.polygon) for p in found]
+        tree = shapely.STRtree(shapes)
+        for s in lone:
+            part = partner_from_image(getattr(s, have), kind, source, width, refine)
+            poly = None if part is None else shapely.Polygon(part.polygon)
+            if poly is None or any(poly.intersection(shapes[i]).area > 0.3 * poly.area for i in tree.query(poly)):
+                rest.append(s)
+                continue
+            parts = {have: getattr(s, have), kind: part}
+            new.append(Section(parts["tissue"], parts["magnet"], score=s.score,
+                               extra={**s.extra, "recovered": f"{kind} from image"}))
+    return new, rest
+
+
+def drop_duplicates(sections: list[Section], unpaired: list[Section], overlap: float = 0.5) -> list[Section]:
+    """Lone parts that mostly overlap a paired part of the same kind (a duplicate the merge missed)
+    are dropped; returns the unpaired parts that remain."""
+    import shapely
+
+    keep = []
+    for kind in ("tissue", "magnet"):
+        shapes = [shapely.Polygon(getattr(s, kind).polygon) for s in sections]
+        tree = shapely.STRtree(shapes) if shapes else None
+        for s in unpaired:
+            part = getattr(s, kind)
+            if part is None:
+                continue
+            poly = shapely.Polygon(part.polygon)
+            hits = [] if tree is None else tree.query(poly)
+            if not any(poly.intersection(shapes[i]).area > overlap * min(poly.area, shapes[i].area) for i in hits):
+                keep.append(s)
+    return keep
+
+
 def pair_sections(tissues: list[tuple[Part, float]], magnets: list[tuple[Part, float]]):
     """Pair tissue and magnet parts (F's :func:`sectionseg.geometry.pairing.pair_parts`);
     ``(paired sections, unpaired sections)`` with scores."""
@@ -169,13 +402,25 @@ def pair_sections(tissues: list[tuple[Part, float]], magnets: list[tuple[Part, f
     return sections, unpaired
 
 
-def _drop_dummies(unpaired: list[Section], tissue_areas: list[float]) -> tuple[list[Section], int]:
-    """Remove unpaired tissue detections much smaller than the median tissue (dummy strips)."""
-    if not tissue_areas:
-        return unpaired, 0
-    limit = DUMMY_AREA_FRACTION * float(np.median(tissue_areas))
-    keep = [s for s in unpaired if s.tissue is None or s.tissue.area >= limit]
-    return keep, len(unpaired) - len(keep)
+def drop_implausible(unpaired: list[Section], sections: list[Section]) -> tuple[list[Section], int, int]:
+    """Remove lone parts whose area is far from the paired parts' of their kind: tissue smaller than
+    :data:`DUMMY_AREA_FRACTION` x the median (dummy strips), or any part larger than
+    :data:`MAX_AREA_FACTOR` x the median (shading, debris, merged junk). Returns ``(kept, dummies,
+    others)``."""
+    if not sections:
+        return unpaired, 0, 0
+    median = {k: float(np.median([getattr(s, k).area for s in sections])) for k in ("tissue", "magnet")}
+    keep, dummies, other = [], 0, 0
+    for s in unpaired:
+        kind = "tissue" if s.tissue is not None else "magnet"
+        area = getattr(s, kind).area
+        if kind == "tissue" and area < DUMMY_AREA_FRACTION * median[kind]:
+            dummies += 1
+        elif area < MIN_AREA_FRACTION * median[kind] or area > MAX_AREA_FACTOR * median[kind]:
+            other += 1
+        else:
+            keep.append(s)
+    return keep, dummies, other
 
 
 def detect_wafer(gray: np.ndarray, fluo: np.ndarray | None = None, *, model=None, predictor=None,
@@ -202,8 +447,9 @@ def detect_wafer(gray: np.ndarray, fluo: np.ndarray | None = None, *, model=None
     """
     timings: dict[str, float] = {}
     t = time.perf_counter()
+    reserve_threshold = min(score_threshold, RESERVE_SCORE)
     if predictor is None:
-        predictor, model_info = resolve_model(model, device, score_threshold)
+        predictor, model_info = resolve_model(model, device, reserve_threshold)
     else:
         model_info = {"predictor": getattr(predictor, "__name__", type(predictor).__name__)}
     if fluo is None:
@@ -233,33 +479,48 @@ def detect_wafer(gray: np.ndarray, fluo: np.ndarray | None = None, *, model=None
 
     t = time.perf_counter()
     tiles = plan_tiles(*source.size, tile_size=tile_size, overlap=overlap)
-    raw = predict_tiles(source, tiles, predictor, batch_size=batch_size, score_threshold=score_threshold,
+    raw = predict_tiles(source, tiles, predictor, batch_size=batch_size, score_threshold=reserve_threshold,
                         mask_threshold=mask_threshold, progress=progress)
     timings["inference"] = time.perf_counter() - t
 
     t = time.perf_counter()
     merged = merge_detections(raw, nms_overlap=nms_overlap)
+    reserve = [d for d in merged if d.score < score_threshold]
+    merged = [d for d in merged if d.score >= score_threshold]
     timings["merge"] = time.perf_counter() - t
 
     t = time.perf_counter()
     parts, tissues, magnets = [], [], []
     for det in merged:
         quad = fit_part(det, source, refine=refine)
+        iou = None if quad is None else fit_iou(det, quad * scale)
         parts.append({"label": det.label, "name": det.name, "score": det.score,
                       "polygon": None if quad is None else quad.tolist(), "area_px": det.area / scale ** 2,
-                      "fit_iou": None if quad is None else fit_iou(det, quad * scale)})
+                      "fit_iou": iou})
         if quad is not None:
-            (tissues if det.label == 1 else magnets).append((Part(quad), det.score))
+            (tissues if det.label == 1 else magnets).append((Part(quad), det.score, det, iou))
+    # touching parts seen as one region: rebuilt beside their clean partners, tissues first
+    tissues, n_tissues = rebuild_touching(tissues, [(p, sc) for p, sc, _, _ in magnets], source, "tissue", refine)
+    magnets, n_magnets = rebuild_touching(magnets, tissues, source, "magnet", refine)
     timings["fit"] = time.perf_counter() - t
 
     t = time.perf_counter()
     sections, unpaired = pair_sections(tissues, magnets)
-    unpaired, n_dummies = _drop_dummies(unpaired, [s.tissue.area for s in sections])
+    recovered, unpaired = recover_partners(unpaired, reserve, source, refine)
+    sections += recovered
+    n_unpaired = len(unpaired)
+    unpaired = drop_duplicates(sections, unpaired)
+    n_duplicates = n_unpaired - len(unpaired)
+    unpaired, n_dummies, n_implausible = drop_implausible(unpaired, sections)
+    inferred, unpaired = complete_from_image(sections, unpaired, source, refine)
+    sections += inferred
     timings["pairing"] = time.perf_counter() - t
 
     counts = {"tiles": len(tiles), "raw_detections": len(raw), "parts": len(merged),
               "tissue_parts": len(tissues), "magnet_parts": len(magnets), "sections": len(sections),
-              "unpaired": len(unpaired), "dropped_dummies": n_dummies,
+              "unpaired": len(unpaired), "dropped_dummies": n_dummies, "dropped_implausible": n_implausible, "rebuilt_parts": n_tissues + n_magnets,
+              "recovered_parts": len(recovered), "reserve_detections": len(reserve),
+              "duplicates_dropped": n_duplicates, "partners_from_image": len(inferred),
               "unfitted_parts": sum(p["polygon"] is None for p in parts),
               "poor_fits": int(sum(p["fit_iou"] is not None and p["fit_iou"] < POOR_FIT_IOU for p in parts))}
     params = {"tile_size": tile_size, "overlap": overlap, "batch_size": batch_size,

@@ -137,6 +137,14 @@ class WaferSource:
         x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
         return self._window(self.gray, self.gray_norm, x0, y0, x1, y1)
 
+    def fluo_window(self, x0: int, y0: int, x1: int, y1: int) -> np.ndarray | None:
+        """Normalised fluorescence uint8 window like :meth:`gray_window`; None without fluorescence."""
+        if self.fluo is None:
+            return None
+        w, h = self.size
+        x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
+        return self._window(self.fluo, self.fluo_norm, x0, y0, x1, y1)
+
     def tile_rgb(self, tile: Tile) -> np.ndarray:
         """Model input of ``tile``: ``(h, w, 3)`` uint8 (gray, gray, fluo)."""
         g = self._window(self.gray, self.gray_norm, tile.x0, tile.y0, tile.x1, tile.y1)

@@ -37,7 +37,7 @@ MIN_SIDE = 2.0       # px: thinner rectangles are no part
 CORNER_MARGIN = 0.15  # fraction of a side left out at each end when fitting / refining it
 SMOOTH_PX = 0.6      # Gaussian sigma (px) across an edge before taking the derivative
 MAX_TURN_DEG = 3.0   # a refined side may turn at most this much from the mask fit
-SEARCH_PX = 6.0      # default search reach (px) inwards along each side's normal
+SEARCH_PX = 5.0      # default search reach (px) inwards along each side's normal (farther: knife stripes)
 # ... and outwards: less, since model masks come out too large rather than too small, and a wider
 # outward reach finds the outer edge of a dummy strip lying against the tissue's far edge
 SEARCH_OUT_PX = 3.0

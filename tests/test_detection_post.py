@@ -1,0 +1,80 @@
+"""After the model: touching parts rebuilt beside their partners, partners found on the image,
+duplicates and implausible lone parts dropped."""
+import numpy as np
+import pytest
+
+from detection_fakes import ContentPredictor, rectangle
+from sectionseg.detection import detect_wafer
+from sectionseg.detection.pipeline import drop_implausible, drop_duplicates
+from sectionseg.evaluation import compare_sections
+from sectionseg.geometry import Part, Section
+from sectionseg.geometry.beside import strip_beside
+from sectionseg.geometry.raster import fill_polygon, polygon_mask
+
+
+def section(cx, cy, angle=0.0, tissue_w=50.0, magnet_w=46.0, length=127.0, magnet_side=1):
+    """Tissue centred at (cx, cy); its magnet beside the long side on ``magnet_side`` (+1 below at 0 deg)."""
+    v = np.array([np.sin(np.radians(angle)), np.cos(np.radians(angle))]) * magnet_side
+    m = np.array([cx, cy]) + v * (tissue_w + magnet_w) / 2
+    return Section.from_arrays(rectangle(cx, cy, length, tissue_w, angle), rectangle(*m, length, magnet_w, angle))
+
+
+def draw(width, height, sections, tissue_level=None):
+    gray = np.full((height, width), 200, np.uint8)
+    fluo = np.full((height, width), 20, np.uint8)
+    for k, s in enumerate(sections):
+        fill_polygon(gray, s.tissue.polygon, 40 if tissue_level is None else tissue_level.get(k, 40))
+        fill_polygon(gray, s.magnet.polygon, 120)
+        fill_polygon(fluo, s.magnet.polygon, 230)
+    return gray, fluo
+
+
+def regular(n=6):
+    return [section(110 + 190 * (k % 3), 500 + 170 * (k // 3), angle=8.0 * k) for k in range(n)]
+
+
+def test_strip_beside_finds_the_part_next_to_its_partner():
+    s = section(200, 200, angle=20.0)
+    neighbour = section(200, 200, angle=20.0).transformed(1.0, -50.0 * np.array([np.sin(np.radians(20)),
+                                                                                  np.cos(np.radians(20))]))
+    mask = polygon_mask(s.tissue.polygon, (400, 400)) | polygon_mask(neighbour.tissue.polygon, (400, 400))
+    rows, cols = np.nonzero(mask)  # two touching tissues: one region
+    quad = strip_beside(s.magnet.polygon, np.column_stack([cols + 0.5, rows + 0.5]), typical_width=50.0)
+    assert Part(quad).centre == pytest.approx(s.tissue.centre, abs=0.6)
+    assert Part(quad).area == pytest.approx(s.tissue.area, rel=0.03)
+    assert strip_beside(s.magnet.polygon, np.zeros((0, 2)), 50.0) is None
+
+
+def test_touching_tissues_seen_as_one_region_are_both_reported():
+    pair = [section(300, 160, magnet_side=-1), section(300, 210, magnet_side=1)]  # tissues touch
+    truth = regular() + pair
+    gray, fluo = draw(640, 900, truth)
+    result = detect_wafer(gray, fluo, predictor=ContentPredictor(), scale=1.0, tile_size=512, overlap=160,
+                          progress=False)
+    assert result.counts["rebuilt_parts"] >= 2
+    m = compare_sections(truth, result.sections + result.unpaired)
+    assert m["sections_correct"] == len(truth) and m["tissue"]["precision"] == 1.0
+    assert m["tissue"]["centre_error_p95"] < 1.0
+
+
+def test_a_tissue_the_model_misses_is_found_beside_its_magnet():
+    truth = regular() + [section(300, 200, angle=15.0)]
+    gray, fluo = draw(640, 900, truth, tissue_level={6: 112})  # too faint for the predictor
+    result = detect_wafer(gray, fluo, predictor=ContentPredictor(), scale=1.0, tile_size=512, overlap=160,
+                          progress=False)
+    assert result.counts["partners_from_image"] == 1
+    m = compare_sections(truth, result.sections)
+    assert m["sections_correct"] == len(truth)
+    assert m["tissue"]["centre_error_p95"] < 1.0
+
+
+def test_lone_duplicates_and_implausible_parts_are_dropped():
+    sections = regular()
+    lone = [Section(sections[0].tissue.transformed(1.0, (1.0, 0.0)), None),  # duplicate of a paired tissue
+            Section(Part(rectangle(50, 50, 127, 20, 0)), None),               # dummy-sized tissue
+            Section(None, Part(rectangle(50, 50, 300, 120, 0))),              # far too large magnet
+            Section(Part(rectangle(900, 50, 127, 50, 0)), None)]              # a plausible lone tissue
+    kept = drop_duplicates(sections, lone)
+    assert len(kept) == 3
+    kept, dummies, implausible = drop_implausible(kept, sections)
+    assert (len(kept), dummies, implausible) == (1, 1, 1) and kept[0] is lone[3]
