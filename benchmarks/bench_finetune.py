@@ -4,7 +4,7 @@ Usage::
 
     python benchmarks/bench_finetune.py [--work DIR] [--styles squat huge low-contrast] [--size 3000]
         [--labels 12] [--curve-style squat] [--curve 3 6 12 24] [--epochs 6] [--synthetic 80]
-        [--base-model FILE] [--threads 2]
+        [--base-model FILE] [--threads 2] [--redetect]
 
 For every style (styles the bundled model was not trained on) a wafer is simulated with a held-out
 seed into ``--work`` (default ``work_data/bench_finetune``); ``--labels`` sections, drawn at random
@@ -53,15 +53,20 @@ def _row(metrics: dict) -> dict:
 
 
 def run_case(work: Path, style: str, seed: int, size: int, n_labels: int, args) -> dict:
-    """Simulate (once), base detection (once), adaptation with ``n_labels`` labels; cached."""
+    """Simulate (once), base detection (once), adaptation with ``n_labels`` labels; cached.
+
+    With ``args.redetect`` the cached models are kept and only both detections are redone (after a
+    change of the detection pipeline); the adaptation time stays the one measured when training.
+    """
     from sectionseg.cli.main import main
     from sectionseg.evaluation import compare_sections, held_out
     from sectionseg.formats import read_sections, write_sections
     from sectionseg.simulation import simulate_wafer
 
     cache = work / "results" / f"{style}_{n_labels}.json"
-    if cache.is_file():
-        return json.loads(cache.read_text())
+    old = json.loads(cache.read_text()) if cache.is_file() else None
+    if old is not None and not args.redetect:
+        return old
     wafer = work / f"wafer_{style}"
     if not (wafer / "simulation.json").is_file():
         simulate_wafer(wafer, seed=seed, style=style, width=size, height=size)
@@ -69,28 +74,33 @@ def run_case(work: Path, style: str, seed: int, size: int, n_labels: int, args) 
     labels = pick_labels(truth, n_labels, size, size, seed + n_labels)
     label_file = work / f"labels_{style}_{n_labels}.json"
     write_sections(label_file, labels, fmt="labelme", image_path="gray.tif", image_size=(size, size))
-
+    common = ["--fluo", str(wafer / "fluo.tif"), "--no-progress"]
     base_dir = wafer / "detect_base"
     t0 = time.perf_counter()
-    common = ["--fluo", str(wafer / "fluo.tif"), "--no-progress"]
-    if not (base_dir / "report.json").is_file():
+    if args.redetect or not (base_dir / "report.json").is_file():
         base_args = ["--model", args.base_model] if args.base_model else []
         assert main(["detect", str(wafer / "gray.tif"), "--out", str(base_dir), *common, *base_args]) == 0
     base_seconds = time.perf_counter() - t0
     out = work / f"finetune_{style}_{n_labels}"
-    t0 = time.perf_counter()
-    cmd = ["finetune", str(wafer / "gray.tif"), "--labels", str(label_file), "--out", str(out), "--detect",
-           "--epochs", str(args.epochs), "--synthetic", str(args.synthetic), *common]
-    if args.base_model:
-        cmd += ["--base-model", args.base_model]
-    if (out / "run" / "last.pt").exists():
-        cmd.append("--resume")
-    assert main(cmd) == 0
-    adapt_seconds = time.perf_counter() - t0
+    if old is None:
+        t0 = time.perf_counter()
+        cmd = ["finetune", str(wafer / "gray.tif"), "--labels", str(label_file), "--out", str(out), "--detect",
+               "--epochs", str(args.epochs), "--synthetic", str(args.synthetic), *common]
+        if args.base_model:
+            cmd += ["--base-model", args.base_model]
+        if (out / "run" / "last.pt").exists():
+            cmd.append("--resume")
+        assert main(cmd) == 0
+        adapt_seconds = time.perf_counter() - t0
+    else:
+        adapt_seconds = old["adapt_seconds"]
+        assert main(["detect", str(wafer / "gray.tif"), "--out", str(out / "detection"), "--model",
+                     str(out / "model.pt"), *common]) == 0
     report = json.loads((out / "finetune_report.json").read_text())
     result = {"style": style, "n_sections": len(truth), "n_labels": len(labels),
               "adapt_seconds": adapt_seconds, "base_detect_seconds": base_seconds,
-              "finetune_timings": report["timings_s"], "section_size": report["section_size"]}
+              "finetune_timings": report["timings_s"], "section_size": report["section_size"],
+              "validation_mask": report["validation_mask"]}
     for name, folder in (("base", base_dir), ("adapted", out / "detection")):
         found = read_sections(folder / "sections.magc")
         t_rest, f_rest = held_out(truth, found, labels)
@@ -129,6 +139,8 @@ def main() -> None:
     parser.add_argument("--synthetic", type=int, default=80)
     parser.add_argument("--base-model")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--redetect", action="store_true",
+                        help="keep the cached models, redo both detections (after a pipeline change)")
     args = parser.parse_args()
     import torch
 

@@ -78,3 +78,18 @@ def test_lone_duplicates_and_implausible_parts_are_dropped():
     assert len(kept) == 3
     kept, dummies, implausible = drop_implausible(kept, sections)
     assert (len(kept), dummies, implausible) == (1, 1, 1) and kept[0] is lone[3]
+
+
+def test_tiles_of_bare_wafer_are_skipped_and_nothing_is_lost(rng):
+    truth = regular(6)  # all in the left ~550 px of a 1400 px wide wafer
+    gray, fluo = draw(1400, 900, truth)
+    noisy = np.clip(gray + rng.normal(0, 3, gray.shape), 0, 255).astype(np.uint8)
+    for y, x in rng.integers(0, 880, (40, 2)) + [0, 500]:  # dust specks on the bare part
+        noisy[y:y + 3, x:x + 3] = 120
+    kwargs = dict(predictor=ContentPredictor(), scale=1.0, tile_size=256, overlap=160, progress=False)
+    skipping = detect_wafer(noisy, fluo, **kwargs)
+    everything = detect_wafer(noisy, fluo, skip_empty=False, **kwargs)
+    assert skipping.counts["empty_tiles_skipped"] > skipping.counts["tiles"] // 3
+    assert everything.counts["empty_tiles_skipped"] == 0
+    assert compare_sections(truth, skipping.sections)["sections_correct"] == len(truth)
+    assert [s.tissue.centre for s in skipping.sections] == [s.tissue.centre for s in everything.sections]

@@ -17,6 +17,7 @@ import numpy as np
 from sectionseg.detection.inference import Detection, model_predictor, predict_tiles
 from sectionseg.detection.merge import merge_detections
 from sectionseg.datasets.labels import REFERENCE_SECTION_SIZE
+from sectionseg.detection.content import content_flags
 from sectionseg.detection.scale import estimate_scale, scale_from_section_size
 from sectionseg.detection.tiling import WaferSource, plan_tiles
 from sectionseg.errors import InputError
@@ -428,7 +429,7 @@ def detect_wafer(gray: np.ndarray, fluo: np.ndarray | None = None, *, model=None
                  score_threshold: float = DEFAULT_SCORE_THRESHOLD,
                  mask_threshold: float = DEFAULT_MASK_THRESHOLD, section_size: float | None = None,
                  scale: float | None = None, device: str = "cpu",
-                 refine: bool = True, nms_overlap: float | None = None,
+                 refine: bool = True, nms_overlap: float | None = None, skip_empty: bool = True,
                  progress: bool = True) -> DetectionResult:
     """Find the sections of a whole wafer.
 
@@ -442,6 +443,8 @@ def detect_wafer(gray: np.ndarray, fluo: np.ndarray | None = None, *, model=None
       and the model file records one (an adapted model), that one is used;
       ``scale``: the working scale itself (working px per source px), overrides ``section_size``.
     - ``refine``: refine quad edges against the gray image.
+    - ``skip_empty``: do not run the model on tiles showing only bare wafer
+      (:mod:`sectionseg.detection.content`).
     - ``nms_overlap``: after merging, of two same-class detections overlapping by more than this
       fraction of the smaller one only the higher-scoring one stays (None: off).
     """
@@ -478,7 +481,10 @@ def detect_wafer(gray: np.ndarray, fluo: np.ndarray | None = None, *, model=None
     timings["scale"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    tiles = plan_tiles(*source.size, tile_size=tile_size, overlap=overlap)
+    all_tiles = plan_tiles(*source.size, tile_size=tile_size, overlap=overlap)
+    tiles = all_tiles
+    if skip_empty and len(all_tiles) > 1:
+        tiles = [t for t, busy in zip(all_tiles, content_flags(source, all_tiles)) if busy]
     raw = predict_tiles(source, tiles, predictor, batch_size=batch_size, score_threshold=reserve_threshold,
                         mask_threshold=mask_threshold, progress=progress)
     timings["inference"] = time.perf_counter() - t
@@ -516,7 +522,7 @@ def detect_wafer(gray: np.ndarray, fluo: np.ndarray | None = None, *, model=None
     sections += inferred
     timings["pairing"] = time.perf_counter() - t
 
-    counts = {"tiles": len(tiles), "raw_detections": len(raw), "parts": len(merged),
+    counts = {"tiles": len(all_tiles), "empty_tiles_skipped": len(all_tiles) - len(tiles), "raw_detections": len(raw), "parts": len(merged),
               "tissue_parts": len(tissues), "magnet_parts": len(magnets), "sections": len(sections),
               "unpaired": len(unpaired), "dropped_dummies": n_dummies, "dropped_implausible": n_implausible, "rebuilt_parts": n_tissues + n_magnets,
               "recovered_parts": len(recovered), "reserve_detections": len(reserve),
@@ -526,6 +532,7 @@ def detect_wafer(gray: np.ndarray, fluo: np.ndarray | None = None, *, model=None
     params = {"tile_size": tile_size, "overlap": overlap, "batch_size": batch_size,
               "score_threshold": score_threshold, "mask_threshold": mask_threshold,
               "section_size": section_size, "device": device, "refine": refine, "nms_overlap": nms_overlap,
+              "skip_empty": skip_empty,
               "source_size": list(source.source_size), "working_size": list(source.size), "model": model_info}
     return DetectionResult(sections, unpaired, parts, timings, float(scale), params, counts,
                            source.record(), scale_info)
