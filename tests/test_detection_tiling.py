@@ -97,9 +97,24 @@ def test_memory_mapped_wafer_is_read_tile_by_tile(tmp_path, rng):
     tiles = plan_tiles(1500, 1200, 256, 64)
     parts = [(1, rectangle(300, 300, 120, 50, 10)), (2, rectangle(300, 352, 110, 46, 10))]
     result = detect_wafer(recorder, predictor=GroundTruthPredictor(parts, tiles), scale=1.0, tile_size=256,
-                          overlap=64, progress=False, refine=False)
+                          overlap=64, progress=False, refine=False, skip_empty=False)
     assert len(result.sections) == 1
     # first read: the normalisation's subsample (at most ~2 Mpx); then only tiles and fit windows
     assert recorder.reads[0] <= 2_000_000
     assert max(recorder.reads[1:]) <= 256 * 256
     assert sum(recorder.reads[1:]) < 2 * mm.size
+
+
+def test_content_pass_reads_the_wafer_in_bounded_row_blocks(tmp_path, rng):
+    from sectionseg.detection.content import content_flags
+
+    path = tmp_path / "gray.tif"
+    image = np.full((1200, 1500), 180, np.uint8)
+    image[100:160, 200:330] = 60  # one dark part in the top-left corner
+    tifffile.imwrite(path, np.clip(image + rng.normal(0, 2, image.shape), 0, 255).astype(np.uint8))
+    recorder = ReadRecorder(read_image(path))
+    source = WaferSource(recorder)
+    tiles = plan_tiles(1500, 1200, 256, 64)
+    flags = content_flags(source, tiles)
+    assert flags[0] and sum(flags) < len(tiles) // 2  # the corner tiles are busy, bare ones are not
+    assert max(recorder.reads[1:]) <= 8 * 64 * 1500   # row blocks, never the whole wafer at once

@@ -23,7 +23,7 @@ NOISE_FACTOR = 6.0    # content departs from the median by more than this x the 
 MIN_LEVEL = 1.0       # gray levels (of 255): flat synthetic images have zero noise
 
 
-def _thumbnail(image: np.ndarray, norm, step: int, rows_per_block: int = 256) -> np.ndarray:
+def _thumbnail(image: np.ndarray, norm, step: int, rows_per_block: int = 64) -> np.ndarray:
     """Area-averaged ``1/step`` thumbnail (float32, normalised 0..255) of a 2-D source image, read in
     row blocks so a memory-mapped wafer is never loaded whole."""
     h, w = image.shape
