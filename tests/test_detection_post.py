@@ -73,11 +73,12 @@ def test_lone_duplicates_and_implausible_parts_are_dropped():
     lone = [Section(sections[0].tissue.transformed(1.0, (1.0, 0.0)), None),  # duplicate of a paired tissue
             Section(Part(rectangle(50, 50, 127, 20, 0)), None),               # dummy-sized tissue
             Section(None, Part(rectangle(50, 50, 300, 120, 0))),              # far too large magnet
-            Section(Part(rectangle(900, 50, 127, 50, 0)), None)]              # a plausible lone tissue
+            Section(Part(rectangle(900, 50, 127, 50, 0)), None, score=0.95),  # a plausible lone tissue
+            Section(Part(rectangle(900, 250, 127, 50, 0)), None, score=0.8)]  # ... but too unsure alone
     kept = drop_duplicates(sections, lone)
-    assert len(kept) == 3
+    assert len(kept) == 4
     kept, dummies, implausible = drop_implausible(kept, sections)
-    assert (len(kept), dummies, implausible) == (1, 1, 1) and kept[0] is lone[3]
+    assert (len(kept), dummies, implausible) == (1, 1, 2) and kept[0] is lone[3]
 
 
 def test_tiles_of_bare_wafer_are_skipped_and_nothing_is_lost(rng):

@@ -36,6 +36,7 @@ POOR_FIT_IOU = 0.8     # quads whose IoU with their mask is lower are counted as
 DUMMY_AREA_FRACTION = 0.5  # unpaired tissue smaller than this x the median tissue area = dummy strip
 MIN_AREA_FRACTION = 0.4    # other unpaired parts outside [this, MAX_AREA_FACTOR] x their kind's median
 MAX_AREA_FACTOR = 1.6      # area are not reported (debris, shading, merged junk)
+LONE_SCORE = 0.9           # a part without a partner needs this score to be reported (no pairing evidence)
 # A tissue fit is suspect (touching tissues seen as one region) when its quad fits its mask worse than
 # this, or its area exceeds the median tissue's by this factor; suspects are rebuilt beside their magnets.
 SUSPECT_FIT_IOU = 0.8
@@ -404,14 +405,17 @@ def pair_sections(tissues: list[tuple[Part, float]], magnets: list[tuple[Part, f
 
 
 def drop_implausible(unpaired: list[Section], sections: list[Section]) -> tuple[list[Section], int, int]:
-    """Remove lone parts whose area is far from the paired parts' of their kind: tissue smaller than
-    :data:`DUMMY_AREA_FRACTION` x the median (dummy strips), or any part larger than
-    :data:`MAX_AREA_FACTOR` x the median (shading, debris, merged junk). Returns ``(kept, dummies,
-    others)``."""
+    """Remove lone parts scoring below :data:`LONE_SCORE` (no pairing evidence) or whose area is far
+    from the paired parts' of their kind: tissue smaller than :data:`DUMMY_AREA_FRACTION` x the
+    median (dummy strips), or any part outside [:data:`MIN_AREA_FRACTION`, :data:`MAX_AREA_FACTOR`] x
+    the median (shading, debris, merged junk). Returns ``(kept, dummies, others)`` (others: all the
+    rest removed)."""
     if not sections:
         return unpaired, 0, 0
+    confident = [s for s in unpaired if s.score is None or s.score >= LONE_SCORE]
     median = {k: float(np.median([getattr(s, k).area for s in sections])) for k in ("tissue", "magnet")}
-    keep, dummies, other = [], 0, 0
+    keep, dummies, other = [], 0, len(unpaired) - len(confident)
+    unpaired = confident
     for s in unpaired:
         kind = "tissue" if s.tissue is not None else "magnet"
         area = getattr(s, kind).area
