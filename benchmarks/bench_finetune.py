@@ -4,7 +4,7 @@ Usage::
 
     python benchmarks/bench_finetune.py [--work DIR] [--styles squat huge low-contrast] [--size 3000]
         [--labels 12] [--curve-style squat] [--curve 3 6 12 24] [--epochs 6] [--synthetic 80]
-        [--base-model FILE] [--threads 2] [--redetect]
+        [--base-model FILE] [--threads 2] [--all-layers] [--redetect]
 
 For every style (styles the bundled model was not trained on) a wafer is simulated with a held-out
 seed into ``--work`` (default ``work_data/bench_finetune``); ``--labels`` sections, drawn at random
@@ -63,7 +63,8 @@ def run_case(work: Path, style: str, seed: int, size: int, n_labels: int, args) 
     from sectionseg.formats import read_sections, write_sections
     from sectionseg.simulation import simulate_wafer
 
-    cache = work / "results" / f"{style}_{n_labels}.json"
+    tag = f"{style}_{n_labels}" + ("_all" if args.all_layers else "")
+    cache = work / "results" / f"{tag}.json"
     old = json.loads(cache.read_text()) if cache.is_file() else None
     if old is not None and not args.redetect:
         return old
@@ -81,13 +82,15 @@ def run_case(work: Path, style: str, seed: int, size: int, n_labels: int, args) 
         base_args = ["--model", args.base_model] if args.base_model else []
         assert main(["detect", str(wafer / "gray.tif"), "--out", str(base_dir), *common, *base_args]) == 0
     base_seconds = time.perf_counter() - t0
-    out = work / f"finetune_{style}_{n_labels}"
+    out = work / f"finetune_{tag}"
     if old is None:
         t0 = time.perf_counter()
         cmd = ["finetune", str(wafer / "gray.tif"), "--labels", str(label_file), "--out", str(out), "--detect",
                "--epochs", str(args.epochs), "--synthetic", str(args.synthetic), *common]
         if args.base_model:
             cmd += ["--base-model", args.base_model]
+        if args.all_layers:
+            cmd.append("--all-layers")
         if (out / "run" / "last.pt").exists():
             cmd.append("--resume")
         assert main(cmd) == 0
@@ -97,7 +100,8 @@ def run_case(work: Path, style: str, seed: int, size: int, n_labels: int, args) 
         assert main(["detect", str(wafer / "gray.tif"), "--out", str(out / "detection"), "--model",
                      str(out / "model.pt"), *common]) == 0
     report = json.loads((out / "finetune_report.json").read_text())
-    result = {"style": style, "n_sections": len(truth), "n_labels": len(labels),
+    result = {"style": style + (" (all layers)" if args.all_layers else ""), "n_sections": len(truth),
+              "n_labels": len(labels),
               "adapt_seconds": adapt_seconds, "base_detect_seconds": base_seconds,
               "finetune_timings": report["timings_s"], "section_size": report["section_size"],
               "validation_mask": report["validation_mask"]}
@@ -139,6 +143,7 @@ def main() -> None:
     parser.add_argument("--synthetic", type=int, default=80)
     parser.add_argument("--base-model")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--all-layers", action="store_true", help="fine-tune every layer (separate results)")
     parser.add_argument("--redetect", action="store_true",
                         help="keep the cached models, redo both detections (after a pipeline change)")
     args = parser.parse_args()
