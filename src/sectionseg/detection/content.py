@@ -2,11 +2,13 @@
 
 Wafer overviews often show much bare wafer (the sections lie in one region of it). A tile is *empty*
 when, on a thumbnail of 1 thumbnail px per :data:`THUMB_PX` working px (area-averaged, so noise is
-averaged down), no blob at least 3 thumbnail px across departs from the high-passed background by
-more than :data:`NOISE_FACTOR` times the thumbnail's noise (robust MAD of neighbour differences), in
-the gray or the fluorescence image. The high-pass removes slow
-illumination changes (mosaic shading); the 3 px opening removes dust specks and thin fibres, which
-would otherwise make every tile busy. A part is 6+ thumbnail px wide, so any tile holding a fair
+averaged down), no blob at least :data:`OPENING_PX` thumbnail px across is darker than the local
+background of the gray image, or brighter than that of the fluorescence image, by more than
+:data:`NOISE_FACTOR` times the thumbnail's noise (robust MAD of neighbour differences) and more than
+:data:`CONTENT_FRACTION` of the strongest departures (the parts themselves). The background is a
+morphological closing / opening with a disc wider than a part, so it follows mosaic shading and
+vignetting; the opening of the result removes dust specks, thin fibres and the darker seams of mosaic
+tiles, which would otherwise make every tile busy. A part is 6+ thumbnail px wide, so any tile holding a fair
 piece of one is processed; a tile skipped holds at most a sliver of a part, which the tile that sees
 the part whole (the overlap is larger than a part) reports.
 """
@@ -18,8 +20,10 @@ import numpy as np
 from sectionseg.detection.tiling import Tile, WaferSource
 
 THUMB_PX = 8          # working px per thumbnail px
-HIGHPASS_PX = 64.0    # Gaussian sigma (working px) of the removed slow background
-NOISE_FACTOR = 6.0    # content departs from the median by more than this x the noise
+BACKGROUND_PX = 136.0  # disc (working px) of the background estimate: wider than a part (~50 px)
+NOISE_FACTOR = 6.0    # content departs from the background by more than this x the noise ...
+CONTENT_FRACTION = 0.15  # ... and than this x the strongest departures (99th percentile: the parts)
+OPENING_PX = 5        # thumbnail px: blobs narrower than this (dust, fibres, shading seams) are no content
 MIN_LEVEL = 1.0       # gray levels (of 255): flat synthetic images have zero noise
 
 
@@ -38,8 +42,15 @@ def _thumbnail(image: np.ndarray, norm, step: int, rows_per_block: int = 64) -> 
     return np.vstack(blocks)
 
 
-def _highpass(thumb: np.ndarray, sigma: float) -> np.ndarray:
-    return thumb - cv2.GaussianBlur(thumb, (0, 0), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_REFLECT)
+def _departure(thumb: np.ndarray, dark: bool, size: int) -> np.ndarray:
+    """How far each thumbnail px departs from the local background, in the direction of the content:
+    ``dark`` content (sections in the gray image) below a morphological closing, bright content
+    (magnets in the fluorescence) above an opening. The ``size`` px disc is wider than a part, so the
+    background follows mosaic shading and vignetting but not the parts."""
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
+    if dark:
+        return cv2.morphologyEx(thumb, cv2.MORPH_CLOSE, disc, borderType=cv2.BORDER_REFLECT) - thumb
+    return thumb - cv2.morphologyEx(thumb, cv2.MORPH_OPEN, disc, borderType=cv2.BORDER_REFLECT)
 
 
 def _noise(thumb: np.ndarray) -> float:
@@ -54,21 +65,24 @@ def _noise(thumb: np.ndarray) -> float:
 def content_flags(source: WaferSource, tiles: list[Tile]) -> list[bool]:
     """For each working-frame tile: True when it shows more than bare wafer (see the module doc)."""
     step = max(1, int(round(THUMB_PX / source.scale)))  # source px per thumbnail px
-    channels = [(source.gray, source.gray_norm)]
+    channels = [(source.gray, source.gray_norm, True)]
     if source.fluo is not None:
-        channels.append((source.fluo, source.fluo_norm))
+        channels.append((source.fluo, source.fluo_norm, False))
     to_thumb = 1.0 / (source.scale * step)  # thumbnail px per working px
     windows = []
     for t in tiles:
         x0, y0 = int(t.x0 * to_thumb), int(t.y0 * to_thumb)
         windows.append((x0, y0, max(x0 + 1, int(np.ceil(t.x1 * to_thumb))), max(y0 + 1, int(np.ceil(t.y1 * to_thumb)))))
     busy = None
-    for image, norm in channels:
-        hp = _highpass(_thumbnail(image, norm, step), HIGHPASS_PX / THUMB_PX)
-        noise = _noise(hp)
-        mask = (np.abs(hp) > max(NOISE_FACTOR * noise, MIN_LEVEL)).astype(np.uint8)
-        # dust specks and thin fibres are a thumbnail px or two across: opened away; parts are wider
-        mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    size = int(BACKGROUND_PX / THUMB_PX) | 1
+    for image, norm, dark in channels:
+        thumb = _thumbnail(image, norm, step)
+        noise = _noise(thumb)
+        departure = _departure(thumb, dark, size)
+        level = max(NOISE_FACTOR * noise, MIN_LEVEL, CONTENT_FRACTION * float(np.percentile(departure, 99)))
+        # dust specks, thin fibres and mosaic seams are narrow: opened away; parts are 6+ px wide
+        mask = cv2.morphologyEx((departure > level).astype(np.uint8), cv2.MORPH_OPEN,
+                                np.ones((OPENING_PX, OPENING_PX), np.uint8))
         busy = mask if busy is None else busy | mask
     flags = []
     for x0, y0, x1, y1 in windows:
