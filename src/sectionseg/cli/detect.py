@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+from sectionseg.cli._checks import check_device, check_output_folder
 from sectionseg.errors import InputError
 
 
@@ -50,14 +51,8 @@ def _check_args(args) -> None:
         raise InputError(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.section_size is not None and not args.section_size > 0:
         raise InputError(f"--section-size must be positive, got {args.section_size}")
-    if args.device == "cuda":
-        import torch
-
-        if not torch.cuda.is_available():
-            raise InputError("--device cuda: no CUDA device is available")
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise InputError("output path exists and is not a folder", out)
+    check_device(args.device)
+    check_output_folder(args.out)
 
 
 def load_inputs(gray_path, fluo_path=None):

@@ -21,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+from sectionseg.cli._checks import check_device, check_output_folder
 from sectionseg.errors import InputError
 
 
@@ -67,14 +68,8 @@ def _check_args(args) -> None:
         raise InputError(f"--scale must be positive, got {args.scale}")
     if args.score_threshold is not None and not 0.0 <= args.score_threshold <= 1.0:
         raise InputError(f"--score-threshold must be in [0, 1], got {args.score_threshold}")
-    if args.device == "cuda":
-        import torch
-
-        if not torch.cuda.is_available():
-            raise InputError("--device cuda: no CUDA device is available")
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise InputError("output path exists and is not a folder", out)
+    check_device(args.device)
+    out = check_output_folder(args.out)
     if not args.resume and (out / "run" / "last.pt").exists():
         raise InputError("the folder already holds a fine-tuning run; use --resume or another --out", out)
     if args.resume and not (out / "data" / "manifest.json").is_file():
