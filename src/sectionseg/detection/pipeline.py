@@ -12,17 +12,19 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
+import shapely
 
+from sectionseg.datasets.labels import REFERENCE_SECTION_SIZE
 from sectionseg.detection.inference import Detection, model_predictor, predict_tiles
 from sectionseg.detection.merge import merge_detections
-from sectionseg.datasets.labels import REFERENCE_SECTION_SIZE
 from sectionseg.detection.content import content_flags
 from sectionseg.detection.scale import estimate_scale, scale_from_section_size
 from sectionseg.detection.tiling import WaferSource, plan_tiles
 from sectionseg.errors import InputError
 from sectionseg.geometry import Part, Section
-from sectionseg.geometry.beside import strip_beside
+from sectionseg.geometry.beside import long_sides, strip_beside
 from sectionseg.geometry.fitting import fit_quadrilateral, order_corners, refine_quad
 from sectionseg.geometry.pairing import pair_parts
 from sectionseg.geometry.raster import polygon_mask
@@ -148,39 +150,35 @@ def fit_iou(det: Detection, quad_working: np.ndarray) -> float:
     return float(np.count_nonzero(inside & mask)) / union if union else 0.0
 
 
+def _gray_box(source: WaferSource, x0: int, y0: int, x1: int, y1: int) -> np.ndarray | None:
+    """Gray crop ``[x0, x1) x [y0, y1)`` of the working frame; parts outside the wafer repeat its edge
+    (None when the box misses the wafer)."""
+    w, h = source.size
+    gx0, gy0, gx1, gy1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
+    if gx1 <= gx0 or gy1 <= gy0:
+        return None
+    win = source.gray_window(gx0, gy0, gx1, gy1)
+    return np.pad(win, ((gy0 - y0, y1 - gy1), (gx0 - x0, x1 - gx1)), mode="edge")
+
+
 def fit_part(det: Detection, source: WaferSource, refine: bool = True) -> np.ndarray | None:
     """Quad (4, 2) of a merged detection in *source* px (edges refined on the gray image)."""
     m = FIT_MARGIN
     mask = np.pad(det.mask, m)
     x0, y0 = det.origin[0] - m, det.origin[1] - m
-    w, h = source.size
-    image = None
-    if refine:
-        # the gray window of the padded crop; parts of it outside the wafer repeat the edge
-        gx0, gy0 = max(0, x0), max(0, y0)
-        gx1, gy1 = min(w, x0 + mask.shape[1]), min(h, y0 + mask.shape[0])
-        win = source.gray_window(gx0, gy0, gx1, gy1)
-        image = np.pad(win, ((gy0 - y0, y0 + mask.shape[0] - gy1), (gx0 - x0, x0 + mask.shape[1] - gx1)),
-                       mode="edge")
-    quad = fit_quadrilateral(mask, (x0, y0), image, refine=refine)
+    image = _gray_box(source, x0, y0, x0 + mask.shape[1], y0 + mask.shape[0]) if refine else None
+    quad = fit_quadrilateral(mask, (x0, y0), image, refine=refine and image is not None)
     return None if quad is None else source.to_source(quad)
 
 
 def _window(source: WaferSource, quad: np.ndarray, margin: int = FIT_MARGIN):
-    """Gray crop (working frame) around a working-px quad, and its origin; edges repeated outside."""
-    w, h = source.size
+    """Gray crop (working frame) around a working-px quad, and its origin (see :func:`_gray_box`)."""
     x0, y0 = (np.floor(quad.min(axis=0)) - margin).astype(int)
     x1, y1 = (np.ceil(quad.max(axis=0)) + margin).astype(int)
-    gx0, gy0, gx1, gy1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
-    if gx1 <= gx0 or gy1 <= gy0:
-        return None, (x0, y0)
-    win = source.gray_window(gx0, gy0, gx1, gy1)
-    return np.pad(win, ((gy0 - y0, y1 - gy1), (gx0 - x0, x1 - gx1)), mode="edge"), (x0, y0)
+    return _gray_box(source, int(x0), int(y0), int(x1), int(y1)), (int(x0), int(y0))
 
 
 def _short_side(part: Part) -> float:
-    import cv2
-
     (_, _), (w, h), _ = cv2.minAreaRect(part.polygon.astype(np.float32))
     return float(min(w, h))
 
@@ -286,17 +284,7 @@ def recover_partners(unpaired: list[Section], reserve: list[Detection], source: 
 
 def _sides_beside(quad: np.ndarray, width: float) -> list[np.ndarray]:
     """The two strips ``width`` px wide beside the long sides of a working-px quad (outside it)."""
-    quad = order_corners(quad)
-    lengths = [np.hypot(*(quad[(i + 1) % 4] - quad[i])) for i in range(4)]
-    strips = []
-    for i in sorted(range(4), key=lambda k: -lengths[k])[:2]:
-        p0, p1 = quad[i], quad[(i + 1) % 4]
-        u = (p1 - p0) / max(lengths[i], 1e-9)
-        n = np.array([-u[1], u[0]])
-        if n @ (0.5 * (p0 + p1) - quad.mean(axis=0)) < 0:
-            n = -n
-        strips.append(np.array([p0, p1, p1 + width * n, p0 + width * n]))
-    return strips
+    return [np.array([p0, p1, p1 + width * n, p0 + width * n]) for p0, p1, n, _ in long_sides(quad)]
 
 
 def _mean_level(source: WaferSource, quad: np.ndarray, channel: str = "gray") -> float | None:
@@ -345,8 +333,6 @@ def complete_from_image(sections: list[Section], unpaired: list[Section], source
                         refine: bool = True) -> tuple[list[Section], list[Section]]:
     """Give lone parts their partner found on the image (:func:`partner_from_image`), unless the
     strip overlaps a part of that kind already found. Returns ``(new sections, still unpaired)``."""
-    import shapely
-
     new, rest = [], []
     for kind, have in (("tissue", "magnet"), ("magnet", "tissue")):
         found = [getattr(s, kind) for s in sections + unpaired if getattr(s, kind) is not None]
@@ -372,8 +358,6 @@ def complete_from_image(sections: list[Section], unpaired: list[Section], source
 def drop_duplicates(sections: list[Section], unpaired: list[Section], overlap: float = 0.5) -> list[Section]:
     """Lone parts that mostly overlap a paired part of the same kind (a duplicate the merge missed)
     are dropped; returns the unpaired parts that remain."""
-    import shapely
-
     keep = []
     for kind in ("tissue", "magnet"):
         shapes = [shapely.Polygon(getattr(s, kind).polygon) for s in sections]

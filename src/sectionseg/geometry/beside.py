@@ -19,9 +19,21 @@ from sectionseg.geometry.fitting import order_corners
 MIN_OCCUPANCY = 0.5   # a row of the strip belongs to the tissue when this fraction of it is covered
 
 
-def _long_sides(quad: np.ndarray) -> list[int]:
-    lengths = [np.hypot(*(quad[(i + 1) % 4] - quad[i])) for i in range(4)]
-    return sorted(range(4), key=lambda i: -lengths[i])[:2]
+def long_sides(quad: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, float]]:
+    """The two longest sides of a 4-corner quad as ``(p0, p1, n, length)``: end points and the unit
+    normal pointing away from the quad (the side where a partner part lies)."""
+    quad = order_corners(quad)
+    centre = quad.mean(axis=0)
+    out = []
+    lengths = [float(np.hypot(*(quad[(i + 1) % 4] - quad[i]))) for i in range(4)]
+    for i in sorted(range(4), key=lambda k: -lengths[k])[:2]:
+        p0, p1 = quad[i], quad[(i + 1) % 4]
+        u = (p1 - p0) / max(lengths[i], 1e-9)
+        n = np.array([-u[1], u[0]])
+        if n @ (0.5 * (p0 + p1) - centre) < 0:
+            n = -n
+        out.append((p0, p1, n, lengths[i]))
+    return out
 
 
 def strip_beside(anchor: np.ndarray, points: np.ndarray, typical_width: float,
@@ -37,21 +49,13 @@ def strip_beside(anchor: np.ndarray, points: np.ndarray, typical_width: float,
     the cap (a touching neighbour). Returns the 4 corners (clockwise from the top-left-most) or None
     when too few points lie there.
     """
-    quad = order_corners(anchor)
-    centre = quad.mean(axis=0)
     limit = max_width_factor * typical_width
     best = None
-    for i in _long_sides(quad):
-        p0, p1 = quad[i], quad[(i + 1) % 4]
-        length = float(np.hypot(*(p1 - p0)))
+    for p0, p1, n, length in long_sides(anchor):
         if length < 1.0:
             continue
-        u = (p1 - p0) / length
-        n = np.array([-u[1], u[0]])
-        if n @ (0.5 * (p0 + p1) - centre) < 0:
-            n = -n
         rel = np.asarray(points, dtype=np.float64) - p0
-        a, b = rel @ u, rel @ n
+        a, b = rel @ ((p1 - p0) / length), rel @ n
         sel = (a >= 0) & (a <= length) & (b >= 0) & (b <= limit)
         if best is None or sel.sum() > best[0]:
             best = (int(sel.sum()), p0, p1, n, b[sel], length)
