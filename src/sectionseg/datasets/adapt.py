@@ -33,6 +33,7 @@ from sectionseg.datasets.samples import write_manifest, write_sample
 from sectionseg.datasets.synth import Background, fill_geometry, footprint, generate_synthetic
 from sectionseg.datasets.tiles import tile_sections
 from sectionseg.errors import InputError
+from sectionseg.geometry.polygons import rect_sides
 from sectionseg.geometry.section import Section
 
 #: A working scale within this fraction of 1 is taken as 1 (no resampling at all).
@@ -43,9 +44,7 @@ MAX_LABEL_OVERLAP = 0.2
 
 def section_long_side(section: Section) -> float:
     """Long side (px) of the minimum-area rectangle around a section's tissue and magnet corners."""
-    pts = np.concatenate([p.polygon for n, p in section.parts().items() if n != "dummy"]).astype(np.float32)
-    (_, _), (w, h), _ = cv2.minAreaRect(pts)
-    return float(max(w, h))
+    return rect_sides(np.concatenate([p.polygon for n, p in section.parts().items() if n != "dummy"]))[0]
 
 
 def median_section_size(sections: list[Section]) -> float:
@@ -53,10 +52,14 @@ def median_section_size(sections: list[Section]) -> float:
     return float(np.median([section_long_side(s) for s in sections]))
 
 
+def snap_scale(scale: float) -> float:
+    """``scale``, or exactly 1 when within :data:`SNAP_TOLERANCE` of it (no resampling at all)."""
+    return 1.0 if abs(scale - 1.0) <= SNAP_TOLERANCE else float(scale)
+
+
 def working_scale(section_size: float, reference: float = REFERENCE_SECTION_SIZE) -> float:
     """Working px per source px for sections of long side ``section_size`` source px (1 when close)."""
-    scale = reference / float(section_size)
-    return 1.0 if abs(scale - 1.0) <= SNAP_TOLERANCE else scale
+    return snap_scale(reference / float(section_size))
 
 
 def check_labels(sections: list[Section], width: int, height: int, path=None, *,

@@ -12,7 +12,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 import shapely
 
@@ -27,6 +26,7 @@ from sectionseg.geometry import Part, Section
 from sectionseg.geometry.beside import long_sides, strip_beside
 from sectionseg.geometry.fitting import fit_quadrilateral, order_corners, refine_quad
 from sectionseg.geometry.pairing import pair_parts
+from sectionseg.geometry.polygons import rect_sides
 from sectionseg.geometry.raster import polygon_mask
 
 log = logging.getLogger(__name__)
@@ -39,13 +39,13 @@ DUMMY_AREA_FRACTION = 0.5  # unpaired tissue smaller than this x the median tiss
 MIN_AREA_FRACTION = 0.4    # other unpaired parts outside [this, MAX_AREA_FACTOR] x their kind's median
 MAX_AREA_FACTOR = 1.6      # area are not reported (debris, shading, merged junk)
 LONE_SCORE = 0.9           # a part without a partner needs this score to be reported (no pairing evidence)
-# A tissue fit is suspect (touching tissues seen as one region) when its quad fits its mask worse than
-# this, or its area exceeds the median tissue's by this factor; suspects are rebuilt beside their magnets.
+# A part's fit is suspect (touching parts seen as one region) when its quad fits its mask worse than
+# this, or its area exceeds its kind's median by this factor; suspects are rebuilt beside their partners.
 SUSPECT_FIT_IOU = 0.8
+SUSPECT_AREA_FACTOR = 1.3
 # Detections scoring between this and the score threshold are kept in reserve: one is reported only
 # when it pairs with a confident part that found no partner (the pairing is the extra evidence).
 RESERVE_SCORE = 0.3
-SUSPECT_AREA_FACTOR = 1.3
 
 
 @dataclass
@@ -179,8 +179,7 @@ def _window(source: WaferSource, quad: np.ndarray, margin: int = FIT_MARGIN):
 
 
 def _short_side(part: Part) -> float:
-    (_, _), (w, h), _ = cv2.minAreaRect(part.polygon.astype(np.float32))
-    return float(min(w, h))
+    return rect_sides(part.polygon)[1]
 
 
 def _mask_points(det: Detection) -> np.ndarray:
@@ -396,14 +395,14 @@ def drop_implausible(unpaired: list[Section], sections: list[Section]) -> tuple[
     rest removed)."""
     if not sections:
         return unpaired, 0, 0
-    confident = [s for s in unpaired if s.score is None or s.score >= LONE_SCORE]
     median = {k: float(np.median([getattr(s, k).area for s in sections])) for k in ("tissue", "magnet")}
-    keep, dummies, other = [], 0, len(unpaired) - len(confident)
-    unpaired = confident
+    keep, dummies, other = [], 0, 0
     for s in unpaired:
         kind = "tissue" if s.tissue is not None else "magnet"
         area = getattr(s, kind).area
-        if kind == "tissue" and area < DUMMY_AREA_FRACTION * median[kind]:
+        if s.score is not None and s.score < LONE_SCORE:
+            other += 1
+        elif kind == "tissue" and area < DUMMY_AREA_FRACTION * median[kind]:
             dummies += 1
         elif area < MIN_AREA_FRACTION * median[kind] or area > MAX_AREA_FACTOR * median[kind]:
             other += 1

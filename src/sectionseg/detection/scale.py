@@ -15,7 +15,7 @@ import math
 import cv2
 import numpy as np
 
-from sectionseg.datasets.adapt import SNAP_TOLERANCE, working_scale
+from sectionseg.datasets.adapt import snap_scale, working_scale
 from sectionseg.datasets.labels import REFERENCE_SECTION_SIZE
 from sectionseg.detection.inference import Detection, predict_tiles
 from sectionseg.detection.tiling import Tile, WaferSource
@@ -111,7 +111,4 @@ def estimate_scale(source: WaferSource, predictor, *, candidates=CANDIDATE_SCALE
     if best["detections"] == 0 or best["relative_size"] is None:
         log.warning("no section found at any candidate scale; using scale 1")
         return 1.0, {"trials": trials, "method": "fallback"}
-    scale = best["scale"] / best["relative_size"]
-    if abs(scale - 1.0) <= SNAP_TOLERANCE:
-        scale = 1.0
-    return float(scale), {"trials": trials, "method": "model"}
+    return snap_scale(best["scale"] / best["relative_size"]), {"trials": trials, "method": "model"}

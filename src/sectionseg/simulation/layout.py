@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import shapely
 
+from sectionseg.geometry.polygons import rect_sides
 from sectionseg.geometry.section import Part, Section, sections_bounds
 
 log = logging.getLogger(__name__)
@@ -407,10 +408,7 @@ def _sides(polygon: np.ndarray) -> tuple[float, float]:
         e = np.linalg.norm(np.roll(polygon, -1, axis=0) - polygon, axis=1)
         pair = sorted([0.5 * (e[0] + e[2]), 0.5 * (e[1] + e[3])])
     else:
-        import cv2
-
-        (_, _), (w, h), _ = cv2.minAreaRect(polygon.astype(np.float32).reshape(-1, 1, 2))
-        pair = sorted([float(w), float(h)])
+        pair = sorted(rect_sides(polygon))
     return float(pair[1]), float(pair[0])
 
 
