@@ -13,7 +13,8 @@ from sectionseg.errors import InputError
 
 
 def register(subparsers) -> None:
-    from sectionseg.detection.pipeline import DEFAULT_MASK_THRESHOLD, DEFAULT_SCORE_THRESHOLD
+    from sectionseg.detection.inference import PRECISIONS
+    from sectionseg.detection.pipeline import DEFAULT_MASK_THRESHOLD, DEFAULT_PROPOSALS, DEFAULT_SCORE_THRESHOLD
 
     p = subparsers.add_parser(
         "detect",
@@ -38,6 +39,13 @@ def register(subparsers) -> None:
     p.add_argument("--magc-dialect", choices=("magfinder", "sbemimage"), default="magfinder",
                    help="dialect of sections.magc (default magfinder)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="torch device (default cpu)")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="arithmetic of the model: auto (default) = bf16 on CPUs that run it natively "
+                        "(AVX512-BF16/AMX, about 1.5x faster), else fp32")
+    p.add_argument("--proposals", type=int, default=DEFAULT_PROPOSALS,
+                   help="region proposals per tile (default: the model's own setting)")
+    p.add_argument("--workers", type=int,
+                   help="processes for inference and fitting (default: one per core, at most 4, on the CPU)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -49,6 +57,10 @@ def _check_args(args) -> None:
         raise InputError(f"--mask-threshold must be in (0, 1), got {args.mask_threshold}")
     if args.batch_size < 1:
         raise InputError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.workers is not None and args.workers < 1:
+        raise InputError(f"--workers must be at least 1, got {args.workers}")
+    if args.proposals is not None and args.proposals < 1:
+        raise InputError(f"--proposals must be at least 1, got {args.proposals}")
     if args.section_size is not None and not args.section_size > 0:
         raise InputError(f"--section-size must be positive, got {args.section_size}")
     check_device(args.device)
@@ -79,6 +91,7 @@ def detect_files(gray_path, fluo_path, out_dir, *, model=None, magc_dialect: str
     leaves nothing behind. Returns ``(DetectionResult, {output name: path}, report dict)``.
     """
     from sectionseg.detection import detect_wafer
+    from sectionseg.detection.parallel import worker_peak_memory_mb
     from sectionseg.export import write_detection_outputs
     from sectionseg.model import default_model_path
 
@@ -95,6 +108,7 @@ def detect_files(gray_path, fluo_path, out_dir, *, model=None, magc_dialect: str
                    "width": int(gray.shape[1]), "height": int(gray.shape[0])},
         "total_seconds": seconds,
         "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        "worker_peak_memory_mb": worker_peak_memory_mb(),
         "magc_dialect": magc_dialect,
     })
     paths = write_detection_outputs(out_dir, result.sections, result.unpaired, overlay_image=gray,
@@ -108,7 +122,8 @@ def run(args: argparse.Namespace) -> int:
         args.gray, args.fluo, args.out, model=args.model, magc_dialect=args.magc_dialect,
         progress=not args.no_progress and sys.stderr.isatty(), tile_size=args.tile_size,
         overlap=args.overlap, batch_size=args.batch_size, score_threshold=args.score_threshold,
-        mask_threshold=args.mask_threshold, section_size=args.section_size, device=args.device)
+        mask_threshold=args.mask_threshold, section_size=args.section_size, device=args.device,
+        precision=args.precision, proposals=args.proposals, workers=args.workers)
     c = result.counts
     print(f"found {c['sections']} sections ({c['unpaired']} unpaired parts, {c['dropped_dummies']} "
           f"dummy-like parts dropped) on {c['tiles']} tiles at scale {result.scale:.3g} in "
