@@ -90,6 +90,8 @@ def model_predictor(model, device="cpu", precision: str = "fp32"):
         model.to(memory_format=torch.channels_last)
     device_type = "cuda" if str(device).startswith("cuda") else "cpu"
     use_bf16 = resolve_precision(precision, device) == "bf16"
+    if use_bf16:
+        _float32_predictors(model, device_type)
 
     def predict(images: list[torch.Tensor]) -> list[dict]:
         with torch.inference_mode(), torch.autocast(device_type, dtype=torch.bfloat16, enabled=use_bf16):
@@ -98,6 +100,28 @@ def model_predictor(model, device="cpu", precision: str = "fp32"):
                  for k, v in out.items()} for out in outputs]
 
     return predict
+
+
+def _float32_predictors(model, device_type: str) -> None:
+    """Run the last layers of the ROI heads (class scores, box deltas, mask logits) in float32 under
+    autocast: they cost little, and in bfloat16 the scores come out in steps of about 1/256 and the
+    mask probabilities near 0.5 coarsely."""
+    import torch
+
+    class Float32(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x):
+            with torch.autocast(device_type, enabled=False):
+                return self.inner(x.float())
+
+    heads = getattr(model, "roi_heads", None)
+    for name in ("box_predictor", "mask_predictor"):
+        layer = getattr(heads, name, None)
+        if layer is not None and type(layer).__name__ != "Float32":
+            setattr(heads, name, Float32(layer))
 
 
 def to_tensor(rgb: np.ndarray):

@@ -19,6 +19,7 @@ from sectionseg.datasets.labels import REFERENCE_SECTION_SIZE
 from sectionseg.detection.inference import Detection, model_predictor, predict_tiles, resolve_precision
 from sectionseg.detection.merge import merge_detections
 from sectionseg.detection.content import content_flags
+from sectionseg.detection.evidence import mean_level, quarters, sides_shown
 from sectionseg.detection.parallel import fork_map, resolve_workers
 from sectionseg.detection.scale import estimate_scale, scale_from_section_size
 from sectionseg.detection.tiling import WaferSource, plan_tiles
@@ -49,6 +50,9 @@ SUSPECT_AREA_FACTOR = 1.3
 # Detections scoring between this and the score threshold are kept in reserve: one is reported only
 # when it pairs with a confident part that found no partner (the pairing is the extra evidence).
 RESERVE_SCORE = 0.3
+SMALL_AREA_FRACTION = 0.7  # paired parts smaller than this x their kind's median are regrown if possible
+PARTNER_MAX_OVERLAP = 0.15  # a partner found on the image may overlap known parts by this fraction
+EDGE_SIDES = 3             # a lone part must differ from its surroundings across this many sides
 
 
 @dataclass
@@ -321,20 +325,6 @@ def _sides_beside(quad: np.ndarray, width: float) -> list[np.ndarray]:
     return [np.array([p0, p1, p1 + width * n, p0 + width * n]) for p0, p1, n, _ in long_sides(quad)]
 
 
-def _mean_level(source: WaferSource, quad: np.ndarray, channel: str = "gray") -> float | None:
-    """Mean normalised level inside a working-px quad; None when it leaves the wafer (or no fluo)."""
-    x0, y0 = (np.floor(quad.min(axis=0)) - 1).astype(int)
-    x1, y1 = (np.ceil(quad.max(axis=0)) + 1).astype(int)
-    w, h = source.size
-    if x0 < 0 or y0 < 0 or x1 > w or y1 > h:
-        return None
-    window = source.gray_window(x0, y0, x1, y1) if channel == "gray" else source.fluo_window(x0, y0, x1, y1)
-    if window is None:
-        return None
-    inside = polygon_mask(quad, window.shape, offset=(x0, y0))
-    return float(window[inside].mean()) if inside.any() else None
-
-
 def partner_from_image(part: Part, kind: str, source: WaferSource, width: float,
                        refine: bool = True) -> Part | None:
     """The missing partner of a lone part, found on the image beside one of its long sides.
@@ -347,15 +337,18 @@ def partner_from_image(part: Part, kind: str, source: WaferSource, width: float,
     scale = source.scale
     quad = part.polygon * scale
     channel, sign = ("gray", -1.0) if kind == "tissue" else ("fluo", 1.0)
-    own = _mean_level(source, quad, channel)
-    levels = [(_mean_level(source, strip, channel), strip) for strip in _sides_beside(quad, width * scale)]
+    own = mean_level(source, quad, channel)
+    levels = [(mean_level(source, strip, channel), strip) for strip in _sides_beside(quad, width * scale)]
     levels = [(level, strip) for level, strip in levels if level is not None]
     if own is None or not levels:
         return None
     level, strip = max(levels, key=lambda t: sign * t[0])
-    # tissue at least 3 % darker than its magnet; magnet fluorescence clearly above the tissue's
-    if (kind == "tissue" and level > 0.97 * own) or (kind == "magnet" and level < own + 20.0):
-        return None
+    # tissue at least 3 % darker than its magnet; magnet fluorescence clearly above the tissue's;
+    # along the whole strip, not on average (a strip half on a neighbour's magnet is no partner)
+    for quarter in [strip] + quarters(strip):
+        level = mean_level(source, quarter, channel)
+        if level is None or (kind == "tissue" and level > 0.97 * own) or (kind == "magnet" and level < own + 20.0):
+            return None
     if refine:
         image, origin = _window(source, strip)
         if image is not None:
@@ -366,7 +359,8 @@ def partner_from_image(part: Part, kind: str, source: WaferSource, width: float,
 def complete_from_image(sections: list[Section], unpaired: list[Section], source: WaferSource,
                         refine: bool = True) -> tuple[list[Section], list[Section]]:
     """Give lone parts their partner found on the image (:func:`partner_from_image`), unless the
-    strip overlaps a part of that kind already found. Returns ``(new sections, still unpaired)``."""
+    strip overlaps a part already found (of either kind) by more than :data:`PARTNER_MAX_OVERLAP`
+    of its area. Returns ``(new sections, still unpaired)``."""
     new, rest = [], []
     for kind, have in (("tissue", "magnet"), ("magnet", "tissue")):
         found = [getattr(s, kind) for s in sections + unpaired if getattr(s, kind) is not None]
@@ -375,12 +369,15 @@ def complete_from_image(sections: list[Section], unpaired: list[Section], source
             rest += lone
             continue
         width = float(np.median([_short_side(p) for p in found]))
-        shapes = [shapely.Polygon(p.polygon) for p in found]
+        # every part known (the lone part itself only touches the strip)
+        shapes = [shapely.Polygon(p.polygon) for s in sections + unpaired for p in (s.tissue, s.magnet)
+                  if p is not None]
         tree = shapely.STRtree(shapes)
         for s in lone:
             part = partner_from_image(getattr(s, have), kind, source, width, refine)
             poly = None if part is None else shapely.Polygon(part.polygon)
-            if poly is None or any(poly.intersection(shapes[i]).area > 0.3 * poly.area for i in tree.query(poly)):
+            if poly is None or any(poly.intersection(shapes[i]).area > PARTNER_MAX_OVERLAP * poly.area
+                                   for i in tree.query(poly)):
                 rest.append(s)
                 continue
             parts = {have: getattr(s, have), kind: part}
@@ -420,6 +417,75 @@ def pair_sections(tissues: list[tuple[Part, float]], magnets: list[tuple[Part, f
     unpaired += [Section(None, magnets[j][0], score=magnets[j][1], extra={"magnet_score": magnets[j][1]})
                  for j in lone_m]
     return sections, unpaired
+
+
+def regrow_small(sections: list[Section], source: WaferSource, refine: bool = True) -> tuple[list[Section], int]:
+    """Paired parts much smaller than their kind's median (:data:`SMALL_AREA_FRACTION`: the model saw
+    only part of a faint tissue, or stopped at a shading seam) are replaced by the strip of typical
+    width beside their partner (:func:`partner_from_image`), when that strip lies on the small part's
+    side, shows the part's contrast all along and overlaps no other part. Returns
+    ``(sections, number of parts replaced)``."""
+    if len(sections) < 3:
+        return sections, 0
+    out, n = list(sections), 0
+    for kind, have in (("tissue", "magnet"), ("magnet", "tissue")):
+        areas = [getattr(s, kind).area for s in out]
+        median = float(np.median(areas))
+        width = float(np.median([_short_side(getattr(s, kind)) for s in out]))
+        shapes = [shapely.Polygon(p.polygon) for s in out for p in (s.tissue, s.magnet)]
+        tree = shapely.STRtree(shapes)
+        for k, s in enumerate(out):
+            small = getattr(s, kind)
+            if small.area >= SMALL_AREA_FRACTION * median:
+                continue
+            part = partner_from_image(getattr(s, have), kind, source, width, refine)
+            if part is None:
+                continue
+            poly, own = shapely.Polygon(part.polygon), shapely.Polygon(small.polygon)
+            if poly.intersection(own).area < 0.5 * own.area:
+                continue  # the strip is on the other side: not this part
+            others = [i for i in tree.query(poly) if i not in (2 * k, 2 * k + 1)]
+            if any(poly.intersection(shapes[i]).area > PARTNER_MAX_OVERLAP * poly.area for i in others):
+                continue
+            parts = {have: getattr(s, have), kind: part}
+            out[k] = Section(parts["tissue"], parts["magnet"], score=s.score,
+                             extra={**s.extra, "regrown": kind})
+            n += 1
+    return out, n
+
+
+def split_tiny(sections: list[Section]) -> tuple[list[Section], list[Section]]:
+    """Unpair sections with a part smaller than :data:`MIN_AREA_FRACTION` x its kind's median (a
+    dummy strip or a speck paired with a magnet, or junk pairs nested in a real section): the tiny
+    part is dropped and the other one becomes a lone part, judged as such later. Returns
+    ``(sections kept, lone parts)``."""
+    if len(sections) < 3:
+        return sections, []
+    median = {k: float(np.median([getattr(s, k).area for s in sections])) for k in ("tissue", "magnet")}
+    kept, lone = [], []
+    for s in sections:
+        tiny = {k for k in ("tissue", "magnet") if getattr(s, k).area < MIN_AREA_FRACTION * median[k]}
+        if not tiny:
+            kept.append(s)
+        elif len(tiny) == 1:
+            k = "magnet" if "tissue" in tiny else "tissue"
+            score = s.extra.get(f"{k}_score", s.score)
+            lone.append(Section(getattr(s, k) if k == "tissue" else None, getattr(s, k) if k == "magnet" else None,
+                                score=score, extra={f"{k}_score": score}))
+    return kept, lone
+
+
+def drop_unseen(unpaired: list[Section], source: WaferSource) -> tuple[list[Section], int]:
+    """Remove lone parts whose outline does not show on the image on at least :data:`EDGE_SIDES`
+    sides (:func:`~sectionseg.detection.evidence.sides_shown`): a darker patch of mosaic shading
+    taken for tissue has no edges of its own. Returns ``(kept, number removed)``."""
+    keep = []
+    for s in unpaired:
+        kind = "tissue" if s.tissue is not None else "magnet"
+        shown = sides_shown(source, getattr(s, kind).polygon * source.scale, kind)
+        if shown is None or shown >= EDGE_SIDES:
+            keep.append(s)
+    return keep, len(unpaired) - len(keep)
 
 
 def drop_implausible(unpaired: list[Section], sections: list[Section]) -> tuple[list[Section], int, int]:
@@ -541,17 +607,22 @@ def detect_wafer(gray: np.ndarray, fluo: np.ndarray | None = None, *, model=None
     sections, unpaired = pair_sections(tissues, magnets)
     recovered, unpaired = recover_partners(unpaired, reserve, source, refine)
     sections += recovered
+    sections, split = split_tiny(sections)
+    sections, n_regrown = regrow_small(sections, source, refine)
+    unpaired += split
     n_unpaired = len(unpaired)
     unpaired = drop_duplicates(sections, unpaired)
     n_duplicates = n_unpaired - len(unpaired)
     unpaired, n_dummies, n_implausible = drop_implausible(unpaired, sections)
+    unpaired, n_unseen = drop_unseen(unpaired, source)
     inferred, unpaired = complete_from_image(sections, unpaired, source, refine)
     sections += inferred
     timings["pairing"] = time.perf_counter() - t
 
     counts = {"tiles": len(all_tiles), "empty_tiles_skipped": len(all_tiles) - len(tiles), "raw_detections": len(raw), "parts": len(merged),
               "tissue_parts": len(tissues), "magnet_parts": len(magnets), "sections": len(sections),
-              "unpaired": len(unpaired), "dropped_dummies": n_dummies, "dropped_implausible": n_implausible, "rebuilt_parts": n_tissues + n_magnets,
+              "unpaired": len(unpaired), "dropped_dummies": n_dummies, "dropped_implausible": n_implausible,
+              "unpaired_tiny_parts": len(split), "regrown_small_parts": n_regrown, "dropped_unseen": n_unseen, "rebuilt_parts": n_tissues + n_magnets,
               "recovered_parts": len(recovered), "reserve_detections": len(reserve),
               "duplicates_dropped": n_duplicates, "partners_from_image": len(inferred),
               "unfitted_parts": sum(p["polygon"] is None for p in parts),

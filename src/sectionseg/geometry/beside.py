@@ -19,21 +19,27 @@ from sectionseg.geometry.fitting import order_corners
 MIN_OCCUPANCY = 0.5   # a row of the strip belongs to the tissue when this fraction of it is covered
 
 
-def long_sides(quad: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, float]]:
-    """The two longest sides of a 4-corner quad as ``(p0, p1, n, length)``: end points and the unit
-    normal pointing away from the quad (the side where a partner part lies)."""
+def quad_sides(quad: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, float]]:
+    """The four sides of a quad (in :func:`order_corners` order) as ``(p0, p1, n, length)``: end
+    points and the unit normal pointing away from the quad."""
     quad = order_corners(quad)
     centre = quad.mean(axis=0)
     out = []
-    lengths = [float(np.hypot(*(quad[(i + 1) % 4] - quad[i]))) for i in range(4)]
-    for i in sorted(range(4), key=lambda k: -lengths[k])[:2]:
+    for i in range(4):
         p0, p1 = quad[i], quad[(i + 1) % 4]
-        u = (p1 - p0) / max(lengths[i], 1e-9)
+        length = float(np.hypot(*(p1 - p0)))
+        u = (p1 - p0) / max(length, 1e-9)
         n = np.array([-u[1], u[0]])
         if n @ (0.5 * (p0 + p1) - centre) < 0:
             n = -n
-        out.append((p0, p1, n, lengths[i]))
+        out.append((p0, p1, n, length))
     return out
+
+
+def long_sides(quad: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, float]]:
+    """The two longest sides of a 4-corner quad as ``(p0, p1, n, length)`` (see :func:`quad_sides`;
+    ``n`` points to where a partner part lies), longest first."""
+    return sorted(quad_sides(quad), key=lambda side: -side[3])[:2]
 
 
 def strip_beside(anchor: np.ndarray, points: np.ndarray, typical_width: float,
