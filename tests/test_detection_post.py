@@ -94,3 +94,56 @@ def test_tiles_of_bare_wafer_are_skipped_and_nothing_is_lost(rng):
     assert everything.counts["empty_tiles_skipped"] == 0
     assert compare_sections(truth, skipping.sections)["sections_correct"] == len(truth)
     assert [s.tissue.centre for s in skipping.sections] == [s.tissue.centre for s in everything.sections]
+
+
+def _source(gray, fluo):
+    from sectionseg.detection.tiling import WaferSource
+
+    return WaferSource(gray, fluo)
+
+
+def test_a_lone_part_on_a_shading_patch_is_dropped_and_a_real_one_kept(rng):
+    from sectionseg.detection.pipeline import drop_unseen
+
+    truth = regular(6)
+    gray, fluo = draw(1000, 900, truth)
+    gray[600:900, 650:1000] = 170                         # a darker mosaic tile of the background
+    gray = np.clip(gray + rng.normal(0, 2, gray.shape), 0, 255).astype(np.uint8)
+    fill_polygon(gray, rectangle(820, 150, 127, 50, 10), 40)  # a real tissue whose magnet is lost
+    patch = Section(Part(rectangle(760, 700, 127, 50, 0)), None, score=0.95)   # inside the dark tile
+    seam = Section(Part(rectangle(700, 640, 127, 50, 0)), None, score=0.95)    # on its corner
+    real = Section(Part(rectangle(820, 150, 127, 50, 10)), None, score=0.95)
+    kept, removed = drop_unseen([patch, seam, real], _source(gray, fluo))
+    assert kept == [real] and removed == 2
+
+
+def test_a_partner_strip_half_on_a_neighbour_is_refused():
+    from sectionseg.detection.pipeline import partner_from_image
+
+    lone = section(300, 300)                  # tissue at y 275-325, its magnet would be at y 325-371
+    neighbour = section(365, 396, magnet_side=-1)  # its magnet (y 325-371) covers half of that strip
+    gray, fluo = draw(700, 600, [neighbour])
+    fill_polygon(gray, lone.tissue.polygon, 40)
+    source = _source(gray, fluo)
+    assert partner_from_image(lone.tissue, "magnet", source, 46.0, refine=False) is None
+    gray, fluo = draw(700, 600, [lone])       # the real magnet: found
+    found = partner_from_image(lone.tissue, "magnet", _source(gray, fluo), 46.0)
+    assert found is not None and Part(found.polygon).centre == pytest.approx(lone.magnet.centre, abs=1.0)
+
+
+def test_tiny_parts_are_unpaired_and_small_parts_regrown():
+    from sectionseg.detection.pipeline import regrow_small, split_tiny
+
+    truth = regular(6)
+    gray, fluo = draw(640, 900, truth)
+    speck = Section(Part(rectangle(110, 500, 6, 4, 0)), truth[0].magnet, score=0.8,
+                    extra={"tissue_score": 0.8, "magnet_score": 0.99})
+    kept, lone = split_tiny([speck] + truth[1:])
+    assert kept == truth[1:] and len(lone) == 1 and lone[0].magnet is truth[0].magnet and lone[0].tissue is None
+    assert lone[0].score == 0.99
+    t = truth[2].tissue.polygon                # the model saw only the half of the tissue by its magnet
+    half = Section(Part(np.array([(t[0] + t[3]) / 2, (t[1] + t[2]) / 2, t[2], t[3]])), truth[2].magnet, score=0.9)
+    sections, n = regrow_small(truth[:2] + [half] + truth[3:], _source(gray, fluo))
+    assert n == 1 and sections[2].extra["regrown"] == "tissue"
+    assert sections[2].tissue.centre == pytest.approx(truth[2].tissue.centre, abs=0.7)
+    assert sections[2].tissue.area == pytest.approx(truth[2].tissue.area, rel=0.03)
