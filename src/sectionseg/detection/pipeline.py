@@ -51,7 +51,8 @@ SUSPECT_AREA_FACTOR = 1.3
 # when it pairs with a confident part that found no partner (the pairing is the extra evidence).
 RESERVE_SCORE = 0.3
 SMALL_AREA_FRACTION = 0.7  # paired parts smaller than this x their kind's median are regrown if possible
-PARTNER_MAX_OVERLAP = 0.15  # a partner found on the image may overlap known parts by this fraction
+PARTNER_MAX_OVERLAP = 0.3   # a partner found on the image may overlap known parts by this fraction
+                           # (sections on real wafers overlap their neighbours by up to ~20 %)
 EDGE_SIDES = 3             # a lone part must differ from its surroundings across this many sides
 
 
