@@ -194,7 +194,7 @@ def main(argv=None) -> int:
             name = f"real-{layout.name}"
             _simulate(work / name, "default", 1100, None, None, layout=layout)
             jobs.append((name, work / name))
-    from sectionseg.detection.pipeline import model_identity
+    from sectionseg.detection.models import model_identity
 
     # results of the model are cached per model file (its sha256 prefix), the classical ones per wafer
     # (plus the detection options given, so that variants are cached apart)

@@ -5,7 +5,7 @@ import pytest
 
 from detection_fakes import ContentPredictor, rectangle
 from sectionseg.detection import detect_wafer
-from sectionseg.detection.pipeline import drop_implausible, drop_duplicates
+from sectionseg.detection.repairs import drop_implausible, drop_duplicates
 from sectionseg.evaluation import compare_sections
 from sectionseg.geometry import Part, Section
 from sectionseg.geometry.beside import strip_beside
@@ -103,7 +103,7 @@ def _source(gray, fluo):
 
 
 def test_a_lone_part_on_a_shading_patch_is_dropped_and_a_real_one_kept(rng):
-    from sectionseg.detection.pipeline import drop_unseen
+    from sectionseg.detection.repairs import drop_unseen
 
     truth = regular(6)
     gray, fluo = draw(1000, 900, truth)
@@ -118,7 +118,7 @@ def test_a_lone_part_on_a_shading_patch_is_dropped_and_a_real_one_kept(rng):
 
 
 def test_a_partner_strip_half_on_a_neighbour_is_refused():
-    from sectionseg.detection.pipeline import partner_from_image
+    from sectionseg.detection.repairs import partner_from_image
 
     lone = section(300, 300)                  # tissue at y 275-325, its magnet would be at y 325-371
     neighbour = section(365, 396, magnet_side=-1)  # its magnet (y 325-371) covers half of that strip
@@ -132,7 +132,7 @@ def test_a_partner_strip_half_on_a_neighbour_is_refused():
 
 
 def test_tiny_parts_are_unpaired_and_small_parts_regrown():
-    from sectionseg.detection.pipeline import regrow_small, split_tiny
+    from sectionseg.detection.repairs import regrow_small, split_tiny
 
     truth = regular(6)
     gray, fluo = draw(640, 900, truth)

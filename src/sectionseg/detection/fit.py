@@ -1,0 +1,79 @@
+"""Quadrilaterals of merged detections: each mask crop fitted and refined on the gray image of a
+:class:`~sectionseg.detection.tiling.WaferSource` (working frame in, source px out), in worker
+processes; and the small geometric helpers the repairs share (gray crops, mask points, widths)."""
+from __future__ import annotations
+
+import numpy as np
+
+from sectionseg.detection.inference import Detection
+from sectionseg.detection.parallel import fork_map
+from sectionseg.detection.tiling import WaferSource
+from sectionseg.geometry import Part
+from sectionseg.geometry.fitting import fit_quadrilateral
+from sectionseg.geometry.polygons import rect_sides
+from sectionseg.geometry.raster import polygon_mask
+
+FIT_MARGIN = 6         # px of image around a mask crop for the edge refinement
+
+
+def fit_iou(det: Detection, quad_working: np.ndarray) -> float:
+    """IoU of a quad (working px) with the detection's mask: low values flag a poor fit."""
+    x0, y0, x1, y1 = det.box
+    m = 4
+    inside = polygon_mask(quad_working, (y1 - y0 + 2 * m, x1 - x0 + 2 * m), offset=(x0 - m, y0 - m))
+    mask = np.pad(det.mask, m)
+    union = np.count_nonzero(inside | mask)
+    return float(np.count_nonzero(inside & mask)) / union if union else 0.0
+
+
+def gray_box(source: WaferSource, x0: int, y0: int, x1: int, y1: int) -> np.ndarray | None:
+    """Gray crop ``[x0, x1) x [y0, y1)`` of the working frame; parts outside the wafer repeat its edge
+    (None when the box misses the wafer)."""
+    w, h = source.size
+    gx0, gy0, gx1, gy1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
+    if gx1 <= gx0 or gy1 <= gy0:
+        return None
+    win = source.gray_window(gx0, gy0, gx1, gy1)
+    return np.pad(win, ((gy0 - y0, y1 - gy1), (gx0 - x0, x1 - gx1)), mode="edge")
+
+
+def fit_part(det: Detection, source: WaferSource, refine: bool = True) -> np.ndarray | None:
+    """Quad (4, 2) of a merged detection in *source* px (edges refined on the gray image)."""
+    m = FIT_MARGIN
+    mask = np.pad(det.mask, m)
+    x0, y0 = det.origin[0] - m, det.origin[1] - m
+    image = gray_box(source, x0, y0, x0 + mask.shape[1], y0 + mask.shape[0]) if refine else None
+    quad = fit_quadrilateral(mask, (x0, y0), image, refine=refine and image is not None)
+    return None if quad is None else source.to_source(quad)
+
+
+def fit_parts(dets: list[Detection], source: WaferSource, refine: bool = True, workers: int = 1,
+              chunk: int = 32) -> list[tuple[np.ndarray | None, float | None]]:
+    """``(quad in source px or None, IoU of the quad with its mask or None)`` of every detection, in
+    order; chunks of ``chunk`` detections go to ``workers`` forked processes."""
+    def fit_chunk(start: int) -> list:
+        found = []
+        for det in dets[start:start + chunk]:
+            quad = fit_part(det, source, refine=refine)
+            found.append((quad, None if quad is None else fit_iou(det, quad * source.scale)))
+        return found
+
+    chunks = fork_map(fit_chunk, range(0, len(dets), chunk), workers)
+    return [fit for found in chunks for fit in found]
+
+
+def window_around(source: WaferSource, quad: np.ndarray, margin: int = FIT_MARGIN):
+    """Gray crop (working frame) around a working-px quad, and its origin (see :func:`gray_box`)."""
+    x0, y0 = (np.floor(quad.min(axis=0)) - margin).astype(int)
+    x1, y1 = (np.ceil(quad.max(axis=0)) + margin).astype(int)
+    return gray_box(source, int(x0), int(y0), int(x1), int(y1)), (int(x0), int(y0))
+
+
+def short_side(part: Part) -> float:
+    return rect_sides(part.polygon)[1]
+
+
+def mask_points(det: Detection) -> np.ndarray:
+    """Working-px centres of a detection's mask pixels."""
+    rows, cols = np.nonzero(det.mask)
+    return np.column_stack([cols + det.origin[0] + 0.5, rows + det.origin[1] + 0.5])

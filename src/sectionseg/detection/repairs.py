@@ -1,0 +1,319 @@
+"""After the model: pairing tissue and magnet parts, and the repairs that use the pairing and the
+image as extra evidence (touching parts rebuilt beside their partners, low-score partners of lone
+parts, partners found on the image, small parts regrown) and the filters of implausible parts
+(duplicates, tiny parts, dummies, lone parts with no visible outline).
+
+Parts are :class:`~sectionseg.geometry.Part` in source px; image work happens in the working frame
+of a :class:`~sectionseg.detection.tiling.WaferSource` (``source.scale`` working px per source px).
+"""
+from __future__ import annotations
+
+import numpy as np
+import shapely
+
+from sectionseg.detection.evidence import mean_level, quarters, sides_shown
+from sectionseg.detection.fit import fit_part, mask_points, short_side, window_around
+from sectionseg.detection.inference import Detection
+from sectionseg.detection.tiling import WaferSource
+from sectionseg.geometry import Part, Section
+from sectionseg.geometry.beside import long_sides, strip_beside
+from sectionseg.geometry.fitting import order_corners, refine_quad
+from sectionseg.geometry.pairing import pair_parts
+
+DUMMY_AREA_FRACTION = 0.5  # unpaired tissue smaller than this x the median tissue area = dummy strip
+MIN_AREA_FRACTION = 0.4    # other unpaired parts outside [this, MAX_AREA_FACTOR] x their kind's median
+MAX_AREA_FACTOR = 1.6      # area are not reported (debris, shading, merged junk)
+LONE_SCORE = 0.9           # a part without a partner needs this score to be reported (no pairing evidence)
+# A part's fit is suspect (touching parts seen as one region) when its quad fits its mask worse than
+# this, or its area exceeds its kind's median by this factor; suspects are rebuilt beside their partners.
+SUSPECT_FIT_IOU = 0.8
+SUSPECT_AREA_FACTOR = 1.3
+SMALL_AREA_FRACTION = 0.7  # paired parts smaller than this x their kind's median are regrown if possible
+PARTNER_MAX_OVERLAP = 0.3   # a partner found on the image may overlap known parts by this fraction
+                           # (sections on real wafers overlap their neighbours by up to ~20 %)
+EDGE_SIDES = 3             # a lone part must differ from its surroundings across this many sides
+
+
+def rebuild_touching(parts: list[tuple[Part, float, Detection, float]], partners: list[tuple[Part, float]],
+                     source: WaferSource, kind: str = "tissue", refine: bool = True):
+    """Replace suspect fits of one kind by strips beside the partners left without a part of that kind.
+
+    ``parts``: ``(part in source px, score, detection, fit IoU)`` of one kind (``kind``: "tissue" or
+    "magnet"); ``partners``: ``(part, score)`` of the other kind. Suspects (:data:`SUSPECT_FIT_IOU`,
+    :data:`SUSPECT_AREA_FACTOR`) are usually two touching parts seen as one region; every partner
+    that the other parts do not pair with gets a part rebuilt from the suspects' mask pixels in front
+    of its long side (:func:`strip_beside`), refined on the image. Returns ``(parts as (part, score),
+    number rebuilt)``; suspects that gave no rebuilt part stay as they were.
+    """
+    plain = [(p, sc) for p, sc, _, _ in parts]
+    if len(parts) < 5:
+        return plain, 0
+    median_area = float(np.median([p.area for p, *_ in parts]))
+    is_suspect = [iou < SUSPECT_FIT_IOU or p.area > SUSPECT_AREA_FACTOR * median_area for p, _, _, iou in parts]
+    good = [t for t, bad in zip(parts, is_suspect) if not bad]
+    suspects = [t for t, bad in zip(parts, is_suspect) if bad]
+    if not suspects or len(good) < 3:
+        return plain, 0
+    scale = source.scale
+    width = float(np.median([short_side(p) for p, *_ in good])) * scale  # working px
+    own, other = [p for p, *_ in good], [m for m, _ in partners]
+    if kind == "tissue":
+        _, _, lone = pair_parts(own, other)  # magnets without a tissue
+    else:
+        _, lone, _ = pair_parts(other, own)  # tissues without a magnet
+    points = [mask_points(det) for _, _, det, _ in suspects]
+    boxes = np.array([det.box for _, _, det, _ in suspects], dtype=np.float64)
+    used, rebuilt = set(), []
+    for j in lone:
+        anchor = partners[j][0].polygon * scale
+        lo, hi = anchor.min(axis=0) - 1.5 * width, anchor.max(axis=0) + 1.5 * width
+        near = np.flatnonzero((boxes[:, 0] < hi[0]) & (boxes[:, 2] > lo[0]) & (boxes[:, 1] < hi[1])
+                              & (boxes[:, 3] > lo[1]))
+        if near.size == 0:
+            continue
+        quad = strip_beside(anchor, np.concatenate([points[k] for k in near]), width)
+        if quad is None:
+            continue
+        if refine:
+            image, origin = window_around(source, quad)
+            if image is not None:
+                quad = refine_quad(quad - origin, image) + origin
+        used.update(int(k) for k in near)
+        rebuilt.append((Part(source.to_source(quad)), max(suspects[k][1] for k in near)))
+    kept = [(p, sc) for k, (p, sc, _, _) in enumerate(suspects) if k not in used]
+    return [(p, sc) for p, sc, _, _ in good] + rebuilt + kept, len(rebuilt)
+
+
+def recover_partners(unpaired: list[Section], reserve: list[Detection], source: WaferSource,
+                     refine: bool = True) -> tuple[list[Section], list[Section]]:
+    """Pair lone confident parts with reserve (low-score) detections of the other class.
+
+    ``unpaired``: one-part sections; ``reserve``: merged detections below the score threshold.
+    Returns ``(new sections, still unpaired)``; reserve parts that pair with nothing are dropped.
+    """
+    lone_t = [s for s in unpaired if s.tissue is not None]
+    lone_m = [s for s in unpaired if s.magnet is not None]
+    if not reserve or not unpaired:
+        return [], unpaired
+    centres = np.array([s.parts()["tissue" if s.tissue is not None else "magnet"].centre for s in unpaired])
+    reach = 2.0 * max(float(np.sqrt(s.parts()["tissue" if s.tissue is not None else "magnet"].area))
+                      for s in unpaired)
+    fitted: dict[int, list[tuple[Part, float]]] = {1: [], 2: []}
+    for det in reserve:
+        wanted = 2 if det.label == 2 else 1
+        if not (lone_t if wanted == 2 else lone_m):
+            continue
+        x0, y0, x1, y1 = np.asarray(det.box, dtype=np.float64) / source.scale
+        centre = np.array([(x0 + x1) / 2, (y0 + y1) / 2])
+        if np.min(np.hypot(*(centres - centre).T)) > reach:
+            continue
+        quad = fit_part(det, source, refine=refine)
+        if quad is not None:
+            fitted[det.label].append((Part(quad), det.score))
+    new, used_t, used_m = [], set(), set()
+    pairs, _, _ = pair_parts([s.tissue for s in lone_t], [p for p, _ in fitted[2]])
+    for i, j in pairs:
+        part, score = fitted[2][j]
+        new.append(Section(lone_t[i].tissue, part, score=min(lone_t[i].score, score),
+                           extra={**lone_t[i].extra, "magnet_score": score, "recovered": "magnet"}))
+        used_t.add(i)
+    pairs, _, _ = pair_parts([p for p, _ in fitted[1]], [s.magnet for s in lone_m])
+    for i, j in pairs:
+        part, score = fitted[1][i]
+        new.append(Section(part, lone_m[j].magnet, score=min(lone_m[j].score, score),
+                           extra={**lone_m[j].extra, "tissue_score": score, "recovered": "tissue"}))
+        used_m.add(j)
+    rest = [s for k, s in enumerate(lone_t) if k not in used_t] + [s for k, s in enumerate(lone_m) if k not in used_m]
+    return new, rest
+
+
+def _sides_beside(quad: np.ndarray, width: float) -> list[np.ndarray]:
+    """The two strips ``width`` px wide beside the long sides of a working-px quad (outside it)."""
+    return [np.array([p0, p1, p1 + width * n, p0 + width * n]) for p0, p1, n, _ in long_sides(quad)]
+
+
+def partner_from_image(part: Part, kind: str, source: WaferSource, width: float,
+                       refine: bool = True) -> Part | None:
+    """The missing partner of a lone part, found on the image beside one of its long sides.
+
+    ``kind``: what is missing, ``"tissue"`` (the darker strip of the gray image: tissue is darker than
+    magnetic resin) or ``"magnet"`` (the brighter strip of the fluorescence: the resin's beads);
+    ``width``: the wafer's typical short side of that kind (source px). The strip is refined on the
+    gray image. None when neither side clearly shows the partner (or, for a magnet, without fluo).
+    """
+    scale = source.scale
+    quad = part.polygon * scale
+    channel, sign = ("gray", -1.0) if kind == "tissue" else ("fluo", 1.0)
+    own = mean_level(source, quad, channel)
+    levels = [(mean_level(source, strip, channel), strip) for strip in _sides_beside(quad, width * scale)]
+    levels = [(level, strip) for level, strip in levels if level is not None]
+    if own is None or not levels:
+        return None
+    level, strip = max(levels, key=lambda t: sign * t[0])
+    # tissue at least 3 % darker than its magnet; magnet fluorescence clearly above the tissue's;
+    # along the whole strip, not on average (a strip half on a neighbour's magnet is no partner)
+    for quarter in [strip] + quarters(strip):
+        level = mean_level(source, quarter, channel)
+        if level is None or (kind == "tissue" and level > 0.97 * own) or (kind == "magnet" and level < own + 20.0):
+            return None
+    if refine:
+        image, origin = window_around(source, strip)
+        if image is not None:
+            strip = refine_quad(strip - origin, image) + origin
+    return Part(source.to_source(order_corners(strip)))
+
+
+def complete_from_image(sections: list[Section], unpaired: list[Section], source: WaferSource,
+                        refine: bool = True) -> tuple[list[Section], list[Section]]:
+    """Give lone parts their partner found on the image (:func:`partner_from_image`), unless the
+    strip overlaps a part already found (of either kind) by more than :data:`PARTNER_MAX_OVERLAP`
+    of its area. Returns ``(new sections, still unpaired)``."""
+    new, rest = [], []
+    for kind, have in (("tissue", "magnet"), ("magnet", "tissue")):
+        found = [getattr(s, kind) for s in sections + unpaired if getattr(s, kind) is not None]
+        lone = [s for s in unpaired if getattr(s, have) is not None and getattr(s, kind) is None]
+        if len(found) < 3:
+            rest += lone
+            continue
+        width = float(np.median([short_side(p) for p in found]))
+        # every part known (the lone part itself only touches the strip)
+        shapes = [shapely.Polygon(p.polygon) for s in sections + unpaired for p in (s.tissue, s.magnet)
+                  if p is not None]
+        tree = shapely.STRtree(shapes)
+        for s in lone:
+            part = partner_from_image(getattr(s, have), kind, source, width, refine)
+            poly = None if part is None else shapely.Polygon(part.polygon)
+            if poly is None or any(poly.intersection(shapes[i]).area > PARTNER_MAX_OVERLAP * poly.area
+                                   for i in tree.query(poly)):
+                rest.append(s)
+                continue
+            parts = {have: getattr(s, have), kind: part}
+            new.append(Section(parts["tissue"], parts["magnet"], score=s.score,
+                               extra={**s.extra, "recovered": f"{kind} from image"}))
+    return new, rest
+
+
+def drop_duplicates(sections: list[Section], unpaired: list[Section], overlap: float = 0.5) -> list[Section]:
+    """Lone parts that mostly overlap a paired part of the same kind (a duplicate the merge missed)
+    are dropped; returns the unpaired parts that remain."""
+    keep = []
+    for kind in ("tissue", "magnet"):
+        shapes = [shapely.Polygon(getattr(s, kind).polygon) for s in sections]
+        tree = shapely.STRtree(shapes) if shapes else None
+        for s in unpaired:
+            part = getattr(s, kind)
+            if part is None:
+                continue
+            poly = shapely.Polygon(part.polygon)
+            hits = [] if tree is None else tree.query(poly)
+            if not any(poly.intersection(shapes[i]).area > overlap * min(poly.area, shapes[i].area) for i in hits):
+                keep.append(s)
+    return keep
+
+
+def pair_sections(tissues: list[tuple[Part, float]], magnets: list[tuple[Part, float]]):
+    """Pair tissue and magnet parts (F's :func:`sectionseg.geometry.pairing.pair_parts`);
+    ``(paired sections, unpaired sections)`` with scores."""
+    pairs, lone_t, lone_m = pair_parts([p for p, _ in tissues], [p for p, _ in magnets])
+    sections = []
+    for i, j in pairs:
+        (t, ts), (mg, ms) = tissues[i], magnets[j]
+        sections.append(Section(t, mg, score=min(ts, ms), extra={"tissue_score": ts, "magnet_score": ms}))
+    unpaired = [Section(tissues[i][0], None, score=tissues[i][1], extra={"tissue_score": tissues[i][1]})
+                for i in lone_t]
+    unpaired += [Section(None, magnets[j][0], score=magnets[j][1], extra={"magnet_score": magnets[j][1]})
+                 for j in lone_m]
+    return sections, unpaired
+
+
+def regrow_small(sections: list[Section], source: WaferSource, refine: bool = True) -> tuple[list[Section], int]:
+    """Paired parts much smaller than their kind's median (:data:`SMALL_AREA_FRACTION`: the model saw
+    only part of a faint tissue, or stopped at a shading seam) are replaced by the strip of typical
+    width beside their partner (:func:`partner_from_image`), when that strip lies on the small part's
+    side, shows the part's contrast all along and overlaps no other part. Returns
+    ``(sections, number of parts replaced)``."""
+    if len(sections) < 3:
+        return sections, 0
+    out, n = list(sections), 0
+    for kind, have in (("tissue", "magnet"), ("magnet", "tissue")):
+        areas = [getattr(s, kind).area for s in out]
+        median = float(np.median(areas))
+        width = float(np.median([short_side(getattr(s, kind)) for s in out]))
+        shapes = [shapely.Polygon(p.polygon) for s in out for p in (s.tissue, s.magnet)]
+        tree = shapely.STRtree(shapes)
+        for k, s in enumerate(out):
+            small = getattr(s, kind)
+            if small.area >= SMALL_AREA_FRACTION * median:
+                continue
+            part = partner_from_image(getattr(s, have), kind, source, width, refine)
+            if part is None:
+                continue
+            poly, own = shapely.Polygon(part.polygon), shapely.Polygon(small.polygon)
+            if poly.intersection(own).area < 0.5 * own.area:
+                continue  # the strip is on the other side: not this part
+            others = [i for i in tree.query(poly) if i not in (2 * k, 2 * k + 1)]
+            if any(poly.intersection(shapes[i]).area > PARTNER_MAX_OVERLAP * poly.area for i in others):
+                continue
+            parts = {have: getattr(s, have), kind: part}
+            out[k] = Section(parts["tissue"], parts["magnet"], score=s.score,
+                             extra={**s.extra, "regrown": kind})
+            n += 1
+    return out, n
+
+
+def split_tiny(sections: list[Section]) -> tuple[list[Section], list[Section]]:
+    """Unpair sections with a part smaller than :data:`MIN_AREA_FRACTION` x its kind's median (a
+    dummy strip or a speck paired with a magnet, or junk pairs nested in a real section): the tiny
+    part is dropped and the other one becomes a lone part, judged as such later. Returns
+    ``(sections kept, lone parts)``."""
+    if len(sections) < 3:
+        return sections, []
+    median = {k: float(np.median([getattr(s, k).area for s in sections])) for k in ("tissue", "magnet")}
+    kept, lone = [], []
+    for s in sections:
+        tiny = {k for k in ("tissue", "magnet") if getattr(s, k).area < MIN_AREA_FRACTION * median[k]}
+        if not tiny:
+            kept.append(s)
+        elif len(tiny) == 1:
+            k = "magnet" if "tissue" in tiny else "tissue"
+            score = s.extra.get(f"{k}_score", s.score)
+            lone.append(Section(getattr(s, k) if k == "tissue" else None, getattr(s, k) if k == "magnet" else None,
+                                score=score, extra={f"{k}_score": score}))
+    return kept, lone
+
+
+def drop_unseen(unpaired: list[Section], source: WaferSource) -> tuple[list[Section], int]:
+    """Remove lone parts whose outline does not show on the image on at least :data:`EDGE_SIDES`
+    sides (:func:`~sectionseg.detection.evidence.sides_shown`): a darker patch of mosaic shading
+    taken for tissue has no edges of its own. Returns ``(kept, number removed)``."""
+    keep = []
+    for s in unpaired:
+        kind = "tissue" if s.tissue is not None else "magnet"
+        shown = sides_shown(source, getattr(s, kind).polygon * source.scale, kind)
+        if shown is None or shown >= EDGE_SIDES:
+            keep.append(s)
+    return keep, len(unpaired) - len(keep)
+
+
+def drop_implausible(unpaired: list[Section], sections: list[Section]) -> tuple[list[Section], int, int]:
+    """Remove lone parts scoring below :data:`LONE_SCORE` (no pairing evidence) or whose area is far
+    from the paired parts' of their kind: tissue smaller than :data:`DUMMY_AREA_FRACTION` x the
+    median (dummy strips), or any part outside [:data:`MIN_AREA_FRACTION`, :data:`MAX_AREA_FACTOR`] x
+    the median (shading, debris, merged junk). Returns ``(kept, dummies, others)`` (others: all the
+    rest removed)."""
+    if not sections:
+        return unpaired, 0, 0
+    median = {k: float(np.median([getattr(s, k).area for s in sections])) for k in ("tissue", "magnet")}
+    keep, dummies, other = [], 0, 0
+    for s in unpaired:
+        kind = "tissue" if s.tissue is not None else "magnet"
+        area = getattr(s, kind).area
+        if s.score is not None and s.score < LONE_SCORE:
+            other += 1
+        elif kind == "tissue" and area < DUMMY_AREA_FRACTION * median[kind]:
+            dummies += 1
+        elif area < MIN_AREA_FRACTION * median[kind] or area > MAX_AREA_FACTOR * median[kind]:
+            other += 1
+        else:
+            keep.append(s)
+    return keep, dummies, other
