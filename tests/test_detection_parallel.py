@@ -54,3 +54,16 @@ def test_detection_in_workers_equals_detection_in_process():
         np.testing.assert_allclose(a.tissue.polygon, b.tissue.polygon)
         np.testing.assert_allclose(a.magnet.polygon, b.magnet.polygon)
     assert [p["fit_iou"] for p in one.parts] == [p["fit_iou"] for p in two.parts]
+
+
+def _pids_seen_by_fork_map(_):
+    return set(fork_map(lambda k: os.getpid(), range(4), 2)), os.getpid()
+
+
+@needs_fork
+def test_inside_a_daemonic_pool_worker_the_map_runs_in_that_worker():
+    import multiprocessing as mp
+
+    with mp.get_context("fork").Pool(1) as pool:
+        seen, worker = pool.apply(_pids_seen_by_fork_map, (None,))
+    assert seen == {worker}

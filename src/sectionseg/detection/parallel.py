@@ -66,7 +66,8 @@ def fork_map(fn: Callable, items: Iterable, workers: int, *, on_result: Callable
     global _TASK
     items = list(items)
     results = []
-    if workers <= 1 or len(items) < 2 or not can_fork():
+    # a daemonic process (a worker of the caller's own pool) may not start processes: run in it
+    if workers <= 1 or len(items) < 2 or not can_fork() or mp.current_process().daemon:
         for item in items:
             results.append(fn(item))
             if on_result is not None:
