@@ -9,6 +9,7 @@ import pytest
 from sectionseg.cli.main import main
 from sectionseg.detection import inference
 from sectionseg.detection.inference import resolve_precision
+from sectionseg.detection.parallel import can_fork
 from sectionseg.detection.models import resolve_model
 from sectionseg.detection.pipeline import detect_wafer
 from sectionseg.evaluation import compare_sections
@@ -67,13 +68,17 @@ def test_bf16_finds_the_same_sections_as_fp32(wafer):
     assert np.median(np.abs(a - b)) < 0.5
 
 
-def test_detect_cli_records_precision_and_refuses_bad_proposals(wafer, tmp_path, capsys):
+def test_detect_cli_records_its_options_and_refuses_bad_ones(wafer, tmp_path, capsys):
     out = tmp_path / "never"
     assert main(["detect", str(wafer / "gray.tif"), "--out", str(out), "--proposals", "0", "--no-progress"]) == 2
     assert "--proposals" in capsys.readouterr().err and not out.exists()
+    assert main(["detect", str(wafer / "gray.tif"), "--out", str(out), "--workers", "0", "--no-progress"]) == 2
+    assert "--workers" in capsys.readouterr().err and not out.exists()
     out = tmp_path / "det"
     assert main(["detect", str(wafer / "gray.tif"), "--fluo", str(wafer / "fluo.tif"), "--out", str(out),
-                 "--section-size", "130", "--precision", "fp32", "--proposals", "200", "--no-progress"]) == 0
+                 "--section-size", "130", "--precision", "fp32", "--proposals", "200", "--workers", "2",
+                 "--no-progress"]) == 0
     report = json.loads((out / "report.json").read_text())
     assert report["params"]["precision"] == "fp32" and report["params"]["proposals"] == 200
-    assert report["model"]["proposals"] == 200
+    assert report["model"]["proposals"] == 200 and report["params"]["workers"] == (2 if can_fork() else 1)
+    assert report["worker_peak_memory_mb"] >= 0

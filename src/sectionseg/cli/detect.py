@@ -14,6 +14,7 @@ from sectionseg.errors import InputError
 
 def register(subparsers) -> None:
     from sectionseg.detection.inference import PRECISIONS
+    from sectionseg.detection.parallel import MAX_AUTO_WORKERS
     from sectionseg.detection.pipeline import DEFAULT_MASK_THRESHOLD, DEFAULT_PROPOSALS, DEFAULT_SCORE_THRESHOLD
 
     p = subparsers.add_parser(
@@ -43,9 +44,10 @@ def register(subparsers) -> None:
                    help="arithmetic of the model: auto (default) = bf16 on CPUs that run it natively "
                         "(AVX512-BF16/AMX, about 1.5x faster), else fp32")
     p.add_argument("--proposals", type=int, default=DEFAULT_PROPOSALS,
-                   help="region proposals per tile (default: the model's own setting)")
+                   help=f"region proposals per tile (default {DEFAULT_PROPOSALS})")
     p.add_argument("--workers", type=int,
-                   help="processes for inference and fitting (default: one per core, at most 4, on the CPU)")
+                   help="processes for inference and fitting (default: one per core, at most "
+                        f"{MAX_AUTO_WORKERS}, on the CPU; 1 with --device cuda)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
