@@ -163,6 +163,13 @@ def partner_from_image(part: Part, kind: str, source: WaferSource, width: float,
     return Part(source.to_source(order_corners(strip)))
 
 
+def _overlaps_known(poly, shapes: list, tree, skip=()) -> bool:
+    """True when ``poly`` (a part found on the image) covers more than :data:`PARTNER_MAX_OVERLAP` of
+    its area with one of ``shapes`` (known parts, indexed by ``tree``) other than those in ``skip``."""
+    return any(poly.intersection(shapes[i]).area > PARTNER_MAX_OVERLAP * poly.area
+               for i in tree.query(poly) if i not in skip)
+
+
 def complete_from_image(sections: list[Section], unpaired: list[Section], source: WaferSource,
                         refine: bool = True) -> tuple[list[Section], list[Section]]:
     """Give lone parts their partner found on the image (:func:`partner_from_image`), unless the
@@ -182,13 +189,10 @@ def complete_from_image(sections: list[Section], unpaired: list[Section], source
         tree = shapely.STRtree(shapes)
         for s in lone:
             part = partner_from_image(getattr(s, have), kind, source, width, refine)
-            poly = None if part is None else shapely.Polygon(part.polygon)
-            if poly is None or any(poly.intersection(shapes[i]).area > PARTNER_MAX_OVERLAP * poly.area
-                                   for i in tree.query(poly)):
+            if part is None or _overlaps_known(shapely.Polygon(part.polygon), shapes, tree):
                 rest.append(s)
                 continue
-            parts = {have: getattr(s, have), kind: part}
-            new.append(Section(parts["tissue"], parts["magnet"], score=s.score,
+            new.append(Section(**{have: getattr(s, have), kind: part}, score=s.score,
                                extra={**s.extra, "recovered": f"{kind} from image"}))
     return new, rest
 
@@ -251,11 +255,9 @@ def regrow_small(sections: list[Section], source: WaferSource, refine: bool = Tr
             poly, own = shapely.Polygon(part.polygon), shapely.Polygon(small.polygon)
             if poly.intersection(own).area < 0.5 * own.area:
                 continue  # the strip is on the other side: not this part
-            others = [i for i in tree.query(poly) if i not in (2 * k, 2 * k + 1)]
-            if any(poly.intersection(shapes[i]).area > PARTNER_MAX_OVERLAP * poly.area for i in others):
+            if _overlaps_known(poly, shapes, tree, skip=(2 * k, 2 * k + 1)):  # but its own parts
                 continue
-            parts = {have: getattr(s, have), kind: part}
-            out[k] = Section(parts["tissue"], parts["magnet"], score=s.score,
+            out[k] = Section(**{have: getattr(s, have), kind: part}, score=s.score,
                              extra={**s.extra, "regrown": kind})
             n += 1
     return out, n
@@ -277,8 +279,8 @@ def split_tiny(sections: list[Section]) -> tuple[list[Section], list[Section]]:
         elif len(tiny) == 1:
             k = "magnet" if "tissue" in tiny else "tissue"
             score = s.extra.get(f"{k}_score", s.score)
-            lone.append(Section(getattr(s, k) if k == "tissue" else None, getattr(s, k) if k == "magnet" else None,
-                                score=score, extra={f"{k}_score": score}))
+            lone.append(Section(**{"tissue": None, "magnet": None, k: getattr(s, k)}, score=score,
+                                extra={f"{k}_score": score}))
     return kept, lone
 
 
