@@ -39,6 +39,12 @@ def test_proposals_are_set_on_the_model():
     _, info = resolve_model(model, proposals=77, precision="fp32")
     assert model.rpn._post_nms_top_n["testing"] == 77 and info["proposals"] == 77
     assert model.rpn._pre_nms_top_n["testing"] >= 154 and info["precision"] == "fp32"
+    for _ in range(2):  # bf16: the score and mask layers are wrapped to run in float32, once
+        predict = inference.model_predictor(model, precision="bf16")
+    heads = model.roi_heads
+    assert heads.box_predictor.float32_wrapper and not hasattr(heads.box_predictor.inner, "float32_wrapper")
+    out = predict([torch.rand(3, 64, 64)])[0]
+    assert out["scores"].dtype == torch.float32 and out["masks"].dtype == torch.float32
 
 
 @pytest.fixture(scope="module")

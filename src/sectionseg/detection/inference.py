@@ -109,6 +109,8 @@ def _float32_predictors(model, device_type: str) -> None:
     import torch
 
     class Float32(torch.nn.Module):
+        float32_wrapper = True  # marks a layer already wrapped (the class is made anew per call)
+
         def __init__(self, inner):
             super().__init__()
             self.inner = inner
@@ -120,7 +122,7 @@ def _float32_predictors(model, device_type: str) -> None:
     heads = getattr(model, "roi_heads", None)
     for name in ("box_predictor", "mask_predictor"):
         layer = getattr(heads, name, None)
-        if layer is not None and type(layer).__name__ != "Float32":
+        if layer is not None and not getattr(layer, "float32_wrapper", False):
             setattr(heads, name, Float32(layer))
 
 
