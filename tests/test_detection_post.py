@@ -103,7 +103,7 @@ def _source(gray, fluo):
 
 
 def test_a_lone_part_on_a_shading_patch_is_dropped_and_a_real_one_kept(rng):
-    from sectionseg.detection.repairs import drop_unseen
+    from sectionseg.detection.repairs import split_unseen
 
     truth = regular(6)
     gray, fluo = draw(1000, 900, truth)
@@ -113,8 +113,8 @@ def test_a_lone_part_on_a_shading_patch_is_dropped_and_a_real_one_kept(rng):
     patch = Section(Part(rectangle(760, 700, 127, 50, 0)), None, score=0.95)   # inside the dark tile
     seam = Section(Part(rectangle(700, 640, 127, 50, 0)), None, score=0.95)    # on its corner
     real = Section(Part(rectangle(820, 150, 127, 50, 10)), None, score=0.95)
-    kept, removed = drop_unseen([patch, seam, real], _source(gray, fluo))
-    assert kept == [real] and removed == 2
+    seen, unseen = split_unseen([patch, seam, real], _source(gray, fluo))
+    assert seen == [real] and unseen == [patch, seam]
 
 
 def test_a_partner_strip_half_on_a_neighbour_is_refused():

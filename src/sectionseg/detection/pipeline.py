@@ -19,9 +19,9 @@ from sectionseg.detection.inference import predict_tiles
 from sectionseg.detection.merge import merge_detections
 from sectionseg.detection.models import resolve_model
 from sectionseg.detection.parallel import resolve_workers
-from sectionseg.detection.repairs import (complete_from_image, drop_duplicates, drop_implausible, drop_unseen,
+from sectionseg.detection.repairs import (complete_from_image, drop_duplicates, drop_implausible,
                                           pair_sections, rebuild_touching, recover_partners, regrow_small,
-                                          split_tiny)
+                                          split_tiny, split_unseen)
 from sectionseg.detection.scale import estimate_scale, scale_from_section_size
 from sectionseg.detection.tiling import WaferSource, plan_tiles
 from sectionseg.errors import InputError
@@ -174,9 +174,14 @@ def detect_wafer(gray: np.ndarray, fluo: np.ndarray | None = None, *, model=None
     unpaired = drop_duplicates(sections, unpaired)
     n_duplicates = n_unpaired - len(unpaired)
     unpaired, n_dummies, n_implausible = drop_implausible(unpaired, sections)
-    unpaired, n_unseen = drop_unseen(unpaired, source)
-    inferred, unpaired = complete_from_image(sections, unpaired, source, refine)
+    # a lone part with no visible outline is dropped unless its partner shows on the image; known
+    # parts that partner strips must not cover are the paired and the visible lone ones
+    unpaired, unseen = split_unseen(unpaired, source)
+    inferred, rest = complete_from_image(sections, unpaired + unseen, source, refine, known=sections + unpaired)
     sections += inferred
+    dropped = {id(s) for s in unseen}
+    unpaired = [s for s in rest if id(s) not in dropped]
+    n_unseen = len(rest) - len(unpaired)
     timings["pairing"] = time.perf_counter() - t
 
     counts = {"tiles": len(all_tiles), "empty_tiles_skipped": len(all_tiles) - len(tiles), "raw_detections": len(raw), "parts": len(merged),

@@ -171,21 +171,23 @@ def _overlaps_known(poly, shapes: list, tree, skip=()) -> bool:
 
 
 def complete_from_image(sections: list[Section], unpaired: list[Section], source: WaferSource,
-                        refine: bool = True) -> tuple[list[Section], list[Section]]:
+                        refine: bool = True, known: list[Section] | None = None
+                        ) -> tuple[list[Section], list[Section]]:
     """Give lone parts their partner found on the image (:func:`partner_from_image`), unless the
-    strip overlaps a part already found (of either kind) by more than :data:`PARTNER_MAX_OVERLAP`
-    of its area. Returns ``(new sections, still unpaired)``."""
+    strip overlaps a known part (of either kind; ``known``: default all of ``sections`` and
+    ``unpaired``) by more than :data:`PARTNER_MAX_OVERLAP` of its area. Returns
+    ``(new sections, still unpaired)``."""
     new, rest = [], []
+    known = sections + unpaired if known is None else known
     for kind, have in (("tissue", "magnet"), ("magnet", "tissue")):
-        found = [getattr(s, kind) for s in sections + unpaired if getattr(s, kind) is not None]
+        found = [getattr(s, kind) for s in known if getattr(s, kind) is not None]
         lone = [s for s in unpaired if getattr(s, have) is not None and getattr(s, kind) is None]
         if len(found) < 3:
             rest += lone
             continue
         width = float(np.median([short_side(p) for p in found]))
         # every part known (the lone part itself only touches the strip)
-        shapes = [shapely.Polygon(p.polygon) for s in sections + unpaired for p in (s.tissue, s.magnet)
-                  if p is not None]
+        shapes = [shapely.Polygon(p.polygon) for s in known for p in (s.tissue, s.magnet) if p is not None]
         tree = shapely.STRtree(shapes)
         for s in lone:
             part = partner_from_image(getattr(s, have), kind, source, width, refine)
@@ -284,17 +286,16 @@ def split_tiny(sections: list[Section]) -> tuple[list[Section], list[Section]]:
     return kept, lone
 
 
-def drop_unseen(unpaired: list[Section], source: WaferSource) -> tuple[list[Section], int]:
-    """Remove lone parts whose outline does not show on the image on at least :data:`EDGE_SIDES`
-    sides (:func:`~sectionseg.detection.evidence.sides_shown`): a darker patch of mosaic shading
-    taken for tissue has no edges of its own. Returns ``(kept, number removed)``."""
-    keep = []
+def split_unseen(unpaired: list[Section], source: WaferSource) -> tuple[list[Section], list[Section]]:
+    """Lone parts whose outline shows on the image on at least :data:`EDGE_SIDES` sides
+    (:func:`~sectionseg.detection.evidence.sides_shown`), and the others: a darker patch of mosaic
+    shading taken for tissue has no edges of its own. Returns ``(seen, unseen)``."""
+    seen, unseen = [], []
     for s in unpaired:
         kind = "tissue" if s.tissue is not None else "magnet"
         shown = sides_shown(source, getattr(s, kind).polygon * source.scale, kind)
-        if shown is None or shown >= EDGE_SIDES:
-            keep.append(s)
-    return keep, len(unpaired) - len(keep)
+        (seen if shown is None or shown >= EDGE_SIDES else unseen).append(s)
+    return seen, unseen
 
 
 def drop_implausible(unpaired: list[Section], sections: list[Section]) -> tuple[list[Section], int, int]:
