@@ -9,7 +9,7 @@ from sectionseg.detection.inference import Detection
 from sectionseg.detection.parallel import fork_map
 from sectionseg.detection.tiling import WaferSource
 from sectionseg.geometry import Part
-from sectionseg.geometry.fitting import fit_quadrilateral
+from sectionseg.geometry.fitting import fit_quadrilateral, refine_quad
 from sectionseg.geometry.polygons import rect_sides
 from sectionseg.geometry.raster import polygon_mask
 
@@ -62,11 +62,16 @@ def fit_parts(dets: list[Detection], source: WaferSource, refine: bool = True, w
     return [fit for found in chunks for fit in found]
 
 
-def window_around(source: WaferSource, quad: np.ndarray, margin: int = FIT_MARGIN):
-    """Gray crop (working frame) around a working-px quad, and its origin (see :func:`gray_box`)."""
+def refined_on_image(source: WaferSource, quad: np.ndarray, margin: int = FIT_MARGIN) -> np.ndarray:
+    """A working-px quad with its sides moved onto the gray image's edges (:func:`refine_quad` on the
+    crop around it, ``margin`` px wider); unchanged when the crop misses the wafer."""
     x0, y0 = (np.floor(quad.min(axis=0)) - margin).astype(int)
     x1, y1 = (np.ceil(quad.max(axis=0)) + margin).astype(int)
-    return gray_box(source, int(x0), int(y0), int(x1), int(y1)), (int(x0), int(y0))
+    image = gray_box(source, int(x0), int(y0), int(x1), int(y1))
+    if image is None:
+        return quad
+    origin = np.array([x0, y0], dtype=np.float64)
+    return refine_quad(quad - origin, image) + origin
 
 
 def short_side(part: Part) -> float:

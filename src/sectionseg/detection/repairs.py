@@ -12,12 +12,12 @@ import numpy as np
 import shapely
 
 from sectionseg.detection.evidence import mean_level, quarters, sides_shown
-from sectionseg.detection.fit import fit_part, mask_points, short_side, window_around
+from sectionseg.detection.fit import fit_part, mask_points, refined_on_image, short_side
 from sectionseg.detection.inference import Detection
 from sectionseg.detection.tiling import WaferSource
 from sectionseg.geometry import Part, Section
 from sectionseg.geometry.beside import long_sides, strip_beside
-from sectionseg.geometry.fitting import order_corners, refine_quad
+from sectionseg.geometry.fitting import order_corners
 from sectionseg.geometry.pairing import pair_parts
 
 DUMMY_AREA_FRACTION = 0.5  # unpaired tissue smaller than this x the median tissue area = dummy strip
@@ -75,9 +75,7 @@ def rebuild_touching(parts: list[tuple[Part, float, Detection, float]], partners
         if quad is None:
             continue
         if refine:
-            image, origin = window_around(source, quad)
-            if image is not None:
-                quad = refine_quad(quad - origin, image) + origin
+            quad = refined_on_image(source, quad)
         used.update(int(k) for k in near)
         rebuilt.append((Part(source.to_source(quad)), max(suspects[k][1] for k in near)))
     kept = [(p, sc) for k, (p, sc, _, _) in enumerate(suspects) if k not in used]
@@ -157,9 +155,7 @@ def partner_from_image(part: Part, kind: str, source: WaferSource, width: float,
         if level is None or (kind == "tissue" and level > 0.97 * own) or (kind == "magnet" and level < own + 20.0):
             return None
     if refine:
-        image, origin = window_around(source, strip)
-        if image is not None:
-            strip = refine_quad(strip - origin, image) + origin
+        strip = refined_on_image(source, strip)
     return Part(source.to_source(order_corners(strip)))
 
 
