@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import queue as queue_module
 import resource
 import time
 from pathlib import Path
@@ -128,7 +129,9 @@ def run_isolated(folder: Path, method: str, model: str | None, threads: int, cac
         try:
             result = queue.get(timeout=0.2)
             break
-        except Exception:  # queue.Empty
+        except queue_module.Empty:
+            if not proc.is_alive():
+                raise RuntimeError(f"the benchmark process for {folder} ({method}) died, exit code {proc.exitcode}")
             peak_tree = max(peak_tree, _tree_pss_mb(proc.pid))
     proc.join()
     result["peak_tree_pss_mb"] = peak_tree
@@ -157,6 +160,8 @@ def table_row(name: str, method: str, r: dict) -> str:
 
 
 def main(argv=None) -> int:
+    from sectionseg.detection.inference import PRECISIONS
+
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", help="model file (default: the bundled model)")
     p.add_argument("--work", default=str(REPO / "work_data" / "bench_detect"))
@@ -168,7 +173,7 @@ def main(argv=None) -> int:
                    help="wafer sides for the time-vs-area rows (model only)")
     p.add_argument("--threads", type=int, default=2, help="torch threads")
     p.add_argument("--no-classical", action="store_true", help="skip the classical baseline")
-    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), help="detection precision (default: auto)")
+    p.add_argument("--precision", choices=PRECISIONS, help="detection precision (default: auto)")
     p.add_argument("--proposals", type=int, help="region proposals per tile (default: the pipeline's)")
     p.add_argument("--tile-size", type=int, help="tile side, working px (default: the pipeline's)")
     p.add_argument("--overlap", type=int, help="tile overlap, working px (default: the pipeline's)")
