@@ -27,6 +27,11 @@ def register(subparsers) -> None:
     p.add_argument("--sections-per-image", type=int, nargs=2, default=(3, 8), metavar=("MIN", "MAX"),
                    help="pasted sections per synthetic image, inclusive range (default: 3 8)")
     p.add_argument("--seed", type=int, default=0, help="random seed; same seed, same dataset (default: 0)")
+    p.add_argument("--scale", type=float, default=1.0,
+                   help="cut the images from the wafers brought to this scale, for a model that works on "
+                        "sections this many times the simulator's size (e.g. 0.5: 4x fewer tiles per wafer "
+                        "at detection); --wafer-size stays the simulated size (default: 1)")
+    p.add_argument("--jobs", type=int, default=1, help="processes for simulating and cutting (default: 1)")
     p.add_argument("--overwrite", action="store_true", help="replace a dataset already in OUT")
     p.set_defaults(func=run)
 
@@ -40,7 +45,7 @@ def run(args) -> int:
         split=tuple(args.split) if args.split else (900, 90, 50),
         fractions=tuple(args.fractions) if args.fractions else None, patch_size=args.patch_size,
         overlap=args.overlap, seed=args.seed, sections_per_image=tuple(args.sections_per_image),
-        overwrite=args.overwrite)
+        overwrite=args.overwrite, scale=args.scale, jobs=args.jobs)
     counts = manifest["params"]["counts"]
     summary = ", ".join(f"{s}: {len(manifest['splits'][s])} ({c['tiles']} tiles, {c['synthetic']} synthetic)"
                         for s, c in counts.items())

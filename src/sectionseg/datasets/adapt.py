@@ -35,6 +35,7 @@ from sectionseg.datasets.tiles import tile_sections
 from sectionseg.errors import InputError
 from sectionseg.geometry.polygons import rect_sides
 from sectionseg.geometry.section import Section
+from sectionseg.io.resample import resample
 
 #: A working scale within this fraction of 1 is taken as 1 (no resampling at all).
 SNAP_TOLERANCE = 0.12
@@ -101,10 +102,8 @@ def rescale_wafer(rgb: np.ndarray, sections: list[Section], scale: float,
     """``rgb`` resized by ``scale`` and the polygons of ``sections`` and ``extra`` scaled to match."""
     if scale == 1.0:
         return np.asarray(rgb), list(sections), list(extra)
-    height, width = rgb.shape[:2]
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    small = cv2.resize(np.asarray(rgb), size, interpolation=interp)
+    # Resampled exactly as detection resamples a wafer at its working scale.
+    small = resample(np.asarray(rgb), scale)
     return small, [s.transformed(scale) for s in sections], [s.transformed(scale) for s in extra]
 
 

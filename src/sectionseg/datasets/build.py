@@ -13,18 +13,23 @@ to its count, synthetic images fill the rest unless ``n_synthetic`` is given) or
 from __future__ import annotations
 
 import logging
+import math
+import multiprocessing
 import os
 import shutil
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 from tqdm import tqdm
 
+from sectionseg.datasets.labels import REFERENCE_SECTION_SIZE
 from sectionseg.datasets.samples import SPLITS, load_wafer_rgb, write_manifest
 from sectionseg.datasets.synth import write_synthetic
 from sectionseg.datasets.tiles import cut_tiles, iter_tiles
 from sectionseg.errors import InputError
+from sectionseg.io.resample import scaled_size
 
 log = logging.getLogger(__name__)
 
@@ -65,17 +70,28 @@ def _share(total: int, weights) -> list[int]:
     return [int(v) for v in out]
 
 
+def _parallel_map(fn: Callable, args: list, jobs: int, desc: str) -> list:
+    """``[fn(*a) for a in args]`` in order, over ``jobs`` spawned processes when ``jobs`` > 1 (``fn``
+    must then be picklable: a module-level function)."""
+    if jobs <= 1 or len(args) <= 1:
+        return [fn(*a) for a in tqdm(args, desc=desc)]
+    # spawn, not fork: OpenCV's and torch's thread pools do not survive a fork.
+    with ProcessPoolExecutor(min(jobs, len(args)), mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(fn, *a) for a in args]
+        return [f.result() for f in tqdm(futures, desc=desc)]
+
+
+def _simulate_one(simulate: Callable, out: Path, i: int, seed: int, wafer_size: int, style: str) -> dict:
+    wseed = int(np.random.default_rng([seed, i]).integers(2**31 - 1))
+    simulate(out / "wafers" / f"wafer_{i:03d}", seed=wseed, width=wafer_size, height=wafer_size, style=style)
+    return {"folder": f"wafers/wafer_{i:03d}", "seed": wseed, "style": style,
+            "width": wafer_size, "height": wafer_size}
+
+
 def _simulate_all(out: Path, n_wafers: int, wafer_size: int, styles: list[str], seed: int,
-                  simulate: Callable) -> list[dict]:
-    wafers = []
-    for i in tqdm(range(n_wafers), desc="simulating wafers"):
-        folder = out / "wafers" / f"wafer_{i:03d}"
-        wseed = int(np.random.default_rng([seed, i]).integers(2**31 - 1))
-        style = styles[i % len(styles)]
-        simulate(folder, seed=wseed, width=wafer_size, height=wafer_size, style=style)
-        wafers.append({"folder": f"wafers/wafer_{i:03d}", "seed": wseed, "style": style,
-                       "width": wafer_size, "height": wafer_size})
-    return wafers
+                  simulate: Callable, jobs: int = 1) -> list[dict]:
+    args = [(simulate, out, i, seed, wafer_size, styles[i % len(styles)]) for i in range(n_wafers)]
+    return _parallel_map(_simulate_one, args, jobs, "simulating wafers")
 
 
 def build_dataset(out_dir: str | os.PathLike, *, n_wafers: int = 4, wafer_size: int = 2048,
@@ -83,17 +99,28 @@ def build_dataset(out_dir: str | os.PathLike, *, n_wafers: int = 4, wafer_size: 
                   split: tuple[int, int, int] | None = (900, 90, 50),
                   fractions: tuple[float, float, float] | None = None, patch_size: int = 512,
                   overlap: int = 64, seed: int = 0, sections_per_image: tuple[int, int] = (3, 8),
-                  overwrite: bool = False, simulate: Callable | None = None) -> dict:
+                  overwrite: bool = False, simulate: Callable | None = None, scale: float = 1.0,
+                  jobs: int = 1) -> dict:
     """Simulate wafers and write a split dataset under ``out_dir``; return the manifest.
 
     ``split``: image counts (train, val, test); or ``fractions`` (then ``split`` is ignored).
     ``n_synthetic``: total synthetic images (default: with counts, whatever the tiles do not fill;
     with fractions, none). ``simulate``: the wafer simulator, ``simulate(folder, seed=, width=,
     height=, style=)`` writing ``rgb.tif`` and ``sections.labelme.json`` (default
-    :func:`sectionseg.simulation.simulate_wafer`). Same arguments, same files.
+    :func:`sectionseg.simulation.simulate_wafer`). Same arguments, same files, whatever ``jobs``.
+
+    ``scale``: the images are cut from the wafers brought to this scale (working px per simulated px,
+    resampled as detection resamples), for a model that works on sections ``scale`` times the
+    simulator's size; ``wafer_size`` is the simulated size. The manifest records ``scale`` and the
+    resulting ``section_size`` (:data:`REFERENCE_SECTION_SIZE` times ``scale``), which training
+    copies into the model's config. ``jobs``: processes for simulating and writing (one per wafer).
     """
     out = Path(out_dir)
     _check_args(out, n_wafers, wafer_size, styles, n_synthetic, split, fractions, patch_size, overlap, overwrite)
+    if not (0 < scale <= 4 and math.isfinite(scale)):
+        raise InputError(f"the scale must be in (0, 4], got {scale}")
+    if jobs < 1:
+        raise InputError(f"the number of jobs must be >= 1, got {jobs}")
     if simulate is None:
         from sectionseg.simulation import simulate_wafer as simulate
         from sectionseg.simulation.styles import get_style
@@ -104,14 +131,15 @@ def build_dataset(out_dir: str | os.PathLike, *, n_wafers: int = 4, wafer_size: 
         shutil.rmtree(out / sub, ignore_errors=True)  # only with overwrite or a fresh folder (checked)
     rng = np.random.default_rng(seed)
     weights = tuple(fractions) if fractions is not None else tuple(float(c) for c in split)
-    wafers = _simulate_all(out, n_wafers, wafer_size, list(styles), seed, simulate)
+    wafers = _simulate_all(out, n_wafers, wafer_size, list(styles), seed, simulate, jobs)
     by_split = assign_wafers(n_wafers, weights, rng)
-    tiles = {w: iter_tiles(wafer_size, wafer_size, patch_size, overlap) for w in range(n_wafers)}
+    tiles = {w: iter_tiles(*scaled_size(wafer_size, wafer_size, scale), patch_size, overlap) for w in range(n_wafers)}
     plan = _plan(by_split, tiles, weights, split if fractions is None else None, n_synthetic, rng)
-    items = _write(out, wafers, plan, patch_size, overlap, seed, sections_per_image)
+    items = _write(out, wafers, plan, patch_size, overlap, seed, sections_per_image, scale, jobs)
     for name in SPLITS:  # deterministic shuffle, so tiles and synthetic images are mixed
         items[name] = [items[name][i] for i in rng.permutation(len(items[name]))]
     params = {"kind": "dataset", "seed": seed, "n_wafers": n_wafers, "wafer_size": wafer_size, "styles": list(styles),
+              "scale": scale, "section_size": REFERENCE_SECTION_SIZE * scale,
               "patch_size": patch_size, "overlap": overlap, "requested_split": None if split is None else list(split),
               "fractions": None if fractions is None else list(fractions), "n_synthetic": n_synthetic,
               "sections_per_image": list(sections_per_image), "wafers": wafers,
@@ -170,31 +198,42 @@ def _plan(by_split, tiles, weights, counts, n_synthetic, rng) -> dict[str, dict]
     return plan
 
 
-def _write(out, wafers, plan, patch_size, overlap, seed, sections_per_image) -> dict[str, list[dict]]:
+def _write(out, wafers, plan, patch_size, overlap, seed, sections_per_image, scale=1.0, jobs=1) -> dict[str, list[dict]]:
+    args = [(out, w, info, plan, patch_size, overlap, seed, sections_per_image, scale)
+            for w, info in enumerate(wafers)
+            if any(w in p["synthetic"] or any(t[0] == w for t in p["tiles"]) for p in plan.values())]
+    items: dict[str, list[dict]] = {s: [] for s in SPLITS}
+    for found in _parallel_map(_write_wafer, args, jobs, "cutting patches"):
+        for name in SPLITS:
+            items[name] += found[name]
+    return items
+
+
+def _write_wafer(out, w, info, plan, patch_size, overlap, seed, sections_per_image, scale) -> dict[str, list[dict]]:
+    """Tiles and synthetic images of wafer ``w`` (at ``scale``), per split."""
+    from sectionseg.datasets.adapt import rescale_wafer
     from sectionseg.formats import read_sections
 
     items: dict[str, list[dict]] = {s: [] for s in SPLITS}
-    for w, info in enumerate(tqdm(wafers, desc="cutting patches")):
-        if not any(w in p["synthetic"] or any(t[0] == w for t in p["tiles"]) for p in plan.values()):
-            continue
-        folder = out / info["folder"]
-        rgb, _ = load_wafer_rgb(folder / "rgb.tif")
-        if rgb.shape[:2] != (info["height"], info["width"]):
-            raise RuntimeError(f"{folder / 'rgb.tif'} is {rgb.shape[1]}x{rgb.shape[0]} px, simulated as "
-                               f"{info['width']}x{info['height']}")
-        sections = read_sections(folder / "sections.labelme.json", fmt="labelme")
-        for k, name in enumerate(SPLITS):
-            origins = sorted(o for ww, o in plan[name]["tiles"] if ww == w)
-            stem = f"wafer_{w:03d}_{name}"
-            if origins:
-                items[name] += cut_tiles(rgb, sections, out, patch_size, overlap, prefix=f"{stem}_tile",
-                                         source=info["folder"], origins=origins)
-            n_syn = plan[name]["synthetic"].get(w, 0)
-            if n_syn:
-                rng = np.random.default_rng([seed, w, k, 1])
-                try:
-                    items[name] += write_synthetic(out, rgb, sections, n_syn, patch_size, rng, sections_per_image,
-                                                   prefix=f"{stem}_synth", source=info["folder"])
-                except ValueError as exc:  # e.g. no section fully inside this wafer
-                    log.warning("%s: no synthetic images: %s", info["folder"], exc)
+    folder = out / info["folder"]
+    rgb, _ = load_wafer_rgb(folder / "rgb.tif")
+    if rgb.shape[:2] != (info["height"], info["width"]):
+        raise RuntimeError(f"{folder / 'rgb.tif'} is {rgb.shape[1]}x{rgb.shape[0]} px, simulated as "
+                           f"{info['width']}x{info['height']}")
+    sections = read_sections(folder / "sections.labelme.json", fmt="labelme")
+    rgb, sections, _ = rescale_wafer(rgb, sections, scale)
+    for k, name in enumerate(SPLITS):
+        origins = sorted(o for ww, o in plan[name]["tiles"] if ww == w)
+        stem = f"wafer_{w:03d}_{name}"
+        if origins:
+            items[name] += cut_tiles(rgb, sections, out, patch_size, overlap, prefix=f"{stem}_tile",
+                                     source=info["folder"], origins=origins)
+        n_syn = plan[name]["synthetic"].get(w, 0)
+        if n_syn:
+            rng = np.random.default_rng([seed, w, k, 1])
+            try:
+                items[name] += write_synthetic(out, rgb, sections, n_syn, patch_size, rng, sections_per_image,
+                                               prefix=f"{stem}_synth", source=info["folder"])
+            except ValueError as exc:  # e.g. no section fully inside this wafer
+                log.warning("%s: no synthetic images: %s", info["folder"], exc)
     return items

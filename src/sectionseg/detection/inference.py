@@ -11,11 +11,13 @@ origin in the working frame (never a full-wafer mask).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from sectionseg.detection.tiling import Tile, WaferSource, inner_borders
+from sectionseg.io.resample import resample
 
 LABEL_NAMES = {1: "tissue", 2: "magnet"}
 
@@ -53,6 +55,18 @@ class Detection:
     @property
     def name(self) -> str:
         return LABEL_NAMES.get(self.label, str(self.label))
+
+    def rescaled(self, factor: float) -> "Detection":
+        """The same detection in a frame ``factor`` times finer (working px times ``factor``); the
+        mask is resampled bilinearly (corners kept in place) and thresholded at 0.5."""
+        if factor == 1.0:
+            return self
+        x0, y0, x1, y1 = self.box
+        nx0, ny0 = math.floor(x0 * factor), math.floor(y0 * factor)
+        nx1, ny1 = math.ceil(x1 * factor), math.ceil(y1 * factor)
+        mask = resample(self.mask.astype(np.float32), factor, out_origin=(nx0, ny0), src_origin=(x0, y0),
+                        out_size=(nx1 - nx0, ny1 - ny0)) > 0.5
+        return replace(self, mask=mask, origin=(nx0, ny0), border_distance=self.border_distance * factor)
 
 
 PRECISIONS = ("auto", "fp32", "bf16")

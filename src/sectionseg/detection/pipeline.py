@@ -22,7 +22,7 @@ from sectionseg.detection.parallel import resolve_workers
 from sectionseg.detection.repairs import (complete_from_image, drop_duplicates, drop_implausible,
                                           pair_sections, rebuild_touching, recover_partners, regrow_small,
                                           split_tiny, split_unseen)
-from sectionseg.detection.scale import estimate_scale, scale_from_section_size
+from sectionseg.detection.scale import estimate_scale, scale_from_section_size, snap_scale
 from sectionseg.detection.tiling import WaferSource, plan_tiles
 from sectionseg.errors import InputError
 from sectionseg.geometry import Part, Section
@@ -133,6 +133,7 @@ def detect_wafer(gray: np.ndarray, fluo: np.ndarray | None = None, *, model=None
     else:
         scale_info = {"method": "given"}
     source = source.rescaled(scale)
+    working_size = list(source.size)
     timings["scale"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -146,6 +147,14 @@ def detect_wafer(gray: np.ndarray, fluo: np.ndarray | None = None, *, model=None
 
     t = time.perf_counter()
     merged = merge_detections(raw, nms_overlap=nms_overlap)
+    # Quads are fitted and repaired at the scale where sections are REFERENCE_SECTION_SIZE long,
+    # whatever size the model works at: a model for small sections reads fewer tiles, but its masks
+    # are refined on an image as fine as the bundled model's (and every px constant of the repairs
+    # keeps its meaning).
+    fit_scale = snap_scale(scale * REFERENCE_SECTION_SIZE / reference)
+    if fit_scale != scale:
+        merged = [d.rescaled(fit_scale / scale) for d in merged]
+        source = source.rescaled(fit_scale)
     reserve = [d for d in merged if d.score < score_threshold]
     merged = [d for d in merged if d.score >= score_threshold]
     timings["merge"] = time.perf_counter() - t
@@ -154,7 +163,7 @@ def detect_wafer(gray: np.ndarray, fluo: np.ndarray | None = None, *, model=None
     parts, tissues, magnets = [], [], []
     for det, (quad, iou) in zip(merged, fit_parts(merged, source, refine, n_workers)):
         parts.append({"label": det.label, "name": det.name, "score": det.score,
-                      "polygon": None if quad is None else quad.tolist(), "area_px": det.area / scale ** 2,
+                      "polygon": None if quad is None else quad.tolist(), "area_px": det.area / fit_scale ** 2,
                       "fit_iou": iou})
         if quad is not None:
             (tissues if det.label == 1 else magnets).append((Part(quad), det.score, det, iou))
@@ -197,6 +206,7 @@ def detect_wafer(gray: np.ndarray, fluo: np.ndarray | None = None, *, model=None
               "section_size": section_size, "device": device, "refine": refine, "nms_overlap": nms_overlap,
               "skip_empty": skip_empty, "precision": precision, "proposals": proposals,
               "workers": n_workers,
-              "source_size": list(source.source_size), "working_size": list(source.size), "model": model_info}
+              "source_size": list(source.source_size), "working_size": working_size,
+              "fit_scale": fit_scale, "model": model_info}
     return DetectionResult(sections, unpaired, parts, timings, float(scale), params, counts,
                            source.record(), scale_info)

@@ -93,7 +93,8 @@ def estimate_scale(source: WaferSource, predictor, *, candidates=CANDIDATE_SCALE
     """
     trials = []
     centres = sample_centres(source, n_tiles, tile_size)
-    for cand in candidates:
+    # the candidates are for a model of the reference size: one for smaller sections starts smaller
+    for cand in (c * reference / REFERENCE_SECTION_SIZE for c in candidates):
         at = source.rescaled(cand)
         tiles = tiles_at(centres, at, tile_size)
         dets = predict_tiles(at, tiles, predictor, batch_size=batch_size, score_threshold=score_threshold,

@@ -16,11 +16,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from sectionseg.errors import InputError
 from sectionseg.io.images import Normalisation, robust_normalisation
+from sectionseg.io.resample import resample, scaled_size
 
 
 @dataclass(frozen=True)
@@ -102,8 +102,7 @@ class WaferSource:
     @property
     def size(self) -> tuple[int, int]:
         """``(width, height)`` of the working frame."""
-        w, h = self.source_size
-        return max(1, math.ceil(w * self.scale - 1e-9)), max(1, math.ceil(h * self.scale - 1e-9))
+        return scaled_size(*self.source_size, self.scale)
 
     def record(self) -> dict:
         """JSON-ready normalisation record (as :meth:`sectionseg.io.images.Composed.record`)."""
@@ -121,15 +120,7 @@ class WaferSource:
         sx0, sy0 = max(0, int(math.floor(x0 / s)) - 1), max(0, int(math.floor(y0 / s)) - 1)
         sx1, sy1 = min(w, int(math.ceil(x1 / s)) + 1), min(h, int(math.ceil(y1 / s)) + 1)
         src = norm.apply(np.asarray(image[sy0:sy1, sx0:sx1]))
-        if s < 0.67:  # downsampling: low-pass first so the bilinear resampling does not alias
-            sigma = 0.5 / s
-            src = cv2.GaussianBlur(src, (0, 0), sigmaX=sigma, sigmaY=sigma)
-        # dst index j (corner x0 + j) <- src corner (x0 + j) / s; cv2 maps pixel *indices*, hence the
-        # half-pixel terms: src_idx = (j + 0.5 + x0) / s - 0.5 - sx0.
-        m = np.array([[1 / s, 0, (0.5 + x0) / s - 0.5 - sx0],
-                      [0, 1 / s, (0.5 + y0) / s - 0.5 - sy0]], dtype=np.float64)
-        return cv2.warpAffine(src, m, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                              borderMode=cv2.BORDER_REPLICATE)
+        return resample(src, s, out_origin=(x0, y0), src_origin=(sx0, sy0), out_size=(x1 - x0, y1 - y0))
 
     def gray_window(self, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
         """Normalised gray uint8 window ``[x0, x1) x [y0, y1)`` of the working frame (clipped)."""

@@ -153,6 +153,16 @@ def open_datasets(data_root, crop_size: int):
     return train, val
 
 
+def dataset_section_size(data_root, default: float) -> float:
+    """Section long side (px) of a dataset folder's images, as its manifest records it (datasets cut at
+    a scale other than the simulator's, ``sectionseg dataset --scale``), else ``default``. The model
+    file keeps it as ``data.section_size``, which tells detection the scale to work at."""
+    from sectionseg.datasets.torch_dataset import read_manifest
+
+    size = read_manifest(data_root).get("params", {}).get("section_size")
+    return float(size) if size else float(default)
+
+
 @torch.no_grad()
 def mean_losses(model, dataset, *, batch_size: int = 2, device="cpu", seed: int = 0, max_instances: int = 300,
                 num_workers: int = 0) -> dict:
@@ -402,6 +412,8 @@ def train(config: Config, data_root, out_dir, *, resume: bool = False, epochs: i
         config.train.max_iters_per_epoch = max_iters_per_epoch
     if train_dataset is None:
         train_dataset, val_dataset = open_datasets(data_root, config.data.crop_size)
+        if not resume:
+            config.data.section_size = dataset_section_size(data_root, config.data.section_size)
     trainer = Trainer(config, out_dir, train_dataset, val_dataset, device=device,
                       heads_only=heads_only, freeze_fpn=freeze_fpn,
                       backbone_weights=None if resume else backbone_weights,
