@@ -195,3 +195,36 @@ def test_cli_dataset_end_to_end_with_simulator(tmp_path):
         n += len(target["labels"])
     assert n > 0
     assert main(["dataset", "--out", str(tmp_path / "x"), "--styles", "nope", "--wafers", "1"]) == 2
+
+
+def test_build_dataset_at_half_scale_in_parallel_matches_serial(tmp_path):
+    from PIL import Image
+
+    from sectionseg.formats import read_sections
+    from sectionseg.io.resample import resample
+
+    kwargs = dict(n_wafers=3, wafer_size=256, split=(6, 2, 2), patch_size=64, overlap=8, seed=2,
+                  sections_per_image=(1, 2), simulate=fake_simulate, scale=0.5)
+    manifest = build_dataset(tmp_path / "a", jobs=2, **kwargs)
+    assert manifest["params"]["scale"] == 0.5 and manifest["params"]["section_size"] == 65.0
+    tiles = [it for s in manifest["splits"].values() for it in s if it["kind"] == "tile"]
+    assert tiles and max(max(it["origin"]) for it in tiles) + 64 == 128  # tiles cover the 128 px wafer
+    tile = tiles[0]
+    wafer = tmp_path / "a" / tile["source"]
+    rgb = tifffile.imread(wafer / "rgb.tif")
+    x0, y0 = tile["origin"]
+    expected = resample(rgb, 0.5)[y0:y0 + 64, x0:x0 + 64]
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "a" / tile["image"]))[..., :3], expected)
+    # a section whole inside the tile keeps its polygon, halved and shifted into the tile's frame
+    scaled = [s.transformed(0.5) for s in read_sections(wafer / "sections.labelme.json", fmt="labelme")]
+    inside = [s.tissue.polygon - (x0, y0) for s in scaled
+              if s.tissue.polygon.min() >= 0 and (s.tissue.polygon - (x0, y0)).min() >= 0
+              and (s.tissue.polygon - (x0, y0)).max() <= 64]
+    found = [s.tissue.polygon for s in read_sections(tmp_path / "a" / tile["annotations"], fmt="labelme")]
+    assert inside and all(any(np.allclose(p, q, atol=1e-6) for q in found) for p in inside)
+    serial = build_dataset(tmp_path / "b", jobs=1, **kwargs)
+    assert serial["splits"] == manifest["splits"]
+    for it in manifest["splits"]["train"]:
+        assert (tmp_path / "a" / it["image"]).read_bytes() == (tmp_path / "b" / it["image"]).read_bytes()
+    with pytest.raises(InputError):
+        build_dataset(tmp_path / "c", **{**kwargs, "scale": 0})

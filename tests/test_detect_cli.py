@@ -51,6 +51,38 @@ def test_scale_is_estimated_and_polygons_mapped_back(factor):
     assert len(hinted.sections) == len(truth)
 
 
+@pytest.mark.parametrize("factor", [1.0, 2.0])
+def test_a_model_for_half_size_sections_reads_a_quarter_and_fits_at_full_scale(monkeypatch, factor):
+    from sectionseg.detection import pipeline
+
+    gray, fluo, truth = drawn_wafer(factor)
+    half = ContentPredictor(expected=(63.5, 57.0))  # "trained" on sections half the reference size
+    monkeypatch.setattr(pipeline, "resolve_model", lambda *a, **k: (half, {"reference_size": 65.0}))
+    result = detect_wafer(gray, fluo, model="half-size model", tile_size=256, overlap=64, progress=False)
+    assert result.scale == pytest.approx(0.5 / factor, rel=0.15), result.scale_info
+    assert result.params["working_size"] == [int(np.ceil(w * result.scale - 1e-9)) for w in (1400, 1000)]
+    assert result.params["fit_scale"] == pytest.approx(2 * result.scale, rel=0.05)  # (snapped to 1 near 1)
+    m = compare_sections(truth, result.sections)
+    assert m["sections_correct"] == len(truth) and m["section_precision"] == 1.0
+    # refined on the image at twice the model's scale: as precise as a full-scale model
+    assert m["tissue"]["centre_error_p95"] < 1.0 * factor and m["magnet"]["centre_error_p95"] < 1.0 * factor
+    assert m["tissue"]["angle_error_p95"] < 1.0
+
+
+def test_a_detection_moves_to_a_finer_frame_with_its_corners():
+    from sectionseg.detection.inference import Detection
+
+    mask = np.zeros((12, 20), bool)
+    mask[2:10, 3:17] = True  # working px [8, 22) x [9, 17) with the origin below
+    det = Detection(label=1, score=0.9, mask=mask, origin=(5, 7), border_distance=10.0)
+    assert det.rescaled(1.0) is det
+    fine = det.rescaled(2.0)
+    assert fine.origin == (10, 14) and fine.mask.shape == (24, 40) and fine.border_distance == 20.0
+    ys, xs = np.nonzero(fine.mask)
+    assert (xs.min() + 10, xs.max() + 11, ys.min() + 14, ys.max() + 15) == (16, 44, 18, 34)
+    assert fine.area == 4 * det.area and (fine.label, fine.score) == (1, 0.9)
+
+
 def test_outputs_read_back(tmp_path):
     from sectionseg.export import write_detection_outputs
 

@@ -25,6 +25,11 @@ def register(subparsers) -> None:
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     parser.add_argument("--seed", type=int, help="random seed (overrides the config)")
     parser.add_argument("--backbone-weights", help="ResNet state dict (.pt) to start the backbone from")
+    parser.add_argument("--init-weights", metavar="MODEL",
+                        help="start from the weights of a model file (all layers train; the model's own "
+                             "architecture replaces the config's model section), e.g. to continue a run "
+                             "with a fresh schedule")
+    parser.add_argument("--lr", type=float, help="learning rate (overrides the config)")
     parser.add_argument("--max-iters-per-epoch", type=int,
                         help="cap on iterations per epoch (overrides the config)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -41,8 +46,19 @@ def run(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if value is not None and value < (1 if name == "epochs" else 0):
             raise InputError(f"--{name.replace('_', '-')} must be positive, got {value}")
+    if args.init_weights and (args.resume or args.backbone_weights):
+        raise InputError("--init-weights does not go with --resume or --backbone-weights")
+    if args.lr is not None and args.resume:
+        raise InputError("--lr does not go with --resume (the run keeps its schedule)")
+    if args.lr is not None and not args.lr > 0:
+        raise InputError(f"--lr must be positive, got {args.lr}")
     config = None if args.resume else load_config(args.config)
-    history = train(config, args.data, args.out, resume=args.resume, epochs=args.epochs,
+    init_state = None
+    if args.init_weights:
+        config.model, init_state = _model_weights(args.init_weights)
+    if args.lr is not None and config is not None:
+        config.train.lr = args.lr
+    history = train(config, args.data, args.out, resume=args.resume, epochs=args.epochs, init_state=init_state,
                     heads_only=args.heads_only, freeze_fpn=args.freeze_fpn, device=args.device,
                     backbone_weights=args.backbone_weights, seed=args.seed,
                     max_iters_per_epoch=args.max_iters_per_epoch, progress=not args.no_progress)
@@ -52,3 +68,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"epoch {last['epoch']}: train loss {last['train_total']:.4f}"
               + (f", val loss {val:.4f}" if val is not None else "") + f"; run folder {args.out}")
     return 0
+
+
+def _model_weights(path):
+    """``(model config, float32 state dict)`` of a model file or checkpoint."""
+    from sectionseg.model.checkpoint import read_checkpoint
+    from sectionseg.model.config import config_from_dict
+
+    payload = read_checkpoint(path)
+    state = {k: (v.float() if v.is_floating_point() else v) for k, v in payload["state_dict"].items()}
+    return config_from_dict(payload["config"], path).model, state

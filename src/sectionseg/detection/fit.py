@@ -3,17 +3,23 @@
 processes; and the small geometric helpers the repairs share (gray crops, mask points, widths)."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from sectionseg.detection.inference import Detection
 from sectionseg.detection.parallel import fork_map
 from sectionseg.detection.tiling import WaferSource
 from sectionseg.geometry import Part
-from sectionseg.geometry.fitting import fit_quadrilateral, refine_quad
+from sectionseg.geometry.fitting import SEARCH_OUT_PX, SEARCH_PX, fit_quadrilateral, refine_quad
 from sectionseg.geometry.polygons import rect_sides
 from sectionseg.geometry.raster import polygon_mask
 
 FIT_MARGIN = 6         # px of image around a mask crop for the edge refinement
+#: Farthest reach (times the default search distances) for tissue sides fitted from masks made at a
+#: coarser scale. Magnets keep the default: in gray their edges are weaker than the tissue's, and a
+#: wider search locks onto the partner tissue's edge across a gap between the parts.
+MAX_TISSUE_REACH = 1.5
 
 
 def fit_iou(det: Detection, quad_working: np.ndarray) -> float:
@@ -37,24 +43,31 @@ def gray_box(source: WaferSource, x0: int, y0: int, x1: int, y1: int) -> np.ndar
     return np.pad(win, ((gy0 - y0, y1 - gy1), (gx0 - x0, x1 - gx1)), mode="edge")
 
 
-def fit_part(det: Detection, source: WaferSource, refine: bool = True) -> np.ndarray | None:
-    """Quad (4, 2) of a merged detection in *source* px (edges refined on the gray image)."""
-    m = FIT_MARGIN
+def fit_part(det: Detection, source: WaferSource, refine: bool = True, reach: float = 1.0) -> np.ndarray | None:
+    """Quad (4, 2) of a merged detection in *source* px (edges refined on the gray image).
+
+    ``reach``: the edge search reaches this many times the default distances on either side of the
+    mask's sides (masks made at a coarser scale than ``source``'s are that much less precise)."""
+    m = math.ceil(FIT_MARGIN * reach)
     mask = np.pad(det.mask, m)
     x0, y0 = det.origin[0] - m, det.origin[1] - m
     image = gray_box(source, x0, y0, x0 + mask.shape[1], y0 + mask.shape[0]) if refine else None
-    quad = fit_quadrilateral(mask, (x0, y0), image, refine=refine and image is not None)
+    quad = fit_quadrilateral(mask, (x0, y0), image, refine=refine and image is not None,
+                             search=SEARCH_PX * reach, search_out=SEARCH_OUT_PX * reach)
     return None if quad is None else source.to_source(quad)
 
 
 def fit_parts(dets: list[Detection], source: WaferSource, refine: bool = True, workers: int = 1,
-              chunk: int = 32) -> list[tuple[np.ndarray | None, float | None]]:
+              chunk: int = 32, reach: dict[int, float] | None = None) -> list[tuple[np.ndarray | None, float | None]]:
     """``(quad in source px or None, IoU of the quad with its mask or None)`` of every detection, in
-    order; chunks of ``chunk`` detections go to ``workers`` forked processes."""
+    order; chunks of ``chunk`` detections go to ``workers`` forked processes. ``reach``: label ->
+    search reach (see :func:`fit_part`; 1 for labels not in it)."""
+    reach = reach or {}
+
     def fit_chunk(start: int) -> list:
         found = []
         for det in dets[start:start + chunk]:
-            quad = fit_part(det, source, refine=refine)
+            quad = fit_part(det, source, refine=refine, reach=reach.get(det.label, 1.0))
             found.append((quad, None if quad is None else fit_iou(det, quad * source.scale)))
         return found
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from sectionseg.datasets.labels import REFERENCE_SECTION_SIZE
 from sectionseg.detection.content import content_flags
-from sectionseg.detection.fit import fit_parts
+from sectionseg.detection.fit import MAX_TISSUE_REACH, fit_parts
 from sectionseg.detection.inference import predict_tiles
 from sectionseg.detection.merge import merge_detections
 from sectionseg.detection.models import resolve_model
@@ -152,6 +152,7 @@ def detect_wafer(gray: np.ndarray, fluo: np.ndarray | None = None, *, model=None
     # are refined on an image as fine as the bundled model's (and every px constant of the repairs
     # keeps its meaning).
     fit_scale = snap_scale(scale * REFERENCE_SECTION_SIZE / reference)
+    fit_reach = {1: float(np.clip(fit_scale / scale, 1.0, MAX_TISSUE_REACH))}  # coarser masks: search farther
     if fit_scale != scale:
         merged = [d.rescaled(fit_scale / scale) for d in merged]
         source = source.rescaled(fit_scale)
@@ -161,7 +162,7 @@ def detect_wafer(gray: np.ndarray, fluo: np.ndarray | None = None, *, model=None
 
     t = time.perf_counter()
     parts, tissues, magnets = [], [], []
-    for det, (quad, iou) in zip(merged, fit_parts(merged, source, refine, n_workers)):
+    for det, (quad, iou) in zip(merged, fit_parts(merged, source, refine, n_workers, reach=fit_reach)):
         parts.append({"label": det.label, "name": det.name, "score": det.score,
                       "polygon": None if quad is None else quad.tolist(), "area_px": det.area / fit_scale ** 2,
                       "fit_iou": iou})
