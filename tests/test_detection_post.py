@@ -147,3 +147,25 @@ def test_tiny_parts_are_unpaired_and_small_parts_regrown():
     assert n == 1 and sections[2].extra["regrown"] == "tissue"
     assert sections[2].tissue.centre == pytest.approx(truth[2].tissue.centre, abs=0.7)
     assert sections[2].tissue.area == pytest.approx(truth[2].tissue.area, rel=0.03)
+
+
+def test_a_magnet_that_swallowed_the_gap_to_its_tissue_is_trimmed_and_touching_ones_are_kept():
+    from sectionseg.detection.repairs import trim_gaps
+
+    def with_gap(cx, cy, angle, gap, swallowed):
+        v = np.array([np.sin(np.radians(angle)), np.cos(np.radians(angle))])
+        tissue = rectangle(cx, cy, 127.0, 50.0, angle)
+        true = rectangle(*(np.array([cx, cy]) + v * (48.0 + gap)), 127.0, 46.0, angle)
+        seen = rectangle(*(np.array([cx, cy]) + v * (48.0 + gap / 2)), 127.0, 46.0 + gap, angle)
+        return Section.from_arrays(tissue, true), Section.from_arrays(tissue, seen if swallowed else true)
+
+    cases = [with_gap(120 + 200 * k, 150 + 250 * r, 9.0 * (k + 3 * r), gap, swallowed=True)
+             for k in range(3) for r, gap in enumerate((4.0, 5.5))]
+    touching = [section(120 + 200 * k, 650, 10.0 * k) for k in range(3)]
+    gray, fluo = draw(700, 800, [truth for truth, _ in cases] + touching)
+    trimmed, n = trim_gaps([seen for _, seen in cases] + touching, _source(gray, fluo))
+    assert n == len(cases)
+    for (truth, _), got in zip(cases, trimmed):
+        assert np.hypot(*np.subtract(got.magnet.centre, truth.magnet.centre)) < 0.3
+        assert got.tissue == truth.tissue and got.extra["gap_trimmed"]
+    assert trimmed[len(cases):] == touching  # parts that truly touch keep their sides

@@ -145,3 +145,29 @@ def test_coarse_shifted_too_large_mask_is_corrected(angle, taper):
     assert np.hypot(cx - tx, cy - ty) < 0.4
     assert angle_difference(long_axis_angle(quad), long_axis_angle(truth)) < 0.5
     assert _corner_error(quad, truth) < 1.0
+
+
+@pytest.mark.parametrize("angle", [0.0, 17.0])
+def test_one_side_is_moved_onto_the_step_of_the_asked_polarity(angle):
+    from sectionseg.geometry.fitting import refine_side
+
+    rng = np.random.default_rng(5)
+    a = np.radians(angle)
+    rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+
+    def box(y0, y1):  # local x in [-50, 50], y in [y0, y1], rotated about (90, 90)
+        return np.array([[-50, y0], [50, y0], [50, y1], [-50, y1]], float) @ rot.T + 90
+
+    # magnet (120) | 4 px of bare wafer (200) | tissue (40): a mask that swallowed the gap reaches
+    # the tissue; only a rising step (magnet -> wafer, as beyond its far side) is the magnet's own edge
+    magnet, swallowed, tissue = box(-40, 0), box(-40, 4), box(4, 54)
+    big = lambda q: polygon_mask(q * 4, (SIZE * 4, SIZE * 4)).reshape(SIZE, 4, SIZE, 4).mean(axis=(1, 3))
+    image = 200.0 - 80.0 * big(magnet) - 160.0 * big(tissue)
+    image = cv2.GaussianBlur(image, (0, 0), 0.8) + rng.normal(0.0, 2.0, image.shape)
+    quad = order_corners(swallowed)
+    mids = [(quad[i] + quad[(i + 1) % 4]) / 2 for i in range(4)]
+    side = int(np.argmin([np.hypot(*(m - polygon_centroid(tissue))) for m in mids]))
+    trimmed = refine_side(quad, image, side, search=8.0, search_out=-0.5, polarity=1)
+    assert trimmed is not None and _corner_error(trimmed, magnet) < 0.35
+    # the falling step at the tissue is never taken for the magnet's edge
+    assert refine_side(quad, image, side, search=8.0, search_out=-0.5, polarity=-1) is None

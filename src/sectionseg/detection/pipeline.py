@@ -21,7 +21,7 @@ from sectionseg.detection.models import resolve_model
 from sectionseg.detection.parallel import resolve_workers
 from sectionseg.detection.repairs import (complete_from_image, drop_duplicates, drop_implausible,
                                           pair_sections, rebuild_touching, recover_partners, regrow_small,
-                                          split_tiny, split_unseen)
+                                          split_tiny, split_unseen, trim_gaps)
 from sectionseg.detection.scale import estimate_scale, scale_from_section_size, snap_scale
 from sectionseg.detection.tiling import WaferSource, plan_tiles
 from sectionseg.errors import InputError
@@ -179,6 +179,7 @@ def detect_wafer(gray: np.ndarray, fluo: np.ndarray | None = None, *, model=None
     sections += recovered
     sections, split = split_tiny(sections)
     sections, n_regrown = regrow_small(sections, source, refine)
+    sections, n_trimmed = trim_gaps(sections, source) if refine else (sections, 0)
     unpaired += split
     n_unpaired = len(unpaired)
     unpaired = drop_duplicates(sections, unpaired)
@@ -197,7 +198,7 @@ def detect_wafer(gray: np.ndarray, fluo: np.ndarray | None = None, *, model=None
     counts = {"tiles": len(all_tiles), "empty_tiles_skipped": len(all_tiles) - len(tiles), "raw_detections": len(raw), "parts": len(merged),
               "tissue_parts": len(tissues), "magnet_parts": len(magnets), "sections": len(sections),
               "unpaired": len(unpaired), "dropped_dummies": n_dummies, "dropped_implausible": n_implausible,
-              "unpaired_tiny_parts": len(split), "regrown_small_parts": n_regrown, "dropped_unseen": n_unseen, "rebuilt_parts": n_tissues + n_magnets,
+              "unpaired_tiny_parts": len(split), "regrown_small_parts": n_regrown, "gaps_trimmed": n_trimmed, "dropped_unseen": n_unseen, "rebuilt_parts": n_tissues + n_magnets,
               "recovered_parts": len(recovered), "reserve_detections": len(reserve),
               "duplicates_dropped": n_duplicates, "partners_from_image": len(inferred),
               "unfitted_parts": sum(p["polygon"] is None for p in parts),

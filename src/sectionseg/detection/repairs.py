@@ -11,13 +11,13 @@ from __future__ import annotations
 import numpy as np
 import shapely
 
-from sectionseg.detection.evidence import mean_level, quarters, sides_shown
-from sectionseg.detection.fit import fit_part, mask_points, refined_on_image, short_side
+from sectionseg.detection.evidence import EDGE_BAND, EDGE_GAP, mean_level, quarters, sides_shown
+from sectionseg.detection.fit import FIT_MARGIN, fit_part, gray_box, mask_points, refined_on_image, short_side
 from sectionseg.detection.inference import Detection
 from sectionseg.detection.tiling import WaferSource
 from sectionseg.geometry import Part, Section
-from sectionseg.geometry.beside import long_sides, strip_beside
-from sectionseg.geometry.fitting import order_corners
+from sectionseg.geometry.beside import long_sides, quad_sides, strip_beside
+from sectionseg.geometry.fitting import order_corners, refine_side
 from sectionseg.geometry.pairing import pair_parts
 
 DUMMY_AREA_FRACTION = 0.5  # unpaired tissue smaller than this x the median tissue area = dummy strip
@@ -32,6 +32,13 @@ SMALL_AREA_FRACTION = 0.7  # paired parts smaller than this x their kind's media
 PARTNER_MAX_OVERLAP = 0.3   # a partner found on the image may overlap known parts by this fraction
                            # (sections on real wafers overlap their neighbours by up to ~20 %)
 EDGE_SIDES = 3             # a lone part must differ from its surroundings across this many sides
+# A magnet whose side lies within GAP_TOUCH px (fit frame) of its tissue may have swallowed a thin
+# strip of bare wafer between the parts (a gap of a few px is blurred away at a model's coarser
+# scale): its own edge is searched up to GAP_SEARCH px inside that side, with the polarity of its
+# far side's step, when magnet and wafer differ there by GAP_MIN_LEVELS gray levels at least.
+GAP_TOUCH = 1.5
+GAP_SEARCH = 8.0
+GAP_MIN_LEVELS = 10.0
 
 
 def rebuild_touching(parts: list[tuple[Part, float, Detection, float]], partners: list[tuple[Part, float]],
@@ -316,3 +323,48 @@ def drop_implausible(unpaired: list[Section], sections: list[Section]) -> tuple[
         else:
             keep.append(s)
     return keep, dummies, other
+
+
+def trim_gaps(sections: list[Section], source: WaferSource) -> tuple[list[Section], int]:
+    """Magnets that reach their tissue across a thin strip of bare wafer get the side facing the
+    tissue moved onto their own edge: the strongest step inside that side whose polarity is the
+    magnet's against the wafer beyond its far side. Parts that truly touch show no such step and
+    keep their side. Returns ``(sections, number of magnets trimmed)``."""
+    out, n = [], 0
+    for s in sections:
+        quad = _gap_trimmed(s.magnet.polygon * source.scale, s.tissue.polygon * source.scale, source)
+        if quad is None:
+            out.append(s)
+            continue
+        out.append(Section(tissue=s.tissue, magnet=Part(source.to_source(quad)), dummy=s.dummy, score=s.score,
+                           extra={**s.extra, "gap_trimmed": True}))
+        n += 1
+    return out, n
+
+
+def _gap_trimmed(magnet: np.ndarray, tissue: np.ndarray, source: WaferSource) -> np.ndarray | None:
+    """The working-px magnet quad with its tissue-facing side on the magnet's own edge, or None."""
+    sides = quad_sides(magnet)
+    facing = shapely.Polygon(tissue)
+    gaps = [facing.distance(shapely.Point(0.5 * (p0 + p1))) for p0, p1, _, _ in sides]
+    k = int(np.argmin(gaps))
+    if gaps[k] > GAP_TOUCH:
+        return None  # a visible gap already: the model resolved it
+    p0, p1, n, _ = sides[(k + 2) % 4]  # the far side: magnet against bare wafer
+    a, b = p0 + 0.1 * (p1 - p0), p0 + 0.9 * (p1 - p0)
+    near, deep = EDGE_GAP * n, (EDGE_GAP + EDGE_BAND) * n
+    inner = mean_level(source, np.array([a - near, b - near, b - deep, a - deep]))
+    outer = mean_level(source, np.array([a + near, b + near, b + deep, a + deep]))
+    if inner is None or outer is None or abs(outer - inner) < GAP_MIN_LEVELS:
+        return None
+    m = FIT_MARGIN
+    x0, y0 = (np.floor(magnet.min(axis=0)) - m).astype(int)
+    x1, y1 = (np.ceil(magnet.max(axis=0)) + m).astype(int)
+    image = gray_box(source, int(x0), int(y0), int(x1), int(y1))
+    if image is None:
+        return None
+    origin = np.array([x0, y0], dtype=np.float64)
+    # an edge blurred over ~2 px: a step of GAP_MIN_LEVELS has a derivative of about a quarter of it
+    quad = refine_side(order_corners(magnet) - origin, image, k, search=GAP_SEARCH, search_out=-0.5,
+                       polarity=1 if outer > inner else -1, min_peak=GAP_MIN_LEVELS / 4)
+    return None if quad is None else quad + origin

@@ -229,9 +229,11 @@ def _parabola_peak(g: np.ndarray, k: int) -> float:
     return 0.0 if den >= 0 else float(np.clip(0.5 * (a - c) / den, -0.5, 0.5))
 
 
-def _refine_side(image, p0, p1, search: float, search_out: float, step: float, chunk: float):
+def _refine_side(image, p0, p1, search: float, search_out: float, step: float, chunk: float,
+                 polarity: int = 0, min_peak: float = 1e-9):
     """Refined line ``(point, direction)`` of the side p0 -> p1 (step searched from ``search`` px
-    inside to ``search_out`` px outside), or None (no clear step)."""
+    inside to ``search_out`` px outside; ``polarity`` +1/-1: only steps rising/falling outwards;
+    ``min_peak``: least mean derivative, levels per px), or None (no clear step)."""
     d = p1 - p0
     length = float(np.hypot(*d))
     if length < 4.0:
@@ -255,13 +257,13 @@ def _refine_side(image, p0, p1, search: float, search_out: float, step: float, c
     mean = grad.mean(axis=0)
     n_pad = int(round(pad / step))
     inner = slice(n_pad, ss.size - n_pad)                           # -search <= s <= search_out
-    k = int(np.argmax(np.abs(mean[inner]))) + n_pad
-    peak = abs(mean[k])
+    k = int(np.argmax(polarity * mean[inner] if polarity else np.abs(mean[inner]))) + n_pad
+    peak = polarity * mean[k] if polarity else abs(mean[k])
     # the mean step must stand out of the row-to-row scatter (rows ~2 px apart are about independent
     # after the optics' blur) and out of the rest of the window
     spread = float(np.std(grad[:, k])) / np.sqrt(max(1.0, 0.5 * len(ts)))
     background = float(np.median(np.abs(mean[inner])))
-    if (peak <= 4.0 * spread or peak <= 1.5 * background or peak < 1e-9
+    if (peak <= 4.0 * spread or peak <= 1.5 * background or peak < min_peak
             or k <= n_pad or k >= ss.size - n_pad - 1):
         return None  # no clear step, or the strongest one is at the window's end (edge outside)
     sign = np.sign(mean[k])
@@ -318,6 +320,30 @@ def refine_quad(quad: np.ndarray, image: np.ndarray, *, search: float = SEARCH_P
             break
         quad = new
     return quad
+
+
+def refine_side(quad: np.ndarray, image: np.ndarray, side: int, *, search: float = SEARCH_PX,
+                search_out: float = SEARCH_OUT_PX, polarity: int = 0, min_peak: float = 1e-9,
+                step: float = 0.25, chunk: float = 12.0) -> np.ndarray | None:
+    """``quad`` (in :func:`order_corners` order) with its side ``side`` (corner ``side`` to corner
+    ``side + 1``) moved onto the strongest intensity step between ``search`` px inside and
+    ``search_out`` px outside its line (negative: inside too), as :func:`refine_quad` moves a side;
+    ``polarity`` +1 takes only steps that rise going outwards, -1 only falling ones, 0 either;
+    ``min_peak``: the least mean derivative across the step (levels per px). None when no clear step
+    is found or the moved side spoils the quad."""
+    img = ndimage.spline_filter(np.asarray(image, dtype=np.float32), order=3, mode="mirror")
+    quad = order_corners(quad)
+    lines = _lines_of(quad)
+    found = _refine_side(img, quad[side], quad[(side + 1) % 4], search, search_out, step, chunk, polarity,
+                         min_peak)
+    if found is None:
+        return None
+    lines[side] = found
+    new = _quad_from_lines(lines)
+    if new is None:
+        return None
+    new = order_corners(new)
+    return new if _is_good_quad(new, quad, tol=2.0 * search + 2.0) else None
 
 
 # --------------------------------------------------------------------------------------------
