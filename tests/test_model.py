@@ -27,7 +27,7 @@ def _image(seed=0, h=96, w=128):
 
 
 def test_presets_load_and_describe_the_requested_models():
-    assert {"tiny", "cpu", "seed"} <= set(preset_names())
+    assert {"tiny", "cpu", "gpu", "seed"} <= set(preset_names())
     seed = load_config("seed")
     assert seed.model.backbone == "resnet50" and seed.model.norm == "batch"
     assert seed.data.crop_size == 512 and seed.model.box_detections_per_img >= 300

@@ -224,3 +224,31 @@ def test_cli_errors_exit_2(tmp_path, capsys):
     assert "train.lrr" in capsys.readouterr().err
     assert main(["train", "--resume", "--data", str(tmp_path), "--out", str(tmp_path / "r")]) == 2
     assert "nothing to resume" in capsys.readouterr().err
+
+
+def test_cli_init_weights_continue_a_model_and_the_data_sets_the_section_size(tmp_path, capsys):
+    from sectionseg.cli.main import main
+
+    data = _write_dataset(tmp_path / "data")
+    manifest = json.loads((data / "manifest.json").read_text())
+    manifest.setdefault("params", {})["section_size"] = 65.0  # as `dataset --scale 0.5` records it
+    (data / "manifest.json").write_text(json.dumps(manifest))
+    common = ["--data", str(data), "--epochs", "1", "--max-iters-per-epoch", "1", "--no-progress"]
+    assert main(["train", "--config", "tiny", "--out", str(tmp_path / "a"), *common]) == 0
+    first = read_checkpoint(tmp_path / "a" / "last.pt")
+    assert first["config"]["data"]["section_size"] == 65.0
+    # continue from it with another preset's schedule: its own architecture is kept, and its weights
+    # are the start (a tiny learning rate leaves them nearly unchanged)
+    assert main(["train", "--config", "cpu", "--init-weights", str(tmp_path / "a" / "last.pt"), "--lr", "1e-9",
+                 "--out", str(tmp_path / "b"), *common]) == 0
+    second = read_checkpoint(tmp_path / "b" / "last.pt")
+    assert second["config"]["model"] == first["config"]["model"]
+    assert second["config"]["train"]["lr"] == 1e-9
+    key = "backbone.fpn.layer_blocks.0.0.weight"
+    assert torch.allclose(second["state_dict"][key].float(), first["state_dict"][key].float(), atol=1e-4)
+    capsys.readouterr()
+    assert main(["train", "--resume", "--init-weights", str(tmp_path / "a" / "last.pt"),
+                 "--out", str(tmp_path / "a"), *common]) == 2
+    assert "--init-weights" in capsys.readouterr().err
+    assert main(["train", "--config", "tiny", "--lr", "0", "--out", str(tmp_path / "c"), *common]) == 2
+    assert not (tmp_path / "c").exists()
