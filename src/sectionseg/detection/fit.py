@@ -7,6 +7,8 @@ import math
 
 import numpy as np
 
+from sectionseg.datasets.adapt import snap_scale
+from sectionseg.datasets.labels import REFERENCE_SECTION_SIZE
 from sectionseg.detection.inference import Detection
 from sectionseg.detection.parallel import fork_map
 from sectionseg.detection.tiling import WaferSource
@@ -73,6 +75,23 @@ def fit_parts(dets: list[Detection], source: WaferSource, refine: bool = True, w
 
     chunks = fork_map(fit_chunk, range(0, len(dets), chunk), workers)
     return [fit for found in chunks for fit in found]
+
+
+def to_fit_frame(dets: list[Detection], source: WaferSource, reference: float = REFERENCE_SECTION_SIZE
+                 ) -> tuple[list[Detection], WaferSource, dict[int, float]]:
+    """Detections of a model trained on sections ``reference`` px long, and its working ``source``,
+    moved to the scale where sections are :data:`REFERENCE_SECTION_SIZE` long, where quads are fitted
+    and repaired: a model for small sections reads fewer tiles, but its masks are refined on an image
+    as fine as a full-size model's (and every px constant of the repairs keeps its meaning).
+
+    Returns ``(detections, source at the fit scale, reach per label for fit_parts)``: tissue sides of
+    masks from a coarser scale are searched farther (up to :data:`MAX_TISSUE_REACH`)."""
+    fit_scale = snap_scale(source.scale * REFERENCE_SECTION_SIZE / reference)
+    factor = fit_scale / source.scale
+    reach = {1: float(np.clip(factor, 1.0, MAX_TISSUE_REACH))}
+    if fit_scale == source.scale:
+        return dets, source, reach
+    return [d.rescaled(factor) for d in dets], source.rescaled(fit_scale), reach
 
 
 def refined_on_image(source: WaferSource, quad: np.ndarray, margin: int = FIT_MARGIN) -> np.ndarray:

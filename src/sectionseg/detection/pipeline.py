@@ -14,7 +14,7 @@ import numpy as np
 
 from sectionseg.datasets.labels import REFERENCE_SECTION_SIZE
 from sectionseg.detection.content import content_flags
-from sectionseg.detection.fit import MAX_TISSUE_REACH, fit_parts
+from sectionseg.detection.fit import fit_parts, to_fit_frame
 from sectionseg.detection.inference import predict_tiles
 from sectionseg.detection.merge import merge_detections
 from sectionseg.detection.models import resolve_model
@@ -22,7 +22,7 @@ from sectionseg.detection.parallel import resolve_workers
 from sectionseg.detection.repairs import (complete_from_image, drop_duplicates, drop_implausible,
                                           pair_sections, rebuild_touching, recover_partners, regrow_small,
                                           split_tiny, split_unseen, trim_gaps)
-from sectionseg.detection.scale import estimate_scale, scale_from_section_size, snap_scale
+from sectionseg.detection.scale import estimate_scale, scale_from_section_size
 from sectionseg.detection.tiling import WaferSource, plan_tiles
 from sectionseg.errors import InputError
 from sectionseg.geometry import Part, Section
@@ -147,15 +147,8 @@ def detect_wafer(gray: np.ndarray, fluo: np.ndarray | None = None, *, model=None
 
     t = time.perf_counter()
     merged = merge_detections(raw, nms_overlap=nms_overlap)
-    # Quads are fitted and repaired at the scale where sections are REFERENCE_SECTION_SIZE long,
-    # whatever size the model works at: a model for small sections reads fewer tiles, but its masks
-    # are refined on an image as fine as the bundled model's (and every px constant of the repairs
-    # keeps its meaning).
-    fit_scale = snap_scale(scale * REFERENCE_SECTION_SIZE / reference)
-    fit_reach = {1: float(np.clip(fit_scale / scale, 1.0, MAX_TISSUE_REACH))}  # coarser masks: search farther
-    if fit_scale != scale:
-        merged = [d.rescaled(fit_scale / scale) for d in merged]
-        source = source.rescaled(fit_scale)
+    merged, source, fit_reach = to_fit_frame(merged, source, reference)
+    fit_scale = source.scale
     reserve = [d for d in merged if d.score < score_threshold]
     merged = [d for d in merged if d.score >= score_threshold]
     timings["merge"] = time.perf_counter() - t
