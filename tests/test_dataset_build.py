@@ -206,7 +206,7 @@ def test_build_dataset_at_half_scale_in_parallel_matches_serial(tmp_path):
     kwargs = dict(n_wafers=3, wafer_size=256, split=(6, 2, 2), patch_size=64, overlap=8, seed=2,
                   sections_per_image=(1, 2), simulate=fake_simulate, scale=0.5)
     manifest = build_dataset(tmp_path / "a", jobs=2, **kwargs)
-    assert manifest["params"]["scale"] == 0.5 and manifest["params"]["section_size"] == 65.0
+    assert manifest["params"]["scale"] == 0.5 and manifest["params"]["image_section_size"] == 65.0
     tiles = [it for s in manifest["splits"].values() for it in s if it["kind"] == "tile"]
     assert tiles and max(max(it["origin"]) for it in tiles) + 64 == 128  # tiles cover the 128 px wafer
     tile = tiles[0]

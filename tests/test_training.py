@@ -231,9 +231,14 @@ def test_cli_init_weights_continue_a_model_and_the_data_sets_the_section_size(tm
 
     data = _write_dataset(tmp_path / "data")
     manifest = json.loads((data / "manifest.json").read_text())
-    manifest.setdefault("params", {})["section_size"] = 65.0  # as `dataset --scale 0.5` records it
+    manifest["params"] = {"section_size": 127.0}  # a fine-tuning set: its wafer's sections, source px
     (data / "manifest.json").write_text(json.dumps(manifest))
     common = ["--data", str(data), "--epochs", "1", "--max-iters-per-epoch", "1", "--no-progress"]
+    assert main(["train", "--config", "tiny", "--out", str(tmp_path / "z"), *common]) == 0
+    tiny_size = load_config("tiny").data.section_size
+    assert read_checkpoint(tmp_path / "z" / "last.pt")["config"]["data"]["section_size"] == tiny_size
+    manifest["params"]["image_section_size"] = 65.0  # as `dataset --scale 0.5` records it
+    (data / "manifest.json").write_text(json.dumps(manifest))
     assert main(["train", "--config", "tiny", "--out", str(tmp_path / "a"), *common]) == 0
     first = read_checkpoint(tmp_path / "a" / "last.pt")
     assert first["config"]["data"]["section_size"] == 65.0

@@ -112,8 +112,8 @@ def build_dataset(out_dir: str | os.PathLike, *, n_wafers: int = 4, wafer_size: 
     ``scale``: the images are cut from the wafers brought to this scale (working px per simulated px,
     resampled as detection resamples), for a model that works on sections ``scale`` times the
     simulator's size; ``wafer_size`` is the simulated size. The manifest records ``scale`` and the
-    resulting ``section_size`` (:data:`REFERENCE_SECTION_SIZE` times ``scale``), which training
-    copies into the model's config. ``jobs``: processes for simulating and writing (one per wafer).
+    resulting ``image_section_size`` (:data:`REFERENCE_SECTION_SIZE` times ``scale``, px in the
+    images), which training copies into the model's config. ``jobs``: processes for simulating and writing (one per wafer).
     """
     out = Path(out_dir)
     _check_args(out, n_wafers, wafer_size, styles, n_synthetic, split, fractions, patch_size, overlap, overwrite)
@@ -139,7 +139,7 @@ def build_dataset(out_dir: str | os.PathLike, *, n_wafers: int = 4, wafer_size: 
     for name in SPLITS:  # deterministic shuffle, so tiles and synthetic images are mixed
         items[name] = [items[name][i] for i in rng.permutation(len(items[name]))]
     params = {"kind": "dataset", "seed": seed, "n_wafers": n_wafers, "wafer_size": wafer_size, "styles": list(styles),
-              "scale": scale, "section_size": REFERENCE_SECTION_SIZE * scale,
+              "scale": scale, "image_section_size": REFERENCE_SECTION_SIZE * scale,
               "patch_size": patch_size, "overlap": overlap, "requested_split": None if split is None else list(split),
               "fractions": None if fractions is None else list(fractions), "n_synthetic": n_synthetic,
               "sections_per_image": list(sections_per_image), "wafers": wafers,

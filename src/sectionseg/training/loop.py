@@ -159,7 +159,7 @@ def dataset_section_size(data_root, default: float) -> float:
     file keeps it as ``data.section_size``, which tells detection the scale to work at."""
     from sectionseg.datasets.torch_dataset import read_manifest
 
-    size = read_manifest(data_root).get("params", {}).get("section_size")
+    size = read_manifest(data_root).get("params", {}).get("image_section_size")
     return float(size) if size else float(default)
 
 
