@@ -86,10 +86,15 @@ def _base_model(path) -> Path:
     return base
 
 
-def prepare_data(args, gray, fluo, labelled, data_dir: Path, reference: float, timings: dict) -> dict:
+def prepare_data(args, gray, fluo, labelled, data_dir: Path, reference: float, timings: dict,
+                 base: Path) -> dict:
     """Stages 2-4: working scale (sections ``reference`` px long, the base model's size), occupied
-    areas, adaptation dataset. Returns the dataset's parameters."""
+    areas (sections the classical detector or the base model find: painted out of the backgrounds, so
+    that no unlabelled section is taught as background), adaptation dataset. Returns the dataset's
+    parameters."""
     from sectionseg.datasets.adapt import build_adaptation_set, median_section_size, rescale_wafer, working_scale
+    from sectionseg.datasets.labels import REFERENCE_SECTION_SIZE
+    from sectionseg.detection import detect_wafer
     from sectionseg.detection.classical import detect_classical
     from sectionseg.io.images import compose_rgb
 
@@ -97,13 +102,19 @@ def prepare_data(args, gray, fluo, labelled, data_dir: Path, reference: float, t
     scale = working_scale(size, reference)
     t = time.perf_counter()
     occupied = detect_classical(gray, fluo)
+    found = detect_wafer(gray, fluo, model=base, section_size=size, device=args.device, progress=False)
+    occupied += found.sections + found.unpaired
     timings["occupied"] = time.perf_counter() - t
+    # as many sections per image area as for a model of full-size sections
+    density = (REFERENCE_SECTION_SIZE / reference) ** 2
+    per_image = (max(2, round(2 * density)), max(6, round(6 * density)))
     t = time.perf_counter()
     rgb = compose_rgb(gray, fluo, gray_name=str(args.gray), fluo_name=str(args.fluo)).rgb
     rgb, labelled_w, occupied_w = rescale_wafer(rgb, labelled, scale, occupied)
     params = {"section_size": size, "working_scale": scale, "labels": str(args.labels),
-              "image": str(args.gray), "fluo": args.fluo, "classical_sections": len(occupied)}
+              "image": str(args.gray), "fluo": args.fluo, "occupied_sections": len(occupied)}
     manifest = build_adaptation_set(data_dir, rgb, labelled_w, occupied=occupied_w, n_synthetic=args.synthetic,
+                                    sections_per_image=per_image,
                                     n_val=args.val, size=args.image_size, seed=args.seed, source=str(args.gray),
                                     params=params, progress=not args.no_progress)
     timings["dataset"] = time.perf_counter() - t
@@ -141,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
         params = json.loads((data_dir / "manifest.json").read_text())["params"]
     else:
         reference = load_config_of(base).data.section_size
-        params = prepare_data(args, gray, fluo, labelled, data_dir, reference, timings)
+        params = prepare_data(args, gray, fluo, labelled, data_dir, reference, timings, base)
 
     t = time.perf_counter()
     progress = not args.no_progress and sys.stderr.isatty()
