@@ -94,15 +94,23 @@ def to_fit_frame(dets: list[Detection], source: WaferSource, reference: float = 
     return [d.rescaled(factor) for d in dets], source.rescaled(fit_scale), reach
 
 
-def refined_on_image(source: WaferSource, quad: np.ndarray, margin: int = FIT_MARGIN) -> np.ndarray:
-    """A working-px quad with its sides moved onto the gray image's edges (:func:`refine_quad` on the
-    crop around it, ``margin`` px wider); unchanged when the crop misses the wafer."""
+def crop_around(source: WaferSource, quad: np.ndarray, margin: int = FIT_MARGIN
+                ) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(gray crop, origin)`` of the working frame around a working-px quad, ``margin`` px wider
+    (origin: working px of the crop's top-left corner); None when the crop misses the wafer."""
     x0, y0 = (np.floor(quad.min(axis=0)) - margin).astype(int)
     x1, y1 = (np.ceil(quad.max(axis=0)) + margin).astype(int)
     image = gray_box(source, int(x0), int(y0), int(x1), int(y1))
-    if image is None:
+    return None if image is None else (image, np.array([x0, y0], dtype=np.float64))
+
+
+def refined_on_image(source: WaferSource, quad: np.ndarray, margin: int = FIT_MARGIN) -> np.ndarray:
+    """A working-px quad with its sides moved onto the gray image's edges (:func:`refine_quad` on the
+    crop around it, ``margin`` px wider); unchanged when the crop misses the wafer."""
+    crop = crop_around(source, quad, margin)
+    if crop is None:
         return quad
-    origin = np.array([x0, y0], dtype=np.float64)
+    image, origin = crop
     return refine_quad(quad - origin, image) + origin
 
 

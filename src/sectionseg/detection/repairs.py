@@ -12,7 +12,7 @@ import numpy as np
 import shapely
 
 from sectionseg.detection.evidence import EDGE_BAND, EDGE_GAP, mean_level, quarters, sides_shown
-from sectionseg.detection.fit import FIT_MARGIN, fit_part, gray_box, mask_points, refined_on_image, short_side
+from sectionseg.detection.fit import crop_around, fit_part, mask_points, refined_on_image, short_side
 from sectionseg.detection.inference import Detection
 from sectionseg.detection.tiling import WaferSource
 from sectionseg.geometry import Part, Section
@@ -357,13 +357,10 @@ def _gap_trimmed(magnet: np.ndarray, tissue: np.ndarray, source: WaferSource) ->
     outer = mean_level(source, np.array([a + near, b + near, b + deep, a + deep]))
     if inner is None or outer is None or abs(outer - inner) < GAP_MIN_LEVELS:
         return None
-    m = FIT_MARGIN
-    x0, y0 = (np.floor(magnet.min(axis=0)) - m).astype(int)
-    x1, y1 = (np.ceil(magnet.max(axis=0)) + m).astype(int)
-    image = gray_box(source, int(x0), int(y0), int(x1), int(y1))
-    if image is None:
+    crop = crop_around(source, magnet)
+    if crop is None:
         return None
-    origin = np.array([x0, y0], dtype=np.float64)
+    image, origin = crop
     # an edge blurred over ~2 px: a step of GAP_MIN_LEVELS has a derivative of about a quarter of it
     quad = refine_side(order_corners(magnet) - origin, image, k, search=GAP_SEARCH, search_out=-0.5,
                        polarity=1 if outer > inner else -1, min_peak=GAP_MIN_LEVELS / 4)
