@@ -44,6 +44,18 @@ def quarters(strip: np.ndarray) -> list[np.ndarray]:
     return [np.array([a0, a1, b1, b0]) for (a0, b0), (a1, b1) in zip(cut[:-1], cut[1:])]
 
 
+def side_levels(source: WaferSource, p0: np.ndarray, p1: np.ndarray, n: np.ndarray,
+                channel: str = "gray") -> tuple[float | None, float | None]:
+    """Mean levels ``(inside, outside)`` of the bands along the side ``p0 -> p1`` (middle 80 %),
+    :data:`EDGE_BAND` px deep and :data:`EDGE_GAP` px off the side line, on either side of it (``n``:
+    the side's outward unit normal); None for a band that leaves the wafer."""
+    a, b = p0 + 0.1 * (p1 - p0), p0 + 0.9 * (p1 - p0)
+    near, far = EDGE_GAP * n, (EDGE_GAP + EDGE_BAND) * n
+    inner = mean_level(source, np.array([a - near, b - near, b - far, a - far]), channel)
+    outer = mean_level(source, np.array([a + near, b + near, b + far, a + far]), channel)
+    return inner, outer
+
+
 def sides_shown(source: WaferSource, quad: np.ndarray, kind: str) -> int | None:
     """How many of the 4 sides of a ``kind`` (``"tissue"``/``"magnet"``) quad are visible edges:
     the band inside differs from the band outside as that kind differs from its surroundings (middle
@@ -51,10 +63,7 @@ def sides_shown(source: WaferSource, quad: np.ndarray, kind: str) -> int | None:
     channel = "gray" if kind == "tissue" else "fluo"
     shown = 0
     for p0, p1, n, _ in quad_sides(quad):
-        a, b = p0 + 0.1 * (p1 - p0), p0 + 0.9 * (p1 - p0)
-        near, far = EDGE_GAP * n, (EDGE_GAP + EDGE_BAND) * n
-        inner = mean_level(source, np.array([a - near, b - near, b - far, a - far]), channel)
-        outer = mean_level(source, np.array([a + near, b + near, b + far, a + far]), channel)
+        inner, outer = side_levels(source, p0, p1, n, channel)
         if inner is None or outer is None:
             return None
         shown += inner < TISSUE_EDGE_RATIO * outer if kind == "tissue" else inner > outer + MAGNET_EDGE_LEVELS

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import shapely
 
-from sectionseg.detection.evidence import EDGE_BAND, EDGE_GAP, mean_level, quarters, sides_shown
+from sectionseg.detection.evidence import mean_level, quarters, side_levels, sides_shown
 from sectionseg.detection.fit import crop_around, fit_part, mask_points, refined_on_image, short_side
 from sectionseg.detection.inference import Detection
 from sectionseg.detection.tiling import WaferSource
@@ -351,10 +351,7 @@ def _gap_trimmed(magnet: np.ndarray, tissue: np.ndarray, source: WaferSource) ->
     if gaps[k] > GAP_TOUCH:
         return None  # a visible gap already: the model resolved it
     p0, p1, n, _ = sides[(k + 2) % 4]  # the far side: magnet against bare wafer
-    a, b = p0 + 0.1 * (p1 - p0), p0 + 0.9 * (p1 - p0)
-    near, deep = EDGE_GAP * n, (EDGE_GAP + EDGE_BAND) * n
-    inner = mean_level(source, np.array([a - near, b - near, b - deep, a - deep]))
-    outer = mean_level(source, np.array([a + near, b + near, b + deep, a + deep]))
+    inner, outer = side_levels(source, p0, p1, n)
     if inner is None or outer is None or abs(outer - inner) < GAP_MIN_LEVELS:
         return None
     crop = crop_around(source, magnet)
