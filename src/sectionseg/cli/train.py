@@ -55,7 +55,10 @@ def run(args: argparse.Namespace) -> int:
     config = None if args.resume else load_config(args.config)
     init_state = None
     if args.init_weights:
-        config.model, init_state = _model_weights(args.init_weights)
+        from sectionseg.model.checkpoint import load_weights
+
+        stored, init_state = load_weights(args.init_weights)
+        config.model = stored.model  # the weights' own architecture
     if args.lr is not None and config is not None:
         config.train.lr = args.lr
     history = train(config, args.data, args.out, resume=args.resume, epochs=args.epochs, init_state=init_state,
@@ -69,12 +72,3 @@ def run(args: argparse.Namespace) -> int:
               + (f", val loss {val:.4f}" if val is not None else "") + f"; run folder {args.out}")
     return 0
 
-
-def _model_weights(path):
-    """``(model config, float32 state dict)`` of a model file or checkpoint."""
-    from sectionseg.model.checkpoint import read_checkpoint
-    from sectionseg.model.config import config_from_dict
-
-    payload = read_checkpoint(path)
-    state = {k: (v.float() if v.is_floating_point() else v) for k, v in payload["state_dict"].items()}
-    return config_from_dict(payload["config"], path).model, state

@@ -71,6 +71,17 @@ def load_config_of(path: str | os.PathLike) -> Config:
     return config_from_dict(read_checkpoint(path)["config"], path)
 
 
+def float_state(payload: dict) -> dict:
+    """The state dict of a read model file, floating-point tensors as float32 (files may store float16)."""
+    return {k: (v.float() if v.is_floating_point() else v) for k, v in payload["state_dict"].items()}
+
+
+def load_weights(path: str | os.PathLike) -> tuple[Config, dict]:
+    """``(config, float32 state dict)`` of a model file or checkpoint, to start a training run from."""
+    payload = read_checkpoint(path)
+    return config_from_dict(payload["config"], path), float_state(payload)
+
+
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu"):
     """Rebuild the model stored at ``path``.
 
@@ -80,7 +91,7 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu"):
     payload = read_checkpoint(path)
     config = config_from_dict(payload["config"], path)
     model = build_model(config.model)
-    state = {k: (v.float() if v.is_floating_point() else v) for k, v in payload["state_dict"].items()}
+    state = float_state(payload)
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:

@@ -13,8 +13,8 @@ import os
 from pathlib import Path
 
 from sectionseg.errors import InputError
-from sectionseg.model.checkpoint import export_weights, read_checkpoint
-from sectionseg.model.config import Config, config_from_dict
+from sectionseg.model.checkpoint import export_weights, load_weights
+from sectionseg.model.config import Config
 from sectionseg.training.loop import train
 
 #: Optimisation of a fine-tuning run (the base model's ``train`` section is replaced by this).
@@ -45,10 +45,8 @@ def finetune(base_model: str | os.PathLike, data_root, run_dir, *, epochs: int =
     if resume:
         return train(None, data_root, run_dir, resume=True, epochs=epochs, device=device,
                      max_iters_per_epoch=max_iters_per_epoch, progress=progress)
-    payload = read_checkpoint(base_model)
-    config = finetune_config(config_from_dict(payload["config"], base_model), epochs, lr, seed)
-    state = {k: (v.float() if v.is_floating_point() else v) for k, v in payload["state_dict"].items()}
-    del payload
+    stored, state = load_weights(base_model)
+    config = finetune_config(stored, epochs, lr, seed)
     return train(config, data_root, run_dir, heads_only=not all_layers, device=device, init_state=state,
                  max_iters_per_epoch=max_iters_per_epoch, progress=progress)
 
