@@ -129,6 +129,27 @@ class RandomRotation(v2.RandomRotation):
         return super().transform(inpt, {"angle": params["angle"]})
 
 
+class GrayOnly(v2.Transform):
+    """With probability ``p`` the third channel (fluorescence) is replaced by the first (gray): the
+    input detection composes for a wafer without a fluorescence image. Image only."""
+
+    _transformed_types = (tv_tensors.Image,)
+
+    def __init__(self, p: float = 0.5):
+        super().__init__()
+        self.p = p
+
+    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
+        return {"apply": bool(torch.rand(()) < self.p)}
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        if not params["apply"] or inpt.shape[-3] < 3:
+            return inpt
+        out = inpt.clone()
+        out[..., 2, :, :] = inpt[..., 0, :, :]
+        return out
+
+
 def geometric_transforms(crop_size: int = 512, fill: int | tuple[int, int, int] | str = "median",
                          degrees: float = 180.0) -> list[v2.Transform]:
     """Rotation by any angle (no expansion), crop (padded when needed) and flips.
@@ -157,21 +178,29 @@ def photometric_transforms(blur_sigma: tuple[float, float] = (0.1, 2.0), blur_ke
 
 
 def build_transforms(train: bool, crop_size: int = 512, *, fill: int | tuple[int, int, int] | str = "median",
-                     min_box_size: float = 2.0, **photometric) -> v2.Compose:
+                     min_box_size: float = 2.0, gray_only_probability: float = 0.0,
+                     jpeg_probability: float = 0.0, **photometric) -> v2.Compose:
     """The augmentation pipeline (``train=True``) or the plain conversion (``train=False``).
 
     Train: rotation (any angle, ``fill`` outside the image: a value or ``"median"``) -> random crop
     to ``crop_size`` (padded when smaller) -> flips -> blur / brightness-contrast / gamma
-    (``photometric`` keyword arguments of :func:`photometric_transforms`) -> tight boxes from masks
-    -> drop instances with a box side below ``min_box_size`` px -> area/iscrowd -> float32 image in [0, 1].
-    Eval: float32 image in [0, 1] only.
+    (``photometric`` keyword arguments of :func:`photometric_transforms`) -> JPEG artefacts (quality
+    30-95, share ``jpeg_probability``) -> gray-only input (share ``gray_only_probability``) -> tight
+    boxes from masks -> drop instances with a box side below ``min_box_size`` px -> area/iscrowd ->
+    float32 image in [0, 1]. Eval: float32 image in [0, 1] only.
     """
     to_float = v2.ToDtype(torch.float32, scale=True)  # images only; masks stay uint8
     if not train:
         return v2.Compose([to_float])
+    extra: list[v2.Transform] = []
+    if jpeg_probability > 0:
+        extra.append(v2.RandomApply([v2.JPEG((30, 95))], p=jpeg_probability))
+    if gray_only_probability > 0:
+        extra.append(GrayOnly(gray_only_probability))
     return v2.Compose([
         *geometric_transforms(crop_size, fill),
         *photometric_transforms(**photometric),
+        *extra,
         TightBoxes(),
         v2.SanitizeBoundingBoxes(min_size=min_box_size),
         FinalizeTarget(),

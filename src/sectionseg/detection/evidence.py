@@ -1,5 +1,6 @@
-"""Image evidence for parts the model alone does not settle: mean levels inside quads, and whether
-a part's outline is visible on the image.
+"""Image evidence for parts the model alone does not settle: mean levels inside quads, the wafer's
+own levels (tissue, magnet, bare wafer, measured on its confidently paired sections), and whether a
+part's outline is visible on the image.
 
 All quads are in the working frame of a :class:`~sectionseg.detection.tiling.WaferSource` (x, y px,
 origin at the top-left corner of the top-left pixel); levels are the normalised 0-255 channels the
@@ -7,20 +8,15 @@ model sees (``"gray"``, or ``"fluo"`` for the fluorescence).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
+from sectionseg.detection.settings import RepairSettings
 from sectionseg.detection.tiling import WaferSource
+from sectionseg.geometry import Section
 from sectionseg.geometry.beside import quad_sides
 from sectionseg.geometry.raster import polygon_mask
-
-# A side of a part "shows" when the band just inside it differs from the band just outside: tissue
-# darker in gray by this ratio, magnet brighter in fluorescence by this many levels (calibrated on
-# the benchmark wafers: shading patches taken for tissue stay above 0.87, real tissue sides are near
-# 0.4; real magnet sides differ by 60-150 levels)
-TISSUE_EDGE_RATIO = 0.93
-MAGNET_EDGE_LEVELS = 15.0
-EDGE_BAND = 4.0  # px, depth of the bands inside and outside a side
-EDGE_GAP = 1.5   # px left out on each side of the edge line (blur, fit error)
 
 
 def mean_level(source: WaferSource, quad: np.ndarray, channel: str = "gray") -> float | None:
@@ -45,26 +41,88 @@ def quarters(strip: np.ndarray) -> list[np.ndarray]:
 
 
 def side_levels(source: WaferSource, p0: np.ndarray, p1: np.ndarray, n: np.ndarray,
-                channel: str = "gray") -> tuple[float | None, float | None]:
+                channel: str = "gray", settings: RepairSettings = RepairSettings()
+                ) -> tuple[float | None, float | None]:
     """Mean levels ``(inside, outside)`` of the bands along the side ``p0 -> p1`` (middle 80 %),
-    :data:`EDGE_BAND` px deep and :data:`EDGE_GAP` px off the side line, on either side of it (``n``:
-    the side's outward unit normal); None for a band that leaves the wafer."""
+    ``settings.edge_band`` px deep and ``settings.edge_gap`` px off the side line, on either side of it
+    (``n``: the side's outward unit normal); None for a band that leaves the wafer."""
     a, b = p0 + 0.1 * (p1 - p0), p0 + 0.9 * (p1 - p0)
-    near, far = EDGE_GAP * n, (EDGE_GAP + EDGE_BAND) * n
+    near, far = settings.edge_gap * n, (settings.edge_gap + settings.edge_band) * n
     inner = mean_level(source, np.array([a - near, b - near, b - far, a - far]), channel)
     outer = mean_level(source, np.array([a + near, b + near, b + far, a + far]), channel)
     return inner, outer
 
 
-def sides_shown(source: WaferSource, quad: np.ndarray, kind: str) -> int | None:
+@dataclass(frozen=True)
+class WaferLevels:
+    """Median normalised gray levels (0-255) of one wafer's tissue parts, magnetic parts and the bare
+    wafer just outside its sections, from ``n`` paired sections. On real wafers either part can be the
+    darker one, and both can be lighter or darker than the wafer: repairs read the relation here."""
+
+    tissue: float
+    magnet: float
+    background: float
+    n: int
+
+    def record(self) -> dict:
+        return {"tissue_gray": self.tissue, "magnet_gray": self.magnet, "background_gray": self.background,
+                "sections": self.n}
+
+
+def measure_levels(sections: list[Section], source: WaferSource,
+                   settings: RepairSettings = RepairSettings()) -> WaferLevels | None:
+    """The wafer's levels from its paired sections (source-px parts), or None when fewer than
+    ``settings.min_levels_sections`` can be measured. The background is the band outside the tissue
+    sides that do not face the magnet."""
+    tissue, magnet, background = [], [], []
+    for s in sections:
+        if s.tissue is None or s.magnet is None:
+            continue
+        t, m = s.tissue.polygon * source.scale, s.magnet.polygon * source.scale
+        lt, lm = mean_level(source, t), mean_level(source, m)
+        if lt is None or lm is None:
+            continue
+        mc = m.mean(axis=0)
+        outside = [side_levels(source, p0, p1, n, settings=settings)[1] for p0, p1, n, _ in quad_sides(t)
+                   if float(np.dot(mc - 0.5 * (p0 + p1), n)) <= 0]  # sides facing away from the magnet
+        outside = [v for v in outside if v is not None]
+        if not outside:
+            continue
+        tissue.append(lt)
+        magnet.append(lm)
+        background.append(float(np.median(outside)))
+    if len(tissue) < settings.min_levels_sections:
+        return None
+    return WaferLevels(float(np.median(tissue)), float(np.median(magnet)), float(np.median(background)),
+                       len(tissue))
+
+
+def sides_shown(source: WaferSource, quad: np.ndarray, kind: str, levels: WaferLevels | None = None,
+                settings: RepairSettings = RepairSettings()) -> int | None:
     """How many of the 4 sides of a ``kind`` (``"tissue"``/``"magnet"``) quad are visible edges:
-    the band inside differs from the band outside as that kind differs from its surroundings (middle
-    80 % of each side). None when a band leaves the wafer or a magnet has no fluorescence."""
-    channel = "gray" if kind == "tissue" else "fluo"
+    the band inside differs from the band outside as that kind differs from the bare wafer (middle
+    80 % of each side). With the wafer's ``levels``, in gray, in the measured direction, by
+    ``settings.edge_share`` of the measured contrast (at least ``settings.edge_min_levels``);
+    without them, tissue in gray by ``settings.tissue_edge_ratio`` and magnets in fluorescence by
+    ``settings.magnet_edge_levels``. None when a band leaves the wafer or nothing can be measured
+    (a magnet without levels or fluorescence)."""
+    if levels is not None:
+        channel = "gray"
+        contrast = (levels.tissue if kind == "tissue" else levels.magnet) - levels.background
+        if abs(contrast) < settings.edge_min_levels:
+            return None  # this kind does not stand out from the wafer in gray
+        need = max(settings.edge_min_levels, settings.edge_share * abs(contrast))
+    else:
+        channel = "gray" if kind == "tissue" else "fluo"
     shown = 0
     for p0, p1, n, _ in quad_sides(quad):
-        inner, outer = side_levels(source, p0, p1, n, channel)
+        inner, outer = side_levels(source, p0, p1, n, channel, settings)
         if inner is None or outer is None:
             return None
-        shown += inner < TISSUE_EDGE_RATIO * outer if kind == "tissue" else inner > outer + MAGNET_EDGE_LEVELS
+        if levels is not None:
+            shown += np.sign(contrast) * (inner - outer) > need
+        elif kind == "tissue":
+            shown += inner < settings.tissue_edge_ratio * outer
+        else:
+            shown += inner > outer + settings.magnet_edge_levels
     return shown

@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sectionseg.datasets.labels import REFERENCE_SECTION_SIZE
+from sectionseg.detection.consensus import tissue_consensus
 from sectionseg.detection.content import content_flags
+from sectionseg.detection.evidence import measure_levels
 from sectionseg.detection.fit import fit_parts, to_fit_frame
 from sectionseg.detection.inference import predict_tiles
 from sectionseg.detection.merge import merge_detections
@@ -23,6 +25,7 @@ from sectionseg.detection.repairs import (complete_from_image, drop_duplicates, 
                                           pair_sections, rebuild_touching, recover_partners, regrow_small,
                                           split_tiny, split_unseen, trim_gaps)
 from sectionseg.detection.scale import estimate_scale, scale_from_section_size
+from sectionseg.detection.settings import RepairSettings
 from sectionseg.detection.tiling import WaferSource, plan_tiles
 from sectionseg.errors import InputError
 from sectionseg.geometry import Part, Section
@@ -34,9 +37,6 @@ DEFAULT_MASK_THRESHOLD = 0.5
 DEFAULT_PROPOSALS = 300    # region proposals per tile at inference (None: the model's own); 300 found
                            # the same parts as 500 on the 5 benchmark wafers, 20 % faster
 POOR_FIT_IOU = 0.8     # quads whose IoU with their mask is lower are counted as poor fits
-# Detections scoring between this and the score threshold are kept in reserve: one is reported only
-# when it pairs with a confident part that found no partner (the pairing is the extra evidence).
-RESERVE_SCORE = 0.3
 
 
 @dataclass
@@ -79,7 +79,8 @@ def detect_wafer(gray: np.ndarray, fluo: np.ndarray | None = None, *, model=None
                  scale: float | None = None, device: str = "cpu",
                  refine: bool = True, nms_overlap: float | None = None, skip_empty: bool = True,
                  precision: str = "auto", proposals: int | None = DEFAULT_PROPOSALS,
-                 workers: int | None = None, progress: bool = True) -> DetectionResult:
+                 workers: int | None = None, progress: bool = True,
+                 settings: RepairSettings | None = None) -> DetectionResult:
     """Find the sections of a whole wafer.
 
     - ``gray``/``fluo``: 2-D source images of the same shape (np.memmap welcome; read tile by tile).
@@ -98,14 +99,19 @@ def detect_wafer(gray: np.ndarray, fluo: np.ndarray | None = None, *, model=None
       ``proposals``: region proposals per tile (None: the model's own setting).
     - ``workers``: processes for inference and quad fitting (None: one per core up to 8 on the CPU,
       1 on a GPU or with a ``predictor``; see :mod:`sectionseg.detection.parallel`).
+    - ``settings``: thresholds of the post-processing and the repair steps that run
+      (:class:`~sectionseg.detection.settings.RepairSettings`; None: the defaults). Recorded in the
+      result's ``params["settings"]``.
     - ``nms_overlap``: after merging, of two same-class detections overlapping by more than this
       fraction of the smaller one only the higher-scoring one stays (None: off).
     """
     timings: dict[str, float] = {}
+    settings = settings or RepairSettings()
+    run = settings.runs
     t = time.perf_counter()
     # a caller's own predictor may keep state (tests): it runs in this process unless told otherwise
     n_workers = resolve_workers(workers, device) if predictor is None or workers is not None else 1
-    reserve_threshold = min(score_threshold, RESERVE_SCORE)
+    reserve_threshold = min(score_threshold, settings.reserve_score)
     if predictor is None:
         predictor, model_info = resolve_model(model, device, reserve_threshold, precision, proposals)
     else:
@@ -162,30 +168,55 @@ def detect_wafer(gray: np.ndarray, fluo: np.ndarray | None = None, *, model=None
         if quad is not None:
             (tissues if det.label == 1 else magnets).append((Part(quad), det.score, det, iou))
     # touching parts seen as one region: rebuilt beside their clean partners, tissues first
-    tissues, n_tissues = rebuild_touching(tissues, [(p, sc) for p, sc, _, _ in magnets], source, "tissue", refine)
-    magnets, n_magnets = rebuild_touching(magnets, tissues, source, "magnet", refine)
+    n_tissues = n_magnets = 0
+    if run("rebuild_touching"):
+        tissues, n_tissues = rebuild_touching(tissues, [(p, sc) for p, sc, _, _ in magnets], source, "tissue",
+                                              refine, settings)
+        magnets, n_magnets = rebuild_touching(magnets, tissues, source, "magnet", refine, settings)
+    else:
+        tissues = [(p, sc) for p, sc, _, _ in tissues]
+        magnets = [(p, sc) for p, sc, _, _ in magnets]
     timings["fit"] = time.perf_counter() - t
 
     t = time.perf_counter()
     sections, unpaired = pair_sections(tissues, magnets)
-    recovered, unpaired = recover_partners(unpaired, reserve, source, refine)
+    recovered, split = [], []
+    if run("recover_partners"):
+        recovered, unpaired = recover_partners(unpaired, reserve, source, refine)
     sections += recovered
-    sections, split = split_tiny(sections)
-    sections, n_regrown = regrow_small(sections, source, refine)
-    sections, n_trimmed = trim_gaps(sections, source) if refine else (sections, 0)
+    if run("split_tiny"):
+        sections, split = split_tiny(sections, settings)
+    # the wafer's own levels (tissue, magnet, bare wafer), from its paired sections
+    levels = measure_levels(sections, source, settings)
+    n_regrown = n_trimmed = 0
+    if run("regrow_small"):
+        sections, n_regrown = regrow_small(sections, source, refine, levels, settings)
+    if refine and run("trim_gaps"):
+        sections, n_trimmed = trim_gaps(sections, source, settings)
     unpaired += split
     n_unpaired = len(unpaired)
-    unpaired = drop_duplicates(sections, unpaired)
+    if run("drop_duplicates"):
+        unpaired = drop_duplicates(sections, unpaired)
     n_duplicates = n_unpaired - len(unpaired)
-    unpaired, n_dummies, n_implausible = drop_implausible(unpaired, sections)
+    n_dummies = n_implausible = 0
+    if run("drop_implausible"):
+        unpaired, n_dummies, n_implausible = drop_implausible(unpaired, sections, settings)
     # a lone part with no visible outline is dropped unless its partner shows on the image; known
     # parts that partner strips must not cover are the paired and the visible lone ones
-    unpaired, unseen = split_unseen(unpaired, source)
-    inferred, rest = complete_from_image(sections, unpaired + unseen, source, refine, known=sections + unpaired)
+    unseen: list[Section] = []
+    if run("split_unseen"):
+        unpaired, unseen = split_unseen(unpaired, source, levels, settings)
+    inferred, rest = [], unpaired + unseen
+    if run("complete_from_image"):
+        inferred, rest = complete_from_image(sections, unpaired + unseen, source, refine,
+                                             known=sections + unpaired, levels=levels, settings=settings)
     sections += inferred
     dropped = {id(s) for s in unseen}
     unpaired = [s for s in rest if id(s) not in dropped]
     n_unseen = len(rest) - len(unpaired)
+    consensus_info: dict = {}
+    if run("consensus"):
+        sections, consensus_info = tissue_consensus(sections, source, settings)
     timings["pairing"] = time.perf_counter() - t
 
     counts = {"tiles": len(all_tiles), "empty_tiles_skipped": len(all_tiles) - len(tiles), "raw_detections": len(raw), "parts": len(merged),
@@ -195,13 +226,16 @@ def detect_wafer(gray: np.ndarray, fluo: np.ndarray | None = None, *, model=None
               "recovered_parts": len(recovered), "reserve_detections": len(reserve),
               "duplicates_dropped": n_duplicates, "partners_from_image": len(inferred),
               "unfitted_parts": sum(p["polygon"] is None for p in parts),
-              "poor_fits": int(sum(p["fit_iou"] is not None and p["fit_iou"] < POOR_FIT_IOU for p in parts))}
+              "poor_fits": int(sum(p["fit_iou"] is not None and p["fit_iou"] < POOR_FIT_IOU for p in parts)),
+              "swapped_by_consensus": consensus_info.get("swapped", 0)}
     params = {"tile_size": tile_size, "overlap": overlap, "batch_size": batch_size,
               "score_threshold": score_threshold, "mask_threshold": mask_threshold,
               "section_size": section_size, "device": device, "refine": refine, "nms_overlap": nms_overlap,
               "skip_empty": skip_empty, "precision": precision, "proposals": proposals,
               "workers": n_workers,
               "source_size": list(source.source_size), "working_size": working_size,
-              "fit_scale": fit_scale, "model": model_info}
+              "fit_scale": fit_scale, "settings": settings.record(),
+              "wafer_levels": None if levels is None else levels.record(), "consensus": consensus_info,
+              "model": model_info}
     return DetectionResult(sections, unpaired, parts, timings, float(scale), params, counts,
                            source.record(), scale_info)

@@ -1,7 +1,9 @@
 """After the model: pairing tissue and magnet parts, and the repairs that use the pairing and the
 image as extra evidence (touching parts rebuilt beside their partners, low-score partners of lone
 parts, partners found on the image, small parts regrown) and the filters of implausible parts
-(duplicates, tiny parts, dummies, lone parts with no visible outline).
+(duplicates, tiny parts, dummies, lone parts with no visible outline). Every threshold comes from a
+:class:`~sectionseg.detection.settings.RepairSettings` (``settings``); level thresholds follow the
+wafer's own :class:`~sectionseg.detection.evidence.WaferLevels` (``levels``) where it was measured.
 
 Parts are :class:`~sectionseg.geometry.Part` in source px; image work happens in the working frame
 of a :class:`~sectionseg.detection.tiling.WaferSource` (``source.scale`` working px per source px).
@@ -11,43 +13,24 @@ from __future__ import annotations
 import numpy as np
 import shapely
 
-from sectionseg.detection.evidence import mean_level, quarters, side_levels, sides_shown
+from sectionseg.detection.evidence import WaferLevels, mean_level, quarters, side_levels, sides_shown
 from sectionseg.detection.fit import crop_around, fit_part, mask_points, refined_on_image, short_side
 from sectionseg.detection.inference import Detection
+from sectionseg.detection.settings import RepairSettings
 from sectionseg.detection.tiling import WaferSource
 from sectionseg.geometry import Part, Section
 from sectionseg.geometry.beside import long_sides, quad_sides, strip_beside
 from sectionseg.geometry.fitting import order_corners, refine_side
 from sectionseg.geometry.pairing import pair_parts
 
-DUMMY_AREA_FRACTION = 0.5  # unpaired tissue smaller than this x the median tissue area = dummy strip
-MIN_AREA_FRACTION = 0.4    # other unpaired parts outside [this, MAX_AREA_FACTOR] x their kind's median
-MAX_AREA_FACTOR = 1.6      # area are not reported (debris, shading, merged junk)
-LONE_SCORE = 0.9           # a part without a partner needs this score to be reported (no pairing evidence)
-# A part's fit is suspect (touching parts seen as one region) when its quad fits its mask worse than
-# this, or its area exceeds its kind's median by this factor; suspects are rebuilt beside their partners.
-SUSPECT_FIT_IOU = 0.8
-SUSPECT_AREA_FACTOR = 1.3
-SMALL_AREA_FRACTION = 0.7  # paired parts smaller than this x their kind's median are regrown if possible
-PARTNER_MAX_OVERLAP = 0.3   # a partner found on the image may overlap known parts by this fraction
-                           # (sections on real wafers overlap their neighbours by up to ~20 %)
-EDGE_SIDES = 3             # a lone part must differ from its surroundings across this many sides
-# A magnet whose side lies within GAP_TOUCH px (fit frame) of its tissue may have swallowed a thin
-# strip of bare wafer between the parts (a gap of a few px is blurred away at a model's coarser
-# scale): its own edge is searched up to GAP_SEARCH px inside that side, with the polarity of its
-# far side's step, when magnet and wafer differ there by GAP_MIN_LEVELS gray levels at least.
-GAP_TOUCH = 1.5
-GAP_SEARCH = 8.0
-GAP_MIN_LEVELS = 10.0
-
-
 def rebuild_touching(parts: list[tuple[Part, float, Detection, float]], partners: list[tuple[Part, float]],
-                     source: WaferSource, kind: str = "tissue", refine: bool = True):
+                     source: WaferSource, kind: str = "tissue", refine: bool = True,
+                     settings: RepairSettings = RepairSettings()):
     """Replace suspect fits of one kind by strips beside the partners left without a part of that kind.
 
     ``parts``: ``(part in source px, score, detection, fit IoU)`` of one kind (``kind``: "tissue" or
-    "magnet"); ``partners``: ``(part, score)`` of the other kind. Suspects (:data:`SUSPECT_FIT_IOU`,
-    :data:`SUSPECT_AREA_FACTOR`) are usually two touching parts seen as one region; every partner
+    "magnet"); ``partners``: ``(part, score)`` of the other kind. Suspects (``settings.suspect_fit_iou``,
+    ``settings.suspect_area_factor``) are usually two touching parts seen as one region; every partner
     that the other parts do not pair with gets a part rebuilt from the suspects' mask pixels in front
     of its long side (:func:`strip_beside`), refined on the image. Returns ``(parts as (part, score),
     number rebuilt)``; suspects that gave no rebuilt part stay as they were.
@@ -56,7 +39,7 @@ def rebuild_touching(parts: list[tuple[Part, float, Detection, float]], partners
     if len(parts) < 5:
         return plain, 0
     median_area = float(np.median([p.area for p, *_ in parts]))
-    is_suspect = [iou < SUSPECT_FIT_IOU or p.area > SUSPECT_AREA_FACTOR * median_area for p, _, _, iou in parts]
+    is_suspect = [iou < settings.suspect_fit_iou or p.area > settings.suspect_area_factor * median_area for p, _, _, iou in parts]
     good = [t for t, bad in zip(parts, is_suspect) if not bad]
     suspects = [t for t, bad in zip(parts, is_suspect) if bad]
     if not suspects or len(good) < 3:
@@ -138,47 +121,80 @@ def _sides_beside(quad: np.ndarray, width: float) -> list[np.ndarray]:
 
 
 def partner_from_image(part: Part, kind: str, source: WaferSource, width: float,
-                       refine: bool = True) -> Part | None:
+                       refine: bool = True, levels: WaferLevels | None = None,
+                       settings: RepairSettings = RepairSettings()) -> Part | None:
     """The missing partner of a lone part, found on the image beside one of its long sides.
 
-    ``kind``: what is missing, ``"tissue"`` (the darker strip of the gray image: tissue is darker than
-    magnetic resin) or ``"magnet"`` (the brighter strip of the fluorescence: the resin's beads);
-    ``width``: the wafer's typical short side of that kind (source px). The strip is refined on the
-    gray image. None when neither side clearly shows the partner (or, for a magnet, without fluo).
+    ``kind``: what is missing (``"tissue"`` or ``"magnet"``); ``width``: the wafer's typical short side
+    of that kind (source px). Where it is looked for: a magnet in the fluorescence (the brighter
+    strip: the resin's beads) when there is one; otherwise in gray, after the wafer's measured levels
+    (``levels``: either part may be the darker one): the strip nearest the wafer's level of that kind,
+    on the same side of the known part, differing from it by ``settings.partner_share`` of the
+    tissue/magnet contrast and nearer that kind's level than the bare wafer's. Without ``levels`` a
+    tissue is the darker strip (``settings.partner_tissue_ratio``). The strip is refined on the gray
+    image. None when neither side clearly shows the partner all along it.
     """
     scale = source.scale
     quad = part.polygon * scale
-    channel, sign = ("gray", -1.0) if kind == "tissue" else ("fluo", 1.0)
-    own = mean_level(source, quad, channel)
-    levels = [(mean_level(source, strip, channel), strip) for strip in _sides_beside(quad, width * scale)]
-    levels = [(level, strip) for level, strip in levels if level is not None]
-    if own is None or not levels:
+    rule = _partner_rule(kind, source, levels, settings)
+    if rule is None:
         return None
-    level, strip = max(levels, key=lambda t: sign * t[0])
-    # tissue at least 3 % darker than its magnet; magnet fluorescence clearly above the tissue's;
-    # along the whole strip, not on average (a strip half on a neighbour's magnet is no partner)
+    channel, rank, accepts = rule
+    own = mean_level(source, quad, channel)
+    beside = [(mean_level(source, strip, channel), strip) for strip in _sides_beside(quad, width * scale)]
+    beside = [(level, strip) for level, strip in beside if level is not None]
+    if own is None or not beside:
+        return None
+    level, strip = max(beside, key=lambda t: rank(t[0]))
+    # along the whole strip, not on average (a strip half on a neighbour's part is no partner)
     for quarter in [strip] + quarters(strip):
         level = mean_level(source, quarter, channel)
-        if level is None or (kind == "tissue" and level > 0.97 * own) or (kind == "magnet" and level < own + 20.0):
+        if level is None or not accepts(level, own):
             return None
     if refine:
         strip = refined_on_image(source, strip)
     return Part(source.to_source(order_corners(strip)))
 
 
-def _overlaps_known(poly, shapes: list, tree, skip=()) -> bool:
-    """True when ``poly`` (a part found on the image) covers more than :data:`PARTNER_MAX_OVERLAP` of
-    its area with one of ``shapes`` (known parts, indexed by ``tree``) other than those in ``skip``."""
-    return any(poly.intersection(shapes[i]).area > PARTNER_MAX_OVERLAP * poly.area
+def _partner_rule(kind: str, source: WaferSource, levels: WaferLevels | None, settings: RepairSettings):
+    """``(channel, rank(level), accepts(level, own))``: how a missing ``kind`` part shows beside its
+    partner: the channel, the preference between the two side strips, and the test of one strip's
+    level against the partner's own level; None when this wafer gives no way to see it."""
+    if kind == "magnet" and source.fluo is not None:
+        return "fluo", lambda level: level, lambda level, own: level >= own + settings.partner_fluo_levels
+    if levels is not None:
+        expected = levels.magnet if kind == "magnet" else levels.tissue
+        known = levels.tissue if kind == "magnet" else levels.magnet
+        gap = expected - known
+        if abs(gap) < 3.0:
+            return None  # the two halves look alike in gray on this wafer
+        need = max(3.0, settings.partner_share * abs(gap))
+        sign = 1.0 if gap > 0 else -1.0
+
+        def accepts(level, own):
+            return (sign * (level - own) >= need
+                    and abs(level - expected) < abs(level - levels.background))
+
+        return "gray", lambda level: -abs(level - expected), accepts
+    if kind == "tissue":
+        return "gray", lambda level: -level, lambda level, own: level <= settings.partner_tissue_ratio * own
+    return None
+
+
+def _overlaps_known(poly, shapes: list, tree, max_overlap: float, skip=()) -> bool:
+    """True when ``poly`` (a part found on the image) covers more than ``max_overlap`` of its area
+    with one of ``shapes`` (known parts, indexed by ``tree``) other than those in ``skip``."""
+    return any(poly.intersection(shapes[i]).area > max_overlap * poly.area
                for i in tree.query(poly) if i not in skip)
 
 
 def complete_from_image(sections: list[Section], unpaired: list[Section], source: WaferSource,
-                        refine: bool = True, known: list[Section] | None = None
+                        refine: bool = True, known: list[Section] | None = None,
+                        levels: WaferLevels | None = None, settings: RepairSettings = RepairSettings()
                         ) -> tuple[list[Section], list[Section]]:
     """Give lone parts their partner found on the image (:func:`partner_from_image`), unless the
     strip overlaps a known part (of either kind; ``known``: default all of ``sections`` and
-    ``unpaired``) by more than :data:`PARTNER_MAX_OVERLAP` of its area. Returns
+    ``unpaired``) by more than ``settings.partner_max_overlap`` of its area. Returns
     ``(new sections, still unpaired)``."""
     new, rest = [], []
     known = sections + unpaired if known is None else known
@@ -193,8 +209,9 @@ def complete_from_image(sections: list[Section], unpaired: list[Section], source
         shapes = [shapely.Polygon(p.polygon) for s in known for p in (s.tissue, s.magnet) if p is not None]
         tree = shapely.STRtree(shapes)
         for s in lone:
-            part = partner_from_image(getattr(s, have), kind, source, width, refine)
-            if part is None or _overlaps_known(shapely.Polygon(part.polygon), shapes, tree):
+            part = partner_from_image(getattr(s, have), kind, source, width, refine, levels, settings)
+            if part is None or _overlaps_known(shapely.Polygon(part.polygon), shapes, tree,
+                                               settings.partner_max_overlap):
                 rest.append(s)
                 continue
             new.append(Section(**{have: getattr(s, have), kind: part}, score=s.score,
@@ -235,8 +252,9 @@ def pair_sections(tissues: list[tuple[Part, float]], magnets: list[tuple[Part, f
     return sections, unpaired
 
 
-def regrow_small(sections: list[Section], source: WaferSource, refine: bool = True) -> tuple[list[Section], int]:
-    """Paired parts much smaller than their kind's median (:data:`SMALL_AREA_FRACTION`: the model saw
+def regrow_small(sections: list[Section], source: WaferSource, refine: bool = True,
+                 levels: WaferLevels | None = None, settings: RepairSettings = RepairSettings()) -> tuple[list[Section], int]:
+    """Paired parts much smaller than their kind's median (``settings.small_area_fraction``: the model saw
     only part of a faint tissue, or stopped at a shading seam) are replaced by the strip of typical
     width beside their partner (:func:`partner_from_image`), when that strip lies on the small part's
     side, shows the part's contrast all along and overlaps no other part. Returns
@@ -252,15 +270,15 @@ def regrow_small(sections: list[Section], source: WaferSource, refine: bool = Tr
         tree = shapely.STRtree(shapes)
         for k, s in enumerate(out):
             small = getattr(s, kind)
-            if small.area >= SMALL_AREA_FRACTION * median:
+            if small.area >= settings.small_area_fraction * median:
                 continue
-            part = partner_from_image(getattr(s, have), kind, source, width, refine)
+            part = partner_from_image(getattr(s, have), kind, source, width, refine, levels, settings)
             if part is None:
                 continue
             poly, own = shapely.Polygon(part.polygon), shapely.Polygon(small.polygon)
             if poly.intersection(own).area < 0.5 * own.area:
                 continue  # the strip is on the other side: not this part
-            if _overlaps_known(poly, shapes, tree, skip=(2 * k, 2 * k + 1)):  # but its own parts
+            if _overlaps_known(poly, shapes, tree, settings.partner_max_overlap, skip=(2 * k, 2 * k + 1)):  # but its own parts
                 continue
             out[k] = Section(**{have: getattr(s, have), kind: part}, score=s.score,
                              extra={**s.extra, "regrown": kind})
@@ -268,8 +286,8 @@ def regrow_small(sections: list[Section], source: WaferSource, refine: bool = Tr
     return out, n
 
 
-def split_tiny(sections: list[Section]) -> tuple[list[Section], list[Section]]:
-    """Unpair sections with a part smaller than :data:`MIN_AREA_FRACTION` x its kind's median (a
+def split_tiny(sections: list[Section], settings: RepairSettings = RepairSettings()) -> tuple[list[Section], list[Section]]:
+    """Unpair sections with a part smaller than ``settings.min_area_fraction`` x its kind's median (a
     dummy strip or a speck paired with a magnet, or junk pairs nested in a real section): the tiny
     part is dropped and the other one becomes a lone part, judged as such later. Returns
     ``(sections kept, lone parts)``."""
@@ -278,7 +296,7 @@ def split_tiny(sections: list[Section]) -> tuple[list[Section], list[Section]]:
     median = {k: float(np.median([getattr(s, k).area for s in sections])) for k in ("tissue", "magnet")}
     kept, lone = [], []
     for s in sections:
-        tiny = {k for k in ("tissue", "magnet") if getattr(s, k).area < MIN_AREA_FRACTION * median[k]}
+        tiny = {k for k in ("tissue", "magnet") if getattr(s, k).area < settings.min_area_fraction * median[k]}
         if not tiny:
             kept.append(s)
         elif len(tiny) == 1:
@@ -289,22 +307,24 @@ def split_tiny(sections: list[Section]) -> tuple[list[Section], list[Section]]:
     return kept, lone
 
 
-def split_unseen(unpaired: list[Section], source: WaferSource) -> tuple[list[Section], list[Section]]:
-    """Lone parts whose outline shows on the image on at least :data:`EDGE_SIDES` sides
+def split_unseen(unpaired: list[Section], source: WaferSource, levels: WaferLevels | None = None,
+                 settings: RepairSettings = RepairSettings()) -> tuple[list[Section], list[Section]]:
+    """Lone parts whose outline shows on the image on at least ``settings.edge_sides`` sides
     (:func:`~sectionseg.detection.evidence.sides_shown`), and the others: a darker patch of mosaic
     shading taken for tissue has no edges of its own. Returns ``(seen, unseen)``."""
     seen, unseen = [], []
     for s in unpaired:
         kind = "tissue" if s.tissue is not None else "magnet"
-        shown = sides_shown(source, getattr(s, kind).polygon * source.scale, kind)
-        (seen if shown is None or shown >= EDGE_SIDES else unseen).append(s)
+        shown = sides_shown(source, getattr(s, kind).polygon * source.scale, kind, levels, settings)
+        (seen if shown is None or shown >= settings.edge_sides else unseen).append(s)
     return seen, unseen
 
 
-def drop_implausible(unpaired: list[Section], sections: list[Section]) -> tuple[list[Section], int, int]:
-    """Remove lone parts scoring below :data:`LONE_SCORE` (no pairing evidence) or whose area is far
-    from the paired parts' of their kind: tissue smaller than :data:`DUMMY_AREA_FRACTION` x the
-    median (dummy strips), or any part outside [:data:`MIN_AREA_FRACTION`, :data:`MAX_AREA_FACTOR`] x
+def drop_implausible(unpaired: list[Section], sections: list[Section],
+                     settings: RepairSettings = RepairSettings()) -> tuple[list[Section], int, int]:
+    """Remove lone parts scoring below ``settings.lone_score`` (no pairing evidence) or whose area is far
+    from the paired parts' of their kind: tissue smaller than ``settings.dummy_area_fraction`` x the
+    median (dummy strips), or any part outside [``min_area_fraction``, ``max_area_factor``] x
     the median (shading, debris, merged junk). Returns ``(kept, dummies, others)`` (others: all the
     rest removed)."""
     if not sections:
@@ -314,25 +334,25 @@ def drop_implausible(unpaired: list[Section], sections: list[Section]) -> tuple[
     for s in unpaired:
         kind = "tissue" if s.tissue is not None else "magnet"
         area = getattr(s, kind).area
-        if s.score is not None and s.score < LONE_SCORE:
+        if s.score is not None and s.score < settings.lone_score:
             other += 1
-        elif kind == "tissue" and area < DUMMY_AREA_FRACTION * median[kind]:
+        elif kind == "tissue" and area < settings.dummy_area_fraction * median[kind]:
             dummies += 1
-        elif area < MIN_AREA_FRACTION * median[kind] or area > MAX_AREA_FACTOR * median[kind]:
+        elif area < settings.min_area_fraction * median[kind] or area > settings.max_area_factor * median[kind]:
             other += 1
         else:
             keep.append(s)
     return keep, dummies, other
 
 
-def trim_gaps(sections: list[Section], source: WaferSource) -> tuple[list[Section], int]:
+def trim_gaps(sections: list[Section], source: WaferSource, settings: RepairSettings = RepairSettings()) -> tuple[list[Section], int]:
     """Magnets that reach their tissue across a thin strip of bare wafer get the side facing the
     tissue moved onto their own edge: the strongest step inside that side whose polarity is the
     magnet's against the wafer beyond its far side. Parts that truly touch show no such step and
     keep their side. Returns ``(sections, number of magnets trimmed)``."""
     out, n = [], 0
     for s in sections:
-        quad = _gap_trimmed(s.magnet.polygon * source.scale, s.tissue.polygon * source.scale, source)
+        quad = _gap_trimmed(s.magnet.polygon * source.scale, s.tissue.polygon * source.scale, source, settings)
         if quad is None:
             out.append(s)
             continue
@@ -342,23 +362,24 @@ def trim_gaps(sections: list[Section], source: WaferSource) -> tuple[list[Sectio
     return out, n
 
 
-def _gap_trimmed(magnet: np.ndarray, tissue: np.ndarray, source: WaferSource) -> np.ndarray | None:
+def _gap_trimmed(magnet: np.ndarray, tissue: np.ndarray, source: WaferSource,
+                 settings: RepairSettings) -> np.ndarray | None:
     """The working-px magnet quad with its tissue-facing side on the magnet's own edge, or None."""
     sides = quad_sides(magnet)
     facing = shapely.Polygon(tissue)
     gaps = [facing.distance(shapely.Point(0.5 * (p0 + p1))) for p0, p1, _, _ in sides]
     k = int(np.argmin(gaps))
-    if gaps[k] > GAP_TOUCH:
+    if gaps[k] > settings.gap_touch:
         return None  # a visible gap already: the model resolved it
     p0, p1, n, _ = sides[(k + 2) % 4]  # the far side: magnet against bare wafer
-    inner, outer = side_levels(source, p0, p1, n)
-    if inner is None or outer is None or abs(outer - inner) < GAP_MIN_LEVELS:
+    inner, outer = side_levels(source, p0, p1, n, settings=settings)
+    if inner is None or outer is None or abs(outer - inner) < settings.gap_min_levels:
         return None
     crop = crop_around(source, magnet)
     if crop is None:
         return None
     image, origin = crop
-    # an edge blurred over ~2 px: a step of GAP_MIN_LEVELS has a derivative of about a quarter of it
-    quad = refine_side(order_corners(magnet) - origin, image, k, search=GAP_SEARCH, search_out=-0.5,
-                       polarity=1 if outer > inner else -1, min_peak=GAP_MIN_LEVELS / 4)
+    # an edge blurred over ~2 px: a step of gap_min_levels has a derivative of about a quarter of it
+    quad = refine_side(order_corners(magnet) - origin, image, k, search=settings.gap_search, search_out=-0.5,
+                       polarity=1 if outer > inner else -1, min_peak=settings.gap_min_levels / 4)
     return None if quad is None else quad + origin

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 #: whose sections are :data:`REFERENCE_SECTION_SIZE` long; other models scale these by their own size.
 TRAINING_LONG_SIDE = {1: 127.0, 2: 114.0}
 CANDIDATE_SCALES = (1.0, 0.5, 2.0, 0.3)
+REFINE_ROUNDS = 2  # measurements at the estimated scale that may correct it
 
 
 def scale_from_section_size(section_size: float, reference: float = REFERENCE_SECTION_SIZE) -> float:
@@ -91,10 +92,9 @@ def estimate_scale(source: WaferSource, predictor, *, candidates=CANDIDATE_SCALE
     are tried in order; the search stops early at a candidate that already finds sections of about
     the training size.
     """
-    trials = []
     centres = sample_centres(source, n_tiles, tile_size)
-    # the candidates are for a model of the reference size: one for smaller sections starts smaller
-    for cand in (c * reference / REFERENCE_SECTION_SIZE for c in candidates):
+
+    def trial(cand: float) -> dict:
         at = source.rescaled(cand)
         tiles = tiles_at(centres, at, tile_size)
         dets = predict_tiles(at, tiles, predictor, batch_size=batch_size, score_threshold=score_threshold,
@@ -102,14 +102,30 @@ def estimate_scale(source: WaferSource, predictor, *, candidates=CANDIDATE_SCALE
         dets = [d for d in dets if not d.truncated]
         rel = _relative_size(dets, reference)
         area = sum(t.width * t.height for t in tiles) / 1e6
-        trials.append({"scale": cand, "detections": len(dets), "per_megapixel": len(dets) / max(area, 1e-9),
-                       "relative_size": rel})
         log.info("scale %.2f: %d detections, relative size %s", cand, len(dets), rel)
-        if rel is not None and len(dets) >= 4 and 0.75 <= rel <= 1.33:
+        return {"scale": cand, "detections": len(dets), "per_megapixel": len(dets) / max(area, 1e-9),
+                "relative_size": rel}
+
+    trials = []
+    # the candidates are for a model of the reference size: one for smaller sections starts smaller
+    for cand in (c * reference / REFERENCE_SECTION_SIZE for c in candidates):
+        trials.append(trial(cand))
+        rel = trials[-1]["relative_size"]
+        if rel is not None and trials[-1]["detections"] >= 4 and 0.75 <= rel <= 1.33:
             break
     # Detections per source (not working) megapixel: a tile at scale s covers 1/s^2 more wafer.
     best = max(trials, key=lambda t: (t["per_megapixel"] * t["scale"] ** 2, -abs(math.log(t["scale"]))))
     if best["detections"] == 0 or best["relative_size"] is None:
         log.warning("no section found at any candidate scale; using scale 1")
         return 1.0, {"trials": trials, "method": "fallback"}
-    return snap_scale(best["scale"] / best["relative_size"]), {"trials": trials, "method": "model"}
+    scale = snap_scale(best["scale"] / best["relative_size"])
+    # A model's sizes are not proportional far from the size it knows: measure again at the estimate
+    # (up to twice) and correct it while the sections there still differ from the training size.
+    for _ in range(REFINE_ROUNDS):
+        check = trial(scale)
+        trials.append(check)
+        rel = check["relative_size"]
+        if rel is None or check["detections"] < 4 or abs(math.log(rel)) < 0.05:
+            break
+        scale = snap_scale(scale / rel)
+    return scale, {"trials": trials, "method": "model"}

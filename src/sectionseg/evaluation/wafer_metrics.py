@@ -82,7 +82,31 @@ def compare_sections(truth: list[Section], found: list[Section], iou_threshold: 
     result["section_recall"] = correct / len(truth) if truth else 1.0
     n_paired = sum(s.tissue is not None and s.magnet is not None for s in found)
     result["section_precision"] = correct / n_paired if n_paired else (1.0 if not truth else 0.0)
+    result["section_f1"] = _f1(result["section_precision"], result["section_recall"])
+    swapped = _swapped(truth, found, iou_threshold)
+    result["sections_swapped"] = swapped
+    result["swapped_fraction"] = swapped / (correct + swapped) if correct + swapped else 0.0
+    any_p = (correct + swapped) / n_paired if n_paired else (1.0 if not truth else 0.0)
+    any_r = (correct + swapped) / len(truth) if truth else 1.0
+    result["section_f1_any_order"] = _f1(any_p, any_r)
     return result
+
+
+def _f1(precision: float, recall: float) -> float:
+    return 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
+
+
+def _swapped(truth: list[Section], found: list[Section], iou_threshold: float) -> int:
+    """True sections found with tissue and magnet exchanged: one found section whose tissue matches
+    the true magnet and whose magnet matches the true tissue."""
+    owner = {}
+    for t_name, f_name in (("tissue", "magnet"), ("magnet", "tissue")):
+        t_idx = [i for i, s in enumerate(truth) if getattr(s, t_name) is not None]
+        f_idx = [i for i, s in enumerate(found) if getattr(s, f_name) is not None]
+        matches = match_polygons([getattr(truth[i], t_name) for i in t_idx],
+                                 [getattr(found[i], f_name) for i in f_idx], iou_threshold)
+        owner[t_name] = {t_idx[a]: f_idx[b] for a, b, _ in matches}
+    return sum(owner["magnet"].get(i) == j for i, j in owner["tissue"].items())
 
 
 def format_comparison(metrics: dict, seconds: float | None = None) -> str:
@@ -100,7 +124,9 @@ def format_comparison(metrics: dict, seconds: float | None = None) -> str:
                      f"{f(m['angle_error_median'], '.2f') + ' / ' + f(m['angle_error_p95'], '.2f'):>24}")
     lines.append(f"pairing accuracy: {f(metrics['pairing_accuracy'], '.3f')}; sections found and correctly "
                  f"paired: {metrics['sections_correct']} / {metrics['n_truth']} (recall "
-                 f"{f(metrics['section_recall'], '.3f')}, precision {f(metrics['section_precision'], '.3f')})")
+                 f"{f(metrics['section_recall'], '.3f')}, precision {f(metrics['section_precision'], '.3f')}); "
+                 f"tissue/magnet swapped: {metrics['sections_swapped']} "
+                 f"({100 * metrics['swapped_fraction']:.1f} %)")
     if seconds is not None:
         lines.append(f"time: {seconds:.1f} s")
     return "\n".join(lines)

@@ -51,7 +51,8 @@ def _parse_line(text: str, path: Path, line: int) -> np.ndarray:
     return np.array(corners)
 
 
-def _read_file(path: Path) -> list[np.ndarray]:
+def read_quads(path: str | os.PathLike) -> list[np.ndarray]:
+    """The quads of one MagC text file (one polygon a line, ``x,y`` tab-separated), image px."""
     lines = read_text(path).splitlines()
     while lines and not lines[-1].strip():
         lines.pop()
@@ -69,7 +70,7 @@ def read_magc_pair(path: str | os.PathLike, scale: float = 1.0) -> list[Section]
     for p in (tissue_path, magnet_path):
         if not p.is_file():
             raise InputError(f"no such file (a MagC pair needs {TISSUE_NAME} and {MAGNET_NAME})", p)
-    tissues, magnets = _read_file(tissue_path), _read_file(magnet_path)
+    tissues, magnets = read_quads(tissue_path), read_quads(magnet_path)
     if len(tissues) != len(magnets):
         longer = tissue_path if len(tissues) > len(magnets) else magnet_path
         n = min(len(tissues), len(magnets))

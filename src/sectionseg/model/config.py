@@ -85,6 +85,9 @@ class DataConfig:
     section_size: float = REFERENCE_SECTION_SIZE  # long side of a section in the training data, px:
                                           # detection and fine-tuning bring wafers to this scale
     max_instances: int = 300              # ground-truth instances kept per image
+    gray_only_probability: float = 0.0    # share of training samples whose third channel repeats gray
+                                          # (what detection feeds without a fluorescence image)
+    jpeg_probability: float = 0.0         # share of training samples passed through JPEG (quality 30-95)
 
 
 @dataclass
@@ -193,6 +196,9 @@ def _check_consistency(cfg: Config, source) -> None:
         raise InputError("config key 'data.crop_size' must be at least 32", source)
     if cfg.data.section_size <= 0:
         raise InputError("config key 'data.section_size' must be positive", source)
+    for key in ("gray_only_probability", "jpeg_probability"):
+        if not 0.0 <= getattr(cfg.data, key) <= 1.0:
+            raise InputError(f"config key 'data.{key}' must be in [0, 1]", source)
 
 
 def load_config(name_or_path: str | os.PathLike) -> Config:

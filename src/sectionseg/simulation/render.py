@@ -44,6 +44,8 @@ def render_wafer(sections: list[Section], width: int, height: int, params: dict,
     for section in sections:
         _draw_section(rng, section, trans, fsig, beads, p)
     _draw_outlines(sections, trans, p["edge_contrast"])
+    if p.get("loose_dummies_per_mpx", 0.0) > 0:
+        _loose_dummies(rng, sections, trans, p)
     dust_g, dust_f = _debris(rng, h, w, p)
     trans *= 1.0 - dust_g
     del dust_g
@@ -64,7 +66,12 @@ def render_wafer(sections: list[Section], width: int, height: int, params: dict,
     del fsig
     fluo = _misregister(rng, fluo, p["misregistration"])
     fluo = _optics(rng, fluo, p["blur_sigma"], p["fluo_noise"])
-    return _to_bits(gray, p), _to_bits(fluo, p)
+    gray, fluo = _to_bits(gray, p), _to_bits(fluo, p)
+    if p.get("padding_probability", 0.0) > 0 and rng.random() < p["padding_probability"]:
+        _pad_outside_mosaic(rng, sections, gray, fluo, p)
+    if p.get("jpeg_quality", 0.0) > 0 and gray.dtype == np.uint8:
+        gray = _through_jpeg(gray, int(round(p["jpeg_quality"])))
+    return gray, fluo
 
 
 # --------------------------------------------------------------------------------------------
@@ -103,7 +110,20 @@ def _illumination(rng, h, w, p) -> np.ndarray:
     field *= 1.0 + p["global_shading"] * _smooth_field(rng, h, w)
     field *= p["background"]
     field += _tile_grid(rng, h, w, tile, offsets)[0]
+    if p.get("seam_contrast", 0.0) > 0:
+        _seams(rng, field, tile, oy, ox, p["seam_contrast"])
     return field
+
+
+def _seams(rng, field: np.ndarray, tile: int, oy: int, ox: int, contrast: float) -> None:
+    """Lines one or two px wide along the mosaic tile borders, darker or lighter than the tiles
+    (stitching seams)."""
+    sign = -1.0 if rng.random() < 0.7 else 1.0
+    width = int(rng.integers(1, 3))
+    rows = [y for y in range(field.shape[0]) if (y + oy) % tile < width]
+    cols = [x for x in range(field.shape[1]) if (x + ox) % tile < width]
+    field[rows, :] *= 1.0 + sign * contrast
+    field[:, cols] *= 1.0 + sign * contrast
 
 
 def _fluo_background(rng, h, w, p) -> np.ndarray:
@@ -163,6 +183,12 @@ def _draw_section(rng, section: Section, trans, fsig, beads, p) -> None:
     nx, ny = math.sin(theta), math.cos(theta)
     cx, cy = ref.centre
     tissue_dark = p["tissue_contrast"] * (1.0 + 0.08 * rng.standard_normal())
+    # one section's thickness (interference) darkens or lightens both parts together; the balance
+    # moves them apart (on some wafers either part can be the darker one)
+    bright = _log_factor(rng, p.get("section_brightness", 0.0))
+    balance = _log_factor(rng, p.get("part_balance", 0.0))
+    tissue_dark *= bright * balance
+    band = _edge_band(rng, section, p)
     period = p["stripe_period"] * rng.uniform(0.8, 1.25)
     span = 400  # profile length, px: covers any section and its dummy at working resolution
     profile = _stripe_profile(rng, 2 * span, period)
@@ -177,8 +203,11 @@ def _draw_section(rng, section: Section, trans, fsig, beads, p) -> None:
         tex = _texture(rng, mask.shape)
         if name == "magnet":
             dark = p["magnet_contrast"] * (1.0 + 0.08 * rng.standard_normal())
+            dark = min(dark * bright / balance, 0.97)
             factor = 1.0 - dark * (1.0 + p["magnet_texture"] * tex)
             _magnet_fluo(rng, part.polygon, box, mask, tex, fsig, beads, p)
+            if p.get("gray_speckles", 0.0) > 0:
+                factor *= 1.0 + _speckles(rng, mask, p)
         else:
             dark = tissue_dark if name == "tissue" else tissue_dark + p["dummy_contrast_jitter"]
             yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
@@ -189,8 +218,138 @@ def _draw_section(rng, section: Section, trans, fsig, beads, p) -> None:
             if name == "tissue" and p["fluo_tissue"] > 0:
                 sub = fsig[y0:y1, x0:x1]
                 sub[mask] = np.maximum(sub[mask], p["fluo_tissue"] * (1.0 + 0.3 * tex[mask]))
+            if name == "tissue":
+                factor = _tissue_content(rng, factor, mask, dark, p)
+        if band is not None and name != "dummy":
+            factor = factor * (1.0 + band(x0, y0, x1, y1))
         sub = trans[y0:y1, x0:x1]
-        sub[mask] *= np.clip(factor[mask], 0.02, 1.2)
+        sub[mask] *= np.clip(factor[mask], 0.02, 1.8)
+
+
+def _log_factor(rng, sigma: float) -> float:
+    """``exp(N(0, sigma))``, 1 (and no random draw) when ``sigma`` is 0."""
+    return math.exp(sigma * rng.standard_normal()) if sigma > 0 else 1.0
+
+
+def _edge_band(rng, section: Section, p):
+    """A function ``(x0, y0, x1, y1) -> (h, w)`` lightening profile along the tissue/magnet edge, or
+    None (no band, or the section lacks a part)."""
+    strength = p.get("edge_band", 0.0)
+    if strength <= 0 or section.tissue is None or section.magnet is None:
+        return None
+    strength *= rng.uniform(0.5, 1.0)
+    width = max(p.get("edge_band_width", 3.0), 0.5)
+    poly = section.tissue.polygon
+    target = np.asarray(section.magnet.centre)
+    mids = 0.5 * (poly + np.roll(poly, -1, axis=0))
+    k = int(np.argmin(np.linalg.norm(mids - target, axis=1)))
+    a, b = poly[k], poly[(k + 1) % len(poly)]
+    normal = np.array([a[1] - b[1], b[0] - a[0]]) / max(float(np.linalg.norm(b - a)), 1e-6)
+
+    def profile(x0, y0, x1, y1):
+        yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+        d = (xx + 0.5 - a[0]) * normal[0] + (yy + 0.5 - a[1]) * normal[1]
+        return (strength * np.exp(-(d / width) ** 2)).astype(np.float32)
+
+    return profile
+
+
+def _tissue_content(rng, factor: np.ndarray, mask: np.ndarray, dark: float, p) -> np.ndarray:
+    """The embedded sample inside a tissue part: dark round or irregular blobs, and sometimes a fold
+    (a thin dark or light line across it) or a hole (wafer showing through)."""
+    n_blobs = int(rng.poisson(p.get("tissue_blobs", 0.0)))
+    fold = p.get("fold_probability", 0.0) > 0 and rng.random() < p["fold_probability"]
+    if n_blobs == 0 and not fold:
+        return factor
+    ys, xs = np.nonzero(mask)
+    if xs.size == 0:
+        return factor
+    short = max(2.0, math.sqrt(float(mask.sum())) / 2.0)
+    canvas = np.zeros(mask.shape, dtype=np.float32)
+    for _ in range(n_blobs):
+        i = int(rng.integers(xs.size))
+        for _lobe in range(int(rng.integers(1, 4))):  # 1-3 overlapping ellipses: irregular blobs
+            c = (int(xs[i] + rng.normal(0, 0.1 * short)), int(ys[i] + rng.normal(0, 0.1 * short)))
+            axes = (max(1, int(rng.uniform(0.05, 0.3) * short)), max(1, int(rng.uniform(0.05, 0.3) * short)))
+            cv2.ellipse(canvas, c, axes, float(rng.uniform(0, 180)), 0, 360, float(rng.uniform(0.5, 1.0)), -1)
+    canvas = cv2.GaussianBlur(canvas, (0, 0), 1.0)
+    out = factor * (1.0 - p.get("blob_contrast", 0.0) * np.clip(canvas, 0, 1))
+    if fold:
+        i, j = rng.integers(xs.size, size=2)
+        line = np.zeros(mask.shape, dtype=np.float32)
+        if rng.random() < 0.5:  # a fold: thin line across the part
+            cv2.line(line, (int(xs[i]), int(ys[i])), (int(xs[j]), int(ys[j])), 1.0, int(rng.integers(1, 4)))
+            out *= 1.0 + rng.choice([-0.5, 0.5]) * dark * cv2.GaussianBlur(line, (0, 0), 0.7)
+        else:  # a hole: the wafer shows through
+            axes = (max(1, int(rng.uniform(0.05, 0.2) * short)), max(1, int(rng.uniform(0.05, 0.2) * short)))
+            cv2.ellipse(line, (int(xs[i]), int(ys[i])), axes, float(rng.uniform(0, 180)), 0, 360, 1.0, -1)
+            line = cv2.GaussianBlur(line, (0, 0), 0.7)
+            out = out * (1.0 - line) + line
+    return out
+
+
+def _speckles(rng, mask: np.ndarray, p) -> np.ndarray:
+    """Bead speckles of a magnet in the gray image: ``(h, w)`` relative change (bright or dark dots)."""
+    area = float(mask.sum())
+    n = int(rng.poisson(p["gray_speckles"] * area))
+    canvas = np.zeros(mask.shape, dtype=np.float32)
+    if n:
+        iy = rng.integers(0, mask.shape[0], n)
+        ix = rng.integers(0, mask.shape[1], n)
+        sign = np.where(rng.random(n) < 0.7, 1.0, -1.0)  # mostly white dots, as on real wafers
+        amp = p["speckle_contrast"] * rng.uniform(0.4, 1.0, n) * sign
+        s = max(p["bead_sigma"], 0.5)
+        np.add.at(canvas, (iy, ix), (amp * 2 * np.pi * s * s).astype(np.float32))
+        canvas = cv2.GaussianBlur(canvas, (0, 0), s)
+    return canvas
+
+
+def _loose_dummies(rng, sections: list[Section], trans: np.ndarray, p) -> None:
+    """Thin strips lying anywhere (trimmed resin, not part of any section): darken ``trans``."""
+    h, w = trans.shape
+    sizes = [s.tissue.polygon for s in sections if s.tissue is not None]
+    size = float(np.median([np.ptp(q, axis=0).max() for q in sizes])) if sizes else 100.0
+    for _ in range(int(rng.poisson(p["loose_dummies_per_mpx"] * h * w / 1e6))):
+        length = size * rng.uniform(0.6, 1.8)
+        width = rng.uniform(max(3.0, 0.5 * p["dummy_width"]), max(4.0, p["dummy_width"]))
+        a = rng.uniform(0, np.pi)
+        c = np.array([rng.uniform(0, w), rng.uniform(0, h)])
+        u = np.array([math.cos(a), math.sin(a)]) * length / 2
+        v = np.array([-math.sin(a), math.cos(a)]) * width / 2
+        poly = np.array([c - u - v, c + u - v, c + u + v, c - u + v])
+        box = _box(poly, h, w)
+        if box is None:
+            continue
+        mask = _local_mask(poly, box)
+        dark = p["tissue_contrast"] * rng.uniform(0.5, 1.3)
+        x0, y0, x1, y1 = box
+        sub = trans[y0:y1, x0:x1]
+        sub[mask] *= float(np.clip(1.0 - dark, 0.05, 1.8))
+
+
+def _pad_outside_mosaic(rng, sections: list[Section], gray: np.ndarray, fluo: np.ndarray, p) -> None:
+    """Black padding outside an irregular (staircase) mosaic outline: whole tiles outside a disc,
+    never a tile that holds part of a section."""
+    h, w = gray.shape
+    tile = max(16, int(round(p["tile_size"])))
+    ny, nx = -(-h // tile), -(-w // tile)
+    radius = rng.uniform(0.45, 0.6) * math.hypot(h, w)
+    cy, cx = (np.arange(ny) + 0.5) * tile - h / 2, (np.arange(nx) + 0.5) * tile - w / 2
+    keep = np.hypot(cy[:, None], cx[None, :]) < radius
+    for s in sections:
+        for part in s.parts().values():
+            x0, y0 = np.floor(part.polygon.min(axis=0) / tile).astype(int)
+            x1, y1 = np.floor(part.polygon.max(axis=0) / tile).astype(int)
+            keep[max(y0, 0):y1 + 1, max(x0, 0):x1 + 1] = True
+    full = np.repeat(np.repeat(keep, tile, axis=0), tile, axis=1)[:h, :w]
+    gray[~full] = 0
+    fluo[~full] = 0
+
+
+def _through_jpeg(image: np.ndarray, quality: int) -> np.ndarray:
+    """``image`` (uint8) encoded as JPEG at ``quality`` and decoded again (compression artefacts)."""
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(np.clip(quality, 5, 100))])
+    return cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE) if ok else image
 
 
 def _magnet_fluo(rng, polygon, box, mask, tex, fsig, beads, p) -> None:

@@ -67,6 +67,21 @@ class Style:
     dummy_probability: Range = (0.0, 0.8)
     dummy_gap: Range = (0.0, 5.0)
     dummy_width: Range = (6.0, 20.0)
+    # Real-wafer variation (issue "real wafers"). Off (a zero-width range draws nothing) in the
+    # original styles, so their wafers stay bit-identical for a given seed.
+    section_brightness: Range = (0.0, 0.0)    # s.d. of a per-section log factor on both parts' darkness
+    part_balance: Range = (0.0, 0.0)          # s.d. of a per-section log factor on tissue vs magnet
+    tissue_blobs: Range = (0.0, 0.0)          # mean number of dark blobs (embedded sample) per tissue
+    blob_contrast: Range = (0.0, 0.0)         # extra darkening inside a blob
+    fold_probability: Range = (0.0, 0.0)      # chance that a tissue part has a fold or a hole
+    edge_band: Range = (0.0, 0.0)             # lightening of a band along the tissue/magnet edge
+    edge_band_width: Range = (3.0, 3.0)       # px
+    gray_speckles: Range = (0.0, 0.0)         # bead speckles per magnet px in the gray image
+    speckle_contrast: Range = (0.0, 0.0)      # their amplitude (bright or dark, by dot)
+    loose_dummies_per_mpx: Range = (0.0, 0.0)  # thin strips anywhere, not part of a section
+    seam_contrast: Range = (0.0, 0.0)         # dark/bright lines along the mosaic tile seams
+    padding_probability: Range = (0.0, 0.0)   # >= 0.5: black padding outside a staircase outline
+    jpeg_quality: Range = (0.0, 0.0)          # > 0: the gray image is saved through JPEG at this quality
     name: str = field(default="custom", compare=False)
 
     def sample(self, rng: np.random.Generator) -> dict:
@@ -120,6 +135,47 @@ STYLES: dict[str, Style] = {
         name="huge", section_size=(230.0, 280.0), density=(5.0, 6.5), stripe_period=(6.0, 16.0),
         dummy_width=(12.0, 40.0), dummy_gap=(0.0, 10.0)),
 }
+
+# Real-look domain randomisation (what real MagC overviews show and the styles above do not): sizes
+# 40-95 px at the bundled model's scale, near-square to long sections, either part the darker one,
+# per-section brightness, embedded-sample blobs, folds and holes, a light band along the shared edge,
+# bead speckles in gray, loose dummy strips, strong vignetting, seams, black padding. The bundled
+# model trains on "realistic"; the "held-*" families are never trained on (generalisation tests).
+_REAL = _DEFAULT.replace(
+    name="realistic", background=(0.45, 0.85), tile_gain=(0.01, 0.08), tile_shading=(0.05, 0.35),
+    global_shading=(0.0, 0.2), tissue_contrast=(0.08, 0.6), magnet_contrast=(0.05, 0.55),
+    tissue_texture=(0.01, 0.08), stripe_amplitude=(0.0, 0.06), magnet_texture=(0.0, 0.05),
+    fluo_magnet=(0.1, 0.7), bead_brightness=(0.1, 1.0), noise_sigma=(0.004, 0.03),
+    section_size=(80.0, 190.0), aspect=(1.5, 3.0), magnet_ratio=(0.6, 1.25), taper=(-0.05, 0.15),
+    density=(6.0, 16.0), touching_fraction=(0.1, 0.6), dummy_probability=(0.0, 0.8),
+    dummy_width=(6.0, 30.0), section_brightness=(0.1, 0.5), part_balance=(0.0, 0.15),
+    tissue_blobs=(0.0, 6.0), blob_contrast=(0.05, 0.35), fold_probability=(0.0, 0.2),
+    edge_band=(0.0, 0.25), edge_band_width=(1.5, 5.0), gray_speckles=(0.0, 0.01),
+    speckle_contrast=(0.0, 0.35), loose_dummies_per_mpx=(0.0, 15.0), seam_contrast=(0.0, 0.06),
+    padding_probability=(0.0, 1.0))
+
+STYLES.update({
+    "realistic": _REAL,
+    # near-square sections whose parts are alike in gray (as in the EPFL brief's picture)
+    "real-square": _REAL.replace(name="real-square", aspect=(1.6, 2.2), magnet_ratio=(0.9, 1.2),
+                                 part_balance=(0.0, 0.05)),
+    # the magnetic part clearly darker than the tissue
+    "real-dark-magnet": _REAL.replace(name="real-dark-magnet", tissue_contrast=(0.08, 0.2),
+                                      magnet_contrast=(0.3, 0.55)),
+    # held-out families: never in the bundled model's training data
+    "held-bright": _REAL.replace(name="held-bright", tissue_contrast=(-0.35, -0.1),
+                                 magnet_contrast=(-0.3, -0.05), blob_contrast=(0.0, 0.1)),
+    "held-debris": _REAL.replace(name="held-debris", dust_per_mpx=(150.0, 400.0),
+                                 fibres_per_mpx=(5.0, 15.0), loose_dummies_per_mpx=(30.0, 60.0),
+                                 gray_speckles=(0.02, 0.04), speckle_contrast=(0.3, 0.6)),
+    "held-mosaic-jpeg": _REAL.replace(name="held-mosaic-jpeg", tile_shading=(0.4, 0.6),
+                                      tile_gain=(0.08, 0.15), seam_contrast=(0.08, 0.15),
+                                      padding_probability=(1.0, 1.0), jpeg_quality=(20.0, 40.0),
+                                      bit_depths=(8,)),
+})
+
+#: styles never shown to the bundled model in training (see docs/MODEL_CARD.md)
+HELD_OUT_STYLES = ("held-bright", "held-debris", "held-mosaic-jpeg", "low-contrast", "squat", "huge")
 
 
 def style_names() -> list[str]:

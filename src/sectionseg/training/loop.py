@@ -140,15 +140,19 @@ def _collate():
         return _fallback_collate
 
 
-def open_datasets(data_root, crop_size: int):
+def open_datasets(data_root, crop_size: int, *, gray_only_probability: float = 0.0,
+                  jpeg_probability: float = 0.0):
     """Train and val datasets of a dataset folder (``sectionseg.datasets.SectionDataset``).
 
-    Train samples are augmented and cropped to ``crop_size``; val samples are whole images.
+    Train samples are augmented and cropped to ``crop_size`` (a share of them gray-only or through
+    JPEG, see :func:`sectionseg.datasets.transforms.build_transforms`); val samples are whole images.
     """
     from sectionseg.datasets.torch_dataset import SectionDataset
     from sectionseg.datasets.transforms import build_transforms
 
-    train = SectionDataset(data_root, "train", transforms=build_transforms(True, crop_size=crop_size))
+    train_tf = build_transforms(True, crop_size=crop_size, gray_only_probability=gray_only_probability,
+                                jpeg_probability=jpeg_probability)
+    train = SectionDataset(data_root, "train", transforms=train_tf)
     val = SectionDataset(data_root, "val", transforms=build_transforms(False, crop_size=crop_size))
     return train, val
 
@@ -411,7 +415,9 @@ def train(config: Config, data_root, out_dir, *, resume: bool = False, epochs: i
     if max_iters_per_epoch is not None:
         config.train.max_iters_per_epoch = max_iters_per_epoch
     if train_dataset is None:
-        train_dataset, val_dataset = open_datasets(data_root, config.data.crop_size)
+        train_dataset, val_dataset = open_datasets(
+            data_root, config.data.crop_size, gray_only_probability=config.data.gray_only_probability,
+            jpeg_probability=config.data.jpeg_probability)
         if not resume:
             config.data.section_size = dataset_section_size(data_root, config.data.section_size)
     trainer = Trainer(config, out_dir, train_dataset, val_dataset, device=device,

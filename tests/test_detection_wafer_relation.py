@@ -1,0 +1,122 @@
+"""The post-processing reads the wafer: its own tissue/magnet/background levels (either part may be
+the darker one), a switch per repair step recorded in the report, and the wafer-level consensus
+that gives back sections whose tissue and magnet came out swapped."""
+import numpy as np
+import pytest
+
+from detection_fakes import GroundTruthPredictor
+from sectionseg.detection import detect_wafer
+from sectionseg.detection.consensus import tissue_consensus
+from sectionseg.detection.evidence import measure_levels
+from sectionseg.detection.settings import STEPS, RepairSettings
+from sectionseg.detection.tiling import WaferSource, plan_tiles
+from sectionseg.evaluation import compare_sections
+from sectionseg.geometry import Section
+from sectionseg.geometry.raster import fill_polygon, polygon_mask
+from test_detection_post import regular, section
+
+
+def draw(width, height, sections, tissue=140, magnet=60, fluo_on=True):
+    """Gray wafer (200) with tissue and magnet at the given levels (magnet darker by default: the
+    opposite of the simulator's default style)."""
+    gray = np.full((height, width), 200, np.uint8)
+    fluo = np.full((height, width), 20, np.uint8)
+    for s in sections:
+        fill_polygon(gray, s.tissue.polygon, tissue)
+        fill_polygon(gray, s.magnet.polygon, magnet)
+        fill_polygon(fluo, s.magnet.polygon, 230)
+    return gray, (fluo if fluo_on else None)
+
+
+def test_wafer_levels_are_measured_on_the_wafer():
+    truth = regular()
+    gray, fluo = draw(640, 900, truth)
+    levels = measure_levels(truth, WaferSource(gray, fluo, scale=1.0))
+    assert levels is not None and levels.n == len(truth)
+    # normalised levels keep the order: magnet darkest, tissue between, bare wafer brightest
+    assert levels.magnet < levels.tissue < levels.background
+    assert measure_levels(truth[:2], WaferSource(gray, fluo)) is None  # too few sections
+
+
+def _detect_all_but_one_tissue(truth, gray, fluo, settings=None):
+    """Detection where the model (the ground truth) misses the last section's tissue."""
+    parts = [(1, s.tissue.polygon) for s in truth[:-1]] + [(2, s.magnet.polygon) for s in truth]
+    tiles = plan_tiles(gray.shape[1], gray.shape[0], tile_size=512, overlap=160)
+    return detect_wafer(gray, fluo, predictor=GroundTruthPredictor(parts, tiles), scale=1.0, tile_size=512,
+                        overlap=160, progress=False, skip_empty=False, settings=settings)
+
+
+@pytest.mark.parametrize("fluo_on", [True, False])
+def test_a_missed_tissue_brighter_than_its_magnet_is_found_on_a_dark_magnet_wafer(fluo_on):
+    truth = regular() + [section(300, 200, angle=15.0)]
+    gray, fluo = draw(640, 900, truth, fluo_on=fluo_on)
+    result = _detect_all_but_one_tissue(truth, gray, fluo)
+    assert result.params["wafer_levels"]["magnet_gray"] < result.params["wafer_levels"]["tissue_gray"]
+    assert result.counts["partners_from_image"] == 1
+    m = compare_sections(truth, result.sections)
+    assert m["sections_correct"] == len(truth) and m["sections_swapped"] == 0
+    assert m["tissue"]["centre_error_p95"] < 1.0
+
+
+def test_each_repair_step_can_be_switched_off_and_is_recorded():
+    truth = regular() + [section(300, 200, angle=15.0)]
+    gray, fluo = draw(640, 900, truth)
+    off = RepairSettings().without("complete_from_image")
+    result = _detect_all_but_one_tissue(truth, gray, fluo, off)
+    assert result.counts["partners_from_image"] == 0
+    record = result.report()["params"]["settings"]
+    assert record["steps"]["complete_from_image"] is False and record["steps"]["trim_gaps"] is True
+    assert record["lone_score"] == off.lone_score
+    with pytest.raises(ValueError, match="unknown repair steps"):
+        RepairSettings(steps=("no_such_step",))
+    assert set(RepairSettings().record()["steps"]) == set(STEPS)
+
+
+def _textured_wafer(n=12, seed=0):
+    """Gray-only wafer where tissue and magnet have the same mean level: the tissue carries stripes
+    (fine texture), the magnet bright specks."""
+    rng = np.random.default_rng(seed)
+    sections = [section(120 + 200 * (k % 4), 120 + 190 * (k // 4), angle=10.0 * k) for k in range(n)]
+    h, w = 640, 860
+    gray = np.full((h, w), 200, np.float32)
+    yy, xx = np.mgrid[0:h, 0:w]
+    stripes = 12.0 * np.sin(xx / 2.0 + yy / 3.0)
+    for s in sections:
+        t = polygon_mask(s.tissue.polygon, (h, w))
+        m = polygon_mask(s.magnet.polygon, (h, w))
+        gray[t] = 110 + stripes[t]
+        gray[m] = 110
+        ys, xs = np.nonzero(m)
+        pick = rng.choice(xs.size, size=xs.size // 40, replace=False)
+        gray[ys[pick], xs[pick]] = 250
+    return sections, gray.clip(0, 255).astype(np.uint8)
+
+
+def test_consensus_gives_back_swapped_sections():
+    truth, gray = _textured_wafer()
+    found = [Section(s.magnet, s.tissue) if k in (3, 7) else s for k, s in enumerate(truth)]
+    fixed, record = tissue_consensus(found, WaferSource(gray, None, scale=1.0))
+    assert record["swapped"] == 2
+    assert record["features"]["fine_texture"]["used"] and record["features"]["specks"]["used"]
+    m = compare_sections(truth, fixed)
+    assert m["sections_correct"] == len(truth) and m["sections_swapped"] == 0
+
+
+def test_consensus_leaves_a_consistent_wafer_alone_and_needs_enough_sections():
+    truth, gray = _textured_wafer()
+    source = WaferSource(gray, None, scale=1.0)
+    fixed, record = tissue_consensus(truth, source)
+    assert record["swapped"] == 0 and fixed == truth
+    few = [Section(s.magnet, s.tissue) if k == 0 else s for k, s in enumerate(truth[:4])]
+    kept, record = tissue_consensus(few, source)
+    assert record["swapped"] == 0 and "skipped" in record and kept == few
+
+
+def test_swapped_sections_are_counted_by_the_wafer_metrics():
+    truth = regular()
+    found = [Section(s.magnet, s.tissue) if k < 2 else s for k, s in enumerate(truth)]
+    m = compare_sections(truth, found)
+    assert m["sections_swapped"] == 2 and m["sections_correct"] == len(truth) - 2
+    assert m["swapped_fraction"] == pytest.approx(2 / len(truth))
+    assert m["section_f1_any_order"] == pytest.approx(1.0)
+    assert m["section_f1"] == pytest.approx(4 / 6)
