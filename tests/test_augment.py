@@ -223,3 +223,36 @@ def test_median_fill_rotation_corners_look_like_background():
     assert out_img[:, 0, 0].tolist() == [100, 110, 120]  # a corner that came from outside the image
     assert out_t["masks"][:, 0, 0].sum() == 0
     check_colours(out_img, out_t, colours)
+
+
+def _sample(h=64, w=64):
+    image = tv_tensors.Image(torch.randint(0, 255, (3, h, w), dtype=torch.uint8))
+    masks = torch.zeros((1, h, w), dtype=torch.uint8)
+    masks[0, 16:40, 12:50] = 1
+    target = {"boxes": tv_tensors.BoundingBoxes(torch.tensor([[12., 16, 50, 40]]), format="XYXY", canvas_size=(h, w)),
+              "labels": torch.tensor([1]), "masks": tv_tensors.Mask(masks), "area": torch.tensor([912.0]),
+              "iscrowd": torch.tensor([0]), "image_id": 0}
+    return image, target
+
+
+def test_gray_only_repeats_gray_in_the_third_channel_at_its_rate():
+    from sectionseg.datasets.transforms import GrayOnly
+
+    torch.manual_seed(0)
+    image, target = _sample()
+    out, t = GrayOnly(1.0)(image, target)
+    assert torch.equal(out[2], image[0]) and torch.equal(out[:2], image[:2])
+    assert torch.equal(t["masks"], target["masks"])
+    assert torch.equal(GrayOnly(0.0)(image, target)[0], image)
+    hits = sum(torch.equal(GrayOnly(0.5)(image, target)[0][2], image[0]) for _ in range(200))
+    assert 60 < hits < 140
+
+
+def test_training_pipeline_with_gray_only_and_jpeg_keeps_masks_and_dtype():
+    torch.manual_seed(1)
+    image, target = _sample(96, 96)
+    tf = build_transforms(True, crop_size=64, gray_only_probability=1.0, jpeg_probability=1.0)
+    out, t = tf(image, target)
+    assert out.dtype == torch.float32 and out.shape == (3, 64, 64)
+    assert torch.equal(out[2], out[0])
+    assert t["masks"].dtype == torch.uint8 and set(t["masks"].unique().tolist()) <= {0, 1}

@@ -187,7 +187,7 @@ def _draw_section(rng, section: Section, trans, fsig, beads, p) -> None:
     # moves them apart (on some wafers either part can be the darker one)
     bright = _log_factor(rng, p.get("section_brightness", 0.0))
     balance = _log_factor(rng, p.get("part_balance", 0.0))
-    tissue_dark *= bright * balance
+    tissue_dark = min(tissue_dark * bright * balance, 0.95) if bright * balance != 1.0 else tissue_dark
     band = _edge_band(rng, section, p)
     period = p["stripe_period"] * rng.uniform(0.8, 1.25)
     span = 400  # profile length, px: covers any section and its dummy at working resolution
@@ -213,8 +213,8 @@ def _draw_section(rng, section: Section, trans, fsig, beads, p) -> None:
             yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
             v = (xx + 0.5 - cx) * nx + (yy + 0.5 - cy) * ny
             idx = np.clip(v.astype(np.int32) + span, 0, 2 * span - 1)
-            stripes = p["stripe_amplitude"] * profile[idx] / max(dark, 1e-3)
-            factor = 1.0 - dark * (1.0 + p["tissue_texture"] / max(dark, 1e-3) * tex + stripes)
+            stripes = p["stripe_amplitude"] * profile[idx] / max(abs(dark), 1e-3)
+            factor = 1.0 - dark * (1.0 + p["tissue_texture"] / max(abs(dark), 1e-3) * tex + stripes)
             if name == "tissue" and p["fluo_tissue"] > 0:
                 sub = fsig[y0:y1, x0:x1]
                 sub[mask] = np.maximum(sub[mask], p["fluo_tissue"] * (1.0 + 0.3 * tex[mask]))
