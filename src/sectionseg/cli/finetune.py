@@ -4,8 +4,10 @@ Stages (each a plain API call; their times go into ``DIR/finetune_report.json``)
 
 1. read the wafer and the labels; check the labels (inside the image, both parts, no bad overlap);
 2. the working scale from the labelled sections' size (the base model's section size);
-3. the wafer's other sections, roughly, with the classical detector: they are painted out of the
-   backgrounds, so unlabelled sections are never shown to the model as background;
+3. the wafer's other sections, roughly, with the classical detector and the base model, and every
+   area that is not bare wafer (``content_regions``, no detector needed): all painted out of the
+   backgrounds and context tiles, so unlabelled sections are never shown to the model as background
+   even on a wafer where both detectors fail;
 4. the adaptation dataset (``DIR/data``): synthetic pastes of the labelled sections + context tiles;
 5. fine-tuning from the base model (``DIR/run``: resumable run folder, losses.png, log.csv);
 6. ``DIR/model.pt``, the adapted model (loadable by ``detect --model``; it records the section size);
@@ -23,6 +25,9 @@ from pathlib import Path
 
 from sectionseg.cli._checks import check_device, check_output_folder
 from sectionseg.errors import InputError
+
+#: blobs of content at least this x the labelled tissue area are painted out of backgrounds and context
+CONTENT_MIN_AREA = 0.3
 
 
 def register(subparsers) -> None:
@@ -92,7 +97,10 @@ def prepare_data(args, gray, fluo, labelled, data_dir: Path, reference: float, t
     areas (sections the classical detector or the base model find: painted out of the backgrounds, so
     that no unlabelled section is taught as background), adaptation dataset. Returns the dataset's
     parameters."""
-    from sectionseg.datasets.adapt import build_adaptation_set, median_section_size, rescale_wafer, working_scale
+    import numpy as np
+
+    from sectionseg.datasets.adapt import (build_adaptation_set, content_regions, median_section_size,
+                                           rescale_wafer, working_scale)
     from sectionseg.datasets.labels import REFERENCE_SECTION_SIZE
     from sectionseg.detection import detect_wafer
     from sectionseg.detection.classical import detect_classical
@@ -111,9 +119,14 @@ def prepare_data(args, gray, fluo, labelled, data_dir: Path, reference: float, t
     t = time.perf_counter()
     rgb = compose_rgb(gray, fluo, gray_name=str(args.gray), fluo_name=str(args.fluo)).rgb
     rgb, labelled_w, occupied_w = rescale_wafer(rgb, labelled, scale, occupied)
+    # what is no bare wafer, found without any detector: on a wafer the base model does not know, the
+    # detectors miss most sections, and those must not be taught as background either
+    part_area = float(np.median([s.tissue.area for s in labelled_w]))
+    content = content_regions(rgb, labelled_w, min_area=CONTENT_MIN_AREA * part_area)
     params = {"section_size": size, "working_scale": scale, "labels": str(args.labels),
               "image": str(args.gray), "fluo": args.fluo, "occupied_sections": len(occupied)}
-    manifest = build_adaptation_set(data_dir, rgb, labelled_w, occupied=occupied_w, n_synthetic=args.synthetic,
+    manifest = build_adaptation_set(data_dir, rgb, labelled_w, occupied=occupied_w, content=content,
+                                    n_synthetic=args.synthetic,
                                     sections_per_image=per_image,
                                     n_val=args.val, size=args.image_size, seed=args.seed, source=str(args.gray),
                                     params=params, progress=not args.no_progress)

@@ -19,6 +19,7 @@ Coordinates: x, y pixels, origin at the top-left corner of the top-left pixel.
 """
 from __future__ import annotations
 
+import logging
 import math
 import os
 from pathlib import Path
@@ -34,13 +35,17 @@ from sectionseg.datasets.synth import Background, fill_geometry, footprint, gene
 from sectionseg.datasets.tiles import tile_sections
 from sectionseg.errors import InputError
 from sectionseg.geometry.polygons import rect_sides
-from sectionseg.geometry.section import Section
+from sectionseg.geometry.section import Part, Section
 from sectionseg.io.resample import resample
 
 #: A working scale within this fraction of 1 is taken as 1 (no resampling at all).
 SNAP_TOLERANCE = 0.12
 #: Parts of different sections may overlap by at most this fraction of the smaller part.
 MAX_LABEL_OVERLAP = 0.2
+#: Beyond this share of the image, "content" (no bare wafer) is shading, not sections: not used.
+MAX_CONTENT_SHARE = 0.5
+
+log = logging.getLogger(__name__)
 
 
 def section_long_side(section: Section) -> float:
@@ -121,6 +126,72 @@ def unlabelled(occupied: list[Section], labelled: list[Section], min_overlap: fl
     return out
 
 
+def content_regions(rgb: np.ndarray, labelled: list[Section], *, min_area: float, margin: int = 6,
+                    noise_factor: float = 4.0, min_levels: float = 4.0) -> list[Section]:
+    """Everything on the wafer that is not bare wafer and not one of the ``labelled`` sections, as
+    one-part pseudo-sections (convex hulls of the blobs, ``rgb``'s px; a hull may reach over a
+    labelled section, so pass them to :func:`build_adaptation_set` as ``content``, not ``occupied``): the areas that synthetic backgrounds and
+    context tiles must not show. It needs no detector, so it holds on a wafer where the base model and
+    the classical detector find nothing.
+
+    ``rgb``: ``(H, W, 3)`` uint8 (gray, gray, fluo). A pixel is content where gray or fluorescence
+    smoothed over 1/8 of a part width departs from the local bare-wafer level by more than ``noise_factor`` x the
+    median departure (that of the bare wafer: noise and shading, as most of a wafer is bare) and
+    ``min_levels``; the bare-wafer level is a median over about 8 part widths (robust to sections of
+    either polarity; strong vignetting inside mosaic tiles is beyond it: such corners count as
+    content, which only costs background area). Blobs smaller than ``min_area`` px^2 (dust, fibres,
+    thin dummy strips) stay, as the negatives they are; black padding is no content.
+    """
+    h, w = rgb.shape[:2]
+    width = math.sqrt(max(min_area, 1.0))  # about a part's short side, px
+    content = np.zeros((h, w), bool)
+    for channel in (0, 2):
+        image = np.asarray(rgb[..., channel]).astype(np.float32)
+        smooth = cv2.GaussianBlur(image, (0, 0), max(2.0, width / 8))  # faint large areas over noise
+        departure = np.abs(smooth - _median_level(image, width))
+        # most of a wafer is bare: the typical departure is the bare wafer's own (noise, shading)
+        content |= departure > max(noise_factor * float(np.median(departure)), min_levels)
+    content &= ~_padding(np.asarray(rgb[..., 0]))
+    content = cv2.morphologyEx(content.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    keep = np.zeros((h, w), np.uint8)
+    for section in labelled:
+        fill_geometry(keep, footprint(section, margin), 1)
+    content[keep.astype(bool)] = 0
+    if content.mean() > MAX_CONTENT_SHARE:
+        log.warning("%.0f %% of the wafer departs from its local background level (strong shading?): "
+                    "content regions not used", 100 * content.mean())
+        return []
+    contours, _ = cv2.findContours(content, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    out = []
+    for contour in contours:
+        if cv2.contourArea(contour) < min_area:
+            continue
+        hull = cv2.convexHull(contour).reshape(-1, 2).astype(np.float64) + 0.5  # pixel centres
+        if len(hull) >= 3:
+            out.append(Section(Part(hull), None))
+    return out
+
+
+def _padding(gray: np.ndarray) -> np.ndarray:
+    """Black padding outside a mosaic: the regions of exactly 0 that touch the image border (a
+    near-black section inside the wafer may hold zeros too, but never reaches the padding)."""
+    n, labels = cv2.connectedComponents((gray == 0).astype(np.uint8), connectivity=4)
+    if n <= 1:
+        return np.zeros(gray.shape, bool)
+    border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    return np.isin(labels, border[border > 0])
+
+
+def _median_level(image: np.ndarray, width: float) -> np.ndarray:
+    """Median of ``image`` over about 8 x ``width`` px, computed on a thumbnail and brought back."""
+    h, w = image.shape
+    factor = max(1, int(round(width / 4)))
+    small = cv2.resize(image, (max(1, w // factor), max(1, h // factor)), interpolation=cv2.INTER_AREA)
+    k = min(255, max(3, int(8 * width / factor) | 1))
+    level = cv2.medianBlur(np.clip(small, 0, 255).astype(np.uint8), k)
+    return cv2.resize(level.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+
+
 def context_tile(rgb: np.ndarray, labelled: list[Section], index: int, others: shapely.Geometry,
                  background: Background, size: int, rng: np.random.Generator, margin: int = 6):
     """A ``size`` crop around labelled section ``index`` (random offset), its unlabelled occupied areas
@@ -147,7 +218,8 @@ def context_tile(rgb: np.ndarray, labelled: list[Section], index: int, others: s
 
 
 def build_adaptation_set(out_dir: str | os.PathLike, rgb: np.ndarray, labelled: list[Section], *,
-                         occupied: list[Section] = (), n_synthetic: int = 80, n_val: int = 10,
+                         occupied: list[Section] = (), content: list[Section] = (),
+                         n_synthetic: int = 80, n_val: int = 10,
                          val_tile_fraction: float = 0.2, size: int = 512, sections_per_image=(2, 6),
                          margin: int = 6, seed: int = 0, source: str = "", params: dict | None = None,
                          progress: bool = True) -> dict:
@@ -156,11 +228,13 @@ def build_adaptation_set(out_dir: str | os.PathLike, rgb: np.ndarray, labelled: 
 
     ``rgb``: the wafer at working scale, ``(H, W, 3)`` uint8; ``labelled``: the hand-labelled sections
     in that frame; ``occupied``: other sections seen on the wafer (any detector; painted out of the
-    backgrounds). Train: ``n_synthetic`` synthetic images + context tiles; val: ``n_val`` synthetic
+    backgrounds); ``content``: areas that are no bare wafer and no labelled section
+    (:func:`content_regions`: painted out too, whatever the detectors found). Train: ``n_synthetic``
+    synthetic images + context tiles; val: ``n_val`` synthetic
     images from another random stream + ``val_tile_fraction`` of the context tiles.
     """
     rng = np.random.default_rng(seed)
-    others = unlabelled(list(occupied), labelled)
+    others = unlabelled(list(occupied), labelled) + list(content)
     background = Background(rgb, list(labelled) + others, margin)
     other_shape = shapely.unary_union([footprint(s, margin + 2) for s in others]) if others \
         else shapely.Polygon()
@@ -181,6 +255,7 @@ def build_adaptation_set(out_dir: str | os.PathLike, rgb: np.ndarray, labelled: 
         splits[split].append(write_sample(out_dir, f"context_{int(index):04d}", image, secs, source=source,
                                           kind="tile", origin=[int(origin[0]), int(origin[1])]))
     info = {"kind": "adaptation", "labelled_sections": len(labelled), "occupied_unlabelled": len(others),
+            "content_regions": len(content),
             "n_synthetic": n_synthetic, "n_val": n_val, "size": size, "margin": margin, "seed": seed,
             "sections_per_image": list(sections_per_image), **(params or {})}
     Path(out_dir).mkdir(parents=True, exist_ok=True)
