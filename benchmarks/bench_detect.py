@@ -5,6 +5,7 @@ Usage::
     python benchmarks/bench_detect.py [--model FILE] [--work DIR]
         [--wafers default:1000 low-contrast:1001 ...] [--size 5000] [--sections 500] [--real] [--scaling 1000 2000 3000] [--threads 2] [--no-classical]
         [--precision auto|fp32|bf16] [--proposals N] [--tile-size PX] [--overlap PX] [--workers N]
+        [--gray-only] [--without STEP ...] [--ablation]
 
 Wafers are simulated with held-out seeds (>= 1000; training used lower seeds) into ``--work``
 (default ``work_data/bench_detect``) and reused. Each (wafer, method) runs in a fresh process so
@@ -14,7 +15,11 @@ recomputed (the benchmark is resumable: delete a result file to rerun it). ``--r
 layouts (../shared/data/real_layouts/wafer*) rendered by the simulator at 1/3 scale, when present.
 
 Prints a markdown table: precision/recall per part (IoU >= 0.5), median centre/angle error,
-pairing accuracy, time and peak memory; then the model's time vs wafer area (``--scaling``).
+pairing accuracy, section F1 (both parts found, right way round, paired), the share of found
+sections with tissue and magnet swapped, time and peak memory; then the model's time vs wafer area
+(``--scaling``). ``--gray-only`` detects without the fluorescence image; ``--without`` switches
+repair steps off (``sectionseg.detection.settings.STEPS``); ``--ablation`` prints, per wafer, the
+section F1 / swapped share with every step switched off in turn (what each step buys).
 """
 from __future__ import annotations
 
@@ -74,12 +79,17 @@ def _run_one(folder: str, method: str, model: str | None, threads: int, options:
     from sectionseg.formats import read_sections
     from sectionseg.io.images import read_image
 
-    gray, fluo = read_image(Path(folder) / "gray.tif"), read_image(Path(folder) / "fluo.tif")
+    options = dict(options)
+    gray = read_image(Path(folder) / "gray.tif")
+    fluo = None if options.pop("gray_only", False) else read_image(Path(folder) / "fluo.tif")
+    without = options.pop("without", ())
     t0 = time.perf_counter()
     if method == "model":
         from sectionseg.detection import detect_wafer
+        from sectionseg.detection.settings import RepairSettings
 
-        result = detect_wafer(gray, fluo, model=model, progress=False, **options)
+        result = detect_wafer(gray, fluo, model=model, progress=False,
+                              settings=RepairSettings().without(*without), **options)
         found, extra = result.sections + result.unpaired, {"scale": result.scale, "timings": result.timings}
     else:
         from sectionseg.detection.classical import detect_classical
@@ -156,7 +166,12 @@ def table_row(name: str, method: str, r: dict) -> str:
             f"{_fmt(g['precision'])} / {_fmt(g['recall'])} | {_fmt(t['centre_error_median'], '.2f')} / "
             f"{_fmt(g['centre_error_median'], '.2f')} | {_fmt(t['angle_error_median'], '.2f')} / "
             f"{_fmt(g['angle_error_median'], '.2f')} | {_fmt(m['pairing_accuracy'])} | "
-            f"{_fmt(m['section_recall'])} | {r['seconds']:.0f} | {_peak(r):.0f} |")
+            f"{_fmt(m['section_recall'])} | {_fmt(m.get('section_f1'))} | {_pct(m)} | {r['seconds']:.0f} | "
+            f"{_peak(r):.0f} |")
+
+
+def _pct(m: dict) -> str:
+    return "-" if "swapped_fraction" not in m else f"{100 * m['swapped_fraction']:.1f} %"
 
 
 def main(argv=None) -> int:
@@ -169,6 +184,7 @@ def main(argv=None) -> int:
     p.add_argument("--size", type=int, default=5000, help="simulated wafer side, px")
     p.add_argument("--sections", type=int, default=500, help="sections per simulated wafer")
     p.add_argument("--real", action="store_true", help="add the real layouts (rendered), when present")
+    p.add_argument("--real-style", default="default", help="simulation style the real layouts are rendered in")
     p.add_argument("--scaling", type=int, nargs="*", default=[1000, 2000, 3000],
                    help="wafer sides for the time-vs-area rows (model only)")
     p.add_argument("--threads", type=int, default=2, help="torch threads")
@@ -178,10 +194,19 @@ def main(argv=None) -> int:
     p.add_argument("--tile-size", type=int, help="tile side, working px (default: the pipeline's)")
     p.add_argument("--overlap", type=int, help="tile overlap, working px (default: the pipeline's)")
     p.add_argument("--workers", type=int, help="detection worker processes (default: the pipeline's auto)")
+    p.add_argument("--gray-only", action="store_true", help="detect without the fluorescence image")
+    p.add_argument("--without", nargs="*", default=[], help="repair steps switched off")
+    p.add_argument("--ablation", action="store_true", help="also every repair step off in turn (model only)")
     args = p.parse_args(argv)
+    from sectionseg.detection.settings import STEPS
+
+    bad = [s for s in args.without if s not in STEPS]
+    if bad:
+        p.error(f"unknown repair steps {bad}; known: {', '.join(STEPS)}")
     options = {k: v for k, v in (("precision", args.precision), ("proposals", args.proposals),
                                  ("tile_size", args.tile_size), ("overlap", args.overlap),
-                                 ("workers", args.workers)) if v is not None}
+                                 ("workers", args.workers), ("gray_only", args.gray_only or None),
+                                 ("without", tuple(args.without) or None)) if v is not None}
     from sectionseg.model import default_model_path
 
     model = args.model or str(default_model_path())
@@ -196,24 +221,42 @@ def main(argv=None) -> int:
         jobs.append((name, work / name))
     if args.real:
         for layout in sorted(REAL_LAYOUTS.glob("wafer*")) if REAL_LAYOUTS.is_dir() else []:
-            name = f"real-{layout.name}"
-            _simulate(work / name, "default", 1100, None, None, layout=layout)
+            name = f"real-{layout.name}" + ("" if args.real_style == "default" else f"-{args.real_style}")
+            _simulate(work / name, args.real_style, 1100, None, None, layout=layout)
             jobs.append((name, work / name))
     from sectionseg.detection.models import model_identity
 
     # results of the model are cached per model file (its sha256 prefix), the classical ones per wafer
     # (plus the detection options given, so that variants are cached apart)
-    variant = "".join(f"-{k}{v}" for k, v in sorted(options.items()))
-    tags = {"model": "model-" + model_identity(model)["sha256"][:8] + variant, "classical": "classical"}
+    def tag_of(opts: dict) -> str:
+        return "".join(f"-{k}{'+'.join(v) if isinstance(v, tuple) else v}" for k, v in sorted(opts.items()))
+
+    variant = tag_of(options)
+    model_tag = "model-" + model_identity(model)["sha256"][:8]
+    tags = {"model": model_tag + variant,
+            "classical": "classical" + ("-grayonly" if args.gray_only else "")}
     methods = ["model"] + ([] if args.no_classical else ["classical"])
     print("| wafer | method | sections | tissue P / R | magnet P / R | centre err px (t / m) | "
-          "angle err deg (t / m) | pairing acc. | sections found | time s | peak MB |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          "angle err deg (t / m) | pairing acc. | sections found | section F1 | swapped | time s | peak MB |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    classical_options = {"gray_only": True} if args.gray_only else None
     for name, folder in jobs:
         for method in methods:
             cache = work / "results" / f"{name}-{tags[method]}.json"
-            r = run_isolated(folder, method, model, args.threads, cache, options if method == "model" else None)
+            r = run_isolated(folder, method, model, args.threads, cache,
+                             options if method == "model" else classical_options)
             print(table_row(name, method, r), flush=True)
+    if args.ablation:
+        print("\n| wafer | all steps | " + " | ".join(f"without {s}" for s in STEPS) + " |")
+        print("|---|---|" + "---|" * len(STEPS))
+        for name, folder in jobs:
+            cells = []
+            for off in [()] + [(s,) for s in STEPS]:
+                opts = {**options, **({"without": off} if off else {})}
+                cache = work / "results" / f"{name}-{model_tag}{tag_of(opts)}.json"
+                m = run_isolated(folder, "model", model, args.threads, cache, opts)["metrics"]
+                cells.append(f"{_fmt(m['section_f1'])} ({_pct(m)})")
+            print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
     if args.scaling:
         print("\n| wafer side px | area Mpx | time s | s per Mpx | peak MB |\n|---|---|---|---|---|")
         for side in args.scaling:

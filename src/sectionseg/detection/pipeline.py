@@ -116,9 +116,8 @@ def detect_wafer(gray: np.ndarray, fluo: np.ndarray | None = None, *, model=None
         predictor, model_info = resolve_model(model, device, reserve_threshold, precision, proposals)
     else:
         model_info = {"predictor": getattr(predictor, "__name__", type(predictor).__name__)}
-    if fluo is None:
-        log.warning("no fluorescence image: the model sees gray in its third channel and finds magnets "
-                    "less reliably")
+    if fluo is None:  # the bundled model is trained with half of its samples gray-only
+        log.info("no fluorescence image: gray-only detection (the third channel repeats gray)")
     source = WaferSource(gray, fluo)
     timings["setup"] = time.perf_counter() - t
 

@@ -141,17 +141,20 @@ STYLES: dict[str, Style] = {
 # per-section brightness, embedded-sample blobs, folds and holes, a light band along the shared edge,
 # bead speckles in gray, loose dummy strips, strong vignetting, seams, black padding. The bundled
 # model trains on "realistic"; the "held-*" families are never trained on (generalisation tests).
+# Every realistic wafer gives the two halves a way to be told apart in gray, as real ones do: the
+# tissue always carries some of the sample (blobs, knife striations); the magnet may or may not show
+# bead speckles, and either part may be the darker one.
 _REAL = _DEFAULT.replace(
     name="realistic", background=(0.45, 0.85), tile_gain=(0.01, 0.08), tile_shading=(0.05, 0.35),
     global_shading=(0.0, 0.2), tissue_contrast=(0.08, 0.6), magnet_contrast=(0.05, 0.55),
-    tissue_texture=(0.01, 0.08), stripe_amplitude=(0.0, 0.06), magnet_texture=(0.0, 0.05),
+    tissue_texture=(0.01, 0.08), stripe_amplitude=(0.01, 0.06), magnet_texture=(0.0, 0.05),
     fluo_magnet=(0.1, 0.7), bead_brightness=(0.1, 1.0), noise_sigma=(0.004, 0.03),
     section_size=(80.0, 190.0), aspect=(1.5, 3.0), magnet_ratio=(0.6, 1.25), taper=(-0.05, 0.15),
     density=(6.0, 16.0), touching_fraction=(0.1, 0.6), dummy_probability=(0.0, 0.8),
     dummy_width=(6.0, 30.0), section_brightness=(0.1, 0.5), part_balance=(0.0, 0.15),
-    tissue_blobs=(0.0, 6.0), blob_contrast=(0.05, 0.35), fold_probability=(0.0, 0.2),
-    edge_band=(0.0, 0.25), edge_band_width=(1.5, 5.0), gray_speckles=(0.0, 0.01),
-    speckle_contrast=(0.0, 0.35), loose_dummies_per_mpx=(0.0, 15.0), seam_contrast=(0.0, 0.06),
+    tissue_blobs=(1.0, 6.0), blob_contrast=(0.08, 0.35), fold_probability=(0.0, 0.2),
+    edge_band=(0.0, 0.25), edge_band_width=(1.5, 5.0), gray_speckles=(0.0, 0.012),
+    speckle_contrast=(0.05, 0.4), loose_dummies_per_mpx=(0.0, 15.0), seam_contrast=(0.0, 0.06),
     padding_probability=(0.0, 1.0))
 
 STYLES.update({

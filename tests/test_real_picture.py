@@ -1,0 +1,26 @@
+"""The real MagC picture of ../shared/real/panel_b (a crop of a real wafer, never trained on) with the
+bundled model: its one whole section is found, right way round, with and without fluorescence.
+Skipped where ../shared is absent."""
+from pathlib import Path
+
+import pytest
+
+from sectionseg.detection import detect_wafer
+from sectionseg.evaluation.picture import score_picture
+from sectionseg.io.images import read_image
+
+PANEL = Path(__file__).resolve().parents[1].parent / "shared" / "real" / "panel_b"
+
+pytestmark = pytest.mark.skipif(not PANEL.is_dir(), reason="no ../shared/real/panel_b")
+
+
+@pytest.mark.parametrize("with_fluo", [True, False])
+def test_the_whole_section_is_found_right_way_round(with_fluo):
+    gray = read_image(PANEL / "gray.png")
+    fluo = read_image(PANEL / "fluo.png") if with_fluo else None
+    result = detect_wafer(gray, fluo, progress=False, workers=1)
+    m = score_picture(result.sections + result.unpaired, PANEL / "gt")
+    assert m["sections_correct"] == m["n_truth"] == 1
+    assert m["sections_swapped"] == 0
+    assert m["tissue"]["centre_error_median"] < 4.0 and m["magnet"]["centre_error_median"] < 4.0
+    assert m["false_on_dummies"] == 0
