@@ -12,17 +12,19 @@ import pytest
 
 from sectionseg.cli.main import main
 from sectionseg.formats import read_magc, read_sections, write_sections
-from sectionseg.geometry import Section
+from sectionseg.geometry import Section, canonical_sections
 
 REPO = Path(__file__).resolve().parents[1]
 REAL = REPO.parent / "shared" / "data" / "real_layouts"
 
 
 def layout():
+    """Two sections in the canonical corner order (what every writer writes)."""
     t = np.array([[10, 10], [140.5, 10], [140.5, 60], [10, 60]])
     m = t + [0, 50]
     d = t[:, :] * [1, 0.2] + [0, 2]
-    return [Section.from_arrays(t, m, d), Section.from_arrays(t + [200, 30.25], m + [200, 30.25])]
+    return canonical_sections([Section.from_arrays(t, m, d),
+                               Section.from_arrays(t + [200, 30.25], m + [200, 30.25])])
 
 
 def test_convert_chain(tmp_path, capsys):
