@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import os
 import resource
@@ -11,6 +12,8 @@ from pathlib import Path
 
 from sectionseg.cli._checks import check_device, check_output_folder
 from sectionseg.errors import InputError
+
+log = logging.getLogger(__name__)
 
 
 def register(subparsers) -> None:
@@ -99,6 +102,14 @@ def load_inputs(gray_path, fluo_path=None):
     return gray, fluo
 
 
+def _warn_outside(landmarks, width: int, height: int, path) -> None:
+    """Log a warning for landmarks outside the image (they are image px: likely another frame)."""
+    outside = [k for k, (x, y) in enumerate(landmarks) if not (0 <= x <= width and 0 <= y <= height)]
+    if outside:
+        log.warning("%s: landmarks %s lie outside the %dx%d px image; landmarks are image pixels", path,
+                    ", ".join(map(str, outside)), width, height)
+
+
 def detect_files(gray_path, fluo_path, out_dir, *, model=None, magc_dialect: str = "magfinder",
                  progress: bool = True, landmarks_path=None, pair_scale: float = 1.0,
                  pair_integers: bool = False, **detect_kwargs):
@@ -117,6 +128,7 @@ def detect_files(gray_path, fluo_path, out_dir, *, model=None, magc_dialect: str
 
     gray, fluo = load_inputs(gray_path, fluo_path)
     landmarks = None if landmarks_path is None else read_landmarks(landmarks_path)
+    _warn_outside(landmarks or [], gray.shape[1], gray.shape[0], landmarks_path)
     model_path = Path(model) if model is not None else default_model_path()
     if model is None and not model_path.is_file():
         raise InputError("the bundled model is missing from this installation; pass --model FILE", model_path)

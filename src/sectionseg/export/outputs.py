@@ -13,7 +13,8 @@ section's direction (the magnet-to-tissue direction MagFinder and SBEMimage read
   ``landmarks`` (image px) when given;
 - ``sections.labelme.json``: paired sections, then the unpaired parts, each as its own group;
   ``imagePath`` relative to the JSON and the image's true size (to correct them in labelme);
-- ``sections.coco.json``: the same parts with their detection ``score`` (loads as COCO results);
+- ``sections.coco.json``: the same parts with their detection ``score`` (loads as COCO results),
+  ``file_name`` the image relative to the JSON as for labelme;
 - ``sections.csv``: one row per paired section (``paired = 1``), then one per unpaired part
   (``paired = 0``, empty fields for the missing part); columns :data:`CSV_COLUMNS`; centres in px,
   areas in px^2, ``tissue_angle`` / ``magnet_angle`` the part's direction (angle of its first edge,
