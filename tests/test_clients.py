@@ -330,3 +330,16 @@ def test_written_sections_follow_the_convention(detected):
         assert angle_gap(screen_angle(s.tissue.polygon[1] - s.tissue.polygon[0]), section_direction(s)) < 1e-9
     assert math.isfinite(section_direction(sections[0]))
     assert Path(paths["labelme"]).is_file()
+
+
+def test_sbemimage_grid_entries_stay_at_the_end(tmp_path):
+    """SBEMimage rewrites its file from the first line holding 'sbemimage_sections' on."""
+    src = tmp_path / "wafer.magc"
+    src.write_text(SBEMIMAGE_STYLE.replace("[serialorder]", "[sbemimage_sections]\nnumber = 1\n\n"
+                                           "[sbemimage_sections.0]\ncenter = 1,2\nangle = 30.0\n\n[serialorder]"))
+    magc = read_magc(src)
+    out = tmp_path / "out.magc"
+    write_sections(out, magc.sections, "magc", magc_dialect="sbemimage", magc_entries=magc.entries)
+    text = out.read_text()
+    assert text.index("[tsporder]") < text.index("[sbemimage_sections]") < text.index("[sbemimage_sections.0]")
+    assert text.rstrip().endswith("angle = 30.0")

@@ -70,7 +70,7 @@ import numpy as np
 from sectionseg.errors import InputError
 from sectionseg.formats.common import fmt_num, fmt_points, parse_float, parse_int, read_text
 from sectionseg.geometry import Part, Section
-from sectionseg.geometry.orientation import canonical_sections, part_direction, section_direction
+from sectionseg.geometry.orientation import canonical_sections, part_direction
 from sectionseg.io.atomic import write_text
 
 log = logging.getLogger(__name__)
@@ -374,6 +374,7 @@ def _kept_entries(r: _Reader) -> list[MagcEntry]:
 
 
 def _part_lines(part: Part) -> list[str]:
+    """polygon, center, area and angle (the part's direction, as MagFinder stores it) of a part."""
     cx, cy = part.centre
     return [f"polygon = {fmt_points(part.polygon)}", f"center = {fmt_num(cx)},{fmt_num(cy)}",
             f"area = {fmt_num(part.area)}", f"angle = {fmt_num(magfinder_angle(part_direction(part)))}"]
@@ -385,12 +386,10 @@ def _order_text(order, n: int) -> str:
 
 
 def _section_block(names: dict, i: int, s: Section, path) -> str:
+    """The section entry of section ``i`` (its tissue part; angle = the section's direction)."""
     if s.tissue is None:
         raise InputError(f"section {i} has no tissue part; a .magc file needs one per section", path)
-    cx, cy = s.tissue.centre
-    lines = [f"[{names['section'].format(i)}]", f"polygon = {fmt_points(s.tissue.polygon)}",
-             f"center = {fmt_num(cx)},{fmt_num(cy)}", f"area = {fmt_num(s.tissue.area)}",
-             f"angle = {fmt_num(magfinder_angle(section_direction(s)))}"]
+    lines = [f"[{names['section'].format(i)}]"] + _part_lines(s.tissue)
     if s.dummy is not None:
         lines.append(f"dummy_polygon = {fmt_points(s.dummy.polygon)}")
     lines += [f"{k} = {v}" for k, v in s.extra.get("magc_keys", ())]
@@ -408,6 +407,11 @@ def _magnet_block(names: dict, i: int, s: Section) -> str | None:
     lines += [f"{k} = {v}" for k, v in s.extra.get("magc_magnet_keys", ())]
     return "\n".join([f"[{names['magnet'].format(i)}]"] + lines
                      + [f"location = {fmt_num(x)},{fmt_num(y)}"]) + "\n"
+
+
+def _landmark_block(names: dict, k: int, point) -> str:
+    x, y = point
+    return f"[{names['landmark'].format(k)}]\nlocation = {fmt_num(x)},{fmt_num(y)}\n"
 
 
 def _group(name: str, blocks: list[str], end: bool) -> list[str]:
@@ -434,13 +438,13 @@ def magc_text(sections: list[Section], dialect: str = "magfinder", serial_order=
     magnets = [b for b in (_magnet_block(names, i, s) for i, s in enumerate(sections)) if b]
     out += _group("magnets", magnets, names["end"])
     if len(landmarks):
-        out += _group("landmarks", [f"[{names['landmark'].format(k)}]\nlocation = {fmt_num(x)},{fmt_num(y)}\n"
-                                    for k, (x, y) in enumerate(landmarks)], names["end"])
-    last = [e for e in entries if e.header.startswith("sbemimage_sections")]
-    out += [_entry_text(e) for e in entries if e not in last]
+        out += _group("landmarks", [_landmark_block(names, k, p) for k, p in enumerate(landmarks)],
+                      names["end"])
+    at_end = [e.header.startswith("sbemimage_sections") for e in entries]  # SBEMimage rewrites from there
+    out += [_entry_text(e) for e, last in zip(entries, at_end) if not last]
     for key, order in ((names["serial"], serial_order), (names["stage"], stage_order)):
         out.append(f"[{key}]\n{key} = {_order_text(order, len(sections))}\n")
-    out += [_entry_text(e) for e in last]
+    out += [_entry_text(e) for e, last in zip(entries, at_end) if last]
     return "\n".join(out)
 
 
