@@ -111,8 +111,9 @@ def write_magc_pair(path: str | os.PathLike, sections: list[Section], *, scale: 
     for i, s in enumerate(sections):
         if s.tissue is None or s.magnet is None:
             missing = "tissue" if s.tissue is None else "magnet"
-            raise InputError(f"section {i} has no {missing} part; the MagC pair needs both parts of "
-                             f"every section", pair_folder(path))
+            known = " (only its location is known)" if "magnet_location" in s.extra else ""
+            raise InputError(f"section {i} has no {missing} part{known}; the MagC pair needs both parts "
+                             f"of every section", pair_folder(path))
     sections = canonical_sections(sections)
     tissue_path, magnet_path = pair_paths(path)
     tissue_text = "".join(_line(pair_coordinates(s.tissue.polygon, scale, integers)) for s in sections)
