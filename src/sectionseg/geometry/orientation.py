@@ -25,7 +25,7 @@ import math
 
 import numpy as np
 
-from sectionseg.geometry.polygons import long_axis_angle, polygon_centroid
+from sectionseg.geometry.polygons import long_axis_angle
 from sectionseg.geometry.section import Part, Section
 
 _TIE = 1e-9  # facing scores closer than this are a tie, broken geometrically (not by vertex index)
