@@ -12,17 +12,19 @@ import pytest
 
 from sectionseg.cli.main import main
 from sectionseg.formats import read_magc, read_sections, write_sections
-from sectionseg.geometry import Section
+from sectionseg.geometry import Section, canonical_sections
 
 REPO = Path(__file__).resolve().parents[1]
 REAL = REPO.parent / "shared" / "data" / "real_layouts"
 
 
 def layout():
+    """Two sections in the canonical corner order (what every writer writes)."""
     t = np.array([[10, 10], [140.5, 10], [140.5, 60], [10, 60]])
     m = t + [0, 50]
     d = t[:, :] * [1, 0.2] + [0, 2]
-    return [Section.from_arrays(t, m, d), Section.from_arrays(t + [200, 30.25], m + [200, 30.25])]
+    return canonical_sections([Section.from_arrays(t, m, d),
+                               Section.from_arrays(t + [200, 30.25], m + [200, 30.25])])
 
 
 def test_convert_chain(tmp_path, capsys):
@@ -97,3 +99,25 @@ def test_console_script_real_layout(tmp_path):
     full = read_sections(src)
     np.testing.assert_allclose(read_magc(out).sections[7].tissue.polygon, full[7].tissue.polygon / 3,
                                atol=1e-3)
+
+
+def test_convert_landmarks_image_size_and_integer_pair(tmp_path, capsys):
+    from sectionseg.io.images import write_image
+
+    src = tmp_path / "in.json"
+    write_sections(src, layout())
+    (tmp_path / "lm.txt").write_text("10,10\n400,12\n200,300\n")
+    out = tmp_path / "out.magc"
+    assert main(["convert", str(src), str(out), "--landmarks", str(tmp_path / "lm.txt"), "--scale", "2"]) == 0
+    assert read_magc(out).landmarks == [(20, 20), (800, 24), (400, 600)]  # --scale applies to them too
+    # labelme: the image path relative to the JSON and its true size read from it
+    write_image(tmp_path / "img" / "wafer.png", np.zeros((321, 654), np.uint8))
+    doc_path = tmp_path / "sub" / "l.json"
+    assert main(["convert", str(out), str(doc_path), "--image-path", str(tmp_path / "img" / "wafer.png")]) == 0
+    doc = json.loads(doc_path.read_text())
+    assert doc["imagePath"] == "../img/wafer.png" and (doc["imageWidth"], doc["imageHeight"]) == (654, 321)
+    # MagC pair in whole pixels
+    assert main(["convert", str(src), str(tmp_path / "pair"), "--pair-integers", "--scale", "1.5"]) == 0
+    assert "." not in (tmp_path / "pair" / "source_sections_tissue.txt").read_text()
+    assert main(["convert", str(src), str(tmp_path / "x.json"), "--pair-integers"]) == 2
+    assert "--pair-integers applies to a MagC pair" in capsys.readouterr().err

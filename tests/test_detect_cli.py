@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tifffile
 
+from conventions import assert_convention
 from detection_fakes import ContentPredictor, draw_sections, rectangle
 from sectionseg.cli.main import main
 from sectionseg.detection import WaferSource, detect_wafer, estimate_scale, plan_tiles
@@ -102,6 +103,10 @@ def test_outputs_read_back(tmp_path):
         assert m["tissue"]["recall"] == 1.0 and m["pairing_accuracy"] == 1.0
     assert json.loads((tmp_path / "out" / "report.json").read_text())["counts"]["sections"] == len(truth)
     assert paths
+    # every written section in the order of the original MagC files, angle = magnet-to-tissue direction
+    for path in (tmp_path / "out", tmp_path / "out" / "sections.magc"):
+        for s in read_sections(path):
+            assert_convention(s.tissue.polygon, s.magnet.polygon)
 
 
 @pytest.fixture(scope="session")
@@ -127,9 +132,11 @@ def small_wafer(tmp_path):
 
 def test_detect_command_end_to_end(tmp_path, small_wafer, tiny_model, capsys):
     out = tmp_path / "det"
+    (tmp_path / "landmarks.txt").write_text("# image px\n10, 12\n480\t20\n250 290\n")
     code = main(["detect", str(small_wafer / "gray.tif"), "--fluo", str(small_wafer / "fluo.tif"), "--out",
                  str(out), "--model", str(tiny_model), "--no-progress", "--section-size", "48",
-                 "--tile-size", "256", "--overlap", "64"])
+                 "--tile-size", "256", "--overlap", "64", "--landmarks", str(tmp_path / "landmarks.txt"),
+                 "--pair-scale", "3", "--pair-integers"])
     assert code == 0
     printed = capsys.readouterr().out
     assert "sections" in printed and "report.json" in printed
@@ -138,6 +145,14 @@ def test_detect_command_end_to_end(tmp_path, small_wafer, tiny_model, capsys):
     assert report["counts"]["tiles"] == len(plan_tiles(500, 300, 256, 64)) and report["peak_memory_mb"] > 0
     assert set(report["timings_s"]) >= {"inference", "merge", "fit", "pairing"}
     assert (out / "overlay.png").is_file() and (out / "sections.csv").is_file()
+    from sectionseg.formats import read_magc
+
+    assert read_magc(out / "sections.magc").landmarks == [(10, 12), (480, 20), (250, 290)]
+    assert report["magc_pair"] == {"scale": 3.0, "integers": True}
+    assert "." not in (out / "source_sections_tissue.txt").read_text()
+    labelme = json.loads((out / "sections.labelme.json").read_text())
+    assert labelme["imagePath"] == "../w/gray.tif" and (labelme["imageWidth"], labelme["imageHeight"]) == (500, 300)
+    assert (out / "sections.coco.json").is_file()
 
 
 def _bad_inputs(tmp_path, small_wafer):
@@ -149,7 +164,10 @@ def _bad_inputs(tmp_path, small_wafer):
     small = tmp_path / "small.tif"
     tifffile.imwrite(small, np.zeros((50, 60), np.uint8))
     gray = str(small_wafer / "gray.tif")
+    two = tmp_path / "two_landmarks.txt"
+    two.write_text("1,2\n3,4\n")
     return {
+        "landmarks": ([gray, "--landmarks", str(two)], "at least 3"),
         "missing": ([str(tmp_path / "none.tif")], "no such image file"),
         "empty": ([str(empty)], "0 bytes"),
         "rgb": ([str(rgb)], "RGB"),
@@ -159,7 +177,7 @@ def _bad_inputs(tmp_path, small_wafer):
     }
 
 
-@pytest.mark.parametrize("case", ["missing", "empty", "rgb", "sizes", "model", "threshold"])
+@pytest.mark.parametrize("case", ["missing", "empty", "rgb", "sizes", "model", "threshold", "landmarks"])
 def test_bad_inputs_exit_2_and_write_nothing(case, tmp_path, small_wafer, capsys):
     argv, message = _bad_inputs(tmp_path, small_wafer)[case]
     out = tmp_path / "never"
@@ -180,3 +198,10 @@ def test_missing_bundled_model_exit_2(tmp_path, small_wafer, capsys, monkeypatch
     assert main(["demo", "--out", str(out)]) == 2
     assert "bundled model is missing" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_landmarks_outside_the_image_are_warned(caplog):
+    from sectionseg.cli.detect import _warn_outside
+
+    _warn_outside([(10, 10), (600, 20), (5, -1)], 500, 300, "lm.txt")
+    assert "landmarks 1, 2 lie outside the 500x300 px image" in caplog.text

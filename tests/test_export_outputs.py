@@ -7,7 +7,7 @@ import pytest
 
 from sectionseg.export import CSV_COLUMNS, path_length, stage_order, write_detection_outputs
 from sectionseg.formats import read_magc, read_sections
-from sectionseg.geometry import Section
+from sectionseg.geometry import Section, canonical_section, part_direction
 from sectionseg.simulation import random_layout
 
 
@@ -27,19 +27,20 @@ def test_outputs_read_back(tmp_path):
     serial = list(range(len(sections)))[::-1]
     paths = write_detection_outputs(tmp_path / "out", sections, unpaired, overlay_image=image,
                                     report={"model": "fake", "counts": {"dropped_dummies": 2}},
-                                    serial_order=serial)
-    assert set(paths) == {"tissue", "magnet", "magc", "csv", "overlay", "report"}
+                                    serial_order=serial, image_path=tmp_path / "wafer.tif")
+    assert set(paths) == {"tissue", "magnet", "magc", "labelme", "coco", "csv", "overlay", "report"}
     assert all(p.exists() for p in paths.values())
+    canonical = [canonical_section(s) for s in sections]
 
     pair = read_sections(paths["tissue"])
     assert len(pair) == len(sections)
-    for got, want in zip(pair, sections):
+    for got, want in zip(pair, canonical):
         assert np.allclose(got.tissue.polygon, want.tissue.polygon, atol=1e-3)
         assert np.allclose(got.magnet.polygon, want.magnet.polygon, atol=1e-3)
 
     magc = read_magc(paths["magc"])
     assert len(magc.sections) == len(sections) and magc.dialect == "magfinder"
-    assert np.allclose(magc.sections[3].tissue.polygon, sections[3].tissue.polygon, atol=1e-3)
+    assert np.allclose(magc.sections[3].tissue.polygon, canonical[3].tissue.polygon, atol=1e-3)
     assert magc.serial_order == serial
     assert sorted(magc.stage_order) == list(range(len(sections)))
 
@@ -49,14 +50,41 @@ def test_outputs_read_back(tmp_path):
     assert len(rows) == len(sections) + len(unpaired)
     assert [r["paired"] for r in rows] == ["1"] * 10 + ["0", "0"]
     assert float(rows[2]["tissue_x"]) == pytest.approx(sections[2].tissue.centre[0], abs=1e-3)
-    assert float(rows[2]["magnet_angle"]) == pytest.approx(sections[2].magnet.angle, abs=1e-3)
+    # angles: the parts' directions (first edge of the canonical order), magnet-to-tissue
+    assert float(rows[2]["magnet_angle"]) == pytest.approx(part_direction(canonical[2].magnet), abs=1e-3)
+    assert float(rows[2]["tissue_angle"]) == pytest.approx(part_direction(canonical[2].tissue), abs=1e-3)
     assert rows[10]["magnet_x"] == "" and rows[10]["tissue_score"] == "0.9100"
     assert rows[11]["tissue_x"] == "" and rows[11]["magnet_score"] == "0.9300"
+
+    # labelme and COCO: every part (unpaired too), the image relative to the file and its true size
+    labelme = json.loads(paths["labelme"].read_text())
+    assert labelme["imagePath"] == "../wafer.tif"
+    assert (labelme["imageWidth"], labelme["imageHeight"]) == (900, 700)
+    assert len(read_sections(paths["labelme"])) == len(sections) + len(unpaired)
+    coco = json.loads(paths["coco"].read_text())
+    assert coco["images"][0] == {"id": 1, "file_name": "../wafer.tif", "width": 900, "height": 700}
+    assert all(a["score"] > 0.9 for a in coco["annotations"])
+    assert len(coco["annotations"]) == 2 * len(sections) + len(unpaired)
 
     report = json.loads(paths["report"].read_text())
     assert report["model"] == "fake"
     assert report["counts"] == {"dropped_dummies": 2, "sections": 10, "unpaired_tissue": 1,
                                 "unpaired_magnet": 1}
+
+
+def test_pair_scale_and_integers(tmp_path):
+    sections, _ = _detections()
+    paths = write_detection_outputs(tmp_path, sections, [], overlay_image=None, report={},
+                                    pair_scale=3.0, pair_integers=True)
+    text = paths["tissue"].read_text()
+    assert "." not in text  # whole pixels, as in the original full-resolution MagC files
+    back = read_sections(paths["tissue"], scale=1 / 3)
+    for got, want in zip(back, sections):
+        want = canonical_section(want)
+        assert np.abs(got.tissue.polygon - want.tissue.polygon).max() <= 0.5 / 3 + 1e-9
+    # the other files stay in image px
+    assert np.allclose(read_magc(paths["magc"]).sections[0].tissue.polygon,
+                       canonical_section(sections[0]).tissue.polygon, atol=1e-3)
 
 
 def test_sbemimage_dialect_and_no_overlay(tmp_path):

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sectionseg.formats import (FORMATS, MagcFile, guess_format, magfinder_angle, read_magc,
-                                read_sections, write_sections)
-from sectionseg.geometry import Section
+from sectionseg.formats import (FORMATS, MagcFile, direction_from_magc_angle, guess_format,
+                                magfinder_angle, read_magc, read_sections, write_sections)
+from sectionseg.geometry import Section, canonical_sections, part_direction, section_direction
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real_layouts"
 
@@ -49,6 +49,7 @@ def section_at(cx, cy, angle, dummy=False, score=None):
 
 @pytest.fixture
 def layout():
+    """Sections in the canonical corner order (writers keep it, so round trips are exact)."""
     sections = [section_at(100.3, 120.7, 12.5, dummy=True, score=0.875),
                 section_at(400, 150, 100, score=0.5),
                 section_at(250.123, 420.456, 171.2, dummy=True),
@@ -56,7 +57,7 @@ def layout():
     # A 5-vertex tissue part: formats must keep whatever vertices exist.
     pent = np.array([[700, 100], [780.5, 110], [800, 160.25], [760, 190], [705.75, 170]])
     sections.append(Section.from_arrays(pent, pent + [0, 95]))
-    return sections
+    return canonical_sections(sections)
 
 
 def assert_same(a: list[Section], b: list[Section], dummies: bool, tol: float = 1e-3):
@@ -117,7 +118,8 @@ def test_magc_default_orders_are_identity(tmp_path, layout):
 
 
 def test_magfinder_file_layout_and_angle(tmp_path):
-    # Long axis at 30 deg CCW on screen -> stored ((30 - 90) % 360) - 180 = 120; at 150 -> -120.
+    # Long axis at 30 deg, magnet 'below' it: the magnet-to-tissue direction is 120 deg, stored as
+    # ((120 - 90) % 360) - 180 = -150; long axis at 150 deg: direction 240 = -120, stored -30.
     sections = [section_at(200, 200, 30), section_at(500, 500, 150)]
     path = tmp_path / "s.magc"
     write_sections(path, sections)
@@ -127,17 +129,23 @@ def test_magfinder_file_layout_and_angle(tmp_path):
     assert cp.sections()[:2] == ["sections", "section.0000"]
     assert "end_sections" in cp and "end_magnets" in cp
     assert cp.get("sections", "number") == "2" and cp.get("magnets", "number") == "2"
-    assert float(cp.get("section.0000", "angle")) == pytest.approx(120, abs=1e-3)
-    assert float(cp.get("section.0001", "angle")) == pytest.approx(-120, abs=1e-3)
-    assert float(cp.get("magnet.0001", "angle")) == pytest.approx(-120, abs=1e-3)
-    for i, s in enumerate(sections):
+    assert float(cp.get("section.0000", "angle")) == pytest.approx(-150, abs=1e-3)
+    assert float(cp.get("section.0001", "angle")) == pytest.approx(-30, abs=1e-3)
+    assert float(cp.get("magnet.0001", "angle")) == pytest.approx(-30, abs=1e-3)
+    assert direction_from_magc_angle(-150) == pytest.approx(120)
+    assert direction_from_magc_angle(-30) == pytest.approx(-120)
+    written = read_magc(path).sections
+    for i, s in enumerate(written):
+        assert section_direction(s) == pytest.approx((120, -120)[i], abs=1e-3)
         for entry, part in ((f"section.{i:04d}", s.tissue), (f"magnet.{i:04d}", s.magnet)):
-            assert float(cp.get(entry, "angle")) == pytest.approx(magfinder_angle(part.angle), abs=1e-3)
-            assert float(cp.get(entry, "area")) == pytest.approx(part.area, abs=1e-3)
+            assert float(cp.get(entry, "angle")) == pytest.approx(magfinder_angle(part_direction(part)),
+                                                                  abs=1e-3)
+            assert float(cp.get(entry, "area")) == pytest.approx(part.area, rel=1e-4)
         loc = [float(v) for v in cp.get(f"magnet.{i:04d}", "location").split(",")]
         np.testing.assert_allclose(loc, s.magnet.centre, atol=1e-3)
         centre = [float(v) for v in cp.get(f"section.{i:04d}", "center").split(",")]
         np.testing.assert_allclose(centre, s.tissue.centre, atol=1e-3)
+        assert list(cp[f"magnet.{i:04d}"])[-1] == "location"  # SBEMimage and MagFinder keep the last key
     assert cp.get("serial_order", "serial_order") == "0,1"
     assert cp.get("stage_order", "stage_order") == "0,1"
 
@@ -147,7 +155,7 @@ def test_sbemimage_file_layout(tmp_path, layout):
     write_sections(path, layout, magc_dialect="sbemimage")
     cp = configparser.ConfigParser(interpolation=None)
     cp.read_string(path.read_text())
-    assert "sections.0" in cp and "magnets.4" in cp and "section.0000" not in cp
+    assert "sections.0000" in cp and "magnets.0004" in cp and "section.0000" not in cp
     assert cp.get("serialorder", "serialorder") == "0,1,2,3,4"
     assert cp.get("tsporder", "tsporder") == "0,1,2,3,4"
 
@@ -174,10 +182,12 @@ def test_pair_text_is_compact(tmp_path):
     s = Section.from_arrays([[1, 2], [3.5, 2], [3.5, 4.25], [1, 4.1234]],
                             [[1, 4], [3, 4], [3, 6], [1, 6]])
     write_sections(tmp_path, [s])
-    assert (tmp_path / "source_sections_tissue.txt").read_text() == "1,2\t3.5,2\t3.5,4.25\t1,4.123\t\n"
-    assert (tmp_path / "source_sections_mag.txt").read_text() == "1,4\t3,4\t3,6\t1,6\t\n"
+    # Canonical order: clockwise on screen, the magnet (below) on the tissue's edge p3 -> p0 and on
+    # its own edge p1 -> p2.
+    assert (tmp_path / "source_sections_tissue.txt").read_text() == "1,4.123\t1,2\t3.5,2\t3.5,4.25\t\n"
+    assert (tmp_path / "source_sections_mag.txt").read_text() == "1,6\t1,4\t3,4\t3,6\t\n"
     # Named by either file too.
-    assert_same([s], read_sections(tmp_path / "source_sections_mag.txt"), False)
+    assert_same(canonical_sections([s]), read_sections(tmp_path / "source_sections_mag.txt"), False)
 
 
 def test_scale_on_read(tmp_path, layout):
@@ -258,3 +268,24 @@ def test_real_layouts_round_trip(tmp_path, wafer, count):
         a.mkdir()
         b.mkdir()
         assert_same(sections, write_read(b, write_read(a, sections, va), vb), dummies=False)
+
+
+@pytest.mark.parametrize("wafer", ["wafer1", "wafer2"])
+def test_real_files_round_trip_byte_identical(tmp_path, real_layouts, wafer):
+    """The original MagC files come back byte for byte, directly and through every other format."""
+    src = real_layouts / wafer
+    originals = {name: (src / name).read_bytes() for name in ("source_sections_tissue.txt",
+                                                             "source_sections_mag.txt")}
+    sections = read_sections(src)
+    write_sections(tmp_path / "direct", sections, "magc-pair")
+    write_sections(tmp_path / "integers", sections, "magc-pair", pair_integers=True)
+    for name, data in originals.items():
+        assert (tmp_path / "direct" / name).read_bytes() == data
+        assert (tmp_path / "integers" / name).read_bytes() == data
+    for va in VARIANTS[1:]:
+        middle = tmp_path / va[0]
+        middle.mkdir()
+        once = write_read(middle, sections, va)
+        write_sections(middle / "pair", once, "magc-pair")
+        for name, data in originals.items():
+            assert (middle / "pair" / name).read_bytes() == data, (va[0], name)

@@ -295,3 +295,42 @@ def test_coco_several_polygons_keep_largest(tmp_path):
     small, large = [0, 0, 2, 0, 2, 2], [10, 10, 30, 10, 30, 20, 10, 20]
     sections = read_sections(coco(tmp_path, [ann(7, [small, large])]))
     assert sections[0].tissue.area == pytest.approx(200)
+
+
+# ---- landmark files, labelme shapes of labelme 7 ----
+
+def test_landmark_file_forms_and_errors(tmp_path):
+    from sectionseg.formats import read_landmarks
+
+    path = tmp_path / "lm.txt"
+    path.write_text("x,y\n# wafer 3\n1.5, 2\n\n30\t40\n 5 6 \n")
+    assert read_landmarks(path) == [(1.5, 2.0), (30.0, 40.0), (5.0, 6.0)]
+    assert read_landmarks(path, scale=2)[0] == (3.0, 4.0)
+    path.write_text("1,2\n3,4,5\n6,7\n")
+    with pytest.raises(InputError, match="2 numbers") as info:
+        read_landmarks(path)
+    check(info.value, path, 2)
+    path.write_text("1,2\n3,y\n6,7\n")
+    with pytest.raises(InputError, match="'y' is not a number") as info:
+        read_landmarks(path)
+    check(info.value, path, 2)
+    path.write_text("1,2\n3,4\n")
+    with pytest.raises(InputError, match="at least 3"):
+        read_landmarks(path)
+
+
+def test_labelme_oriented_rectangle_and_point_magnet(tmp_path):
+    quad = [[0, 0], [10, 1], [9, 6], [-1, 5]]
+    path = labelme(tmp_path, [{"label": "tissue", "points": quad, "group_id": 0,
+                               "shape_type": "oriented_rectangle"},
+                              {"label": "magnet", "points": [[4, 9]], "group_id": 0, "shape_type": "point"}])
+    s = read_sections(path)[0]
+    np.testing.assert_allclose(s.tissue.polygon, quad)
+    assert s.magnet is None and s.extra["magnet_location"] == (4.0, 9.0)
+    bad = labelme(tmp_path, [{"label": "tissue", "points": quad[:3], "group_id": 0,
+                              "shape_type": "oriented_rectangle"}])
+    raises(bad, None, match=r"shapes\[0\]: an oriented_rectangle needs 4 points")
+    bad = labelme(tmp_path, [{"label": "tissue", "points": [[1, 2]], "group_id": 0, "shape_type": "point"}])
+    raises(bad, None, match=r"shapes\[0\]: a point shape can only be a magnet")
+    bad = labelme(tmp_path, [{"label": "magnet", "points": [[1, 2]], "group_id": 0, "shape_type": "point"}])
+    raises(bad, None, match="needs the tissue")

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import math
 import os
 import resource
 import sys
@@ -10,6 +12,8 @@ from pathlib import Path
 
 from sectionseg.cli._checks import check_device, check_output_folder
 from sectionseg.errors import InputError
+
+log = logging.getLogger(__name__)
 
 
 def register(subparsers) -> None:
@@ -22,8 +26,10 @@ def register(subparsers) -> None:
         help="detect the sections of a whole wafer image (model) and write MagC/CSV/overlay outputs",
         description="Detect tissue and magnetic parts on a wafer overview tile by tile with the Mask R-CNN "
                     "model, fit a quadrilateral to each part, pair them into sections and write "
-                    "source_sections_{tissue,mag}.txt, sections.magc, sections.csv, overlay.png and "
-                    "report.json into the output folder.")
+                    "source_sections_{tissue,mag}.txt, sections.magc, sections.labelme.json, "
+                    "sections.coco.json, sections.csv, overlay.png and report.json into the output "
+                    "folder. Corners are written in the order of the original MagC files (tissue "
+                    "clockwise on screen, first edge short and pointing away from the magnet).")
     p.add_argument("gray", help="brightfield (gray) wafer image: TIFF (memory-mapped), PNG or JPEG")
     p.add_argument("--fluo", help="fluorescence image of the same pixels (recommended: shows the magnets)")
     p.add_argument("--out", required=True, help="output folder (created; existing outputs are replaced)")
@@ -39,6 +45,15 @@ def register(subparsers) -> None:
                    help="long side of a section in image px; skips the automatic scale estimate")
     p.add_argument("--magc-dialect", choices=("magfinder", "sbemimage"), default="magfinder",
                    help="dialect of sections.magc (default magfinder)")
+    p.add_argument("--landmarks", metavar="FILE",
+                   help="landmarks for sections.magc: a text file, one 'x, y' per line in pixels of the "
+                        "image (SBEMimage needs at least 3 to map the image to the stage)")
+    p.add_argument("--pair-scale", type=float, default=1.0, metavar="S",
+                   help="multiply the MagC pair's coordinates by S, e.g. 3 when the image is the "
+                        "full-resolution wafer downsized by 3 (default 1; other files stay in image px)")
+    p.add_argument("--pair-integers", action="store_true",
+                   help="round the MagC pair's coordinates to whole pixels, as in the original MagC "
+                        "files (default: up to 3 decimals)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="torch device (default cpu)")
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="arithmetic of the model: auto (default) = bf16 on CPUs that run it natively "
@@ -65,6 +80,8 @@ def _check_args(args) -> None:
         raise InputError(f"--proposals must be at least 1, got {args.proposals}")
     if args.section_size is not None and not args.section_size > 0:
         raise InputError(f"--section-size must be positive, got {args.section_size}")
+    if not (math.isfinite(args.pair_scale) and args.pair_scale > 0):
+        raise InputError(f"--pair-scale must be a finite number > 0, got {args.pair_scale}")
     check_device(args.device)
     check_output_folder(args.out)
 
@@ -85,19 +102,33 @@ def load_inputs(gray_path, fluo_path=None):
     return gray, fluo
 
 
+def _warn_outside(landmarks, width: int, height: int, path) -> None:
+    """Log a warning for landmarks outside the image (they are image px: likely another frame)."""
+    outside = [k for k, (x, y) in enumerate(landmarks) if not (0 <= x <= width and 0 <= y <= height)]
+    if outside:
+        log.warning("%s: landmarks %s lie outside the %dx%d px image; landmarks are image pixels", path,
+                    ", ".join(map(str, outside)), width, height)
+
+
 def detect_files(gray_path, fluo_path, out_dir, *, model=None, magc_dialect: str = "magfinder",
-                 progress: bool = True, **detect_kwargs):
+                 progress: bool = True, landmarks_path=None, pair_scale: float = 1.0,
+                 pair_integers: bool = False, **detect_kwargs):
     """Detect the sections of image files and write every output into ``out_dir``.
 
-    All inputs (images, model, parameters) are checked before ``out_dir`` is created, so a bad input
-    leaves nothing behind. Returns ``(DetectionResult, {output name: path}, report dict)``.
+    All inputs (images, landmarks, model, parameters) are checked before ``out_dir`` is created, so
+    a bad input leaves nothing behind. ``landmarks_path``: landmark file (image px) for
+    ``sections.magc``; ``pair_scale``, ``pair_integers``: MagC pair only. Returns
+    ``(DetectionResult, {output name: path}, report dict)``.
     """
     from sectionseg.detection import detect_wafer
     from sectionseg.detection.parallel import worker_peak_memory_mb
     from sectionseg.export import write_detection_outputs
+    from sectionseg.formats import read_landmarks
     from sectionseg.model import default_model_path
 
     gray, fluo = load_inputs(gray_path, fluo_path)
+    landmarks = None if landmarks_path is None else read_landmarks(landmarks_path)
+    _warn_outside(landmarks or [], gray.shape[1], gray.shape[0], landmarks_path)
     model_path = Path(model) if model is not None else default_model_path()
     if model is None and not model_path.is_file():
         raise InputError("the bundled model is missing from this installation; pass --model FILE", model_path)
@@ -107,14 +138,19 @@ def detect_files(gray_path, fluo_path, out_dir, *, model=None, magc_dialect: str
     report = result.report()
     report.update({
         "inputs": {"gray": str(gray_path), "fluo": None if fluo_path is None else str(fluo_path),
-                   "width": int(gray.shape[1]), "height": int(gray.shape[0])},
+                   "width": int(gray.shape[1]), "height": int(gray.shape[0]),
+                   "landmarks": None if landmarks_path is None else str(landmarks_path)},
         "total_seconds": seconds,
         "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
         "worker_peak_memory_mb": worker_peak_memory_mb(),
         "magc_dialect": magc_dialect,
+        "magc_pair": {"scale": float(pair_scale), "integers": bool(pair_integers)},
     })
     paths = write_detection_outputs(out_dir, result.sections, result.unpaired, overlay_image=gray,
-                                    report=report, magc_dialect=magc_dialect)
+                                    report=report, magc_dialect=magc_dialect, image_path=gray_path,
+                                    image_size=(int(gray.shape[1]), int(gray.shape[0])),
+                                    landmarks=landmarks, pair_scale=pair_scale,
+                                    pair_integers=pair_integers)
     return result, paths, report
 
 
@@ -122,6 +158,7 @@ def run(args: argparse.Namespace) -> int:
     _check_args(args)
     result, paths, report = detect_files(
         args.gray, args.fluo, args.out, model=args.model, magc_dialect=args.magc_dialect,
+        landmarks_path=args.landmarks, pair_scale=args.pair_scale, pair_integers=args.pair_integers,
         progress=not args.no_progress and sys.stderr.isatty(), tile_size=args.tile_size,
         overlap=args.overlap, batch_size=args.batch_size, score_threshold=args.score_threshold,
         mask_threshold=args.mask_threshold, section_size=args.section_size, device=args.device,

@@ -1,13 +1,26 @@
 """Write the outputs of a wafer detection into one folder, every file atomically.
 
+Every section is first put into the canonical corner order of
+:mod:`sectionseg.geometry.orientation` (tissue clockwise on screen, first edge short and pointing
+away from the magnet), so all files list the same corners in the same order and agree on each
+section's direction (the magnet-to-tissue direction MagFinder and SBEMimage read from the first edge).
+
 - ``source_sections_tissue.txt`` + ``source_sections_mag.txt``: the MagC pair, paired sections
-  only, line i = section i (:mod:`sectionseg.formats.magc_pair`);
+  only, line i = section i (:mod:`sectionseg.formats.magc_pair`); ``pair_scale`` multiplies its
+  coordinates and ``pair_integers`` rounds them (as the original full-resolution MagC files);
 - ``sections.magc``: the same sections; serial order = section index order unless given; stage order
   = a short path through the tissue centres (:func:`sectionseg.export.ordering.stage_order`);
+  ``landmarks`` (image px) when given;
+- ``sections.labelme.json``: paired sections, then the unpaired parts, each as its own group;
+  ``imagePath`` relative to the JSON and the image's true size (to correct them in labelme);
+- ``sections.coco.json``: the same parts with their detection ``score`` (loads as COCO results),
+  ``file_name`` the image relative to the JSON as for labelme;
 - ``sections.csv``: one row per paired section (``paired = 1``), then one per unpaired part
   (``paired = 0``, empty fields for the missing part); columns :data:`CSV_COLUMNS`; centres in px,
-  angles in degrees (long axis, [0, 180), counter-clockwise on screen), areas in px^2; per-part
-  scores from ``section.extra["tissue_score"]`` / ``["magnet_score"]`` (else empty);
+  areas in px^2, ``tissue_angle`` / ``magnet_angle`` the part's direction (angle of its first edge,
+  degrees counter-clockwise on screen from +x, in (-180, 180]: for a paired section the
+  magnet-to-tissue direction, as stored in ``sections.magc``; for a lone part an axis, pointing up);
+  per-part scores from ``section.extra["tissue_score"]`` / ``["magnet_score"]`` (else empty);
 - ``overlay.png``: the wafer (downsampled to at most ``overlay_max_side`` px) with every part
   outlined; unpaired parts are drawn too (labelled after the paired ones);
 - ``report.json``: the caller's ``report`` dict plus ``counts`` and the output file names.
@@ -24,8 +37,9 @@ import cv2
 import numpy as np
 
 from sectionseg.export.ordering import stage_order
-from sectionseg.formats import write_sections
+from sectionseg.formats import image_path_for, write_sections
 from sectionseg.formats.magc_pair import MAGNET_NAME, TISSUE_NAME
+from sectionseg.geometry.orientation import canonical_sections, part_direction
 from sectionseg.geometry.section import Section
 from sectionseg.io.atomic import atomic_path, write_text
 from sectionseg.visualize import draw_overlay
@@ -46,13 +60,17 @@ def _csv_row(index: int, section: Section, paired: bool) -> list[str]:
         if part is None:
             row += ["", "", "", ""]
         else:
-            row += [_num(part.centre[0]), _num(part.centre[1]), _num(part.angle), _num(part.area, 1)]
+            row += [_num(part.centre[0]), _num(part.centre[1]), _num(part_direction(part)),
+                    _num(part.area, 1)]
     row += [_num(section.extra.get("tissue_score"), 4), _num(section.extra.get("magnet_score"), 4)]
     return row + ["1" if paired else "0"]
 
 
 def sections_csv(sections: list[Section], unpaired: list[Section]) -> str:
-    """CSV text: header :data:`CSV_COLUMNS`, paired sections (ids 0..n-1), then unpaired parts."""
+    """CSV text: header :data:`CSV_COLUMNS`, paired sections (ids 0..n-1), then unpaired parts.
+
+    Sections must be in the canonical corner order (the angles are their parts' first edges).
+    """
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
@@ -80,29 +98,41 @@ def _counts(sections: list[Section], unpaired: list[Section]) -> dict:
 def write_detection_outputs(out_dir: str | os.PathLike, sections: list[Section],
                             unpaired: list[Section], *, overlay_image: np.ndarray | None,
                             report: dict, magc_dialect: str = "magfinder", serial_order=None,
-                            overlay_max_side: int = OVERLAY_MAX_SIDE) -> dict[str, Path]:
+                            overlay_max_side: int = OVERLAY_MAX_SIDE, image_path=None,
+                            image_size=None, landmarks=None, pair_scale: float = 1.0,
+                            pair_integers: bool = False) -> dict[str, Path]:
     """Write the detection outputs (see the module doc) into ``out_dir`` (created if needed).
 
     ``sections``: paired sections (tissue and magnet) in wafer px, in the order to number them;
     ``unpaired``: sections with one part only; ``overlay_image``: the wafer image (2-D gray or RGB,
     any size, downsampled here) or None for no overlay; ``report``: JSON-serialisable dict;
-    ``serial_order``: section indices in cutting order for the ``.magc`` file (default identity).
-    Returns the written paths by kind: ``tissue``, ``magnet``, ``magc``, ``csv``, ``overlay``,
-    ``report``.
+    ``serial_order``: section indices in cutting order for the ``.magc`` file (default identity);
+    ``image_path``: the wafer image file (as given on the command line; the JSON files refer to it
+    relative to themselves); ``image_size``: ``(width, height)`` px, default the overlay image's;
+    ``landmarks``: ``(x, y)`` image px for ``sections.magc``; ``pair_scale``, ``pair_integers``: for
+    the MagC pair only. Returns the written paths by kind: ``tissue``, ``magnet``, ``magc``,
+    ``labelme``, ``coco``, ``csv``, ``overlay``, ``report``.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    sections, unpaired = list(sections), list(unpaired)
+    sections, unpaired = canonical_sections(sections), canonical_sections(unpaired)
     bad = [i for i, s in enumerate(sections) if s.tissue is None or s.magnet is None]
     if bad:
         raise ValueError(f"sections {bad[:5]} lack a part; pass them as unpaired")
+    if image_size is None and overlay_image is not None:
+        image_size = (int(overlay_image.shape[1]), int(overlay_image.shape[0]))
     paths = {"tissue": out / TISSUE_NAME, "magnet": out / MAGNET_NAME, "magc": out / "sections.magc",
+             "labelme": out / "sections.labelme.json", "coco": out / "sections.coco.json",
              "csv": out / "sections.csv", "report": out / "report.json"}
-    write_sections(out, sections, fmt="magc-pair")
+    write_sections(out, sections, fmt="magc-pair", pair_scale=pair_scale, pair_integers=pair_integers)
     centres = np.array([s.tissue.centre for s in sections]).reshape(-1, 2)
     stage = stage_order(centres)
     write_sections(paths["magc"], sections, fmt="magc", magc_dialect=magc_dialect,
-                   serial_order=serial_order, stage_order=stage)
+                   serial_order=serial_order, stage_order=stage, landmarks=landmarks)
+    for kind in ("labelme", "coco"):
+        relative = None if image_path is None else image_path_for(image_path, paths[kind])
+        write_sections(paths[kind], sections + unpaired, fmt=kind, image_path=relative,
+                       image_size=image_size)
     write_text(paths["csv"], sections_csv(sections, unpaired))
     if overlay_image is not None:
         paths["overlay"] = out / "overlay.png"
@@ -111,7 +141,8 @@ def write_detection_outputs(out_dir: str | os.PathLike, sections: list[Section],
     full["counts"] = {**full.get("counts", {}), **_counts(sections, unpaired)}
     full["outputs"] = {k: p.name for k, p in paths.items()}
     write_text(paths["report"], json.dumps(full, indent=2, default=_json_default) + "\n")
-    return {k: paths[k] for k in ("tissue", "magnet", "magc", "csv", "overlay", "report") if k in paths}
+    order = ("tissue", "magnet", "magc", "labelme", "coco", "csv", "overlay", "report")
+    return {k: paths[k] for k in order if k in paths}
 
 
 def _json_default(value):

@@ -7,23 +7,33 @@ All formats hold :class:`sectionseg.geometry.Section` lists in the package's pix
 format          tissue  magnet  dummy  score  notes
 ==============  ======  ======  =====  =====  ===============================
 ``magc-pair``   yes     yes     no     no     both parts required on write
-``magc``        yes     yes     yes    no     tissue required; orders kept
-``labelme``     yes     yes     yes    yes    full fidelity
+``magc``        yes     yes     yes    no     tissue required; orders, landmarks,
+                                              ROIs/focus/other entries kept
+``labelme``     yes     yes     yes    yes    location-only magnets as points
 ``coco``        yes     yes     yes    yes    dummy is category 3
 ==============  ======  ======  =====  =====  ===============================
+
+Every writer lists corners in the one canonical order of :mod:`sectionseg.geometry.orientation`
+(tissue clockwise on screen, first edge short and pointing away from the magnet), the order of the
+original MagC files, from which MagFinder and SBEMimage read a section's direction.
 """
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
 from sectionseg.formats.coco import read_coco, sections_from_coco, write_coco
 from sectionseg.formats.common import check_scale, load_json
 from sectionseg.formats.detect import FORMATS, check_format, guess_format, json_kind
-from sectionseg.formats.labelme import read_labelme, sections_from_labelme, write_labelme
-from sectionseg.formats.magc_ini import DIALECTS, MagcFile, magfinder_angle, read_magc, write_magc
+from sectionseg.formats.labelme import image_path_for, read_labelme, sections_from_labelme, write_labelme
+from sectionseg.formats.landmarks import MIN_LANDMARKS, read_landmarks
+from sectionseg.formats.magc_ini import (DIALECTS, MagcEntry, MagcFile, direction_from_magc_angle,
+                                         magfinder_angle, read_magc, write_magc)
 from sectionseg.formats.magc_pair import read_magc_pair, write_magc_pair
 from sectionseg.geometry import Section
+
+log = logging.getLogger(__name__)
 
 
 def read_sections(path: str | os.PathLike, fmt: str | None = None, scale: float = 1.0) -> list[Section]:
@@ -49,23 +59,32 @@ def read_sections(path: str | os.PathLike, fmt: str | None = None, scale: float 
 
 def write_sections(path: str | os.PathLike, sections: list[Section], fmt: str | None = None, *,
                    magc_dialect: str = "magfinder", image_path=None, image_size=None,
-                   serial_order=None, stage_order=None) -> None:
-    """Write ``sections`` atomically in ``fmt`` (guessed from ``path`` when None).
+                   serial_order=None, stage_order=None, landmarks=None, magc_entries=(),
+                   pair_scale: float = 1.0, pair_integers: bool = False) -> None:
+    """Write ``sections`` atomically in ``fmt`` (guessed from ``path`` when None), corners in the
+    canonical order.
 
-    ``magc_dialect``, ``serial_order``, ``stage_order``: ``.magc`` only (orders default to the
-    identity). ``image_path`` and ``image_size`` ``(width, height)``: labelme and COCO only; the
-    size defaults to the ceil of the polygons' max x and y. For ``magc-pair`` ``path`` is the
-    folder (created if needed) or either file of the pair.
+    ``.magc`` only: ``magc_dialect``, ``serial_order``, ``stage_order`` (default: the identity),
+    ``landmarks`` (``(x, y)`` image px) and ``magc_entries`` (entries kept from a read
+    :class:`MagcFile`). labelme and COCO only: ``image_path`` (stored as given: for labelme relative
+    to the JSON's folder, see :func:`image_path_for`) and ``image_size`` ``(width, height)``, which
+    defaults to the ceil of the polygons' max x and y. MagC pair only: ``pair_scale`` multiplies the
+    coordinates and ``pair_integers`` rounds them to whole pixels; ``path`` is the folder (created
+    if needed) or either file of the pair. Landmarks given for another format are dropped with a
+    warning.
     """
     p = Path(path)
     if fmt is None:
         fmt = guess_format(p, for_write=True)
     check_format(fmt)
     sections = list(sections)
+    if landmarks is not None and len(landmarks) and fmt != "magc":
+        log.warning("%s: %d landmarks not written (only a .magc file holds landmarks)", p, len(landmarks))
     if fmt == "magc-pair":
-        write_magc_pair(p, sections)
+        write_magc_pair(p, sections, scale=pair_scale, integers=pair_integers)
     elif fmt == "magc":
-        write_magc(p, sections, magc_dialect, serial_order, stage_order)
+        write_magc(p, sections, magc_dialect, serial_order, stage_order,
+                   landmarks=() if landmarks is None else landmarks, entries=magc_entries)
     elif fmt == "labelme":
         write_labelme(p, sections, image_path, image_size)
     else:
@@ -76,5 +95,6 @@ __all__ = [
     "read_sections", "write_sections", "read_magc", "MagcFile", "guess_format", "FORMATS",
     "DIALECTS", "magfinder_angle", "read_magc_pair", "write_magc_pair", "write_magc",
     "read_labelme", "write_labelme", "read_coco", "write_coco", "json_kind", "check_format",
-    "sections_from_labelme", "sections_from_coco", "load_json",
+    "sections_from_labelme", "sections_from_coco", "load_json", "MagcEntry", "direction_from_magc_angle",
+    "image_path_for", "read_landmarks", "MIN_LANDMARKS",
 ]

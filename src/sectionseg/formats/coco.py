@@ -1,15 +1,29 @@
 """COCO instance-segmentation JSON for one image.
 
-Written as one image (``id`` 1, ``file_name``, ``width``, ``height``), the categories
-``tissue`` = 1, ``magnet`` = 2 and ``dummy`` = 3 (always listed so ids are stable; a trainer that
-ignores dummies simply drops category 3), and one annotation per part::
+Written as one image (``id`` 1, ``file_name``, ``width``, ``height``), the categories (always all
+three, so the ids are stable whatever the file holds):
 
-    {"id": k, "image_id": 1, "category_id": c, "segmentation": [[x1, y1, x2, y2, ...]],
-     "bbox": [x, y, w, h], "area": polygon area, "iscrowd": 0, "attributes": {"section": i}}
+=====  ==========  ==========================================================
+id     name        what
+=====  ==========  ==========================================================
+1      ``tissue``  the tissue part (resin block with the tissue)
+2      ``magnet``  the magnetic part
+3      ``dummy``   the thin dummy strip beside some sections (a trainer that
+                   ignores dummies drops category 3)
+=====  ==========  ==========================================================
 
-``attributes.section`` pairs the parts of section i. A section's score, when set, is written as
-the annotation's ``score`` (as in COCO results files). Coordinates are in the package convention
-(origin at the top-left corner of the top-left pixel), as pycocotools rasterises them.
+and one annotation per part, corners in the canonical order of :mod:`sectionseg.geometry.orientation`::
+
+    {"id": k, "image_id": 1, "category_id": c, "segmentation": [[x0, y0, x1, y1, ...]],
+     "bbox": [x, y, w, h], "area": polygon area, "iscrowd": 0, "attributes": {"section": i},
+     "score": s}
+
+``attributes.section`` pairs the parts of section i. ``score`` is the section's detection score; it
+is written whenever the section has one (every section of a detection: ``sectionseg detect`` writes
+``sections.coco.json``), so a detection file loads as COCO *results* (pycocotools ``loadRes`` of its
+``annotations``, ``COCOeval``); ground truth has none. Coordinates are in the package convention
+(origin at the top-left corner of the top-left pixel), as pycocotools rasterises them. A magnet known
+only by its location has no polygon and is left out (with a warning). ``file_name`` is written as given.
 
 Reading: categories are matched by *name* (tissue / magnet or mag / dummy, any case), so files
 from other tools with other ids work. Only files with at most one image are accepted. Parts are
@@ -30,6 +44,7 @@ from sectionseg.formats.common import (
     PART_ALIASES, assemble_sections, dump_json, image_size_of, json_num, load_json, points_array,
 )
 from sectionseg.geometry import Section, polygon_area
+from sectionseg.geometry.orientation import canonical_sections
 from sectionseg.io.atomic import write_text
 
 log = logging.getLogger(__name__)
@@ -46,6 +61,10 @@ def coco_dict(sections: list[Section], image_path=None, image_size=None) -> dict
     """The COCO document of ``sections``; ``image_size`` is ``(width, height)``."""
     w, h = image_size_of(sections, image_size)
     anns = []
+    sections = canonical_sections(sections)
+    located = sum(s.magnet is None and "magnet_location" in s.extra for s in sections)
+    if located:
+        log.warning("%d magnets known only by their location are not written to COCO (no polygon)", located)
     for i, s in enumerate(sections):
         for name, part in s.parts().items():
             p = part.polygon

@@ -145,7 +145,8 @@ def assemble_sections(parts, path, key_name: str) -> list:
     """Pair labelled parts into sections (shared by the labelme and COCO readers).
 
     ``parts``: iterable of ``(key, label, points, score, where)`` where ``label`` is tissue, magnet or
-    dummy, ``key`` pairs the parts of one section (None: the part is a section of its own, which a
+    dummy (a magnet of one point is a location-only magnet: ``extra["magnet_location"]``), ``key``
+    pairs the parts of one section (None: the part is a section of its own, which a
     dummy may not be) and ``where`` locates the item in error messages (``key_name`` names the key).
     Returns the keyed sections in key order, then the loose ones; logs a warning for loose parts.
     """
@@ -170,7 +171,15 @@ def assemble_sections(parts, path, key_name: str) -> list:
         if "tissue" not in g and "magnet" not in g:
             raise InputError(f"{g['_where']}: {key_name} has a dummy but no tissue or magnet part", path)
         score = g["_score"] if isinstance(g["_score"], (int, float)) else None
-        sections.append(Section.from_arrays(g.get("tissue"), g.get("magnet"), g.get("dummy"), score=score))
+        magnet, extra = g.get("magnet"), {}
+        if magnet is not None and len(magnet) == 1:  # a location-only magnet (labelme point shape)
+            if "tissue" not in g:
+                raise InputError(f"{g['_where']}: a magnet location needs the tissue of its {key_name}",
+                                 path)
+            magnet, extra = None, {"magnet_location": (float(magnet[0, 0]), float(magnet[0, 1]))}
+        section = Section.from_arrays(g.get("tissue"), magnet, g.get("dummy"), score=score)
+        section.extra.update(extra)
+        sections.append(section)
     if loose:
         log.warning("%s: %d parts without a %s, each read as a section of its own", path, len(loose), key_name)
     return sections

@@ -1,4 +1,4 @@
-"""labelme JSON: one polygon shape per part, parts of a section share a ``group_id``.
+"""labelme JSON: one shape per part, parts of a section share a ``group_id``.
 
 Written as::
 
@@ -7,13 +7,21 @@ Written as::
                  "shape_type": "polygon", "flags": {}, "description": ""}, ...],
      "imagePath": ..., "imageData": null, "imageHeight": H, "imageWidth": W}
 
-Section i gets ``group_id`` i and its shapes come in the order tissue, magnet, dummy. A section's
-detection score, when set, is written in its shapes' ``description`` as ``score=0.93``.
+Section i gets ``group_id`` i and its shapes come in the order tissue, magnet, dummy, their corners
+in the canonical order of :mod:`sectionseg.geometry.orientation`. A magnet known only by its location
+(``Section.extra["magnet_location"]``, e.g. from a SBEMimage ``.magc``) is a ``point`` shape. A
+section's detection score, when set, is written in its shapes' ``description`` as ``score=0.93``.
 labelme's point coordinates are taken to be in this package's convention (x, y pixels, origin at
 the top-left corner of the top-left pixel); no half-pixel shift is applied either way.
 
+``imagePath`` is written as given: labelme resolves it relative to the JSON file's folder, so callers
+that know the image file pass :func:`image_path_for` (the image's path relative to the JSON).
+``imageWidth``/``imageHeight`` must be the image's true size for labelme to open the file: pass
+``image_size`` whenever the image is known (it is otherwise guessed from the polygons).
+
 Reading: labels ``tissue``, ``magnet`` (also ``mag``, ``magnetic``) and ``dummy`` (any case);
-``polygon`` shapes (``rectangle`` shapes are turned into their 4 corners). Shapes are grouped into
+``polygon`` and ``oriented_rectangle`` shapes (4 corners), ``rectangle`` shapes (turned into their
+4 corners) and, for magnets only, ``point`` shapes (a location-only magnet). Shapes are grouped into
 sections by ``group_id`` (sections sorted by ``group_id``); a tissue or magnet shape without a
 ``group_id`` becomes a section of its own (after the grouped ones, in file order). Unknown labels,
 a group with two shapes of one label, a group or ungrouped shape that is only a dummy are errors
@@ -33,6 +41,7 @@ from sectionseg.formats.common import (
     PART_ALIASES, assemble_sections, dump_json, image_size_of, json_num, load_json, points_array,
 )
 from sectionseg.geometry import Section
+from sectionseg.geometry.orientation import canonical_sections
 from sectionseg.io.atomic import write_text
 
 log = logging.getLogger(__name__)
@@ -40,16 +49,32 @@ log = logging.getLogger(__name__)
 LABELME_VERSION = "5.5.0"
 
 
+def image_path_for(image_file: str | os.PathLike, json_path: str | os.PathLike) -> str:
+    """``image_file`` (a path as given on the command line) relative to ``json_path``'s folder, with
+    forward slashes: the ``imagePath`` labelme resolves. Absolute when no relative path exists."""
+    image, folder = Path(os.path.abspath(image_file)), Path(os.path.abspath(json_path)).parent
+    try:
+        return Path(os.path.relpath(image, folder)).as_posix()
+    except ValueError:  # another drive (Windows)
+        return image.as_posix()
+
+
+def _shape(label: str, points, group: int, description: str, kind: str = "polygon") -> dict:
+    return {"label": label, "points": [[json_num(x), json_num(y)] for x, y in points], "group_id": group,
+            "shape_type": kind, "flags": {}, "description": description}
+
+
 def labelme_dict(sections: list[Section], image_path=None, image_size=None) -> dict:
-    """The labelme document of ``sections``; ``image_size`` is ``(width, height)``."""
+    """The labelme document of ``sections``; ``image_path`` relative to the JSON's folder,
+    ``image_size`` ``(width, height)``."""
     w, h = image_size_of(sections, image_size)
     shapes = []
-    for i, s in enumerate(sections):
+    for i, s in enumerate(canonical_sections(sections)):
         description = "" if s.score is None else f"score={float(s.score):.6g}"
         for name, part in s.parts().items():
-            points = [[json_num(x), json_num(y)] for x, y in part.polygon]
-            shapes.append({"label": name, "points": points, "group_id": i,
-                           "shape_type": "polygon", "flags": {}, "description": description})
+            shapes.append(_shape(name, part.polygon, i, description))
+            if name == "tissue" and s.magnet is None and "magnet_location" in s.extra:
+                shapes.append(_shape("magnet", [s.extra["magnet_location"]], i, description, "point"))
     return {"version": LABELME_VERSION, "flags": {}, "shapes": shapes,
             "imagePath": "" if image_path is None else Path(image_path).as_posix(),
             "imageData": None, "imageHeight": h, "imageWidth": w}
@@ -57,11 +82,13 @@ def labelme_dict(sections: list[Section], image_path=None, image_size=None) -> d
 
 def write_labelme(path: str | os.PathLike, sections: list[Section], image_path=None,
                   image_size=None) -> None:
-    """Atomically write ``sections`` as labelme JSON (``image_path`` is stored as given)."""
+    """Atomically write ``sections`` as labelme JSON (``image_path`` stored as given: relative to
+    the JSON's folder, see :func:`image_path_for`)."""
     write_text(path, dump_json(labelme_dict(sections, image_path, image_size)))
 
 
-def _shape_points(shape: dict, path, where: str) -> np.ndarray:
+def _shape_points(shape: dict, label: str, path, where: str) -> np.ndarray:
+    """Corners ``(N, 2)`` of a polygon-like shape, or ``(1, 2)`` for a magnet's ``point`` shape."""
     kind = shape.get("shape_type") or "polygon"
     raw = shape.get("points")
     if kind == "rectangle":
@@ -70,8 +97,19 @@ def _shape_points(shape: dict, path, where: str) -> np.ndarray:
             raise InputError(f"{where}: a rectangle needs 2 points", path)
         (x0, y0), (x1, y1) = two
         raw = [[x0, y0], [x1, y0], [x1, y1], [x0, y1]]
+    elif kind == "oriented_rectangle":
+        if not isinstance(raw, list) or len(raw) != 4:
+            raise InputError(f"{where}: an oriented_rectangle needs 4 points", path)
+    elif kind == "point":
+        if label != "magnet":
+            raise InputError(f"{where}: a point shape can only be a magnet location, not a {label}", path)
+        pts = np.asarray(raw, dtype=np.float64) if isinstance(raw, list) else np.zeros((0,))
+        if pts.shape != (1, 2) or not np.all(np.isfinite(pts)):
+            raise InputError(f"{where}: a point shape needs 1 point [x, y]", path)
+        return pts
     elif kind != "polygon":
-        raise InputError(f"{where}: shape_type {kind!r} is not supported (use polygon)", path)
+        raise InputError(f"{where}: shape_type {kind!r} is not supported (use polygon, rectangle, "
+                         f"oriented_rectangle, or point for a magnet location)", path)
     return points_array(raw, path, where)
 
 
@@ -100,7 +138,7 @@ def _labelme_parts(shapes, path, scale: float):
         if label is None:
             raise InputError(f"{where}: unknown label {shape.get('label')!r} (expected tissue, "
                              f"magnet or dummy)", path)
-        pts = _shape_points(shape, path, where) * scale
+        pts = _shape_points(shape, label, path, where) * scale
         gid = shape.get("group_id")
         if gid is not None and (not isinstance(gid, int) or isinstance(gid, bool)):
             raise InputError(f"{where}: group_id must be an integer, got {gid!r}", path)

@@ -7,6 +7,13 @@ corner of the top-left pixel). Blank lines at the end and ``\\r\\n`` line ends a
 
 The pair is named by the folder holding it or by either of its two files. It has no place for
 dummy strips or scores: those are dropped on write. Every section written needs both parts.
+
+On write the corners follow the canonical order of :mod:`sectionseg.geometry.orientation` (the order of
+the original MagC files: tissue clockwise on screen, first edge short, magnet on the tissue's edge
+``p3 -> p0``). The original files hold integer coordinates at full resolution and some readers
+(``int(...)``, ``cv2.fillConvexPoly``) need integers: ``scale`` multiplies every coordinate on write
+(e.g. 3 for detections on an image downsized by 3) and ``integers=True`` rounds them to whole pixels
+(halves away from zero); the default writes the coordinates as they are, with up to 3 decimals.
 """
 from __future__ import annotations
 
@@ -17,8 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from sectionseg.errors import InputError
-from sectionseg.formats.common import fmt_num, parse_float, read_text
+from sectionseg.formats.common import check_scale, fmt_num, parse_float, read_text
 from sectionseg.geometry import Section
+from sectionseg.geometry.orientation import canonical_sections
 from sectionseg.io.atomic import atomic_path
 
 TISSUE_NAME = "source_sections_tissue.txt"
@@ -84,20 +92,32 @@ def _line(points: np.ndarray) -> str:
     return "".join(f"{fmt_num(x)},{fmt_num(y)}\t" for x, y in points) + "\n"
 
 
-def write_magc_pair(path: str | os.PathLike, sections: list[Section]) -> tuple[Path, Path]:
+def pair_coordinates(points: np.ndarray, scale: float = 1.0, integers: bool = False) -> np.ndarray:
+    """``points * scale``, rounded to whole pixels (halves away from zero) when ``integers``."""
+    p = np.asarray(points, dtype=np.float64) * scale
+    return np.sign(p) * np.floor(np.abs(p) + 0.5) if integers else p
+
+
+def write_magc_pair(path: str | os.PathLike, sections: list[Section], *, scale: float = 1.0,
+                    integers: bool = False) -> tuple[Path, Path]:
     """Write the pair into the folder named by ``path``; return ``(tissue_file, magnet_file)``.
 
-    Raises InputError if a section lacks its tissue or magnetic part. Dummies are not written.
-    Both files are written to temporary files first and renamed only once both are complete.
+    Corners in the canonical order, times ``scale``, rounded to integers when ``integers`` (see the
+    module doc). Raises InputError if a section lacks its tissue or magnetic part (a magnet known by
+    its location only counts as lacking). Dummies are not written. Both files are written to
+    temporary files first and renamed only once both are complete.
     """
+    scale = check_scale(scale)
     for i, s in enumerate(sections):
         if s.tissue is None or s.magnet is None:
             missing = "tissue" if s.tissue is None else "magnet"
-            raise InputError(f"section {i} has no {missing} part; the MagC pair needs both parts of "
-                             f"every section", pair_folder(path))
+            known = " (only its location is known)" if "magnet_location" in s.extra else ""
+            raise InputError(f"section {i} has no {missing} part{known}; the MagC pair needs both parts "
+                             f"of every section", pair_folder(path))
+    sections = canonical_sections(sections)
     tissue_path, magnet_path = pair_paths(path)
-    tissue_text = "".join(_line(s.tissue.polygon) for s in sections)
-    magnet_text = "".join(_line(s.magnet.polygon) for s in sections)
+    tissue_text = "".join(_line(pair_coordinates(s.tissue.polygon, scale, integers)) for s in sections)
+    magnet_text = "".join(_line(pair_coordinates(s.magnet.polygon, scale, integers)) for s in sections)
     with atomic_path(tissue_path) as t_tmp, atomic_path(magnet_path) as m_tmp:
         t_tmp.write_text(tissue_text, encoding="utf-8")
         m_tmp.write_text(magnet_text, encoding="utf-8")

@@ -9,9 +9,11 @@ from sectionseg.geometry.polygons import (
     polygon_centroid,
     min_area_quad,
 )
+from sectionseg.geometry.orientation import canonical_section, canonical_sections, part_direction, section_direction
 
 __all__ = [
     "Part", "Section", "PART_NAMES", "as_polygon_array", "long_axis_angle",
     "polygon_area", "polygon_centroid", "min_area_quad", "fit_quadrilateral", "order_corners",
     "quad_from_mask", "refine_quad", "pair_parts", "snap_shared_edge",
+    "canonical_section", "canonical_sections", "section_direction", "part_direction",
 ]

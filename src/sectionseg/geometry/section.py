@@ -46,7 +46,11 @@ class Part:
 
     @cached_property
     def angle(self) -> float:
-        """Long-axis orientation, degrees in [0, 180), counter-clockwise on screen from +x."""
+        """Long-axis orientation, degrees in [0, 180), counter-clockwise on screen from +x.
+
+        An axis, independent of the vertex order; the *direction* written to files (first edge of the
+        canonical corner order) is :func:`sectionseg.geometry.orientation.part_direction`.
+        """
         return long_axis_angle(self.polygon)
 
     def transformed(self, scale: float = 1.0, offset=(0.0, 0.0)) -> "Part":

@@ -63,6 +63,30 @@ def read_image(path: str | os.PathLike, *, expect_gray: bool = True) -> np.ndarr
     return image
 
 
+def image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """``(width, height)`` in pixels of a TIFF, PNG or JPEG file, read from its header (no pixels).
+
+    InputError for a missing, unsupported or unreadable file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("no such image file", path)
+    suffix = path.suffix.lower()
+    try:
+        if suffix in TIFF_SUFFIXES:
+            with tifffile.TiffFile(path) as tif:
+                page = tif.pages[0]
+                return int(page.imagewidth), int(page.imagelength)
+        if suffix in OTHER_SUFFIXES:
+            from PIL import Image
+
+            with Image.open(path) as im:
+                return int(im.width), int(im.height)
+    except Exception as exc:  # corrupt files: any decoder error is the user's file
+        raise InputError(f"cannot read image: {exc}", path) from None
+    raise InputError(f"unsupported image type {suffix!r} (use .tif, .tiff, .png, .jpg)", path)
+
+
 def _read_tiff(path: Path) -> np.ndarray:
     try:
         return tifffile.memmap(path, mode="r")
