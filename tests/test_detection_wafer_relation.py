@@ -97,7 +97,20 @@ def test_consensus_gives_back_swapped_sections():
     found = [Section(s.magnet, s.tissue) if k in (3, 7) else s for k, s in enumerate(truth)]
     fixed, record = tissue_consensus(found, WaferSource(gray, None, scale=1.0))
     assert record["swapped"] == 2
-    assert record["features"]["fine_texture"]["used"] and record["features"]["specks"]["used"]
+    assert record["features"]["dark_structure"]["used"] and record["features"]["specks"]["used"]
+    assert not record["wafer_flipped"]
+    m = compare_sections(truth, fixed)
+    assert m["sections_correct"] == len(truth) and m["sections_swapped"] == 0
+
+
+def test_a_wafer_labelled_the_wrong_way_round_is_flipped_by_the_priors():
+    # the model took every magnet for the tissue (e.g. the darker half) but for two sections: the
+    # tissue carries dark striations and the magnet bright specks on every MagC wafer
+    truth, gray = _textured_wafer()
+    found = [s if k in (2, 9) else Section(s.magnet, s.tissue) for k, s in enumerate(truth)]
+    fixed, record = tissue_consensus(found, WaferSource(gray, None, scale=1.0))
+    assert record["wafer_flipped"] and record["swapped"] == len(truth) - 2
+    assert record["features"]["dark_structure"]["agreement_with_prior"] < 0.25
     m = compare_sections(truth, fixed)
     assert m["sections_correct"] == len(truth) and m["sections_swapped"] == 0
 

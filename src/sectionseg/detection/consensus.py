@@ -23,15 +23,21 @@ from sectionseg.detection.tiling import WaferSource
 from sectionseg.geometry import Section
 from sectionseg.geometry.raster import polygon_mask
 
-FEATURES = ("gray_level", "fine_texture", "specks", "fluo_level")
+FEATURES = ("gray_level", "dark_structure", "specks", "fluo_level")
+#: Sign of (tissue - magnet) that a feature has on every MagC wafer, where it shows at all: the magnet
+#: is the bright part in fluorescence and carries the bead specks, the tissue the embedded sample
+#: (dark blobs, striations). Gray level has none: either part can be the darker one.
+PRIORS = {"fluo_level": -1.0, "specks": -1.0, "dark_structure": 1.0}
 
 
 def part_features(source: WaferSource, quad: np.ndarray, inset: float = 2.0) -> dict[str, float] | None:
     """Measurements of one part (working-px quad) or None when it leaves the wafer or is too small.
 
-    ``gray_level``: mean gray; ``fine_texture``: s.d. of gray minus its 2-px Gaussian blur
-    (striations, blobs' edges); ``specks``: share of pixels standing out by more than 3 robust s.d.
-    from a 5 px median (bead specks); ``fluo_level``: mean fluorescence (absent without one).
+    ``gray_level``: mean gray; ``dark_structure``: mean black top-hat (dark blobs and striations
+    narrower than a quarter of the part, specks removed by a 3 px median first); ``specks``: share
+    of pixels brighter by more than 3 robust s.d. than a 5 px median (bead specks); ``fluo_level``:
+    mean fluorescence (absent without one). All inside the quad shrunk by ``inset`` px (and by the
+    top-hat's reach).
     """
     x0, y0 = (np.floor(quad.min(axis=0)) - 3).astype(int)
     x1, y1 = (np.ceil(quad.max(axis=0)) + 3).astype(int)
@@ -39,18 +45,22 @@ def part_features(source: WaferSource, quad: np.ndarray, inset: float = 2.0) -> 
     if x0 < 0 or y0 < 0 or x1 > w or y1 > h:
         return None
     centre = quad.mean(axis=0)
-    scale = np.linalg.norm(quad - centre, axis=1).mean()
-    inner = centre + (quad - centre) * max(0.0, 1.0 - inset / max(scale, 1e-6))
+    radius = float(np.linalg.norm(quad - centre, axis=1).mean())
+    short = float(min(np.linalg.norm(quad[1] - quad[0]), np.linalg.norm(quad[2] - quad[1])))
+    k = max(5, int(0.25 * short) | 1)
+    reach = max(inset, k / 2.0)
+    inner = centre + (quad - centre) * max(0.0, 1.0 - reach / max(radius, 1e-6))
     inside = polygon_mask(inner, (y1 - y0, x1 - x0), offset=(x0, y0))
     if inside.sum() < 16:
         return None
-    gray = source.gray_window(x0, y0, x1, y1).astype(np.float32)
-    fine = gray - cv2.GaussianBlur(gray, (0, 0), 2.0)
-    spots = gray - cv2.medianBlur(gray.astype(np.uint8), 5).astype(np.float32)
-    values = spots[inside]
-    mad = float(np.median(np.abs(values))) * 1.4826 + 1.0
-    out = {"gray_level": float(gray[inside].mean()), "fine_texture": float(fine[inside].std()),
-           "specks": float(np.mean(np.abs(values) > 3.0 * mad))}
+    gray8 = source.gray_window(x0, y0, x1, y1)
+    gray = gray8.astype(np.float32)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+    structure = cv2.morphologyEx(cv2.medianBlur(gray8, 3), cv2.MORPH_BLACKHAT, kernel).astype(np.float32)
+    spots = (gray - cv2.medianBlur(gray8, 5).astype(np.float32))[inside]
+    mad = float(np.median(np.abs(spots))) * 1.4826 + 1.0
+    out = {"gray_level": float(gray[inside].mean()), "dark_structure": float(structure[inside].mean()),
+           "specks": float(np.mean(spots > 3.0 * mad))}
     fluo = source.fluo_window(x0, y0, x1, y1)
     if fluo is not None:
         out["fluo_level"] = float(fluo[inside].mean())
@@ -59,9 +69,62 @@ def part_features(source: WaferSource, quad: np.ndarray, inset: float = 2.0) -> 
 
 def tissue_consensus(sections: list[Section], source: WaferSource,
                      settings: RepairSettings = RepairSettings()) -> tuple[list[Section], dict]:
-    """Sections (source px) with parts exchanged where they disagree with the wafer's
-    relation; and a JSON-ready record: per feature the median difference, agreement and whether it
-    counted, the number of sections swapped."""
+    """Sections (source px) with parts exchanged where they disagree with the wafer, and a JSON-ready
+    record.
+
+    Two steps. (1) The whole wafer: when the features of :data:`PRIORS` that are decisive on this
+    wafer (most sections agree on their sign) say that the model's labelling is the wrong way round
+    for most sections, every section is exchanged (a model may take the darker half for the tissue
+    on a wafer where the magnet is darker). (2) Single sections: a feature expresses the wafer's
+    relation when most sections agree on its sign; a section whose weighted vote on those features
+    falls below ``settings.consensus_swap_vote`` is exchanged.
+    """
+    index, d = _differences(sections, source, settings)
+    record: dict = {"sections_measured": len(index), "swapped": 0, "wafer_flipped": False, "features": {}}
+    if len(index) < settings.consensus_min_sections:
+        record["skipped"] = f"fewer than {settings.consensus_min_sections} measurable paired sections"
+        return sections, record
+    out = list(sections)
+    if _wafer_inverted(d, record, settings):
+        record["wafer_flipped"] = True
+        d = -d
+        for i in index:
+            out[i] = _exchanged(out[i])
+    votes = np.zeros(len(index))
+    weights = 0.0
+    for k, name in enumerate(FEATURES):
+        col = d[:, k]
+        signs = _signs(col, settings)
+        if signs is None:
+            continue
+        col = np.nan_to_num(col)
+        sign = 1.0 if np.sum(signs) >= 0 else -1.0
+        agreement = float(np.mean(signs == sign))
+        med = float(np.median(col))
+        spread = float(np.median(np.abs(col[col != 0]))) + 1e-6
+        used = agreement >= settings.consensus_min_agreement
+        record["features"][name] = {**record["features"].get(name, {}), "median_difference": med,
+                                    "agreement": agreement, "used": used}
+        if used:
+            weight = 2.0 * agreement - 1.0  # 0 at a coin flip, 1 when every section agrees
+            votes += weight * sign * np.clip(col / spread, -3.0, 3.0)
+            weights += weight
+    if weights == 0.0:
+        record["skipped"] = "no feature separates tissue from magnet on this wafer"
+    else:
+        votes /= weights
+        for i, v in zip(index, votes):
+            if v < settings.consensus_swap_vote:
+                out[i] = _exchanged(out[i])
+                record["swapped"] += 1
+    if record["wafer_flipped"]:
+        record["swapped"] = len(index) - record["swapped"]  # sections that end up exchanged
+    return out, record
+
+
+def _differences(sections, source, settings) -> tuple[list[int], np.ndarray]:
+    """Indices of the measurable paired sections and their (tissue - magnet) feature differences
+    ``(n, len(FEATURES))`` (NaN for a feature without data)."""
     diffs, index = [], []
     for i, s in enumerate(sections):
         if s.tissue is None or s.magnet is None:
@@ -72,42 +135,43 @@ def tissue_consensus(sections: list[Section], source: WaferSource,
             continue
         diffs.append([ft.get(k, np.nan) - fm.get(k, np.nan) for k in FEATURES])
         index.append(i)
-    record: dict = {"sections_measured": len(index), "swapped": 0, "features": {}}
-    if len(index) < settings.consensus_min_sections:
-        record["skipped"] = f"fewer than {settings.consensus_min_sections} measurable paired sections"
-        return sections, record
-    d = np.asarray(diffs, dtype=np.float64)
-    votes = np.zeros(len(index))
-    weights = 0.0
-    for k, name in enumerate(FEATURES):
-        col = d[:, k]
-        if np.isnan(col).all():
+    return index, np.asarray(diffs, dtype=np.float64).reshape(-1, len(FEATURES))
+
+
+def _wafer_inverted(d: np.ndarray, record: dict, settings: RepairSettings) -> bool:
+    """Whether the decisive prior features (fluorescence alone when there is one) say that most
+    sections are labelled the wrong way round."""
+    keep = flip = 0
+    has_fluo = not np.isnan(d[:, FEATURES.index("fluo_level")]).all()
+    for name in ["fluo_level"] if has_fluo else [n for n in PRIORS if n != "fluo_level"]:
+        signs = _signs(d[:, FEATURES.index(name)], settings)
+        if signs is None:
             continue
-        med = float(np.median(col))
-        sign = 1.0 if med >= 0 else -1.0
-        agreement = float(np.mean(np.sign(col) == sign))
-        spread = float(np.median(np.abs(col))) + 1e-6
-        used = agreement >= settings.consensus_min_agreement and med != 0.0
-        record["features"][name] = {"median_difference": med, "agreement": agreement, "used": used}
-        if used:
-            weight = 2.0 * agreement - 1.0  # 0 at a coin flip, 1 when every section agrees
-            votes += weight * sign * np.clip(col / spread, -3.0, 3.0)
-            weights += weight
-    if weights == 0.0:
-        record["skipped"] = "no feature separates tissue from magnet on this wafer"
-        return sections, record
-    votes /= weights
-    out = list(sections)
-    for i, v in zip(index, votes):
-        if v < settings.consensus_swap_vote:
-            s = out[i]
-            out[i] = Section(s.magnet, s.tissue, s.dummy, score=s.score, extra=_swapped_extra(s.extra))
-            record["swapped"] += 1
-    return out, record
+        along = float(np.mean(signs == PRIORS[name]))  # share labelled as the prior expects
+        record["features"][name] = {"agreement_with_prior": along}
+        if along >= 1.0 - settings.consensus_flip_agreement:
+            keep += 1
+        elif along <= settings.consensus_flip_agreement:
+            flip += 1
+    return flip > keep
+
+
+def _signs(col: np.ndarray, settings: RepairSettings) -> np.ndarray | None:
+    """Signs of one feature's differences where it has any (not NaN, not 0), or None when fewer than
+    half of the sections (or than ``consensus_min_sections``) show it: e.g. specks on a wafer whose
+    magnets show none."""
+    shown = col[np.isfinite(col) & (col != 0)]
+    if shown.size < max(settings.consensus_min_sections, 0.5 * col.size):
+        return None
+    return np.sign(shown)
+
+
+def _exchanged(s: Section) -> Section:
+    return Section(s.magnet, s.tissue, s.dummy, score=s.score, extra=_swapped_extra(s.extra))
 
 
 def _swapped_extra(extra: dict | None) -> dict:
     out = dict(extra or {})
     out["tissue_score"], out["magnet_score"] = out.get("magnet_score"), out.get("tissue_score")
-    out["swapped_by_consensus"] = True
+    out["swapped_by_consensus"] = not out.get("swapped_by_consensus", False)
     return out

@@ -60,6 +60,8 @@ class RepairSettings:
     consensus_min_sections: int = 8       # fewer measurable paired sections: no wafer relation trusted
     consensus_min_agreement: float = 0.75  # share of sections agreeing on a feature's sign for it to count
     consensus_swap_vote: float = -0.5     # a section whose weighted vote is below this is swapped
+    consensus_flip_agreement: float = 0.35  # the whole wafer is exchanged when at most this share of its
+                                          # sections agrees with a prior feature (and none says keep)
     consensus_inset: float = 2.0          # px kept away from a part's outline when measuring it
     steps: tuple[str, ...] = field(default=STEPS)
 
