@@ -153,6 +153,20 @@ def test_detect_command_end_to_end(tmp_path, small_wafer, tiny_model, capsys):
     labelme = json.loads((out / "sections.labelme.json").read_text())
     assert labelme["imagePath"] == "../w/gray.tif" and (labelme["imageWidth"], labelme["imageHeight"]) == (500, 300)
     assert (out / "sections.coco.json").is_file()
+    assert all(report["params"]["settings"]["steps"].values())
+
+
+def test_detect_command_switches_repair_steps_off(tmp_path, small_wafer, tiny_model, capsys):
+    out = tmp_path / "det"
+    code = main(["detect", str(small_wafer / "gray.tif"), "--out", str(out), "--model", str(tiny_model),
+                 "--no-progress", "--section-size", "48", "--tile-size", "256", "--overlap", "64",
+                 "--skip-repair", "consensus", "trim_gaps"])
+    assert code == 0
+    steps = json.loads((out / "report.json").read_text())["params"]["settings"]["steps"]
+    assert not steps["consensus"] and not steps["trim_gaps"] and steps["regrow_small"]
+    with pytest.raises(SystemExit) as exc:
+        main(["detect", str(small_wafer / "gray.tif"), "--out", str(out), "--skip-repair", "no_such_step"])
+    assert exc.value.code == 2
 
 
 def _bad_inputs(tmp_path, small_wafer):

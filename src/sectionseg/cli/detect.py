@@ -63,6 +63,11 @@ def register(subparsers) -> None:
     p.add_argument("--workers", type=int,
                    help="processes for inference and fitting (default: one per core, at most "
                         f"{MAX_AUTO_WORKERS}, on the CPU; 1 with --device cuda)")
+    from sectionseg.detection.settings import STEPS
+
+    p.add_argument("--skip-repair", nargs="+", default=[], choices=STEPS, metavar="STEP",
+                   help="repair steps after the model to switch off (all run by default; recorded in "
+                        f"report.json): {', '.join(STEPS)}")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -155,6 +160,8 @@ def detect_files(gray_path, fluo_path, out_dir, *, model=None, magc_dialect: str
 
 
 def run(args: argparse.Namespace) -> int:
+    from sectionseg.detection.settings import RepairSettings
+
     _check_args(args)
     result, paths, report = detect_files(
         args.gray, args.fluo, args.out, model=args.model, magc_dialect=args.magc_dialect,
@@ -162,7 +169,8 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress and sys.stderr.isatty(), tile_size=args.tile_size,
         overlap=args.overlap, batch_size=args.batch_size, score_threshold=args.score_threshold,
         mask_threshold=args.mask_threshold, section_size=args.section_size, device=args.device,
-        precision=args.precision, proposals=args.proposals, workers=args.workers)
+        precision=args.precision, proposals=args.proposals, workers=args.workers,
+        settings=RepairSettings().without(*args.skip_repair))
     c = result.counts
     print(f"found {c['sections']} sections ({c['unpaired']} unpaired parts, {c['dropped_dummies']} "
           f"dummy-like parts dropped) on {c['tiles']} tiles at scale {result.scale:.3g} in "
