@@ -1,0 +1,59 @@
+"""Which links of the found order a person should check.
+
+In: the cost matrix ``(n, n)`` (NaN: not compared), the path (indices) and each link's
+:class:`~sectionseg.serial.match.PairMatch` (or None when the pair was never compared). A link is
+doubtful for any of these reasons (all are listed):
+
+- ``no match``: the two sections could not be aligned (the path had to jump);
+- ``high cost``: its cost is above ``median + doubt_mad x 1.4826 MAD`` of the path's links and above
+  ``doubt_ratio x median`` (a lost section in between, a damaged section, or a wrong link);
+- ``better partner``: one of its two sections has a compared partner that is not its neighbour on
+  the path and costs less than the link (times ``1 + doubt_margin``): the data would rather put it
+  elsewhere;
+- ``end``: for a path end, a partner elsewhere costs less than the end's only link (same test; the
+  end link gets it).
+
+Out: a list, per link, of reasons (empty: no doubt).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from sectionseg.serial.settings import OrderSettings
+
+
+def link_doubts(cost: np.ndarray, path: list[int], matches: list, settings: OrderSettings = OrderSettings()
+                ) -> list[list[str]]:
+    """Reasons of doubt per link ``path[k] -> path[k+1]`` (see the module doc)."""
+    c = np.asarray(cost, dtype=np.float64)
+    links = np.array([c[a, b] for a, b in zip(path[:-1], path[1:])], np.float64)
+    out: list[list[str]] = [[] for _ in links]
+    if not len(links):
+        return out
+    finite = links[np.isfinite(links)]
+    med = float(np.median(finite)) if len(finite) else 1.0
+    mad = 1.4826 * float(np.median(np.abs(finite - med))) if len(finite) else 0.0
+    high = max(med + settings.doubt_mad * mad, settings.doubt_ratio * med)
+    for k, (lk, m) in enumerate(zip(links, matches)):
+        if m is None or not m.ok or not np.isfinite(lk):
+            out[k].append("no match")
+        elif lk > high:
+            out[k].append("high cost")
+    position = {s: k for k, s in enumerate(path)}
+    for k, s in enumerate(path):
+        row = c[s].copy()
+        row[s] = np.nan
+        neighbours = [path[k - 1]] if k > 0 else []
+        neighbours += [path[k + 1]] if k + 1 < len(path) else []
+        for nb in neighbours:
+            row[nb] = np.nan
+        if not np.isfinite(row).any():
+            continue
+        best = float(np.nanmin(row))
+        for nb in neighbours:
+            link = min(position[s], position[nb])
+            if np.isfinite(c[s, nb]) and best * (1 + settings.doubt_margin) < c[s, nb]:
+                reason = "better partner"
+                if reason not in out[link]:
+                    out[link].append(reason)
+    return out

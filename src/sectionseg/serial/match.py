@@ -1,0 +1,195 @@
+"""Align the beads of two sections (rigid, maybe mirrored) and measure how much their patterns differ.
+
+In: two sections' :class:`~sectionseg.serial.beads.Beads` and constellations. The constellations
+with the same key give bead correspondences (4 per constellation); the parity that most of them
+agree on says whether one section is mirrored. OpenCV's RANSAC (``estimateAffinePartial2D``, a
+similarity) keeps the consistent correspondences; a scale far from 1 is rejected. The rigid
+transform is then refined by least squares (Kabsch, rotation only) on mutually nearest beads.
+
+Out: :class:`PairMatch` with the transform from section ``i``'s image px to section ``j``'s, and
+the cost: among the beads that lie inside both fields of view, the share that does not match
+(``count``) or the share of bead signal that does not (``flux``: matched beads count by their
+brightness difference, after the median brightness ratio of the pair is divided out). Consecutive
+sections share nearly all beads (a ~1 um bead shows in ~20 sections of 50 nm), so the cost grows with
+the number of sections between two sections: the order is the path of least total cost.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+from scipy.spatial import cKDTree
+
+from sectionseg.serial.beads import Beads
+from sectionseg.serial.constellations import Constellations, shared
+from sectionseg.serial.settings import OrderSettings
+
+NO_MATCH = 1.0   # cost of a pair that could not be aligned (the largest cost)
+_MIRROR = np.diag([-1.0, 1.0])
+
+
+@dataclass
+class PairMatch:
+    """Result of :func:`match_pair` for sections ``i``, ``j`` (indices into the caller's list).
+
+    ``ok``: aligned; ``matrix``: 2x3 affine from ``i`` px to ``j`` px (rotation, maybe a mirror,
+    translation); ``mirrored``, ``angle`` (deg, counter-clockwise on screen); ``votes``: shared
+    constellations; ``inliers``: RANSAC inliers; ``matched``: beads matched after refinement;
+    ``n_i``, ``n_j``: beads of each inside the common field; ``overlap``: common field / the smaller
+    field; ``rms``: px of matched beads; ``gain``: median brightness ratio i/j; ``cost`` in [0, 1];
+    ``why``: reason when not ok.
+    """
+
+    i: int
+    j: int
+    ok: bool = False
+    matrix: np.ndarray | None = None
+    mirrored: bool = False
+    angle: float = 0.0
+    votes: int = 0
+    inliers: int = 0
+    matched: int = 0
+    n_i: int = 0
+    n_j: int = 0
+    overlap: float = 0.0
+    rms: float = float("nan")
+    gain: float = float("nan")
+    cost: float = NO_MATCH
+    why: str = ""
+    pairs: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int64), repr=False)
+
+    def summary(self) -> dict:
+        """JSON-ready fields (no arrays)."""
+        out = {k: getattr(self, k) for k in ("i", "j", "ok", "mirrored", "votes", "inliers", "matched",
+                                             "n_i", "n_j", "why")}
+        for k in ("angle", "overlap", "rms", "gain", "cost"):
+            v = float(getattr(self, k))
+            out[k] = None if not np.isfinite(v) else round(v, 4)
+        return out
+
+
+def apply(matrix: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """Points ``xy`` ``(N, 2)`` through the 2x3 affine ``matrix``."""
+    return xy @ matrix[:, :2].T + matrix[:, 2]
+
+
+def invert(matrix: np.ndarray) -> np.ndarray:
+    """Inverse of a 2x3 affine."""
+    return cv2.invertAffineTransform(np.asarray(matrix, np.float64))
+
+
+def _kabsch(src: np.ndarray, dst: np.ndarray, mirrored: bool) -> np.ndarray:
+    """Least-squares rotation + translation (after mirroring ``src`` x when ``mirrored``) src -> dst."""
+    f = _MIRROR if mirrored else np.eye(2)
+    s = src @ f.T
+    cs, cd = s.mean(0), dst.mean(0)
+    u, _, vt = np.linalg.svd((s - cs).T @ (dst - cd))
+    r = (u @ vt).T
+    if np.linalg.det(r) < 0:
+        u[:, -1] *= -1
+        r = (u @ vt).T
+    lin = r @ f
+    return np.c_[lin, cd - cs @ r.T]
+
+
+def _mutual(a: np.ndarray, b: np.ndarray, radius: float) -> np.ndarray:
+    """``(K, 2)`` index pairs of points of ``a`` and ``b`` that are each other's nearest, within ``radius``."""
+    if not len(a) or not len(b):
+        return np.zeros((0, 2), np.int64)
+    da, ia = cKDTree(b).query(a, distance_upper_bound=radius)
+    db, ib = cKDTree(a).query(b, distance_upper_bound=radius)
+    ka = np.flatnonzero(np.isfinite(da))
+    ka = ka[ib[ia[ka]] == ka]
+    return np.c_[ka, ia[ka]].astype(np.int64)
+
+
+def _inside(xy: np.ndarray, size: tuple[int, int], margin: float) -> np.ndarray:
+    w, h = size
+    return (xy[:, 0] >= margin) & (xy[:, 1] >= margin) & (xy[:, 0] <= w - margin) & (xy[:, 1] <= h - margin)
+
+
+def _field_overlap(matrix: np.ndarray, size_i, size_j) -> float:
+    """Area of field ``i`` mapped into ``j`` and intersected with field ``j``, over the smaller field."""
+    wi, hi = size_i
+    wj, hj = size_j
+    corners = apply(matrix, np.array([[0, 0], [wi, 0], [wi, hi], [0, hi]], np.float64)).astype(np.float32)
+    rect = np.array([[0, 0], [wj, 0], [wj, hj], [0, hj]], np.float32)
+    if cv2.contourArea(corners, oriented=True) < 0:
+        corners = corners[::-1].copy()
+    area, _ = cv2.intersectConvexConvex(corners, rect)
+    return float(area) / float(min(wi * hi, wj * hj))
+
+
+def match_pair(i: int, j: int, bi: Beads, bj: Beads, ci: Constellations, cj: Constellations,
+               settings: OrderSettings = OrderSettings()) -> PairMatch:
+    """Align section ``i`` onto ``j`` and measure their cost (see the module doc)."""
+    out = PairMatch(i, j)
+    ia, ib = shared(ci, cj)
+    out.votes = len(ia)
+    if len(ia) < 2:
+        out.why = "no shared constellations"
+        return out
+    mirrored = int(np.sum(ci.parity[ia] != cj.parity[ib])) > len(ia) / 2
+    same = (ci.parity[ia] != cj.parity[ib]) == mirrored
+    corr = np.unique(np.c_[ci.members[ia[same]].reshape(-1), cj.members[ib[same]].reshape(-1)], axis=0)
+    src = bi.xy[corr[:, 0]] @ (_MIRROR if mirrored else np.eye(2)).T
+    dst = bj.xy[corr[:, 1]]
+    if len(corr) < 3:
+        out.why = "too few correspondences"
+        return out
+    m, inl = cv2.estimateAffinePartial2D(src.astype(np.float32), dst.astype(np.float32), method=cv2.RANSAC,
+                                         ransacReprojThreshold=settings.ransac_px, maxIters=2000,
+                                         confidence=0.999, refineIters=0)
+    if m is None:
+        out.why = "RANSAC found no transform"
+        return out
+    out.inliers = int(inl.sum())
+    scale = float(np.hypot(m[0, 0], m[1, 0]))
+    if abs(scale - 1) > settings.max_scale_error or out.inliers < settings.min_matches:
+        out.why = f"RANSAC: scale {scale:.3f}, {out.inliers} inliers"
+        return out
+    f = _MIRROR if mirrored else np.eye(2)
+    matrix = np.c_[m[:, :2] / scale @ f, m[:, 2]]   # i px -> j px, scale removed
+    for _ in range(2):  # refine on all mutually nearest beads
+        pairs = _mutual(apply(matrix, bi.xy), bj.xy, 2 * settings.match_px)
+        if len(pairs) < settings.min_matches:
+            out.why = f"{len(pairs)} beads match after RANSAC"
+            return out
+        matrix = _kabsch(bi.xy[pairs[:, 0]], bj.xy[pairs[:, 1]], mirrored)
+    out.ok, out.matrix, out.mirrored = True, matrix, mirrored
+    lin = matrix[:, :2] @ f
+    out.angle = float(np.degrees(np.arctan2(lin[1, 0], lin[0, 0])) % 360)
+    _cost(out, bi, bj, settings)
+    if out.matched < settings.min_matches:
+        out.ok, out.cost, out.why = False, NO_MATCH, f"{out.matched} beads match in the common field"
+    return out
+
+
+def _cost(out: PairMatch, bi: Beads, bj: Beads, settings: OrderSettings) -> None:
+    """Fill matched/n_i/n_j/overlap/rms/gain/cost of an aligned pair (beads of the common field only)."""
+    xi = apply(out.matrix, bi.xy)
+    xj = apply(invert(out.matrix), bj.xy)
+    in_i = _inside(xi, bj.size, settings.margin_px)
+    in_j = _inside(xj, bi.size, settings.margin_px)
+    si, sj = np.flatnonzero(in_i), np.flatnonzero(in_j)
+    pairs = _mutual(xi[si], bj.xy[sj], settings.match_px)
+    pairs = np.c_[si[pairs[:, 0]], sj[pairs[:, 1]]]
+    pairs = pairs[bi.channel[pairs[:, 0]] == bj.channel[pairs[:, 1]]]
+    out.pairs = pairs
+    out.matched, out.n_i, out.n_j = len(pairs), len(si), len(sj)
+    out.overlap = _field_overlap(out.matrix, bi.size, bj.size)
+    if not len(pairs):
+        return
+    out.rms = float(np.sqrt(np.mean(np.sum((xi[pairs[:, 0]] - bj.xy[pairs[:, 1]]) ** 2, 1))))
+    fi, fj = bi.flux[pairs[:, 0]], bj.flux[pairs[:, 1]]
+    out.gain = float(np.median(fi / np.maximum(fj, 1e-9)))
+    if settings.cost == "count":
+        total = out.n_i + out.n_j
+        out.cost = 1.0 - 2.0 * out.matched / total if total else NO_MATCH
+        return
+    gi = bi.flux[si].sum()
+    gj = bj.flux[sj].sum() * out.gain
+    unmatched = gi + gj - fi.sum() - fj.sum() * out.gain
+    diff = np.abs(fi - fj * out.gain).sum()
+    out.cost = float(np.clip((unmatched + diff) / max(gi + gj, 1e-9), 0.0, 1.0))

@@ -1,0 +1,108 @@
+"""Section order retrieval, the whole chain: beads -> constellations -> candidate pairs -> alignment
+and cost -> cheapest path -> doubtful links.
+
+In: section ids and their bead images (one or more channels each, same field of view) or detected
+:class:`~sectionseg.serial.beads.Beads`. Out: :class:`OrderResult` with the ids in serial order,
+each link's score and doubts, the cost matrix (NaN where a pair was not compared: it was no
+candidate) and the pair matches.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sectionseg.errors import InputError
+from sectionseg.serial.beads import Beads, detect_beads, merge_channels
+from sectionseg.serial.constellations import candidate_pairs, constellations
+from sectionseg.serial.doubts import link_doubts
+from sectionseg.serial.match import PairMatch, match_pair
+from sectionseg.serial.path import cheapest_path
+from sectionseg.serial.settings import OrderSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class OrderResult:
+    """``ids``: section ids as given; ``order``: the ids in serial order; ``links``: per consecutive
+    pair of ``order`` a dict (``from``, ``to``, ``cost``, ``doubts``, match fields); ``cost``:
+    ``(n, n)`` matrix indexed like ``ids``; ``matches``: ``{(a, b): PairMatch}`` by index, ``a < b``;
+    ``beads``: per id; ``timings``: seconds per step."""
+
+    ids: list[int]
+    order: list[int]
+    links: list[dict]
+    cost: np.ndarray
+    matches: dict = field(default_factory=dict)
+    beads: dict = field(default_factory=dict)
+    timings: dict = field(default_factory=dict)
+
+    @property
+    def doubtful(self) -> list[dict]:
+        return [link for link in self.links if link["doubts"]]
+
+    def match(self, a: int, b: int) -> PairMatch | None:
+        """The match of sections with ids ``a`` and ``b`` (oriented from ``a`` to ``b``), or None."""
+        ia, ib = self.ids.index(a), self.ids.index(b)
+        m = self.matches.get((min(ia, ib), max(ia, ib)))
+        if m is None or ia < ib or not m.ok:
+            return m
+        from sectionseg.serial.match import invert
+
+        flipped = PairMatch(**{**m.__dict__, "i": ia, "j": ib})
+        flipped.matrix = invert(m.matrix)
+        flipped.pairs = m.pairs[:, ::-1]
+        return flipped
+
+
+def section_beads(images: list[np.ndarray], settings: OrderSettings = OrderSettings()) -> Beads:
+    """Beads of one section from its channel images (same size)."""
+    parts = [detect_beads(img, settings, channel=c) for c, img in enumerate(images)]
+    return merge_channels(parts)
+
+
+def order_sections(beads: dict[int, Beads], settings: OrderSettings = OrderSettings(), *,
+                   first: int | None = None) -> OrderResult:
+    """Serial order of sections from their beads ``{section id: Beads}`` (see the module doc).
+
+    ``first``: the id to start the order from (its end of the path); default the end with the
+    smaller id. Needs at least 2 sections.
+    """
+    settings = settings.checked()
+    ids = sorted(beads)
+    n = len(ids)
+    if n < 2:
+        raise InputError(f"section order needs at least 2 sections, got {n}")
+    if first is not None and first not in beads:
+        raise InputError(f"--first {first}: no such section id")
+    timings = {}
+    t0 = time.perf_counter()
+    cons = [constellations(beads[s].xy, settings.neighbours, settings.bin_px) for s in ids]
+    pairs, votes = candidate_pairs([c.keys for c in cons], settings.candidates, settings.min_votes)
+    timings["candidates"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    cost = np.full((n, n), np.nan)
+    np.fill_diagonal(cost, 0.0)
+    matches = {}
+    for a, b in pairs:
+        m = match_pair(int(a), int(b), beads[ids[a]], beads[ids[b]], cons[a], cons[b], settings)
+        matches[(int(a), int(b))] = m
+        cost[a, b] = cost[b, a] = m.cost
+    timings["matching"] = time.perf_counter() - t0
+    log.info("order: %d sections, %d candidate pairs of %d", n, len(pairs), n * (n - 1) // 2)
+    t0 = time.perf_counter()
+    path = cheapest_path(cost, runs=settings.tsp_runs, first=None if first is None else ids.index(first))
+    timings["path"] = time.perf_counter() - t0
+    link_matches = [matches.get((min(a, b), max(a, b))) for a, b in zip(path[:-1], path[1:])]
+    doubts = link_doubts(cost, path, link_matches, settings)
+    links = []
+    for (a, b), m, why in zip(zip(path[:-1], path[1:]), link_matches, doubts):
+        link = {"from": ids[a], "to": ids[b], "cost": None if not np.isfinite(cost[a, b]) else float(cost[a, b]),
+                "votes": int(votes[a, b]), "doubts": why}
+        if m is not None:
+            link.update({k: v for k, v in m.summary().items() if k not in ("i", "j", "cost", "votes")})
+        links.append(link)
+    return OrderResult(ids, [ids[k] for k in path], links, cost, matches, dict(beads), timings)
