@@ -2,8 +2,12 @@
 
 In: a 2-D image (any numeric dtype). Out: :class:`Beads` with centres in image px (origin at the
 top-left corner of the top-left pixel, y down), a brightness per bead (the background-subtracted
-peak of the smoothed image, divided by the median of the image's beads so that exposure cancels)
-and a channel index. Several channels of one section are merged with :func:`merge_channels`.
+peak of the smoothed image, divided by the median of the image's strong beads so that exposure
+cancels) and a channel index. Peaks above ``threshold`` noise s.d. are *strong* beads (constellations
+and alignment use them); peaks above ``weak_threshold`` are kept as *weak* ones: a bead that is just
+above the threshold in one section and just below it in the next then still matches, with its
+small brightness difference, instead of counting as a bead that appeared. Several channels of one
+section are merged with :func:`merge_channels`.
 """
 from __future__ import annotations
 
@@ -18,12 +22,22 @@ from sectionseg.serial.settings import OrderSettings
 @dataclass
 class Beads:
     """Beads of one section: ``xy`` ``(N, 2)`` px, ``flux`` ``(N,)`` (relative brightness, median 1
-    per channel), ``channel`` ``(N,)`` int, ``size`` ``(width, height)`` of the image px."""
+    over the strong beads of a channel), ``channel`` ``(N,)`` int, ``strong`` ``(N,)`` bool,
+    ``size`` ``(width, height)`` of the image px."""
 
     xy: np.ndarray
     flux: np.ndarray
     channel: np.ndarray
     size: tuple[int, int]
+    strong: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.strong is None:
+            self.strong = np.ones(len(self.xy), bool)
+
+    @property
+    def n_strong(self) -> int:
+        return int(np.count_nonzero(self.strong))
 
     def __len__(self) -> int:
         return len(self.xy)
@@ -39,14 +53,17 @@ def detect_beads(image: np.ndarray, settings: OrderSettings = OrderSettings(), c
     sample = d[::2, ::2]
     centre = float(np.median(sample))
     noise = 1.4826 * float(np.median(np.abs(sample - centre))) or 1e-6
-    level = centre + settings.threshold * noise
+    level = centre + min(settings.weak_threshold, settings.threshold) * noise
     peaks = (d >= cv2.dilate(d, np.ones((3, 3), np.uint8))) & (d > level)
     peaks[:2], peaks[-2:], peaks[:, :2], peaks[:, -2:] = False, False, False, False
     rows, cols = np.nonzero(peaks)
     value = d[rows, cols]
-    if len(value) > settings.max_beads:
-        keep = np.argsort(-value)[:settings.max_beads]
+    if len(value) > 3 * settings.max_beads:
+        keep = np.argsort(-value)[:3 * settings.max_beads]
         rows, cols, value = rows[keep], cols[keep], value[keep]
+    strong = value > centre + settings.threshold * noise
+    if strong.sum() > settings.max_beads:
+        strong[np.argsort(-value)[settings.max_beads:]] = False
     # parabola through the peak and its neighbours, per axis: sub-pixel offsets in [-0.5, 0.5]
     l, r = d[rows, cols - 1], d[rows, cols + 1]
     u, b = d[rows - 1, cols], d[rows + 1, cols]
@@ -54,9 +71,9 @@ def detect_beads(image: np.ndarray, settings: OrderSettings = OrderSettings(), c
     dy = _vertex(u, value, b)
     xy = np.c_[cols + 0.5 + dx, rows + 0.5 + dy]
     flux = (value - centre).astype(np.float64)
-    if len(flux):
-        flux /= max(float(np.median(flux)), 1e-12)
-    return Beads(xy.astype(np.float64), flux, np.full(len(flux), channel, np.int16), (w, h))
+    if strong.any():
+        flux /= max(float(np.median(flux[strong])), 1e-12)
+    return Beads(xy.astype(np.float64), flux, np.full(len(flux), channel, np.int16), (w, h), strong)
 
 
 def _vertex(a: np.ndarray, c: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -71,4 +88,5 @@ def merge_channels(parts: list[Beads]) -> Beads:
     if len(parts) == 1:
         return parts[0]
     return Beads(np.vstack([p.xy for p in parts]).reshape(-1, 2), np.concatenate([p.flux for p in parts]),
-                 np.concatenate([p.channel for p in parts]), parts[0].size)
+                 np.concatenate([p.channel for p in parts]), parts[0].size,
+                 np.concatenate([p.strong for p in parts]))

@@ -7,11 +7,14 @@ doubtful for any of these reasons (all are listed):
 - ``no match``: the two sections could not be aligned (the path had to jump);
 - ``high cost``: its cost is above ``median + doubt_mad x 1.4826 MAD`` of the path's links and above
   ``doubt_ratio x median`` (a lost section in between, a damaged section, or a wrong link);
+- ``gap``: its cost is above ``doubt_gap`` times the median of the (up to) four links around it: a
+  section may be missing between the two (lost, or its image absent), or one of them is damaged;
 - ``better partner``: one of its two sections has a compared partner that is not its neighbour on
   the path and costs less than the link (times ``1 + doubt_margin``): the data would rather put it
   elsewhere;
-- ``end``: for a path end, a partner elsewhere costs less than the end's only link (same test; the
-  end link gets it).
+- ``swap``: the two sections could trade places for little: the path with them swapped costs less
+  than ``doubt_swap x median link`` more (at a path end, the end section is taken to pay its
+  cheapest link, as in :mod:`.path`).
 
 Out: a list, per link, of reasons (empty: no doubt).
 """
@@ -39,6 +42,11 @@ def link_doubts(cost: np.ndarray, path: list[int], matches: list, settings: Orde
             out[k].append("no match")
         elif lk > high:
             out[k].append("high cost")
+        around = links[max(0, k - 2):k].tolist() + links[k + 1:k + 3].tolist()
+        around = [v for v in around if np.isfinite(v)]
+        if np.isfinite(lk) and around and lk > settings.doubt_gap * float(np.median(around)):
+            out[k].append("gap")
+    _swap_doubts(c, path, out, settings.doubt_swap * med)
     position = {s: k for k, s in enumerate(path)}
     for k, s in enumerate(path):
         row = c[s].copy()
@@ -57,3 +65,25 @@ def link_doubts(cost: np.ndarray, path: list[int], matches: list, settings: Orde
                 if reason not in out[link]:
                     out[link].append(reason)
     return out
+
+
+def _swap_doubts(c: np.ndarray, path: list[int], out: list[list[str]], limit: float) -> None:
+    """Add ``swap`` to links whose two sections could trade places for less than ``limit``."""
+    from sectionseg.serial.path import UNKNOWN
+
+    def cost(a, b):
+        v = c[a, b]
+        return v if np.isfinite(v) else UNKNOWN
+
+    off = np.where(np.isfinite(c), c, np.inf) + np.diag(np.full(len(c), np.inf))
+    end = off.min(1)
+    end = np.where(np.isfinite(end), end, UNKNOWN)
+    n = len(path)
+    for k in range(n - 1):
+        a, b = path[k], path[k + 1]
+        before = end[a] if k == 0 else cost(path[k - 1], a)
+        after = end[b] if k + 1 == n - 1 else cost(b, path[k + 2])
+        swapped_before = end[b] if k == 0 else cost(path[k - 1], b)
+        swapped_after = end[a] if k + 1 == n - 1 else cost(a, path[k + 2])
+        if swapped_before + swapped_after - before - after < limit:
+            out[k].append("swap")

@@ -152,11 +152,12 @@ def match_pair(i: int, j: int, bi: Beads, bj: Beads, ci: Constellations, cj: Con
     f = _MIRROR if mirrored else np.eye(2)
     matrix = np.c_[m[:, :2] / scale @ f, m[:, 2]]   # i px -> j px, scale removed
     for _ in range(2):  # refine on all mutually nearest beads
-        pairs = _mutual(apply(matrix, bi.xy), bj.xy, 2 * settings.match_px)
+        ki, kj = np.flatnonzero(bi.strong), np.flatnonzero(bj.strong)
+        pairs = _mutual(apply(matrix, bi.xy[ki]), bj.xy[kj], 2 * settings.match_px)
         if len(pairs) < settings.min_matches:
             out.why = f"{len(pairs)} beads match after RANSAC"
             return out
-        matrix = _kabsch(bi.xy[pairs[:, 0]], bj.xy[pairs[:, 1]], mirrored)
+        matrix = _kabsch(bi.xy[ki[pairs[:, 0]]], bj.xy[kj[pairs[:, 1]]], mirrored)
     out.ok, out.matrix, out.mirrored = True, matrix, mirrored
     lin = matrix[:, :2] @ f
     out.angle = float(np.degrees(np.arctan2(lin[1, 0], lin[0, 0])) % 360)
@@ -167,29 +168,39 @@ def match_pair(i: int, j: int, bi: Beads, bj: Beads, ci: Constellations, cj: Con
 
 
 def _cost(out: PairMatch, bi: Beads, bj: Beads, settings: OrderSettings) -> None:
-    """Fill matched/n_i/n_j/overlap/rms/gain/cost of an aligned pair (beads of the common field only)."""
+    """Fill matched/n_i/n_j/overlap/rms/gain/cost of an aligned pair (beads of the common field only).
+
+    Pairs: mutually nearest beads of the same channel within ``match_px``, at least one of them
+    strong. ``flux`` cost (Bray-Curtis): sum over pairs of ``|f_i - g f_j|`` plus the flux of the
+    unmatched strong beads, over the total flux of the same beads; ``count``: unmatched strong beads
+    over all strong beads."""
     xi = apply(out.matrix, bi.xy)
     xj = apply(invert(out.matrix), bj.xy)
-    in_i = _inside(xi, bj.size, settings.margin_px)
-    in_j = _inside(xj, bi.size, settings.margin_px)
-    si, sj = np.flatnonzero(in_i), np.flatnonzero(in_j)
+    si = np.flatnonzero(_inside(xi, bj.size, settings.margin_px))
+    sj = np.flatnonzero(_inside(xj, bi.size, settings.margin_px))
     pairs = _mutual(xi[si], bj.xy[sj], settings.match_px)
     pairs = np.c_[si[pairs[:, 0]], sj[pairs[:, 1]]]
-    pairs = pairs[bi.channel[pairs[:, 0]] == bj.channel[pairs[:, 1]]]
+    pairs = pairs[(bi.channel[pairs[:, 0]] == bj.channel[pairs[:, 1]])
+                  & (bi.strong[pairs[:, 0]] | bj.strong[pairs[:, 1]])]
     out.pairs = pairs
-    out.matched, out.n_i, out.n_j = len(pairs), len(si), len(sj)
+    strong_i, strong_j = si[bi.strong[si]], sj[bj.strong[sj]]
+    out.matched, out.n_i, out.n_j = len(pairs), len(strong_i), len(strong_j)
     out.overlap = _field_overlap(out.matrix, bi.size, bj.size)
     if not len(pairs):
         return
     out.rms = float(np.sqrt(np.mean(np.sum((xi[pairs[:, 0]] - bj.xy[pairs[:, 1]]) ** 2, 1))))
     fi, fj = bi.flux[pairs[:, 0]], bj.flux[pairs[:, 1]]
-    out.gain = float(np.median(fi / np.maximum(fj, 1e-9)))
+    both = bi.strong[pairs[:, 0]] & bj.strong[pairs[:, 1]]
+    ratio = fi / np.maximum(fj, 1e-9)
+    out.gain = float(np.median(ratio[both] if both.sum() >= 5 else ratio))
+    lone_i = np.setdiff1d(strong_i, pairs[:, 0])
+    lone_j = np.setdiff1d(strong_j, pairs[:, 1])
     if settings.cost == "count":
         total = out.n_i + out.n_j
-        out.cost = 1.0 - 2.0 * out.matched / total if total else NO_MATCH
+        out.cost = (len(lone_i) + len(lone_j)) / total if total else NO_MATCH
         return
-    gi = bi.flux[si].sum()
-    gj = bj.flux[sj].sum() * out.gain
-    unmatched = gi + gj - fi.sum() - fj.sum() * out.gain
-    diff = np.abs(fi - fj * out.gain).sum()
-    out.cost = float(np.clip((unmatched + diff) / max(gi + gj, 1e-9), 0.0, 1.0))
+    g = out.gain
+    lone = bi.flux[lone_i].sum() + g * bj.flux[lone_j].sum()
+    num = np.abs(fi - g * fj).sum() + lone
+    den = fi.sum() + g * fj.sum() + lone
+    out.cost = float(np.clip(num / max(den, 1e-9), 0.0, 1.0))

@@ -16,7 +16,7 @@ import numpy as np
 
 from sectionseg.errors import InputError
 from sectionseg.serial.beads import Beads, detect_beads, merge_channels
-from sectionseg.serial.constellations import candidate_pairs, constellations
+from sectionseg.serial.constellations import Constellations, candidate_pairs, constellations
 from sectionseg.serial.doubts import link_doubts
 from sectionseg.serial.match import PairMatch, match_pair
 from sectionseg.serial.path import cheapest_path
@@ -64,6 +64,13 @@ def section_beads(images: list[np.ndarray], settings: OrderSettings = OrderSetti
     return merge_channels(parts)
 
 
+def strong_constellations(beads: Beads, settings: OrderSettings = OrderSettings()) -> Constellations:
+    """Constellations of a section's strong beads, their members indexing all of ``beads``."""
+    index = np.flatnonzero(beads.strong)
+    c = constellations(beads.xy[index], settings.neighbours, settings.bin_px)
+    return Constellations(c.keys, index[c.members], c.parity)
+
+
 def order_sections(beads: dict[int, Beads], settings: OrderSettings = OrderSettings(), *,
                    first: int | None = None) -> OrderResult:
     """Serial order of sections from their beads ``{section id: Beads}`` (see the module doc).
@@ -80,7 +87,7 @@ def order_sections(beads: dict[int, Beads], settings: OrderSettings = OrderSetti
         raise InputError(f"--first {first}: no such section id")
     timings = {}
     t0 = time.perf_counter()
-    cons = [constellations(beads[s].xy, settings.neighbours, settings.bin_px) for s in ids]
+    cons = [strong_constellations(beads[s], settings) for s in ids]
     pairs, votes = candidate_pairs([c.keys for c in cons], settings.candidates, settings.min_votes)
     timings["candidates"] = time.perf_counter() - t0
     t0 = time.perf_counter()

@@ -1,8 +1,12 @@
 """The serial order as the cheapest open path through all sections (travelling salesman, LKH).
 
 In: a symmetric cost matrix ``(n, n)`` in [0, 1] (NaN: pair not compared, taken as the largest
-cost). The open path is solved as a closed tour through one extra city whose links cost nothing,
-by LKH-3 (package ``elkai``, deterministic: LKH's fixed seed), on integer costs (1e-4 units).
+cost). The open path is solved as a closed tour through one extra city, by LKH-3 (package ``elkai``,
+deterministic: LKH's fixed seed), on integer costs (1e-4 units). The extra city's link to section
+``i`` costs ``i``'s cheapest link: a noisy section (bright dust, low exposure...) costs more with
+every partner, and with free end links the cheapest path would put such sections at its ends, where
+they pay one link instead of two; with these end costs every section pays about twice its own noise
+wherever it stands.
 Out: the path as indices; its direction is arbitrary (beads cannot tell the cutting direction), so
 it is returned starting at the end ``first`` sits nearer to, or else at the end with the smaller
 index.
@@ -35,6 +39,8 @@ def cheapest_path(cost: np.ndarray, *, runs: int = 10, first: int | None = None)
         c = np.minimum(c, c.T)
         w = np.zeros((n + 1, n + 1), np.int64)
         w[1:, 1:] = np.rint(np.clip(c, 0, UNKNOWN) * UNIT)
+        off = c + np.diag(np.full(n, np.inf))
+        w[0, 1:] = w[1:, 0] = np.rint(np.clip(off.min(1), 0, UNKNOWN) * UNIT)
         np.fill_diagonal(w, 0)
         tour = _elkai_tour(w, runs)
         k = tour.index(0)

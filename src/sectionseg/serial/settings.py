@@ -13,8 +13,9 @@ class OrderSettings:
     """Parameters of :func:`sectionseg.serial.order_sections` (lengths in bead-image px).
 
     Beads (:mod:`.beads`): ``bead_sigma_px`` (Gaussian sigma of a bead spot), ``background_px``
-    (sigma of the background estimate), ``threshold`` (detection level in noise s.d.),
-    ``max_beads`` (brightest kept per channel).
+    (sigma of the background estimate), ``threshold`` (level of strong beads, in noise s.d.),
+    ``weak_threshold`` (level of weak beads, matched but not used to align), ``max_beads`` (strong
+    beads kept per channel, brightest first).
     Candidates (:mod:`.constellations`): ``neighbours`` (nearest neighbours of a bead that form its
     4-bead constellations), ``bin_px`` (quantisation of constellation distances), ``candidates``
     (partners kept per section, by shared constellations), ``min_votes``.
@@ -26,12 +27,15 @@ class OrderSettings:
     Path (:mod:`.path`): ``tsp_runs`` (LKH runs). Doubts (:mod:`.doubts`): ``doubt_mad`` (a link
     costlier than the median link by this many robust s.d. is doubtful), ``doubt_ratio`` (... and
     this many times the median), ``doubt_margin`` (a link is doubtful when a section has a
-    partner off the path that costs less than ``(1 + doubt_margin)`` times the link).
+    partner off the path that costs less than ``(1 + doubt_margin)`` times the link), ``doubt_gap`` (a link costlier than this times the median of the links around it is
+    doubtful), ``doubt_swap`` (a link whose two sections could swap places for less than this times the median link is
+    doubtful).
     """
 
     bead_sigma_px: float = 1.0
     background_px: float = 10.0
     threshold: float = 5.0
+    weak_threshold: float = 3.0
     max_beads: int = 3000
     neighbours: int = 5
     bin_px: float = 2.0
@@ -43,10 +47,13 @@ class OrderSettings:
     max_scale_error: float = 0.05
     margin_px: float = 3.0
     cost: str = "flux"
+    profile_weight: float = 1.0
     tsp_runs: int = 10
     doubt_mad: float = 5.0
     doubt_ratio: float = 1.5
     doubt_margin: float = 0.0
+    doubt_swap: float = 0.25
+    doubt_gap: float = 1.35
 
     def checked(self) -> "OrderSettings":
         """Self, or InputError for a value out of range."""
