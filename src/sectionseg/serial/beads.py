@@ -8,6 +8,11 @@ and alignment use them); peaks above ``weak_threshold`` are kept as *weak* ones:
 above the threshold in one section and just below it in the next then still matches, with its
 small brightness difference, instead of counting as a bead that appeared. Several channels of one
 section are merged with :func:`merge_channels`.
+
+The *resin mask* marks where the field shows the section: the smooth background (autofluorescence of
+the resin) is above ``resin_level`` times its median (so at least half the field must show resin); a torn section shows bare wafer, darker, where
+no bead can be. It is kept at 1/:data:`MASK_STEP` resolution; alignment costs count only beads
+that fall on the resin of both sections.
 """
 from __future__ import annotations
 
@@ -17,6 +22,8 @@ import cv2
 import numpy as np
 
 from sectionseg.serial.settings import OrderSettings
+
+MASK_STEP = 4  # px of the image per pixel of the resin mask
 
 
 @dataclass
@@ -30,10 +37,23 @@ class Beads:
     channel: np.ndarray
     size: tuple[int, int]
     strong: np.ndarray | None = None
+    resin: np.ndarray | None = None   # bool (ceil(H/4), ceil(W/4)); None: everywhere
 
     def __post_init__(self):
         if self.strong is None:
             self.strong = np.ones(len(self.xy), bool)
+
+    def on_resin(self, xy: np.ndarray, margin: float = 0.0) -> np.ndarray:
+        """Whether points ``xy`` ``(N, 2)`` (this image's px) lie inside the image (``margin`` px from
+        its border) and on the resin."""
+        w, h = self.size
+        inside = (xy[:, 0] >= margin) & (xy[:, 1] >= margin) & (xy[:, 0] <= w - margin) & (xy[:, 1] <= h - margin)
+        if self.resin is None or not inside.any():
+            return inside
+        r = np.clip((xy[inside, 1] // MASK_STEP).astype(int), 0, self.resin.shape[0] - 1)
+        c = np.clip((xy[inside, 0] // MASK_STEP).astype(int), 0, self.resin.shape[1] - 1)
+        inside[np.flatnonzero(inside)] = self.resin[r, c]
+        return inside
 
     @property
     def n_strong(self) -> int:
@@ -73,7 +93,22 @@ def detect_beads(image: np.ndarray, settings: OrderSettings = OrderSettings(), c
     flux = (value - centre).astype(np.float64)
     if strong.any():
         flux /= max(float(np.median(flux[strong])), 1e-12)
-    return Beads(xy.astype(np.float64), flux, np.full(len(flux), channel, np.int16), (w, h), strong)
+    flux = np.minimum(flux, settings.max_flux)
+    return Beads(xy.astype(np.float64), flux, np.full(len(flux), channel, np.int16), (w, h), strong,
+                 resin_mask(f, settings.resin_level))
+
+
+def resin_mask(image: np.ndarray, level: float) -> np.ndarray | None:
+    """Coarse mask (1/:data:`MASK_STEP` px) of where the smooth background exceeds ``level`` x its
+    median (the section's resin); None when that is everywhere (or ``level`` <= 0)."""
+    if level <= 0:
+        return None
+    h, w = image.shape
+    small = cv2.resize(image, ((w + MASK_STEP - 1) // MASK_STEP, (h + MASK_STEP - 1) // MASK_STEP),
+                       interpolation=cv2.INTER_AREA)
+    bg = cv2.GaussianBlur(small, (0, 0), 3.0)
+    mask = bg > level * float(np.median(bg))
+    return None if mask.all() else mask
 
 
 def _vertex(a: np.ndarray, c: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -89,4 +124,11 @@ def merge_channels(parts: list[Beads]) -> Beads:
         return parts[0]
     return Beads(np.vstack([p.xy for p in parts]).reshape(-1, 2), np.concatenate([p.flux for p in parts]),
                  np.concatenate([p.channel for p in parts]), parts[0].size,
-                 np.concatenate([p.strong for p in parts]))
+                 np.concatenate([p.strong for p in parts]), _and_masks([p.resin for p in parts]))
+
+
+def _and_masks(masks: list) -> np.ndarray | None:
+    masks = [m for m in masks if m is not None]
+    if not masks:
+        return None
+    return np.logical_and.reduce(masks)

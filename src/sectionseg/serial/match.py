@@ -7,7 +7,8 @@ similarity) keeps the consistent correspondences; a scale far from 1 is rejected
 transform is then refined by least squares (Kabsch, rotation only) on mutually nearest beads.
 
 Out: :class:`PairMatch` with the transform from section ``i``'s image px to section ``j``'s, and
-the cost: among the beads that lie inside both fields of view, the share that does not match
+the cost: among the beads that lie inside both fields of view and on both sections' resin (see
+:func:`sectionseg.serial.beads.resin_mask`), the share that does not match
 (``count``) or the share of bead signal that does not (``flux``: matched beads count by their
 brightness difference, after the median brightness ratio of the pair is divided out). Consecutive
 sections share nearly all beads (a ~1 um bead shows in ~20 sections of 50 nm), so the cost grows with
@@ -104,11 +105,6 @@ def _mutual(a: np.ndarray, b: np.ndarray, radius: float) -> np.ndarray:
     return np.c_[ka, ia[ka]].astype(np.int64)
 
 
-def _inside(xy: np.ndarray, size: tuple[int, int], margin: float) -> np.ndarray:
-    w, h = size
-    return (xy[:, 0] >= margin) & (xy[:, 1] >= margin) & (xy[:, 0] <= w - margin) & (xy[:, 1] <= h - margin)
-
-
 def _field_overlap(matrix: np.ndarray, size_i, size_j) -> float:
     """Area of field ``i`` mapped into ``j`` and intersected with field ``j``, over the smaller field."""
     wi, hi = size_i
@@ -176,8 +172,8 @@ def _cost(out: PairMatch, bi: Beads, bj: Beads, settings: OrderSettings) -> None
     over all strong beads."""
     xi = apply(out.matrix, bi.xy)
     xj = apply(invert(out.matrix), bj.xy)
-    si = np.flatnonzero(_inside(xi, bj.size, settings.margin_px))
-    sj = np.flatnonzero(_inside(xj, bi.size, settings.margin_px))
+    si = np.flatnonzero(bj.on_resin(xi, settings.margin_px) & bi.on_resin(bi.xy))
+    sj = np.flatnonzero(bi.on_resin(xj, settings.margin_px) & bj.on_resin(bj.xy))
     pairs = _mutual(xi[si], bj.xy[sj], settings.match_px)
     pairs = np.c_[si[pairs[:, 0]], sj[pairs[:, 1]]]
     pairs = pairs[(bi.channel[pairs[:, 0]] == bj.channel[pairs[:, 1]])

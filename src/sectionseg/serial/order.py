@@ -64,11 +64,49 @@ def section_beads(images: list[np.ndarray], settings: OrderSettings = OrderSetti
     return merge_channels(parts)
 
 
-def strong_constellations(beads: Beads, settings: OrderSettings = OrderSettings()) -> Constellations:
-    """Constellations of a section's strong beads, their members indexing all of ``beads``."""
+def strong_constellations(beads: Beads, settings: OrderSettings = OrderSettings(), *,
+                          brightest: int | None = None) -> Constellations:
+    """Constellations of a section's strong beads (or of its ``brightest`` beads, strong or weak,
+    with ``rescue_neighbours`` and ``rescue_bin_px``), their members indexing all of ``beads``."""
     index = np.flatnonzero(beads.strong)
-    c = constellations(beads.xy[index], settings.neighbours, settings.bin_px)
+    neighbours, bin_px = settings.neighbours, settings.bin_px
+    if brightest is not None:
+        index = np.argsort(-beads.flux, kind="stable")[:brightest]
+        neighbours, bin_px = settings.rescue_neighbours, settings.rescue_bin_px
+    c = constellations(beads.xy[index], neighbours, bin_px)
     return Constellations(c.keys, index[c.members], c.parity)
+
+
+def _rescue(ids, beads, matches, cost, votes, settings) -> list[int]:
+    """Second chance for sections with fewer than ``rescue_below`` aligned partners (defocused, dusty...): their
+    ``rescue_brightest`` beads' coarser constellations pick ``candidates`` more partners to align.
+    Updates ``matches`` and ``cost`` in place; returns the sections tried (indices)."""
+    n = len(ids)
+    ok = np.zeros(n, int)
+    for (a, b), m in matches.items():
+        ok[a] += m.ok
+        ok[b] += m.ok
+    lonely = np.flatnonzero(ok < settings.rescue_below)
+    if not len(lonely):
+        return []
+    bright = [strong_constellations(beads[s], settings, brightest=settings.rescue_brightest) for s in ids]
+    _, bright_votes = candidate_pairs([c.keys for c in bright], settings.candidates, settings.min_votes)
+    for a in lonely:
+        order = np.argsort(-bright_votes[a], kind="stable")
+        tried = 0
+        for b in order:
+            if b == a or bright_votes[a, b] < settings.min_votes or tried >= settings.candidates:
+                break
+            key = (min(a, b), max(a, b))
+            tried += 1
+            if key in matches and matches[key].ok:
+                continue
+            i, j = key
+            m = match_pair(i, j, beads[ids[i]], beads[ids[j]], bright[i], bright[j], settings)
+            if m.ok or key not in matches:
+                matches[key] = m
+                cost[i, j] = cost[j, i] = m.cost
+    return [int(a) for a in lonely]
 
 
 def order_sections(beads: dict[int, Beads], settings: OrderSettings = OrderSettings(), *,
@@ -98,8 +136,10 @@ def order_sections(beads: dict[int, Beads], settings: OrderSettings = OrderSetti
         m = match_pair(int(a), int(b), beads[ids[a]], beads[ids[b]], cons[a], cons[b], settings)
         matches[(int(a), int(b))] = m
         cost[a, b] = cost[b, a] = m.cost
+    rescued = _rescue(ids, beads, matches, cost, votes, settings) if settings.rescue_brightest else []
     timings["matching"] = time.perf_counter() - t0
-    log.info("order: %d sections, %d candidate pairs of %d", n, len(pairs), n * (n - 1) // 2)
+    log.info("order: %d sections, %d candidate pairs of %d, %d sections rescued", n, len(pairs),
+             n * (n - 1) // 2, len(rescued))
     t0 = time.perf_counter()
     path = cheapest_path(cost, runs=settings.tsp_runs, first=None if first is None else ids.index(first))
     timings["path"] = time.perf_counter() - t0

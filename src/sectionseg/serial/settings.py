@@ -15,10 +15,14 @@ class OrderSettings:
     Beads (:mod:`.beads`): ``bead_sigma_px`` (Gaussian sigma of a bead spot), ``background_px``
     (sigma of the background estimate), ``threshold`` (level of strong beads, in noise s.d.),
     ``weak_threshold`` (level of weak beads, matched but not used to align), ``max_beads`` (strong
-    beads kept per channel, brightest first).
+    beads kept per channel, brightest first), ``max_flux`` (brightness cap, in median beads: dust
+    blobs must not weigh like many beads), ``resin_level`` (the section's resin is where the smooth
+    background exceeds this share of its median; 0: everywhere).
     Candidates (:mod:`.constellations`): ``neighbours`` (nearest neighbours of a bead that form its
     4-bead constellations), ``bin_px`` (quantisation of constellation distances), ``candidates``
-    (partners kept per section, by shared constellations), ``min_votes``.
+    (partners kept per section, by shared constellations), ``min_votes``; sections aligned with
+    fewer than ``rescue_below`` partners get a second chance from the constellations of their ``rescue_brightest``
+    beads (``rescue_neighbours``, ``rescue_bin_px``; 0: no second chance).
     Matching (:mod:`.match`): ``ransac_px`` (RANSAC reprojection threshold), ``match_px`` (bead
     match radius after alignment), ``min_matches`` (matched beads for a valid alignment),
     ``max_scale_error`` (|scale - 1| allowed by RANSAC's similarity), ``margin_px`` (beads this
@@ -37,10 +41,16 @@ class OrderSettings:
     threshold: float = 5.0
     weak_threshold: float = 3.0
     max_beads: int = 3000
+    max_flux: float = 4.0
+    resin_level: float = 0.6
     neighbours: int = 5
     bin_px: float = 2.0
     candidates: int = 10
     min_votes: int = 3
+    rescue_below: int = 4
+    rescue_brightest: int = 40
+    rescue_neighbours: int = 4
+    rescue_bin_px: float = 3.0
     ransac_px: float = 2.0
     match_px: float = 2.0
     min_matches: int = 6

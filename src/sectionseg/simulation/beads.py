@@ -9,7 +9,7 @@ and a random exposure (gain) per section. The camera field of view is centred on
 random shift, turned by a random angle and sometimes mirrored (the section landed upside down).
 Some beads are bleached (missing), some dust spots added (extra beads). Damaged sections are torn
 (part of the field shows bare wafer: low background, no beads), dusty (large bright blobs) or out of
-focus; missing sections were lost while cutting and have no image.
+focus; torn sections lose 20-50 % of the field; missing sections were lost while cutting and have no image.
 
 Frames: block/section coordinates in micrometres (x, y in the cutting face, z along the cutting
 axis); image pixels as everywhere in sectionseg (origin at the top-left corner of the top-left
@@ -192,7 +192,7 @@ def _render(rng: np.random.Generator, s: BeadSettings, xy_px: np.ndarray, signal
     if damage == "torn":  # beyond a random line: bare wafer, no resin, no beads
         a = rng.uniform(0, 2 * math.pi)
         nx, ny = math.cos(a), math.sin(a)
-        off = rng.uniform(-0.25, 0.15) * min(w, h)
+        off = rng.uniform(0.0, 0.3) * min(w, h)  # 20-50 % of the field torn off
         beyond = (xx - w / 2) * nx + (yy - h / 2) * ny > off
         img[beyond] = 0
         bg = np.where(beyond, 0.25 * bg, bg)
