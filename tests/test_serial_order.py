@@ -78,10 +78,12 @@ def test_missing_and_damaged_sections_are_flagged():
             and (cut[link["from"]] + cut[link["to"]]) // 2 in series.missing]
     median = np.median([link["cost"] for link in result.links])
     assert len(gaps) == 2 and all(link["cost"] > median for link in gaps)
-    assert any("gap" in link["doubts"] for link in gaps)
-    # every damaged section has a doubtful link
+    assert any("gap" in link["doubts"] for link in gaps), [(l["from"], l["to"], l["cost"], l["doubts"]) for l in gaps]
+    # every damaged section is doubtful itself or has a doubtful link
     for sid in series.damaged:
-        assert any(link["doubts"] for link in result.links if sid in (link["from"], link["to"]))
+        assert sid in result.doubtful_sections or any(
+            link["doubts"] for link in result.links if sid in (link["from"], link["to"]))
+    assert len(result.doubtful_sections) <= 4
     assert len(flagged) < len(result.links) // 2
 
 

@@ -17,6 +17,12 @@ doubtful for any of these reasons (all are listed):
   cheapest link, as in :mod:`.path`).
 
 Out: a list, per link, of reasons (empty: no doubt).
+
+:func:`section_doubts` flags sections themselves (damaged ones, whose place is less sure even when
+their links look fine): ``few beads`` (fewer strong beads than ``doubt_beads`` x the median
+section), ``partly off resin`` (the resin mask covers less than 90 % of the field: torn, folded),
+``few partners`` (aligned with fewer than 2 sections), ``blurred`` (bead sharpness below
+``doubt_sharpness`` x the median section's: out of focus).
 """
 from __future__ import annotations
 
@@ -87,3 +93,25 @@ def _swap_doubts(c: np.ndarray, path: list[int], out: list[list[str]], limit: fl
         swapped_after = end[a] if k + 1 == n - 1 else cost(a, path[k + 2])
         if swapped_before + swapped_after - before - after < limit:
             out[k].append("swap")
+
+
+def section_doubts(beads: list, aligned: np.ndarray, settings: OrderSettings = OrderSettings()) -> list[list[str]]:
+    """Reasons of doubt per section: ``beads`` (:class:`~sectionseg.serial.beads.Beads` per section),
+    ``aligned`` (number of partners each was aligned with); see the module doc."""
+    strong = np.array([b.n_strong for b in beads], float)
+    typical = float(np.median(strong)) if len(strong) else 0.0
+    sharp = np.array([b.sharpness for b in beads], float)
+    typical_sharp = float(np.nanmedian(sharp)) if np.isfinite(sharp).any() else np.nan
+    out = []
+    for b, n_strong, n_ok in zip(beads, strong, aligned):
+        why = []
+        if np.isfinite(b.sharpness) and b.sharpness < settings.doubt_sharpness * typical_sharp:
+            why.append("blurred")
+        if n_strong < settings.doubt_beads * typical:
+            why.append("few beads")
+        if b.resin is not None and b.resin.mean() < 0.9:
+            why.append("partly off resin")
+        if n_ok < 2:
+            why.append("few partners")
+        out.append(why)
+    return out

@@ -17,7 +17,7 @@ import numpy as np
 from sectionseg.errors import InputError
 from sectionseg.serial.beads import Beads, detect_beads, merge_channels
 from sectionseg.serial.constellations import Constellations, candidate_pairs, constellations
-from sectionseg.serial.doubts import link_doubts
+from sectionseg.serial.doubts import link_doubts, section_doubts
 from sectionseg.serial.match import PairMatch, match_pair
 from sectionseg.serial.path import cheapest_path
 from sectionseg.serial.settings import OrderSettings
@@ -30,7 +30,9 @@ class OrderResult:
     """``ids``: section ids as given; ``order``: the ids in serial order; ``links``: per consecutive
     pair of ``order`` a dict (``from``, ``to``, ``cost``, ``doubts``, match fields); ``cost``:
     ``(n, n)`` matrix indexed like ``ids``; ``matches``: ``{(a, b): PairMatch}`` by index, ``a < b``;
-    ``beads``: per id; ``timings``: seconds per step."""
+    ``beads``: per id; ``sections``: per id, ``{"aligned": partners aligned, "beads": strong beads,
+    "doubts": reasons}`` (:func:`~sectionseg.serial.doubts.section_doubts`); ``timings``: seconds
+    per step."""
 
     ids: list[int]
     order: list[int]
@@ -38,11 +40,18 @@ class OrderResult:
     cost: np.ndarray
     matches: dict = field(default_factory=dict)
     beads: dict = field(default_factory=dict)
+    sections: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
 
     @property
     def doubtful(self) -> list[dict]:
+        """The doubtful links."""
         return [link for link in self.links if link["doubts"]]
+
+    @property
+    def doubtful_sections(self) -> list[int]:
+        """Ids of the doubtful sections."""
+        return [s for s in self.order if self.sections.get(s, {}).get("doubts")]
 
     def match(self, a: int, b: int) -> PairMatch | None:
         """The match of sections with ids ``a`` and ``b`` (oriented from ``a`` to ``b``), or None."""
@@ -152,4 +161,11 @@ def order_sections(beads: dict[int, Beads], settings: OrderSettings = OrderSetti
         if m is not None:
             link.update({k: v for k, v in m.summary().items() if k not in ("i", "j", "cost", "votes")})
         links.append(link)
-    return OrderResult(ids, [ids[k] for k in path], links, cost, matches, dict(beads), timings)
+    aligned = np.zeros(n, int)
+    for (a, b), m in matches.items():
+        aligned[a] += m.ok
+        aligned[b] += m.ok
+    why = section_doubts([beads[s] for s in ids], aligned, settings)
+    sections = {s: {"aligned": int(aligned[k]), "beads": beads[s].n_strong, "doubts": why[k]}
+                for k, s in enumerate(ids)}
+    return OrderResult(ids, [ids[k] for k in path], links, cost, matches, dict(beads), sections, timings)

@@ -3,7 +3,8 @@
 - ``serial_order.txt``: the section ids in serial order, one a line;
 - ``order_report.json``: settings, counts, timings, the order, every link (``from``, ``to``,
   ``cost``, ``doubts``, the alignment: ``mirrored``, ``angle`` deg, ``matched`` beads, ``rms`` px,
-  ``overlap``...), the doubtful links, and the pairs that were compared;
+  ``overlap``...), the doubtful links, every section's strong beads, aligned partners and doubts,
+  the doubtful sections, and the pairs that were compared;
 - ``distances.csv``: the pairwise cost matrix (first row and column: section ids; empty: the pair was
   no candidate and was not compared), ``distances.png``: the same, rows and columns in the found order
   (consecutive sections sit next to the diagonal);
@@ -151,6 +152,7 @@ def write_order_outputs(out_dir: str | os.PathLike, result: OrderResult, *,
                          "all_pairs": len(result.ids) * (len(result.ids) - 1) // 2,
                          "aligned_pairs": sum(m.ok for m in result.matches.values()),
                          "doubtful_links": len(result.doubtful),
+                         "doubtful_sections": len(result.doubtful_sections),
                          "beads_median": float(np.median([len(b) for b in result.beads.values()]))
                          if result.beads else None},
               "timings_s": {k: round(v, 3) for k, v in result.timings.items()},
@@ -158,6 +160,9 @@ def write_order_outputs(out_dir: str | os.PathLike, result: OrderResult, *,
               "direction": "arbitrary (beads do not tell which end was cut first): the order starts "
                            "at the end given by --first, else at the end with the smaller id",
               "doubtful_links": [{"position": k, **link} for k, link in enumerate(result.links) if link["doubts"]],
+              "doubtful_sections": [{"id": s, "position": result.order.index(s), **result.sections[s]}
+                                    for s in result.doubtful_sections],
+              "sections": {str(s): v for s, v in result.sections.items()},
               "links": result.links, "link_pictures": drawn, "compared_pairs": compared}
     write_text(paths["report"], json.dumps(report, indent=1, default=_plain) + "\n")
     return paths

@@ -32,7 +32,9 @@ class OrderSettings:
     costlier than the median link by this many robust s.d. is doubtful), ``doubt_ratio`` (... and
     this many times the median), ``doubt_margin`` (a link is doubtful when a section has a
     partner off the path that costs less than ``(1 + doubt_margin)`` times the link), ``doubt_gap`` (a link costlier than this times the median of the links around it is
-    doubtful), ``doubt_swap`` (a link whose two sections could swap places for less than this times the median link is
+    doubtful), ``doubt_beads`` (a section with fewer strong beads than this times the median section is
+    doubtful), ``doubt_sharpness`` (a section whose beads are less sharp than this times the median
+    section's is doubtful), ``doubt_swap`` (a link whose two sections could swap places for less than this times the median link is
     doubtful).
     """
 
@@ -64,6 +66,8 @@ class OrderSettings:
     doubt_margin: float = 0.0
     doubt_swap: float = 0.25
     doubt_gap: float = 1.35
+    doubt_beads: float = 0.6
+    doubt_sharpness: float = 0.85
 
     def checked(self) -> "OrderSettings":
         """Self, or InputError for a value out of range."""
