@@ -228,7 +228,7 @@ def test_magc_without_serial_order_entry_is_rewritten(tmp_path):
     assert f.serial_order == [2, 0, 1] and [e.header for e in f.entries] == ["roi.0000"]
 
 
-@pytest.mark.parametrize("case", ["empty", "unreadable", "mismatch", "no_magc", "tiles"])
+@pytest.mark.parametrize("case", ["empty", "unreadable", "mismatch", "no_magc", "tiles", "no_beads"])
 def test_order_cli_errors_one_line_exit_2(case, wafer, tmp_path, capsys):
     beads = tmp_path / "b"
     beads.mkdir()
@@ -254,9 +254,17 @@ def test_order_cli_errors_one_line_exit_2(case, wafer, tmp_path, capsys):
         shutil.copytree(wafer / "beads", beads, dirs_exist_ok=True)
         src = beads / "section_0001" / "section_0001_channel_488_tileId_00-00-mag.tif"
         shutil.copy(src, src.with_name("section_0001_channel_488_tileId_00-01-mag.tif"))
+    elif case == "no_beads":
+        from sectionseg.io.images import write_image
+
+        for k in range(3):
+            write_image(beads / f"section_{k:04d}.tif", np.random.default_rng(k).integers(90, 110, (64, 64),
+                                                                                           dtype=np.uint16))
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err.startswith("sectionseg order: error: ") and err.count("\n") == 1 and "Traceback" not in err
     assert not (tmp_path / "o" / "serial_order.txt").exists()
     if case == "mismatch":
         assert "sections 12, 13" in err
+    if case == "no_beads":
+        assert "no two sections could be aligned" in err

@@ -70,6 +70,10 @@ def run(args: argparse.Namespace) -> int:
         if len(beads[sid]) == 0:
             log.warning("%s: no beads found", next(iter(files[sid].values())))
     result = order_sections(beads, settings, first=args.first)
+    if not any(m.ok for m in result.matches.values()):
+        strong = sorted(b.n_strong for b in beads.values())
+        raise InputError(f"no two sections could be aligned (median {strong[len(strong) // 2]} beads found per "
+                         f"section): are these bead images? try --bead-sigma or --threshold", args.beads)
     extra = {"beads_dir": str(args.beads), "channels": sorted(next(iter(files.values())))}
     written = None
     if args.sections is not None:

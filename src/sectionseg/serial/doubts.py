@@ -16,6 +16,10 @@ doubtful for any of these reasons (all are listed):
   than ``doubt_swap x median link`` more (at a path end, the end section is taken to pay its
   cheapest link, as in :mod:`.path`).
 
+- ``near unplaced``: within ``doubt_reach`` links of a ``no match`` link: a section that could not
+  be aligned with its neighbours was put where it costs least, and the place it left (a link that
+  skips it) is near, looking like an ordinary link.
+
 Out: a list, per link, of reasons (empty: no doubt).
 
 :func:`section_doubts` flags sections themselves (damaged ones, whose place is less sure even when
@@ -53,6 +57,10 @@ def link_doubts(cost: np.ndarray, path: list[int], matches: list, settings: Orde
         if np.isfinite(lk) and around and lk > settings.doubt_gap * float(np.median(around)):
             out[k].append("gap")
     _swap_doubts(c, path, out, settings.doubt_swap * med)
+    jumps = [k for k, why in enumerate(out) if "no match" in why]
+    for k in range(len(out)):
+        if any(0 < abs(k - j) <= settings.doubt_reach for j in jumps):
+            out[k].append("near unplaced")
     position = {s: k for k, s in enumerate(path)}
     for k, s in enumerate(path):
         row = c[s].copy()

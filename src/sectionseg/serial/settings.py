@@ -34,7 +34,8 @@ class OrderSettings:
     partner off the path that costs less than ``(1 + doubt_margin)`` times the link), ``doubt_gap`` (a link costlier than this times the median of the links around it is
     doubtful), ``doubt_beads`` (a section with fewer strong beads than this times the median section is
     doubtful), ``doubt_sharpness`` (a section whose beads are less sharp than this times the median
-    section's is doubtful), ``doubt_swap`` (a link whose two sections could swap places for less than this times the median link is
+    section's is doubtful), ``doubt_reach`` (links this close to a link without a match are doubtful),
+    ``doubt_swap`` (a link whose two sections could swap places for less than this times the median link is
     doubtful).
     """
 
@@ -67,6 +68,7 @@ class OrderSettings:
     doubt_swap: float = 0.25
     doubt_gap: float = 1.35
     doubt_beads: float = 0.6
+    doubt_reach: int = 3
     doubt_sharpness: float = 0.85
 
     def checked(self) -> "OrderSettings":
