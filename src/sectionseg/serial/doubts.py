@@ -16,9 +16,9 @@ doubtful for any of these reasons (all are listed):
   than ``doubt_swap x median link`` more (at a path end, the end section is taken to pay its
   cheapest link, as in :mod:`.path`).
 
-- ``near unplaced``: within ``doubt_reach`` links of a ``no match`` link: a section that could not
-  be aligned with its neighbours was put where it costs least, and the place it left (a link that
-  skips it) is near, looking like an ordinary link.
+- ``near unplaced``: within ``doubt_reach`` links of a ``no match`` link or of a doubtful section's
+  links: a section that could not be aligned well with its neighbours was put where it costs least,
+  and the place it left (a link that skips it) is often near, looking like an ordinary link.
 
 Out: a list, per link, of reasons (empty: no doubt).
 
@@ -35,9 +35,10 @@ import numpy as np
 from sectionseg.serial.settings import OrderSettings
 
 
-def link_doubts(cost: np.ndarray, path: list[int], matches: list, settings: OrderSettings = OrderSettings()
-                ) -> list[list[str]]:
-    """Reasons of doubt per link ``path[k] -> path[k+1]`` (see the module doc)."""
+def link_doubts(cost: np.ndarray, path: list[int], matches: list, settings: OrderSettings = OrderSettings(),
+                doubtful=()) -> list[list[str]]:
+    """Reasons of doubt per link ``path[k] -> path[k+1]`` (see the module doc); ``doubtful``: indices
+    of doubtful sections."""
     c = np.asarray(cost, dtype=np.float64)
     links = np.array([c[a, b] for a, b in zip(path[:-1], path[1:])], np.float64)
     out: list[list[str]] = [[] for _ in links]
@@ -57,9 +58,13 @@ def link_doubts(cost: np.ndarray, path: list[int], matches: list, settings: Orde
         if np.isfinite(lk) and around and lk > settings.doubt_gap * float(np.median(around)):
             out[k].append("gap")
     _swap_doubts(c, path, out, settings.doubt_swap * med)
-    jumps = [k for k, why in enumerate(out) if "no match" in why]
+    # links near a jump, or near a doubtful section (its own links are at p-1 and p)
+    near = [(j, j) for j, why in enumerate(out) if "no match" in why]
+    position = {s: k for k, s in enumerate(path)}
+    near += [(position[x] - 1, position[x]) for x in doubtful]
     for k in range(len(out)):
-        if any(0 < abs(k - j) <= settings.doubt_reach for j in jumps):
+        if any(lo - settings.doubt_reach <= k <= hi + settings.doubt_reach and not lo <= k <= hi
+               for lo, hi in near):
             out[k].append("near unplaced")
     position = {s: k for k, s in enumerate(path)}
     for k, s in enumerate(path):

@@ -86,16 +86,24 @@ def strong_constellations(beads: Beads, settings: OrderSettings = OrderSettings(
     return Constellations(c.keys, index[c.members], c.parity)
 
 
-def _rescue(ids, beads, matches, cost, votes, settings) -> list[int]:
-    """Second chance for sections with fewer than ``rescue_below`` aligned partners (defocused, dusty...): their
-    ``rescue_brightest`` beads' coarser constellations pick ``candidates`` more partners to align.
-    Updates ``matches`` and ``cost`` in place; returns the sections tried (indices)."""
-    n = len(ids)
+def _aligned(n: int, matches: dict) -> np.ndarray:
+    """Number of aligned partners per section."""
     ok = np.zeros(n, int)
     for (a, b), m in matches.items():
         ok[a] += m.ok
         ok[b] += m.ok
-    lonely = np.flatnonzero(ok < settings.rescue_below)
+    return ok
+
+
+def _rescue(ids, beads, matches, cost, votes, settings) -> list[int]:
+    """Second chance for sections with fewer than ``rescue_below`` aligned partners or with damage
+    (:func:`~sectionseg.serial.doubts.section_doubts`: blurred, few beads, partly off resin): their
+    ``rescue_brightest`` beads' coarser constellations pick ``candidates`` more partners to align.
+    Updates ``matches`` and ``cost`` in place; returns the sections tried (indices)."""
+    n = len(ids)
+    ok = _aligned(n, matches)
+    damaged = section_doubts([beads[s] for s in ids], np.full(n, 2), settings)
+    lonely = np.flatnonzero((ok < settings.rescue_below) | np.array([bool(d) for d in damaged]))
     if not len(lonely):
         return []
     bright = [strong_constellations(beads[s], settings, brightest=settings.rescue_brightest) for s in ids]
@@ -153,7 +161,9 @@ def order_sections(beads: dict[int, Beads], settings: OrderSettings = OrderSetti
     path = cheapest_path(cost, runs=settings.tsp_runs, first=None if first is None else ids.index(first))
     timings["path"] = time.perf_counter() - t0
     link_matches = [matches.get((min(a, b), max(a, b))) for a, b in zip(path[:-1], path[1:])]
-    doubts = link_doubts(cost, path, link_matches, settings)
+    aligned = _aligned(n, matches)
+    section_why = section_doubts([beads[s] for s in ids], aligned, settings)
+    doubts = link_doubts(cost, path, link_matches, settings, [k for k in range(n) if section_why[k]])
     links = []
     for (a, b), m, why in zip(zip(path[:-1], path[1:]), link_matches, doubts):
         link = {"from": ids[a], "to": ids[b], "cost": None if not np.isfinite(cost[a, b]) else float(cost[a, b]),
@@ -161,11 +171,6 @@ def order_sections(beads: dict[int, Beads], settings: OrderSettings = OrderSetti
         if m is not None:
             link.update({k: v for k, v in m.summary().items() if k not in ("i", "j", "cost", "votes")})
         links.append(link)
-    aligned = np.zeros(n, int)
-    for (a, b), m in matches.items():
-        aligned[a] += m.ok
-        aligned[b] += m.ok
-    why = section_doubts([beads[s] for s in ids], aligned, settings)
-    sections = {s: {"aligned": int(aligned[k]), "beads": beads[s].n_strong, "doubts": why[k]}
+    sections = {s: {"aligned": int(aligned[k]), "beads": beads[s].n_strong, "doubts": section_why[k]}
                 for k, s in enumerate(ids)}
     return OrderResult(ids, [ids[k] for k in path], links, cost, matches, dict(beads), sections, timings)

@@ -41,7 +41,7 @@ class OrderSettings:
 
     bead_sigma_px: float = 1.0
     background_px: float = 10.0
-    threshold: float = 5.0
+    threshold: float = 4.0
     weak_threshold: float = 3.0
     max_beads: int = 3000
     max_flux: float = 4.0
@@ -68,7 +68,7 @@ class OrderSettings:
     doubt_swap: float = 0.25
     doubt_gap: float = 1.35
     doubt_beads: float = 0.6
-    doubt_reach: int = 3
+    doubt_reach: int = 2
     doubt_sharpness: float = 0.85
 
     def checked(self) -> "OrderSettings":
