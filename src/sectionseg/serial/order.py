@@ -1,5 +1,6 @@
 """Section order retrieval, the whole chain: beads -> constellations -> candidate pairs -> alignment
-and cost -> cheapest path -> doubtful links.
+and cost (a second chance for sections with few aligned partners or damage) -> cheapest path ->
+doubtful sections and links.
 
 In: section ids and their bead images (one or more channels each, same field of view) or detected
 :class:`~sectionseg.serial.beads.Beads`. Out: :class:`OrderResult` with the ids in serial order,
@@ -95,7 +96,7 @@ def _aligned(n: int, matches: dict) -> np.ndarray:
     return ok
 
 
-def _rescue(ids, beads, matches, cost, votes, settings) -> list[int]:
+def _rescue(ids, beads, matches, cost, settings) -> list[int]:
     """Second chance for sections with fewer than ``rescue_below`` aligned partners or with damage
     (:func:`~sectionseg.serial.doubts.section_doubts`: blurred, few beads, partly off resin): their
     ``rescue_brightest`` beads' coarser constellations pick ``candidates`` more partners to align.
@@ -153,7 +154,7 @@ def order_sections(beads: dict[int, Beads], settings: OrderSettings = OrderSetti
         m = match_pair(int(a), int(b), beads[ids[a]], beads[ids[b]], cons[a], cons[b], settings)
         matches[(int(a), int(b))] = m
         cost[a, b] = cost[b, a] = m.cost
-    rescued = _rescue(ids, beads, matches, cost, votes, settings) if settings.rescue_brightest else []
+    rescued = _rescue(ids, beads, matches, cost, settings) if settings.rescue_brightest else []
     timings["matching"] = time.perf_counter() - t0
     log.info("order: %d sections, %d candidate pairs of %d, %d sections rescued", n, len(pairs),
              n * (n - 1) // 2, len(rescued))

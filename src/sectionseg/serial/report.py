@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from sectionseg.io.atomic import atomic_path, write_text
-from sectionseg.serial.match import apply, invert
+from sectionseg.serial.match import invert
 from sectionseg.serial.order import OrderResult
 from sectionseg.serial.settings import OrderSettings
 
@@ -175,7 +175,3 @@ def _plain(value):
         return value.tolist()
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
-
-def beads_on(result: OrderResult, section_id: int, matrix: np.ndarray) -> np.ndarray:
-    """Bead centres of ``section_id`` through ``matrix`` (helper for pictures and checks)."""
-    return apply(matrix, result.beads[section_id].xy)

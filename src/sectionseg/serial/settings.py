@@ -25,7 +25,8 @@ class OrderSettings:
     beads (``rescue_neighbours``, ``rescue_bin_px``; 0: no second chance).
     Matching (:mod:`.match`): ``ransac_px`` (RANSAC reprojection threshold), ``match_px`` (bead
     match radius after alignment), ``min_matches`` (matched beads for a valid alignment),
-    ``max_scale_error`` (|scale - 1| allowed by RANSAC's similarity), ``margin_px`` (beads this
+    ``max_scale_error`` (|scale - 1| allowed by RANSAC's similarity), ``max_strain``
+    (largest stretch or shear of the affine refinement; 0: rigid only), ``margin_px`` (beads this
     close to the other image's border are not counted), ``cost`` (``flux``: brightness-weighted share
     of bead signal that does not match, ``count``: share of beads that do not match).
     Path (:mod:`.path`): ``tsp_runs`` (LKH runs). Doubts (:mod:`.doubts`): ``doubt_mad`` (a link
@@ -58,6 +59,7 @@ class OrderSettings:
     match_px: float = 2.0
     min_matches: int = 6
     max_scale_error: float = 0.05
+    max_strain: float = 0.02
     margin_px: float = 3.0
     cost: str = "flux"
     profile_weight: float = 1.0

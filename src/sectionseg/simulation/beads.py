@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import cv2
@@ -306,7 +306,3 @@ def write_bead_folder(out_dir: str | os.PathLike, series: BeadSeries, *, layout:
     write_text(out / "ground_truth.json", json.dumps(series.ground_truth(), indent=1) + "\n")
     return out
 
-
-def settings_with(settings: BeadSettings = BeadSettings(), **changes) -> BeadSettings:
-    """``settings`` with ``changes`` (names of :class:`BeadSettings` fields), checked."""
-    return replace(settings, **changes).checked()
