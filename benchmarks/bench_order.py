@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/bench_order.py [--sections 500] [--seeds 1 2 3] [--sweep-sections 200]
-        [--densities 1 2 4 8 16] [--noises 0.05 0.1 0.2 0.3 0.5] [--cli] [--work DIR] [--quick]
+        [--densities 1 2 4 8 16] [--noises 0.05 0.1 0.2 0.3 0.5] [--large 500] [--cli] [--work DIR] [--quick]
 
 Every series is simulated by :func:`sectionseg.simulation.beads.simulate_bead_sections` (default
 :class:`BeadSettings`: 256 x 256 px at 0.5 um/px, ~1 um beads, 50 nm sections, read noise 5 % of a
@@ -12,7 +12,8 @@ bleached beads and dust spots). Tables (markdown):
 
 1. ``realistic``: ``--sections`` sections, no damage, per seed: share of the true consecutive pairs
    found consecutive, |Kendall tau|, wrong links, doubtful links, time (bead detection on the
-   in-memory images + ordering; one thread for OpenCV);
+   in-memory images + ordering; one thread for OpenCV); plus seed 1 with two bead channels, and
+   (``--large N``) N sections of 1024 x 1024 px fields (~2000 beads each);
 2. ``damaged``: the same with 2 % damaged sections (torn, dusty, out of focus) and 1 % lost ones:
    also whether every wrong link is flagged, and how many gaps (links over a lost section) are flagged;
 3. accuracy against bead density and against noise (``--sweep-sections`` sections, seed 1): where it
@@ -97,6 +98,7 @@ def main(argv=None) -> int:
     p.add_argument("--sweep-sections", type=int, default=200)
     p.add_argument("--densities", type=float, nargs="+", default=[1, 2, 4, 8, 16])
     p.add_argument("--noises", type=float, nargs="+", default=[0.05, 0.1, 0.2, 0.3, 0.5])
+    p.add_argument("--large", type=int, default=0, help="also a series of this many 1024 x 1024 px fields")
     p.add_argument("--cli", action="store_true", help="also time the order command on a written folder")
     p.add_argument("--work", default=str(REPO / "work_data" / "bench_order"))
     p.add_argument("--quick", action="store_true", help="60 sections, one seed, short sweeps (a smoke run)")
@@ -113,6 +115,13 @@ def main(argv=None) -> int:
         r = run_series(args.sections, seed)
         results["realistic"].append(r)
         print(_row(r, f"seed {seed}"), flush=True)
+    r = run_series(args.sections, args.seeds[0], channels=2)
+    results["realistic"].append(r)
+    print(_row(r, f"seed {args.seeds[0]}, 2 channels"), flush=True)
+    if args.large:
+        r = run_series(args.large, args.seeds[0], image_size_px=(1024, 1024))
+        results["realistic"].append(r)
+        print(_row(r, f"seed {args.seeds[0]}, 1024 px fields"), flush=True)
     print("\n## 2 % damaged, 1 % lost\n\n" + HEADER_DAMAGED)
     for seed in args.seeds:
         r = run_series(args.sections, seed, damaged=0.02, missing=0.01)
