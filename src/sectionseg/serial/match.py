@@ -1,13 +1,12 @@
-"""Align the beads of two sections (rigid, maybe mirrored) and measure how much their patterns differ.
+"""Align the beads of two sections (turned, shifted, maybe mirrored, slightly strained) and measure how much their patterns differ.
 
 In: two sections' :class:`~sectionseg.serial.beads.Beads` and constellations. The constellations
 with the same key give bead correspondences (4 per constellation); the parity that most of them
-agree on says whether one section is mirrored. OpenCV's RANSAC (``estimateAffinePartial2D``, a
-similarity) keeps the consistent correspondences; a scale far from 1 is rejected. The rigid
-transform is then refined by least squares (Kabsch, rotation only) on mutually nearest beads, and
-then, as sections are compressed a little differently while cut, by a robust affine fit (OpenCV
-RANSAC; kept when it stretches or shears by less than ``max_strain``): over a 1000 px field, 0.3 % of compression moves
-the border beads by 1.5 px, as far as the match radius.
+agree on says whether one section is mirrored. OpenCV's RANSAC (``estimateAffine2D``) keeps the
+consistent correspondences. The transform is affine, not rigid, because sections are compressed a
+little differently while cut: over a 1000 px field, 0.5 % of compression moves the border beads by
+2.5 px, beyond the match radius; an affine that stretches or shrinks by more than ``max_strain`` is
+rejected. It is then refined (RANSAC affine again) on all mutually nearest strong beads.
 
 Out: :class:`PairMatch` with the transform from section ``i``'s image px to section ``j``'s, and
 the cost: among the beads that lie inside both fields of view and on both sections' resin (see
@@ -38,7 +37,8 @@ class PairMatch:
     """Result of :func:`match_pair` for sections ``i``, ``j`` (indices into the caller's list).
 
     ``ok``: aligned; ``matrix``: 2x3 affine from ``i`` px to ``j`` px (rotation, maybe a mirror,
-    translation, a small strain); ``mirrored``, ``angle`` (deg, counter-clockwise on screen); ``votes``: shared
+    translation, a small strain); ``mirrored``, ``angle`` (deg, counter-clockwise on screen, of the
+    rotation nearest to the linear part); ``votes``: shared
     constellations; ``inliers``: RANSAC inliers; ``matched``: beads matched after refinement;
     ``n_i``, ``n_j``: beads of each inside the common field; ``overlap``: common field / the smaller
     field; ``rms``: px of matched beads; ``gain``: median brightness ratio i/j; ``cost`` in [0, 1];
@@ -83,33 +83,22 @@ def invert(matrix: np.ndarray) -> np.ndarray:
     return cv2.invertAffineTransform(np.asarray(matrix, np.float64))
 
 
-def _kabsch(src: np.ndarray, dst: np.ndarray, mirrored: bool) -> np.ndarray:
-    """Least-squares rotation + translation (after mirroring ``src`` x when ``mirrored``) src -> dst."""
-    f = _MIRROR if mirrored else np.eye(2)
-    s = src @ f.T
-    cs, cd = s.mean(0), dst.mean(0)
-    u, _, vt = np.linalg.svd((s - cs).T @ (dst - cd))
-    r = (u @ vt).T
-    if np.linalg.det(r) < 0:
-        u[:, -1] *= -1
-        r = (u @ vt).T
-    lin = r @ f
-    return np.c_[lin, cd - cs @ r.T]
+def _strain(linear: np.ndarray) -> float:
+    """Largest stretch or shrink of a 2x2 linear map: max |singular value - 1|."""
+    sv = np.linalg.svd(np.asarray(linear, np.float64), compute_uv=False)
+    return float(np.max(np.abs(sv - 1.0)))
 
 
-def _affine(src: np.ndarray, dst: np.ndarray, rigid: np.ndarray, max_strain: float, px: float) -> np.ndarray:
+def _affine(src: np.ndarray, dst: np.ndarray, before: np.ndarray, max_strain: float, px: float) -> np.ndarray:
     """Affine src -> dst (OpenCV RANSAC, ``px`` reprojection threshold, refined on its inliers);
-    ``rigid`` instead when there are too few points or the affine stretches or shears by more than
-    ``max_strain`` (singular values outside ``1 +- max_strain``)."""
+    ``before`` when there are too few points or the affine stretches or shrinks by more than
+    ``max_strain``."""
     if len(src) < 6:
-        return rigid
+        return before
     matrix, _ = cv2.estimateAffine2D(src.astype(np.float32), dst.astype(np.float32), method=cv2.RANSAC,
                                      ransacReprojThreshold=px, maxIters=500, confidence=0.99)
-    if matrix is None:
-        return rigid
-    sv = np.linalg.svd(matrix[:, :2], compute_uv=False)
-    if sv.max() > 1 + max_strain or sv.min() < 1 - max_strain:
-        return rigid
+    if matrix is None or _strain(matrix[:, :2]) > max_strain:
+        return before
     return matrix
 
 
@@ -153,34 +142,31 @@ def match_pair(i: int, j: int, bi: Beads, bj: Beads, ci: Constellations, cj: Con
     if len(corr) < 3:
         out.why = "too few correspondences"
         return out
-    m, inl = cv2.estimateAffinePartial2D(src.astype(np.float32), dst.astype(np.float32), method=cv2.RANSAC,
-                                         ransacReprojThreshold=settings.ransac_px, maxIters=2000,
-                                         confidence=0.999, refineIters=0)
+    m, inl = cv2.estimateAffine2D(src.astype(np.float32), dst.astype(np.float32), method=cv2.RANSAC,
+                                  ransacReprojThreshold=settings.ransac_px, maxIters=5000,
+                                  confidence=0.999, refineIters=10)
     if m is None:
         out.why = "RANSAC found no transform"
         return out
     out.inliers = int(inl.sum())
-    scale = float(np.hypot(m[0, 0], m[1, 0]))
-    if abs(scale - 1) > settings.max_scale_error or out.inliers < settings.min_matches:
-        out.why = f"RANSAC: scale {scale:.3f}, {out.inliers} inliers"
+    strain = _strain(m[:, :2])
+    if strain > settings.max_strain or out.inliers < settings.min_matches:
+        out.why = f"RANSAC: strain {strain:.3f}, {out.inliers} inliers"
         return out
     f = _MIRROR if mirrored else np.eye(2)
-    matrix = np.c_[m[:, :2] / scale @ f, m[:, 2]]   # i px -> j px, scale removed
+    matrix = np.c_[m[:, :2] @ f, m[:, 2]]   # i px -> j px
     ki, kj = np.flatnonzero(bi.strong), np.flatnonzero(bj.strong)
-    for step in range(3):  # refine on all mutually nearest strong beads: rigid, then affine twice
+    for _ in range(2):  # refine on all mutually nearest strong beads
         pairs = _mutual(apply(matrix, bi.xy[ki]), bj.xy[kj], 2 * settings.match_px)
         if len(pairs) < settings.min_matches:
             out.why = f"{len(pairs)} beads match after RANSAC"
             return out
-        src, dst = bi.xy[ki[pairs[:, 0]]], bj.xy[kj[pairs[:, 1]]]
-        if step == 0:
-            matrix = _kabsch(src, dst, mirrored)
-            rigid = matrix
-        elif settings.max_strain > 0:
-            matrix = _affine(src, dst, rigid, settings.max_strain, 0.5 * settings.match_px)
+        matrix = _affine(bi.xy[ki[pairs[:, 0]]], bj.xy[kj[pairs[:, 1]]], matrix, settings.max_strain,
+                         0.5 * settings.match_px)
     out.ok, out.matrix, out.mirrored = True, matrix, mirrored
-    lin = rigid[:, :2] @ f
-    out.angle = float(np.degrees(np.arctan2(lin[1, 0], lin[0, 0])) % 360)
+    u, _, vt = np.linalg.svd(matrix[:, :2] @ f)
+    rot = u @ vt
+    out.angle = float(np.degrees(np.arctan2(rot[1, 0], rot[0, 0])) % 360)
     _cost(out, bi, bj, settings)
     if out.matched < settings.min_matches:
         out.ok, out.cost, out.why = False, NO_MATCH, f"{out.matched} beads match in the common field"

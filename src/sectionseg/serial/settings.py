@@ -25,8 +25,8 @@ class OrderSettings:
     beads (``rescue_neighbours``, ``rescue_bin_px``; 0: no second chance).
     Matching (:mod:`.match`): ``ransac_px`` (RANSAC reprojection threshold), ``match_px`` (bead
     match radius after alignment), ``min_matches`` (matched beads for a valid alignment),
-    ``max_scale_error`` (|scale - 1| allowed by RANSAC's similarity), ``max_strain``
-    (largest stretch or shear of the affine refinement; 0: rigid only), ``margin_px`` (beads this
+    ``max_strain`` (largest stretch or shrink of the affine
+    alignment, as a fraction), ``margin_px`` (beads this
     close to the other image's border are not counted), ``cost`` (``flux``: brightness-weighted share
     of bead signal that does not match, ``count``: share of beads that do not match).
     Path (:mod:`.path`): ``tsp_runs`` (LKH runs). Doubts (:mod:`.doubts`): ``doubt_mad`` (a link
@@ -58,8 +58,7 @@ class OrderSettings:
     ransac_px: float = 2.0
     match_px: float = 2.0
     min_matches: int = 6
-    max_scale_error: float = 0.05
-    max_strain: float = 0.02
+    max_strain: float = 0.04
     margin_px: float = 3.0
     cost: str = "flux"
     profile_weight: float = 1.0
