@@ -10,9 +10,9 @@ small brightness difference, instead of counting as a bead that appeared. Severa
 section are merged with :func:`merge_channels`.
 
 The *resin mask* marks where the field shows the section: the smooth background (autofluorescence of
-the resin) is above ``resin_level`` times its median (so at least half the field must show resin); a torn section shows bare wafer, darker, where
-no bead can be. It is kept at 1/:data:`MASK_STEP` resolution; alignment costs count only beads
-that fall on the resin of both sections. ``sharpness`` (the smoothed peak over the peak smoothed
+the resin) is above ``resin_level`` times its median (so at least half the field must show resin);
+a torn section shows bare wafer, darker, where no bead can be. It is kept at 1/:data:`MASK_STEP`
+resolution; alignment costs count only beads that fall on the resin of both sections. ``sharpness`` (the smoothed peak over the peak smoothed
 twice as much, median over strong beads: ~2.7 for a sharp ~1 px spot, lower when out of focus)
 tells blurred images.
 """

@@ -1,4 +1,5 @@
-"""Align the beads of two sections (turned, shifted, maybe mirrored, slightly strained) and measure how much their patterns differ.
+"""Align the beads of two sections (turned, shifted, maybe mirrored, a little strained) and measure
+how much their bead patterns differ.
 
 In: two sections' :class:`~sectionseg.serial.beads.Beads` and constellations. The constellations
 with the same key give bead correspondences (4 per constellation); the parity that most of them

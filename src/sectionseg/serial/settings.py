@@ -25,18 +25,20 @@ class OrderSettings:
     beads (``rescue_neighbours``, ``rescue_bin_px``; 0: no second chance).
     Matching (:mod:`.match`): ``ransac_px`` (RANSAC reprojection threshold), ``match_px`` (bead
     match radius after alignment), ``min_matches`` (matched beads for a valid alignment),
-    ``max_strain`` (largest stretch or shrink of the affine
-    alignment, as a fraction), ``margin_px`` (beads this
-    close to the other image's border are not counted), ``cost`` (``flux``: brightness-weighted share
-    of bead signal that does not match, ``count``: share of beads that do not match).
-    Path (:mod:`.path`): ``tsp_runs`` (LKH runs). Doubts (:mod:`.doubts`): ``doubt_mad`` (a link
-    costlier than the median link by this many robust s.d. is doubtful), ``doubt_ratio`` (... and
-    this many times the median), ``doubt_margin`` (a link is doubtful when a section has a
-    partner off the path that costs less than ``(1 + doubt_margin)`` times the link), ``doubt_gap`` (a link costlier than this times the median of the links around it is
-    doubtful), ``doubt_beads`` (a section with fewer strong beads than this times the median section is
-    doubtful), ``doubt_sharpness`` (a section whose beads are less sharp than this times the median
-    section's is doubtful), ``doubt_reach`` (links this close to a link without a match are doubtful),
-    ``doubt_swap`` (a link whose two sections could swap places for less than this times the median link is
+    ``max_strain`` (largest stretch or shrink of the affine alignment, as a fraction),
+    ``margin_px`` (beads this close to the other image's border are not counted), ``cost``
+    (``flux``: brightness-weighted share of bead signal that does not match, ``count``: share of
+    beads that do not match).
+    Path (:mod:`.path`): ``tsp_runs`` (LKH runs).
+    Doubts (:mod:`.doubts`): ``doubt_mad`` (a link costlier than the median link by this many
+    robust s.d. is doubtful), ``doubt_ratio`` (... and this many times the median),
+    ``doubt_margin`` (a link is doubtful when a section has a partner off the path that costs less
+    than ``(1 + doubt_margin)`` times the link), ``doubt_gap`` (a link costlier than this times the
+    median of the links around it is doubtful), ``doubt_beads`` (a section with fewer strong beads
+    than this times the median section is doubtful), ``doubt_sharpness`` (a section whose beads are
+    less sharp than this times the median section's is doubtful), ``doubt_reach`` (links this close
+    to a doubtful section's links or to a link without a match are doubtful), ``doubt_swap`` (a
+    link whose two sections could swap places for less than this times the median link is
     doubtful).
     """
 
