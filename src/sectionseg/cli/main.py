@@ -11,7 +11,7 @@ from sectionseg.errors import InputError
 
 # Order shown in --help. Each name is a module of this package with a ``register`` function.
 COMMANDS = ("demo", "detect", "simulate", "convert", "show", "tiles", "synth", "dataset", "train", "finetune",
-            "evaluate", "export")
+            "evaluate", "export", "order")
 
 
 def build_parser() -> argparse.ArgumentParser:

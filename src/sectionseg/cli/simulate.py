@@ -22,17 +22,32 @@ def register(subparsers) -> None:
     p.add_argument("--layout-scale", type=float, default=1.0,
                    help="multiply layout coordinates by this (e.g. 0.3333 for full-resolution MagC files)")
     p.add_argument("--no-dummies", action="store_true", help="no dummy strips")
+    beads = p.add_argument_group("bead images (section order retrieval, see 'sectionseg order')")
+    beads.add_argument("--beads", action="store_true",
+                       help="also write the sections' bead images into OUT/beads (MagC layout, same section "
+                            "ids, true serial order in OUT/beads/ground_truth.json)")
+    beads.add_argument("--bead-channels", type=int, choices=(1, 2), default=1, help="bead channels (488, 546)")
+    beads.add_argument("--bead-damaged", type=float, default=0.02, help="share of damaged sections (default 0.02)")
+    beads.add_argument("--bead-missing", type=float, default=0.0,
+                       help="share of sections lost while cutting (gaps in the series; default 0)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from sectionseg.simulation.beads import BeadSettings
     from sectionseg.simulation.wafer import simulate_wafer
+
+    beads = None
+    if args.beads:
+        beads = BeadSettings(channels=args.bead_channels, damaged=args.bead_damaged,
+                             missing=args.bead_missing).checked()
 
     summary = simulate_wafer(args.out, seed=args.seed, width=args.width, height=args.height,
                              n_sections=args.sections, density=args.density, style=args.style,
                              layout_path=args.layout, layout_scale=args.layout_scale,
-                             dummies=not args.no_dummies)
+                             dummies=not args.no_dummies, beads=beads)
     print(f"simulated {summary['width']}x{summary['height']} px wafer, style {summary['style']}, "
           f"seed {summary['seed']}: {summary['n_sections']} sections ({summary['n_dummies']} with "
-          f"dummies), {summary['bit_depth']}-bit -> {args.out}")
+          f"dummies), {summary['bit_depth']}-bit -> {args.out}"
+          + (f"; bead images in {args.out}/beads" if beads is not None else ""))
     return 0

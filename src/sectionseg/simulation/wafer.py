@@ -32,7 +32,7 @@ def simulate_wafer(out_dir: str | os.PathLike, *, seed: int, width: int | None =
                    height: int | None = None, n_sections: int | None = None,
                    density: float | None = None, style: str | Style = "default",
                    layout_path: str | os.PathLike | None = None, layout_scale: float = 1.0,
-                   dummies: bool = True, margin: float = 20.0) -> dict:
+                   dummies: bool = True, margin: float = 20.0, beads=None) -> dict:
     """Simulate a wafer and write it into ``out_dir`` (created if needed); return the summary dict
     that is also saved as ``simulation.json``.
 
@@ -43,6 +43,11 @@ def simulate_wafer(out_dir: str | os.PathLike, *, seed: int, width: int | None =
     - ``layout_path``: take the sections from an annotation file (any format
       :func:`sectionseg.formats.read_sections` reads), coordinates times ``layout_scale``; dummies
       are then added at random unless ``dummies`` is False.
+    - ``beads``: a :class:`sectionseg.simulation.beads.BeadSettings` to also write the sections' bead
+      images into ``out_dir/beads`` (MagC's layout, section ids = the wafer's section indices, their
+      serial order in ``beads/ground_truth.json``); its ``n_sections`` is replaced by the wafer's
+      count plus the lost sections. The bead images draw from their own random stream: the wafer's
+      files are the same with or without them.
     """
     from sectionseg import __version__
     from sectionseg.formats import write_sections
@@ -98,10 +103,27 @@ def simulate_wafer(out_dir: str | os.PathLike, *, seed: int, width: int | None =
         "files": ["gray.tif", "fluo.tif", "rgb.tif", "sections.labelme.json", "sections.magc",
                   "sections.coco.json", "magc/", "simulation.json"],
     }
+    if beads is not None:
+        summary["beads"] = _write_beads(out / "beads", seed, len(sections), beads)
+        summary["files"].append("beads/")
     from sectionseg.io.atomic import write_text
 
     write_text(out / "simulation.json", json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def _write_beads(folder: Path, seed: int, n: int, settings) -> dict:
+    """Bead images of the wafer's ``n`` sections (ids 0..n-1) into ``folder``; returns a summary."""
+    from dataclasses import replace
+
+    from sectionseg.simulation.beads import simulate_bead_sections, write_bead_folder
+
+    lost = 0 if settings.missing <= 0 else max(1, int(round(settings.missing * n / (1 - settings.missing))))
+    settings = replace(settings, n_sections=n + lost, missing=lost / (n + lost))
+    series = simulate_bead_sections(np.random.default_rng([int(seed), 14]), settings, ids=list(range(n)))
+    write_bead_folder(folder, series)
+    return {"folder": folder.name, "channels": series.channels, "lost_sections": len(series.missing),
+            "damaged": len(series.damaged), "flipped": len(series.flipped)}
 
 
 def _file_layout(rng, path, scale, params, width, height, margin, dummies):
