@@ -148,6 +148,7 @@ def run(args: argparse.Namespace) -> int:
     from sectionseg.datasets.adapt import check_labels
     from sectionseg.formats import read_sections
     from sectionseg.io.atomic import write_text
+    from sectionseg.io.jsontext import dumps as strict_json
     from sectionseg.model.checkpoint import load_config_of
     from sectionseg.training.finetune import export_adapted, finetune
 
@@ -194,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
         timings["detection"] = time.perf_counter() - t
         report["detection"] = {"counts": result.counts, "outputs": {k: os.fspath(v) for k, v in paths.items()}}
     report["total_seconds"] = sum(timings.values())
-    write_text(out / "finetune_report.json", json.dumps(report, indent=1, default=float) + "\n")
+    write_text(out / "finetune_report.json", strict_json(report, indent=1, default=float) + "\n")
     _print_summary(report, out)
     return 0
 

@@ -9,7 +9,6 @@ Folder layout (the contract with the training code)::
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from sectionseg.datasets.labels import CLASSES, instance_id_image
 from sectionseg.geometry.section import Section
 from sectionseg.io.atomic import write_text
 from sectionseg.io.images import write_image
+from sectionseg.io.jsontext import dumps as strict_json
 
 MANIFEST_FORMAT = "sectionseg-dataset"
 MANIFEST_VERSION = 1
@@ -59,7 +59,7 @@ def write_manifest(root: str | os.PathLike, splits: dict[str, list[dict]], param
     for name, items in splits.items():
         if name not in SPLITS:
             manifest["splits"][name] = list(items)
-    write_text(Path(root) / "manifest.json", json.dumps(manifest, indent=1) + "\n")
+    write_text(Path(root) / "manifest.json", strict_json(manifest, indent=1) + "\n")
     return manifest
 
 

@@ -1,7 +1,6 @@
 """Evaluate a model file on a dataset split: predictions, metrics, JSON report, PR plot, table."""
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from tqdm import tqdm
 from sectionseg.evaluation.coco_metrics import CLASS_NAMES, as_numpy, coco_metrics, masks_to_rles
 from sectionseg.evaluation.geometry_metrics import geometry_metrics
 from sectionseg.io.atomic import atomic_path, write_text
+from sectionseg.io.jsontext import dumps as strict_json
 
 
 def evaluate_predictions(gts: list[dict], preds: list[dict], score_threshold: float = 0.5,
@@ -122,7 +122,7 @@ def write_report(out_dir: str | os.PathLike, results: dict, info: dict | None = 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     table = format_table(results)
-    write_text(out_dir / "report.json", json.dumps({**(info or {}), **results}, indent=1) + "\n")
+    write_text(out_dir / "report.json", strict_json({**(info or {}), **results}, indent=1) + "\n")
     write_text(out_dir / "summary.txt", table + "\n")
     plot_pr_curves(out_dir / "pr_curve.png", results)
     return table

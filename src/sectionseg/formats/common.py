@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from sectionseg.errors import InputError
+from sectionseg.io.jsontext import dumps as strict_json
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +110,7 @@ _NUMBER_LIST = re.compile(r"\[\n\s*([-+0-9.eE,\s]+?)\n\s*\]")
 
 def dump_json(data) -> str:
     """JSON text as written by this package: indented, lists of numbers on one line, UTF-8."""
-    text = json.dumps(data, indent=1, ensure_ascii=False)
+    text = strict_json(data, indent=1, ensure_ascii=False)
     text = _NUMBER_LIST.sub(lambda m: "[" + ", ".join(m.group(1).replace(",", " ").split()) + "]", text)
     return text + "\n"
 

@@ -7,7 +7,6 @@ and ``simulation.json`` (seed, style, sampled parameters, size, counts, software
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 from pathlib import Path
@@ -99,8 +98,9 @@ def simulate_wafer(out_dir: str | os.PathLike, *, seed: int, width: int | None =
                   "sections.coco.json", "magc/", "simulation.json"],
     }
     from sectionseg.io.atomic import write_text
+    from sectionseg.io.jsontext import dumps as strict_json
 
-    write_text(out / "simulation.json", json.dumps(summary, indent=2) + "\n")
+    write_text(out / "simulation.json", strict_json(summary, indent=2) + "\n")
     return summary
 
 
