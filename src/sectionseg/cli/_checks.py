@@ -55,7 +55,7 @@ POSITIVE_SCALE = Range(0, 1000, lo_open=True)
 
 #: ``{option dest: Range}`` for every command, and ``{(command, dest): Range}`` where a command's
 #: option of the same name means something else. Options of several values (``nargs``) are checked
-#: value by value.
+#: value by value. (The simulator's sizes and counts are its own: ``simulation.wafer.check_request``.)
 OPTION_RANGES: dict = {
     "seed": Range(0, SEED_MAX),
     "score_threshold": Range(0, 1),
@@ -69,10 +69,6 @@ OPTION_RANGES: dict = {
     "pair_scale": POSITIVE_SCALE,
     "scale": POSITIVE_SCALE,
     "layout_scale": POSITIVE_SCALE,
-    "width": Range(64, 100000),
-    "height": Range(64, 100000),
-    "sections": Range(0, 100000),
-    "density": Range(0, 200),
     "max_side": Range(16, 100000),
     "fill": Range(0, 1),
     "image_size": Range(1, 1000000),
@@ -246,21 +242,4 @@ def check_empty_or_overwrite(out, overwrite: bool, what: str = "output folder") 
 
 
 # ----------------------------------------------------------------------------- memory
-def available_memory() -> int | None:
-    """Bytes of memory available to a new allocation (Linux ``MemAvailable``), None when unknown."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
-
-
-def check_memory(needed: float, what: str) -> None:
-    """InputError when ``needed`` bytes (an estimate) exceed the memory available now."""
-    free = available_memory()
-    if free is not None and needed > free:
-        raise InputError(f"{what} needs about {needed / 2 ** 30:.1f} GiB of memory, {free / 2 ** 30:.1f} GiB "
-                         "are available")
+from sectionseg.io.memory import available_memory, check_memory  # noqa: E402,F401 - part of this API

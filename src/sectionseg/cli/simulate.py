@@ -22,7 +22,22 @@ def register(subparsers) -> None:
     p.add_argument("--layout-scale", type=float, default=1.0,
                    help="multiply layout coordinates by this (e.g. 0.3333 for full-resolution MagC files)")
     p.add_argument("--no-dummies", action="store_true", help="no dummy strips")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, check=check_args)
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Style, sizes, counts, memory, the layout file and the output folder, before any work."""
+    from sectionseg.cli._checks import check_input_path, check_memory, check_output_folder
+    from sectionseg.simulation.styles import get_style
+    from sectionseg.simulation.wafer import check_request, memory_needed
+
+    get_style(args.style)
+    check_request(args.width, args.height, args.sections, args.density, layout=args.layout is not None)
+    if args.layout is not None:
+        check_input_path(args.layout, "layout file")
+    else:
+        check_memory(memory_needed(args.width, args.height), "simulating a wafer of this size")
+    check_output_folder(args.out)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -57,6 +57,19 @@ def read_sections(path: str | os.PathLike, fmt: str | None = None, scale: float 
     return read_coco(p, scale)
 
 
+def dropped_by(fmt: str, sections: list[Section]) -> list[str]:
+    """What a file of format ``fmt`` has no place for among ``sections``, as phrases (e.g.
+    ``"17 dummies"``); empty when it keeps everything. Landmarks and the entries only a ``.magc``
+    holds are :meth:`MagcFile.unwritten_by`'s business."""
+    count = {"dummies": sum(s.dummy is not None for s in sections),
+             "detection scores": sum(s.score is not None for s in sections),
+             "magnets known only by their location": sum(s.magnet is None and "magnet_location" in s.extra
+                                                         for s in sections)}
+    lost = {"magc-pair": ("dummies", "detection scores"), "magc": ("detection scores",),
+            "coco": ("magnets known only by their location",), "labelme": ()}[check_format(fmt)]
+    return [f"{count[k]} {k}" for k in lost if count[k]]
+
+
 def write_sections(path: str | os.PathLike, sections: list[Section], fmt: str | None = None, *,
                    magc_dialect: str = "magfinder", image_path=None, image_size=None,
                    serial_order=None, stage_order=None, landmarks=None, magc_entries=(),
@@ -96,5 +109,5 @@ __all__ = [
     "DIALECTS", "magfinder_angle", "read_magc_pair", "write_magc_pair", "write_magc",
     "read_labelme", "write_labelme", "read_coco", "write_coco", "json_kind", "check_format",
     "sections_from_labelme", "sections_from_coco", "load_json", "MagcEntry", "direction_from_magc_angle",
-    "image_path_for", "read_landmarks", "MIN_LANDMARKS",
+    "image_path_for", "read_landmarks", "MIN_LANDMARKS", "dropped_by",
 ]
