@@ -58,7 +58,7 @@ def check_args(args) -> None:
     from sectionseg.cli._checks import check_input_file, check_input_path, check_output_file, check_output_folder
     from sectionseg.formats.magc_pair import pair_folder
 
-    check_input_path(args.input, "annotation file or folder")
+    check_input_path(args.input, "file")
     if args.landmarks is not None:
         check_input_file(args.landmarks, "landmark file")
     out_fmt = check_format(args.to_fmt) if args.to_fmt else guess_format(Path(args.output), for_write=True)

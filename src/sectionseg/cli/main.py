@@ -89,7 +89,8 @@ def _run(args) -> int:
     from sectionseg.cli._checks import check_options
 
     def fail(message: str, code: int) -> int:
-        print(f"sectionseg {args.command}: error: {message}", file=sys.stderr)
+        one_line = " ".join(part.strip() for part in message.splitlines() if part.strip())
+        print(f"sectionseg {args.command}: error: {one_line}", file=sys.stderr)
         return code
 
     try:

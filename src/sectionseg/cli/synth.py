@@ -14,7 +14,8 @@ def register(subparsers) -> None:
         description="Cut every labelled section (tissue, magnet, dummy, with a small margin) out of the "
                     "wafer and paste them at random positions and angles, without overlap, onto "
                     "section-free background of the same wafer. Writes OUT/images, OUT/annotations "
-                    "(labelme), OUT/masks and OUT/manifest.json (all images in 'train'), as one set: OUT holds the whole new set or what it held before.")
+                    "(labelme), OUT/masks and OUT/manifest.json (all images in 'train'), as one set: OUT "
+                    "holds the whole new set or what it held before.")
     add_labelled_wafer_arguments(p, "WAFER_RGB_OR_GRAY")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--count", type=int, required=True, help="number of images to generate")

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from sectionseg.errors import InputError
 from sectionseg.evaluation.coco_metrics import CLASS_NAMES, as_numpy, coco_metrics, masks_to_rles
 from sectionseg.evaluation.geometry_metrics import geometry_metrics
 from sectionseg.io.atomic import atomic_path, write_text
@@ -134,8 +135,10 @@ def evaluate_model(model_path, data_root, out_dir, split: str = "test", score_th
     from sectionseg.datasets.torch_dataset import SectionDataset
     from sectionseg.model.checkpoint import load_model
 
-    model, config, meta = load_model(model_path, device)
     dataset = SectionDataset(data_root, split, transforms=None)
+    if len(dataset) == 0:
+        raise InputError(f"split {split!r} has no images: nothing to evaluate", Path(data_root) / "manifest.json")
+    model, config, meta = load_model(model_path, device)
     gts, preds = predict_dataset(model, dataset, device, progress=progress)
     results = evaluate_predictions(gts, preds, score_threshold)
     info = {"model": str(model_path), "data": str(data_root), "split": split,

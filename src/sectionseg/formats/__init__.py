@@ -32,6 +32,7 @@ from sectionseg.formats.magc_ini import (DIALECTS, MagcEntry, MagcFile, directio
                                          magfinder_angle, read_magc, write_magc)
 from sectionseg.formats.magc_pair import read_magc_pair, write_magc_pair
 from sectionseg.geometry import Section
+from sectionseg.io.outset import check_complete
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ def read_sections(path: str | os.PathLike, fmt: str | None = None, scale: float 
     """
     scale = check_scale(scale)
     p = Path(path)
+    check_complete(p if p.is_dir() else p.parent)  # not an output set being replaced
     if fmt is None:
         fmt = guess_format(p, for_write=False)
     check_format(fmt)

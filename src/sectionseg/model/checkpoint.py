@@ -58,8 +58,11 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
         raise InputError("model file not found", path)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=False)
+    except MemoryError:
+        raise
     except Exception as exc:  # torch raises many types for corrupt files
-        raise InputError(f"cannot read model file: {exc}", path) from None
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"cannot read model file: {reason}", path) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise InputError(f"not a {FORMAT} file", path)
     if payload.get("version") != VERSION:
