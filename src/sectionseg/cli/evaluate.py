@@ -29,8 +29,8 @@ def check_args(args: argparse.Namespace) -> None:
 
     check_device(args.device)
     args.model = check_model_file(args.model)
-    check_split(check_dataset_folder(args.data), args.split)
     check_output_folder(args.out)
+    check_split(check_dataset_folder(args.data), args.split)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -16,6 +16,7 @@ import contextlib
 import errno
 import importlib
 import logging
+import os
 import signal
 import sys
 
@@ -76,6 +77,10 @@ def main(argv: list[str] | None = None) -> int:
                             format="%(levelname)s: %(message)s")
         with _sigterm_stops():
             return _run(args)
+    except BrokenPipeError:  # the reader of our output went away (``| head``): not an error of ours
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except Terminated:
         print(f"sectionseg {command}: stopped (SIGTERM)", file=sys.stderr)
         return 143
