@@ -72,6 +72,8 @@ def register(subparsers) -> None:
 def check_args(args) -> None:
     """What :data:`sectionseg.cli._checks.OPTION_RANGES` cannot say, and the input files and output
     folder: all before any work (and before torch is imported)."""
+    from sectionseg.cli._checks import check_memory
+    from sectionseg.detection.parallel import BYTES_PER_BATCH_PIXEL, resolve_workers
     from sectionseg.io.images import image_size
 
     if args.overlap > args.tile_size // 2:
@@ -84,6 +86,11 @@ def check_args(args) -> None:
     if args.landmarks is not None:
         check_input_file(args.landmarks, "landmark file")
     check_model_file(args.model)
+    if args.device == "cpu":
+        workers = resolve_workers(args.workers, args.device)
+        check_memory(workers * args.batch_size * args.tile_size ** 2 * BYTES_PER_BATCH_PIXEL,
+                     f"inference with {workers} workers x --batch-size {args.batch_size} tiles of "
+                     f"--tile-size {args.tile_size} px")
     width, height = image_size(args.gray)
     if min(width, height) < MIN_IMAGE_SIDE:
         raise InputError(f"the image is {width}x{height} px; a wafer image needs at least {MIN_IMAGE_SIDE} px "

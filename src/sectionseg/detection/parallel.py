@@ -30,6 +30,8 @@ from sectionseg.errors import ResourceError
 from sectionseg.io.interrupts import STOP_SIGNALS, blocked_signals
 
 MAX_AUTO_WORKERS = 8  # each worker holds its own activations (~0.3-0.5 GB for 512 px tiles)
+#: memory of inference per pixel of the tiles of one model call, bytes (~0.5 GB for 2 tiles of 512 px)
+BYTES_PER_BATCH_PIXEL = 1000
 
 _TASK: Callable | None = None  # the function of the running map, inherited by the forked workers
 
@@ -166,7 +168,6 @@ class _Pool:
         try:
             got, ok, value, remote = conn.recv()
         except (EOFError, OSError):
-            process.join(1.0)
             raise _died(process) from None
         if not ok:
             raise value from (WorkerFailed(f"in the worker process:\n{remote}") if remote else None)
@@ -192,6 +193,7 @@ class _Pool:
 
 
 def _died(process) -> ResourceError:
+    process.join(2.0)  # its pipes close before it can be reaped
     code = process.exitcode
     how = f"was killed by signal {-code}" if code is not None and code < 0 else f"exited with code {code}"
     hint = " (out of memory? try fewer --workers)" if code == -signal.SIGKILL else ""
