@@ -3,10 +3,8 @@ import sys
 
 if __name__ == "__main__":
     try:  # a Ctrl-C while the modules load is an interruption too, not a traceback
-        from sectionseg.cli.main import main
-
-        code = main()
+        from sectionseg.cli.main import console
     except KeyboardInterrupt:
         print("sectionseg: interrupted", file=sys.stderr)
-        code = 130
-    sys.exit(code)
+        sys.exit(130)
+    console()

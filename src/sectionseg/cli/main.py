@@ -22,6 +22,7 @@ import sys
 
 from sectionseg import __version__
 from sectionseg.errors import InputError, ResourceError
+from sectionseg.io.interrupts import blocked_signals
 
 # Order shown in --help. Each name is a module of this package with a ``register`` function.
 COMMANDS = ("demo", "detect", "simulate", "convert", "show", "tiles", "synth", "dataset", "train", "finetune",
@@ -68,24 +69,24 @@ def _sigterm_stops():
 
 
 def main(argv: list[str] | None = None) -> int:
-    command = "?"
+    name = "sectionseg"
     try:
-        parser = build_parser()
-        args = parser.parse_args(argv)
-        command = args.command
-        logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                            format="%(levelname)s: %(message)s")
         with _sigterm_stops():
+            parser = build_parser()
+            args = parser.parse_args(argv)
+            name = f"sectionseg {args.command}"
+            logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                                format="%(levelname)s: %(message)s")
             return _run(args)
     except BrokenPipeError:  # the reader of our output went away (``| head``): not an error of ours
         with contextlib.suppress(OSError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
     except Terminated:
-        print(f"sectionseg {command}: stopped (SIGTERM)", file=sys.stderr)
+        print(f"{name}: stopped (SIGTERM)", file=sys.stderr)
         return 143
     except KeyboardInterrupt:
-        print(f"sectionseg {command}: interrupted", file=sys.stderr)
+        print(f"{name}: interrupted", file=sys.stderr)
         return 130
 
 
@@ -118,5 +119,24 @@ def _run(args) -> int:
     return int(code or 0)
 
 
+def console() -> None:
+    """The ``sectionseg`` program: :func:`main`, then a prompt exit.
+
+    The interpreter's own shutdown is skipped (``os._exit`` once the streams and logs are flushed):
+    every output is closed and in place when :func:`main` returns, tearing torch down takes about a
+    second, and a Ctrl-C during that second would kill the process without a word."""
+    try:
+        code = main()
+    except KeyboardInterrupt:  # after the command, before the exit
+        print("sectionseg: interrupted", file=sys.stderr)
+        code = 130
+    with blocked_signals():
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        logging.shutdown()
+        os._exit(code)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    console()

@@ -45,8 +45,8 @@ def run(args) -> int:
     rgb, record, sections = load_labelled_wafer(args)
     fit = fitting_sections(sections, args.size, args.margin)
     if lo > fit:
-        raise InputError(f"--sections-per-image MIN {lo}: only about {fit} sections of this wafer fit on a "
-                         f"{args.size} px image")
+        room = f"only about {fit} sections of this wafer fit" if fit else "no section of this wafer fits"
+        raise InputError(f"--sections-per-image MIN {lo}: {room} on a {args.size} px image")
     params = {"kind": "synthetic", "image": str(args.image), "fluo": args.fluo, "labels": str(args.labels),
               "scale": args.scale, "count": args.count, "size": args.size, "seed": args.seed,
               "sections_per_image": [lo, hi], "margin": args.margin, "normalisation": record}

@@ -90,10 +90,10 @@ def check_polygon(points: np.ndarray, path, line: int | None, where: str) -> np.
     extent = float(np.ptp(points, axis=0).max()) if len(points) else 0.0
     if extent == 0.0:
         raise InputError(f"{where}: all corners are the same point", path, line)
-    if polygon_area(points) <= 1e-9 * extent ** 2:
+    polygon = shapely.Polygon(points)
+    if polygon.convex_hull.area <= 1e-9 * extent ** 2:
         raise InputError(f"{where}: the corners lie on one line (zero area)", path, line)
-    reason = shapely.is_valid_reason(shapely.Polygon(points))
-    if reason.startswith("Self-intersection"):
+    if shapely.is_valid_reason(polygon).startswith("Self-intersection") or polygon_area(points) <= 1e-9 * extent ** 2:
         raise InputError(f"{where}: the outline crosses itself (a bow-tie: corners out of order?)", path, line)
     return points
 
