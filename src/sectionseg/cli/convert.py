@@ -15,6 +15,8 @@ from sectionseg.errors import InputError
 from sectionseg.formats import (DIALECTS, FORMATS, check_format, dropped_by, guess_format, image_path_for,
                                 read_landmarks, read_magc, read_sections, write_sections)
 from sectionseg.formats.common import check_scale
+from sectionseg.formats.magc_pair import pair_folder
+from sectionseg.io.outset import output_set
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +58,6 @@ def register(subparsers) -> None:
 def check_args(args) -> None:
     """Input and landmark files, and the output place, before reading anything."""
     from sectionseg.cli._checks import check_input_file, check_input_path, check_output_file, check_output_folder
-    from sectionseg.formats.magc_pair import pair_folder
 
     check_input_path(args.input, "file")
     if args.landmarks is not None:
@@ -113,10 +114,15 @@ def run(args) -> int:
         log.warning("%s: not written to %s (a %s file has no place for them): %s", src, dst, out_fmt,
                     ", ".join(lost))
     image_path, image_size = _image_args(args, dst, out_fmt)
-    write_sections(dst, sections, out_fmt, magc_dialect=dialect or "magfinder", image_path=image_path,
-                   image_size=image_size, pair_integers=args.pair_integers,
+    options = dict(magc_dialect=dialect or "magfinder", image_path=image_path, image_size=image_size,
+                   pair_integers=args.pair_integers,
                    landmarks=landmarks if out_fmt == "magc" or args.landmarks else None,
                    **(kept if out_fmt == "magc" else {}))
+    if out_fmt == "magc-pair":  # two files: both new or both as they were
+        with output_set(pair_folder(dst), "convert") as stage:
+            write_sections(stage, sections, out_fmt, **options)
+    else:
+        write_sections(dst, sections, out_fmt, **options)
     print(f"{len(sections)} sections read from {src} ({in_fmt}), written to {dst} ({out_fmt})"
           + (f"; dropped: {', '.join(lost)}" if lost else ""))
     return 0
