@@ -261,3 +261,34 @@ def test_a_killed_worker_is_a_resource_error_not_a_hang():
 
     with pytest.raises(ResourceError, match="killed by signal 9"):
         fork_map(die, range(5), 2)
+
+
+def test_blocked_signals_defer_ctrl_c_to_the_end_of_the_block():
+    from sectionseg.io.interrupts import blocked_signals
+
+    steps = []
+    with pytest.raises(KeyboardInterrupt):
+        with blocked_signals():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+            steps.append("renamed both")  # not cut in two
+    assert steps == ["renamed both"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_ctrl_c_stops_the_dataset_workers_at_once():
+    import multiprocessing as mp
+
+    from sectionseg.datasets.build import _parallel_map
+
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    previous = signal.signal(signal.SIGALRM, lambda *a: os.kill(os.getpid(), signal.SIGINT))
+    t0 = time.monotonic()
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 4.0)  # Ctrl-C while both spawned workers sleep 60 s
+        with pytest.raises(KeyboardInterrupt):
+            _parallel_map(time.sleep, [(60,), (60,)], 2, "sleeping")
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert time.monotonic() - t0 < 30 and not mp.active_children()

@@ -12,6 +12,7 @@ checks that import nothing heavy and write nothing); :func:`main` runs the share
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import errno
 import importlib
@@ -122,7 +123,8 @@ def _run(args) -> int:
 def console() -> None:
     """The ``sectionseg`` program: :func:`main`, then a prompt exit.
 
-    The interpreter's own shutdown is skipped (``os._exit`` once the streams and logs are flushed):
+    The interpreter's own shutdown is skipped (``os._exit`` once the exit functions ran and the
+    streams are flushed):
     every output is closed and in place when :func:`main` returns, tearing torch down takes about a
     second, and a Ctrl-C during that second would kill the process without a word."""
     try:
@@ -131,10 +133,11 @@ def console() -> None:
         print("sectionseg: interrupted", file=sys.stderr)
         code = 130
     with blocked_signals():
+        with contextlib.suppress(Exception):
+            atexit._run_exitfuncs()  # what registered itself (logging, multiprocessing's semaphores) runs
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
                 stream.flush()
-        logging.shutdown()
         os._exit(code)
 
 

@@ -30,6 +30,7 @@ from sectionseg.datasets.samples import SPLITS, load_wafer_rgb, write_manifest
 from sectionseg.datasets.synth import write_synthetic
 from sectionseg.datasets.tiles import cut_tiles, iter_tiles
 from sectionseg.errors import InputError
+from sectionseg.io.interrupts import STOP_SIGNALS, blocked_signals
 from sectionseg.io.outset import output_set
 from sectionseg.io.resample import scaled_size
 
@@ -76,23 +77,47 @@ def _parallel_map(fn: Callable, args: list, jobs: int, desc: str) -> list:
     """``[fn(*a) for a in args]`` in order, over ``jobs`` spawned processes when ``jobs`` > 1 (``fn``
     must then be picklable: a module-level function)."""
     if jobs <= 1 or len(args) <= 1:
-        return [fn(*a) for a in tqdm(args, desc=desc)]
-    # spawn, not fork: OpenCV's and torch's thread pools do not survive a fork. Workers ignore Ctrl-C;
-    # on any exception here (Ctrl-C included) they are terminated, not waited for.
+        with tqdm(args, desc=desc) as bar:  # closed before an exception is reported
+            return [fn(*a) for a in bar]
+    # spawn, not fork: OpenCV's and torch's thread pools do not survive a fork. Workers ignore Ctrl-C
+    # (they start with it held back); on any exception here, Ctrl-C included, they are stopped, not
+    # waited for.
     with ProcessPoolExecutor(min(jobs, len(args)), mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_ignore_sigint) as pool:
+                             initializer=_worker_signals) as pool:
         try:
-            futures = [pool.submit(fn, *a) for a in args]
-            return [f.result() for f in tqdm(futures, desc=desc)]
+            with blocked_signals():
+                futures = [pool.submit(fn, *a) for a in args]
+            with tqdm(futures, desc=desc) as bar:
+                return [f.result() for f in bar]
         except BaseException:
-            for process in list((getattr(pool, "_processes", None) or {}).values()):
-                process.terminate()
-            pool.shutdown(wait=False, cancel_futures=True)
+            with blocked_signals():
+                _stop_workers(pool)
             raise
 
 
-def _ignore_sigint() -> None:
+def _worker_signals() -> None:
+    """In a worker: Ctrl-C is the parent's business, SIGTERM (the parent stopping it) ends it at once.
+    Its progress bars take a thread lock, not tqdm's default process-shared one: a worker ended by a
+    signal would leave that semaphore behind (a warning of multiprocessing's resource tracker)."""
+    import threading
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+    tqdm.set_lock(threading.RLock())
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Stop the pool's workers at once (SIGTERM, then SIGKILL after 3 s) and shut the pool down."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join(3.0)
+        if process.is_alive():
+            process.kill()
+            process.join(1.0)
+    pool.shutdown(wait=True, cancel_futures=True)  # the workers are gone: returns at once
 
 
 def _simulate_one(simulate: Callable, out: Path, i: int, seed: int, wafer_size: int, style: str) -> dict:
