@@ -62,6 +62,8 @@ def check_args(args: argparse.Namespace) -> None:
     out = check_output_folder(args.out)
     if args.resume and not (Path(out) / "last.pt").is_file():
         raise InputError("nothing to resume: no last.pt in the run folder", out)
+    if not args.resume and (Path(out) / "last.pt").exists():
+        raise InputError("run folder already has a checkpoint; use --resume or another folder", out)
     read_manifest(args.data)
 
 
