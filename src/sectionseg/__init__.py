@@ -14,7 +14,16 @@ Pipeline stages, one sub-package each, imports flowing downwards only::
     cli                     thin command line over all of the above
 """
 from sectionseg.errors import InputError
-from sectionseg.geometry.section import Part, Section
 
 __all__ = ["InputError", "Part", "Section"]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # Part and Section load their modules (numpy, scipy, shapely) on first use: ``python -m
+    # sectionseg`` imports this package before it can catch a Ctrl-C, so it must load quickly.
+    if name in ("Part", "Section"):
+        from sectionseg.geometry import section
+
+        return getattr(section, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,7 +1,8 @@
-"""Errors that are the user's to fix (bad files, bad arguments).
+"""Errors that are the user's to fix (bad files, bad arguments) or the machine's (memory, disk).
 
-The CLI prints an :class:`InputError` as one clear line and exits with code 2, without a traceback.
-Everything else is a bug and keeps its traceback.
+The CLI prints an :class:`InputError` as one clear line and exits with code 2, a
+:class:`ResourceError` as one line with exit code 1, both without a traceback. Everything else is a
+bug and keeps its traceback.
 """
 from __future__ import annotations
 
@@ -22,3 +23,8 @@ class InputError(Exception):
         if self.path is not None:
             where = self.path + (f":{self.line}" if self.line is not None else "") + ": "
         return where + self.reason
+
+
+class ResourceError(Exception):
+    """The machine ran out of something the run needs (memory, disk space, a worker process that was
+    killed): not a bug of sectionseg and not a bad argument, but nothing to retry blindly either."""

@@ -12,9 +12,11 @@ import logging
 from pathlib import Path
 
 from sectionseg.errors import InputError
-from sectionseg.formats import (DIALECTS, FORMATS, check_format, guess_format, image_path_for,
+from sectionseg.formats import (DIALECTS, FORMATS, check_format, dropped_by, guess_format, image_path_for,
                                 read_landmarks, read_magc, read_sections, write_sections)
 from sectionseg.formats.common import check_scale
+from sectionseg.formats.magc_pair import pair_folder
+from sectionseg.io.outset import output_set
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +52,21 @@ def register(subparsers) -> None:
     p.add_argument("--image-path",
                    help="the image file, for labelme/COCO output: recorded relative to the JSON file "
                         "(as labelme resolves it) and its size read from it when it exists")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, check=check_args)
+
+
+def check_args(args) -> None:
+    """Input and landmark files, and the output place, before reading anything."""
+    from sectionseg.cli._checks import check_input_file, check_input_path, check_output_file, check_output_folder
+
+    check_input_path(args.input, "file")
+    if args.landmarks is not None:
+        check_input_file(args.landmarks, "landmark file")
+    out_fmt = check_format(args.to_fmt) if args.to_fmt else guess_format(Path(args.output), for_write=True)
+    if out_fmt == "magc-pair":
+        check_output_folder(pair_folder(args.output))
+    else:
+        check_output_file(args.output)
 
 
 def _image_args(args, dst: Path, out_fmt: str) -> tuple[str | None, tuple[int, int] | None]:
@@ -81,7 +97,7 @@ def run(args) -> int:
     if args.pair_integers and out_fmt != "magc-pair":
         raise InputError(f"--pair-integers applies to a MagC pair output, not {out_fmt}")
     landmarks = None if args.landmarks is None else read_landmarks(args.landmarks, scale)
-    dialect, kept = args.magc_dialect, {}
+    dialect, kept, lost = args.magc_dialect, {}, []
     if in_fmt == "magc":
         # Keep what only a .magc carries (orders, dialect, landmarks, other entries) in a .magc output.
         magc = read_magc(src, scale)
@@ -91,15 +107,22 @@ def run(args) -> int:
                 "magc_entries": magc.entries}
         landmarks = magc.landmarks if landmarks is None else landmarks
         lost = magc.unwritten_by(out_fmt)
-        if lost:
-            log.warning("%s: not written to %s (a %s file has no place for them): %s", src, dst, out_fmt,
-                        ", ".join(lost))
     else:
         sections = read_sections(src, in_fmt, scale)
+    lost = dropped_by(out_fmt, sections) + lost
+    if lost:
+        log.warning("%s: not written to %s (a %s file has no place for them): %s", src, dst, out_fmt,
+                    ", ".join(lost))
     image_path, image_size = _image_args(args, dst, out_fmt)
-    write_sections(dst, sections, out_fmt, magc_dialect=dialect or "magfinder", image_path=image_path,
-                   image_size=image_size, pair_integers=args.pair_integers,
+    options = dict(magc_dialect=dialect or "magfinder", image_path=image_path, image_size=image_size,
+                   pair_integers=args.pair_integers,
                    landmarks=landmarks if out_fmt == "magc" or args.landmarks else None,
                    **(kept if out_fmt == "magc" else {}))
-    print(f"{len(sections)} sections read from {src} ({in_fmt}), written to {dst} ({out_fmt})")
+    if out_fmt == "magc-pair":  # two files: both new or both as they were
+        with output_set(pair_folder(dst), "convert") as stage:
+            write_sections(stage, sections, out_fmt, **options)
+    else:
+        write_sections(dst, sections, out_fmt, **options)
+    print(f"{len(sections)} sections read from {src} ({in_fmt}), written to {dst} ({out_fmt})"
+          + (f"; dropped: {', '.join(lost)}" if lost else ""))
     return 0

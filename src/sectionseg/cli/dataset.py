@@ -32,8 +32,29 @@ def register(subparsers) -> None:
                         "sections this many times the simulator's size (e.g. 0.5: 4x fewer tiles per wafer "
                         "at detection); --wafer-size stays the simulated size (default: 1)")
     p.add_argument("--jobs", type=int, default=1, help="processes for simulating and cutting (default: 1)")
-    p.add_argument("--overwrite", action="store_true", help="replace a dataset already in OUT")
-    p.set_defaults(func=run)
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace what OUT holds (without it a folder holding files is refused)")
+    p.set_defaults(func=run, check=check_args)
+
+
+def check_args(args) -> None:
+    """Styles, memory and the output folder (empty unless --overwrite); build_dataset checks the rest
+    before any work too."""
+    from sectionseg.cli._checks import check_empty_or_overwrite, check_memory, check_output_folder
+    from sectionseg.errors import InputError
+    from sectionseg.simulation.styles import get_style
+    from sectionseg.simulation.wafer import check_request, memory_needed
+
+    styles = [s.strip() for s in args.styles.split(",") if s.strip()]
+    if not styles:
+        raise InputError("--styles names no style")
+    for style in styles:
+        get_style(style)
+    check_request(args.wafer_size, args.wafer_size)
+    check_memory(memory_needed(args.wafer_size, args.wafer_size) * min(args.jobs, args.wafers),
+                 f"simulating {min(args.jobs, args.wafers)} wafers of {args.wafer_size} px at once")
+    check_output_folder(args.out)
+    check_empty_or_overwrite(args.out, args.overwrite)
 
 
 def run(args) -> int:

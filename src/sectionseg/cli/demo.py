@@ -23,7 +23,17 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--size", type=int, default=2000, help="wafer side in px")
     p.add_argument("--model", help=argparse.SUPPRESS)  # another model file (tests, development)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, check=check_args)
+
+
+def check_args(args) -> None:
+    """The model (bundled, or the hidden --model), memory and the output folder, before simulating."""
+    from sectionseg.cli._checks import check_memory, check_model_file, check_output_folder
+    from sectionseg.simulation.wafer import memory_needed
+
+    check_model_file(args.model)
+    check_memory(memory_needed(args.size, args.size), f"simulating a {args.size} px wafer")
+    check_output_folder(args.out)
 
 
 def run(args) -> int:

@@ -3,17 +3,19 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import os
 import resource
 import sys
 import time
 from pathlib import Path
 
-from sectionseg.cli._checks import check_device, check_output_folder
+from sectionseg.cli._checks import check_device, check_input_file, check_model_file, check_output_folder
 from sectionseg.errors import InputError
 
 log = logging.getLogger(__name__)
+
+#: shortest image side detect accepts, px (a wafer overview has thousands)
+MIN_IMAGE_SIDE = 16
 
 
 def register(subparsers) -> None:
@@ -69,25 +71,35 @@ def register(subparsers) -> None:
                    help="repair steps after the model to switch off (all run by default; recorded in "
                         f"report.json): {', '.join(STEPS)}")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, check=check_args)
 
 
-def _check_args(args) -> None:
-    if not 0.0 <= args.score_threshold <= 1.0:
-        raise InputError(f"--score-threshold must be in [0, 1], got {args.score_threshold}")
-    if not 0.0 < args.mask_threshold < 1.0:
-        raise InputError(f"--mask-threshold must be in (0, 1), got {args.mask_threshold}")
-    if args.batch_size < 1:
-        raise InputError(f"--batch-size must be at least 1, got {args.batch_size}")
-    if args.workers is not None and args.workers < 1:
-        raise InputError(f"--workers must be at least 1, got {args.workers}")
-    if args.proposals is not None and args.proposals < 1:
-        raise InputError(f"--proposals must be at least 1, got {args.proposals}")
-    if args.section_size is not None and not args.section_size > 0:
-        raise InputError(f"--section-size must be positive, got {args.section_size}")
-    if not (math.isfinite(args.pair_scale) and args.pair_scale > 0):
-        raise InputError(f"--pair-scale must be a finite number > 0, got {args.pair_scale}")
+def check_args(args) -> None:
+    """What :data:`sectionseg.cli._checks.OPTION_RANGES` cannot say, and the input files and output
+    folder: all before any work (and before torch is imported)."""
+    from sectionseg.cli._checks import check_memory
+    from sectionseg.detection.parallel import BYTES_PER_BATCH_PIXEL, resolve_workers
+    from sectionseg.io.images import image_size
+
+    if args.overlap > args.tile_size // 2:
+        raise InputError(f"--overlap must be at most half of --tile-size ({args.tile_size // 2}), got "
+                         f"{args.overlap}")
     check_device(args.device)
+    check_input_file(args.gray, "image file")
+    if args.fluo is not None:
+        check_input_file(args.fluo, "image file")
+    if args.landmarks is not None:
+        check_input_file(args.landmarks, "landmark file")
+    check_model_file(args.model)
+    if args.device == "cpu":
+        workers = resolve_workers(args.workers, args.device)
+        check_memory(workers * args.batch_size * args.tile_size ** 2 * BYTES_PER_BATCH_PIXEL,
+                     f"inference with {workers} workers x --batch-size {args.batch_size} tiles of "
+                     f"--tile-size {args.tile_size} px")
+    width, height = image_size(args.gray)
+    if min(width, height) < MIN_IMAGE_SIDE:
+        raise InputError(f"the image is {width}x{height} px; a wafer image needs at least {MIN_IMAGE_SIDE} px "
+                         "on each side", args.gray)
     check_output_folder(args.out)
 
 
@@ -125,18 +137,28 @@ def detect_files(gray_path, fluo_path, out_dir, *, model=None, magc_dialect: str
     ``sections.magc``; ``pair_scale``, ``pair_integers``: MagC pair only. Returns
     ``(DetectionResult, {output name: path}, report dict)``.
     """
+    import numpy as np
+
     from sectionseg.detection import detect_wafer
     from sectionseg.detection.parallel import worker_peak_memory_mb
     from sectionseg.export import write_detection_outputs
     from sectionseg.formats import read_landmarks
+    from sectionseg.io.images import is_constant
     from sectionseg.model import default_model_path
 
     gray, fluo = load_inputs(gray_path, fluo_path)
+    for image, path in ((gray, gray_path), (fluo, fluo_path)):
+        if image is not None and is_constant(image):
+            raise InputError(f"the image has the value {np.asarray(image[0, 0]).item():g} everywhere: "
+                             "nothing to detect", path)
     landmarks = None if landmarks_path is None else read_landmarks(landmarks_path)
     _warn_outside(landmarks or [], gray.shape[1], gray.shape[0], landmarks_path)
     model_path = Path(model) if model is not None else default_model_path()
     if model is None and not model_path.is_file():
         raise InputError("the bundled model is missing from this installation; pass --model FILE", model_path)
+    if not model_path.is_file():
+        raise InputError("model file not found" if not model_path.exists() else "model file expected, but "
+                         "this is a folder", model_path)
     t0 = time.perf_counter()
     result = detect_wafer(gray, fluo, model=model_path, progress=progress, **detect_kwargs)
     seconds = time.perf_counter() - t0
@@ -162,7 +184,6 @@ def detect_files(gray_path, fluo_path, out_dir, *, model=None, magc_dialect: str
 def run(args: argparse.Namespace) -> int:
     from sectionseg.detection.settings import RepairSettings
 
-    _check_args(args)
     result, paths, report = detect_files(
         args.gray, args.fluo, args.out, model=args.model, magc_dialect=args.magc_dialect,
         landmarks_path=args.landmarks, pair_scale=args.pair_scale, pair_integers=args.pair_integers,

@@ -19,25 +19,23 @@ def register(subparsers) -> None:
     parser.add_argument("--out", required=True, help="report folder")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, check=check_args)
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Device, model file, dataset split (it must hold images, all present) and report folder."""
+    from sectionseg.cli._checks import check_dataset_folder, check_device, check_model_file, check_output_folder
+    from sectionseg.datasets.samples import check_split
+
+    check_device(args.device)
+    args.model = check_model_file(args.model)
+    check_output_folder(args.out)
+    check_split(check_dataset_folder(args.data), args.split)
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
-    from sectionseg.errors import InputError
     from sectionseg.evaluation.report import evaluate_model
-    from sectionseg.model import default_model_path
 
-    if args.model is None:
-        args.model = default_model_path()
-        if not args.model.is_file():
-            raise InputError("no bundled model in this installation; give --model", args.model)
-
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError("--device cuda asked for, but CUDA is not available")
-    if not 0.0 <= args.score_threshold <= 1.0:
-        raise InputError(f"--score-threshold must be in [0, 1], got {args.score_threshold}")
     _, table = evaluate_model(args.model, args.data, args.out, split=args.split,
                               score_threshold=args.score_threshold, device=args.device,
                               progress=not args.no_progress)

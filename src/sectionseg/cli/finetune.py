@@ -23,7 +23,8 @@ import sys
 import time
 from pathlib import Path
 
-from sectionseg.cli._checks import check_device, check_output_folder
+from sectionseg.cli._checks import (check_device, check_input_file, check_input_path,
+                                    check_output_folder)
 from sectionseg.errors import InputError
 
 #: blobs of content at least this x the labelled tissue area are painted out of backgrounds and context
@@ -59,21 +60,19 @@ def register(subparsers) -> None:
                    help="minimum detection score for --detect (default: detect's)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="torch device (default cpu)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, check=check_args)
 
 
-def _check_args(args) -> None:
-    if args.epochs < 1:
-        raise InputError(f"--epochs must be at least 1, got {args.epochs}")
-    if args.synthetic < 1 or args.val < 0 or args.image_size < 64:
-        raise InputError("need --synthetic >= 1, --val >= 0 and --image-size >= 64")
-    if args.max_iters_per_epoch is not None and args.max_iters_per_epoch < 1:
-        raise InputError(f"--max-iters-per-epoch must be positive, got {args.max_iters_per_epoch}")
-    if not args.scale > 0:
-        raise InputError(f"--scale must be positive, got {args.scale}")
-    if args.score_threshold is not None and not 0.0 <= args.score_threshold <= 1.0:
-        raise InputError(f"--score-threshold must be in [0, 1], got {args.score_threshold}")
+def check_args(args) -> None:
+    """Device, input files, base model and output folder (option ranges: ``_checks.OPTION_RANGES``),
+    before torch is imported and before anything is written."""
     check_device(args.device)
+    check_input_file(args.gray, "image file")
+    if args.fluo is not None:
+        check_input_file(args.fluo, "image file")
+    check_input_path(args.labels, "label file")
+    if args.base_model is not None:
+        check_input_file(args.base_model, "base model file")
     out = check_output_folder(args.out)
     if not args.resume and (out / "run" / "last.pt").exists():
         raise InputError("the folder already holds a fine-tuning run; use --resume or another --out", out)
@@ -105,6 +104,7 @@ def prepare_data(args, gray, fluo, labelled, data_dir: Path, reference: float, t
     from sectionseg.detection import detect_wafer
     from sectionseg.detection.classical import detect_classical
     from sectionseg.io.images import compose_rgb
+    from sectionseg.io.outset import output_set
 
     size = median_section_size(labelled)
     scale = working_scale(size, reference)
@@ -125,11 +125,12 @@ def prepare_data(args, gray, fluo, labelled, data_dir: Path, reference: float, t
     content = content_regions(rgb, labelled_w, min_area=CONTENT_MIN_AREA * part_area)
     params = {"section_size": size, "working_scale": scale, "labels": str(args.labels),
               "image": str(args.gray), "fluo": args.fluo, "occupied_sections": len(occupied)}
-    manifest = build_adaptation_set(data_dir, rgb, labelled_w, occupied=occupied_w, content=content,
-                                    n_synthetic=args.synthetic,
-                                    sections_per_image=per_image,
-                                    n_val=args.val, size=args.image_size, seed=args.seed, source=str(args.gray),
-                                    params=params, progress=not args.no_progress)
+    with output_set(data_dir, "finetune") as stage:  # the whole data set or none: --resume needs it whole
+        manifest = build_adaptation_set(stage, rgb, labelled_w, occupied=occupied_w, content=content,
+                                        n_synthetic=args.synthetic,
+                                        sections_per_image=per_image,
+                                        n_val=args.val, size=args.image_size, seed=args.seed,
+                                        source=str(args.gray), params=params, progress=not args.no_progress)
     timings["dataset"] = time.perf_counter() - t
     return manifest["params"]
 
@@ -148,10 +149,10 @@ def run(args: argparse.Namespace) -> int:
     from sectionseg.datasets.adapt import check_labels
     from sectionseg.formats import read_sections
     from sectionseg.io.atomic import write_text
+    from sectionseg.io.jsontext import dumps as strict_json
     from sectionseg.model.checkpoint import load_config_of
     from sectionseg.training.finetune import export_adapted, finetune
 
-    _check_args(args)
     base = _base_model(args.base_model)
     out = Path(args.out)
     timings: dict[str, float] = {}
@@ -194,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
         timings["detection"] = time.perf_counter() - t
         report["detection"] = {"counts": result.counts, "outputs": {k: os.fspath(v) for k, v in paths.items()}}
     report["total_seconds"] = sum(timings.values())
-    write_text(out / "finetune_report.json", json.dumps(report, indent=1, default=float) + "\n")
+    write_text(out / "finetune_report.json", strict_json(report, indent=1, default=float) + "\n")
     _print_summary(report, out)
     return 0
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from sectionseg.errors import InputError
+
 
 def register(subparsers) -> None:
     from sectionseg.simulation.styles import style_names
@@ -30,7 +32,26 @@ def register(subparsers) -> None:
     beads.add_argument("--bead-damaged", type=float, default=0.02, help="share of damaged sections (default 0.02)")
     beads.add_argument("--bead-missing", type=float, default=0.0,
                        help="share of sections lost while cutting (gaps in the series; default 0)")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, check=check_args)
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Style, sizes, counts, memory, the layout file and the output folder, before any work."""
+    from sectionseg.cli._checks import check_input_path, check_memory, check_output_folder
+    from sectionseg.simulation.styles import get_style
+    from sectionseg.simulation.wafer import check_request, memory_needed
+
+    get_style(args.style)
+    check_request(args.width, args.height, args.sections, args.density, layout=args.layout is not None)
+    if args.layout is not None:
+        check_input_path(args.layout, "layout file")
+    else:
+        check_memory(memory_needed(args.width, args.height), "simulating a wafer of this size")
+    for name in ("bead_damaged", "bead_missing"):
+        value = getattr(args, name)
+        if not 0.0 <= value <= 0.5:
+            raise InputError(f"--{name.replace('_', '-')} must be in [0, 0.5], got {value}")
+    check_output_folder(args.out)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sectionseg.cli._wafer_args import add_labelled_wafer_arguments, load_labelled_wafer
+from sectionseg.cli._wafer_args import (add_labelled_wafer_arguments, check_labelled_wafer_arguments,
+                                        load_labelled_wafer)
 from sectionseg.errors import InputError
 
 
@@ -13,7 +14,8 @@ def register(subparsers) -> None:
         description="Cut every labelled section (tissue, magnet, dummy, with a small margin) out of the "
                     "wafer and paste them at random positions and angles, without overlap, onto "
                     "section-free background of the same wafer. Writes OUT/images, OUT/annotations "
-                    "(labelme), OUT/masks and OUT/manifest.json (all images in 'train').")
+                    "(labelme), OUT/masks and OUT/manifest.json (all images in 'train'), as one set: OUT "
+                    "holds the whole new set or what it held before.")
     add_labelled_wafer_arguments(p, "WAFER_RGB_OR_GRAY")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--count", type=int, required=True, help="number of images to generate")
@@ -22,25 +24,38 @@ def register(subparsers) -> None:
     p.add_argument("--sections-per-image", type=int, nargs=2, default=(3, 8), metavar=("MIN", "MAX"),
                    help="number of pasted sections per image, inclusive range (default: 3 8)")
     p.add_argument("--margin", type=int, default=6, help="background margin cut with each section, px (default: 6)")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, check=check_args)
+
+
+def check_args(args) -> None:
+    lo, hi = args.sections_per_image
+    if lo > hi:
+        raise InputError(f"--sections-per-image: MIN must not exceed MAX, got {lo} {hi}")
+    if args.margin > args.size // 4:
+        raise InputError(f"--margin must be at most a quarter of --size ({args.size // 4} px), got {args.margin}")
+    check_labelled_wafer_arguments(args)
 
 
 def run(args) -> int:
     from sectionseg.datasets.samples import write_manifest
-    from sectionseg.datasets.synth import write_synthetic
+    from sectionseg.datasets.synth import fitting_sections, write_synthetic
+    from sectionseg.io.outset import output_set
 
     lo, hi = args.sections_per_image
-    if args.count < 0 or args.size <= 0 or not 0 <= lo <= hi or args.margin < 1:
-        raise InputError("need --count >= 0, --size > 0, 0 <= MIN <= MAX and --margin >= 1")
     rgb, record, sections = load_labelled_wafer(args)
-    try:
-        items = write_synthetic(args.out, rgb, sections, args.count, args.size, args.seed, (lo, hi),
-                                prefix="synth", source=str(args.image), margin=args.margin)
-    except ValueError as exc:  # e.g. no section fully inside the image
-        raise InputError(str(exc), args.labels) from None
+    fit = fitting_sections(sections, args.size, args.margin)
+    if lo > fit:
+        room = f"only about {fit} sections of this wafer fit" if fit else "no section of this wafer fits"
+        raise InputError(f"--sections-per-image MIN {lo}: {room} on a {args.size} px image")
     params = {"kind": "synthetic", "image": str(args.image), "fluo": args.fluo, "labels": str(args.labels),
               "scale": args.scale, "count": args.count, "size": args.size, "seed": args.seed,
               "sections_per_image": [lo, hi], "margin": args.margin, "normalisation": record}
-    write_manifest(args.out, {"train": items}, params)
+    with output_set(args.out, "synth") as stage:  # the whole set or what OUT held before
+        try:
+            items = write_synthetic(stage, rgb, sections, args.count, args.size, args.seed, (lo, hi),
+                                    prefix="synth", source=str(args.image), margin=args.margin)
+        except ValueError as exc:  # e.g. no section fully inside the image
+            raise InputError(str(exc), args.labels) from None
+        write_manifest(stage, {"train": items}, params)
     print(f"{len(items)} synthetic images of {args.size} px written to {Path(args.out)}")
     return 0

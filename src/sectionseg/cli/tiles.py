@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sectionseg.cli._wafer_args import add_labelled_wafer_arguments, load_labelled_wafer
+from sectionseg.cli._wafer_args import (add_labelled_wafer_arguments, check_labelled_wafer_arguments,
+                                        load_labelled_wafer)
 from sectionseg.errors import InputError
 
 
@@ -13,30 +14,37 @@ def register(subparsers) -> None:
         description="Cut a wafer image into SIZE x SIZE patches overlapping by OVERLAP px (the last "
                     "patch of a row/column is flush with the border). Sections cut by a patch border "
                     "keep their clipped part. Writes OUT/images/*.png, OUT/annotations/*.json (labelme), "
-                    "OUT/masks/*.png (uint16 instance ids) and OUT/manifest.json (all patches in 'train').")
+                    "OUT/masks/*.png (uint16 instance ids) and OUT/manifest.json (all patches in 'train'), "
+                    "as one set: OUT holds the whole new dataset or what it held before.")
     add_labelled_wafer_arguments(p, "RGB_OR_GRAY")
-    p.add_argument("--out", required=True, help="output dataset folder")
+    p.add_argument("--out", required=True, help="output dataset folder (empty, or see --overwrite)")
     p.add_argument("--size", type=int, default=512, help="patch side in px (default: 512)")
     p.add_argument("--overlap", type=int, default=64, help="overlap of neighbouring patches in px (default: 64)")
     p.add_argument("--min-area", type=float, default=20.0,
                    help="drop clipped parts smaller than this many px^2 (default: 20)")
     p.add_argument("--skip-empty", action="store_true", help="do not write patches without any section")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, check=check_args)
+
+
+def check_args(args) -> None:
+    if args.overlap >= args.size:
+        raise InputError(f"--overlap must be smaller than --size ({args.size}), got {args.overlap}")
+    check_labelled_wafer_arguments(args)
 
 
 def run(args) -> int:
     from sectionseg.datasets.samples import write_manifest
     from sectionseg.datasets.tiles import cut_tiles
+    from sectionseg.io.outset import output_set
 
-    if args.size <= 0 or not 0 <= args.overlap < args.size:
-        raise InputError(f"need --size > 0 and 0 <= --overlap < --size (got {args.size}, {args.overlap})")
     rgb, record, sections = load_labelled_wafer(args)
     out = Path(args.out)
-    items = cut_tiles(rgb, sections, out, args.size, args.overlap, prefix=Path(args.image).stem,
-                      source=str(args.image), min_area=args.min_area, keep_empty=not args.skip_empty)
     params = {"kind": "tiles", "image": str(args.image), "fluo": args.fluo, "labels": str(args.labels),
               "scale": args.scale, "size": args.size, "overlap": args.overlap, "min_area": args.min_area,
               "skip_empty": args.skip_empty, "normalisation": record}
-    write_manifest(out, {"train": items}, params)
+    with output_set(out, "tiles") as stage:  # the whole dataset or what OUT held before
+        items = cut_tiles(rgb, sections, stage, args.size, args.overlap, prefix=Path(args.image).stem,
+                          source=str(args.image), min_area=args.min_area, keep_empty=not args.skip_empty)
+        write_manifest(stage, {"train": items}, params)
     print(f"{len(items)} patches of {args.size} px from {len(sections)} sections written to {out}")
     return 0

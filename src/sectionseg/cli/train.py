@@ -33,25 +33,44 @@ def register(subparsers) -> None:
     parser.add_argument("--max-iters-per-epoch", type=int,
                         help="cap on iterations per epoch (overrides the config)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, check=check_args)
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Options that go together, the device, the input files and the run folder, before torch loads."""
+    from pathlib import Path
+
+    from sectionseg.cli._checks import check_dataset_folder, check_device, check_input_file, check_output_folder
+    from sectionseg.datasets.samples import read_manifest
+    from sectionseg.model.config import load_config, preset_names
+
+    if args.freeze_fpn and not args.heads_only:
+        raise InputError("--freeze-fpn needs --heads-only")
+    if args.init_weights and (args.resume or args.backbone_weights):
+        raise InputError("--init-weights does not go with --resume or --backbone-weights")
+    if args.lr is not None and args.resume:
+        raise InputError("--lr does not go with --resume (the run keeps its schedule)")
+    check_device(args.device)
+    check_dataset_folder(args.data)
+    if not args.resume:
+        if args.config not in preset_names():
+            check_input_file(args.config, "config file (or preset: " + ", ".join(preset_names()) + ")")
+        load_config(args.config)  # torch-free: a bad key is refused now, not after loading torch
+    for name in ("backbone_weights", "init_weights"):
+        if getattr(args, name) is not None:
+            check_input_file(getattr(args, name), f"--{name.replace('_', '-')} file")
+    out = check_output_folder(args.out)
+    if args.resume and not (Path(out) / "last.pt").is_file():
+        raise InputError("nothing to resume: no last.pt in the run folder", out)
+    if not args.resume and (Path(out) / "last.pt").exists():
+        raise InputError("run folder already has a checkpoint; use --resume or another folder", out)
+    read_manifest(args.data)
 
 
 def run(args: argparse.Namespace) -> int:
     from sectionseg.model.config import load_config
     from sectionseg.training.loop import train
 
-    if args.freeze_fpn and not args.heads_only:
-        raise InputError("--freeze-fpn needs --heads-only")
-    for name in ("epochs", "max_iters_per_epoch"):
-        value = getattr(args, name)
-        if value is not None and value < (1 if name == "epochs" else 0):
-            raise InputError(f"--{name.replace('_', '-')} must be positive, got {value}")
-    if args.init_weights and (args.resume or args.backbone_weights):
-        raise InputError("--init-weights does not go with --resume or --backbone-weights")
-    if args.lr is not None and args.resume:
-        raise InputError("--lr does not go with --resume (the run keeps its schedule)")
-    if args.lr is not None and not args.lr > 0:
-        raise InputError(f"--lr must be positive, got {args.lr}")
     config = None if args.resume else load_config(args.config)
     init_state = None
     if args.init_weights:

@@ -4,7 +4,8 @@ Steps: simulate N wafers (``sectionseg.simulation.simulate_wafer``, styles cycle
 ``OUT/wafers/wafer_NNN/``; give every wafer to one split (test and val get held-out wafers when there
 are at least 3, so overlapping tiles of one wafer never straddle splits); per split, take tiles of its
 wafers and synthetic images made from its wafers' sections; write ``OUT/images``, ``OUT/annotations``,
-``OUT/masks`` and ``OUT/manifest.json`` (see :mod:`sectionseg.datasets.samples`).
+``OUT/masks`` and ``OUT/manifest.json`` (see :mod:`sectionseg.datasets.samples`), as one set
+(:mod:`sectionseg.io.outset`): OUT holds the whole dataset or what it held before.
 
 Split sizes: by count (``split=(900, 90, 50)``, as in the seed: a split's tiles are shuffled and cut
 to its count, synthetic images fill the rest unless ``n_synthetic`` is given) or by ``fractions``
@@ -16,7 +17,7 @@ import logging
 import math
 import multiprocessing
 import os
-import shutil
+import signal
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Callable
@@ -29,6 +30,8 @@ from sectionseg.datasets.samples import SPLITS, load_wafer_rgb, write_manifest
 from sectionseg.datasets.synth import write_synthetic
 from sectionseg.datasets.tiles import cut_tiles, iter_tiles
 from sectionseg.errors import InputError
+from sectionseg.io.interrupts import STOP_SIGNALS, blocked_signals
+from sectionseg.io.outset import output_set
 from sectionseg.io.resample import scaled_size
 
 log = logging.getLogger(__name__)
@@ -74,11 +77,47 @@ def _parallel_map(fn: Callable, args: list, jobs: int, desc: str) -> list:
     """``[fn(*a) for a in args]`` in order, over ``jobs`` spawned processes when ``jobs`` > 1 (``fn``
     must then be picklable: a module-level function)."""
     if jobs <= 1 or len(args) <= 1:
-        return [fn(*a) for a in tqdm(args, desc=desc)]
-    # spawn, not fork: OpenCV's and torch's thread pools do not survive a fork.
-    with ProcessPoolExecutor(min(jobs, len(args)), mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(fn, *a) for a in args]
-        return [f.result() for f in tqdm(futures, desc=desc)]
+        with tqdm(args, desc=desc) as bar:  # closed before an exception is reported
+            return [fn(*a) for a in bar]
+    # spawn, not fork: OpenCV's and torch's thread pools do not survive a fork. Workers ignore Ctrl-C
+    # (they start with it held back); on any exception here, Ctrl-C included, they are stopped, not
+    # waited for.
+    with ProcessPoolExecutor(min(jobs, len(args)), mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_worker_signals) as pool:
+        try:
+            with blocked_signals():
+                futures = [pool.submit(fn, *a) for a in args]
+            with tqdm(futures, desc=desc) as bar:
+                return [f.result() for f in bar]
+        except BaseException:
+            with blocked_signals():
+                _stop_workers(pool)
+            raise
+
+
+def _worker_signals() -> None:
+    """In a worker: Ctrl-C is the parent's business, SIGTERM (the parent stopping it) ends it at once.
+    Its progress bars take a thread lock, not tqdm's default process-shared one: a worker ended by a
+    signal would leave that semaphore behind (a warning of multiprocessing's resource tracker)."""
+    import threading
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+    tqdm.set_lock(threading.RLock())
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Stop the pool's workers at once (SIGTERM, then SIGKILL after 3 s) and shut the pool down."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join(3.0)
+        if process.is_alive():
+            process.kill()
+            process.join(1.0)
+    pool.shutdown(wait=True, cancel_futures=True)  # the workers are gone: returns at once
 
 
 def _simulate_one(simulate: Callable, out: Path, i: int, seed: int, wafer_size: int, style: str) -> dict:
@@ -116,7 +155,8 @@ def build_dataset(out_dir: str | os.PathLike, *, n_wafers: int = 4, wafer_size: 
     images), which training copies into the model's config. ``jobs``: processes for simulating and writing (one per wafer).
     """
     out = Path(out_dir)
-    _check_args(out, n_wafers, wafer_size, styles, n_synthetic, split, fractions, patch_size, overlap, overwrite)
+    _check_args(out, n_wafers, wafer_size, styles, n_synthetic, split, fractions, patch_size, overlap, overwrite,
+                sections_per_image)
     if not (0 < scale <= 4 and math.isfinite(scale)):
         raise InputError(f"the scale must be in (0, 4], got {scale}")
     if jobs < 1:
@@ -127,8 +167,14 @@ def build_dataset(out_dir: str | os.PathLike, *, n_wafers: int = 4, wafer_size: 
 
         for style in styles:
             get_style(style)  # unknown names: InputError before anything is deleted
-    for sub in ("images", "annotations", "masks", "wafers"):
-        shutil.rmtree(out / sub, ignore_errors=True)  # only with overwrite or a fresh folder (checked)
+    with output_set(out, "dataset") as stage:  # the whole dataset, or what OUT held before
+        return _build(stage, n_wafers, wafer_size, styles, n_synthetic, split, fractions, patch_size, overlap,
+                      seed, sections_per_image, simulate, scale, jobs)
+
+
+def _build(out: Path, n_wafers, wafer_size, styles, n_synthetic, split, fractions, patch_size, overlap, seed,
+           sections_per_image, simulate, scale, jobs) -> dict:
+    """The steps of :func:`build_dataset`, writing into the (staging) folder ``out``."""
     rng = np.random.default_rng(seed)
     weights = tuple(fractions) if fractions is not None else tuple(float(c) for c in split)
     wafers = _simulate_all(out, n_wafers, wafer_size, list(styles), seed, simulate, jobs)
@@ -155,7 +201,8 @@ def build_dataset(out_dir: str | os.PathLike, *, n_wafers: int = 4, wafer_size: 
     return write_manifest(out, items, params)
 
 
-def _check_args(out, n_wafers, wafer_size, styles, n_synthetic, split, fractions, patch_size, overlap, overwrite):
+def _check_args(out, n_wafers, wafer_size, styles, n_synthetic, split, fractions, patch_size, overlap, overwrite,
+                sections_per_image=(3, 8)):
     if (out / "manifest.json").exists() and not overwrite:
         raise InputError("already holds a dataset (manifest.json); choose another folder or overwrite", out)
     if n_wafers < 1 or wafer_size < 16 or not styles:
@@ -166,10 +213,15 @@ def _check_args(out, n_wafers, wafer_size, styles, n_synthetic, split, fractions
     if n_synthetic is not None and n_synthetic < 0:
         raise InputError(f"the number of synthetic images must be >= 0 (got {n_synthetic})")
     if fractions is not None:
-        if len(fractions) != 3 or min(fractions) < 0 or sum(fractions) <= 0:
-            raise InputError(f"fractions must be 3 numbers >= 0 with a positive sum (got {fractions})")
+        if len(fractions) != 3 or not all(math.isfinite(f) and 0 <= f <= 1 for f in fractions) \
+                or abs(sum(fractions) - 1.0) > 1e-6:
+            raise InputError(f"fractions must be 3 shares in [0, 1] that add up to 1 (got "
+                             f"{' '.join(f'{f:g}' for f in fractions)})")
     elif split is None or len(split) != 3 or min(split) < 0 or sum(split) <= 0:
         raise InputError(f"split must be 3 counts >= 0 with a positive sum (got {split})")
+    lo, hi = sections_per_image
+    if not 0 <= lo <= hi:
+        raise InputError(f"sections per image must be MIN MAX with 0 <= MIN <= MAX (got {lo} {hi})")
 
 
 def _plan(by_split, tiles, weights, counts, n_synthetic, rng) -> dict[str, dict]:

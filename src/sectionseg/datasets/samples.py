@@ -19,6 +19,7 @@ from sectionseg.datasets.labels import CLASSES, instance_id_image
 from sectionseg.geometry.section import Section
 from sectionseg.io.atomic import write_text
 from sectionseg.io.images import write_image
+from sectionseg.io.jsontext import dumps as strict_json
 
 MANIFEST_FORMAT = "sectionseg-dataset"
 MANIFEST_VERSION = 1
@@ -59,8 +60,60 @@ def write_manifest(root: str | os.PathLike, splits: dict[str, list[dict]], param
     for name, items in splits.items():
         if name not in SPLITS:
             manifest["splits"][name] = list(items)
-    write_text(Path(root) / "manifest.json", json.dumps(manifest, indent=1) + "\n")
+    write_text(Path(root) / "manifest.json", strict_json(manifest, indent=1) + "\n")
     return manifest
+
+
+def read_manifest(root: str | os.PathLike) -> dict:
+    """Read and check ``root/manifest.json`` (see :func:`write_manifest`); InputError when the folder
+    is no dataset, or an output set being replaced (:func:`sectionseg.io.outset.check_complete`)."""
+    from sectionseg.errors import InputError
+    from sectionseg.io.outset import check_complete
+
+    path = Path(root) / "manifest.json"
+    check_complete(root)
+    if not path.is_file():
+        raise InputError("no manifest.json: not a sectionseg dataset folder", Path(root))
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"invalid JSON: {getattr(exc, 'msg', exc)}", path, getattr(exc, "lineno", None)) from None
+    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
+        raise InputError(f"not a {MANIFEST_FORMAT} manifest (missing or wrong 'format')", path)
+    if list(manifest.get("classes", [])) != list(CLASSES):
+        raise InputError(f"classes {manifest.get('classes')} differ from {list(CLASSES)}", path)
+    if not isinstance(manifest.get("splits"), dict):
+        raise InputError("no \"splits\" object", path)
+    return manifest
+
+
+def split_items(root: str | os.PathLike, manifest: dict, split: str) -> list[dict]:
+    """The items of ``split``; InputError for an unknown split or an item whose files are missing."""
+    from sectionseg.errors import InputError
+
+    path = Path(root) / "manifest.json"
+    if split not in manifest["splits"]:
+        raise InputError(f"no split {split!r} (have {sorted(manifest['splits'])})", path)
+    items = manifest["splits"][split]
+    for k, item in enumerate(items):
+        if not isinstance(item, dict) or not all(isinstance(item.get(key), str) for key in ("image", "annotations")):
+            raise InputError(f"splits.{split}[{k}]: an item needs \"image\" and \"annotations\" paths", path)
+        for key in ("image", "annotations"):
+            if not (Path(root) / item[key]).is_file():
+                raise InputError(f"splits.{split}[{k}]: {key} {item[key]} is missing from the dataset folder", path)
+    return list(items)
+
+
+def check_split(root: str | os.PathLike, split: str) -> int:
+    """Check that ``split`` of the dataset folder ``root`` holds images, all present; return how many."""
+    from sectionseg.errors import InputError
+
+    manifest = read_manifest(root)
+    items = split_items(root, manifest, split)
+    if not items:
+        counts = ", ".join(f"{name}: {len(v)}" for name, v in manifest["splits"].items())
+        raise InputError(f"split {split!r} has no images ({counts})", Path(root) / "manifest.json")
+    return len(items)
 
 
 def load_wafer_rgb(image_path: str | os.PathLike,

@@ -13,6 +13,7 @@ Coordinates: x, y pixels, origin at the top-left corner of the top-left pixel (p
 """
 from __future__ import annotations
 
+import logging
 import math
 import os
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ from tqdm import tqdm
 from sectionseg.datasets.samples import write_sample
 from sectionseg.geometry.raster import fill_polygon
 from sectionseg.geometry.section import PART_NAMES, Part, Section
+
+log = logging.getLogger(__name__)
 
 _INPAINT_MAX_SIDE = 1024  # inpainting runs on a copy downscaled to at most this side
 
@@ -281,8 +284,22 @@ def write_synthetic(out_dir: str | os.PathLike, rgb: np.ndarray, sections: list[
     Files: ``images/PREFIX_NNNNN.png``, ``annotations/PREFIX_NNNNN.json`` (labelme), ``masks/...png``.
     """
     items = []
+    short = 0  # images that got fewer sections than asked for (no free place left)
     gen = generate_synthetic(rgb, sections, n_images, size, rng, n_per_image, margin=margin)
     for k, (image, secs) in enumerate(tqdm(gen, total=n_images, desc=f"synthetic {prefix}",
                                             disable=not progress, leave=False)):
+        short += len(secs) < n_per_image[0]
         items.append(write_sample(out_dir, f"{prefix}_{k:05d}", image, secs, source=source, kind="synthetic"))
+    if short:
+        log.warning("%d of %d synthetic images hold fewer than the %d sections asked for (no free place on a "
+                    "%d px image)", short, n_images, n_per_image[0], size)
     return items
+
+
+def fitting_sections(sections: list[Section], size: int, margin: int = 6) -> int:
+    """About how many of ``sections`` (their mean footprint with ``margin``) random placement fits
+    without overlap on a ``size x size`` image (half of the area: random packing fills no more)."""
+    if not sections:
+        return 0
+    area = float(np.mean([footprint(s, margin).area for s in sections]))
+    return int(0.5 * size * size / max(area, 1.0))

@@ -9,7 +9,6 @@ background), ``masks`` (``tv_tensors.Mask`` uint8 ``[N, H, W]``), ``image_id`` (
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -19,10 +18,9 @@ from torch.utils.data import Dataset
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from sectionseg.datasets.labels import CLASSES, instances
-from sectionseg.datasets.samples import MANIFEST_FORMAT
+from sectionseg.datasets.labels import instances
+from sectionseg.datasets.samples import read_manifest, split_items  # noqa: F401 - read_manifest re-exported
 from sectionseg.datasets.transforms import masks_to_tight_boxes
-from sectionseg.errors import InputError
 from sectionseg.geometry.raster import polygon_mask
 from sectionseg.geometry.section import Section
 
@@ -60,22 +58,6 @@ def to_image(rgb: np.ndarray) -> tv_tensors.Image:
     return tv_tensors.Image(torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))))
 
 
-def read_manifest(root: str | os.PathLike) -> dict:
-    """Read and check ``root/manifest.json`` (see :func:`sectionseg.datasets.samples.write_manifest`)."""
-    path = Path(root) / "manifest.json"
-    if not path.is_file():
-        raise InputError("no manifest.json: not a sectionseg dataset folder", Path(root))
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise InputError(f"invalid JSON: {exc.msg}", path, exc.lineno) from None
-    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
-        raise InputError(f"not a {MANIFEST_FORMAT} manifest (missing or wrong 'format')", path)
-    if list(manifest.get("classes", [])) != list(CLASSES):
-        raise InputError(f"classes {manifest.get('classes')} differ from {list(CLASSES)}", path)
-    return manifest
-
-
 class SectionDataset(Dataset):
     """Samples of one split of a dataset folder (or of in-memory items, see :meth:`from_items`).
 
@@ -88,10 +70,7 @@ class SectionDataset(Dataset):
         self.root = Path(root)
         self.split = split
         self.manifest = read_manifest(self.root)
-        if split not in self.manifest["splits"]:
-            raise InputError(f"no split {split!r} (have {sorted(self.manifest['splits'])})",
-                             self.root / "manifest.json")
-        self.items = list(self.manifest["splits"][split])
+        self.items = split_items(self.root, self.manifest, split)
         self.memory: list[tuple[np.ndarray, list[Section]]] | None = None
         self.transforms = transforms
         self._to_float = v2.ToDtype(torch.float32, scale=True)

@@ -1,9 +1,19 @@
-"""Whole-wafer detection with the Mask R-CNN model: tiling, inference, merging, scale, pipeline."""
-from sectionseg.detection.inference import Detection, model_predictor, predict_tiles
-from sectionseg.detection.merge import merge_detections
-from sectionseg.detection.pipeline import DetectionResult, detect_wafer
-from sectionseg.detection.scale import estimate_scale, scale_from_section_size
-from sectionseg.detection.tiling import Tile, WaferSource, plan_tiles
+"""Whole-wafer detection with the Mask R-CNN model: tiling, inference, merging, scale, pipeline.
 
-__all__ = ["Detection", "DetectionResult", "Tile", "WaferSource", "detect_wafer", "estimate_scale",
-           "merge_detections", "model_predictor", "plan_tiles", "predict_tiles", "scale_from_section_size"]
+Names load on first use, so that light modules of the package (e.g. ``detection.settings`` read by the
+command line before any work) do not import torch.
+"""
+from importlib import import_module
+
+_WHERE = {"Detection": "inference", "model_predictor": "inference", "predict_tiles": "inference",
+          "merge_detections": "merge", "DetectionResult": "pipeline", "detect_wafer": "pipeline",
+          "estimate_scale": "scale", "scale_from_section_size": "scale", "Tile": "tiling",
+          "WaferSource": "tiling", "plan_tiles": "tiling"}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f"{__name__}.{_WHERE[name]}"), name)

@@ -7,15 +7,31 @@ with one torch thread each keep both cores of a small machine busy (measured in 
 Workers are *forked* so that they inherit the loaded model and the memory-mapped wafer without
 pickling them; only the items and the results travel. Where fork is not available (Windows,
 macOS default) or ``workers <= 1`` the map runs in this process, with the same results.
+
+The pool is this module's own (no ``multiprocessing.Pool``): workers are forked from the main thread
+of a process without helper threads, so no lock held by another thread (logging, a pool's handler
+threads) is copied locked into a worker; workers ignore Ctrl-C and the parent terminates them on any
+exception, so a Ctrl-C stops a run at once, without a hang or worker tracebacks.
 """
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
+import multiprocessing.connection as mp_connection
 import os
+import pickle
 import resource
+import signal
+import sys
+import traceback
 from typing import Callable, Iterable
 
+from sectionseg.errors import ResourceError
+from sectionseg.io.interrupts import STOP_SIGNALS, blocked_signals
+
 MAX_AUTO_WORKERS = 8  # each worker holds its own activations (~0.3-0.5 GB for 512 px tiles)
+#: memory of inference per pixel of the tiles of one model call, bytes (~0.5 GB for 2 tiles of 512 px)
+BYTES_PER_BATCH_PIXEL = 1000
 
 _TASK: Callable | None = None  # the function of the running map, inherited by the forked workers
 
@@ -49,20 +65,151 @@ def _init_worker() -> None:
     # One torch thread per worker, set before any torch op: the parent's OpenMP pool does not
     # survive fork and a forked child that uses several OpenMP threads hangs (GNU libgomp). Do not
     # call cv2.setNumThreads here either: it waits for the parent's pool threads, which the child
-    # does not have, and hangs; OpenCV's own parallel loops work in the child.
-    import torch
+    # does not have, and hangs; OpenCV's own parallel loops work in the child. A parent that has
+    # not imported torch has no OpenMP pool to inherit: nothing to do (and no import to pay).
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
 
-    torch.set_num_threads(1)
+
+class WorkerFailed(RuntimeError):
+    """An exception raised in a worker that could not be sent back as it was."""
 
 
-def _run(item):
-    return _TASK(item)
+def _portable(exc: BaseException) -> BaseException:
+    """``exc`` if it survives pickling, else a :class:`WorkerFailed` that names it."""
+    try:
+        pickle.loads(pickle.dumps(exc))
+        return exc
+    except Exception:
+        return WorkerFailed(f"{type(exc).__name__}: {exc}")
+
+
+def _worker_main(conn) -> None:
+    """Loop of a forked worker: receive ``(index, item)``, send ``(index, ok, result or exception,
+    traceback text)``, until None or the parent goes away. Ctrl-C is the parent's business: the
+    worker ignores SIGINT (the parent stops it with SIGTERM)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # blocked by the parent around fork
+    _init_worker()
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):  # the parent is gone
+            return
+        if message is None:
+            return
+        index, item = message
+        try:
+            reply = (index, True, _TASK(item), "")
+        except BaseException as exc:  # noqa: BLE001 - every failure goes back to the parent
+            reply = (index, False, _portable(exc), traceback.format_exc())
+        try:
+            conn.send(reply)
+        except (BrokenPipeError, OSError):
+            return
+        except Exception as exc:  # a result that does not pickle
+            conn.send((index, False, WorkerFailed(f"result of item {index} cannot be sent: {exc}"), ""))
+
+
+class _Pool:
+    """``n`` forked workers without helper threads; one item in flight per worker (so that neither
+    side ever blocks on a full pipe while the other does too)."""
+
+    def __init__(self):
+        self.ctx = mp.get_context("fork")
+        self.workers: list[tuple] = []
+
+    def start(self, n: int) -> None:
+        """Fork ``n`` workers (Ctrl-C held back meanwhile: it reaches this process, once the workers
+        ignore it, when this returns)."""
+        with blocked_signals():
+            for _ in range(n):
+                ours, theirs = self.ctx.Pipe()
+                process = self.ctx.Process(target=_worker_main, args=(theirs,), daemon=True)
+                process.start()
+                theirs.close()
+                self.workers.append((process, ours))
+
+    def map(self, items: list, on_result: Callable | None) -> list:
+        results: list = [None] * len(items)
+        done = [False] * len(items)
+        todo = iter(enumerate(items))
+        busy: dict = {}  # connection -> (process, index)
+        for process, conn in self.workers:
+            self._give(process, conn, todo, busy)
+        reported = 0
+        while reported < len(items):
+            waiting = list(busy) + [busy[c][0].sentinel for c in busy]
+            for ready in mp_connection.wait(waiting):
+                if ready in busy:
+                    process, index = busy.pop(ready)
+                    results[index] = self._receive(process, ready, index)
+                    done[index] = True
+                    self._give(process, ready, todo, busy)
+                else:  # a sentinel: a worker ended, which only a kill makes it do
+                    raise _died(next(p for p, _ in self.workers if p.sentinel == ready))
+            while reported < len(items) and done[reported]:
+                if on_result is not None:
+                    on_result(results[reported])
+                reported += 1
+        return results
+
+    @staticmethod
+    def _give(process, conn, todo, busy) -> None:
+        index_item = next(todo, None)
+        if index_item is not None:
+            conn.send(index_item)
+            busy[conn] = (process, index_item[0])
+
+    @staticmethod
+    def _receive(process, conn, index: int):
+        try:
+            got, ok, value, remote = conn.recv()
+        except (EOFError, OSError):
+            raise _died(process) from None
+        if not ok:
+            raise value from (WorkerFailed(f"in the worker process:\n{remote}") if remote else None)
+        assert got == index
+        return value
+
+    def close(self, *, abort: bool) -> None:
+        """Stop the workers: ask them to finish (or terminate them when ``abort``), then reap them.
+        Ctrl-C is held back meanwhile so that no worker outlives this call."""
+        with blocked_signals():
+            for process, conn in self.workers:
+                if not abort:
+                    with contextlib.suppress(OSError):
+                        conn.send(None)
+                elif process.is_alive():
+                    process.terminate()
+            for process, conn in self.workers:
+                process.join(5.0 if not abort else 2.0)
+                if process.is_alive():
+                    process.kill()
+                    process.join(2.0)
+                conn.close()
+
+
+def _died(process) -> ResourceError:
+    process.join(2.0)  # its pipes close before it can be reaped
+    code = process.exitcode
+    how = f"was killed by signal {-code}" if code is not None and code < 0 else f"exited with code {code}"
+    hint = " (out of memory? try fewer --workers)" if code == -signal.SIGKILL else ""
+    return ResourceError(f"a worker process {how}{hint}")
 
 
 def fork_map(fn: Callable, items: Iterable, workers: int, *, on_result: Callable | None = None) -> list:
     """``[fn(item) for item in items]`` (in order) computed by ``workers`` forked processes with one
-    torch thread each; ``on_result(result)`` is called in this process as results arrive (progress
-    bars). ``fn`` may be a closure: workers inherit it through fork."""
+    torch thread each; ``on_result(result)`` is called in this process, in order, as results arrive
+    (progress bars). ``fn`` may be a closure: workers inherit it through fork.
+
+    An exception in a worker is raised here (with the worker's traceback as its cause); a worker
+    that dies (killed, out of memory) raises :class:`~sectionseg.errors.ResourceError`. On any
+    exception, Ctrl-C included, the workers are terminated before this returns: Ctrl-C in a
+    terminal reaches every process of the group, but the workers ignore it and only this process
+    stops them, so nothing hangs and no worker prints a traceback."""
     global _TASK
     items = list(items)
     results = []
@@ -74,13 +221,15 @@ def fork_map(fn: Callable, items: Iterable, workers: int, *, on_result: Callable
                 on_result(results[-1])
         return results
     previous, _TASK = _TASK, fn
+    pool = _Pool()
     try:
-        ctx = mp.get_context("fork")
-        with ctx.Pool(min(workers, len(items)), initializer=_init_worker) as pool:
-            for result in pool.imap(_run, items):
-                results.append(result)
-                if on_result is not None:
-                    on_result(result)
+        pool.start(min(workers, len(items)))
+        results = pool.map(items, on_result)
+    except BaseException:
+        pool.close(abort=True)
+        raise
+    else:
+        pool.close(abort=False)
     finally:
         _TASK = previous
     return results

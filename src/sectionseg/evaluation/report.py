@@ -1,7 +1,6 @@
 """Evaluate a model file on a dataset split: predictions, metrics, JSON report, PR plot, table."""
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -9,9 +8,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from sectionseg.errors import InputError
 from sectionseg.evaluation.coco_metrics import CLASS_NAMES, as_numpy, coco_metrics, masks_to_rles
 from sectionseg.evaluation.geometry_metrics import geometry_metrics
 from sectionseg.io.atomic import atomic_path, write_text
+from sectionseg.io.jsontext import dumps as strict_json
+from sectionseg.io.outset import output_set
 
 
 def evaluate_predictions(gts: list[dict], preds: list[dict], score_threshold: float = 0.5,
@@ -118,13 +120,13 @@ def plot_pr_curves(path: str | os.PathLike, results: dict) -> None:
 
 
 def write_report(out_dir: str | os.PathLike, results: dict, info: dict | None = None) -> str:
-    """Write ``report.json``, ``pr_curve.png`` and ``summary.txt`` into ``out_dir``; return the table."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """Write ``report.json``, ``pr_curve.png`` and ``summary.txt`` into ``out_dir`` as one set
+    (:mod:`sectionseg.io.outset`: the three new files or the previous ones); return the table."""
     table = format_table(results)
-    write_text(out_dir / "report.json", json.dumps({**(info or {}), **results}, indent=1) + "\n")
-    write_text(out_dir / "summary.txt", table + "\n")
-    plot_pr_curves(out_dir / "pr_curve.png", results)
+    with output_set(out_dir, "evaluate") as stage:
+        write_text(stage / "report.json", strict_json({**(info or {}), **results}, indent=1) + "\n")
+        write_text(stage / "summary.txt", table + "\n")
+        plot_pr_curves(stage / "pr_curve.png", results)
     return table
 
 
@@ -134,8 +136,10 @@ def evaluate_model(model_path, data_root, out_dir, split: str = "test", score_th
     from sectionseg.datasets.torch_dataset import SectionDataset
     from sectionseg.model.checkpoint import load_model
 
-    model, config, meta = load_model(model_path, device)
     dataset = SectionDataset(data_root, split, transforms=None)
+    if len(dataset) == 0:
+        raise InputError(f"split {split!r} has no images: nothing to evaluate", Path(data_root) / "manifest.json")
+    model, config, meta = load_model(model_path, device)
     gts, preds = predict_dataset(model, dataset, device, progress=progress)
     results = evaluate_predictions(gts, preds, score_threshold)
     info = {"model": str(model_path), "data": str(data_root), "split": split,

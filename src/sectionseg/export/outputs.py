@@ -24,12 +24,15 @@ section's direction (the magnet-to-tissue direction MagFinder and SBEMimage read
 - ``overlay.png``: the wafer (downsampled to at most ``overlay_max_side`` px) with every part
   outlined; unpaired parts are drawn too (labelled after the paired ones);
 - ``report.json``: the caller's ``report`` dict plus ``counts`` and the output file names.
+
+The set is written as one unit (:mod:`sectionseg.io.outset`): a hidden marker
+``.sectionseg-set.json`` lists its files; a folder flagged ``.sectionseg-incomplete`` is being
+replaced and must not be read.
 """
 from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 from pathlib import Path
 
@@ -42,8 +45,14 @@ from sectionseg.formats.magc_pair import MAGNET_NAME, TISSUE_NAME
 from sectionseg.geometry.orientation import canonical_sections, part_direction
 from sectionseg.geometry.section import Section
 from sectionseg.io.atomic import atomic_path, write_text
+from sectionseg.io.jsontext import dumps as strict_json
+from sectionseg.io.outset import output_set
 from sectionseg.visualize import draw_overlay
 
+#: file of each output kind, in the order they are listed
+OUTPUT_NAMES = {"tissue": TISSUE_NAME, "magnet": MAGNET_NAME, "magc": "sections.magc",
+                "labelme": "sections.labelme.json", "coco": "sections.coco.json", "csv": "sections.csv",
+                "overlay": "overlay.png", "report": "report.json"}
 CSV_COLUMNS = ("id", "tissue_x", "tissue_y", "tissue_angle", "tissue_area", "magnet_x", "magnet_y",
                "magnet_angle", "magnet_area", "tissue_score", "magnet_score", "paired")
 OVERLAY_MAX_SIDE = 3000
@@ -101,11 +110,15 @@ def write_detection_outputs(out_dir: str | os.PathLike, sections: list[Section],
                             overlay_max_side: int = OVERLAY_MAX_SIDE, image_path=None,
                             image_size=None, landmarks=None, pair_scale: float = 1.0,
                             pair_integers: bool = False) -> dict[str, Path]:
-    """Write the detection outputs (see the module doc) into ``out_dir`` (created if needed).
+    """Write the detection outputs (see the module doc) into ``out_dir`` (created if needed) as one
+    set: the files are written into a staging folder beside ``out_dir`` and swapped in at the end
+    (:func:`sectionseg.io.outset.output_set`), so ``out_dir`` holds either the previous complete set
+    or the new one, whatever interrupts the writing.
 
     ``sections``: paired sections (tissue and magnet) in wafer px, in the order to number them;
     ``unpaired``: sections with one part only; ``overlay_image``: the wafer image (2-D gray or RGB,
-    any size, downsampled here) or None for no overlay; ``report``: JSON-serialisable dict;
+    any size, downsampled here) or None for no overlay; ``report``: JSON-serialisable dict (written
+    as strict JSON: non-finite numbers become null);
     ``serial_order``: section indices in cutting order for the ``.magc`` file (default identity);
     ``image_path``: the wafer image file (as given on the command line; the JSON files refer to it
     relative to themselves); ``image_size``: ``(width, height)`` px, default the overlay image's;
@@ -114,35 +127,33 @@ def write_detection_outputs(out_dir: str | os.PathLike, sections: list[Section],
     ``labelme``, ``coco``, ``csv``, ``overlay``, ``report``.
     """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     sections, unpaired = canonical_sections(sections), canonical_sections(unpaired)
     bad = [i for i, s in enumerate(sections) if s.tissue is None or s.magnet is None]
     if bad:
         raise ValueError(f"sections {bad[:5]} lack a part; pass them as unpaired")
     if image_size is None and overlay_image is not None:
         image_size = (int(overlay_image.shape[1]), int(overlay_image.shape[0]))
-    paths = {"tissue": out / TISSUE_NAME, "magnet": out / MAGNET_NAME, "magc": out / "sections.magc",
-             "labelme": out / "sections.labelme.json", "coco": out / "sections.coco.json",
-             "csv": out / "sections.csv", "report": out / "report.json"}
-    write_sections(out, sections, fmt="magc-pair", pair_scale=pair_scale, pair_integers=pair_integers)
-    centres = np.array([s.tissue.centre for s in sections]).reshape(-1, 2)
-    stage = stage_order(centres)
-    write_sections(paths["magc"], sections, fmt="magc", magc_dialect=magc_dialect,
-                   serial_order=serial_order, stage_order=stage, landmarks=landmarks)
-    for kind in ("labelme", "coco"):
-        relative = None if image_path is None else image_path_for(image_path, paths[kind])
-        write_sections(paths[kind], sections + unpaired, fmt=kind, image_path=relative,
-                       image_size=image_size)
-    write_text(paths["csv"], sections_csv(sections, unpaired))
-    if overlay_image is not None:
-        paths["overlay"] = out / "overlay.png"
-        _write_overlay(paths["overlay"], overlay_image, sections, unpaired, overlay_max_side)
-    full = dict(report)
-    full["counts"] = {**full.get("counts", {}), **_counts(sections, unpaired)}
-    full["outputs"] = {k: p.name for k, p in paths.items()}
-    write_text(paths["report"], json.dumps(full, indent=2, default=_json_default) + "\n")
-    order = ("tissue", "magnet", "magc", "labelme", "coco", "csv", "overlay", "report")
-    return {k: paths[k] for k in order if k in paths}
+    names = dict(OUTPUT_NAMES)
+    if overlay_image is None:
+        del names["overlay"]
+    with output_set(out, "detect") as stage:
+        paths = {k: stage / name for k, name in names.items()}
+        write_sections(stage, sections, fmt="magc-pair", pair_scale=pair_scale, pair_integers=pair_integers)
+        centres = np.array([s.tissue.centre for s in sections]).reshape(-1, 2)
+        write_sections(paths["magc"], sections, fmt="magc", magc_dialect=magc_dialect,
+                       serial_order=serial_order, stage_order=stage_order(centres), landmarks=landmarks)
+        for kind in ("labelme", "coco"):  # the image relative to the file's final place
+            relative = None if image_path is None else image_path_for(image_path, out / names[kind])
+            write_sections(paths[kind], sections + unpaired, fmt=kind, image_path=relative,
+                           image_size=image_size)
+        write_text(paths["csv"], sections_csv(sections, unpaired))
+        if overlay_image is not None:
+            _write_overlay(paths["overlay"], overlay_image, sections, unpaired, overlay_max_side)
+        full = dict(report)
+        full["counts"] = {**full.get("counts", {}), **_counts(sections, unpaired)}
+        full["outputs"] = dict(names)
+        write_text(paths["report"], strict_json(full, indent=2, default=_json_default) + "\n")
+    return {k: out / name for k, name in names.items()}
 
 
 def _json_default(value):

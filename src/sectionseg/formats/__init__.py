@@ -32,6 +32,7 @@ from sectionseg.formats.magc_ini import (DIALECTS, MagcEntry, MagcFile, directio
                                          magfinder_angle, read_magc, write_magc)
 from sectionseg.formats.magc_pair import read_magc_pair, write_magc_pair
 from sectionseg.geometry import Section
+from sectionseg.io.outset import check_complete
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ def read_sections(path: str | os.PathLike, fmt: str | None = None, scale: float 
     """
     scale = check_scale(scale)
     p = Path(path)
+    check_complete(p if p.is_dir() else p.parent)  # not an output set being replaced
     if fmt is None:
         fmt = guess_format(p, for_write=False)
     check_format(fmt)
@@ -55,6 +57,19 @@ def read_sections(path: str | os.PathLike, fmt: str | None = None, scale: float 
     if fmt == "labelme":
         return read_labelme(p, scale)
     return read_coco(p, scale)
+
+
+def dropped_by(fmt: str, sections: list[Section]) -> list[str]:
+    """What a file of format ``fmt`` has no place for among ``sections``, as phrases (e.g.
+    ``"17 dummies"``); empty when it keeps everything. Landmarks and the entries only a ``.magc``
+    holds are :meth:`MagcFile.unwritten_by`'s business."""
+    count = {"dummies": sum(s.dummy is not None for s in sections),
+             "detection scores": sum(s.score is not None for s in sections),
+             "magnets known only by their location": sum(s.magnet is None and "magnet_location" in s.extra
+                                                         for s in sections)}
+    lost = {"magc-pair": ("dummies", "detection scores"), "magc": ("detection scores",),
+            "coco": ("magnets known only by their location",), "labelme": ()}[check_format(fmt)]
+    return [f"{count[k]} {k}" for k in lost if count[k]]
 
 
 def write_sections(path: str | os.PathLike, sections: list[Section], fmt: str | None = None, *,
@@ -96,5 +111,5 @@ __all__ = [
     "DIALECTS", "magfinder_angle", "read_magc_pair", "write_magc_pair", "write_magc",
     "read_labelme", "write_labelme", "read_coco", "write_coco", "json_kind", "check_format",
     "sections_from_labelme", "sections_from_coco", "load_json", "MagcEntry", "direction_from_magc_angle",
-    "image_path_for", "read_landmarks", "MIN_LANDMARKS",
+    "image_path_for", "read_landmarks", "MIN_LANDMARKS", "dropped_by",
 ]

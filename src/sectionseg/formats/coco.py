@@ -25,8 +25,10 @@ is written whenever the section has one (every section of a detection: ``section
 (origin at the top-left corner of the top-left pixel), as pycocotools rasterises them. A magnet known
 only by its location has no polygon and is left out (with a warning). ``file_name`` is written as given.
 
-Reading: categories are matched by *name* (tissue / magnet or mag / dummy, any case), so files
-from other tools with other ids work. Only files with at most one image are accepted. Parts are
+Reading: the file must have an ``annotations`` list; categories are matched by *name* (tissue /
+magnet or mag / dummy, any case), so files from other tools with other ids work. Only files with at
+most one image are accepted, and when the file lists its images every annotation's ``image_id`` must
+be one of them. Parts are
 paired by ``attributes.section`` (or a top-level ``section_id``); an annotation without either is
 a section of its own. A segmentation with several polygons keeps the largest one; RLE
 segmentations are refused. Errors name the annotation index (``annotations[k]``).
@@ -41,7 +43,8 @@ import numpy as np
 
 from sectionseg.errors import InputError
 from sectionseg.formats.common import (
-    PART_ALIASES, assemble_sections, dump_json, image_size_of, json_num, load_json, points_array,
+    PART_ALIASES, assemble_sections, check_polygon, dump_json, image_size_of, json_num, load_json,
+    points_array,
 )
 from sectionseg.geometry import Section, polygon_area
 from sectionseg.geometry.orientation import canonical_sections
@@ -117,31 +120,41 @@ def _section_key(ann: dict, path, where: str):
 
 def sections_from_coco(data, path, scale: float = 1.0) -> list[Section]:
     """Sections of a parsed COCO document (``path`` is only used in error messages)."""
-    if not isinstance(data, dict) or not isinstance(data.get("annotations", []), list):
+    if not isinstance(data, dict) or not isinstance(data.get("annotations"), list):
         raise InputError("not a COCO file: no \"annotations\" list", path)
-    images = data.get("images") or []
+    images = data.get("images", [])
+    if not isinstance(images, list) or not all(isinstance(im, dict) and "id" in im for im in images):
+        raise InputError("\"images\" must be a list of objects with an \"id\"", path)
     if len(images) > 1:
         raise InputError(f"{len(images)} images in one COCO file; sectionseg reads files of one image",
                          path)
+    categories = data.get("categories", [])
+    if not isinstance(categories, list):
+        raise InputError("\"categories\" must be a list", path)
     names = {}
-    for c in data.get("categories") or []:
+    for c in categories:
         if isinstance(c, dict) and "id" in c:
             names[c["id"]] = PART_ALIASES.get(str(c.get("name", "")).strip().lower())
-    return assemble_sections(_coco_parts(data.get("annotations") or [], names, path, scale), path,
+    image_ids = {im["id"] for im in images} if "images" in data else None
+    return assemble_sections(_coco_parts(data["annotations"], names, path, scale, image_ids), path,
                              "section")
 
 
-def _coco_parts(annotations, names: dict, path, scale: float):
-    """Yield ``(section key, label, points, score, where)`` for each COCO annotation."""
+def _coco_parts(annotations, names: dict, path, scale: float, image_ids: set | None = None):
+    """Yield ``(section key, label, points, score, where)`` for each COCO annotation; with
+    ``image_ids`` (the file lists its images) every annotation must name one of them."""
     for k, ann in enumerate(annotations):
         where = f"annotations[{k}]"
         if not isinstance(ann, dict):
             raise InputError(f"{where}: not an object", path)
+        if image_ids is not None and ann.get("image_id") not in image_ids:
+            raise InputError(f"{where}: image_id {ann.get('image_id')!r} is not in \"images\" "
+                             f"({', '.join(map(repr, sorted(image_ids, key=str))) or 'none'})", path)
         label = names.get(ann.get("category_id"))
         if label is None:
             raise InputError(f"{where}: category_id {ann.get('category_id')!r} is not a tissue, "
                              f"magnet or dummy category", path)
-        pts = _polygon(ann, path, where) * scale
+        pts = check_polygon(_polygon(ann, path, where) * scale, path, None, where)
         yield _section_key(ann, path, where), label, pts, ann.get("score"), where
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from sectionseg.errors import InputError
+from sectionseg.io.jsontext import dumps as strict_json
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,41 @@ def parse_int(text: str, path, line: int | None, what: str) -> int:
         return int(text.strip())
     except ValueError:
         raise InputError(f"{what}: {text.strip()!r} is not an integer", path, line) from None
+
+
+#: largest coordinate accepted on read, px (a wafer image is at most ~10^5 px wide; beyond this the
+#: file is in other units or the --scale is wrong, and areas and rasters would overflow)
+MAX_COORDINATE = 1e7
+
+
+def check_coordinates(points: np.ndarray, path, line: int | None, where: str) -> np.ndarray:
+    """``points`` if every coordinate is finite and within :data:`MAX_COORDINATE`, else InputError."""
+    if not np.all(np.isfinite(points)):
+        raise InputError(f"{where}: non-finite coordinate", path, line)
+    if points.size and float(np.abs(points).max()) > MAX_COORDINATE:
+        raise InputError(f"{where}: coordinate {float(np.abs(points).max()):g} is beyond {MAX_COORDINATE:g} px "
+                         "(other units, or a wrong --scale?)", path, line)
+    return points
+
+
+def check_polygon(points: np.ndarray, path, line: int | None, where: str) -> np.ndarray:
+    """``points`` (an ``(N, 2)`` polygon after any scaling) if it is a usable part outline, else
+    InputError: coordinates as :func:`check_coordinates`, a positive area (not all corners on one
+    point or one line) and no edge crossing another (a bow-tie: corners out of order)."""
+    import shapely
+
+    from sectionseg.geometry import polygon_area
+
+    check_coordinates(points, path, line, where)
+    extent = float(np.ptp(points, axis=0).max()) if len(points) else 0.0
+    if extent == 0.0:
+        raise InputError(f"{where}: all corners are the same point", path, line)
+    polygon = shapely.Polygon(points)
+    if polygon.convex_hull.area <= 1e-9 * extent ** 2:
+        raise InputError(f"{where}: the corners lie on one line (zero area)", path, line)
+    if shapely.is_valid_reason(polygon).startswith("Self-intersection") or polygon_area(points) <= 1e-9 * extent ** 2:
+        raise InputError(f"{where}: the outline crosses itself (a bow-tie: corners out of order?)", path, line)
+    return points
 
 
 def check_scale(scale: float) -> float:
@@ -109,7 +145,7 @@ _NUMBER_LIST = re.compile(r"\[\n\s*([-+0-9.eE,\s]+?)\n\s*\]")
 
 def dump_json(data) -> str:
     """JSON text as written by this package: indented, lists of numbers on one line, UTF-8."""
-    text = json.dumps(data, indent=1, ensure_ascii=False)
+    text = strict_json(data, indent=1, ensure_ascii=False)
     text = _NUMBER_LIST.sub(lambda m: "[" + ", ".join(m.group(1).replace(",", " ").split()) + "]", text)
     return text + "\n"
 
@@ -136,9 +172,7 @@ def points_array(raw, path, where: str) -> np.ndarray:
         raise InputError(f"{where}: points must be a list of [x, y] pairs", path)
     if arr.shape[0] < 3:
         raise InputError(f"{where}: a polygon needs at least 3 points, got {arr.shape[0]}", path)
-    if not np.all(np.isfinite(arr)):
-        raise InputError(f"{where}: non-finite coordinate", path)
-    return arr
+    return check_coordinates(arr, path, None, where)
 
 
 def assemble_sections(parts, path, key_name: str) -> list:

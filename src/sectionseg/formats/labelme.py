@@ -38,7 +38,8 @@ import numpy as np
 
 from sectionseg.errors import InputError
 from sectionseg.formats.common import (
-    PART_ALIASES, assemble_sections, dump_json, image_size_of, json_num, load_json, points_array,
+    PART_ALIASES, assemble_sections, check_coordinates, check_polygon, dump_json, image_size_of, json_num,
+    load_json, points_array,
 )
 from sectionseg.geometry import Section
 from sectionseg.geometry.orientation import canonical_sections
@@ -139,6 +140,7 @@ def _labelme_parts(shapes, path, scale: float):
             raise InputError(f"{where}: unknown label {shape.get('label')!r} (expected tissue, "
                              f"magnet or dummy)", path)
         pts = _shape_points(shape, label, path, where) * scale
+        pts = check_polygon(pts, path, None, where) if len(pts) > 1 else check_coordinates(pts, path, None, where)
         gid = shape.get("group_id")
         if gid is not None and (not isinstance(gid, int) or isinstance(gid, bool)):
             raise InputError(f"{where}: group_id must be an integer, got {gid!r}", path)

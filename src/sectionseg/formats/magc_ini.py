@@ -68,7 +68,8 @@ from pathlib import Path
 import numpy as np
 
 from sectionseg.errors import InputError
-from sectionseg.formats.common import fmt_num, fmt_points, parse_float, parse_int, read_text
+from sectionseg.formats.common import (check_coordinates, check_polygon, fmt_num, fmt_points, parse_float,
+                                       parse_int, read_text)
 from sectionseg.geometry import Part, Section
 from sectionseg.geometry.orientation import canonical_sections, part_direction
 from sectionseg.io.atomic import write_text
@@ -226,13 +227,16 @@ class _Reader:
         if len(vals) % 2 or len(vals) < 6:
             raise self.error(f"{key} needs x,y pairs of at least 3 points, got {len(vals)} numbers",
                              header, key)
-        return np.array(vals).reshape(-1, 2) * self.scale
+        points = np.array(vals).reshape(-1, 2) * self.scale
+        return check_polygon(points, self.path, self.lines.of(header, key), f"[{header}] {key}")
 
     def point(self, header: str, key: str) -> tuple[float, float]:
         vals = self.numbers(header, key)
         if len(vals) != 2:
             raise self.error(f"{key} must be x,y, got {len(vals)} numbers", header, key)
-        return vals[0] * self.scale, vals[1] * self.scale
+        x, y = check_coordinates(np.array(vals) * self.scale, self.path, self.lines.of(header, key),
+                                 f"[{header}] {key}")
+        return float(x), float(y)
 
     def order(self, kind: str) -> list[int] | None:
         """The serial or stage order under either spelling; None when absent, ``[]`` or empty."""

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from sectionseg.errors import InputError
-from sectionseg.formats.common import check_scale, fmt_num, parse_float, read_text
+from sectionseg.formats.common import check_polygon, check_scale, fmt_num, parse_float, read_text
 from sectionseg.geometry import Section
 from sectionseg.geometry.orientation import canonical_sections
 from sectionseg.io.atomic import atomic_path
@@ -84,7 +84,11 @@ def read_magc_pair(path: str | os.PathLike, scale: float = 1.0) -> list[Section]
         n = min(len(tissues), len(magnets))
         raise InputError(f"{len(tissues)} tissue lines but {len(magnets)} magnet lines; line i of both "
                          f"files must be the same section", longer, n + 1)
-    return [Section.from_arrays(t * scale, m * scale) for t, m in zip(tissues, magnets)]
+    sections = []
+    for i, (t, m) in enumerate(zip(tissues, magnets), start=1):
+        sections.append(Section.from_arrays(check_polygon(t * scale, tissue_path, i, "tissue"),
+                                            check_polygon(m * scale, magnet_path, i, "magnet")))
+    return sections
 
 
 def _line(points: np.ndarray) -> str:

@@ -25,18 +25,23 @@ TIFF_SUFFIXES = (".tif", ".tiff")
 OTHER_SUFFIXES = (".png", ".jpg", ".jpeg")
 _BLOCK_ROWS = 1024
 _SAMPLE_STEP_TARGET = 2_000_000  # pixels sampled for percentile estimation
+_PIL_CONVERT = {"LA": "L", "P": "RGB", "PA": "RGB"}
 
 
 def read_image(path: str | os.PathLike, *, expect_gray: bool = True) -> np.ndarray:
     """Read a TIFF (8/16 bit, memory-mapped when possible), PNG or JPEG image.
 
     Returns a 2-D array ``(H, W)`` for gray images (possibly a read-only ``np.memmap``), or
-    ``(H, W, C)`` when ``expect_gray`` is False. An RGB file whose channels are equal is accepted as
-    gray; a colour image where gray is expected is an :class:`InputError`.
+    ``(H, W, C)`` with C = 3 when ``expect_gray`` is False (an alpha channel is dropped). An RGB file
+    whose channels are equal is accepted as gray; a colour image where gray is expected, a TIFF of
+    several pages or a 2-channel image is an :class:`InputError`. Floating-point pixels that are NaN
+    or infinite are replaced by the median of the others (with a warning, see
+    :func:`fill_non_finite`); an image without any finite pixel is refused.
     """
     path = Path(path)
     if not path.is_file():
-        raise InputError("no such image file", path)
+        raise InputError("no such image file" if not path.exists() else "image file expected, but this "
+                         "is a folder", path)
     if path.stat().st_size == 0:
         raise InputError("image file is empty (0 bytes)", path)
     suffix = path.suffix.lower()
@@ -47,20 +52,60 @@ def read_image(path: str | os.PathLike, *, expect_gray: bool = True) -> np.ndarr
             from PIL import Image
 
             with Image.open(path) as im:
+                if im.mode in _PIL_CONVERT:  # gray + alpha, palette: the pixels' own values
+                    im = im.convert(_PIL_CONVERT[im.mode])
                 image = np.asarray(im)
         else:
             raise InputError(f"unsupported image type {suffix!r} (use .tif, .tiff, .png, .jpg)", path)
     except InputError:
         raise
+    except MemoryError:
+        raise
     except Exception as exc:  # corrupt files: any decoder error is the user's file
         raise InputError(f"cannot read image: {exc}", path) from None
     if image.ndim == 3 and image.shape[-1] == 4:
         image = image[..., :3]
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[-1] != 3):
+        raise InputError(f"expected a gray (H, W) or colour (H, W, 3) image, got an array of shape "
+                         f"{tuple(image.shape)}", path)
+    if min(image.shape[:2]) < 1:
+        raise InputError(f"the image has no pixels (shape {tuple(image.shape)})", path)
     if expect_gray:
         image = _to_gray(image, path)
     if image.dtype not in (np.uint8, np.uint16, np.float32, np.float64):
         raise InputError(f"unsupported pixel type {image.dtype}", path)
-    return image
+    return fill_non_finite(image, path)
+
+
+def fill_non_finite(image: np.ndarray, path=None) -> np.ndarray:
+    """``image`` unchanged when every pixel is finite (integer images always are); else a float32 copy
+    in which NaN and infinite pixels hold the median of the finite ones (a warning says how many).
+    InputError when no pixel is finite."""
+    if image.dtype.kind != "f":
+        return image
+    bad = 0
+    for r in range(0, image.shape[0], _BLOCK_ROWS):
+        bad += int(np.count_nonzero(~np.isfinite(np.asarray(image[r:r + _BLOCK_ROWS]))))
+    if bad == 0:
+        return image
+    total = int(np.prod(image.shape))
+    if bad == total:
+        raise InputError("no pixel of the image has a finite value (all NaN or infinite)", path)
+    out = np.array(image, dtype=np.float32)
+    finite = np.isfinite(out)
+    out[~finite] = np.median(out[finite][:: max(1, (total - bad) // _SAMPLE_STEP_TARGET)])
+    log.warning("%s: %d of %d pixels are NaN or infinite; they are treated as background (the median "
+                "value)", path if path is not None else "image", bad, total)
+    return out
+
+
+def is_constant(image: np.ndarray) -> bool:
+    """Whether every pixel of ``image`` has the same value (read block by block)."""
+    first = np.asarray(image[0, 0])
+    for r in range(0, image.shape[0], _BLOCK_ROWS):
+        if not np.all(np.asarray(image[r:r + _BLOCK_ROWS]) == first):
+            return False
+    return True
 
 
 def image_size(path: str | os.PathLike) -> tuple[int, int]:
@@ -70,7 +115,10 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
     """
     path = Path(path)
     if not path.is_file():
-        raise InputError("no such image file", path)
+        raise InputError("no such image file" if not path.exists() else "image file expected, but this "
+                         "is a folder", path)
+    if path.stat().st_size == 0:
+        raise InputError("image file is empty (0 bytes)", path)
     suffix = path.suffix.lower()
     try:
         if suffix in TIFF_SUFFIXES:
@@ -88,6 +136,15 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
 
 
 def _read_tiff(path: Path) -> np.ndarray:
+    """The one image of a TIFF file (memory-mapped when stored plainly); InputError for a file of
+    several images (pages of different images, a stack)."""
+    with tifffile.TiffFile(path) as tif:
+        series = tif.series
+        stacked = [n for a, n in zip(series[0].axes, series[0].shape) if a not in "YXS" and n > 1] if series else []
+        if len(series) > 1 or stacked:
+            count = len(series) if len(series) > 1 else int(np.prod(stacked))
+            raise InputError(f"the TIFF holds {count} images (pages); sectionseg reads single-image files: "
+                             "save the one image alone", path)
     try:
         return tifffile.memmap(path, mode="r")
     except (ValueError, OSError):  # compressed or tiled: read into memory
@@ -117,6 +174,8 @@ class Normalisation:
     def apply(self, block: np.ndarray) -> np.ndarray:
         scale = 255.0 / max(self.high - self.low, 1e-6)
         out = (block.astype(np.float32) - np.float32(self.low)) * np.float32(scale)
+        if block.dtype.kind == "f":
+            out = np.nan_to_num(out, nan=0.0, posinf=255.0, neginf=0.0)
         return np.clip(out, 0, 255).astype(np.uint8)
 
     def as_dict(self) -> dict:
@@ -127,6 +186,9 @@ def robust_normalisation(image: np.ndarray, percentiles=(0.5, 99.5)) -> Normalis
     """Estimate low/high intensity percentiles on a regular subsample of ``image`` (2-D)."""
     step = max(1, int(np.sqrt(image.shape[0] * image.shape[1] / _SAMPLE_STEP_TARGET)))
     sample = np.asarray(image[::step, ::step], dtype=np.float32)
+    sample = sample[np.isfinite(sample)]  # NaN / inf pixels (API callers; files are filled on read)
+    if sample.size == 0:
+        raise InputError("no pixel of the image has a finite value (all NaN or infinite)")
     low, high = np.percentile(sample, percentiles)
     if high <= low:
         high = low + 1.0
@@ -185,15 +247,23 @@ def load_composed(gray_path, fluo_path=None, *, percentiles=(0.5, 99.5)) -> Comp
                        fluo_name=str(fluo_path))
 
 
+IMAGE_WRITE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
+
+
 def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
-    """Atomically write an image; ``.tif``/``.tiff`` through tifffile, ``.png``/``.jpg`` through Pillow."""
+    """Atomically write an image; ``.tif``/``.tiff`` through tifffile, ``.png``/``.jpg``/``.jpeg``
+    through Pillow. Another extension is an InputError (the bytes would not match the name)."""
     from PIL import Image
 
     from sectionseg.io.atomic import atomic_path
 
     path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in IMAGE_WRITE_SUFFIXES:
+        raise InputError(f"cannot tell the image format from {suffix or 'no extension'!r}: use "
+                         f"{', '.join(IMAGE_WRITE_SUFFIXES)}", path)
     with atomic_path(path) as tmp:
-        if path.suffix.lower() in TIFF_SUFFIXES:
+        if suffix in TIFF_SUFFIXES:
             tifffile.imwrite(tmp, image, photometric="rgb" if image.ndim == 3 else "minisblack")
         else:
-            Image.fromarray(image).save(tmp, format="PNG" if path.suffix.lower() == ".png" else "JPEG")
+            Image.fromarray(image).save(tmp, format="PNG" if suffix == ".png" else "JPEG")

@@ -135,10 +135,13 @@ def load_backbone_weights(model: MaskRCNN, path: str | os.PathLike) -> None:
     """
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError) as exc:
-        raise InputError(f"cannot read backbone weights: {exc}", path) from None
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for files that are no state dict
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"cannot read backbone weights (a torch state dict .pt file): {reason}", path) from None
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise InputError(f"backbone weights must be a state dict, got {type(state).__name__}", path)
     cleaned = OrderedDict()
     for key, value in state.items():
         for prefix in ("module.", "backbone.body."):

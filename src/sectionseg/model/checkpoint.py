@@ -21,6 +21,7 @@ from sectionseg.errors import InputError
 from sectionseg.io.atomic import atomic_path
 from sectionseg.model.build import build_model
 from sectionseg.model.config import CLASSES, Config, config_from_dict, config_to_dict
+from sectionseg.model.files import default_model_path  # noqa: F401 - re-exported
 
 FORMAT = "sectionseg-model"
 VERSION = 1
@@ -57,8 +58,11 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
         raise InputError("model file not found", path)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=False)
+    except MemoryError:
+        raise
     except Exception as exc:  # torch raises many types for corrupt files
-        raise InputError(f"cannot read model file: {exc}", path) from None
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"cannot read model file: {reason}", path) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise InputError(f"not a {FORMAT} file", path)
     if payload.get("version") != VERSION:
@@ -101,11 +105,6 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu"):
     meta = {"classes": list(payload.get("classes", CLASSES)), "extra": payload.get("extra", {}),
             "epoch": training.get("epoch")}
     return model, config, meta
-
-
-def default_model_path() -> Path:
-    """Path of the model bundled inside the package (it may be absent in a development tree)."""
-    return Path(__file__).resolve().parents[1] / "data" / "default_model.pt"
 
 
 def export_weights(ckpt: str | os.PathLike, out: str | os.PathLike, half: bool = False,

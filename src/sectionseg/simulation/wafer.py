@@ -7,7 +7,6 @@ and ``simulation.json`` (seed, style, sampled parameters, size, counts, software
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 from pathlib import Path
@@ -21,6 +20,42 @@ from sectionseg.simulation.render import render_wafer
 from sectionseg.simulation.styles import Style, get_style
 
 DEFAULT_SIZE = 5000  # px: a real wafer overview at working resolution is about 5000 x 5000
+#: most sections a random layout is asked for per megapixel of image (the densest styles place ~30;
+#: beyond ~100 the layout spends minutes failing to place them)
+MAX_DENSITY = 100.0
+MAX_SIDE = 100000  # px
+#: peak memory of a simulation per image pixel, bytes (measured ~30, with room for the styles' layers)
+BYTES_PER_PIXEL = 80
+
+
+def max_sections(width: int, height: int) -> int:
+    """The most sections a random layout of a ``width x height`` px wafer is asked for."""
+    return max(10, int(MAX_DENSITY * width * height / 1e6))
+
+
+def check_request(width: int | None, height: int | None, n_sections: int | None = None,
+                  density: float | None = None, layout: bool = False) -> None:
+    """InputError for sizes, counts and densities a simulation cannot honour (before any work):
+    see :data:`MAX_DENSITY`; the memory estimate is :func:`memory_needed`."""
+    for name, value in (("width", width), ("height", height)):
+        _check_positive(name, value, 64)
+        if value is not None and value > MAX_SIDE:
+            raise InputError(f"{name} must be at most {MAX_SIDE} px, got {value}")
+    _check_positive("number of sections", n_sections, 0)
+    _check_positive("density", density, 0)
+    if layout:
+        return
+    w, h = width or DEFAULT_SIZE, height or DEFAULT_SIZE
+    if n_sections is not None and n_sections > max_sections(w, h):
+        raise InputError(f"{n_sections} sections do not fit on a {w}x{h} px wafer (at most "
+                         f"{max_sections(w, h)}: {MAX_DENSITY:g} per megapixel)")
+    if density is not None and density > MAX_DENSITY:
+        raise InputError(f"density must be at most {MAX_DENSITY:g} sections per megapixel, got {density:g}")
+
+
+def memory_needed(width: int | None, height: int | None) -> float:
+    """Bytes a simulation of that size needs at its peak (an estimate)."""
+    return float(width or DEFAULT_SIZE) * float(height or DEFAULT_SIZE) * BYTES_PER_PIXEL
 
 
 def _check_positive(name: str, value, minimum: float = 1) -> None:
@@ -51,18 +86,20 @@ def simulate_wafer(out_dir: str | os.PathLike, *, seed: int, width: int | None =
     """
     from sectionseg import __version__
     from sectionseg.formats import write_sections
+    from sectionseg.io.atomic import write_text
     from sectionseg.io.images import compose_rgb, write_image
+    from sectionseg.io.jsontext import dumps as strict_json
+    from sectionseg.io.memory import check_memory
+    from sectionseg.io.outset import output_set
 
-    _check_positive("width", width, 64)
-    _check_positive("height", height, 64)
-    _check_positive("number of sections", n_sections, 0)
-    _check_positive("density", density, 0)
+    check_request(width, height, n_sections, density, layout=layout_path is not None)
     sty = get_style(style)
     rng = np.random.default_rng(seed)
     params = sty.sample(rng)
     if layout_path is not None:
         sections, width, height = _file_layout(rng, layout_path, layout_scale, params, width, height,
                                                margin, dummies)
+        check_request(width, height, layout=True)
     else:
         width, height = width or DEFAULT_SIZE, height or DEFAULT_SIZE
         sections = random_layout(
@@ -74,41 +111,39 @@ def simulate_wafer(out_dir: str | os.PathLike, *, seed: int, width: int | None =
             dummy_gap_range=(0.0, params["dummy_gap"]), dummy_width_range=(6.0, params["dummy_width"]),
             touching_fraction=params["touching_fraction"], region=params["region"],
             hole=params["hole"], margin=margin)
+    check_memory(memory_needed(width, height), f"simulating a {width}x{height} px wafer")
     gray, fluo = render_wafer(sections, width, height, params, rng)
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    write_image(out / "gray.tif", gray)
-    write_image(out / "fluo.tif", fluo)
-    composed = compose_rgb(gray, fluo)
-    write_image(out / "rgb.tif", composed.rgb)
-    size = (int(width), int(height))
-    write_sections(out / "sections.labelme.json", sections, "labelme", image_path="rgb.tif", image_size=size)
-    write_sections(out / "sections.coco.json", sections, "coco", image_path="rgb.tif", image_size=size)
-    write_sections(out / "sections.magc", sections, "magc")
-    write_sections(out / "magc", sections, "magc-pair")
+    with output_set(out_dir, "simulate") as out:  # the whole folder or nothing
+        write_image(out / "gray.tif", gray)
+        write_image(out / "fluo.tif", fluo)
+        composed = compose_rgb(gray, fluo)
+        write_image(out / "rgb.tif", composed.rgb)
+        size = (int(width), int(height))
+        write_sections(out / "sections.labelme.json", sections, "labelme", image_path="rgb.tif", image_size=size)
+        write_sections(out / "sections.coco.json", sections, "coco", image_path="rgb.tif", image_size=size)
+        write_sections(out / "sections.magc", sections, "magc")
+        write_sections(out / "magc", sections, "magc-pair")
 
-    summary = {
-        "software": f"sectionseg {__version__}",
-        "seed": int(seed),
-        "style": sty.name,
-        "width": int(width),
-        "height": int(height),
-        "layout": None if layout_path is None else {"path": str(layout_path), "scale": float(layout_scale)},
-        "n_sections": len(sections),
-        "n_dummies": sum(s.dummy is not None for s in sections),
-        "bit_depth": int(params["bit_depth"]),
-        "params": params,
-        "normalisation": composed.record(),
-        "files": ["gray.tif", "fluo.tif", "rgb.tif", "sections.labelme.json", "sections.magc",
-                  "sections.coco.json", "magc/", "simulation.json"],
-    }
-    if beads is not None:
-        summary["beads"] = _write_beads(out / "beads", seed, len(sections), beads)
-        summary["files"].append("beads/")
-    from sectionseg.io.atomic import write_text
-
-    write_text(out / "simulation.json", json.dumps(summary, indent=2) + "\n")
+        summary = {
+            "software": f"sectionseg {__version__}",
+            "seed": int(seed),
+            "style": sty.name,
+            "width": int(width),
+            "height": int(height),
+            "layout": None if layout_path is None else {"path": str(layout_path), "scale": float(layout_scale)},
+            "n_sections": len(sections),
+            "n_dummies": sum(s.dummy is not None for s in sections),
+            "bit_depth": int(params["bit_depth"]),
+            "params": params,
+            "normalisation": composed.record(),
+            "files": ["gray.tif", "fluo.tif", "rgb.tif", "sections.labelme.json", "sections.magc",
+                      "sections.coco.json", "magc/", "simulation.json"],
+        }
+        if beads is not None:
+            summary["beads"] = _write_beads(out / "beads", seed, len(sections), beads)
+            summary["files"].append("beads/")
+        write_text(out / "simulation.json", strict_json(summary, indent=2) + "\n")
     return summary
 
 

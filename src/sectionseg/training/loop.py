@@ -29,7 +29,7 @@ import torch
 from tqdm import tqdm
 
 from sectionseg.errors import InputError
-from sectionseg.io.atomic import write_text
+from sectionseg.io.atomic import remove_stale_temps, write_text
 from sectionseg.model.build import (
     build_model, freeze_for_heads_only, load_backbone_weights, set_norm_eval,
 )
@@ -344,6 +344,7 @@ class Trainer:
         """Train until ``train.epochs``; return the history (one dict per epoch, CSV columns)."""
         tc = self.config.train
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(self.out_dir)  # of runs killed while writing a checkpoint or a log
         write_text(self.out_dir / "config.yaml", dump_config(self.config))
         self._write_logs()
         for epoch in range(self.state.epoch, tc.epochs):
@@ -401,6 +402,9 @@ def train(config: Config, data_root, out_dir, *, resume: bool = False, epochs: i
         if not last.is_file():
             raise InputError("nothing to resume: no last.pt in the run folder", out_dir)
         stored = read_checkpoint(last)
+        if not isinstance(stored.get("training"), dict):
+            raise InputError("last.pt holds no training state (a model file written by export?): nothing "
+                             "to resume from", last)
         config = config_from_dict(stored["config"], last)
         heads_only = stored["training"].get("heads_only", heads_only)
         freeze_fpn = stored["training"].get("freeze_fpn", freeze_fpn)
