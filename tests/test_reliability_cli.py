@@ -159,7 +159,8 @@ def test_the_ranges_table_accepts_the_defaults():
                "convert": ["a", "b"], "show": ["a", "b", "--out", "o.png"], "tiles": ["a", "--labels", "l", "--out", "o"],
                "synth": ["a", "--labels", "l", "--out", "o", "--count", "1"], "dataset": ["--out", "o"],
                "train": ["--data", "d", "--out", "o"], "finetune": ["g", "--labels", "l", "--out", "o"],
-               "evaluate": ["--data", "d", "--out", "o"], "export": ["a", "b"], "demo": []}
+               "evaluate": ["--data", "d", "--out", "o"], "export": ["a", "b"], "demo": [],
+               "order": ["beads", "--out", "o"]}
     for command in COMMANDS:
         check_options(parser.parse_args([command, *minimal[command]]))
 

@@ -93,6 +93,12 @@ OPTION_RANGES: dict = {
     ("finetune", "image_size"): Range(64, 4096),
     ("finetune", "synthetic"): Range(1, 1000000),
     ("finetune", "max_iters_per_epoch"): Range(1, 10 ** 9),
+    ("order", "first"): Range(0, 10 ** 7),
+    ("order", "bead_sigma"): Range(0, 100, lo_open=True),
+    ("order", "threshold"): Range(0, 1000, lo_open=True),
+    ("order", "candidates"): Range(1, 10000),
+    ("simulate", "bead_damaged"): Range(0, 0.5),
+    ("simulate", "bead_missing"): Range(0, 0.5),
 }
 
 

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import argparse
 
-from sectionseg.errors import InputError
-
 
 def register(subparsers) -> None:
     from sectionseg.simulation.styles import style_names
@@ -47,10 +45,6 @@ def check_args(args: argparse.Namespace) -> None:
         check_input_path(args.layout, "layout file")
     else:
         check_memory(memory_needed(args.width, args.height), "simulating a wafer of this size")
-    for name in ("bead_damaged", "bead_missing"):
-        value = getattr(args, name)
-        if not 0.0 <= value <= 0.5:
-            raise InputError(f"--{name.replace('_', '-')} must be in [0, 0.5], got {value}")
     check_output_folder(args.out)
 
 
