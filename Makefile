@@ -41,10 +41,10 @@ default-model-gpu: $(STAMP)
 # The bundled default model (2026-11-30): the 2026-11-26 half-scale model (default-model-gpu, taken
 # from git) retrained on real-look data on 2 CPU cores: simulated wafers of the styles realistic,
 # real-square, real-dark-magnet, default and crowded at scale 0.5; half of the training samples
-# gray-only, a third through JPEG (scripts/realistic_cpu.yaml; ~13 min per epoch, ~70 min). The
-# held-out families (held-bright, held-debris, held-mosaic-jpeg) are never trained on. The bundled
-# file's own history differs slightly (docs/MODEL_CARD.md): 1 epoch on an earlier draw of the
-# realistic style, then 4 epochs on this data.
+# gray-only, a third through JPEG (scripts/realistic_cpu.yaml; ~13 min per epoch alone on 2 cores).
+# The held-out families (held-bright, held-debris, held-mosaic-jpeg) are never trained on. The bundled
+# file's own history differs (docs/MODEL_CARD.md): 1 epoch on an earlier draw of the realistic style,
+# then this schedule stopped after its 3rd of 4 epochs (session time).
 REAL_WORK ?= $(MODEL_WORK)/real
 REAL_BASE_COMMIT ?= 7425ecd
 default-model: $(STAMP)
@@ -54,7 +54,7 @@ default-model: $(STAMP)
 	  --styles realistic,realistic,real-square,default,realistic,real-dark-magnet,real-square,crowded,realistic,realistic \
 	  --split 1200 80 0 --seed 12 --scale 0.5 --jobs 2 --sections-per-image 12 32 --overwrite
 	$(VENV)/bin/sectionseg train --config scripts/realistic_cpu.yaml --init-weights $(REAL_WORK)/base_half.pt \
-	  --data $(REAL_WORK)/ds --out $(REAL_WORK)/run --epochs 5 --seed 0 --no-progress
+	  --data $(REAL_WORK)/ds --out $(REAL_WORK)/run --epochs 4 --seed 0 --no-progress
 	$(VENV)/bin/sectionseg export $(REAL_WORK)/run/best.pt src/sectionseg/data/default_model.pt --half --name default-real-look
 
 # The default model until 2026-11-25 (sections at the simulator's size), CPU only: data generation,

@@ -103,16 +103,22 @@ def test_consensus_gives_back_swapped_sections():
     assert m["sections_correct"] == len(truth) and m["sections_swapped"] == 0
 
 
-def test_a_wafer_labelled_the_wrong_way_round_is_flipped_by_the_priors():
-    # the model took every magnet for the tissue (e.g. the darker half) but for two sections: the
-    # tissue carries dark striations and the magnet bright specks on every MagC wafer
+def test_a_wafer_labelled_the_wrong_way_round_is_flipped_by_the_fluorescence():
+    # the model took every magnet for the tissue but for two sections; the magnets are the bright
+    # parts of the fluorescence image on every MagC wafer
     truth, gray = _textured_wafer()
+    fluo = np.full(gray.shape, 20, np.uint8)
+    for s in truth:
+        fill_polygon(fluo, s.magnet.polygon, 220)
     found = [s if k in (2, 9) else Section(s.magnet, s.tissue) for k, s in enumerate(truth)]
-    fixed, record = tissue_consensus(found, WaferSource(gray, None, scale=1.0))
+    fixed, record = tissue_consensus(found, WaferSource(gray, fluo, scale=1.0))
     assert record["wafer_flipped"] and record["swapped"] == len(truth) - 2
-    assert record["features"]["dark_structure"]["agreement_with_prior"] < 0.25
+    assert record["features"]["fluo_level"]["agreement_with_prior"] < 0.25
     m = compare_sections(truth, fixed)
     assert m["sections_correct"] == len(truth) and m["sections_swapped"] == 0
+    # gray alone gives no prior: the wafer keeps the model's labelling (step 2 fixes only a minority)
+    kept, record = tissue_consensus(found, WaferSource(gray, None, scale=1.0))
+    assert not record["wafer_flipped"]
 
 
 def test_consensus_leaves_a_consistent_wafer_alone_and_needs_enough_sections():

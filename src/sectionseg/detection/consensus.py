@@ -24,10 +24,12 @@ from sectionseg.geometry import Section
 from sectionseg.geometry.raster import polygon_mask
 
 FEATURES = ("gray_level", "dark_structure", "specks", "fluo_level")
-#: Sign of (tissue - magnet) that a feature has on every MagC wafer, where it shows at all: the magnet
-#: is the bright part in fluorescence and carries the bead specks, the tissue the embedded sample
-#: (dark blobs, striations). Gray level has none: either part can be the darker one.
-PRIORS = {"fluo_level": -1.0, "specks": -1.0, "dark_structure": 1.0}
+#: Sign of (tissue - magnet) that a feature has on every MagC wafer: the magnet is the bright part in
+#: fluorescence. (Gray level has none: either part can be the darker one. Dark structure and specks
+#: were tried as priors for gray-only wafers and dropped: on simulated wafers whose magnet is dark and
+#: speckled, the magnet shows more dark structure than the tissue, and a prior that is wrong on one
+#: family flips correct wafers there. They still serve as the wafer's own relation, step 2.)
+PRIORS = {"fluo_level": -1.0}
 
 
 def part_features(source: WaferSource, quad: np.ndarray, inset: float = 2.0) -> dict[str, float] | None:
@@ -72,10 +74,9 @@ def tissue_consensus(sections: list[Section], source: WaferSource,
     """Sections (source px) with parts exchanged where they disagree with the wafer, and a JSON-ready
     record.
 
-    Two steps. (1) The whole wafer: when the features of :data:`PRIORS` that are decisive on this
-    wafer (most sections agree on their sign) say that the model's labelling is the wrong way round
-    for most sections, every section is exchanged (a model may take the darker half for the tissue
-    on a wafer where the magnet is darker). (2) Single sections: a feature expresses the wafer's
+    Two steps. (1) The whole wafer: when the features of :data:`PRIORS` (the fluorescence, when there
+    is one) say that the model's labelling is the wrong way round for most sections, every section is
+    exchanged. (2) Single sections: a feature expresses the wafer's
     relation when most sections agree on its sign; a section whose weighted vote on those features
     falls below ``settings.consensus_swap_vote`` is exchanged.
     """
@@ -139,11 +140,9 @@ def _differences(sections, source, settings) -> tuple[list[int], np.ndarray]:
 
 
 def _wafer_inverted(d: np.ndarray, record: dict, settings: RepairSettings) -> bool:
-    """Whether the decisive prior features (fluorescence alone when there is one) say that most
-    sections are labelled the wrong way round."""
+    """Whether the decisive prior features say that most sections are labelled the wrong way round."""
     keep = flip = 0
-    has_fluo = not np.isnan(d[:, FEATURES.index("fluo_level")]).all()
-    for name in ["fluo_level"] if has_fluo else [n for n in PRIORS if n != "fluo_level"]:
+    for name in PRIORS:
         signs = _signs(d[:, FEATURES.index(name)], settings)
         if signs is None:
             continue
