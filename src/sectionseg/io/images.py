@@ -38,12 +38,7 @@ def read_image(path: str | os.PathLike, *, expect_gray: bool = True) -> np.ndarr
     or infinite are replaced by the median of the others (with a warning, see
     :func:`fill_non_finite`); an image without any finite pixel is refused.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError("no such image file" if not path.exists() else "image file expected, but this "
-                         "is a folder", path)
-    if path.stat().st_size == 0:
-        raise InputError("image file is empty (0 bytes)", path)
+    path = _image_file(path)
     suffix = path.suffix.lower()
     try:
         if suffix in TIFF_SUFFIXES:
@@ -108,17 +103,23 @@ def is_constant(image: np.ndarray) -> bool:
     return True
 
 
-def image_size(path: str | os.PathLike) -> tuple[int, int]:
-    """``(width, height)`` in pixels of a TIFF, PNG or JPEG file, read from its header (no pixels).
-
-    InputError for a missing, unsupported or unreadable file.
-    """
+def _image_file(path: str | os.PathLike) -> Path:
+    """``path`` as a Path; InputError when it is missing, a folder or empty."""
     path = Path(path)
     if not path.is_file():
         raise InputError("no such image file" if not path.exists() else "image file expected, but this "
                          "is a folder", path)
     if path.stat().st_size == 0:
         raise InputError("image file is empty (0 bytes)", path)
+    return path
+
+
+def image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """``(width, height)`` in pixels of a TIFF, PNG or JPEG file, read from its header (no pixels).
+
+    InputError for a missing, unsupported or unreadable file.
+    """
+    path = _image_file(path)
     suffix = path.suffix.lower()
     try:
         if suffix in TIFF_SUFFIXES:
