@@ -420,3 +420,15 @@ def test_memory_and_disk_errors_are_one_line_with_exit_1(error, expected, wafer,
     monkeypatch.setattr(show, "run", fail)
     code, err = run_cli(["show", wafer / "gray.tif", wafer / "sections.magc", "--out", tmp_path / "o.png"], capsys)
     assert_one_line_error(code, err, expected, code_wanted=1)
+
+
+def test_argparse_errors_are_one_line_with_exit_2(capsys):
+    from sectionseg.cli.main import main
+
+    for argv in (["detect", "g.tif", "--out", "o", "--device", "gpu"], ["no-such-command"],
+                 ["detect", "g.tif", "--out", "o", "--no-such-option"]):
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        assert exc.value.code == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "error:" in err and "usage" not in err

@@ -38,14 +38,23 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised like Ctrl-C so that every clean-up that handles Ctrl-C handles it too."""
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse's own errors (unknown option, a value outside ``choices``...) as one line, exit 2,
+    like every other user error of the program (argparse prints the usage first)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _OneLineParser(
         prog="sectionseg",
         description="Find ultrathin serial sections (tissue + magnetic part) on MagC wafer images.",
     )
     parser.add_argument("--version", action="version", version=f"sectionseg {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="more log output")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
+                                parser_class=_OneLineParser)
     for name in COMMANDS:
         importlib.import_module(f"sectionseg.cli.{name}").register(sub)
     return parser
