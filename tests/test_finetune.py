@@ -174,6 +174,8 @@ def test_finetune_end_to_end_beats_the_base_model(base_and_wafer, tmp_path, caps
     assert report["n_labelled"] == len(labelled) and report["working_scale"] == 1.0
     assert len(report["history"]) == 2 and set(report["timings_s"]) >= {"dataset", "training", "validation"}
     assert (out / "run" / "losses.png").is_file() and (out / "data" / "manifest.json").is_file()
+    manifest = json.loads((out / "data" / "manifest.json").read_text())
+    assert manifest["params"]["content_regions"] >= 0  # areas that are no bare wafer, painted out
     base_loss = _held_out_loss(root / "base.pt", root, truth, labelled)
     adapted_loss = _held_out_loss(out / "model.pt", root, truth, labelled)
     assert adapted_loss < 0.9 * base_loss, (base_loss, adapted_loss)
@@ -186,6 +188,26 @@ def test_finetune_end_to_end_beats_the_base_model(base_and_wafer, tmp_path, caps
     assert len(report["history"]) == 3 and "detection" in report
     detected = json.loads((out / "detection" / "report.json").read_text())
     assert detected["scale_estimate"]["method"] == "model_file"  # the adapted model knows its section size
+
+
+def test_finetune_data_without_content_regions(base_and_wafer, tmp_path):
+    """``--no-content-regions`` (a comparison knob) paints out only what the detectors find."""
+    import argparse
+
+    from sectionseg.cli.finetune import prepare_data
+    from sectionseg.io.images import read_image
+
+    root, truth, labelled = base_and_wafer
+    gray, fluo = read_image(root / "target" / "gray.tif"), read_image(root / "target" / "fluo.tif")
+    counts = {}
+    for flag in (False, True):
+        args = argparse.Namespace(gray=str(root / "target" / "gray.tif"), fluo=None, labels="l.json",
+                                  device="cpu", synthetic=2, val=1, image_size=160, seed=0, no_progress=True,
+                                  no_content_regions=flag)
+        params = prepare_data(args, gray, fluo, labelled, tmp_path / f"data_{flag}", 130.0, {},
+                              root / "base.pt")
+        counts[flag] = params["content_regions"]
+    assert counts[True] == 0 and counts[False] > 0
 
 
 def _error_cases(tmp_path, root):

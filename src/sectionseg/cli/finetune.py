@@ -56,6 +56,9 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted fine-tuning in --out")
     p.add_argument("--detect", action="store_true", help="then detect on the whole wafer (DIR/detection)")
+    p.add_argument("--no-content-regions", action="store_true",
+                   help="paint out only what the detectors find, not every area that is no bare wafer "
+                        "(for comparison; the default paints out both)")
     p.add_argument("--score-threshold", type=float, default=None,
                    help="minimum detection score for --detect (default: detect's)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="torch device (default cpu)")
@@ -122,7 +125,8 @@ def prepare_data(args, gray, fluo, labelled, data_dir: Path, reference: float, t
     # what is no bare wafer, found without any detector: on a wafer the base model does not know, the
     # detectors miss most sections, and those must not be taught as background either
     part_area = float(np.median([s.tissue.area for s in labelled_w]))
-    content = content_regions(rgb, labelled_w, min_area=CONTENT_MIN_AREA * part_area)
+    content = [] if getattr(args, "no_content_regions", False) else \
+        content_regions(rgb, labelled_w, min_area=CONTENT_MIN_AREA * part_area)
     params = {"section_size": size, "working_scale": scale, "labels": str(args.labels),
               "image": str(args.gray), "fluo": args.fluo, "occupied_sections": len(occupied)}
     with output_set(data_dir, "finetune") as stage:  # the whole data set or none: --resume needs it whole
