@@ -31,3 +31,17 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    """An untrained ``tiny`` model file (enough to run whole commands)."""
+    import torch
+
+    from sectionseg.model import build_model, load_config, save_model
+
+    torch.manual_seed(0)
+    cfg = load_config("tiny")
+    path = tmp_path_factory.mktemp("model") / "tiny.pt"
+    save_model(path, build_model(cfg.model), cfg)
+    return path

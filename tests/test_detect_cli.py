@@ -109,20 +109,6 @@ def test_outputs_read_back(tmp_path):
             assert_convention(s.tissue.polygon, s.magnet.polygon)
 
 
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory):
-    """An untrained ``tiny`` model file (enough to run the whole command)."""
-    import torch
-
-    from sectionseg.model import build_model, load_config, save_model
-
-    torch.manual_seed(0)
-    cfg = load_config("tiny")
-    path = tmp_path_factory.mktemp("model") / "tiny.pt"
-    save_model(path, build_model(cfg.model), cfg)
-    return path
-
-
 @pytest.fixture
 def small_wafer(tmp_path):
     assert main(["simulate", "--out", str(tmp_path / "w"), "--seed", "1001", "--width", "500", "--height", "300",

@@ -19,20 +19,6 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    """An untrained ``tiny`` model file."""
-    import torch
-
-    from sectionseg.model import build_model, load_config, save_model
-
-    torch.manual_seed(0)
-    cfg = load_config("tiny")
-    path = tmp_path_factory.mktemp("model") / "tiny.pt"
-    save_model(path, build_model(cfg.model), cfg)
-    return path
-
-
-@pytest.fixture(scope="module")
 def wafer(tmp_path_factory):
     out = tmp_path_factory.mktemp("wafer") / "w"
     assert main(["simulate", "--out", str(out), "--seed", "1001", "--width", "500", "--height", "300",
