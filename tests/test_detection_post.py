@@ -169,3 +169,44 @@ def test_a_magnet_that_swallowed_the_gap_to_its_tissue_is_trimmed_and_touching_o
         assert np.hypot(*np.subtract(got.magnet.centre, truth.magnet.centre)) < 0.3
         assert got.tissue == truth.tissue and got.extra["gap_trimmed"]
     assert trimmed[len(cases):] == touching  # parts that truly touch keep their sides
+
+
+def test_a_dummy_strip_merged_into_the_tissue_is_cut_off_at_the_gap_and_clean_tissues_are_kept():
+    import cv2
+
+    from sectionseg.detection.evidence import measure_levels
+    from sectionseg.detection.strips import trim_merged_strips
+
+    def with_dummy(cx, cy, angle, gap, merged):
+        """(truth, as seen): a dummy strip 14 px wide lies ``gap`` px beyond the tissue's far side;
+        ``merged`` px of gap and dummy are inside the tissue as seen."""
+        v = np.array([np.sin(np.radians(angle)), np.cos(np.radians(angle))])  # tissue -> magnet
+        truth = section(cx, cy, angle)
+        dummy = rectangle(*(np.array([cx, cy]) - v * (25.0 + gap + 7.0)), 110.0, 14.0, angle)
+        seen = rectangle(*(np.array([cx, cy]) - v * merged / 2), 127.0, 50.0 + merged, angle)
+        return truth, dummy, Section.from_arrays(seen, truth.magnet.polygon)
+
+    cases = [with_dummy(150 + 220 * (k % 3), 140 + 200 * (k // 3), 7.0 * k, gap=2.5, merged=10.0)
+             for k in range(4)]
+    flush = with_dummy(150, 940, 5.0, gap=0.0, merged=10.0)      # dummy touching: no edge to find
+    clean = [section(150 + 220 * (k % 3), 1140 + 200 * (k // 3), 6.0 * k) for k in range(6)]
+    gray = np.full((1500, 700), 200, np.uint8)
+    for truth, dummy, _ in cases + [flush]:
+        fill_polygon(gray, dummy, 40)
+    truths = [t for t, _, _ in cases + [flush]] + clean
+    for s in truths:
+        fill_polygon(gray, s.tissue.polygon, 40)
+        fill_polygon(gray, s.magnet.polygon, 120)
+    gray = cv2.GaussianBlur(gray, (0, 0), 0.8)
+    source = _source(gray, None)
+    seen = [s for _, _, s in cases + [flush]] + clean
+    levels = measure_levels(seen, source)
+    out, record = trim_merged_strips(seen, source, levels)
+    assert record["trimmed"] == len(cases) and record["depth_ratio"] == pytest.approx(50 / 46, rel=0.05)
+    for got, truth in zip(out[:len(cases)], truths):
+        assert np.hypot(*np.subtract(got.tissue.centre, truth.tissue.centre)) < 0.5
+        assert got.extra["strip_trimmed"] and np.allclose(got.magnet.polygon, truth.magnet.polygon)
+    assert out[len(cases)] is seen[len(cases)]             # no gap line: kept as seen
+    assert out[len(cases) + 1:] == clean                   # clean tissues keep their sides
+    few, record = trim_merged_strips(seen[:5], source, levels)
+    assert few == seen[:5] and "skipped" in record

@@ -14,6 +14,7 @@ import numpy as np
 
 from sectionseg.datasets.labels import REFERENCE_SECTION_SIZE
 from sectionseg.detection.consensus import tissue_consensus
+from sectionseg.detection.strips import trim_merged_strips
 from sectionseg.detection.content import content_flags
 from sectionseg.detection.evidence import measure_levels
 from sectionseg.detection.fit import fit_parts, to_fit_frame
@@ -192,6 +193,9 @@ def detect_wafer(gray: np.ndarray, fluo: np.ndarray | None = None, *, model=None
         sections, n_regrown = regrow_small(sections, source, refine, levels, settings)
     if refine and run("trim_gaps"):
         sections, n_trimmed = trim_gaps(sections, source, settings)
+    strips_info: dict = {}
+    if refine and run("trim_strips"):
+        sections, strips_info = trim_merged_strips(sections, source, levels, settings)
     unpaired += split
     n_unpaired = len(unpaired)
     if run("drop_duplicates"):
@@ -221,7 +225,8 @@ def detect_wafer(gray: np.ndarray, fluo: np.ndarray | None = None, *, model=None
     counts = {"tiles": len(all_tiles), "empty_tiles_skipped": len(all_tiles) - len(tiles), "raw_detections": len(raw), "parts": len(merged),
               "tissue_parts": len(tissues), "magnet_parts": len(magnets), "sections": len(sections),
               "unpaired": len(unpaired), "dropped_dummies": n_dummies, "dropped_implausible": n_implausible,
-              "unpaired_tiny_parts": len(split), "regrown_small_parts": n_regrown, "gaps_trimmed": n_trimmed, "dropped_unseen": n_unseen, "rebuilt_parts": n_tissues + n_magnets,
+              "unpaired_tiny_parts": len(split), "regrown_small_parts": n_regrown, "gaps_trimmed": n_trimmed,
+              "strips_trimmed": strips_info.get("trimmed", 0), "dropped_unseen": n_unseen, "rebuilt_parts": n_tissues + n_magnets,
               "recovered_parts": len(recovered), "reserve_detections": len(reserve),
               "duplicates_dropped": n_duplicates, "partners_from_image": len(inferred),
               "unfitted_parts": sum(p["polygon"] is None for p in parts),
@@ -235,6 +240,7 @@ def detect_wafer(gray: np.ndarray, fluo: np.ndarray | None = None, *, model=None
               "source_size": list(source.source_size), "working_size": working_size,
               "fit_scale": fit_scale, "settings": settings.record(),
               "wafer_levels": None if levels is None else levels.record(), "consensus": consensus_info,
+              "strips": strips_info,
               "model": model_info}
     return DetectionResult(sections, unpaired, parts, timings, float(scale), params, counts,
                            source.record(), scale_info)
