@@ -236,28 +236,36 @@ class ProofreadModel:
         self._notify()
         return True
 
-    def set_part(self, uid: int, role: str, points) -> None:
-        """Replace a part's outline (any corner order; see :func:`quad_of`)."""
+    def set_part(self, uid: int, role: str, points) -> bool:
+        """Replace a part's outline (any corner order; see :func:`quad_of`). Returns False (and
+        records nothing) when the outline is the same as before."""
         q = quad_of(points)
+        trial = copy.deepcopy(self.entry(uid))
+        setattr(trial, role, q)
+        _canonical(trial)
+        old = self.entry(uid).part(role)
+        if old is not None and old.shape == trial.part(role).shape and np.allclose(old, trial.part(role), atol=1e-9):
+            return False
         self._begin()
         e = self.entry(uid)
         setattr(e, role, q)
         e.edited = True
         _canonical(e)
         self._done("edit part", [uid], part=role)
+        return True
 
-    def move_corner(self, uid: int, role: str, index: int, xy) -> None:
+    def move_corner(self, uid: int, role: str, index: int, xy) -> bool:
         """Move corner ``index`` (of the canonical order) of a part to ``xy``."""
         q = self.entry(uid).part(role).copy()
         q[index] = np.asarray(xy, dtype=np.float64)
-        self.set_part(uid, role, q)
+        return self.set_part(uid, role, q)
 
     def delete_part(self, uid: int, role: str) -> None:
+        number = self.numbers().get(uid)
         self._begin()
         e = self.entry(uid)
         setattr(e, role, None)
         e.edited = True
-        number = self.numbers().get(uid)
         if e.tissue is None and e.magnet is None:
             self.entries.remove(e)
         else:
