@@ -64,16 +64,19 @@ def wafer(tmp_path_factory):
     return root
 
 
-def _register_plugin():
-    """The npe2 manifest of this checkout registered when the installed package does not carry it
-    (an editable install of another checkout); returns a clean-up function."""
+def _register_plugin() -> None:
+    """The npe2 manifest of this checkout registered, as an installed plugin is, before napari's
+    first viewer (when the installed package does not carry it: an editable install of another
+    checkout)."""
     import npe2
 
     pm = npe2.PluginManager.instance()
-    if "sectionseg" in pm._manifests:
-        return lambda: None
-    pm.register(npe2.PluginManifest.from_file(MANIFEST))
-    return lambda: pm.unregister("sectionseg")
+    pm.discover()
+    if "sectionseg" not in pm._manifests:
+        pm.register(npe2.PluginManifest.from_file(MANIFEST))
+
+
+_register_plugin()
 
 
 def _open(make_napari_viewer, root, folder):
@@ -182,7 +185,6 @@ def test_reader_writer_and_widgets_from_plain_napari(make_napari_viewer, qtbot, 
     from sectionseg.gui.widgets import ProofreadWidget
 
     viewer = make_napari_viewer()
-    request.addfinalizer(_register_plugin())
     viewer.open(str(wafer / "gray.tif"), plugin="sectionseg")
     viewer.open(str(wafer / "det"), plugin="sectionseg")
     assert [layer.name for layer in viewer.layers][:1] == ["gray"]
