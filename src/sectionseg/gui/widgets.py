@@ -18,7 +18,7 @@ from qtpy.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFileDialog
 from sectionseg.gui.viewer import session_for
 
 SIDE_CHOICES = ("auto", "up", "down", "left", "right", "none")
-COLUMNS = ("#", "doubt", "why", "score", "labelled")
+COLUMNS = ("#", "doubt", "score", "labelled", "why")
 
 
 def _bind_keys(viewer, session) -> None:
@@ -87,6 +87,8 @@ class ProofreadWidget(QWidget):
         self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
         self.table.verticalHeader().setVisible(False)
         self.table.horizontalHeader().setStretchLastSection(True)
+        for c, width in enumerate((40, 48, 48, 60)):
+            self.table.setColumnWidth(c, width)
         layout.addWidget(self.table)
         self.status = QLabel()
         self.status.setWordWrap(True)
@@ -117,12 +119,14 @@ class ProofreadWidget(QWidget):
         self.table.setRowCount(len(rows))
         for r, (e, d) in enumerate(rows):
             score = "" if e.score is None else f"{e.score:.2f}"
-            values = (str(numbers[e.uid]), f"{d.value:.1f}", "; ".join(d.reasons) or ("edited" if e.edited else ""),
-                      score, "yes" if e.labelled else "")
+            values = (str(numbers[e.uid]), f"{d.value:.1f}", score, "yes" if e.labelled else "",
+                      "; ".join(d.reasons) or ("edited" if e.edited else ""))
             for c, text in enumerate(values):
                 item = QTableWidgetItem(text)
                 if c == 1:
                     item.setData(Qt.UserRole, d.value)
+                if c == len(values) - 1:
+                    item.setToolTip(text)
                 self.table.setItem(r, c, item)
         folder = "(no folder: Save as… to choose one)" if s.folder is None else os.fspath(s.folder)
         self.folder_label.setText(f"{folder}\n{len(rows)} sections, "
