@@ -1,10 +1,14 @@
 """Shared fixtures. ``REAL_LAYOUTS`` points at ../shared/data/real_layouts beside the repo (may be absent)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+# Qt without a display (the GUI tests; set before anything loads Qt)
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_LAYOUTS = REPO.parent / "shared" / "data" / "real_layouts"

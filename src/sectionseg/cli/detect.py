@@ -177,7 +177,7 @@ def detect_files(gray_path, fluo_path, out_dir, *, model=None, magc_dialect: str
                                     report=report, magc_dialect=magc_dialect, image_path=gray_path,
                                     image_size=(int(gray.shape[1]), int(gray.shape[0])),
                                     landmarks=landmarks, pair_scale=pair_scale,
-                                    pair_integers=pair_integers)
+                                    pair_integers=pair_integers, rejected=result.rejected)
     return result, paths, report
 
 

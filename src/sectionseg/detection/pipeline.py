@@ -52,7 +52,13 @@ class DetectionResult:
       the quad's IoU with the mask);
     - ``timings``: seconds per stage; ``scale``: working px per source px; ``params``: the
       parameters used; ``counts``: numbers per stage (tiles, raw and merged detections, dropped dummies);
-      ``normalisation``: the intensity normalisation record; ``scale_info``: the scale estimate's trials.
+      ``normalisation``: the intensity normalisation record; ``scale_info``: the scale estimate's trials;
+    - ``rejected``: the lone parts dropped as dummy strips or implausible (``drop_implausible``), for
+      people to look at (``report.json``: ``rejected_parts``).
+
+    ``extra`` of a section may also name the repairs that made it: ``recovered``, ``regrown``,
+    ``rebuilt`` (a part rebuilt beside its partner), ``gap_trimmed``, ``swapped_by_consensus``
+    (written to ``sections.csv``'s ``repairs`` column).
     """
 
     sections: list[Section]
@@ -64,6 +70,7 @@ class DetectionResult:
     counts: dict = field(default_factory=dict)
     normalisation: dict = field(default_factory=dict)
     scale_info: dict = field(default_factory=dict)
+    rejected: list[Section] = field(default_factory=list)
 
     def report(self) -> dict:
         """JSON-ready summary (no polygons); the model's identity is under ``"model"``."""
@@ -169,6 +176,7 @@ def detect_wafer(gray: np.ndarray, fluo: np.ndarray | None = None, *, model=None
             (tissues if det.label == 1 else magnets).append((Part(quad), det.score, det, iou))
     # touching parts seen as one region: rebuilt beside their clean partners, tissues first
     n_tissues = n_magnets = 0
+    fitted_tissues, fitted_magnets = [p for p, *_ in tissues], [p for p, *_ in magnets]
     if run("rebuild_touching"):
         tissues, n_tissues = rebuild_touching(tissues, [(p, sc) for p, sc, _, _ in magnets], source, "tissue",
                                               refine, settings)
@@ -176,10 +184,14 @@ def detect_wafer(gray: np.ndarray, fluo: np.ndarray | None = None, *, model=None
     else:
         tissues = [(p, sc) for p, sc, _, _ in tissues]
         magnets = [(p, sc) for p, sc, _, _ in magnets]
+    rebuilt = {id(p): "tissue" for p in _new_parts(tissues, fitted_tissues)}
+    rebuilt.update({id(p): "magnet" for p in _new_parts(magnets, fitted_magnets)})
     timings["fit"] = time.perf_counter() - t
 
     t = time.perf_counter()
     sections, unpaired = pair_sections(tissues, magnets)
+    sections = [_mark_rebuilt(s, rebuilt) for s in sections]
+    unpaired = [_mark_rebuilt(s, rebuilt) for s in unpaired]
     recovered, split = [], []
     if run("recover_partners"):
         recovered, unpaired = recover_partners(unpaired, reserve, source, refine)
@@ -202,8 +214,12 @@ def detect_wafer(gray: np.ndarray, fluo: np.ndarray | None = None, *, model=None
         unpaired = drop_duplicates(sections, unpaired)
     n_duplicates = n_unpaired - len(unpaired)
     n_dummies = n_implausible = 0
+    rejected: list[Section] = []
     if run("drop_implausible"):
+        before = unpaired
         unpaired, n_dummies, n_implausible = drop_implausible(unpaired, sections, settings)
+        kept = {id(s) for s in unpaired}
+        rejected = [s for s in before if id(s) not in kept]
     # a lone part with no visible outline is dropped unless its partner shows on the image; known
     # parts that partner strips must not cover are the paired and the visible lone ones
     unseen: list[Section] = []
@@ -243,4 +259,18 @@ def detect_wafer(gray: np.ndarray, fluo: np.ndarray | None = None, *, model=None
               "strips": strips_info,
               "model": model_info}
     return DetectionResult(sections, unpaired, parts, timings, float(scale), params, counts,
-                           source.record(), scale_info)
+                           source.record(), scale_info, rejected)
+
+
+def _new_parts(kept: list[tuple[Part, float]], fitted: list[Part]) -> list[Part]:
+    """The parts of ``kept`` that are not among ``fitted`` (by identity): those a repair rebuilt."""
+    known = {id(p) for p in fitted}
+    return [p for p, _ in kept if id(p) not in known]
+
+
+def _mark_rebuilt(section: Section, rebuilt: dict) -> Section:
+    """``section`` with ``extra["rebuilt"]`` naming its part rebuilt beside its partner, if any."""
+    kinds = [rebuilt[id(p)] for p in (section.tissue, section.magnet) if p is not None and id(p) in rebuilt]
+    if kinds:
+        section.extra["rebuilt"] = "+".join(kinds)
+    return section

@@ -1,0 +1,173 @@
+"""The proofreading model without Qt: coordinates, corner order, edits with undo, doubt, save and
+reopen through detect's writer, labels that finetune accepts."""
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from sectionseg.export import write_detection_outputs
+from sectionseg.geometry import Section, canonical_section
+from sectionseg.geometry.orientation import section_direction
+from sectionseg.gui.doubt import section_doubt
+from sectionseg.gui.edits import ProofreadModel, propose_magnet, quad_of
+from sectionseg.gui.layers import SHAPES_TRANSLATE, shapes_to_xy, world_to_xy, xy_to_shapes, xy_to_world
+from sectionseg.gui.store import load_annotations, model_from, save_session
+from sectionseg.simulation import random_layout
+
+
+def _wafer(seed=0, n=8):
+    rng = np.random.default_rng(seed)
+    layout = random_layout(rng, 900, 700, n_sections=n + 2, dummy_probability=0.0)
+    sections = [Section(s.tissue, s.magnet, score=0.95, extra={"tissue_score": 0.97, "magnet_score": 0.95})
+                for s in layout[:n]]
+    sections[1].extra["recovered"] = "magnet from image"
+    sections[2].score, sections[2].extra["magnet_score"] = 0.72, 0.72
+    unpaired = [Section(layout[n].tissue, None, score=0.91, extra={"tissue_score": 0.91})]
+    return sections, unpaired
+
+
+def test_shapes_round_trip_is_exact(rng):
+    xy = rng.uniform(-3, 20000, size=(50, 2))
+    xy[:3] = [[0.0, 0.0], [0.1, 0.3], [1e-9, 0.5]]
+    data = xy_to_shapes(xy)
+    assert np.array_equal(shapes_to_xy(data, SHAPES_TRANSLATE), xy)
+    assert np.array_equal(data, xy[:, ::-1])
+    # a layer without translate (drawn by the user elsewhere): pixel centres at integers
+    assert np.allclose(shapes_to_xy(np.array([[10.0, 20.0]]), (0, 0)), [[20.5, 10.5]])
+    # a click at the centre of pixel (col 7, row 3) -> its centre in our convention
+    assert np.allclose(world_to_xy((3.0, 7.0)), [7.5, 3.5])
+    assert np.allclose(world_to_xy(xy_to_world((7.5, 3.5))), [7.5, 3.5])
+
+
+def test_corner_order_follows_convention_whatever_the_clicks():
+    rect = np.array([[100, 100], [180, 100], [180, 140], [100, 140]], float)
+    model = ProofreadModel()
+    directions = set()
+    for order in ([0, 1, 2, 3], [2, 0, 3, 1], [3, 2, 1, 0], [1, 3, 0, 2]):
+        uid = model.add_section(rect[order], side="down")
+        e = model.entry(uid)
+        want = canonical_section(Section(e.tissue, e.magnet))
+        assert np.array_equal(e.tissue, want.tissue.polygon) and np.array_equal(e.magnet, want.magnet.polygon)
+        assert np.mean(e.magnet[:, 1]) > 140  # the magnet below, as asked
+        directions.add(round(section_direction(Section(e.tissue, e.magnet)), 6))
+    assert directions == {90.0}  # magnet-to-tissue: up
+    assert np.allclose(sorted(map(tuple, quad_of(rect[[2, 0, 3, 1]]))), sorted(map(tuple, rect)))
+
+
+def test_propose_magnet_sides():
+    tissue = np.array([[0, 0], [100, 0], [100, 40], [0, 40]], float)
+    up = propose_magnet(tissue, "up", 20)
+    assert up[:, 1].min() == pytest.approx(-20) and up[:, 1].max() == pytest.approx(0)
+    right = propose_magnet(np.array([[0, 0], [40, 0], [40, 100], [0, 100]], float), "right", 10)
+    assert right[:, 0].min() == pytest.approx(40) and right[:, 0].max() == pytest.approx(50)
+
+
+def test_edits_and_undo():
+    sections, unpaired = _wafer()
+    model = ProofreadModel(sections + unpaired)
+    n = len(model.entries)
+    uid = model.entries[0].uid
+    before = model.entry(uid).tissue.copy()
+    model.move_corner(uid, "tissue", 0, before[0] + [3.0, -2.0])
+    assert model.entry(uid).edited and not np.array_equal(model.entry(uid).tissue, before)
+    model.delete_section(model.entries[1].uid)
+    assert len(model.entries) == n - 1
+    assert model.undo() and model.undo()
+    assert len(model.entries) == n and np.array_equal(model.entry(uid).tissue, before)
+    assert not model.entry(uid).edited and model.log == []
+    assert model.redo() and model.log[-1]["op"] == "edit part"
+    # re-pair: the lone tissue takes the magnet of section 3, whose tissue is then alone
+    lone = model.entries[-1].uid
+    third = model.entries[3].uid
+    model.pair(lone, third)
+    assert model.entry(lone).paired and model.entry(third).magnet is None
+    paired, alone = model.sections()
+    assert len(paired) == len(sections) and len(alone) == 1
+
+
+def test_doubt_reasons():
+    sections, unpaired = _wafer()
+    model = ProofreadModel(sections + unpaired)
+    doubts = model.doubts()
+    by_number = {model.numbers()[u]: d for u, d in doubts.items()}
+    assert by_number[0].level == "ok"
+    assert "magnet found on the image" in by_number[1].reasons
+    assert any(r.startswith("low score 0.72") for r in by_number[2].reasons)
+    assert by_number[len(sections)].reasons[0] == "no magnet" and by_number[len(sections)].level == "bad"
+    assert model.by_doubt()[0][0].uid == model.entries[-1].uid
+    big = np.array([[0, 0], [400, 0], [400, 200], [0, 200]], float)
+    d = section_doubt(big, big, score=0.99, medians={"tissue": 1000.0, "magnet": 1000.0})
+    assert d.value == 2 and "tissue 80.0x the usual area" in d.reasons
+    # an edited section: its score no longer counts
+    assert section_doubt(big, big, score=0.1, edited=True).value == 0
+
+
+def test_save_reopen_same_files_and_state(tmp_path):
+    sections, unpaired = _wafer()
+    image = np.full((700, 900), 150, np.uint8)
+    gray = tmp_path / "gray.tif"
+    from sectionseg.io.images import write_image
+    write_image(gray, image)
+    det = tmp_path / "det"
+    write_detection_outputs(det, sections, unpaired, overlay_image=image, image_path=gray,
+                            report={"inputs": {"gray": str(gray)}, "magc_dialect": "sbemimage"})
+    rows = list(csv.DictReader(open(det / "sections.csv")))
+    assert rows[1]["repairs"] == "recovered=magnet_from_image" and rows[0]["repairs"] == ""
+    loaded = load_annotations(det)
+    model = model_from(loaded)
+    assert model.entries[1].extra["recovered"] == "magnet from image"
+    assert model.entries[2].extra["magnet_score"] == pytest.approx(0.72)
+    uid = model.entries[0].uid
+    model.move_corner(uid, "tissue", 1, model.entry(uid).tissue[1] + [2.0, 1.0])
+    model.add_section([[600, 600], [660, 600], [660, 630], [600, 630]], side="up")
+    model.delete_section(model.entries[4].uid)
+    model.set_labelled([e.uid for e in model.entries if e.paired][:3])
+    save_session(det, model, report=loaded.report, gray=image, gray_path=gray, session_start="s1")
+    first = {p.name: p.read_bytes() for p in det.iterdir() if p.is_file()}
+    assert "labels.labelme.json" in first
+    report = json.loads(first["report.json"])
+    assert report["magc_dialect"] == "sbemimage" and "[sections.0000]" in first["sections.magc"].decode()
+    assert [e["op"] for e in report["proofread"]["sessions"][0]["edits"]] == [
+        "edit part", "add section", "delete section", "label"]
+    # reopen: the same sections, flags and doubts; saving again writes the same files
+    again = load_annotations(det)
+    model2 = model_from(again)
+    assert len(model2.entries) == len(model.entries)
+    for a, b in zip(model.ordered(), model2.ordered()):
+        for role in ("tissue", "magnet"):
+            pa, pb = a.part(role), b.part(role)
+            assert (pa is None) == (pb is None)
+            if pa is not None:
+                assert np.allclose(pa, pb, atol=1e-3)
+        assert (a.labelled, a.edited) == (b.labelled, b.edited)
+    assert [d.level for _, d in model.by_doubt()] == [d.level for _, d in model2.by_doubt()]
+    model2.log = list(model.log)
+    save_session(det, model2, report=again.report, gray=image, gray_path=gray, session_start="s1")
+    second = {p.name: p.read_bytes() for p in det.iterdir() if p.is_file()}
+    assert set(first) == set(second)
+    for name in first:
+        if name not in ("report.json", "overlay.png"):
+            assert first[name] == second[name], name
+    strip = lambda r: {k: v for k, v in json.loads(r).items() if k != "proofread"}  # noqa: E731
+    assert strip(first["report.json"]) == strip(second["report.json"])
+
+
+def test_labels_file_accepted_by_finetune(tmp_path):
+    from sectionseg.cli.main import build_parser
+    from sectionseg.datasets.adapt import check_labels
+    from sectionseg.formats import read_sections
+    from sectionseg.gui.store import write_labels
+    from sectionseg.io.images import write_image
+
+    sections, _ = _wafer()
+    model = ProofreadModel(sections)
+    model.set_labelled([e.uid for e in model.entries][:5])
+    gray = tmp_path / "gray.tif"
+    write_image(gray, np.full((700, 900), 150, np.uint8))
+    labels = write_labels(tmp_path / "labels.json", model, gray_path=gray, image_size=(900, 700))
+    got = read_sections(labels)
+    assert len(got) == 5
+    check_labels(got, 900, 700, labels)
+    args = build_parser().parse_args(["finetune", str(gray), "--labels", str(labels), "--out", str(tmp_path / "ft")])
+    args.check(args)
