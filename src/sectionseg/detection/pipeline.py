@@ -14,6 +14,7 @@ import numpy as np
 
 from sectionseg.datasets.labels import REFERENCE_SECTION_SIZE
 from sectionseg.detection.consensus import tissue_consensus
+from sectionseg.detection.merged import split_merged
 from sectionseg.detection.strips import trim_merged_strips
 from sectionseg.detection.content import content_flags
 from sectionseg.detection.evidence import measure_levels
@@ -213,6 +214,10 @@ def detect_wafer(gray: np.ndarray, fluo: np.ndarray | None = None, *, model=None
     if run("drop_duplicates"):
         unpaired = drop_duplicates(sections, unpaired)
     n_duplicates = n_unpaired - len(unpaired)
+    merged: list[Section] = []
+    if run("split_merged"):
+        merged, unpaired = split_merged(unpaired, sections, source, levels, settings)
+        sections += merged
     n_dummies = n_implausible = 0
     rejected: list[Section] = []
     if run("drop_implausible"):
@@ -244,7 +249,7 @@ def detect_wafer(gray: np.ndarray, fluo: np.ndarray | None = None, *, model=None
               "unpaired_tiny_parts": len(split), "regrown_small_parts": n_regrown, "gaps_trimmed": n_trimmed,
               "strips_trimmed": strips_info.get("trimmed", 0), "dropped_unseen": n_unseen, "rebuilt_parts": n_tissues + n_magnets,
               "recovered_parts": len(recovered), "reserve_detections": len(reserve),
-              "duplicates_dropped": n_duplicates, "partners_from_image": len(inferred),
+              "duplicates_dropped": n_duplicates, "split_from_one_part": len(merged), "partners_from_image": len(inferred),
               "unfitted_parts": sum(p["polygon"] is None for p in parts),
               "poor_fits": int(sum(p["fit_iou"] is not None and p["fit_iou"] < POOR_FIT_IOU for p in parts)),
               "swapped_by_consensus": consensus_info.get("swapped", 0)}

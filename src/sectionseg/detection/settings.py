@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 #: The repair steps, in the order the pipeline runs them (each can be switched off).
 STEPS = ("rebuild_touching", "recover_partners", "split_tiny", "regrow_small", "trim_gaps",
-         "trim_strips", "drop_duplicates", "drop_implausible", "split_unseen", "complete_from_image", "consensus")
+         "trim_strips", "drop_duplicates", "split_merged", "drop_implausible", "split_unseen", "complete_from_image", "consensus")
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,15 @@ class RepairSettings:
     strip_min_excess: float = 2.5
     strip_excess_share: float = 0.06
     strip_edge_search: float = 5.0
+    # whole sections seen as one part (:mod:`sectionseg.detection.merged`): lone parts of at least
+    # merged_area_factor x the wafer's typical part (any lone part when nothing is paired) with a
+    # straight edge across them, between merged_min_share and 1 - merged_min_share of their depth, at
+    # one depth (within merged_agreement of it) on each of 6 pieces along it and merged_min_strength
+    # times steeper than the part's median gradient
+    merged_area_factor: float = 1.5
+    merged_min_share: float = 0.25
+    merged_agreement: float = 0.03
+    merged_min_strength: float = 8.0
     # which half is the tissue, decided per wafer (:mod:`sectionseg.detection.consensus`)
     consensus_min_sections: int = 8       # fewer measurable paired sections: no wafer relation trusted
     consensus_min_agreement: float = 0.75  # share of sections agreeing on a feature's sign for it to count
