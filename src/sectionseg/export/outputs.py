@@ -109,7 +109,7 @@ def write_detection_outputs(out_dir: str | os.PathLike, sections: list[Section],
                             report: dict, magc_dialect: str = "magfinder", serial_order=None,
                             overlay_max_side: int = OVERLAY_MAX_SIDE, image_path=None,
                             image_size=None, landmarks=None, pair_scale: float = 1.0,
-                            pair_integers: bool = False) -> dict[str, Path]:
+                            pair_integers: bool = False, extra_files=None) -> dict[str, Path]:
     """Write the detection outputs (see the module doc) into ``out_dir`` (created if needed) as one
     set: the files are written into a staging folder beside ``out_dir`` and swapped in at the end
     (:func:`sectionseg.io.outset.output_set`), so ``out_dir`` holds either the previous complete set
@@ -123,7 +123,9 @@ def write_detection_outputs(out_dir: str | os.PathLike, sections: list[Section],
     ``image_path``: the wafer image file (as given on the command line; the JSON files refer to it
     relative to themselves); ``image_size``: ``(width, height)`` px, default the overlay image's;
     ``landmarks``: ``(x, y)`` image px for ``sections.magc``; ``pair_scale``, ``pair_integers``: for
-    the MagC pair only. Returns the written paths by kind: ``tissue``, ``magnet``, ``magc``,
+    the MagC pair only; ``extra_files(stage)``: writes more entries into the set's staging folder
+    ``stage`` and returns their names (e.g. ``["order"]``), listed under ``outputs`` in the report.
+    Returns the written paths by kind: ``tissue``, ``magnet``, ``magc``,
     ``labelme``, ``coco``, ``csv``, ``overlay``, ``report``.
     """
     out = Path(out_dir)
@@ -152,6 +154,11 @@ def write_detection_outputs(out_dir: str | os.PathLike, sections: list[Section],
         full = dict(report)
         full["counts"] = {**full.get("counts", {}), **_counts(sections, unpaired)}
         full["outputs"] = dict(names)
+        if extra_files is not None:
+            for name in extra_files(stage):
+                full["outputs"][name] = name + ("/" if (stage / name).is_dir() else "")
+                paths[name] = stage / name
+                names[name] = name
         write_text(paths["report"], strict_json(full, indent=2, default=_json_default) + "\n")
     return {k: out / name for k, name in names.items()}
 
