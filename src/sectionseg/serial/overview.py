@@ -18,13 +18,15 @@ Whether the beads are *resolved* is decided on the data, and no order is propose
   the spot size (the Gaussian sigma of a bead, measured on the crops), so that single beads and not
   blurred clumps are found;
 - consecutive magnets really align: at least ``min_aligned`` of the links of the found path have a
-  RANSAC alignment (a path through costs of unaligned pairs is arbitrary).
+  RANSAC alignment (a path through costs of unaligned pairs is arbitrary);
+- at least ``min_confident`` of the links are *confident*: aligned and not doubtful (:mod:`.doubts`).
 
-The estimate of reliability (:meth:`OverviewOrder.summary`) is the share of links that are aligned
-and not doubtful (:mod:`.doubts`): on simulated wafers (``benchmarks/bench_overview_order.py``,
-BENCHMARKS.md) almost every wrong link was among the doubtful ones, so it is a rough lower bound of
-the share of right links; ``reliability`` names its band (``high`` >= 0.9, ``medium`` >= 0.7, else
-``low``).
+The estimate of reliability (:meth:`OverviewOrder.summary`) is that confident link share and its
+band, ``reliability``: ``high`` (>= 0.75), ``medium`` (>= 0.5), ``low`` (below). On simulated wafers
+(``benchmarks/bench_overview_order.py``, BENCHMARKS.md) orders with a confident share >= 0.75 had
+>= 98 % of the consecutive pairs right, orders below 0.2 about half; unlike with bead images, not
+every wrong link is flagged doubtful, so the doubtful links are where to look first, not a
+guarantee.
 
 In: the fluorescence overview ``(H, W)`` (memory-mapped is fine: only each magnet's box is read),
 the sections (image px). Out: :class:`OverviewOrder` (the order as section indices, the
@@ -57,7 +59,8 @@ class OverviewSettings:
     ``upsample``: crops are made at this many px per overview px (the bead chain wants beads a few
     px apart); ``inset_px``: the crop stays this far inside the magnet's outline (its edge against
     the dark wafer is no bead); ``min_sections``: fewer sections with a magnet give no order;
-    ``min_beads``, ``min_spacing``, ``min_aligned``: when beads count as resolved (module doc);
+    ``min_beads``, ``min_spacing``, ``min_aligned``, ``min_confident``: when beads count as resolved
+    and an order is proposed (module doc);
     ``order``: the bead chain's settings in crop px (:func:`overview_settings` by default).
     """
 
@@ -66,7 +69,8 @@ class OverviewSettings:
     min_sections: int = 3
     min_beads: float = 8.0
     min_spacing: float = 2.0
-    min_aligned: float = 0.5
+    min_aligned: float = 0.8
+    min_confident: float = 0.25
     order: OrderSettings | None = None
 
     def order_settings(self) -> OrderSettings:
@@ -185,8 +189,8 @@ def _nearest(beads: list) -> float:
 
 
 def reliability_band(confident_share: float) -> str:
-    """``high`` (>= 0.9), ``medium`` (>= 0.7) or ``low``."""
-    return "high" if confident_share >= 0.9 else "medium" if confident_share >= 0.7 else "low"
+    """``high`` (>= 0.75), ``medium`` (>= 0.5) or ``low``."""
+    return "high" if confident_share >= 0.75 else "medium" if confident_share >= 0.5 else "low"
 
 
 def overview_order(fluo: np.ndarray, sections: list[Section],
@@ -240,6 +244,9 @@ def overview_order(fluo: np.ndarray, sections: list[Section],
     if aligned < settings.min_aligned * n_links:
         return done(f"beads not resolved well enough: only {aligned} of {n_links} links of the path align "
                     f"(at least {settings.min_aligned:.0%} needed)", result)
+    if confident < settings.min_confident * n_links:
+        return done(f"beads not resolved well enough: only {confident} of {n_links} links of the path are "
+                    f"aligned and not doubtful (at least {settings.min_confident:.0%} needed)", result)
     stats["reliability"] = reliability_band(confident / max(n_links, 1))
     return done(None, result)
 
