@@ -16,6 +16,8 @@ log = logging.getLogger(__name__)
 
 #: shortest image side detect accepts, px (a wafer overview has thousands)
 MIN_IMAGE_SIDE = 16
+#: values of ``--serial-order``
+SERIAL_ORDERS = ("index", "overview")
 
 
 def register(subparsers) -> None:
@@ -56,6 +58,13 @@ def register(subparsers) -> None:
     p.add_argument("--pair-integers", action="store_true",
                    help="round the MagC pair's coordinates to whole pixels, as in the original MagC "
                         "files (default: up to 3 decimals)")
+    p.add_argument("--serial-order", choices=SERIAL_ORDERS, default="index",
+                   help="serial order written into sections.magc: index (default: the section numbers, a "
+                        "placeholder; 'sectionseg order' puts the order from bead images there) or overview "
+                        "(needs --fluo: from the beads of each magnet in the fluorescence image, when the "
+                        "overview resolves them; its reliability goes into report.json, its report into "
+                        "OUT/order/; when the beads are not resolved the index order stays and report.json "
+                        "says why)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="torch device (default cpu)")
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="arithmetic of the model: auto (default) = bf16 on CPUs that run it natively "
@@ -84,6 +93,8 @@ def check_args(args) -> None:
     if args.overlap > args.tile_size // 2:
         raise InputError(f"--overlap must be at most half of --tile-size ({args.tile_size // 2}), got "
                          f"{args.overlap}")
+    if args.serial_order == "overview" and args.fluo is None:
+        raise InputError("--serial-order overview needs --fluo (the beads are seen in the fluorescence image)")
     check_device(args.device)
     check_input_file(args.gray, "image file")
     if args.fluo is not None:
@@ -129,12 +140,13 @@ def _warn_outside(landmarks, width: int, height: int, path) -> None:
 
 def detect_files(gray_path, fluo_path, out_dir, *, model=None, magc_dialect: str = "magfinder",
                  progress: bool = True, landmarks_path=None, pair_scale: float = 1.0,
-                 pair_integers: bool = False, **detect_kwargs):
+                 pair_integers: bool = False, serial_order: str = "index", **detect_kwargs):
     """Detect the sections of image files and write every output into ``out_dir``.
 
     All inputs (images, landmarks, model, parameters) are checked before ``out_dir`` is created, so
     a bad input leaves nothing behind. ``landmarks_path``: landmark file (image px) for
-    ``sections.magc``; ``pair_scale``, ``pair_integers``: MagC pair only. Returns
+    ``sections.magc``; ``pair_scale``, ``pair_integers``: MagC pair only; ``serial_order``:
+    ``index`` or ``overview`` (:func:`serial_order_from_overview`). Returns
     ``(DetectionResult, {output name: path}, report dict)``.
     """
     import numpy as np
@@ -154,6 +166,10 @@ def detect_files(gray_path, fluo_path, out_dir, *, model=None, magc_dialect: str
     landmarks = None if landmarks_path is None else read_landmarks(landmarks_path)
     _warn_outside(landmarks or [], gray.shape[1], gray.shape[0], landmarks_path)
     model_path = Path(model) if model is not None else default_model_path()
+    if serial_order not in SERIAL_ORDERS:
+        raise InputError(f"unknown serial order {serial_order!r}; choose one of {', '.join(SERIAL_ORDERS)}")
+    if serial_order == "overview" and fluo is None:
+        raise InputError("--serial-order overview needs --fluo (the beads are seen in the fluorescence image)")
     if model is None and not model_path.is_file():
         raise InputError("the bundled model is missing from this installation; pass --model FILE", model_path)
     if not model_path.is_file():
@@ -173,12 +189,51 @@ def detect_files(gray_path, fluo_path, out_dir, *, model=None, magc_dialect: str
         "magc_dialect": magc_dialect,
         "magc_pair": {"scale": float(pair_scale), "integers": bool(pair_integers)},
     })
+    order, write_order = None, None
+    if serial_order == "overview":
+        order, report["serial_order"], write_order = serial_order_from_overview(fluo, result.sections)
+    else:
+        report["serial_order"] = {"source": "index", "note": "placeholder: the section numbers; 'sectionseg "
+                                  "order' puts the order from bead images into sections.magc"}
     paths = write_detection_outputs(out_dir, result.sections, result.unpaired, overlay_image=gray,
                                     report=report, magc_dialect=magc_dialect, image_path=gray_path,
                                     image_size=(int(gray.shape[1]), int(gray.shape[0])),
                                     landmarks=landmarks, pair_scale=pair_scale,
-                                    pair_integers=pair_integers, rejected=result.rejected)
+                                    pair_integers=pair_integers, rejected=result.rejected,
+                                    serial_order=order, extra_files=write_order)
     return result, paths, report
+
+
+def serial_order_from_overview(fluo, sections):
+    """The overview order of ``sections`` (:func:`sectionseg.serial.overview.overview_order`):
+    ``(order or None, report entry, writer of OUT/order/ or None)``. ``order`` is None (the index
+    order stays) when the beads are not resolved; the report entry says why, and how reliable a
+    proposed order is."""
+    from sectionseg.serial.overview import overview_order
+    from sectionseg.serial.report import write_order_outputs
+
+    ov = overview_order(fluo, sections)
+    entry = ov.summary()
+    entry["written"] = "overview" if ov.proposed else "index (placeholder: no order proposed)"
+    if ov.proposed:
+        entry["doubtful_links"] = [{"position": k, "from": link["from"], "to": link["to"], "doubts": link["doubts"]}
+                                   for k, link in enumerate(ov.result.links) if link["doubts"]]
+        entry["report"] = "order/order_report.json"
+        log.info("serial order from the overview: %d sections, %d doubtful links, reliability %s",
+                 len(ov.order), entry["links_doubtful"], entry["reliability"])
+    else:
+        log.warning("no serial order from the overview: %s", ov.reason)
+    if not ov.proposed:
+        return None, entry, None
+
+    def write(stage):
+        write_order_outputs(stage / "order", ov.result, settings=ov.settings.order_settings(),
+                            load_images=lambda i: [ov.crops[i]], pictures="doubtful",
+                            extra={"source": "overview", "ids": "section indices of sections.magc (0-based)",
+                                   "overview": {k: v for k, v in entry.items() if k != "doubtful_links"}})
+        return ["order"]
+
+    return ov.order, entry, write
 
 
 def run(args: argparse.Namespace) -> int:
@@ -191,11 +246,20 @@ def run(args: argparse.Namespace) -> int:
         overlap=args.overlap, batch_size=args.batch_size, score_threshold=args.score_threshold,
         mask_threshold=args.mask_threshold, section_size=args.section_size, device=args.device,
         precision=args.precision, proposals=args.proposals, workers=args.workers,
+        serial_order=args.serial_order,
         settings=RepairSettings().without(*args.skip_repair))
     c = result.counts
     print(f"found {c['sections']} sections ({c['unpaired']} unpaired parts, {c['dropped_dummies']} "
           f"dummy-like parts dropped) on {c['tiles']} tiles at scale {result.scale:.3g} in "
           f"{report['total_seconds']:.1f} s")
+    so = report.get("serial_order", {})
+    if so.get("source") == "overview":
+        if so["proposed"]:
+            print(f"serial order from the overview ({so['beads_per_magnet_median']:g} beads per magnet, "
+                  f"{so['links_doubtful']} of {so['links']} links doubtful, reliability {so['reliability']}) "
+                  "written into sections.magc")
+        else:
+            print(f"no serial order from the overview: {so['reason']}")
     for name, path in sorted(paths.items()):
         print(f"  {name}: {os.fspath(path)}")
     return 0

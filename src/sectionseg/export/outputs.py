@@ -63,7 +63,8 @@ OUTPUT_NAMES = {"tissue": TISSUE_NAME, "magnet": MAGNET_NAME, "magc": "sections.
 CSV_COLUMNS = ("id", "tissue_x", "tissue_y", "tissue_angle", "tissue_area", "magnet_x", "magnet_y",
                "magnet_angle", "magnet_area", "tissue_score", "magnet_score", "paired", "repairs")
 #: keys of ``Section.extra`` naming a repair of detection, in the order written to ``repairs``
-REPAIR_KEYS = ("rebuilt", "recovered", "regrown", "gap_trimmed", "swapped_by_consensus")
+REPAIR_KEYS = ("rebuilt", "recovered", "regrown", "gap_trimmed", "strip_trimmed", "split_from_one_part",
+               "swapped_by_consensus")
 LABELS_NAME = "labels.labelme.json"
 OVERLAY_MAX_SIDE = 3000
 
@@ -141,7 +142,8 @@ def write_detection_outputs(out_dir: str | os.PathLike, sections: list[Section],
                             report: dict, magc_dialect: str = "magfinder", serial_order=None,
                             overlay_max_side: int = OVERLAY_MAX_SIDE, image_path=None,
                             image_size=None, landmarks=None, pair_scale: float = 1.0,
-                            pair_integers: bool = False, rejected=(), labels=None) -> dict[str, Path]:
+                            pair_integers: bool = False, rejected=(), labels=None,
+                            extra_files=None) -> dict[str, Path]:
     """Write the detection outputs (see the module doc) into ``out_dir`` (created if needed) as one
     set: the files are written into a staging folder beside ``out_dir`` and swapped in at the end
     (:func:`sectionseg.io.outset.output_set`), so ``out_dir`` holds either the previous complete set
@@ -156,9 +158,11 @@ def write_detection_outputs(out_dir: str | os.PathLike, sections: list[Section],
     relative to themselves); ``image_size``: ``(width, height)`` px, default the overlay image's;
     ``landmarks``: ``(x, y)`` image px for ``sections.magc``; ``pair_scale``, ``pair_integers``: for
     the MagC pair only; ``rejected``: lone parts detection dropped (into ``report.json``);
-    ``labels``: labelled sections, written to ``labels.labelme.json`` when not None. Returns the
-    written paths by kind: ``tissue``, ``magnet``, ``magc``, ``labelme``, ``coco``, ``csv``,
-    ``overlay``, ``report`` (and ``labels``).
+    ``labels``: labelled sections, written to ``labels.labelme.json`` when not None;
+    ``extra_files(stage)``: writes more entries into the set's staging folder ``stage`` and returns
+    their names (e.g. ``["order"]``), listed under ``outputs`` in the report. Returns the written
+    paths by kind: ``tissue``, ``magnet``, ``magc``, ``labelme``, ``coco``, ``csv``, ``overlay``,
+    ``report`` (and ``labels``, and the extra entries).
     """
     out = Path(out_dir)
     sections, unpaired = canonical_sections(sections), canonical_sections(unpaired)
@@ -194,6 +198,11 @@ def write_detection_outputs(out_dir: str | os.PathLike, sections: list[Section],
         full["outputs"] = dict(names)
         if rejected:
             full["rejected_parts"] = [_rejected_record(s) for s in rejected]
+        if extra_files is not None:
+            for name in extra_files(stage):
+                full["outputs"][name] = name + ("/" if (stage / name).is_dir() else "")
+                paths[name] = stage / name
+                names[name] = name
         write_text(paths["report"], strict_json(full, indent=2, default=_json_default) + "\n")
     return {k: out / name for k, name in names.items()}
 

@@ -30,6 +30,8 @@ LOOK = 2.0
 #: words for the repair keys of ``Section.extra`` (``sectionseg.export.outputs.REPAIR_KEYS``)
 REPAIR_WORDS = {"rebuilt": "rebuilt beside its partner", "recovered": "recovered from a weak detection",
                 "regrown": "regrown", "gap_trimmed": "magnet trimmed to its tissue",
+                "strip_trimmed": "tissue cut back from a strip merged into it",
+                "split_from_one_part": "split from one part (whole section seen as one)",
                 "swapped_by_consensus": "tissue/magnet exchanged by the wafer consensus"}
 
 #: RGBA edge colours: fine, worth a look, likely wrong
