@@ -210,3 +210,43 @@ def test_a_dummy_strip_merged_into_the_tissue_is_cut_off_at_the_gap_and_clean_ti
     assert out[len(cases) + 1:] == clean                   # clean tissues keep their sides
     few, record = trim_merged_strips(seen[:5], source, levels)
     assert few == seen[:5] and "skipped" in record
+
+
+def test_a_whole_section_seen_as_one_part_is_split_at_its_shared_edge():
+    import cv2
+
+    from sectionseg.detection.merged import split_merged
+
+    truths = [section(150 + 230 * (k % 3), 150 + 230 * (k // 3), 11.0 * k) for k in range(5)]
+    gray = np.full((520, 720), 200, np.uint8)
+    fluo = np.full((520, 720), 20, np.uint8)
+    for s in truths:
+        fill_polygon(gray, s.tissue.polygon, 70)
+        fill_polygon(gray, s.magnet.polygon, 95)     # halves alike, one straight step between them
+        fill_polygon(fluo, s.magnet.polygon, 200)
+    gray = cv2.GaussianBlur(gray, (0, 0), 0.8)
+    plain = Section.from_arrays(None, rectangle(610, 380, 127.0, 60.0, 5.0))  # no edge across it
+    fill_polygon(gray, plain.magnet.polygon, 90)
+    whole = [Section(None, Part(_hull(s)), score=0.95) for s in truths]
+
+    for f in (fluo, None):  # the fluorescence, or else the darker half, tells the tissue
+        found, rest = split_merged(whole + [plain], [], _source(gray, f), None)
+        assert len(found) == len(truths) and rest == [plain]
+        for got, truth in zip(found, truths):
+            assert got.extra["split_from_one_part"] and got.score == 0.95
+            assert np.hypot(*np.subtract(got.tissue.centre, truth.tissue.centre)) < 1.0
+            assert np.hypot(*np.subtract(got.magnet.centre, truth.magnet.centre)) < 1.0
+    # beside paired sections, only lone parts too large for the wafer are candidates
+    found, rest = split_merged(whole, truths, _source(gray, fluo), None)
+    assert len(found) == len(truths)
+    small = [Section(None, s.magnet, score=0.9) for s in truths]
+    assert split_merged(small, truths, _source(gray, fluo), None) == ([], small)
+
+
+def _hull(s):
+    """The 4 outer corners of a section whose parts share a long edge."""
+    from sectionseg.geometry.fitting import order_corners
+    import cv2
+
+    pts = np.vstack([s.tissue.polygon, s.magnet.polygon]).astype(np.float32)
+    return order_corners(cv2.boxPoints(cv2.minAreaRect(pts)).astype(np.float64))

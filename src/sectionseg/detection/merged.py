@@ -2,8 +2,9 @@
 
 Without a fluorescence image, on wafers whose tissue and magnetic halves look alike (near-square
 sections, similar gray levels: the real picture of ``shared/real/panel_b``), the model may outline a
-whole section as one part. Such a lone part is about twice as large as the wafer's paired parts (or,
-on a wafer where nothing was paired, of any size) and shows a straight edge across its middle,
+whole section as one part. Such a lone part is larger than the wafer's paired parts allow (it would
+be dropped as implausible: ``settings.max_area_factor`` x their typical area; on a wafer where
+nothing was paired, any lone part qualifies) and shows a straight edge across its middle,
 parallel to two of its sides: the shared edge, a step between the halves' levels or a thin line.
 It is split there into a tissue and a magnetic part. Which half is which follows, in this order, the
 fluorescence (the brighter half is the magnet), the wafer's measured levels (each half goes to the
@@ -43,7 +44,7 @@ def split_merged(unpaired: list[Section], sections: list[Section], source: Wafer
     found, rest = [], []
     for s in unpaired:
         part = s.tissue or s.magnet
-        if typical is not None and part.area < settings.merged_area_factor * typical:
+        if typical is not None and part.area <= settings.max_area_factor * typical:
             rest.append(s)
             continue
         halves = _split(order_corners(part.polygon * source.scale), source, settings)
@@ -63,23 +64,24 @@ def _split(quad: np.ndarray, source: WaferSource, settings: RepairSettings) -> t
     best = None
     for k in (0, 1):
         found = _edge_across(quad, k, source, settings)
-        if found is not None and (best is None or found[1] > best[1]):
+        if found is not None and (best is None or found[2] > best[3]):
             best = (k, *found)
     if best is None:
         return None
-    k, share, _ = best
+    k, share0, share1, _ = best
     q = np.roll(quad, -k, axis=0)  # side q0 -> q1 and its opposite q3 -> q2 are cut across
-    a0, a1 = q[0] + share * (q[3] - q[0]), q[1] + share * (q[2] - q[1])
+    a0, a1 = q[0] + share0 * (q[3] - q[0]), q[1] + share1 * (q[2] - q[1])
     return np.array([q[0], q[1], a1, a0]), np.array([a0, a1, q[2], q[3]])
 
 
 def _edge_across(quad: np.ndarray, k: int, source: WaferSource, settings: RepairSettings
-                 ) -> tuple[float, float] | None:
-    """``(depth share, strength)`` of the strongest straight edge parallel to side ``k`` of
-    ``quad`` between ``settings.merged_min_share`` and 1 - that share of the way to the opposite
-    side, found at one depth (within ``settings.merged_agreement`` of it) on every one of
-    :data:`CHUNKS` pieces along the side; strength: the edge's mean gradient over the median
-    gradient inside the part. None when there is no such edge."""
+                 ) -> tuple[float, float, float] | None:
+    """``(depth share at corner k, depth share at corner k + 1, strength)`` of a straight edge
+    across ``quad`` along its side ``k``: on each of :data:`CHUNKS` pieces along the side, the
+    steepest step between ``settings.merged_min_share`` and 1 - that share of the way to the
+    opposite side; the steps must lie on one line (within ``settings.merged_agreement`` of the
+    depth). Strength: the median over the pieces of the step's gradient over the median gradient
+    inside the part. None when there is no such edge."""
     q = np.roll(quad, -k, axis=0)
     length = float(np.hypot(*(q[1] - q[0])))
     depth = float(np.hypot(*(q[3] - q[0])))
@@ -100,18 +102,22 @@ def _edge_across(quad: np.ndarray, k: int, source: WaferSource, settings: Repair
     prof = ndimage.map_coordinates(image, [pts[..., 1] - 0.5, pts[..., 0] - 0.5], order=1)
     inner = (ss > settings.merged_min_share) & (ss < 1.0 - settings.merged_min_share)
     sigma = max(1.0, 1.0 / PROFILE_STEP)  # ~1 px: texture smoothed, the edge kept
-    peaks = []
-    for piece in np.array_split(prof, CHUNKS):
-        g = np.abs(np.gradient(ndimage.gaussian_filter1d(piece.mean(axis=0), sigma)))
-        peaks.append(ss[inner][int(np.argmax(g[inner]))])
-    peaks = np.array(peaks)
-    centre = float(np.median(peaks))
-    if np.max(np.abs(peaks - centre)) > settings.merged_agreement:
+    where, peaks, strengths = [], [], []
+    for idx in np.array_split(np.arange(ts.size), CHUNKS):
+        g = np.abs(np.gradient(ndimage.gaussian_filter1d(prof[idx].mean(axis=0), sigma)))[inner]
+        k = int(np.argmax(g))
+        where.append(float(ts[idx].mean()))
+        peaks.append(float(ss[inner][k]))
+        strengths.append(float(g[k] / (np.median(g) + 1e-6)))
+    # one straight edge: the chunks' peaks on a line (the part's quad may be a little turned)
+    slope, offset = np.polyfit(where, peaks, 1)
+    residual = np.abs(np.polyval([slope, offset], where) - np.array(peaks))
+    ends = np.polyval([slope, offset], [0.0, 1.0])
+    strength = float(np.median(strengths))
+    if (residual.max() > settings.merged_agreement or strength < settings.merged_min_strength
+            or ends.min() < 0.5 * settings.merged_min_share or ends.max() > 1.0 - 0.5 * settings.merged_min_share):
         return None
-    g = np.abs(np.gradient(ndimage.gaussian_filter1d(prof.mean(axis=0), sigma)))
-    at = int(np.argmin(np.abs(ss - centre)))
-    strength = float(g[at] / (np.median(g[inner]) + 1e-6))
-    return (centre, strength) if strength >= settings.merged_min_strength else None
+    return float(ends[0]), float(ends[1]), strength
 
 
 def _tissue_first(halves: tuple[np.ndarray, np.ndarray], source: WaferSource,

@@ -62,12 +62,11 @@ class RepairSettings:
     strip_min_excess: float = 2.5
     strip_excess_share: float = 0.06
     strip_edge_search: float = 5.0
-    # whole sections seen as one part (:mod:`sectionseg.detection.merged`): lone parts of at least
-    # merged_area_factor x the wafer's typical part (any lone part when nothing is paired) with a
-    # straight edge across them, between merged_min_share and 1 - merged_min_share of their depth, at
-    # one depth (within merged_agreement of it) on each of 6 pieces along it and merged_min_strength
+    # whole sections seen as one part (:mod:`sectionseg.detection.merged`): lone parts too large for
+    # the wafer (max_area_factor; any lone part when nothing is paired) with a straight edge across
+    # them, between merged_min_share and 1 - merged_min_share of their depth, on a line (within
+    # merged_agreement of the depth) through the steepest steps of 6 pieces along it, merged_min_strength
     # times steeper than the part's median gradient
-    merged_area_factor: float = 1.5
     merged_min_share: float = 0.25
     merged_agreement: float = 0.03
     merged_min_strength: float = 8.0
