@@ -189,8 +189,8 @@ def test_a_dummy_strip_merged_into_the_tissue_is_cut_off_at_the_gap_and_clean_ti
     cases = [with_dummy(150 + 220 * (k % 3), 140 + 200 * (k // 3), 7.0 * k, gap=2.5, merged=10.0)
              for k in range(4)]
     flush = with_dummy(150, 940, 5.0, gap=0.0, merged=10.0)      # dummy touching: no edge to find
-    clean = [section(150 + 220 * (k % 3), 1140 + 200 * (k // 3), 6.0 * k) for k in range(6)]
-    gray = np.full((1500, 700), 200, np.uint8)
+    clean = [section(150 + 220 * (k % 3), 1140 + 200 * (k // 3), 6.0 * k) for k in range(9)]
+    gray = np.full((1750, 700), 200, np.uint8)
     for truth, dummy, _ in cases + [flush]:
         fill_polygon(gray, dummy, 40)
     truths = [t for t, _, _ in cases + [flush]] + clean
@@ -202,7 +202,8 @@ def test_a_dummy_strip_merged_into_the_tissue_is_cut_off_at_the_gap_and_clean_ti
     seen = [s for _, _, s in cases + [flush]] + clean
     levels = measure_levels(seen, source)
     out, record = trim_merged_strips(seen, source, levels)
-    assert record["trimmed"] == len(cases) and record["depth_ratio"] == pytest.approx(50 / 46, rel=0.05)
+    assert record["trimmed"] == len(cases), record
+    assert record["depth_ratio"] == pytest.approx(50 / 46, rel=0.05)
     for got, truth in zip(out[:len(cases)], truths):
         assert np.hypot(*np.subtract(got.tissue.centre, truth.tissue.centre)) < 0.5
         assert got.extra["strip_trimmed"] and np.allclose(got.magnet.polygon, truth.magnet.polygon)

@@ -58,8 +58,11 @@ class RepairSettings:
     gap_min_levels: float = 10.0
     # strips merged into a tissue part (a dummy, a neighbour across a thin gap): a tissue deeper than
     # the wafer's median tissue/magnet depth ratio allows by strip_min_excess px and strip_excess_share
-    # of its depth has its far side searched strip_edge_search px either side of the expected depth
+    # of its depth has its far side searched strip_edge_search px either side of the expected depth;
+    # the ratio is measured on tissues whose far side has bare wafer beyond it (the level outside
+    # reaching strip_gap_share of the way from the tissue's to the wafer's)
     strip_min_excess: float = 2.5
+    strip_gap_share: float = 0.5
     strip_excess_share: float = 0.06
     strip_edge_search: float = 5.0
     # whole sections seen as one part (:mod:`sectionseg.detection.merged`): lone parts too large for
