@@ -120,6 +120,28 @@ def test_proofread_edit_save_reopen(make_napari_viewer, qtbot, wafer, tmp_path):
     assert np.allclose(viewer.camera.center[-2:], session.model.centre(uid)[::-1] - 0.5)
     assert session.next_doubtful() is not None
 
+    # mark the doubtful sections checked one by one (button, then the key): the table and header follow,
+    # next doubtful skips them
+    header = proofread.folder_label.text().splitlines()[-1]
+    look = len(session.model.to_look_at())
+    assert header == f"{n} sections, {look} to look at, 0 checked" and look >= 3
+    checked_col = proofread_columns().index("checked")
+    uid = session.next_doubtful()
+    qtbot.mouseClick(proofread.check_button, 1)
+    assert session.model.entry(uid).checked and session.model.log[-1]["op"] == "check"
+    row = proofread._uids.index(uid)
+    assert table.item(row, checked_col).text() == "yes"
+    assert proofread.folder_label.text().endswith(f"{n} sections, {look - 1} to look at, 1 checked")
+    keys = {str(k): f for k, f in viewer.keymap.items()}
+    second = session.next_doubtful()
+    assert second != uid
+    keys["Shift+C"](viewer)
+    assert session.model.entry(second).checked
+    seen = {session.next_doubtful() for _ in range(look)}
+    assert not seen & {uid, second}
+    session.model.undo()  # the second check: back to one checked section
+    assert not session.model.entry(second).checked
+
     # edit a corner through the layer, as the direct-select mode does
     entry = session.model.ordered()[0]
     before = entry.tissue.copy()
@@ -163,7 +185,10 @@ def test_proofread_edit_save_reopen(make_napari_viewer, qtbot, wafer, tmp_path):
     saved = _files(folder)
     report = json.loads(saved["report.json"])
     ops = [e["op"] for e in report["proofread"]["sessions"][-1]["edits"]]
-    assert ops == ["edit part", "add section", "delete section"]
+    assert ops == ["check", "edit part", "add section", "delete section"]
+    numbers = session.model.numbers()
+    assert report["proofread"]["checked"] == sorted(numbers[e.uid] for e in session.model.entries if e.checked)
+    assert numbers[uid] in report["proofread"]["checked"] and numbers[uid_new] in report["proofread"]["checked"]
     assert report["inputs"]["fluo"].endswith("fluo.tif") and "overlay.png" in saved
     assert read_sections(folder / "source_sections_tissue.txt")  # the MagC pair
 
