@@ -58,8 +58,10 @@ def wafer(tmp_path_factory):
     from sectionseg.io.images import read_image
 
     det = root / "det"
+    rejected = [Section(None, sections[0].magnet.transformed(1.0, (0.0, 40.0)), score=0.5,
+                        extra={"rejected": "low score"})]
     write_detection_outputs(det, sections[:-1], lone, overlay_image=read_image(root / "gray.tif"),
-                            image_path=root / "gray.tif",
+                            image_path=root / "gray.tif", rejected=rejected,
                             report={"inputs": {"gray": str(root / "gray.tif"), "fluo": str(root / "fluo.tif")}})
     return root
 
@@ -104,6 +106,9 @@ def test_proofread_edit_save_reopen(make_napari_viewer, qtbot, wafer, tmp_path):
     viewer, session, (proofread, _) = _open(make_napari_viewer, wafer, folder)
     names = [layer.name for layer in viewer.layers]
     assert names[:2] == ["gray", "fluo"] and {"tissue", "magnet", "links", "rejected"} <= set(names)
+    rejected = session.layers["rejected"]  # the part detection dropped, and why
+    assert len(rejected.data) == 1 and list(rejected.features["reason"]) == ["low score"]
+    assert rejected.text.string.format == "{reason}" and list(rejected.text.values) == ["low score"]
     tissue, magnet = session.layers["tissue"], session.layers["magnet"]
     n = len(session.model.entries)
     assert len(tissue.data) == n and len(magnet.data) == n - 1 and len(session.layers["links"].data) == n - 1
@@ -217,7 +222,7 @@ def test_reader_writer_and_widgets_from_plain_napari(make_napari_viewer, qtbot, 
     from sectionseg.gui.widgets import ProofreadWidget
 
     viewer = make_napari_viewer()
-    viewer.open(str(wafer / "gray.tif"), plugin="sectionseg")
+    viewer.open(str(wafer / "gray.tif"))  # napari's builtin reader, without asking which plugin
     viewer.open(str(wafer / "det"), plugin="sectionseg")
     assert [layer.name for layer in viewer.layers][:1] == ["gray"]
     tissue = [layer for layer in viewer.layers if layer.name == "tissue"][0]
@@ -339,3 +344,29 @@ def test_manifest_and_entry_point():
     project = tomllib.loads((MANIFEST.parents[3] / "pyproject.toml").read_text())["project"]
     assert project["entry-points"]["napari.manifest"]["sectionseg"] == "sectionseg.gui:napari.yaml"
     assert any(d.startswith("napari") for d in project["optional-dependencies"]["gui"])
+
+
+def test_reader_claims_sections_not_images(wafer, tmp_path):
+    """The sectionseg reader takes detection folders and section files, never a plain image (so napari
+    opens a wafer TIFF with its builtin reader without asking)."""
+    import npe2
+
+    from sectionseg.gui.reader import get_reader, read_sections_layers
+
+    det = wafer / "det"
+    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / "empty").mkdir()
+    claims = {p: get_reader(str(p)) for p in (det, det / "sections.magc", det / "source_sections_tissue.txt",
+                                              det / "source_sections_mag.txt", det / "sections.labelme.json")}
+    assert all(r is read_sections_layers for r in claims.values()), claims
+    for path in (wafer / "gray.tif", wafer / "fluo.tif", tmp_path / "x.tiff", tmp_path / "notes.txt",
+                 tmp_path / "empty", det / "sections.csv", det / "report.json"):
+        assert get_reader(str(path)) is None, path
+    assert get_reader([str(det / "sections.magc")]) is read_sections_layers
+    assert get_reader([str(det / "sections.magc"), str(det / "sections.magc")]) is None
+    manifest = npe2.PluginManifest.from_file(MANIFEST)
+    patterns = [p for r in manifest.contributions.readers for p in r.filename_patterns]
+    assert not [p for p in patterns if "tif" in p.lower()]
+    pm = npe2.PluginManager.instance()
+    tif_readers = {r.plugin_name for r in pm.iter_compatible_readers([str(wafer / "gray.tif")])}
+    assert "sectionseg" not in tif_readers and "napari" in tif_readers
