@@ -254,3 +254,31 @@ def test_checked_sections(tmp_path):
     assert sorted(reopened.numbers()[e.uid] for e in reopened.entries if e.checked) == record["checked"]
     assert [e.uid for e in reopened.to_look_at()] == [e.uid for e in reopened.entries
                                                       if not e.checked and reopened.doubts()[e.uid].value > 0]
+
+
+def test_qt_probe_and_skip_of_qt_tests(monkeypatch):
+    """When Qt cannot start (here: a platform plugin that does not exist), the probe says why, from a
+    child process, and the tests that need a QApplication are marked skipped with that reason."""
+    import os
+
+    import conftest
+    import qt_probe
+
+    reason = qt_probe.qt_problem(env={**os.environ, "QT_QPA_PLATFORM": "no-such-platform"})
+    assert reason.startswith("Qt cannot start") and "no-such-platform" in reason
+
+    class Item:
+        def __init__(self, *names):
+            self.fixturenames, self.markers = list(names), []
+
+        def add_marker(self, marker):
+            self.markers.append(marker)
+
+    monkeypatch.setattr(qt_probe, "qt_problem", lambda: reason)
+    items = [Item("make_napari_viewer", "qtbot"), Item("tmp_path"), Item("qapp")]
+    conftest.pytest_collection_modifyitems(None, items)
+    assert [[m.kwargs.get("reason") for m in i.markers] for i in items] == [[reason], [], [reason]]
+    calls = []
+    monkeypatch.setattr(qt_probe, "qt_problem", lambda: calls.append(1))
+    conftest.pytest_collection_modifyitems(None, [Item("tmp_path")])
+    assert calls == []  # no Qt test collected: no probe

@@ -20,9 +20,14 @@ MANIFEST = Path(__file__).resolve().parents[1] / "src" / "sectionseg" / "gui" / 
 
 
 @pytest.fixture(autouse=True)
-def no_opengl_needed(monkeypatch):
+def no_opengl_needed(monkeypatch, request):
     """Offscreen Qt has no OpenGL context: napari's start-up queries of the GL driver get the values
-    of a plain driver (nothing is drawn in these tests; a display or xvfb is not needed)."""
+    of a plain driver (nothing is drawn in these tests; a display or xvfb is not needed). Only for
+    tests that use Qt (asking the driver starts Qt; see ``qt_probe``)."""
+    from qt_probe import QT_FIXTURES
+
+    if not QT_FIXTURES & set(request.fixturenames):
+        return
     from napari._vispy.utils import gl
 
     try:
