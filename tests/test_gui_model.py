@@ -282,3 +282,53 @@ def test_qt_probe_and_skip_of_qt_tests(monkeypatch):
     monkeypatch.setattr(qt_probe, "qt_problem", lambda: calls.append(1))
     conftest.pytest_collection_modifyitems(None, [Item("tmp_path")])
     assert calls == []  # no Qt test collected: no probe
+
+
+def _sectionseg_children() -> list:
+    import psutil
+
+    out = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if "sectionseg" in " ".join(child.cmdline()) and child.status() != psutil.STATUS_ZOMBIE:
+                out.append(child)
+        except psutil.Error:
+            pass
+    return out
+
+
+def test_real_runner_cancel_close_and_error(tmp_path):
+    """The child-process runner of finetune + detect (no Qt): extra options reach the commands;
+    cancelling or closing it stops the running child."""
+    import threading
+
+    from sectionseg.gui.adapt import CommandFailed, commands, finetune_and_detect
+    from sectionseg.io.images import write_image
+
+    gray = tmp_path / "gray.tif"
+    write_image(gray, np.full((300, 400), 120, np.uint8))
+    labels = tmp_path / "labels.json"
+    labels.write_text("{}")
+    argv = dict(commands(gray, labels, tmp_path / "run", finetune_args=["--seed", "3"], detect_args=["--tile-size", "256"]))
+    assert argv["fine-tuning"][-2:] == ["--seed", "3"] and argv["detection"][-2:] == ["--tile-size", "256"]
+
+    cancel = threading.Event()
+    run = finetune_and_detect(gray, labels, tmp_path / "run", cancel=cancel)
+    step, steps, message = next(run)
+    assert (step, steps) == (0, 2) and message.startswith("fine-tuning: ")
+    assert _sectionseg_children()  # the child runs
+    cancel.set()
+    rest = []
+    with pytest.raises(StopIteration) as stop:
+        while True:
+            rest.append(next(run))
+    assert stop.value.value is None and rest[-1][2] == "fine-tuning cancelled"
+    assert not _sectionseg_children()
+
+    run = finetune_and_detect(gray, labels, tmp_path / "run2")
+    next(run)
+    run.close()  # the worker thread stopped
+    assert not _sectionseg_children()
+
+    assert not issubclass(CommandFailed, RuntimeError)  # napari's workers would swallow a RuntimeError
+    # a failing command: tests/test_gui_napari.py::test_real_finetune_and_detect_from_the_widget

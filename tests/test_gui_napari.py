@@ -293,7 +293,7 @@ def test_labelling_session_and_background_finetune(make_napari_viewer, qtbot, wa
     # finetune + detect in the background: a stand-in runner (the real one runs the two commands)
     calls = {}
 
-    def runner(gray, labels_path, out, fluo=None):
+    def runner(gray, labels_path, out, fluo=None, **kwargs):
         calls["args"] = (gray, labels_path, out, fluo)
         yield 0, 2, "fine-tuning: 0 s"
         yield 1, 2, "fine-tuning done"
@@ -308,6 +308,42 @@ def test_labelling_session_and_background_finetune(make_napari_viewer, qtbot, wa
     assert label.progress.value() == 2 and label.run_button.isEnabled()
     assert len(session.model.entries) == len(truth)
     assert read_sections(calls["args"][1]) and worker is not None
+
+
+def test_real_finetune_and_detect_from_the_widget(make_napari_viewer, qtbot, wafer, tmp_path, tiny_model):
+    """The Finetune + detect button's real runner: two child processes (a tiny fine-tuning from the
+    untrained tiny model, then detection with its result), progress shown, the new detection
+    loaded; then a failing fine-tuning reported by its own error line."""
+    from sectionseg.gui.launch import open_viewer
+
+    viewer = make_napari_viewer()
+    viewer, session, (_, label) = open_viewer(wafer / "gray.tif", wafer / "det", fluo=wafer / "fluo.tif",
+                                              viewer=viewer)
+    session.model.set_labelled([e.uid for e in session.model.entries if e.paired][:4])
+    tiny = ["--base-model", str(tiny_model), "--synthetic", "2", "--val", "1", "--image-size", "128",
+            "--max-iters-per-epoch", "2"]
+    out = tmp_path / "ft"
+    messages = []
+    worker = label.start_finetune(out, epochs=1, finetune_args=tiny, detect_args=["--tile-size", "256"])
+    worker.yielded.connect(lambda value: messages.append(value[2]))
+    assert not label.run_button.isEnabled() and label.cancel_button.isEnabled()
+    qtbot.waitUntil(lambda: session.folder == out / "run" / "detection", timeout=90000)
+    assert label.run_button.isEnabled() and not label.cancel_button.isEnabled()
+    assert label.progress.value() == label.progress.maximum() == 2
+    assert any(m.startswith("fine-tuning: ") for m in messages) and "detection done" in messages[-1]
+    report = json.loads((out / "run" / "detection" / "report.json").read_text())
+    assert Path(report["model"]["path"]).resolve() == (out / "run" / "model.pt").resolve()
+    assert session.status.startswith("new detection loaded")
+    assert read_sections(out / "labels.labelme.json")
+
+    session.load(wafer / "det")
+    session.model.set_labelled([e.uid for e in session.model.entries if e.paired][:4])
+    worker = label.start_finetune(tmp_path / "ft2", finetune_args=["--epochs", "0"])
+    qtbot.waitUntil(lambda: label.run_button.isEnabled(), timeout=60000)
+    assert session.status.startswith("finetune + detect failed: sectionseg finetune: error: ")
+    assert "--epochs" in session.status and session.folder == wafer / "det"  # nothing else loaded
+    err = (tmp_path / "ft2" / "run" / "proofread_finetuning.err").read_text().strip().splitlines()[-1]
+    assert session.status == f"finetune + detect failed: {err}"  # the child's last stderr line
 
 
 def test_commands_without_the_extra(monkeypatch, tmp_path, capsys):

@@ -211,13 +211,15 @@ class LabelWidget(QWidget):
         self.add_button = QPushButton("Add labelled section (4 clicks)")
         self.save_button = QPushButton("Save labels…")
         self.run_button = QPushButton("Finetune + detect")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
         self.progress = QProgressBar()
         self.progress.setRange(0, 2)
         self.progress.setValue(0)
         self.info = QLabel()
         self.info.setWordWrap(True)
         for w in (self.mode, self.mark_button, self.unmark_button, self.add_button, self.save_button,
-                  self.run_button, self.progress, self.info):
+                  self.run_button, self.cancel_button, self.progress, self.info):
             layout.addWidget(w)
         layout.addStretch(1)
         self.mode.toggled.connect(self._mode)
@@ -226,8 +228,10 @@ class LabelWidget(QWidget):
         self.add_button.clicked.connect(self._add)
         self.save_button.clicked.connect(self._save_labels_dialog)
         self.run_button.clicked.connect(lambda: self.start_finetune())
+        self.cancel_button.clicked.connect(self.cancel)
         self.session.listeners.append(self._update)
         self.worker = None
+        self._cancel = None
         self.labels_path: Path | None = None
         self._update()
 
@@ -265,7 +269,11 @@ class LabelWidget(QWidget):
 
     def start_finetune(self, out=None, **kwargs):
         """Save the labels into ``out`` (default: ``finetune`` beside the detection folder), run
-        finetune + detect in a worker thread with progress, then load the new detection."""
+        finetune + detect in a worker thread with progress, then load the new detection. ``kwargs``
+        go to the runner (:func:`sectionseg.gui.adapt.finetune_and_detect`: ``epochs``,
+        ``finetune_args``, ``detect_args``...), with ``cancel``, the event the Cancel button sets."""
+        import threading
+
         from napari.qt.threading import create_worker
 
         s = self.session
@@ -286,14 +294,24 @@ class LabelWidget(QWidget):
             from sectionseg.gui.adapt import finetune_and_detect as runner
         else:
             runner = self.runner
-        self.worker = create_worker(runner, s.gray_path, labels, out / "run", fluo=s.fluo_path, **kwargs)
+        self._cancel = threading.Event()
+        # errors are ours to show (_failed), not to re-raise in the event loop
+        self.worker = create_worker(runner, s.gray_path, labels, out / "run", fluo=s.fluo_path, cancel=self._cancel,
+                                    _ignore_errors=True, **kwargs)
         self.worker.yielded.connect(self._progress)
         self.worker.returned.connect(self._finished)
         self.worker.errored.connect(lambda exc: self._failed(exc))
         self.run_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
         self.progress.setValue(0)
         self.worker.start()
         return self.worker
+
+    def cancel(self) -> None:
+        """Stop a running finetune + detect (its child process is stopped; nothing is loaded)."""
+        if self._cancel is not None:
+            self._cancel.set()
+            self.session.say("cancelling…")
 
     def _progress(self, value) -> None:
         step, steps, message = value
@@ -304,10 +322,15 @@ class LabelWidget(QWidget):
 
     def _finished(self, folder) -> None:
         self.run_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+        if folder is None:
+            self.session.say("finetune + detect cancelled")
+            return
         self.progress.setValue(self.progress.maximum())
         self.session.load(folder)
         self.session.say(f"new detection loaded from {folder}")
 
     def _failed(self, exc) -> None:
         self.run_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
         self.session.say(f"finetune + detect failed: {exc}")
