@@ -19,7 +19,7 @@ def qt_problem(env: dict | None = None, timeout: float = TIMEOUT) -> str | None:
     env = dict(os.environ if env is None else env)
     env.setdefault("QT_QPA_PLATFORM", "offscreen")
     try:
-        done = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True,
+        done = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, check=False,
                               timeout=timeout)
     except subprocess.TimeoutExpired:
         return f"creating a QApplication took over {timeout:.0f} s (QT_QPA_PLATFORM={env['QT_QPA_PLATFORM']})"

@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+
 class CommandFailed(Exception):
     """A step's command failed; the message is its last error line. (Not a RuntimeError: napari's
     generator workers take a RuntimeError for a deleted worker and swallow it.)"""

@@ -26,6 +26,7 @@ it) and put into the stage order where it lengthens the stage path least
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 import time
 from dataclasses import dataclass, field
@@ -156,7 +157,7 @@ def _cheapest_insert(path: list[int], k: int, points: np.ndarray) -> None:
         return
     p = points[k]
     cost = [float(np.hypot(*(p - points[path[0]])))]  # before the first
-    for a, b in zip(path[:-1], path[1:]):
+    for a, b in itertools.pairwise(path):
         cost.append(float(np.hypot(*(p - points[a])) + np.hypot(*(p - points[b])) - np.hypot(*(points[a] - points[b]))))
     cost.append(float(np.hypot(*(p - points[path[-1]]))))  # after the last
     path.insert(int(np.argmin(cost)), k)

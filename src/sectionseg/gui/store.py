@@ -66,10 +66,8 @@ def is_detection_folder(path) -> bool:
 def load_annotations(path) -> Loaded:
     """Sections, report and proofreading flags of ``path`` (see the module doc). A missing or empty
     folder gives an empty :class:`Loaded`."""
-    from sectionseg.formats import read_sections
+    from sectionseg.formats import read_magc, read_sections
     from sectionseg.io.outset import check_complete
-
-    from sectionseg.formats import read_magc
 
     p = Path(path)
     if p.is_dir():
