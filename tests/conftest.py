@@ -11,6 +11,21 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests that need a QApplication are skipped, with the reason, when a child process cannot create
+    one (asked once per session, only when such a test was collected): on a machine without Qt's
+    system libraries Qt aborts the process that tries, which would end the whole test run."""
+    from qt_probe import QT_FIXTURES, qt_problem
+
+    needing = [item for item in items if QT_FIXTURES & set(getattr(item, "fixturenames", ()))]
+    if not needing:
+        return
+    problem = qt_problem()
+    if problem:
+        for item in needing:
+            item.add_marker(pytest.mark.skip(reason=problem))
 REAL_LAYOUTS = REPO.parent / "shared" / "data" / "real_layouts"
 
 

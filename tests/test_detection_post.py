@@ -77,8 +77,11 @@ def test_lone_duplicates_and_implausible_parts_are_dropped():
             Section(Part(rectangle(900, 250, 127, 50, 0)), None, score=0.8)]  # ... but too unsure alone
     kept = drop_duplicates(sections, lone)
     assert len(kept) == 4
-    kept, dummies, implausible = drop_implausible(kept, sections)
+    why = {}
+    kept, dummies, implausible = drop_implausible(kept, sections, reasons=why)
     assert (len(kept), dummies, implausible) == (1, 1, 2) and kept[0] is lone[3]
+    assert [why.get(id(s)) for s in lone[1:]] == ["dummy-like", "implausible size", None, "low score"]
+    assert drop_implausible(lone[1:], sections)[1:] == (dummies, implausible)  # the same without reasons
 
 
 def test_tiles_of_bare_wafer_are_skipped_and_nothing_is_lost(rng):

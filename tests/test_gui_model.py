@@ -110,7 +110,7 @@ def test_save_reopen_same_files_and_state(tmp_path):
     from sectionseg.io.images import write_image
     write_image(gray, image)
     det = tmp_path / "det"
-    write_detection_outputs(det, sections, unpaired, overlay_image=image, image_path=gray,
+    write_detection_outputs(det, sections, unpaired, overlay_image=image, image_path=gray, magc_dialect="sbemimage",
                             report={"inputs": {"gray": str(gray)}, "magc_dialect": "sbemimage"})
     rows = list(csv.DictReader(open(det / "sections.csv")))
     assert rows[1]["repairs"] == "recovered=magnet_from_image" and rows[0]["repairs"] == ""
@@ -171,3 +171,164 @@ def test_labels_file_accepted_by_finetune(tmp_path):
     check_labels(got, 900, 700, labels)
     args = build_parser().parse_args(["finetune", str(gray), "--labels", str(labels), "--out", str(tmp_path / "ft")])
     args.check(args)
+
+
+def _centre_key(section) -> tuple:
+    return tuple(np.round(np.mean(section.tissue.polygon, axis=0), 1))
+
+
+def test_magc_orders_kept_through_edits(tmp_path):
+    """A serial order set on the folder (as ``sectionseg order`` does), a stage order and landmarks
+    survive a delete and an add: the others keep their relative order, the new section is appended
+    at the end of the serial order (noted in the report) and put into the stage path."""
+    from sectionseg.formats import MagcEntry, read_magc
+    from sectionseg.serial.magc import set_serial_order
+
+    sections, unpaired = _wafer()
+    det = tmp_path / "det"
+    landmarks = [(10.0, 10.0), (800.0, 20.0), (400.0, 650.0)]
+    entries = [MagcEntry("roi.0000", [("polygon", "1,1,5,1,5,5")]), MagcEntry("focus", [("x", "1")])]
+    stage = [7, 6, 5, 4, 3, 2, 1, 0]
+    write_detection_outputs(det, sections, unpaired, overlay_image=None, report={}, landmarks=landmarks,
+                            stage_order=stage, magc_entries=entries)
+    serial = [3, 0, 7, 1, 6, 2, 5, 4]
+    set_serial_order(det, serial)
+    original = read_magc(det / "sections.magc")
+    assert original.serial_order == serial and original.stage_order == stage
+    key_of = [_centre_key(s) for s in original.sections]
+
+    model = model_from(load_annotations(det))
+    assert model.magc is not None
+    victim = model.entries[2]  # file section 2
+    assert _centre_key(victim.section()) == key_of[2]
+    model.delete_section(victim.uid)
+    new_uid = model.add_section([[600, 600], [660, 600], [660, 630], [600, 630]], side="up")
+    save_session(det, model, session_start="s1")
+
+    got = read_magc(det / "sections.magc")
+    keys = [_centre_key(s) for s in got.sections]
+    new_key = _centre_key(model.entry(new_uid).section())
+    assert [keys[i] for i in got.serial_order] == [key_of[i] for i in serial if i != 2] + [new_key]
+    stage_keys = [keys[i] for i in got.stage_order]
+    assert [k for k in stage_keys if k != new_key] == [key_of[i] for i in stage if i != 2]
+    assert sorted(got.stage_order) == list(range(len(got.sections)))
+    assert got.landmarks == landmarks
+    assert [e.header for e in got.entries] == ["focus"]  # roi.0000 may name a section: numbers changed
+    session = json.loads((det / "report.json").read_text())["proofread"]["sessions"][-1]
+    assert "serial order: 1 section appended at the end; check it" in session["notes"]
+    assert any("roi" in n or "numbered" in n for n in session["notes"])
+
+    # reopened and saved again: the same orders, nothing appended
+    model2 = model_from(load_annotations(det))
+    save_session(det, model2, session_start="s2")
+    again = read_magc(det / "sections.magc")
+    assert (again.serial_order, again.stage_order) == (got.serial_order, got.stage_order)
+    assert "notes" not in json.loads((det / "report.json").read_text())["proofread"]["sessions"][-1]
+
+
+def test_checked_sections(tmp_path):
+    sections, unpaired = _wafer()
+    model = ProofreadModel(sections + unpaired)
+    look = [e.uid for e in model.to_look_at()]
+    assert len(look) == 3  # lone tissue, low score, magnet found on the image
+    first = look[0]
+    level = model.doubts()[first].level
+    model.set_checked([first])
+    assert model.entry(first).checked and first not in [e.uid for e in model.to_look_at()]
+    same_level = [e.uid for e, d in model.by_doubt() if d.level == level]
+    assert same_level[-1] == first  # after the unchecked ones of its doubt level
+    assert model.log[-1]["op"] == "check"
+    model.undo()
+    assert not model.entry(first).checked
+    # an edit marks the section checked
+    uid = look[1]
+    model.move_corner(uid, "tissue", 0, model.entry(uid).tissue[0] + [1.0, 1.0])
+    assert model.entry(uid).checked and model.entry(uid).edited
+    model.set_checked([first])
+    det = tmp_path / "det"
+    save_session(det, model, session_start="s1")
+    record = json.loads((det / "report.json").read_text())["proofread"]
+    numbers = model.numbers()
+    assert record["checked"] == sorted([numbers[first], numbers[uid]])
+    reopened = model_from(load_annotations(det))
+    assert sorted(reopened.numbers()[e.uid] for e in reopened.entries if e.checked) == record["checked"]
+    assert [e.uid for e in reopened.to_look_at()] == [e.uid for e in reopened.entries
+                                                      if not e.checked and reopened.doubts()[e.uid].value > 0]
+
+
+def test_qt_probe_and_skip_of_qt_tests(monkeypatch):
+    """When Qt cannot start (here: a platform plugin that does not exist), the probe says why, from a
+    child process, and the tests that need a QApplication are marked skipped with that reason."""
+    import os
+
+    import conftest
+    import qt_probe
+
+    reason = qt_probe.qt_problem(env={**os.environ, "QT_QPA_PLATFORM": "no-such-platform"})
+    assert reason.startswith("Qt cannot start") and "no-such-platform" in reason
+
+    class Item:
+        def __init__(self, *names):
+            self.fixturenames, self.markers = list(names), []
+
+        def add_marker(self, marker):
+            self.markers.append(marker)
+
+    monkeypatch.setattr(qt_probe, "qt_problem", lambda: reason)
+    items = [Item("make_napari_viewer", "qtbot"), Item("tmp_path"), Item("qapp")]
+    conftest.pytest_collection_modifyitems(None, items)
+    assert [[m.kwargs.get("reason") for m in i.markers] for i in items] == [[reason], [], [reason]]
+    calls = []
+    monkeypatch.setattr(qt_probe, "qt_problem", lambda: calls.append(1))
+    conftest.pytest_collection_modifyitems(None, [Item("tmp_path")])
+    assert calls == []  # no Qt test collected: no probe
+
+
+def _sectionseg_children() -> list:
+    import psutil
+
+    out = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if "sectionseg" in " ".join(child.cmdline()) and child.status() != psutil.STATUS_ZOMBIE:
+                out.append(child)
+        except psutil.Error:
+            pass
+    return out
+
+
+def test_real_runner_cancel_close_and_error(tmp_path):
+    """The child-process runner of finetune + detect (no Qt): extra options reach the commands;
+    cancelling or closing it stops the running child."""
+    import threading
+
+    from sectionseg.gui.adapt import CommandFailed, commands, finetune_and_detect
+    from sectionseg.io.images import write_image
+
+    gray = tmp_path / "gray.tif"
+    write_image(gray, np.full((300, 400), 120, np.uint8))
+    labels = tmp_path / "labels.json"
+    labels.write_text("{}")
+    argv = dict(commands(gray, labels, tmp_path / "run", finetune_args=["--seed", "3"], detect_args=["--tile-size", "256"]))
+    assert argv["fine-tuning"][-2:] == ["--seed", "3"] and argv["detection"][-2:] == ["--tile-size", "256"]
+
+    cancel = threading.Event()
+    run = finetune_and_detect(gray, labels, tmp_path / "run", cancel=cancel)
+    step, steps, message = next(run)
+    assert (step, steps) == (0, 2) and message.startswith("fine-tuning: ")
+    assert _sectionseg_children()  # the child runs
+    cancel.set()
+    rest = []
+    with pytest.raises(StopIteration) as stop:
+        while True:
+            rest.append(next(run))
+    assert stop.value.value is None and rest[-1][2] == "fine-tuning cancelled"
+    assert not _sectionseg_children()
+
+    run = finetune_and_detect(gray, labels, tmp_path / "run2")
+    next(run)
+    run.close()  # the worker thread stopped
+    assert not _sectionseg_children()
+
+    assert not issubclass(CommandFailed, RuntimeError)  # napari's workers would swallow a RuntimeError
+    # a failing command: tests/test_gui_napari.py::test_real_finetune_and_detect_from_the_widget

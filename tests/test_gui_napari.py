@@ -20,9 +20,14 @@ MANIFEST = Path(__file__).resolve().parents[1] / "src" / "sectionseg" / "gui" / 
 
 
 @pytest.fixture(autouse=True)
-def no_opengl_needed(monkeypatch):
+def no_opengl_needed(monkeypatch, request):
     """Offscreen Qt has no OpenGL context: napari's start-up queries of the GL driver get the values
-    of a plain driver (nothing is drawn in these tests; a display or xvfb is not needed)."""
+    of a plain driver (nothing is drawn in these tests; a display or xvfb is not needed). Only for
+    tests that use Qt (asking the driver starts Qt; see ``qt_probe``)."""
+    from qt_probe import QT_FIXTURES
+
+    if not QT_FIXTURES & set(request.fixturenames):
+        return
     from napari._vispy.utils import gl
 
     try:
@@ -58,8 +63,10 @@ def wafer(tmp_path_factory):
     from sectionseg.io.images import read_image
 
     det = root / "det"
+    rejected = [Section(None, sections[0].magnet.transformed(1.0, (0.0, 40.0)), score=0.5,
+                        extra={"rejected": "low score"})]
     write_detection_outputs(det, sections[:-1], lone, overlay_image=read_image(root / "gray.tif"),
-                            image_path=root / "gray.tif",
+                            image_path=root / "gray.tif", rejected=rejected,
                             report={"inputs": {"gray": str(root / "gray.tif"), "fluo": str(root / "fluo.tif")}})
     return root
 
@@ -104,6 +111,9 @@ def test_proofread_edit_save_reopen(make_napari_viewer, qtbot, wafer, tmp_path):
     viewer, session, (proofread, _) = _open(make_napari_viewer, wafer, folder)
     names = [layer.name for layer in viewer.layers]
     assert names[:2] == ["gray", "fluo"] and {"tissue", "magnet", "links", "rejected"} <= set(names)
+    rejected = session.layers["rejected"]  # the part detection dropped, and why
+    assert len(rejected.data) == 1 and list(rejected.features["reason"]) == ["low score"]
+    assert rejected.text.string.format == "{reason}" and list(rejected.text.values) == ["low score"]
     tissue, magnet = session.layers["tissue"], session.layers["magnet"]
     n = len(session.model.entries)
     assert len(tissue.data) == n and len(magnet.data) == n - 1 and len(session.layers["links"].data) == n - 1
@@ -119,6 +129,28 @@ def test_proofread_edit_save_reopen(make_napari_viewer, qtbot, wafer, tmp_path):
     uid = proofread._uids[2]
     assert np.allclose(viewer.camera.center[-2:], session.model.centre(uid)[::-1] - 0.5)
     assert session.next_doubtful() is not None
+
+    # mark the doubtful sections checked one by one (button, then the key): the table and header follow,
+    # next doubtful skips them
+    header = proofread.folder_label.text().splitlines()[-1]
+    look = len(session.model.to_look_at())
+    assert header == f"{n} sections, {look} to look at, 0 checked" and look >= 3
+    checked_col = proofread_columns().index("checked")
+    uid = session.next_doubtful()
+    qtbot.mouseClick(proofread.check_button, 1)
+    assert session.model.entry(uid).checked and session.model.log[-1]["op"] == "check"
+    row = proofread._uids.index(uid)
+    assert table.item(row, checked_col).text() == "yes"
+    assert proofread.folder_label.text().endswith(f"{n} sections, {look - 1} to look at, 1 checked")
+    keys = {str(k): f for k, f in viewer.keymap.items()}
+    second = session.next_doubtful()
+    assert second != uid
+    keys["Shift+C"](viewer)
+    assert session.model.entry(second).checked
+    seen = {session.next_doubtful() for _ in range(look)}
+    assert not seen & {uid, second}
+    session.model.undo()  # the second check: back to one checked section
+    assert not session.model.entry(second).checked
 
     # edit a corner through the layer, as the direct-select mode does
     entry = session.model.ordered()[0]
@@ -163,7 +195,10 @@ def test_proofread_edit_save_reopen(make_napari_viewer, qtbot, wafer, tmp_path):
     saved = _files(folder)
     report = json.loads(saved["report.json"])
     ops = [e["op"] for e in report["proofread"]["sessions"][-1]["edits"]]
-    assert ops == ["edit part", "add section", "delete section"]
+    assert ops == ["check", "edit part", "add section", "delete section"]
+    numbers = session.model.numbers()
+    assert report["proofread"]["checked"] == sorted(numbers[e.uid] for e in session.model.entries if e.checked)
+    assert numbers[uid] in report["proofread"]["checked"] and numbers[uid_new] in report["proofread"]["checked"]
     assert report["inputs"]["fluo"].endswith("fluo.tif") and "overlay.png" in saved
     assert read_sections(folder / "source_sections_tissue.txt")  # the MagC pair
 
@@ -192,7 +227,7 @@ def test_reader_writer_and_widgets_from_plain_napari(make_napari_viewer, qtbot, 
     from sectionseg.gui.widgets import ProofreadWidget
 
     viewer = make_napari_viewer()
-    viewer.open(str(wafer / "gray.tif"), plugin="sectionseg")
+    viewer.open(str(wafer / "gray.tif"))  # napari's builtin reader, without asking which plugin
     viewer.open(str(wafer / "det"), plugin="sectionseg")
     assert [layer.name for layer in viewer.layers][:1] == ["gray"]
     tissue = [layer for layer in viewer.layers if layer.name == "tissue"][0]
@@ -258,7 +293,7 @@ def test_labelling_session_and_background_finetune(make_napari_viewer, qtbot, wa
     # finetune + detect in the background: a stand-in runner (the real one runs the two commands)
     calls = {}
 
-    def runner(gray, labels_path, out, fluo=None):
+    def runner(gray, labels_path, out, fluo=None, **kwargs):
         calls["args"] = (gray, labels_path, out, fluo)
         yield 0, 2, "fine-tuning: 0 s"
         yield 1, 2, "fine-tuning done"
@@ -273,6 +308,42 @@ def test_labelling_session_and_background_finetune(make_napari_viewer, qtbot, wa
     assert label.progress.value() == 2 and label.run_button.isEnabled()
     assert len(session.model.entries) == len(truth)
     assert read_sections(calls["args"][1]) and worker is not None
+
+
+def test_real_finetune_and_detect_from_the_widget(make_napari_viewer, qtbot, wafer, tmp_path, tiny_model):
+    """The Finetune + detect button's real runner: two child processes (a tiny fine-tuning from the
+    untrained tiny model, then detection with its result), progress shown, the new detection
+    loaded; then a failing fine-tuning reported by its own error line."""
+    from sectionseg.gui.launch import open_viewer
+
+    viewer = make_napari_viewer()
+    viewer, session, (_, label) = open_viewer(wafer / "gray.tif", wafer / "det", fluo=wafer / "fluo.tif",
+                                              viewer=viewer)
+    session.model.set_labelled([e.uid for e in session.model.entries if e.paired][:4])
+    tiny = ["--base-model", str(tiny_model), "--synthetic", "2", "--val", "1", "--image-size", "128",
+            "--max-iters-per-epoch", "2"]
+    out = tmp_path / "ft"
+    messages = []
+    worker = label.start_finetune(out, epochs=1, finetune_args=tiny, detect_args=["--tile-size", "256"])
+    worker.yielded.connect(lambda value: messages.append(value[2]))
+    assert not label.run_button.isEnabled() and label.cancel_button.isEnabled()
+    qtbot.waitUntil(lambda: session.folder == out / "run" / "detection", timeout=90000)
+    assert label.run_button.isEnabled() and not label.cancel_button.isEnabled()
+    assert label.progress.value() == label.progress.maximum() == 2
+    assert any(m.startswith("fine-tuning: ") for m in messages) and "detection done" in messages[-1]
+    report = json.loads((out / "run" / "detection" / "report.json").read_text())
+    assert Path(report["model"]["path"]).resolve() == (out / "run" / "model.pt").resolve()
+    assert session.status.startswith("new detection loaded")
+    assert read_sections(out / "labels.labelme.json")
+
+    session.load(wafer / "det")
+    session.model.set_labelled([e.uid for e in session.model.entries if e.paired][:4])
+    worker = label.start_finetune(tmp_path / "ft2", finetune_args=["--epochs", "0"])
+    qtbot.waitUntil(lambda: label.run_button.isEnabled(), timeout=60000)
+    assert session.status.startswith("finetune + detect failed: sectionseg finetune: error: ")
+    assert "--epochs" in session.status and session.folder == wafer / "det"  # nothing else loaded
+    err = (tmp_path / "ft2" / "run" / "proofread_finetuning.err").read_text().strip().splitlines()[-1]
+    assert session.status == f"finetune + detect failed: {err}"  # the child's last stderr line
 
 
 def test_commands_without_the_extra(monkeypatch, tmp_path, capsys):
@@ -314,3 +385,29 @@ def test_manifest_and_entry_point():
     project = tomllib.loads((MANIFEST.parents[3] / "pyproject.toml").read_text())["project"]
     assert project["entry-points"]["napari.manifest"]["sectionseg"] == "sectionseg.gui:napari.yaml"
     assert any(d.startswith("napari") for d in project["optional-dependencies"]["gui"])
+
+
+def test_reader_claims_sections_not_images(wafer, tmp_path):
+    """The sectionseg reader takes detection folders and section files, never a plain image (so napari
+    opens a wafer TIFF with its builtin reader without asking)."""
+    import npe2
+
+    from sectionseg.gui.reader import get_reader, read_sections_layers
+
+    det = wafer / "det"
+    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / "empty").mkdir()
+    claims = {p: get_reader(str(p)) for p in (det, det / "sections.magc", det / "source_sections_tissue.txt",
+                                              det / "source_sections_mag.txt", det / "sections.labelme.json")}
+    assert all(r is read_sections_layers for r in claims.values()), claims
+    for path in (wafer / "gray.tif", wafer / "fluo.tif", tmp_path / "x.tiff", tmp_path / "notes.txt",
+                 tmp_path / "empty", det / "sections.csv", det / "report.json"):
+        assert get_reader(str(path)) is None, path
+    assert get_reader([str(det / "sections.magc")]) is read_sections_layers
+    assert get_reader([str(det / "sections.magc"), str(det / "sections.magc")]) is None
+    manifest = npe2.PluginManifest.from_file(MANIFEST)
+    patterns = [p for r in manifest.contributions.readers for p in r.filename_patterns]
+    assert not [p for p in patterns if "tif" in p.lower()]
+    pm = npe2.PluginManager.instance()
+    tif_readers = {r.plugin_name for r in pm.iter_compatible_readers([str(wafer / "gray.tif")])}
+    assert "sectionseg" not in tif_readers and "napari" in tif_readers

@@ -54,8 +54,10 @@ class DetectionResult:
     - ``timings``: seconds per stage; ``scale``: working px per source px; ``params``: the
       parameters used; ``counts``: numbers per stage (tiles, raw and merged detections, dropped dummies);
       ``normalisation``: the intensity normalisation record; ``scale_info``: the scale estimate's trials;
-    - ``rejected``: the lone parts dropped as dummy strips or implausible (``drop_implausible``), for
-      people to look at (``report.json``: ``rejected_parts``).
+    - ``rejected``: the lone parts dropped, for people to look at (``report.json``:
+      ``rejected_parts``), each with its reason in ``extra["rejected"]``: ``duplicate``
+      (``drop_duplicates``), ``low score``, ``dummy-like`` or ``implausible size``
+      (``drop_implausible``), ``no visible outline`` (``split_unseen``, not completed from the image).
 
     ``extra`` of a section may also name the repairs that made it: ``recovered``, ``regrown``,
     ``rebuilt`` (a part rebuilt beside its partner), ``gap_trimmed``, ``swapped_by_consensus``
@@ -211,20 +213,28 @@ def detect_wafer(gray: np.ndarray, fluo: np.ndarray | None = None, *, model=None
         sections, strips_info = trim_merged_strips(sections, source, levels, settings)
     unpaired += split
     n_unpaired = len(unpaired)
+    rejected: list[Section] = []
+
+    def reject(parts, reason) -> None:  # copies: the dropped parts, with why (report.json)
+        rejected.extend(Section(s.tissue, s.magnet, s.dummy, s.score, {**s.extra, "rejected": reason(s)})
+                        for s in parts)
+
     if run("drop_duplicates"):
+        before = unpaired
         unpaired = drop_duplicates(sections, unpaired)
+        kept = {id(s) for s in unpaired}
+        reject([s for s in before if id(s) not in kept], lambda s: "duplicate")
     n_duplicates = n_unpaired - len(unpaired)
     merged: list[Section] = []
     if run("split_merged"):
         merged, unpaired = split_merged(unpaired, sections, source, levels, settings)
         sections += merged
     n_dummies = n_implausible = 0
-    rejected: list[Section] = []
     if run("drop_implausible"):
-        before = unpaired
-        unpaired, n_dummies, n_implausible = drop_implausible(unpaired, sections, settings)
+        before, why = unpaired, {}
+        unpaired, n_dummies, n_implausible = drop_implausible(unpaired, sections, settings, reasons=why)
         kept = {id(s) for s in unpaired}
-        rejected = [s for s in before if id(s) not in kept]
+        reject([s for s in before if id(s) not in kept], lambda s: why.get(id(s)))
     # a lone part with no visible outline is dropped unless its partner shows on the image; known
     # parts that partner strips must not cover are the paired and the visible lone ones
     unseen: list[Section] = []
@@ -237,6 +247,7 @@ def detect_wafer(gray: np.ndarray, fluo: np.ndarray | None = None, *, model=None
     sections += inferred
     dropped = {id(s) for s in unseen}
     unpaired = [s for s in rest if id(s) not in dropped]
+    reject([s for s in rest if id(s) in dropped], lambda s: "no visible outline")
     n_unseen = len(rest) - len(unpaired)
     consensus_info: dict = {}
     if run("consensus"):

@@ -9,8 +9,8 @@ section's direction (the magnet-to-tissue direction MagFinder and SBEMimage read
   only, line i = section i (:mod:`sectionseg.formats.magc_pair`); ``pair_scale`` multiplies its
   coordinates and ``pair_integers`` rounds them (as the original full-resolution MagC files);
 - ``sections.magc``: the same sections; serial order = section index order unless given; stage order
-  = a short path through the tissue centres (:func:`sectionseg.export.ordering.stage_order`);
-  ``landmarks`` (image px) when given;
+  = a short path through the tissue centres (:func:`sectionseg.export.ordering.stage_order`) unless
+  given; ``landmarks`` (image px) and ``magc_entries`` (kept entries of a read ``.magc``) when given;
 - ``sections.labelme.json``: paired sections, then the unpaired parts, each as its own group;
   ``imagePath`` relative to the JSON and the image's true size (to correct them in labelme);
 - ``sections.coco.json``: the same parts with their detection ``score`` (loads as COCO results),
@@ -27,8 +27,9 @@ section's direction (the magnet-to-tissue direction MagFinder and SBEMimage read
 - ``overlay.png``: the wafer (downsampled to at most ``overlay_max_side`` px) with every part
   outlined; unpaired parts are drawn too (labelled after the paired ones);
 - ``report.json``: the caller's ``report`` dict plus ``counts`` and the output file names; with
-  ``rejected`` also ``rejected_parts`` (the lone parts detection dropped as dummy-like or
-  implausible: part name, score, polygon), for people to look at;
+  ``rejected`` also ``rejected_parts`` (the lone parts detection dropped: part name, score,
+  polygon and ``reason``, from ``Section.extra["rejected"]``: ``dummy-like``, ``implausible
+  size``, ``low score``, ``no visible outline`` or ``duplicate``), for people to look at;
 - ``labels.labelme.json``, only with ``labels``: hand-labelled sections for ``finetune --labels``
   (``sectionseg proofread`` writes it).
 
@@ -46,7 +47,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from sectionseg.export.ordering import stage_order
+from sectionseg.export.ordering import stage_order as short_stage_path
 from sectionseg.formats import image_path_for, write_sections
 from sectionseg.formats.magc_pair import MAGNET_NAME, TISSUE_NAME
 from sectionseg.geometry.orientation import canonical_sections, part_direction
@@ -142,8 +143,8 @@ def write_detection_outputs(out_dir: str | os.PathLike, sections: list[Section],
                             report: dict, magc_dialect: str = "magfinder", serial_order=None,
                             overlay_max_side: int = OVERLAY_MAX_SIDE, image_path=None,
                             image_size=None, landmarks=None, pair_scale: float = 1.0,
-                            pair_integers: bool = False, rejected=(), labels=None,
-                            extra_files=None) -> dict[str, Path]:
+                            pair_integers: bool = False, rejected=(), labels=None, stage_order=None,
+                            magc_entries=(), extra_files=None) -> dict[str, Path]:
     """Write the detection outputs (see the module doc) into ``out_dir`` (created if needed) as one
     set: the files are written into a staging folder beside ``out_dir`` and swapped in at the end
     (:func:`sectionseg.io.outset.output_set`), so ``out_dir`` holds either the previous complete set
@@ -154,6 +155,8 @@ def write_detection_outputs(out_dir: str | os.PathLike, sections: list[Section],
     any size, downsampled here) or None for no overlay; ``report``: JSON-serialisable dict (written
     as strict JSON: non-finite numbers become null);
     ``serial_order``: section indices in cutting order for the ``.magc`` file (default identity);
+    ``stage_order``: section indices in stage order (default: a short path, see the module doc);
+    ``magc_entries``: :class:`~sectionseg.formats.MagcEntry` kept from a read ``.magc``;
     ``image_path``: the wafer image file (as given on the command line; the JSON files refer to it
     relative to themselves); ``image_size``: ``(width, height)`` px, default the overlay image's;
     ``landmarks``: ``(x, y)`` image px for ``sections.magc``; ``pair_scale``, ``pair_integers``: for
@@ -181,7 +184,9 @@ def write_detection_outputs(out_dir: str | os.PathLike, sections: list[Section],
         write_sections(stage, sections, fmt="magc-pair", pair_scale=pair_scale, pair_integers=pair_integers)
         centres = np.array([s.tissue.centre for s in sections]).reshape(-1, 2)
         write_sections(paths["magc"], sections, fmt="magc", magc_dialect=magc_dialect,
-                       serial_order=serial_order, stage_order=stage_order(centres), landmarks=landmarks)
+                       serial_order=serial_order,
+                       stage_order=short_stage_path(centres) if stage_order is None else [int(i) for i in stage_order],
+                       landmarks=landmarks, magc_entries=magc_entries)
         for kind in ("labelme", "coco"):  # the image relative to the file's final place
             relative = None if image_path is None else image_path_for(image_path, out / names[kind])
             write_sections(paths[kind], sections + unpaired, fmt=kind, image_path=relative,
@@ -209,7 +214,8 @@ def write_detection_outputs(out_dir: str | os.PathLike, sections: list[Section],
 
 def _rejected_record(section: Section) -> dict:
     name, part = next(iter((n, p) for n, p in section.parts().items() if n != "dummy"))
-    return {"part": name, "score": section.score, "polygon": part.polygon.tolist()}
+    return {"part": name, "score": section.score, "polygon": part.polygon.tolist(),
+            "reason": section.extra.get("rejected")}
 
 
 def _json_default(value):

@@ -13,10 +13,20 @@ of points becomes its minimum-area rectangle.
 
 Numbering: the number of a section is its ``id`` in the files saved (``sections.csv``): paired
 sections first, in the model's order, then the lone parts.
+
+Checked: a section marked as looked at (:meth:`ProofreadModel.set_checked`, or any edit of it)
+sorts after the unchecked ones of its doubt level and is skipped by "next doubtful".
+
+Serial and stage order: the orders of a loaded ``.magc`` (:class:`MagcKept`) are kept by section
+identity (uid), not by number: a deleted section leaves them, the others keep their relative order;
+a section added (or paired) by hand is appended at the end of the serial order (the save notes
+it) and put into the stage order where it lengthens the stage path least
+(:meth:`ProofreadModel.magc_layout`).
 """
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 import time
 from dataclasses import dataclass, field
@@ -47,6 +57,7 @@ class Entry:
     extra: dict = field(default_factory=dict)
     labelled: bool = False
     edited: bool = False
+    checked: bool = False
 
     @property
     def paired(self) -> bool:
@@ -57,6 +68,12 @@ class Entry:
 
     def section(self) -> Section:
         return Section(self.tissue, self.magnet, self.dummy, self.score, dict(self.extra))
+
+
+def _numbered(header: str) -> bool:
+    """Whether a ``.magc`` entry header is numbered (``roi.0003``): it may refer to a section number."""
+    tail = header.rsplit(".", 1)[-1]
+    return "." in header and tail.isdigit()
 
 
 def quad_of(points) -> np.ndarray:
@@ -118,20 +135,64 @@ def propose_magnet(tissue: np.ndarray, side, width: float) -> np.ndarray:
     return np.array([p1, p0, p0 + n * width, p1 + n * width])
 
 
+@dataclass
+class MagcKept:
+    """What a loaded ``.magc`` holds besides its sections: ``uids``: the model uid of each of the
+    file's sections (None: not among the model's sections); ``serial`` / ``stage``: its orders (file
+    section indices); ``landmarks`` (image px), kept ``entries``
+    (:class:`~sectionseg.formats.MagcEntry`) and ``dialect``."""
+
+    uids: list
+    serial: list[int]
+    stage: list[int]
+    landmarks: list = field(default_factory=list)
+    entries: list = field(default_factory=list)
+    dialect: str = "magfinder"
+
+
+def _cheapest_insert(path: list[int], k: int, points: np.ndarray) -> None:
+    """Insert ``k`` into ``path`` (indices into ``points``, in place) where it adds the least length."""
+    if not path:
+        path.append(k)
+        return
+    p = points[k]
+    cost = [float(np.hypot(*(p - points[path[0]])))]  # before the first
+    for a, b in itertools.pairwise(path):
+        cost.append(float(np.hypot(*(p - points[a])) + np.hypot(*(p - points[b])) - np.hypot(*(points[a] - points[b]))))
+    cost.append(float(np.hypot(*(p - points[path[-1]]))))  # after the last
+    path.insert(int(np.argmin(cost)), k)
+
+
 class ProofreadModel:
     """Sections of one wafer under proofreading (see the module doc)."""
 
-    def __init__(self, sections=(), *, rejected=(), labelled=(), edited=()):
+    def __init__(self, sections=(), *, rejected=(), labelled=(), edited=(), checked=(), magc=None,
+                 magc_sections=None):
         """``sections``: :class:`~sectionseg.geometry.Section` objects (paired or lone parts), in
-        order; ``rejected``: lone parts detection dropped (shown apart, read-only); ``labelled`` /
-        ``edited``: indices into ``sections`` with those flags."""
+        order; ``rejected``: lone parts detection dropped (shown apart, read-only): polygons, or
+        ``(polygon, reason)`` pairs; ``labelled`` / ``edited`` / ``checked``: indices into
+        ``sections`` with those flags; ``magc``: a read :class:`~sectionseg.formats.MagcFile` whose
+        orders, landmarks and entries are kept, with ``magc_sections`` the index into ``sections``
+        of each of its sections (None: not there; default: the same index)."""
         self.entries: list[Entry] = []
         self._next = 0
+        labelled, edited, checked = set(labelled), set(edited), set(checked)
         for k, s in enumerate(sections):
             e = self._new_entry(s.tissue, s.magnet, s.dummy, s.score, dict(s.extra))
-            e.labelled, e.edited = k in set(labelled), k in set(edited)
-        self.rejected = [np.asarray(p.polygon if hasattr(p, "polygon") else p, dtype=np.float64)
-                         for p in rejected]
+            e.labelled, e.edited, e.checked = k in labelled, k in edited, k in checked or k in edited
+        self.rejected: list[np.ndarray] = []
+        self.rejected_reasons: list[str] = []
+        for r in rejected:
+            polygon, reason = r if isinstance(r, tuple) else (r, "")
+            self.rejected.append(np.asarray(getattr(polygon, "polygon", polygon), dtype=np.float64))
+            self.rejected_reasons.append(reason or "")
+        self.magc: MagcKept | None = None
+        if magc is not None:
+            n = len(self.entries)
+            where = list(range(len(magc.sections))) if magc_sections is None else list(magc_sections)
+            uids = [self.entries[k].uid if k is not None and 0 <= k < n else None for k in where]
+            self.magc = MagcKept(uids, [int(i) for i in magc.serial_order], [int(i) for i in magc.stage_order],
+                                 list(magc.landmarks), list(magc.entries), magc.dialect)
         self.log: list[dict] = []
         self._undo: list[tuple] = []
         self._redo: list[tuple] = []
@@ -175,10 +236,45 @@ class ProofreadModel:
                                      edited=e.edited) for e in self.entries}
 
     def by_doubt(self) -> list[tuple[Entry, Doubt]]:
-        """Entries, most doubtful first (then by number)."""
+        """Entries, most doubtful level first; within a level (:attr:`Doubt.level`) the unchecked
+        ones first, each group by doubt then number."""
         doubts, numbers = self.doubts(), self.numbers()
+        rank = {"bad": 0, "look": 1, "ok": 2}
         return sorted(((e, doubts[e.uid]) for e in self.entries),
-                      key=lambda t: (-t[1].value, numbers[t[0].uid]))
+                      key=lambda t: (rank[t[1].level], t[0].checked, -t[1].value, numbers[t[0].uid]))
+
+    def to_look_at(self) -> list[Entry]:
+        """Unchecked entries with some doubt, in :meth:`by_doubt` order."""
+        return [e for e, d in self.by_doubt() if d.value > 0 and not e.checked]
+
+    def magc_layout(self) -> dict:
+        """The ``.magc`` orders and passengers for a save: ``serial`` / ``stage`` (indices of the
+        paired sections as numbered, None when no ``.magc`` was loaded: the writer's defaults),
+        ``appended`` (sections put at the end of the serial order), ``landmarks``, ``entries``
+        (numbered ones, e.g. ``[roi.0003]``, only while every section of the file keeps its number:
+        they are dropped, and counted in ``dropped_entries``, when the numbers changed), ``dialect``."""
+        kept = self.magc
+        if kept is None:
+            return {"serial": None, "stage": None, "appended": 0, "landmarks": None, "entries": [],
+                    "dropped_entries": 0, "dialect": None}
+        paired = [e for e in self.entries if e.paired]
+        index = {e.uid: k for k, e in enumerate(paired)}
+
+        def mapped(order):
+            uids = [kept.uids[i] for i in order if 0 <= i < len(kept.uids)]
+            return list(dict.fromkeys(index[u] for u in uids if u in index))
+
+        serial, stage = mapped(kept.serial), mapped(kept.stage)
+        listed = set(serial)
+        new = [k for k in range(len(paired)) if k not in listed]
+        serial += new
+        centres = np.array([np.mean(e.tissue, axis=0) for e in paired]).reshape(-1, 2)
+        for k in [k for k in range(len(paired)) if k not in set(stage)]:
+            _cheapest_insert(stage, k, centres)
+        same_numbers = [index.get(u) for u in kept.uids] == list(range(len(kept.uids)))
+        entries = [e for e in kept.entries if same_numbers or not _numbered(e.header)]
+        return {"serial": serial, "stage": stage, "appended": len(new), "landmarks": list(kept.landmarks),
+                "entries": entries, "dropped_entries": len(kept.entries) - len(entries), "dialect": kept.dialect}
 
     def magnet_ratio(self) -> float:
         ratios = [_short_side(e.magnet) / max(_short_side(e.tissue), 1e-9) for e in self.entries if e.paired]
@@ -249,7 +345,7 @@ class ProofreadModel:
         self._begin()
         e = self.entry(uid)
         setattr(e, role, q)
-        e.edited = True
+        e.edited = e.checked = True
         _canonical(e)
         self._done("edit part", [uid], part=role)
         return True
@@ -265,7 +361,7 @@ class ProofreadModel:
         self._begin()
         e = self.entry(uid)
         setattr(e, role, None)
-        e.edited = True
+        e.edited = e.checked = True
         if e.tissue is None and e.magnet is None:
             self.entries.remove(e)
         else:
@@ -296,7 +392,7 @@ class ProofreadModel:
             magnet = propose_magnet(tissue, want, self.magnet_ratio() * _short_side(tissue))
         self._begin()
         e = self._new_entry(tissue, magnet)
-        e.edited, e.labelled = True, labelled
+        e.edited, e.checked, e.labelled = True, True, labelled
         self._done("add section", [e.uid], proposed_magnet=magnet_points is None and magnet is not None)
         return e.uid
 
@@ -305,7 +401,7 @@ class ProofreadModel:
         q = quad_of(points)
         self._begin()
         e = self._new_entry(q if role == "tissue" else None, q if role == "magnet" else None)
-        e.edited = True
+        e.edited = e.checked = True
         self._done("add part", [e.uid], part=role)
         return e.uid
 
@@ -320,7 +416,8 @@ class ProofreadModel:
         self._begin()
         t, m = self.entry(tissue_uid), self.entry(magnet_uid)
         if t.magnet is not None:
-            self._new_entry(None, t.magnet, score=None, extra={"magnet_score": t.extra.get("magnet_score")}).edited = True
+            lone = self._new_entry(None, t.magnet, score=None, extra={"magnet_score": t.extra.get("magnet_score")})
+            lone.edited = lone.checked = True
         t.magnet = m.magnet
         t.extra["magnet_score"] = m.extra.get("magnet_score")
         scores = [v for v in (t.extra.get("tissue_score"), t.extra.get("magnet_score")) if v is not None]
@@ -329,9 +426,9 @@ class ProofreadModel:
         if m.tissue is None:
             self.entries.remove(m)
         else:
-            m.edited = True
+            m.edited = m.checked = True
             _canonical(m)
-        t.edited = True
+        t.edited = t.checked = True
         _canonical(t)
         self._done("pair", [t.uid])
         return t.uid
@@ -344,8 +441,8 @@ class ProofreadModel:
         self._begin()
         e = self.entry(uid)
         m = self._new_entry(None, e.magnet, extra={"magnet_score": e.extra.get("magnet_score")})
-        m.edited = True
-        e.magnet, e.edited = None, True
+        m.edited = m.checked = True
+        e.magnet, e.edited, e.checked = None, True, True
         _canonical(e)
         self._done("unpair", [uid, m.uid])
         return m.uid
@@ -356,9 +453,17 @@ class ProofreadModel:
         e = self.entry(uid)
         e.tissue, e.magnet = e.magnet, e.tissue
         e.extra["tissue_score"], e.extra["magnet_score"] = e.extra.get("magnet_score"), e.extra.get("tissue_score")
-        e.edited = True
+        e.edited = e.checked = True
         _canonical(e)
         self._done("swap parts", [uid])
+
+    def set_checked(self, uids, checked: bool = True) -> None:
+        """Mark sections as looked at (or not) without changing them."""
+        uids = list(uids)
+        self._begin()
+        for u in uids:
+            self.entry(u).checked = checked
+        self._done("check" if checked else "uncheck", uids)
 
     def set_labelled(self, uids, labelled: bool = True) -> None:
         uids = list(uids)

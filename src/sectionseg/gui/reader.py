@@ -1,6 +1,12 @@
 """npe2 reader: a detection folder (``detect`` output, MagC pair, ``sections.magc``), a ``.magc``,
-``source_sections_*.txt`` or labelme file as Shapes layers, and a wafer TIFF as a lazy multiscale
-image. The Shapes layers are tagged (``metadata["sectionseg"]``: ``role`` ``reader-tissue`` /
+``source_sections_*.txt`` or ``*.labelme.json`` file as Shapes layers.
+
+Plain images (TIFFs included) are not claimed: napari's builtin reader opens them without asking
+which plugin to use. (``sectionseg proofread`` shows the wafer as a lazy multiscale pyramid,
+:func:`sectionseg.gui.images.wafer_layer_data`, which is what this reader used to offer for TIFFs;
+:func:`read_wafer_image` still does it for code that wants it.) A detection folder is still also
+claimed by napari's builtin reader, which takes any folder: napari asks once (the choice can be
+remembered in its preferences). The Shapes layers are tagged (``metadata["sectionseg"]``: ``role`` ``reader-tissue`` /
 ``reader-magnet`` / ``reader-links``, ``source``): the proofreading widgets take them over (the
 file is loaded into the viewer's session) when they are open or opened later.
 """
@@ -13,8 +19,7 @@ import numpy as np
 
 from sectionseg.gui.layers import SHAPES_TRANSLATE, xy_to_shapes
 
-SECTION_SUFFIXES = (".magc",)
-IMAGE_SUFFIXES = (".tif", ".tiff")
+SECTION_SUFFIXES = (".magc", ".labelme.json")
 
 
 def _one_path(path):
@@ -34,15 +39,13 @@ def get_reader(path):
     name = p.name.lower()
     if p.is_dir():
         return read_sections_layers if is_detection_folder(p) else None
-    if name.endswith(SECTION_SUFFIXES) or name.endswith(".labelme.json") or \
-            (name.startswith("source_sections_") and name.endswith(".txt")):
+    if name.endswith(SECTION_SUFFIXES) or (name.startswith("source_sections_") and name.endswith(".txt")):
         return read_sections_layers
-    if name.endswith(IMAGE_SUFFIXES):
-        return read_wafer_image
-    return None
+    return None  # images (TIFFs too) are napari's builtin reader's
 
 
 def read_wafer_image(path):
+    """A wafer image as a lazy multiscale layer (not offered to napari: see the module doc)."""
     from sectionseg.gui.images import wafer_layer_data
 
     path = _one_path(path)

@@ -6,7 +6,8 @@ move corners in the direct-select mode, move, delete or draw parts), ``links`` (
 joined centre to centre), ``dummies`` and ``rejected`` (dummy strips of the file and lone parts
 detection dropped, shown apart, not edited), and while adding a section the clicked ``corners``.
 Edge colours give the doubt (green fine, yellow worth a look, red likely wrong), tissue faces are
-cyan, magnet faces orange, labelled sections green; each tissue (or lone magnet) shows its number.
+cyan, magnet faces orange, labelled sections green; each tissue (or lone magnet) shows its number,
+each rejected part why detection dropped it.
 
 The model is the source of truth: a layer edit becomes a model edit, then every layer is drawn
 again from the model (so corner order, numbering and colours always follow the project's
@@ -24,7 +25,7 @@ import numpy as np
 from sectionseg.gui.doubt import doubt_colour
 from sectionseg.gui.edits import ROLES, ProofreadModel
 from sectionseg.gui.layers import SHAPES_TRANSLATE, shapes_to_xy, world_to_xy, xy_to_shapes, xy_to_world
-from sectionseg.gui.store import Loaded, load_annotations, model_from, save_session
+from sectionseg.gui.store import Loaded, load_annotations, model_from, save_session, session_notes
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,9 @@ class Session:
         common = {"translate": SHAPES_TRANSLATE, "shape_type": "polygon", "edge_width": EDGE_WIDTH}
         self.layers["rejected"] = v.add_shapes(name="rejected", edge_color="magenta", face_color=[0, 0, 0, 0],
                                                opacity=0.8, metadata={"sectionseg": {"role": "rejected"}},
+                                               features={"reason": np.zeros(0, str)},
+                                               text={"string": "{reason}", "color": "magenta", "size": 8,
+                                                     "anchor": "upper_left"},
                                                **common)
         self.layers["dummies"] = v.add_shapes(name="dummies", edge_color="violet", face_color=[0, 0, 0, 0],
                                               metadata={"sectionseg": {"role": "dummies"}}, **common)
@@ -120,7 +124,8 @@ class Session:
                      for e in self.model.ordered() if e.paired]
             _set_lines(self.layers["links"], links)
             _set_polygons(self.layers["dummies"], [e.dummy for e in self.model.entries if e.dummy is not None])
-            _set_polygons(self.layers["rejected"], self.model.rejected)
+            _set_polygons(self.layers["rejected"], self.model.rejected,
+                          {"reason": np.array(self.model.rejected_reasons, dtype=object)})
         finally:
             self._drawing = False
         for listener in list(self.listeners):
@@ -247,7 +252,8 @@ class Session:
                              session_start=self.started)
         self.folder = folder
         self.report = load_annotations(folder).report
-        self.say(f"saved {len(self.model.entries)} sections to {folder}")
+        notes = session_notes(self.model.magc_layout())
+        self.say(f"saved {len(self.model.entries)} sections to {folder}" + "".join(f"; {n}" for n in notes))
         return paths
 
     def adopt_reader_layers(self) -> None:
@@ -300,9 +306,11 @@ class Session:
         return list(dict.fromkeys(out))
 
     def next_doubtful(self) -> int | None:
-        """Centre on the next section in doubt order after the current one (wraps)."""
-        order = [e.uid for e, d in self.model.by_doubt() if d.value > 0] or [e.uid for e, _ in self.model.by_doubt()]
+        """Centre on the next unchecked doubtful section in doubt order after the current one (wraps);
+        None when none is left to look at."""
+        order = [e.uid for e in self.model.to_look_at()]
         if not order:
+            self.say("no unchecked doubtful section left")
             return None
         current = getattr(self, "current", None)
         uid = order[(order.index(current) + 1) % len(order)] if current in order else order[0]
@@ -321,6 +329,16 @@ class Session:
             self.say("select one tissue part and one magnet part to pair them")
             return None
         return self._try(self.model.pair, t[0], m[0])
+
+    def check_selected(self, checked: bool = True) -> int:
+        """Mark the selected sections (or the one centred on) as looked at."""
+        uids = self.selected()
+        current = getattr(self, "current", None)
+        if not uids and current is not None and current in [e.uid for e in self.model.entries]:
+            uids = [current]
+        if uids:
+            self.model.set_checked(uids, checked)
+        return len(uids)
 
     def label_selected(self, labelled: bool = True) -> int:
         uids = self.selected()
@@ -385,7 +403,7 @@ def _set_polygons(layer, polygons, features=None, edge=None, face=None) -> None:
     layer.selected_data = set()
     data = [(xy_to_shapes(p), "polygon") for p in polygons]
     if features is not None:
-        layer.feature_defaults = {"uid": -1, "label": ""}
+        layer.feature_defaults = {k: (-1 if k == "uid" else "") for k in features}
     layer.data = data
     if features is not None:
         import pandas as pd

@@ -2,8 +2,10 @@
 :class:`~sectionseg.gui.viewer.Session`, so they are usable from plain ``napari`` (Plugins menu,
 plugin ``sectionseg``) as well as through ``sectionseg proofread``.
 
-Keys (on the viewer): ``Shift-N`` next doubtful section, ``Control-Z`` undo, ``Control-Shift-Z`` redo,
-``Shift-A`` add a section (4 clicks), ``Escape`` stop adding.
+Keys (on the viewer): ``Shift-N`` next unchecked doubtful section, ``Shift-C`` mark the selected
+section checked (looked at, nothing changed; plain ``C`` is napari's contrast key of image layers),
+``Control-Z`` undo, ``Control-Shift-Z`` redo, ``Shift-A`` add a section (4 clicks), ``Escape`` stop
+adding.
 """
 from __future__ import annotations
 
@@ -18,13 +20,14 @@ from qtpy.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFileDialog
 from sectionseg.gui.viewer import session_for
 
 SIDE_CHOICES = ("auto", "up", "down", "left", "right", "none")
-COLUMNS = ("#", "doubt", "score", "labelled", "why")
+COLUMNS = ("#", "doubt", "score", "checked", "labelled", "why")
 
 
 def _bind_keys(viewer, session) -> None:
     if getattr(viewer, "_sectionseg_keys", False):
         return
     bindings = {"Shift-N": lambda v: session_for(v).next_doubtful(),
+                "Shift-C": lambda v: _check(session_for(v)),
                 "Control-Z": lambda v: session_for(v).model.undo(),
                 "Control-Shift-Z": lambda v: session_for(v).model.redo(),
                 "Shift-A": lambda v: session_for(v).start_adding(),
@@ -35,6 +38,13 @@ def _bind_keys(viewer, session) -> None:
         except Exception:  # pragma: no cover - a napari without this key binding API
             pass
     viewer._sectionseg_keys = True
+
+
+def _check(session) -> int:
+    n = session.check_selected(True)
+    if not n:
+        session.say("select a section (or go to one with Next doubtful) first")
+    return n
 
 
 class ProofreadWidget(QWidget):
@@ -69,6 +79,8 @@ class ProofreadWidget(QWidget):
         self.undo_button = QPushButton("Undo")
         self.redo_button = QPushButton("Redo")
         self.next_button = QPushButton("Next doubtful (Shift-N)")
+        self.check_button = QPushButton("Mark checked (Shift-C)")
+        self.check_button.setToolTip("the selected section has been looked at and is right as it is")
         grid.addWidget(QLabel("magnet side"), 0, 0)
         grid.addWidget(self.side, 0, 1)
         grid.addWidget(self.add_button, 1, 0)
@@ -77,8 +89,9 @@ class ProofreadWidget(QWidget):
         grid.addWidget(self.unpair_button, 2, 1)
         grid.addWidget(self.swap_button, 3, 0)
         grid.addWidget(self.next_button, 3, 1)
-        grid.addWidget(self.undo_button, 4, 0)
-        grid.addWidget(self.redo_button, 4, 1)
+        grid.addWidget(self.check_button, 4, 0, 1, 2)
+        grid.addWidget(self.undo_button, 5, 0)
+        grid.addWidget(self.redo_button, 5, 1)
         layout.addLayout(grid)
 
         self.table = QTableWidget(0, len(COLUMNS))
@@ -87,7 +100,7 @@ class ProofreadWidget(QWidget):
         self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
         self.table.verticalHeader().setVisible(False)
         self.table.horizontalHeader().setStretchLastSection(True)
-        for c, width in enumerate((40, 48, 48, 60)):
+        for c, width in enumerate((40, 48, 48, 56, 60)):
             self.table.setColumnWidth(c, width)
         layout.addWidget(self.table)
         self.status = QLabel()
@@ -106,6 +119,7 @@ class ProofreadWidget(QWidget):
         self.undo_button.clicked.connect(lambda: self.session.model.undo())
         self.redo_button.clicked.connect(lambda: self.session.model.redo())
         self.next_button.clicked.connect(self.session.next_doubtful)
+        self.check_button.clicked.connect(lambda: _check(self.session) or self.update_table())
         self.table.cellClicked.connect(self._row_clicked)
         self.session.listeners.append(self.update_table)
         self.update_table()
@@ -119,7 +133,8 @@ class ProofreadWidget(QWidget):
         self.table.setRowCount(len(rows))
         for r, (e, d) in enumerate(rows):
             score = "" if e.score is None else f"{e.score:.2f}"
-            values = (str(numbers[e.uid]), f"{d.value:.1f}", score, "yes" if e.labelled else "",
+            values = (str(numbers[e.uid]), f"{d.value:.1f}", score, "yes" if e.checked else "",
+                      "yes" if e.labelled else "",
                       "; ".join(d.reasons) or ("edited" if e.edited else ""))
             for c, text in enumerate(values):
                 item = QTableWidgetItem(text)
@@ -129,9 +144,10 @@ class ProofreadWidget(QWidget):
                     item.setToolTip(text)
                 self.table.setItem(r, c, item)
         folder = "(no folder: Save as… to choose one)" if s.folder is None else os.fspath(s.folder)
-        self.folder_label.setText(f"{folder}\n{len(rows)} sections, "
-                                  f"{sum(d.value > 0 for _, d in rows)} to look at, "
-                                  f"{sum(e.labelled for e, _ in rows)} labelled")
+        labelled = sum(e.labelled for e, _ in rows)
+        self.folder_label.setText(f"{folder}\n{len(rows)} sections, {len(s.model.to_look_at())} to look at, "
+                                  f"{sum(e.checked for e, _ in rows)} checked"
+                                  + (f", {labelled} labelled" if labelled else ""))
         self.status.setText(s.status)
 
     def _row_clicked(self, row: int, column: int) -> None:
@@ -195,13 +211,15 @@ class LabelWidget(QWidget):
         self.add_button = QPushButton("Add labelled section (4 clicks)")
         self.save_button = QPushButton("Save labels…")
         self.run_button = QPushButton("Finetune + detect")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
         self.progress = QProgressBar()
         self.progress.setRange(0, 2)
         self.progress.setValue(0)
         self.info = QLabel()
         self.info.setWordWrap(True)
         for w in (self.mode, self.mark_button, self.unmark_button, self.add_button, self.save_button,
-                  self.run_button, self.progress, self.info):
+                  self.run_button, self.cancel_button, self.progress, self.info):
             layout.addWidget(w)
         layout.addStretch(1)
         self.mode.toggled.connect(self._mode)
@@ -210,8 +228,10 @@ class LabelWidget(QWidget):
         self.add_button.clicked.connect(self._add)
         self.save_button.clicked.connect(self._save_labels_dialog)
         self.run_button.clicked.connect(lambda: self.start_finetune())
+        self.cancel_button.clicked.connect(self.cancel)
         self.session.listeners.append(self._update)
         self.worker = None
+        self._cancel = None
         self.labels_path: Path | None = None
         self._update()
 
@@ -249,7 +269,11 @@ class LabelWidget(QWidget):
 
     def start_finetune(self, out=None, **kwargs):
         """Save the labels into ``out`` (default: ``finetune`` beside the detection folder), run
-        finetune + detect in a worker thread with progress, then load the new detection."""
+        finetune + detect in a worker thread with progress, then load the new detection. ``kwargs``
+        go to the runner (:func:`sectionseg.gui.adapt.finetune_and_detect`: ``epochs``,
+        ``finetune_args``, ``detect_args``...), with ``cancel``, the event the Cancel button sets."""
+        import threading
+
         from napari.qt.threading import create_worker
 
         s = self.session
@@ -270,14 +294,24 @@ class LabelWidget(QWidget):
             from sectionseg.gui.adapt import finetune_and_detect as runner
         else:
             runner = self.runner
-        self.worker = create_worker(runner, s.gray_path, labels, out / "run", fluo=s.fluo_path, **kwargs)
+        self._cancel = threading.Event()
+        # errors are ours to show (_failed), not to re-raise in the event loop
+        self.worker = create_worker(runner, s.gray_path, labels, out / "run", fluo=s.fluo_path, cancel=self._cancel,
+                                    _ignore_errors=True, **kwargs)
         self.worker.yielded.connect(self._progress)
         self.worker.returned.connect(self._finished)
         self.worker.errored.connect(lambda exc: self._failed(exc))
         self.run_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
         self.progress.setValue(0)
         self.worker.start()
         return self.worker
+
+    def cancel(self) -> None:
+        """Stop a running finetune + detect (its child process is stopped; nothing is loaded)."""
+        if self._cancel is not None:
+            self._cancel.set()
+            self.session.say("cancelling…")
 
     def _progress(self, value) -> None:
         step, steps, message = value
@@ -288,10 +322,15 @@ class LabelWidget(QWidget):
 
     def _finished(self, folder) -> None:
         self.run_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+        if folder is None:
+            self.session.say("finetune + detect cancelled")
+            return
         self.progress.setValue(self.progress.maximum())
         self.session.load(folder)
         self.session.say(f"new detection loaded from {folder}")
 
     def _failed(self, exc) -> None:
         self.run_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
         self.session.say(f"finetune + detect failed: {exc}")
