@@ -155,6 +155,17 @@ def check_input_file(path, what: str = "file") -> Path:
     return p
 
 
+def check_image_file(path, what: str = "image file") -> Path:
+    """An image file, or a Zarr / OME-Zarr folder (read by :func:`sectionseg.io.images.read_image`)."""
+    from sectionseg.io.images import is_zarr  # numpy + tifffile only
+
+    if is_zarr(path):
+        if not os.access(path, os.R_OK | os.X_OK):
+            raise InputError(f"{what} is not readable (permissions)", path)
+        return Path(path)
+    return check_input_file(path, what)
+
+
 def check_input_path(path, what: str = "file or folder") -> Path:
     """``path`` (a file, or a folder such as a MagC pair) must exist."""
     p = Path(path)

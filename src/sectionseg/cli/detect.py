@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from sectionseg.cli._checks import check_device, check_input_file, check_model_file, check_output_folder
+from sectionseg.cli._checks import check_device, check_image_file, check_input_file, check_model_file, check_output_folder
 from sectionseg.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -85,9 +85,9 @@ def check_args(args) -> None:
         raise InputError(f"--overlap must be at most half of --tile-size ({args.tile_size // 2}), got "
                          f"{args.overlap}")
     check_device(args.device)
-    check_input_file(args.gray, "image file")
+    check_image_file(args.gray, "image file")
     if args.fluo is not None:
-        check_input_file(args.fluo, "image file")
+        check_image_file(args.fluo, "image file")
     if args.landmarks is not None:
         check_input_file(args.landmarks, "landmark file")
     check_model_file(args.model)
