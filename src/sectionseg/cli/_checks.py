@@ -62,6 +62,8 @@ OPTION_RANGES: dict = {
     "mask_threshold": Range(0, 1, lo_open=True, hi_open=True),
     "batch_size": Range(1, 64),
     "workers": Range(1, 256),
+    "local_workers": Range(1, 1024),
+    "threads_per_wafer": Range(1, 1024),
     "proposals": Range(1, 5000),
     "tile_size": Range(64, 4096),
     "overlap": Range(0, 4096),

@@ -149,7 +149,7 @@ def _val_ap(model, data_dir: Path, out_dir: Path, device: str) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sectionseg.cli.detect import detect_files, load_inputs
+    from sectionseg.batch.wafer import detect_files, load_inputs
     from sectionseg.datasets.adapt import check_labels
     from sectionseg.formats import read_sections
     from sectionseg.io.atomic import write_text

@@ -26,7 +26,7 @@ from sectionseg.errors import InputError, ResourceError
 from sectionseg.io.interrupts import blocked_signals
 
 # Order shown in --help. Each name is a module of this package with a ``register`` function.
-COMMANDS = ("demo", "detect", "simulate", "convert", "show", "tiles", "synth", "dataset", "train", "finetune",
+COMMANDS = ("demo", "detect", "detect_batch", "simulate", "convert", "show", "tiles", "synth", "dataset", "train", "finetune",
             "evaluate", "export", "order")
 
 #: OSError numbers that say the machine (disk, permissions, quota), not sectionseg, is at fault
