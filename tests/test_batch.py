@@ -100,6 +100,20 @@ def test_run_key_follows_content_model_and_options(tmp_path, tiny_model):
     assert base["run_key"] != input_record(path, None, None, tiny_model, {"score_threshold": 0.7})["run_key"]
 
 
+def test_a_batch_worker_loads_its_model_once(tiny_model):
+    from sectionseg.detection.models import resolve_model
+
+    first, info = resolve_model(tiny_model, reuse=True, precision="fp32", score_threshold=0.5)
+    again, info2 = resolve_model(tiny_model, reuse=True, precision="fp32", score_threshold=0.3)
+    fresh, _ = resolve_model(tiny_model, precision="fp32")
+    net = first.__closure__  # the predictors wrap the same module, not a fresh one
+    assert info == info2 and info["sha256"]
+    module = [c.cell_contents for c in net if hasattr(c.cell_contents, "roi_heads")][0]
+    again_module = [c.cell_contents for c in again.__closure__ if hasattr(c.cell_contents, "roi_heads")][0]
+    fresh_module = [c.cell_contents for c in fresh.__closure__ if hasattr(c.cell_contents, "roi_heads")][0]
+    assert module is again_module is not fresh_module and module.roi_heads.score_thresh == 0.3
+
+
 # ----------------------------------------------------------------------------- the batch on Dask
 @pytest.fixture(scope="module")
 def first_batch(tmp_path_factory, wafers, tiny_model):

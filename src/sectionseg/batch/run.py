@@ -98,6 +98,7 @@ def wafer_task(job: WaferJob, root: str, model: str | None, options: dict, *, ha
         torch.set_num_threads(n)
         cv2.setNumThreads(n)
         opts["workers"] = 1
+        opts["reuse_model"] = True  # loaded once per worker thread for all its wafers
         _, _, report = detect_files(job.gray, job.fluo, out, model=model_path, landmarks_path=job.landmarks,
                                     progress=False, record=record, **opts)
         return row("done", report)

@@ -53,7 +53,8 @@ def add_detection_arguments(p, *, workers: bool = True) -> None:
                    help=f"mask probability cut (default {DEFAULT_MASK_THRESHOLD})")
     p.add_argument("--tile-size", type=int, default=512, help="tile side at the working scale, px (default 512)")
     p.add_argument("--overlap", type=int, default=128, help="tile overlap, px (default 128)")
-    p.add_argument("--batch-size", type=int, default=2, help="tiles per model call (default 2)")
+    p.add_argument("--batch-size", type=int,
+                   help="tiles per model call (default 2 on the CPU, per worker process; 16 with --device cuda)")
     p.add_argument("--section-size", type=float,
                    help="long side of a section in image px; skips the automatic scale estimate")
     p.add_argument("--magc-dialect", choices=("magfinder", "sbemimage"), default="magfinder",
@@ -67,7 +68,8 @@ def add_detection_arguments(p, *, workers: bool = True) -> None:
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="torch device (default cpu)")
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="arithmetic of the model: auto (default) = bf16 on CPUs that run it natively "
-                        "(AVX512-BF16/AMX, about 1.5x faster), else fp32")
+                        "(AVX512-BF16/AMX, about 1.5x faster), else fp32; with --device cuda bf16 where "
+                        "the GPU has it, else fp16 (fp16: GPU only)")
     p.add_argument("--proposals", type=int, default=DEFAULT_PROPOSALS,
                    help=f"region proposals per tile (default {DEFAULT_PROPOSALS})")
     if workers:
@@ -97,17 +99,21 @@ def check_detection_arguments(args) -> None:
     the model file and the memory of inference (before any work, before torch is imported unless the
     device is cuda)."""
     from sectionseg.cli._checks import check_memory
+    from sectionseg.detection.inference import resolve_batch_size
     from sectionseg.detection.parallel import BYTES_PER_BATCH_PIXEL, resolve_workers
 
     if args.overlap > args.tile_size // 2:
         raise InputError(f"--overlap must be at most half of --tile-size ({args.tile_size // 2}), got "
                          f"{args.overlap}")
     check_device(args.device)
+    if args.precision == "fp16" and not args.device.startswith("cuda"):
+        raise InputError("--precision fp16 is for --device cuda; on the CPU use bf16 or fp32")
     check_model_file(args.model)
     if args.device == "cpu":
         workers = resolve_workers(getattr(args, "workers", None), args.device)
-        check_memory(workers * args.batch_size * args.tile_size ** 2 * BYTES_PER_BATCH_PIXEL,
-                     f"inference with {workers} workers x --batch-size {args.batch_size} tiles of "
+        batch = resolve_batch_size(args.batch_size, args.device)
+        check_memory(workers * batch * args.tile_size ** 2 * BYTES_PER_BATCH_PIXEL,
+                     f"inference with {workers} workers x --batch-size {batch} tiles of "
                      f"--tile-size {args.tile_size} px")
 
 

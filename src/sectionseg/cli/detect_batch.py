@@ -63,10 +63,13 @@ def local_workers(requested: int | None, n_jobs: int, device: str, batch_size: i
     from sectionseg.detection.parallel import BYTES_PER_BATCH_PIXEL, usable_cores
     from sectionseg.io.memory import available_memory
 
+    from sectionseg.detection.inference import resolve_batch_size
+
     if requested is not None:
         return requested
     if str(device).startswith("cuda"):
         return 1
+    batch_size = resolve_batch_size(batch_size, device)
     per_wafer = WAFER_BASE_MEMORY + batch_size * tile_size ** 2 * BYTES_PER_BATCH_PIXEL
     free = available_memory()
     by_memory = usable_cores() if free is None else max(1, int(free // per_wafer))
@@ -78,6 +81,7 @@ def check_args(args) -> None:
     from sectionseg.batch.run import WAFER_BASE_MEMORY
     from sectionseg.cli._checks import check_memory, check_output_folder
     from sectionseg.cli.detect import check_detection_arguments
+    from sectionseg.detection.inference import resolve_batch_size
     from sectionseg.detection.parallel import BYTES_PER_BATCH_PIXEL
 
     check_detection_arguments(args)
@@ -96,8 +100,8 @@ def check_args(args) -> None:
     if args.scheduler is None:
         args.local_workers = local_workers(args.local_workers, len(args.jobs), args.device, args.batch_size,
                                            args.tile_size)
-        check_memory(args.local_workers * (WAFER_BASE_MEMORY + args.batch_size * args.tile_size ** 2
-                                           * BYTES_PER_BATCH_PIXEL),
+        batch = resolve_batch_size(args.batch_size, args.device)
+        check_memory(args.local_workers * (WAFER_BASE_MEMORY + batch * args.tile_size ** 2 * BYTES_PER_BATCH_PIXEL),
                      f"{args.local_workers} wafers at once (--local-workers)")
 
 
