@@ -21,8 +21,9 @@ own), the process tree sampled every 0.25 s:
 - ``peak RSS MB``: the largest ``VmHWM`` (peak resident set) of the main process, which also
   counts the pages of the memory-mapped image it has read: those are the file's page cache, clean
   and dropped by the kernel whenever memory is needed, so they do not bound the image size;
-- time: wall time of the command (model loading and output writing included) and the detection
-  time of ``report.json``.
+- time: wall time of the command (model loading and output writing included), the detection
+  time of ``report.json``, and the CPU time (user + system) of the command and its workers, which
+  does not depend on what else the machine runs (the load average during the run is recorded too).
 
 Results go to ``WORK/results/*.json`` (reused: delete one to rerun it); a markdown table is printed.
 Sections found are compared with the mirrored ground truth (section recall, IoU >= 0.5).
@@ -32,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -175,14 +177,19 @@ def run_detect(folder: Path, k: int, kind: str, work: Path, workers: int | None,
         cmd += ["--workers", str(workers)]
     if section_size is not None:
         cmd += ["--section-size", str(section_size)]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd)
     peak_anon = peak_files = peak_hwm = 0.0
+    loads = []
     while proc.poll() is None:
         anon, files, hwm = _sample(proc.pid)
         peak_anon, peak_files, peak_hwm = max(peak_anon, anon), max(peak_files, files), max(peak_hwm, hwm)
+        loads.append(os.getloadavg()[0])
         time.sleep(0.25)
     wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} exited with {proc.returncode}")
     report = json.loads((out / "report.json").read_text())
@@ -197,7 +204,9 @@ def run_detect(folder: Path, k: int, kind: str, work: Path, workers: int | None,
               "worker_peak_rss_mb": report["worker_peak_memory_mb"], "tiles": report["counts"]["tiles"],
               "sections": report["counts"]["sections"], "truth": metrics["n_truth"],
               "section_recall": metrics["section_recall"], "section_f1": metrics.get("section_f1"),
-              "workers": report["params"]["workers"], "command": " ".join(cmd[1:])}
+              "workers": report["params"]["workers"], "cpu_s": cpu,
+              "load_mean": float(np.mean(loads)) if loads else None, "cores": os.cpu_count(),
+              "date": time.strftime("%Y-%m-%d"), "command": " ".join(cmd[1:])}
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps(result, indent=1))
     return result
@@ -231,13 +240,16 @@ def main(argv=None) -> int:
             rows.append(r)
             print(f"{size} {kind}: {r['wall_s']:.0f} s, anon {r['peak_anon_mb']:.0f} MB, rss {r['peak_rss_mb']:.0f} MB",
                   flush=True)
-    print("\n| wafer px | input | Mpx | tiles | sections (truth) | section recall | detect s | wall s | s per Mpx "
-          "| peak anon MB | peak RSS MB (incl. mapped image) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("\n| wafer px | input | Mpx | tiles | sections (truth) | section recall | detect s | wall s | CPU s "
+          "| CPU s per Mpx | load | peak anon MB | peak RSS MB (incl. mapped image) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         mpx = r["size"] ** 2 / 1e6
+        cpu = r.get("cpu_s")
         print(f"| {r['size']} | {r['input']} | {mpx:.0f} | {r['tiles']} | {r['sections']} ({r['truth']}) | "
-              f"{r['section_recall']:.3f} | {r['detect_s']:.0f} | {r['wall_s']:.0f} | {r['detect_s'] / mpx:.2f} | "
+              f"{r['section_recall']:.3f} | {r['detect_s']:.0f} | {r['wall_s']:.0f} | "
+              f"{'-' if cpu is None else f'{cpu:.0f}'} | {'-' if cpu is None else f'{cpu / mpx:.2f}'} | "
+              f"{'-' if r.get('load_mean') is None else format(r['load_mean'], '.1f')} | "
               f"{r['peak_anon_mb']:.0f} | {r['peak_rss_mb']:.0f} |")
     return 0
 

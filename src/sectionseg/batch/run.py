@@ -16,8 +16,8 @@ memory twice, any exception) is reported in its row and does not stop the others
 
 Inside a task the wafer is detected in the worker's process with ``workers=1`` (no forked
 processes: Dask's worker processes are daemonic, and forking from one of their threads would copy
-locks held by the others) and ``threads`` torch / OpenCV threads; the parallelism is Dask's, one
-wafer per worker thread.
+locks held by the others) and ``threads`` torch / OpenCV threads (the local cluster's cores shared by
+its workers; 1 on a scheduler's workers); the parallelism is Dask's, one wafer per worker thread.
 """
 from __future__ import annotations
 
@@ -53,17 +53,8 @@ def _worker_name() -> str:
 
 
 def _task_threads(threads: int | None) -> int:
-    """Torch threads for a wafer: ``threads``, else this worker's cores shared by its task threads."""
-    if threads:
-        return int(threads)
-    from sectionseg.detection.parallel import usable_cores
-
-    nthreads = 1
-    with contextlib.suppress(ImportError, ValueError):
-        from distributed import get_worker
-
-        nthreads = max(1, int(get_worker().state.nthreads))
-    return max(1, usable_cores() // nthreads)
+    """Torch threads for a wafer: ``threads``, else 1 (one wafer per worker thread, one core each)."""
+    return max(1, int(threads)) if threads else 1
 
 
 def wafer_task(job: WaferJob, root: str, model: str | None, options: dict, *, hash_mode: str = "quick",
@@ -190,10 +181,15 @@ def run_batch(jobs: list[WaferJob], root: str | os.PathLike, *, model: str | Non
     """Detect every wafer of ``jobs`` into ``root/NAME`` on Dask (see the module doc); return the
     summary rows (in ``jobs`` order), also written to ``root/summary.csv``. ``options``:
     :func:`sectionseg.batch.wafer.detect_files` keyword arguments shared by every wafer; ``threads``:
-    torch threads per wafer (None: the worker's cores / its threads); ``processes``: local workers are
+    torch threads per wafer (None: the local cluster's cores / its workers; 1 on a --scheduler's
+    workers, which run one wafer per worker thread); ``processes``: local workers are
     processes (False: threads of this process, which share its torch threads: tests); ``echo``: where
     one line per finished wafer goes (None: nowhere)."""
     root = Path(root).resolve()
+    if threads is None and scheduler is None:  # the local cluster's cores shared by its workers
+        from sectionseg.detection.parallel import usable_cores
+
+        threads = max(1, usable_cores() // max(1, local_workers))
     options = dict(options or {})
     options.pop("workers", None)
     rows = {job.name: row_from_report(job.name, "pending", None, output=str(root / job.name)) for job in jobs}

@@ -42,8 +42,8 @@ def register(subparsers) -> None:
                         "per core, fewer when memory is short, at most the number of wafers; 1 with "
                         "--device cuda)")
     p.add_argument("--threads-per-wafer", type=int,
-                   help="torch / OpenCV threads of one wafer's detection (default: the worker's cores "
-                        "shared by the wafers it runs at once)")
+                   help="torch / OpenCV threads of one wafer's detection (default: the local cluster's "
+                        "cores / its workers; 1 on --scheduler, whose workers run one wafer per thread)")
     p.add_argument("--hash", choices=HASH_MODES, default="quick", dest="hash_mode",
                    help="how input files are recognised for skipping: quick (default; size, "
                         "modification time and the first, middle and last MiB) or full (SHA-256 of "
