@@ -85,8 +85,8 @@ def check_args(args) -> None:
     from sectionseg.detection.parallel import BYTES_PER_BATCH_PIXEL
 
     check_detection_arguments(args)
-    args.jobs = find_jobs(args.source)
     out = check_output_folder(args.out)
+    args.jobs = find_jobs(args.source)
     names = {j.name.lower() for j in args.jobs}
     for job in args.jobs:  # an output folder inside ROOT must not be a wafer's input
         for path in (job.gray, job.fluo, job.landmarks):
