@@ -4,8 +4,8 @@ wafer, so that it is current even when the batch itself is stopped) and as a pri
 Columns (:data:`SUMMARY_COLUMNS`):
 
 - ``name``, ``status``: ``done`` (detected in this run), ``skipped`` (complete outputs matching the
-  inputs were there already), ``failed`` (see ``error``), ``pending`` (not finished when the batch
-  stopped);
+  inputs were there already), ``failed`` (see ``error``), ``pending`` (not reported when the batch
+  was stopped: its outputs may be complete all the same, the next run then skips it);
 - ``sections``: paired sections found; ``lone_parts``: tissue or magnet parts without a partner;
   ``poor_fits``: parts whose quad fits their mask poorly (IoU < 0.8); ``doubtful_parts``: lone
   parts + poor fits, the parts a person should look at on ``overlay.png``;

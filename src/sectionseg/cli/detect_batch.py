@@ -115,6 +115,12 @@ def _relative_parts(path, root) -> tuple[str, ...]:
         return ()
 
 
+def _quiet_dask(record: logging.LogRecord) -> bool:
+    """Dask's and its libraries' records below ERROR are not shown (they say how workers start and
+    close)."""
+    return record.levelno >= logging.ERROR or not record.name.startswith(("distributed", "tornado", "asyncio"))
+
+
 def run(args) -> int:
     import sys
 
@@ -124,6 +130,8 @@ def run(args) -> int:
 
     if not getattr(args, "verbose", False):  # Dask's own lines (workers closing...) only with -v
         logging.getLogger("distributed").setLevel(logging.ERROR)
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(_quiet_dask)
     jobs = args.jobs
     where = args.scheduler or f"a local cluster of {args.local_workers} worker(s)"
     print(f"{len(jobs)} wafer(s) into {args.out} on {where}", flush=True)
