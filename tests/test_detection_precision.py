@@ -91,6 +91,33 @@ def test_the_model_runs_under_autocast_in_the_precision_asked():
     assert seen == [(True, torch.bfloat16, 3), (False, seen[1][1], 3)]
 
 
+def test_masks_come_back_binary_and_give_the_same_detections():
+    """With a mask threshold the predictor cuts masks where they are made (on the GPU: a quarter of
+    the bytes to copy); the detections are those of the probabilities."""
+    import torch
+
+    from sectionseg.detection.tiling import Tile
+
+    probs = torch.zeros(2, 1, 32, 32)
+    probs[0, 0, 4:20, 6:30] = 0.8
+    probs[0, 0, 4:20, 5] = 0.5  # exactly at the cut: kept by both
+    probs[1, 0, 10:14, 10:25] = 0.49
+
+    class Fixed(torch.nn.Module):
+        def forward(self, images):
+            return [{"boxes": torch.zeros(2, 4), "labels": torch.tensor([1, 2]), "scores": torch.tensor([0.9, 0.8]),
+                     "masks": probs.clone()} for _ in images]
+
+    plain = inference.model_predictor(Fixed(), "cpu", "fp32")([torch.rand(3, 32, 32)])[0]
+    cut = inference.model_predictor(Fixed(), "cpu", "fp32", mask_threshold=0.5)([torch.rand(3, 32, 32)])[0]
+    assert plain["masks"].dtype == torch.float32 and cut["masks"].dtype == torch.bool
+    found = [inference.detections_from_output(out, Tile(0, 0, 32, 32), 0, (32, 32), score_threshold=0.5,
+                                              mask_threshold=0.5) for out in (plain, cut)]
+    assert [(d.label, d.origin, d.mask.tolist()) for d in found[0]] == [(d.label, d.origin, d.mask.tolist())
+                                                                        for d in found[1]]
+    assert len(found[0]) == 1 and found[0][0].mask.shape == (16, 25)
+
+
 def test_proposals_are_set_on_the_model():
     import torch
 

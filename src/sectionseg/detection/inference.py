@@ -123,14 +123,18 @@ def autocast_dtype(precision: str):
     return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
 
 
-def model_predictor(model, device="cpu", precision: str = "fp32"):
+def model_predictor(model, device="cpu", precision: str = "fp32", mask_threshold: float | None = None):
     """Wrap a torchvision detection model (``torch.nn.Module``) in eval mode as a predictor (no
     gradients, float32 outputs on the CPU). ``precision``: ``fp32``, ``bf16`` or ``fp16`` (autocast:
     the convolutions and linear layers run in that type, box decoding and outputs stay float32).
 
     On a GPU the whole batch of tiles goes through the model in one call (``batch_size`` tiles of
     :func:`predict_tiles`; 16 by default), copied from pinned memory without waiting, with
-    channels-last weights and cuDNN's autotuner (tiles all have one size)."""
+    channels-last weights and cuDNN's autotuner (tiles all have one size).
+
+    ``mask_threshold``: masks come back binary (``masks >= mask_threshold``, bool), cut where they
+    are made (on the GPU): a quarter of the bytes to copy and keep, the same detections
+    (:func:`detections_from_output` applies the same cut to probabilities)."""
     import torch
 
     model.eval()
@@ -154,6 +158,10 @@ def model_predictor(model, device="cpu", precision: str = "fp32"):
         with torch.inference_mode(), torch.autocast(device_type, dtype=dtype or torch.float32,
                                                     enabled=dtype is not None):
             outputs = model([to_device(im) for im in images])
+            if mask_threshold is not None:
+                for out in outputs:
+                    if "masks" in out:
+                        out["masks"] = out["masks"].float() >= mask_threshold
         return [{k: v.detach().cpu().float() if v.is_floating_point() else v.detach().cpu()
                  for k, v in out.items()} for out in outputs]
 

@@ -30,14 +30,16 @@ def _load_reused(path, device: str):
 
 
 def resolve_model(model, device: str = "cpu", score_threshold: float | None = None,
-                  precision: str = "fp32", proposals: int | None = None, reuse: bool = False):
+                  precision: str = "fp32", proposals: int | None = None, reuse: bool = False,
+                  mask_threshold: float | None = None):
     """``(predictor, info)`` for a model path, a loaded ``(model, config, meta)`` tuple, a bare
     torch module, or None (the bundled model; InputError when it is missing). With
     ``score_threshold`` the model's own box score threshold is set to it, with ``proposals`` its
     number of region proposals per tile (the model is changed). ``precision``: see
     :func:`~sectionseg.detection.inference.resolve_precision`. ``reuse``: a model file loaded by this
     thread before (same file, size and modification time, device) is taken again instead of loaded
-    (every setting above is applied anew on each call)."""
+    (every setting above is applied anew on each call). ``mask_threshold``: the predictor returns
+    binary masks cut there (see :func:`~sectionseg.detection.inference.model_predictor`)."""
     import torch
 
     from sectionseg.model import default_model_path, load_model
@@ -68,7 +70,7 @@ def resolve_model(model, device: str = "cpu", score_threshold: float | None = No
         set_proposals(model, proposals)
     info["precision"] = resolve_precision(precision, device)
     info["proposals"] = getattr(getattr(model, "rpn", None), "_post_nms_top_n", {}).get("testing")
-    return model_predictor(model, device, info["precision"]), info
+    return model_predictor(model, device, info["precision"], mask_threshold), info
 
 
 def set_proposals(model, proposals: int) -> None:

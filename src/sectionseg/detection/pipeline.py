@@ -120,7 +120,7 @@ def detect_wafer(gray: np.ndarray, fluo: np.ndarray | None = None, *, model=None
     reserve_threshold = min(score_threshold, settings.reserve_score)
     if predictor is None:
         predictor, model_info = resolve_model(model, device, reserve_threshold, precision, proposals,
-                                              reuse=reuse_model)
+                                              reuse=reuse_model, mask_threshold=mask_threshold)
     else:
         model_info = {"predictor": getattr(predictor, "__name__", type(predictor).__name__)}
     if fluo is None:  # the bundled model is trained with half of its samples gray-only
