@@ -76,6 +76,33 @@ def test_prefetched_batches_give_the_same_detections():
     assert list(inference.prefetched(lambda k: k * k, [1, 2, 3])) == [(1, 1), (2, 4), (3, 9)]
 
 
+@pytest.mark.skipif(not can_fork(), reason="no fork")
+def test_on_a_gpu_the_model_runs_in_this_process_and_workers_only_fit(monkeypatch):
+    """CUDA does not survive fork: with --device cuda and --workers the model's batches stay in the
+    main process (prefetched), only the fitting goes to workers."""
+    import os
+
+    from detection_fakes import GroundTruthPredictor, rectangle
+
+    from sectionseg.detection.tiling import plan_tiles
+
+    gray = np.random.default_rng(4).integers(0, 255, (700, 900)).astype(np.uint8)
+    tiles = plan_tiles(900, 700, 256, 64)
+    truth = GroundTruthPredictor([(1, rectangle(300, 300, 120, 50, 10)), (2, rectangle(300, 352, 110, 46, 10))],
+                                 tiles)
+    pids, sizes = set(), []
+
+    def predictor(images):
+        pids.add(os.getpid())
+        sizes.append(len(images))
+        return truth(images)
+
+    result = detect_wafer(gray, predictor=predictor, scale=1.0, tile_size=256, overlap=64, device="cuda",
+                          workers=2, refine=False, skip_empty=False, progress=False)
+    assert pids == {os.getpid()} and sizes[0] == 16 and sum(sizes) == len(tiles)
+    assert result.params["batch_size"] == 16 and result.params["workers"] == 2 and len(result.sections) == 1
+
+
 def test_the_model_runs_under_autocast_in_the_precision_asked():
     import torch
 

@@ -75,7 +75,8 @@ def add_detection_arguments(p, *, workers: bool = True) -> None:
     if workers:
         p.add_argument("--workers", type=int,
                        help="processes for inference and fitting (default: one per core, at most "
-                            f"{MAX_AUTO_WORKERS}, on the CPU; 1 with --device cuda)")
+                            f"{MAX_AUTO_WORKERS}, on the CPU; 1 with --device cuda, where the model runs "
+                            "in the main process and the workers fit the quads)")
     p.add_argument("--skip-repair", nargs="+", default=[], choices=STEPS, metavar="STEP",
                    help="repair steps after the model to switch off (all run by default; recorded in "
                         f"report.json): {', '.join(STEPS)}")

@@ -100,7 +100,8 @@ def detect_wafer(gray: np.ndarray, fluo: np.ndarray | None = None, *, model=None
     - ``precision``: ``auto`` (bf16 on CPUs that run it natively, else fp32), ``fp32`` or ``bf16``;
       ``proposals``: region proposals per tile (None: the model's own setting).
     - ``workers``: processes for inference and quad fitting (None: one per core up to 8 on the CPU,
-      1 on a GPU or with a ``predictor``; see :mod:`sectionseg.detection.parallel`).
+      1 on a GPU or with a ``predictor``; see :mod:`sectionseg.detection.parallel`). On a GPU the
+      model always runs in this process and ``workers`` fit the quads.
     - ``settings``: thresholds of the post-processing and the repair steps that run
       (:class:`~sectionseg.detection.settings.RepairSettings`; None: the defaults). Recorded in the
       result's ``params["settings"]``.
@@ -116,7 +117,10 @@ def detect_wafer(gray: np.ndarray, fluo: np.ndarray | None = None, *, model=None
     # a caller's own predictor may keep state (tests): it runs in this process unless told otherwise
     n_workers = resolve_workers(workers, device) if predictor is None or workers is not None else 1
     batch_size = resolve_batch_size(batch_size, device)
-    prefetch = str(device).startswith("cuda")
+    on_gpu = str(device).startswith("cuda")
+    prefetch = on_gpu
+    # a GPU runs the model in this process (CUDA does not survive fork); workers fit the quads only
+    infer_workers = 1 if on_gpu else n_workers
     reserve_threshold = min(score_threshold, settings.reserve_score)
     if predictor is None:
         predictor, model_info = resolve_model(model, device, reserve_threshold, precision, proposals,
@@ -154,7 +158,8 @@ def detect_wafer(gray: np.ndarray, fluo: np.ndarray | None = None, *, model=None
     if skip_empty and len(all_tiles) > 1:
         tiles = [t for t, busy in zip(all_tiles, content_flags(source, all_tiles)) if busy]
     raw = predict_tiles(source, tiles, predictor, batch_size=batch_size, score_threshold=reserve_threshold,
-                        mask_threshold=mask_threshold, workers=n_workers, progress=progress, prefetch=prefetch)
+                        mask_threshold=mask_threshold, workers=infer_workers, progress=progress,
+                        prefetch=prefetch)
     timings["inference"] = time.perf_counter() - t
 
     t = time.perf_counter()
