@@ -239,3 +239,15 @@ def test_big_tiled_tiff_is_read_tile_by_tile(tmp_path, monkeypatch):
     image = images.read_image(tmp_path / "t.tif")
     assert isinstance(image, images.LazyImage)
     assert np.array_equal(image[130:300, 5:400], data[130:300, 5:400]) and image.largest_read == 170 * 395
+    # small windows come from decoded tiles kept in a per-process cache; any window reads right
+    assert image.chunks == (128, 128) and len(image._cache) == 0  # 8 tiles: read directly
+    assert np.array_equal(image[130:140, 5:140], data[130:140, 5:140]) and len(image._cache) == 2
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        r, c, h, w = *rng.integers(0, 590, 1), *rng.integers(0, 690, 1), *rng.integers(1, 300, 2)
+        assert np.array_equal(image[r:r + h, c:c + w], data[r:r + h, c:c + w])
+    assert np.array_equal(image[::7, 3::5], data[::7, 3::5]) and image[599, 699] == data[599, 699]
+    assert np.array_equal(image[-10:, -20:-3], data[-10:, -20:-3])
+    monkeypatch.setattr(images, "LAZY_CACHE_BYTES", 3 * 128 * 128 * 2)
+    image[0:10, 0:10], image[300:310, 300:310]
+    assert len(image._cache) <= 3  # the budget holds

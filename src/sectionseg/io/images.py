@@ -30,6 +30,11 @@ _SAMPLE_STEP_TARGET = 2_000_000  # pixels sampled for percentile estimation
 _PIL_CONVERT = {"LA": "L", "P": "RGB", "PA": "RGB"}
 #: a tiled / compressed TIFF decoded bigger than this is read lazily, tile by tile (:class:`LazyImage`)
 LAZY_MIN_BYTES = 64 * 2 ** 20
+#: decoded chunks a :class:`LazyImage` keeps per process, bytes: the small windows of fitting and repairs
+#: fall in a few chunks, read (decompressed) once instead of once per window
+LAZY_CACHE_BYTES = 128 * 2 ** 20
+#: windows touching more chunks than this are read directly, not through the cache
+LAZY_CACHED_CHUNKS = 4
 #: metadata files that make a folder a Zarr array or group (Zarr v2 and v3)
 ZARR_METADATA = (".zarray", ".zgroup", "zarr.json")
 
@@ -42,29 +47,83 @@ class LazyImage:
     ``opener()`` returns the underlying array (a zarr array, a TIFF's zarr store...), N-D with
     ``lead`` indices for its leading axes (OME-Zarr's ``t, c, z`` of size 1). It is called again in
     a forked process, so worker processes never share a file handle (and its position) with the
-    parent. ``largest_read`` is the most pixels one read returned (tests, benchmarks).
+    parent. Windows of a few chunks are assembled from decoded chunks kept in a small per-process
+    cache (:data:`LAZY_CACHE_BYTES`). ``largest_read`` is the most pixels one read returned (tests,
+    benchmarks).
     """
 
     def __init__(self, opener, lead: tuple = (), *, name: str = ""):
         self._opener, self._lead, self.name = opener, tuple(lead), name
-        self._array, self._pid = None, None
+        self._array, self._pid, self._cache = None, None, None
         array = self._get()
         self.shape = tuple(int(n) for n in array.shape[len(self._lead):])
         self.dtype = np.dtype(array.dtype)
         self.ndim = len(self.shape)
         self.size = int(np.prod(self.shape))
+        chunks = getattr(array, "chunks", None)
+        self.chunks = None
+        if chunks is not None and len(chunks) == len(array.shape) and self.ndim == 2:
+            self.chunks = tuple(int(c) for c in chunks[len(self._lead):])
         self.largest_read = 0
 
     def _get(self):
         if self._array is None or self._pid != os.getpid():
-            self._array, self._pid = self._opener(), os.getpid()
+            from collections import OrderedDict
+
+            self._array, self._pid, self._cache = self._opener(), os.getpid(), OrderedDict()
         return self._array
+
+    def _window(self, key: tuple) -> tuple[int, int, int, int] | None:
+        """``(r0, r1, c0, c1)`` when ``key`` is a plain 2-D window (slices of step 1), else None."""
+        if self.chunks is None or len(key) > 2:
+            return None
+        key = key + (slice(None),) * (2 - len(key))
+        bounds = []
+        for k, n in zip(key, self.shape):
+            if not isinstance(k, slice) or k.step not in (None, 1):
+                return None
+            start, stop, _ = k.indices(n)
+            if stop <= start:
+                return None
+            bounds += [start, stop]
+        return tuple(bounds)
+
+    def _chunk(self, ci: int, cj: int) -> np.ndarray:
+        key = (ci, cj)
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        ch, cw = self.chunks
+        block = np.asarray(self._get()[self._lead + (slice(ci * ch, (ci + 1) * ch), slice(cj * cw, (cj + 1) * cw))])
+        self._cache[key] = block
+        limit = max(1, LAZY_CACHE_BYTES // max(1, ch * cw * self.dtype.itemsize))
+        while len(self._cache) > limit:
+            self._cache.popitem(last=False)
+        return block
+
+    def _cached_read(self, r0: int, r1: int, c0: int, c1: int) -> np.ndarray | None:
+        ch, cw = self.chunks
+        rows, cols = range(r0 // ch, (r1 - 1) // ch + 1), range(c0 // cw, (c1 - 1) // cw + 1)
+        if len(rows) * len(cols) > LAZY_CACHED_CHUNKS:
+            return None
+        self._get()
+        out = np.empty((r1 - r0, c1 - c0), dtype=self.dtype)
+        for ci in rows:
+            for cj in cols:
+                block = self._chunk(ci, cj)
+                y0, y1 = max(r0, ci * ch), min(r1, ci * ch + block.shape[0])
+                x0, x1 = max(c0, cj * cw), min(c1, cj * cw + block.shape[1])
+                out[y0 - r0:y1 - r0, x0 - c0:x1 - c0] = block[y0 - ci * ch:y1 - ci * ch, x0 - cj * cw:x1 - cj * cw]
+        return out
 
     def __getitem__(self, key) -> np.ndarray:
         key = key if isinstance(key, tuple) else (key,)
         if any(k is Ellipsis or k is None for k in key):
             raise IndexError("LazyImage takes integers and slices only")
-        out = np.asarray(self._get()[self._lead + key])
+        window = self._window(key)
+        out = None if window is None else self._cached_read(*window)
+        if out is None:
+            out = np.asarray(self._get()[self._lead + key])
         self.largest_read = max(self.largest_read, int(out.size))
         return out
 
@@ -76,7 +135,7 @@ class LazyImage:
         return self.shape[0]
 
     def __getstate__(self):  # pickled (another process): reopened there
-        return {**self.__dict__, "_array": None, "_pid": None}
+        return {**self.__dict__, "_array": None, "_pid": None, "_cache": None}
 
     def __repr__(self) -> str:
         return f"LazyImage({self.name!r}, shape={self.shape}, dtype={self.dtype})"
