@@ -1,12 +1,31 @@
 """Shared fixtures. ``REAL_LAYOUTS`` points at ../shared/data/real_layouts beside the repo (may be absent)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+# Qt without a display (the GUI tests; set before anything loads Qt)
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
 REPO = Path(__file__).resolve().parents[1]
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests that need a QApplication are skipped, with the reason, when a child process cannot create
+    one (asked once per session, only when such a test was collected): on a machine without Qt's
+    system libraries Qt aborts the process that tries, which would end the whole test run."""
+    from qt_probe import QT_FIXTURES, qt_problem
+
+    needing = [item for item in items if QT_FIXTURES & set(getattr(item, "fixturenames", ()))]
+    if not needing:
+        return
+    problem = qt_problem()
+    if problem:
+        for item in needing:
+            item.add_marker(pytest.mark.skip(reason=problem))
 REAL_LAYOUTS = REPO.parent / "shared" / "data" / "real_layouts"
 
 

@@ -77,8 +77,11 @@ def test_lone_duplicates_and_implausible_parts_are_dropped():
             Section(Part(rectangle(900, 250, 127, 50, 0)), None, score=0.8)]  # ... but too unsure alone
     kept = drop_duplicates(sections, lone)
     assert len(kept) == 4
-    kept, dummies, implausible = drop_implausible(kept, sections)
+    why = {}
+    kept, dummies, implausible = drop_implausible(kept, sections, reasons=why)
     assert (len(kept), dummies, implausible) == (1, 1, 2) and kept[0] is lone[3]
+    assert [why.get(id(s)) for s in lone[1:]] == ["dummy-like", "implausible size", None, "low score"]
+    assert drop_implausible(lone[1:], sections)[1:] == (dummies, implausible)  # the same without reasons
 
 
 def test_tiles_of_bare_wafer_are_skipped_and_nothing_is_lost(rng):
@@ -169,3 +172,85 @@ def test_a_magnet_that_swallowed_the_gap_to_its_tissue_is_trimmed_and_touching_o
         assert np.hypot(*np.subtract(got.magnet.centre, truth.magnet.centre)) < 0.3
         assert got.tissue == truth.tissue and got.extra["gap_trimmed"]
     assert trimmed[len(cases):] == touching  # parts that truly touch keep their sides
+
+
+def test_a_dummy_strip_merged_into_the_tissue_is_cut_off_at_the_gap_and_clean_tissues_are_kept():
+    import cv2
+
+    from sectionseg.detection.evidence import measure_levels
+    from sectionseg.detection.strips import trim_merged_strips
+
+    def with_dummy(cx, cy, angle, gap, merged):
+        """(truth, as seen): a dummy strip 14 px wide lies ``gap`` px beyond the tissue's far side;
+        ``merged`` px of gap and dummy are inside the tissue as seen."""
+        v = np.array([np.sin(np.radians(angle)), np.cos(np.radians(angle))])  # tissue -> magnet
+        truth = section(cx, cy, angle)
+        dummy = rectangle(*(np.array([cx, cy]) - v * (25.0 + gap + 7.0)), 110.0, 14.0, angle)
+        seen = rectangle(*(np.array([cx, cy]) - v * merged / 2), 127.0, 50.0 + merged, angle)
+        return truth, dummy, Section.from_arrays(seen, truth.magnet.polygon)
+
+    cases = [with_dummy(150 + 220 * (k % 3), 140 + 200 * (k // 3), 7.0 * k, gap=2.5, merged=10.0)
+             for k in range(4)]
+    flush = with_dummy(150, 940, 5.0, gap=0.0, merged=10.0)      # dummy touching: no edge to find
+    clean = [section(150 + 220 * (k % 3), 1140 + 200 * (k // 3), 6.0 * k) for k in range(9)]
+    gray = np.full((1750, 700), 200, np.uint8)
+    for truth, dummy, _ in cases + [flush]:
+        fill_polygon(gray, dummy, 40)
+    truths = [t for t, _, _ in cases + [flush]] + clean
+    for s in truths:
+        fill_polygon(gray, s.tissue.polygon, 40)
+        fill_polygon(gray, s.magnet.polygon, 120)
+    gray = cv2.GaussianBlur(gray, (0, 0), 0.8)
+    source = _source(gray, None)
+    seen = [s for _, _, s in cases + [flush]] + clean
+    levels = measure_levels(seen, source)
+    out, record = trim_merged_strips(seen, source, levels)
+    assert record["trimmed"] == len(cases), record
+    assert record["depth_ratio"] == pytest.approx(50 / 46, rel=0.05)
+    for got, truth in zip(out[:len(cases)], truths):
+        assert np.hypot(*np.subtract(got.tissue.centre, truth.tissue.centre)) < 0.5
+        assert got.extra["strip_trimmed"] and np.allclose(got.magnet.polygon, truth.magnet.polygon)
+    assert out[len(cases)] is seen[len(cases)]             # no gap line: kept as seen
+    assert out[len(cases) + 1:] == clean                   # clean tissues keep their sides
+    few, record = trim_merged_strips(seen[:5], source, levels)
+    assert few == seen[:5] and "skipped" in record
+
+
+def test_a_whole_section_seen_as_one_part_is_split_at_its_shared_edge():
+    import cv2
+
+    from sectionseg.detection.merged import split_merged
+
+    truths = [section(150 + 230 * (k % 3), 150 + 230 * (k // 3), 11.0 * k) for k in range(5)]
+    gray = np.full((520, 720), 200, np.uint8)
+    fluo = np.full((520, 720), 20, np.uint8)
+    for s in truths:
+        fill_polygon(gray, s.tissue.polygon, 70)
+        fill_polygon(gray, s.magnet.polygon, 95)     # halves alike, one straight step between them
+        fill_polygon(fluo, s.magnet.polygon, 200)
+    gray = cv2.GaussianBlur(gray, (0, 0), 0.8)
+    plain = Section.from_arrays(None, rectangle(610, 380, 127.0, 60.0, 5.0))  # no edge across it
+    fill_polygon(gray, plain.magnet.polygon, 90)
+    whole = [Section(None, Part(_hull(s)), score=0.95) for s in truths]
+
+    for f in (fluo, None):  # the fluorescence, or else the darker half, tells the tissue
+        found, rest = split_merged(whole + [plain], [], _source(gray, f), None)
+        assert len(found) == len(truths) and rest == [plain]
+        for got, truth in zip(found, truths):
+            assert got.extra["split_from_one_part"] and got.score == 0.95
+            assert np.hypot(*np.subtract(got.tissue.centre, truth.tissue.centre)) < 1.0
+            assert np.hypot(*np.subtract(got.magnet.centre, truth.magnet.centre)) < 1.0
+    # beside paired sections, only lone parts too large for the wafer are candidates
+    found, rest = split_merged(whole, truths, _source(gray, fluo), None)
+    assert len(found) == len(truths)
+    small = [Section(None, s.magnet, score=0.9) for s in truths]
+    assert split_merged(small, truths, _source(gray, fluo), None) == ([], small)
+
+
+def _hull(s):
+    """The 4 outer corners of a section whose parts share a long edge."""
+    from sectionseg.geometry.fitting import order_corners
+    import cv2
+
+    pts = np.vstack([s.tissue.polygon, s.magnet.polygon]).astype(np.float32)
+    return order_corners(cv2.boxPoints(cv2.minAreaRect(pts)).astype(np.float64))

@@ -95,6 +95,24 @@ def test_sbemimage_dialect_and_no_overlay(tmp_path):
     assert read_magc(paths["magc"]).dialect == "sbemimage"
 
 
+def test_given_orders_entries_and_rejected_reasons(tmp_path):
+    from sectionseg.formats import MagcEntry
+
+    sections, unpaired = _detections(2)
+    n = len(sections)
+    rejected = [Section(unpaired[0].tissue, None, score=0.4, extra={"rejected": "low score"}),
+                Section(None, unpaired[1].magnet, score=0.9, extra={"rejected": "duplicate"})]
+    paths = write_detection_outputs(tmp_path, sections, [], overlay_image=None, report={},
+                                    serial_order=list(range(n))[::-1], stage_order=[1, 0] + list(range(2, n)),
+                                    magc_entries=[MagcEntry("focus", [("x", "1")])], rejected=rejected)
+    magc = read_magc(paths["magc"])
+    assert magc.serial_order == list(range(n))[::-1] and magc.stage_order[:3] == [1, 0, 2]
+    assert [(e.header, e.items) for e in magc.entries] == [("focus", [("x", "1")])]
+    report = json.loads(paths["report"].read_text())
+    assert [(r["part"], r["reason"]) for r in report["rejected_parts"]] == [("tissue", "low score"),
+                                                                           ("magnet", "duplicate")]
+
+
 def test_half_sections_are_refused_as_paired(tmp_path):
     sections, unpaired = _detections()
     with pytest.raises(ValueError):

@@ -146,7 +146,7 @@ def test_the_ranges_table_accepts_the_defaults():
                "synth": ["a", "--labels", "l", "--out", "o", "--count", "1"], "dataset": ["--out", "o"],
                "train": ["--data", "d", "--out", "o"], "finetune": ["g", "--labels", "l", "--out", "o"],
                "evaluate": ["--data", "d", "--out", "o"], "export": ["a", "b"], "demo": [],
-               "order": ["beads", "--out", "o"], "detect-batch": ["m.csv", "--out", "o"]}
+               "order": ["beads", "--out", "o"], "proofread": ["g", "d"], "detect-batch": ["m.csv", "--out", "o"]}
     for command in COMMANDS:
         check_options(parser.parse_args([command, *minimal[command]]))
 

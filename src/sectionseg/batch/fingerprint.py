@@ -32,7 +32,7 @@ _MIB = 1 << 20
 #: options of a detection that change its outputs (``workers`` and the progress bar do not)
 KEY_OPTIONS = ("tile_size", "overlap", "batch_size", "score_threshold", "mask_threshold", "section_size",
                "device", "precision", "proposals", "skip_repair", "magc_dialect", "pair_scale",
-               "pair_integers")
+               "pair_integers", "serial_order")
 
 
 def _sample_hash(path: Path, size: int) -> str:

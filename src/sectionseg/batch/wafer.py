@@ -20,6 +20,9 @@ from sectionseg.errors import InputError
 
 log = logging.getLogger(__name__)
 
+#: values of ``--serial-order``
+SERIAL_ORDERS = ("index", "overview")
+
 
 def load_inputs(gray_path, fluo_path=None):
     """Read (memory-map, or open lazily) the gray and optional fluorescence images; InputError when
@@ -73,13 +76,14 @@ def wafer_record(gray_path, fluo_path, landmarks_path, model_path, options: dict
 
 def detect_files(gray_path, fluo_path, out_dir, *, model=None, magc_dialect: str = "magfinder",
                  progress: bool = True, landmarks_path=None, pair_scale: float = 1.0,
-                 pair_integers: bool = False, record: dict | None = None, hash_mode: str = "quick",
-                 **detect_kwargs):
+                 pair_integers: bool = False, serial_order: str = "index", record: dict | None = None,
+                 hash_mode: str = "quick", **detect_kwargs):
     """Detect the sections of image files and write every output into ``out_dir``.
 
     All inputs (images, landmarks, model, parameters) are checked before ``out_dir`` is created, so
     a bad input leaves nothing behind. ``landmarks_path``: landmark file (image px) for
-    ``sections.magc``; ``pair_scale``, ``pair_integers``: MagC pair only; ``detect_kwargs`` go to
+    ``sections.magc``; ``pair_scale``, ``pair_integers``: MagC pair only; ``serial_order``:
+    ``index`` or ``overview`` (:func:`serial_order_from_overview`); ``detect_kwargs`` go to
     :func:`sectionseg.detection.detect_wafer`. ``record``: the wafer's
     :func:`~sectionseg.batch.fingerprint.input_record` when the caller made it already (else it is
     made here, with ``hash_mode``). Returns ``(DetectionResult, {output name: path}, report dict)``.
@@ -99,11 +103,15 @@ def detect_files(gray_path, fluo_path, out_dir, *, model=None, magc_dialect: str
                              "nothing to detect", path)
     landmarks = None if landmarks_path is None else read_landmarks(landmarks_path)
     _warn_outside(landmarks or [], gray.shape[1], gray.shape[0], landmarks_path)
+    if serial_order not in SERIAL_ORDERS:
+        raise InputError(f"unknown serial order {serial_order!r}; choose one of {', '.join(SERIAL_ORDERS)}")
+    if serial_order == "overview" and fluo is None:
+        raise InputError("--serial-order overview needs --fluo (the beads are seen in the fluorescence image)")
     model_path = resolve_model_path(model)
     if record is None:
         record = wafer_record(gray_path, fluo_path, landmarks_path, model_path,
                               {**detect_kwargs, "magc_dialect": magc_dialect, "pair_scale": pair_scale,
-                               "pair_integers": pair_integers}, hash_mode)
+                               "pair_integers": pair_integers, "serial_order": serial_order}, hash_mode)
     t0 = time.perf_counter()
     result = detect_wafer(gray, fluo, model=model_path, progress=progress, **detect_kwargs)
     seconds = time.perf_counter() - t0
@@ -121,12 +129,51 @@ def detect_files(gray_path, fluo_path, out_dir, *, model=None, magc_dialect: str
         "magc_dialect": magc_dialect,
         "magc_pair": {"scale": float(pair_scale), "integers": bool(pair_integers)},
     })
+    order, write_order = None, None
+    if serial_order == "overview":
+        order, report["serial_order"], write_order = serial_order_from_overview(fluo, result.sections)
+    else:
+        report["serial_order"] = {"source": "index", "note": "placeholder: the section numbers; 'sectionseg "
+                                  "order' puts the order from bead images into sections.magc"}
     paths = write_detection_outputs(out_dir, result.sections, result.unpaired, overlay_image=gray,
                                     report=report, magc_dialect=magc_dialect, image_path=gray_path,
                                     image_size=(int(gray.shape[1]), int(gray.shape[0])),
                                     landmarks=landmarks, pair_scale=pair_scale,
-                                    pair_integers=pair_integers)
+                                    pair_integers=pair_integers, rejected=result.rejected,
+                                    serial_order=order, extra_files=write_order)
     return result, paths, report
+
+
+def serial_order_from_overview(fluo, sections):
+    """The overview order of ``sections`` (:func:`sectionseg.serial.overview.overview_order`):
+    ``(order or None, report entry, writer of OUT/order/ or None)``. ``order`` is None (the index
+    order stays) when the beads are not resolved; the report entry says why, and how reliable a
+    proposed order is."""
+    from sectionseg.serial.overview import overview_order
+    from sectionseg.serial.report import write_order_outputs
+
+    ov = overview_order(fluo, sections)
+    entry = ov.summary()
+    entry["written"] = "overview" if ov.proposed else "index (placeholder: no order proposed)"
+    if ov.proposed:
+        entry["doubtful_links"] = [{"position": k, "from": link["from"], "to": link["to"], "doubts": link["doubts"]}
+                                   for k, link in enumerate(ov.result.links) if link["doubts"]]
+        entry["report"] = "order/order_report.json"
+        log.info("serial order from the overview: %d sections, %d doubtful links, reliability %s",
+                 len(ov.order), entry["links_doubtful"], entry["reliability"])
+    else:
+        log.warning("no serial order from the overview: %s", ov.reason)
+    if not ov.proposed:
+        return None, entry, None
+
+    def write(stage):
+        write_order_outputs(stage / "order", ov.result, settings=ov.settings.order_settings(),
+                            load_images=lambda i: [ov.crops[i]], pictures="doubtful",
+                            extra={"source": "overview", "ids": "section indices of sections.magc (0-based)",
+                                   "overview": {k: v for k, v in entry.items() if k != "doubtful_links"}})
+        return ["order"]
+
+    return ov.order, entry, write
 
 
 def existing_run(out_dir: str | os.PathLike) -> dict | None:

@@ -101,6 +101,7 @@ OPTION_RANGES: dict = {
     ("order", "candidates"): Range(1, 10000),
     ("simulate", "bead_damaged"): Range(0, 0.5),
     ("simulate", "bead_missing"): Range(0, 0.5),
+    ("simulate", "overview_beads"): Range(0, 1000, lo_open=True),
 }
 
 

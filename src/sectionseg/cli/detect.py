@@ -6,7 +6,7 @@ import logging
 import os
 import sys
 
-from sectionseg.batch.wafer import detect_files
+from sectionseg.batch.wafer import SERIAL_ORDERS, detect_files
 from sectionseg.cli._checks import check_device, check_image_file, check_input_file, check_model_file, check_output_folder
 from sectionseg.errors import InputError
 
@@ -65,6 +65,13 @@ def add_detection_arguments(p, *, workers: bool = True) -> None:
     p.add_argument("--pair-integers", action="store_true",
                    help="round the MagC pair's coordinates to whole pixels, as in the original MagC "
                         "files (default: up to 3 decimals)")
+    p.add_argument("--serial-order", choices=SERIAL_ORDERS, default="index",
+                   help="serial order written into sections.magc: index (default: the section numbers, a "
+                        "placeholder; 'sectionseg order' puts the order from bead images there) or overview "
+                        "(needs --fluo: from the beads of each magnet in the fluorescence image, when the "
+                        "overview resolves them; its reliability goes into report.json, its report into "
+                        "OUT/order/; when the beads are not resolved the index order stays and report.json "
+                        "says why)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="torch device (default cpu)")
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="arithmetic of the model: auto (default) = bf16 on CPUs that run it natively "
@@ -92,7 +99,7 @@ def detection_options(args) -> dict:
                 score_threshold=args.score_threshold, mask_threshold=args.mask_threshold,
                 section_size=args.section_size, device=args.device, precision=args.precision,
                 proposals=args.proposals, workers=getattr(args, "workers", None),
-                settings=RepairSettings().without(*args.skip_repair))
+                serial_order=args.serial_order, settings=RepairSettings().without(*args.skip_repair))
 
 
 def check_detection_arguments(args) -> None:
@@ -123,6 +130,8 @@ def check_args(args) -> None:
     folder: all before any work (and before torch is imported)."""
     from sectionseg.io.images import image_size
 
+    if args.serial_order == "overview" and args.fluo is None:
+        raise InputError("--serial-order overview needs --fluo (the beads are seen in the fluorescence image)")
     check_detection_arguments(args)
     check_image_file(args.gray, "image file")
     if args.fluo is not None:
@@ -144,6 +153,14 @@ def run(args: argparse.Namespace) -> int:
     print(f"found {c['sections']} sections ({c['unpaired']} unpaired parts, {c['dropped_dummies']} "
           f"dummy-like parts dropped) on {c['tiles']} tiles at scale {result.scale:.3g} in "
           f"{report['total_seconds']:.1f} s")
+    so = report.get("serial_order", {})
+    if so.get("source") == "overview":
+        if so["proposed"]:
+            print(f"serial order from the overview ({so['beads_per_magnet_median']:g} beads per magnet, "
+                  f"{so['links_doubtful']} of {so['links']} links doubtful, reliability {so['reliability']}) "
+                  "written into sections.magc")
+        else:
+            print(f"no serial order from the overview: {so['reason']}")
     for name, path in sorted(paths.items()):
         print(f"  {name}: {os.fspath(path)}")
     return 0

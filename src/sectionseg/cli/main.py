@@ -26,8 +26,8 @@ from sectionseg.errors import InputError, ResourceError
 from sectionseg.io.interrupts import blocked_signals
 
 # Order shown in --help. Each name (``-`` read as ``_``) is a module of this package with a ``register`` function.
-COMMANDS = ("demo", "detect", "detect-batch", "simulate", "convert", "show", "tiles", "synth", "dataset", "train", "finetune",
-            "evaluate", "export", "order")
+COMMANDS = ("demo", "detect", "detect-batch", "simulate", "convert", "show", "tiles", "synth", "dataset", "train",
+            "finetune", "evaluate", "export", "order", "proofread")
 
 #: OSError numbers that say the machine (disk, permissions, quota), not sectionseg, is at fault
 _PLACE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO,

@@ -30,16 +30,24 @@ def register(subparsers) -> None:
     beads.add_argument("--bead-damaged", type=float, default=0.02, help="share of damaged sections (default 0.02)")
     beads.add_argument("--bead-missing", type=float, default=0.0,
                        help="share of sections lost while cutting (gaps in the series; default 0)")
+    beads.add_argument("--overview-beads", type=float, metavar="UM",
+                       help="with --beads: the fluorescence image's magnets show their section's own beads "
+                            "(the same block as the bead images) at UM micrometres per wafer px, so that "
+                            "'detect --serial-order overview' can be checked against the truth (default: "
+                            "random beads, the images of earlier versions)")
     p.set_defaults(func=run, check=check_args)
 
 
 def check_args(args: argparse.Namespace) -> None:
     """Style, sizes, counts, memory, the layout file and the output folder, before any work."""
     from sectionseg.cli._checks import check_input_path, check_memory, check_output_folder
+    from sectionseg.errors import InputError
     from sectionseg.simulation.styles import get_style
     from sectionseg.simulation.wafer import check_request, memory_needed
 
     get_style(args.style)
+    if args.overview_beads is not None and not args.beads:
+        raise InputError("--overview-beads needs --beads")
     check_request(args.width, args.height, args.sections, args.density, layout=args.layout is not None)
     if args.layout is not None:
         check_input_path(args.layout, "layout file")
@@ -60,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
     summary = simulate_wafer(args.out, seed=args.seed, width=args.width, height=args.height,
                              n_sections=args.sections, density=args.density, style=args.style,
                              layout_path=args.layout, layout_scale=args.layout_scale,
-                             dummies=not args.no_dummies, beads=beads)
+                             dummies=not args.no_dummies, beads=beads,
+                             overview_beads_um=args.overview_beads)
     print(f"simulated {summary['width']}x{summary['height']} px wafer, style {summary['style']}, "
           f"seed {summary['seed']}: {summary['n_sections']} sections ({summary['n_dummies']} with "
           f"dummies), {summary['bit_depth']}-bit -> {args.out}"

@@ -14,6 +14,8 @@ import numpy as np
 
 from sectionseg.datasets.labels import REFERENCE_SECTION_SIZE
 from sectionseg.detection.consensus import tissue_consensus
+from sectionseg.detection.merged import split_merged
+from sectionseg.detection.strips import trim_merged_strips
 from sectionseg.detection.content import content_flags
 from sectionseg.detection.evidence import measure_levels
 from sectionseg.detection.fit import fit_parts, to_fit_frame
@@ -51,7 +53,15 @@ class DetectionResult:
       the quad's IoU with the mask);
     - ``timings``: seconds per stage; ``scale``: working px per source px; ``params``: the
       parameters used; ``counts``: numbers per stage (tiles, raw and merged detections, dropped dummies);
-      ``normalisation``: the intensity normalisation record; ``scale_info``: the scale estimate's trials.
+      ``normalisation``: the intensity normalisation record; ``scale_info``: the scale estimate's trials;
+    - ``rejected``: the lone parts dropped, for people to look at (``report.json``:
+      ``rejected_parts``), each with its reason in ``extra["rejected"]``: ``duplicate``
+      (``drop_duplicates``), ``low score``, ``dummy-like`` or ``implausible size``
+      (``drop_implausible``), ``no visible outline`` (``split_unseen``, not completed from the image).
+
+    ``extra`` of a section may also name the repairs that made it: ``recovered``, ``regrown``,
+    ``rebuilt`` (a part rebuilt beside its partner), ``gap_trimmed``, ``swapped_by_consensus``
+    (written to ``sections.csv``'s ``repairs`` column).
     """
 
     sections: list[Section]
@@ -63,6 +73,7 @@ class DetectionResult:
     counts: dict = field(default_factory=dict)
     normalisation: dict = field(default_factory=dict)
     scale_info: dict = field(default_factory=dict)
+    rejected: list[Section] = field(default_factory=list)
 
     def report(self) -> dict:
         """JSON-ready summary (no polygons); the model's identity is under ``"model"``."""
@@ -180,6 +191,7 @@ def detect_wafer(gray: np.ndarray, fluo: np.ndarray | None = None, *, model=None
             (tissues if det.label == 1 else magnets).append((Part(quad), det.score, det, iou))
     # touching parts seen as one region: rebuilt beside their clean partners, tissues first
     n_tissues = n_magnets = 0
+    fitted_tissues, fitted_magnets = [p for p, *_ in tissues], [p for p, *_ in magnets]
     if run("rebuild_touching"):
         tissues, n_tissues = rebuild_touching(tissues, [(p, sc) for p, sc, _, _ in magnets], source, "tissue",
                                               refine, settings)
@@ -187,10 +199,14 @@ def detect_wafer(gray: np.ndarray, fluo: np.ndarray | None = None, *, model=None
     else:
         tissues = [(p, sc) for p, sc, _, _ in tissues]
         magnets = [(p, sc) for p, sc, _, _ in magnets]
+    rebuilt = {id(p): "tissue" for p in _new_parts(tissues, fitted_tissues)}
+    rebuilt.update({id(p): "magnet" for p in _new_parts(magnets, fitted_magnets)})
     timings["fit"] = time.perf_counter() - t
 
     t = time.perf_counter()
     sections, unpaired = pair_sections(tissues, magnets)
+    sections = [_mark_rebuilt(s, rebuilt) for s in sections]
+    unpaired = [_mark_rebuilt(s, rebuilt) for s in unpaired]
     recovered, split = [], []
     if run("recover_partners"):
         recovered, unpaired = recover_partners(unpaired, reserve, source, refine)
@@ -204,14 +220,33 @@ def detect_wafer(gray: np.ndarray, fluo: np.ndarray | None = None, *, model=None
         sections, n_regrown = regrow_small(sections, source, refine, levels, settings)
     if refine and run("trim_gaps"):
         sections, n_trimmed = trim_gaps(sections, source, settings)
+    strips_info: dict = {}
+    if refine and run("trim_strips"):
+        sections, strips_info = trim_merged_strips(sections, source, levels, settings)
     unpaired += split
     n_unpaired = len(unpaired)
+    rejected: list[Section] = []
+
+    def reject(parts, reason) -> None:  # copies: the dropped parts, with why (report.json)
+        rejected.extend(Section(s.tissue, s.magnet, s.dummy, s.score, {**s.extra, "rejected": reason(s)})
+                        for s in parts)
+
     if run("drop_duplicates"):
+        before = unpaired
         unpaired = drop_duplicates(sections, unpaired)
+        kept = {id(s) for s in unpaired}
+        reject([s for s in before if id(s) not in kept], lambda s: "duplicate")
     n_duplicates = n_unpaired - len(unpaired)
+    merged: list[Section] = []
+    if run("split_merged"):
+        merged, unpaired = split_merged(unpaired, sections, source, levels, settings)
+        sections += merged
     n_dummies = n_implausible = 0
     if run("drop_implausible"):
-        unpaired, n_dummies, n_implausible = drop_implausible(unpaired, sections, settings)
+        before, why = unpaired, {}
+        unpaired, n_dummies, n_implausible = drop_implausible(unpaired, sections, settings, reasons=why)
+        kept = {id(s) for s in unpaired}
+        reject([s for s in before if id(s) not in kept], lambda s: why.get(id(s)))
     # a lone part with no visible outline is dropped unless its partner shows on the image; known
     # parts that partner strips must not cover are the paired and the visible lone ones
     unseen: list[Section] = []
@@ -224,6 +259,7 @@ def detect_wafer(gray: np.ndarray, fluo: np.ndarray | None = None, *, model=None
     sections += inferred
     dropped = {id(s) for s in unseen}
     unpaired = [s for s in rest if id(s) not in dropped]
+    reject([s for s in rest if id(s) in dropped], lambda s: "no visible outline")
     n_unseen = len(rest) - len(unpaired)
     consensus_info: dict = {}
     if run("consensus"):
@@ -233,9 +269,10 @@ def detect_wafer(gray: np.ndarray, fluo: np.ndarray | None = None, *, model=None
     counts = {"tiles": len(all_tiles), "empty_tiles_skipped": len(all_tiles) - len(tiles), "raw_detections": len(raw), "parts": len(merged),
               "tissue_parts": len(tissues), "magnet_parts": len(magnets), "sections": len(sections),
               "unpaired": len(unpaired), "dropped_dummies": n_dummies, "dropped_implausible": n_implausible,
-              "unpaired_tiny_parts": len(split), "regrown_small_parts": n_regrown, "gaps_trimmed": n_trimmed, "dropped_unseen": n_unseen, "rebuilt_parts": n_tissues + n_magnets,
+              "unpaired_tiny_parts": len(split), "regrown_small_parts": n_regrown, "gaps_trimmed": n_trimmed,
+              "strips_trimmed": strips_info.get("trimmed", 0), "dropped_unseen": n_unseen, "rebuilt_parts": n_tissues + n_magnets,
               "recovered_parts": len(recovered), "reserve_detections": len(reserve),
-              "duplicates_dropped": n_duplicates, "partners_from_image": len(inferred),
+              "duplicates_dropped": n_duplicates, "split_from_one_part": len(merged), "partners_from_image": len(inferred),
               "unfitted_parts": sum(p["polygon"] is None for p in parts),
               "poor_fits": int(sum(p["fit_iou"] is not None and p["fit_iou"] < POOR_FIT_IOU for p in parts)),
               "swapped_by_consensus": consensus_info.get("swapped", 0)}
@@ -247,6 +284,21 @@ def detect_wafer(gray: np.ndarray, fluo: np.ndarray | None = None, *, model=None
               "source_size": list(source.source_size), "working_size": working_size,
               "fit_scale": fit_scale, "settings": settings.record(),
               "wafer_levels": None if levels is None else levels.record(), "consensus": consensus_info,
+              "strips": strips_info,
               "model": model_info}
     return DetectionResult(sections, unpaired, parts, timings, float(scale), params, counts,
-                           source.record(), scale_info)
+                           source.record(), scale_info, rejected)
+
+
+def _new_parts(kept: list[tuple[Part, float]], fitted: list[Part]) -> list[Part]:
+    """The parts of ``kept`` that are not among ``fitted`` (by identity): those a repair rebuilt."""
+    known = {id(p) for p in fitted}
+    return [p for p, _ in kept if id(p) not in known]
+
+
+def _mark_rebuilt(section: Section, rebuilt: dict) -> Section:
+    """``section`` with ``extra["rebuilt"]`` naming its part rebuilt beside its partner, if any."""
+    kinds = [rebuilt[id(p)] for p in (section.tissue, section.magnet) if p is not None and id(p) in rebuilt]
+    if kinds:
+        section.extra["rebuilt"] = "+".join(kinds)
+    return section

@@ -321,12 +321,14 @@ def split_unseen(unpaired: list[Section], source: WaferSource, levels: WaferLeve
 
 
 def drop_implausible(unpaired: list[Section], sections: list[Section],
-                     settings: RepairSettings = RepairSettings()) -> tuple[list[Section], int, int]:
+                     settings: RepairSettings = RepairSettings(),
+                     reasons: dict | None = None) -> tuple[list[Section], int, int]:
     """Remove lone parts scoring below ``settings.lone_score`` (no pairing evidence) or whose area is far
     from the paired parts' of their kind: tissue smaller than ``settings.dummy_area_fraction`` x the
     median (dummy strips), or any part outside [``min_area_fraction``, ``max_area_factor``] x
     the median (shading, debris, merged junk). Returns ``(kept, dummies, others)`` (others: all the
-    rest removed)."""
+    rest removed); ``reasons``, when given, receives ``{id(section): reason}`` of each part removed:
+    ``"low score"``, ``"dummy-like"`` or ``"implausible size"``."""
     if not sections:
         return unpaired, 0, 0
     median = {k: float(np.median([getattr(s, k).area for s in sections])) for k in ("tissue", "magnet")}
@@ -336,12 +338,18 @@ def drop_implausible(unpaired: list[Section], sections: list[Section],
         area = getattr(s, kind).area
         if s.score is not None and s.score < settings.lone_score:
             other += 1
+            why = "low score"
         elif kind == "tissue" and area < settings.dummy_area_fraction * median[kind]:
             dummies += 1
+            why = "dummy-like"
         elif area < settings.min_area_fraction * median[kind] or area > settings.max_area_factor * median[kind]:
             other += 1
+            why = "implausible size"
         else:
             keep.append(s)
+            continue
+        if reasons is not None:
+            reasons[id(s)] = why
     return keep, dummies, other
 
 

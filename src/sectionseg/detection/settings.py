@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 #: The repair steps, in the order the pipeline runs them (each can be switched off).
 STEPS = ("rebuild_touching", "recover_partners", "split_tiny", "regrow_small", "trim_gaps",
-         "drop_duplicates", "drop_implausible", "split_unseen", "complete_from_image", "consensus")
+         "trim_strips", "drop_duplicates", "split_merged", "drop_implausible", "split_unseen", "complete_from_image", "consensus")
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,23 @@ class RepairSettings:
     gap_touch: float = 1.5
     gap_search: float = 8.0
     gap_min_levels: float = 10.0
+    # strips merged into a tissue part (a dummy, a neighbour across a thin gap): a tissue deeper than
+    # the wafer's median tissue/magnet depth ratio allows by strip_min_excess px and strip_excess_share
+    # of its depth has its far side searched strip_edge_search px either side of the expected depth;
+    # the ratio is measured on tissues whose far side has bare wafer beyond it (the level outside
+    # reaching strip_gap_share of the way from the tissue's to the wafer's)
+    strip_min_excess: float = 2.5
+    strip_gap_share: float = 0.5
+    strip_excess_share: float = 0.06
+    strip_edge_search: float = 5.0
+    # whole sections seen as one part (:mod:`sectionseg.detection.merged`): lone parts too large for
+    # the wafer (max_area_factor; any lone part when nothing is paired) with a straight edge across
+    # them, between merged_min_share and 1 - merged_min_share of their depth, on a line (within
+    # merged_agreement of the depth) through the steepest steps of 6 pieces along it, merged_min_strength
+    # times steeper than the part's median gradient
+    merged_min_share: float = 0.25
+    merged_agreement: float = 0.03
+    merged_min_strength: float = 8.0
     # which half is the tissue, decided per wafer (:mod:`sectionseg.detection.consensus`)
     consensus_min_sections: int = 8       # fewer measurable paired sections: no wafer relation trusted
     consensus_min_agreement: float = 0.75  # share of sections agreeing on a feature's sign for it to count

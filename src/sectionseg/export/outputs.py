@@ -9,8 +9,8 @@ section's direction (the magnet-to-tissue direction MagFinder and SBEMimage read
   only, line i = section i (:mod:`sectionseg.formats.magc_pair`); ``pair_scale`` multiplies its
   coordinates and ``pair_integers`` rounds them (as the original full-resolution MagC files);
 - ``sections.magc``: the same sections; serial order = section index order unless given; stage order
-  = a short path through the tissue centres (:func:`sectionseg.export.ordering.stage_order`);
-  ``landmarks`` (image px) when given;
+  = a short path through the tissue centres (:func:`sectionseg.export.ordering.stage_order`) unless
+  given; ``landmarks`` (image px) and ``magc_entries`` (kept entries of a read ``.magc``) when given;
 - ``sections.labelme.json``: paired sections, then the unpaired parts, each as its own group;
   ``imagePath`` relative to the JSON and the image's true size (to correct them in labelme);
 - ``sections.coco.json``: the same parts with their detection ``score`` (loads as COCO results),
@@ -21,9 +21,17 @@ section's direction (the magnet-to-tissue direction MagFinder and SBEMimage read
   degrees counter-clockwise on screen from +x, in (-180, 180]: for a paired section the
   magnet-to-tissue direction, as stored in ``sections.magc``; for a lone part an axis, pointing up);
   per-part scores from ``section.extra["tissue_score"]`` / ``["magnet_score"]`` (else empty);
+  ``repairs``: the repairs of detection that made or changed the section (:func:`repairs_text`,
+  e.g. ``recovered=magnet;gap_trimmed``; empty for a section as the model found it), the last
+  column, so readers of the older columns are unaffected;
 - ``overlay.png``: the wafer (downsampled to at most ``overlay_max_side`` px) with every part
   outlined; unpaired parts are drawn too (labelled after the paired ones);
-- ``report.json``: the caller's ``report`` dict plus ``counts`` and the output file names.
+- ``report.json``: the caller's ``report`` dict plus ``counts`` and the output file names; with
+  ``rejected`` also ``rejected_parts`` (the lone parts detection dropped: part name, score,
+  polygon and ``reason``, from ``Section.extra["rejected"]``: ``dummy-like``, ``implausible
+  size``, ``low score``, ``no visible outline`` or ``duplicate``), for people to look at;
+- ``labels.labelme.json``, only with ``labels``: hand-labelled sections for ``finetune --labels``
+  (``sectionseg proofread`` writes it).
 
 The set is written as one unit (:mod:`sectionseg.io.outset`): a hidden marker
 ``.sectionseg-set.json`` lists its files; a folder flagged ``.sectionseg-incomplete`` is being
@@ -39,7 +47,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from sectionseg.export.ordering import stage_order
+from sectionseg.export.ordering import stage_order as short_stage_path
 from sectionseg.formats import image_path_for, write_sections
 from sectionseg.formats.magc_pair import MAGNET_NAME, TISSUE_NAME
 from sectionseg.geometry.orientation import canonical_sections, part_direction
@@ -54,7 +62,11 @@ OUTPUT_NAMES = {"tissue": TISSUE_NAME, "magnet": MAGNET_NAME, "magc": "sections.
                 "labelme": "sections.labelme.json", "coco": "sections.coco.json", "csv": "sections.csv",
                 "overlay": "overlay.png", "report": "report.json"}
 CSV_COLUMNS = ("id", "tissue_x", "tissue_y", "tissue_angle", "tissue_area", "magnet_x", "magnet_y",
-               "magnet_angle", "magnet_area", "tissue_score", "magnet_score", "paired")
+               "magnet_angle", "magnet_area", "tissue_score", "magnet_score", "paired", "repairs")
+#: keys of ``Section.extra`` naming a repair of detection, in the order written to ``repairs``
+REPAIR_KEYS = ("rebuilt", "recovered", "regrown", "gap_trimmed", "strip_trimmed", "split_from_one_part",
+               "swapped_by_consensus")
+LABELS_NAME = "labels.labelme.json"
 OVERLAY_MAX_SIDE = 3000
 
 
@@ -72,7 +84,29 @@ def _csv_row(index: int, section: Section, paired: bool) -> list[str]:
             row += [_num(part.centre[0]), _num(part.centre[1]), _num(part_direction(part)),
                     _num(part.area, 1)]
     row += [_num(section.extra.get("tissue_score"), 4), _num(section.extra.get("magnet_score"), 4)]
-    return row + ["1" if paired else "0"]
+    return row + ["1" if paired else "0", repairs_text(section.extra)]
+
+
+def repairs_text(extra: dict) -> str:
+    """The repairs named in a section's ``extra`` as ``key`` or ``key=value`` joined by ``;`` (a value
+    of True is left out; spaces become ``_``)."""
+    items = []
+    for key in REPAIR_KEYS:
+        value = extra.get(key)
+        if value is None or value is False:
+            continue
+        items.append(key if value is True else f"{key}={str(value).replace(' ', '_')}")
+    return ";".join(items)
+
+
+def parse_repairs(text: str) -> dict:
+    """Inverse of :func:`repairs_text`: ``{key: value or True}``."""
+    out: dict = {}
+    for item in (text or "").split(";"):
+        key, sep, value = item.strip().partition("=")
+        if key:
+            out[key] = value.replace("_", " ") if sep else True
+    return out
 
 
 def sections_csv(sections: list[Section], unpaired: list[Section]) -> str:
@@ -109,7 +143,8 @@ def write_detection_outputs(out_dir: str | os.PathLike, sections: list[Section],
                             report: dict, magc_dialect: str = "magfinder", serial_order=None,
                             overlay_max_side: int = OVERLAY_MAX_SIDE, image_path=None,
                             image_size=None, landmarks=None, pair_scale: float = 1.0,
-                            pair_integers: bool = False) -> dict[str, Path]:
+                            pair_integers: bool = False, rejected=(), labels=None, stage_order=None,
+                            magc_entries=(), extra_files=None) -> dict[str, Path]:
     """Write the detection outputs (see the module doc) into ``out_dir`` (created if needed) as one
     set: the files are written into a staging folder beside ``out_dir`` and swapped in at the end
     (:func:`sectionseg.io.outset.output_set`), so ``out_dir`` holds either the previous complete set
@@ -120,11 +155,17 @@ def write_detection_outputs(out_dir: str | os.PathLike, sections: list[Section],
     any size, downsampled here) or None for no overlay; ``report``: JSON-serialisable dict (written
     as strict JSON: non-finite numbers become null);
     ``serial_order``: section indices in cutting order for the ``.magc`` file (default identity);
+    ``stage_order``: section indices in stage order (default: a short path, see the module doc);
+    ``magc_entries``: :class:`~sectionseg.formats.MagcEntry` kept from a read ``.magc``;
     ``image_path``: the wafer image file (as given on the command line; the JSON files refer to it
     relative to themselves); ``image_size``: ``(width, height)`` px, default the overlay image's;
     ``landmarks``: ``(x, y)`` image px for ``sections.magc``; ``pair_scale``, ``pair_integers``: for
-    the MagC pair only. Returns the written paths by kind: ``tissue``, ``magnet``, ``magc``,
-    ``labelme``, ``coco``, ``csv``, ``overlay``, ``report``.
+    the MagC pair only; ``rejected``: lone parts detection dropped (into ``report.json``);
+    ``labels``: labelled sections, written to ``labels.labelme.json`` when not None;
+    ``extra_files(stage)``: writes more entries into the set's staging folder ``stage`` and returns
+    their names (e.g. ``["order"]``), listed under ``outputs`` in the report. Returns the written
+    paths by kind: ``tissue``, ``magnet``, ``magc``, ``labelme``, ``coco``, ``csv``, ``overlay``,
+    ``report`` (and ``labels``, and the extra entries).
     """
     out = Path(out_dir)
     sections, unpaired = canonical_sections(sections), canonical_sections(unpaired)
@@ -136,24 +177,45 @@ def write_detection_outputs(out_dir: str | os.PathLike, sections: list[Section],
     names = dict(OUTPUT_NAMES)
     if overlay_image is None:
         del names["overlay"]
+    if labels is not None:
+        names["labels"] = LABELS_NAME
     with output_set(out, "detect") as stage:
         paths = {k: stage / name for k, name in names.items()}
         write_sections(stage, sections, fmt="magc-pair", pair_scale=pair_scale, pair_integers=pair_integers)
         centres = np.array([s.tissue.centre for s in sections]).reshape(-1, 2)
         write_sections(paths["magc"], sections, fmt="magc", magc_dialect=magc_dialect,
-                       serial_order=serial_order, stage_order=stage_order(centres), landmarks=landmarks)
+                       serial_order=serial_order,
+                       stage_order=short_stage_path(centres) if stage_order is None else [int(i) for i in stage_order],
+                       landmarks=landmarks, magc_entries=magc_entries)
         for kind in ("labelme", "coco"):  # the image relative to the file's final place
             relative = None if image_path is None else image_path_for(image_path, out / names[kind])
             write_sections(paths[kind], sections + unpaired, fmt=kind, image_path=relative,
                            image_size=image_size)
         write_text(paths["csv"], sections_csv(sections, unpaired))
+        if labels is not None:
+            relative = None if image_path is None else image_path_for(image_path, out / names["labels"])
+            write_sections(paths["labels"], list(labels), fmt="labelme", image_path=relative,
+                           image_size=image_size)
         if overlay_image is not None:
             _write_overlay(paths["overlay"], overlay_image, sections, unpaired, overlay_max_side)
         full = dict(report)
         full["counts"] = {**full.get("counts", {}), **_counts(sections, unpaired)}
         full["outputs"] = dict(names)
+        if rejected:
+            full["rejected_parts"] = [_rejected_record(s) for s in rejected]
+        if extra_files is not None:
+            for name in extra_files(stage):
+                full["outputs"][name] = name + ("/" if (stage / name).is_dir() else "")
+                paths[name] = stage / name
+                names[name] = name
         write_text(paths["report"], strict_json(full, indent=2, default=_json_default) + "\n")
     return {k: out / name for k, name in names.items()}
+
+
+def _rejected_record(section: Section) -> dict:
+    name, part = next(iter((n, p) for n, p in section.parts().items() if n != "dummy"))
+    return {"part": name, "score": section.score, "polygon": part.polygon.tolist(),
+            "reason": section.extra.get("rejected")}
 
 
 def _json_default(value):

@@ -130,3 +130,33 @@ def part_direction(part: Part) -> float:
 
 __all__ = ["canonical_section", "canonical_sections", "section_direction", "part_direction",
            "edge_direction", "clockwise", "signed_area"]
+
+
+def magnet_frame(section: Section) -> tuple[np.ndarray, float, float]:
+    """The magnetic part's own frame: ``(A, length, width)`` with ``A`` the 2x3 affine from image px
+    to frame px and the frame's rectangle ``[0, length] x [0, width]``.
+
+    The magnet's corners in canonical order (see the module doc) go to the rectangle's corners:
+    magnet ``p1`` (beside tissue ``p0``) -> ``(0, 0)``, ``p2`` -> ``(length, 0)``, ``p3`` ->
+    ``(length, width)``, ``p0`` -> ``(0, width)`` (least squares over the four, so a slightly
+    skewed quad is straightened): x runs along the edge shared with the tissue, y away from the
+    tissue, and the map keeps handedness (a section that landed upside down shows its face mirrored
+    in this frame). ``length``/``width``: the mean lengths of the long / short edges. A magnet with
+    more or fewer than 4 corners is replaced by its smallest enclosing rectangle first.
+    """
+    import cv2
+
+    if section.magnet is None:
+        raise ValueError("the section has no magnetic part")
+    poly = np.asarray(section.magnet.polygon, dtype=np.float64)
+    if len(poly) != 4:
+        poly = cv2.boxPoints(cv2.minAreaRect(poly.astype(np.float32))).astype(np.float64)
+        section = Section(section.tissue, Part(poly), None, section.score, dict(section.extra))
+    m = canonical_section(section).magnet.polygon
+    length = 0.5 * (np.linalg.norm(m[2] - m[1]) + np.linalg.norm(m[3] - m[0]))
+    width = 0.5 * (np.linalg.norm(m[0] - m[1]) + np.linalg.norm(m[3] - m[2]))
+    src = np.array([m[1], m[2], m[3], m[0]])
+    dst = np.array([[0, 0], [length, 0], [length, width], [0, width]], dtype=np.float64)
+    design = np.c_[src, np.ones(4)]
+    coef, *_ = np.linalg.lstsq(design, dst, rcond=None)
+    return coef.T.copy(), float(length), float(width)

@@ -12,7 +12,9 @@ pattern, turned, shifted and sometimes mirrored. One module per step:
 - :mod:`.path`: the cheapest open path (LKH via ``elkai``);
 - :mod:`.doubts`: links a person should check;
 - :mod:`.order`: the chain (:func:`order_sections`); :mod:`.report`: JSON and pictures;
-- :mod:`.metrics`: a found order against the truth; :mod:`.settings`: every threshold.
+- :mod:`.metrics`: a found order against the truth; :mod:`.settings`: every threshold;
+- :mod:`.overview`: without bead images, the same chain on the magnets cut out of the fluorescence
+  overview, when the overview resolves their beads (``detect --serial-order overview``).
 """
 from sectionseg.serial.beads import Beads, detect_beads, merge_channels
 from sectionseg.serial.folder import find_bead_images

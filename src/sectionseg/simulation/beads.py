@@ -106,6 +106,26 @@ class BeadSeries:
     cut_index: dict[int, int]
     poses: dict[int, dict] = field(default_factory=dict)
     settings: dict = field(default_factory=dict)
+    block: dict = field(default_factory=dict, repr=False)   # bead arrays x, y, z, r, b, c (um)
+    block_centre_um: float = 0.0
+
+    def section_face(self, section_id: int) -> tuple[np.ndarray, np.ndarray]:
+        """The beads of a section in its own cutting face: ``(xy_um (N, 2), signal (N,))`` with
+        ``xy`` relative to the block's centre (as the section lies in the block, before any camera
+        pose, unmirrored) and ``signal`` as in the bead images (1 = a 1 um bead of brightness 1 cut
+        through its middle); no bleaching, dust or damage. The same face for every channel."""
+        t = float(self.settings["thickness_um"])
+        cut = self.cut_index[section_id]
+        z0, z1 = cut * t, (cut + 1) * t
+        b = self.block
+        if not b:
+            raise ValueError("this bead series keeps no block")
+        rmax = float(np.max(b["r"])) if len(b["r"]) else 0.0
+        lo, hi = np.searchsorted(b["z"], [z0 - rmax, z1 + rmax])
+        vol = _slab_volume(b["z"][lo:hi], b["r"][lo:hi], z0, z1)
+        inside = vol > 0
+        xy = np.c_[b["x"][lo:hi][inside], b["y"][lo:hi][inside]] - self.block_centre_um
+        return xy, vol[inside] / (math.pi * 0.25 * t) * b["b"][lo:hi][inside]
 
     def ground_truth(self) -> dict:
         """JSON-ready ground truth (what ``ground_truth.json`` holds)."""
@@ -221,18 +241,22 @@ def _pick(rng: np.random.Generator, n: int, share: float, exclude=()) -> list[in
 
 
 def simulate_bead_sections(rng: np.random.Generator, settings: BeadSettings = BeadSettings(), *,
-                           ids: list[int] | None = None) -> BeadSeries:
+                           ids: list[int] | None = None, block_um: float | None = None) -> BeadSeries:
     """Simulate the bead images of a series cut from one block.
 
     ``settings.n_sections`` sections are cut; ``settings.missing`` of them are lost. The present
     sections get the section ids ``ids`` (default ``0..present-1``) in a random order, as sections
     land on a wafer in random places (``len(ids)`` must equal the number of present sections; pass
-    ``n_sections = len(ids) + lost`` or ``missing = 0``). Returns a :class:`BeadSeries`.
+    ``n_sections = len(ids) + lost`` or ``missing = 0``). ``block_um``: the block's cutting face is
+    at least this wide (um; default: just what the bead images' fields need), e.g. to draw whole
+    sections from it (:meth:`BeadSeries.section_face`). Returns a :class:`BeadSeries`.
     """
     s = settings.checked()
     w_px, h_px = s.image_size_px
     half_diag = 0.5 * math.hypot(w_px, h_px) * s.pixel_um * (1 + 4 * s.deform)
     width_um = 2 * (half_diag + s.shift_um + 2 * s.diameter_um[1])
+    if block_um is not None and block_um > width_um:
+        width_um = float(block_um)
     centre_um = width_um / 2
     depth = s.n_sections * s.thickness_um
     beads = _block(rng, s, width_um, depth)
@@ -271,7 +295,7 @@ def simulate_bead_sections(rng: np.random.Generator, settings: BeadSettings = Be
                       serial_order=[id_of_cut[c] for c in present], missing=lost, damaged=damaged,
                       flipped=[sid for sid, p in poses.items() if p["flipped"]],
                       cut_index={sid: cut for cut, sid in id_of_cut.items()}, poses=poses,
-                      settings=_settings_dict(s))
+                      settings=_settings_dict(s), block=beads, block_centre_um=centre_um)
 
 
 def _settings_dict(s: BeadSettings) -> dict:

@@ -27,13 +27,18 @@ _SHIFT = 4  # sub-pixel bits for OpenCV drawing, as in sectionseg.geometry.raste
 
 
 def render_wafer(sections: list[Section], width: int, height: int, params: dict,
-                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+                 rng: np.random.Generator, *, magnet_beads: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Render ``(gray, fluo)``, two ``(height, width)`` arrays, uint8 or uint16 by
     ``params["bit_depth"]``.
 
     ``sections``: polygons in image pixels (the package convention). ``params``: a concrete
     parameter set from :meth:`sectionseg.simulation.styles.Style.sample` (intensities as fractions
     of the white level). ``rng`` drives every random choice, so the same state gives the same images.
+    ``magnet_beads``: ``{section index: (xy (N, 2) image px, signal (N,))}``: the beads of those
+    sections' magnets in the fluorescence image are these (peak ``bead_brightness x signal``, only
+    those inside the magnet) instead of random ones (the random draws are made all the same, so
+    everything else is as without); None: random beads everywhere (the images are then exactly
+    those of earlier versions).
     """
     p = params
     h, w = int(height), int(width)
@@ -41,8 +46,9 @@ def render_wafer(sections: list[Section], width: int, height: int, params: dict,
     trans = np.ones((h, w), dtype=np.float32)
     fsig = np.zeros((h, w), dtype=np.float32)   # fluorescence signal before excitation shading
     beads = np.zeros((h, w), dtype=np.float32)  # bead impulses
-    for section in sections:
-        _draw_section(rng, section, trans, fsig, beads, p)
+    for index, section in enumerate(sections):
+        pattern = None if magnet_beads is None else magnet_beads.get(index)
+        _draw_section(rng, section, trans, fsig, beads, p, pattern)
     _draw_outlines(sections, trans, p["edge_contrast"])
     if p.get("loose_dummies_per_mpx", 0.0) > 0:
         _loose_dummies(rng, sections, trans, p)
@@ -173,7 +179,7 @@ def _texture(rng, shape, cells=(3, 5)) -> np.ndarray:
     return cv2.resize(small, (shape[1], shape[0]), interpolation=cv2.INTER_CUBIC)
 
 
-def _draw_section(rng, section: Section, trans, fsig, beads, p) -> None:
+def _draw_section(rng, section: Section, trans, fsig, beads, p, pattern=None) -> None:
     """Darken ``trans`` over the section's parts and light up ``fsig``/``beads`` over its magnet."""
     h, w = trans.shape
     parts = section.parts()
@@ -205,7 +211,7 @@ def _draw_section(rng, section: Section, trans, fsig, beads, p) -> None:
             dark = p["magnet_contrast"] * (1.0 + 0.08 * rng.standard_normal())
             dark = min(dark * bright / balance, 0.97)
             factor = 1.0 - dark * (1.0 + p["magnet_texture"] * tex)
-            _magnet_fluo(rng, part.polygon, box, mask, tex, fsig, beads, p)
+            _magnet_fluo(rng, part.polygon, box, mask, tex, fsig, beads, p, pattern)
             if p.get("gray_speckles", 0.0) > 0:
                 factor *= 1.0 + _speckles(rng, mask, p)
         else:
@@ -352,15 +358,20 @@ def _through_jpeg(image: np.ndarray, quality: int) -> np.ndarray:
     return cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE) if ok else image
 
 
-def _magnet_fluo(rng, polygon, box, mask, tex, fsig, beads, p) -> None:
+def _magnet_fluo(rng, polygon, box, mask, tex, fsig, beads, p, pattern=None) -> None:
     """Bright base over the magnet in ``fsig`` and bead impulses (scaled to their peak after the
-    bead blur) in ``beads``."""
+    bead blur) in ``beads``: random ones, or ``pattern`` (``(xy image px, signal)``) when given."""
     x0, y0, x1, y1 = box
     level = p["fluo_magnet"] * (1.0 + 0.15 * rng.standard_normal())
     sub = fsig[y0:y1, x0:x1]
     sub[mask] = np.maximum(sub[mask], level * (1.0 + 0.25 * tex[mask]))
     area = float(mask.sum())
     n = int(rng.poisson(p["bead_density"] * area))
+    if pattern is not None:
+        if n:  # the random draws all the same: the rest of the wafer stays as without the pattern
+            rng.uniform(0, 1, (3, n))
+        _splat_pattern(pattern, box, mask, beads, p)
+        return
     if n == 0:
         return
     px = rng.uniform(0, x1 - x0, n)
@@ -370,6 +381,33 @@ def _magnet_fluo(rng, polygon, box, mask, tex, fsig, beads, p) -> None:
     keep = mask[iy, ix]
     s = max(p["bead_sigma"], 1e-3)
     np.add.at(beads[y0:y1, x0:x1], (iy[keep], ix[keep]), (bright[keep] * 2 * np.pi * s * s).astype(np.float32))
+
+
+def _splat_pattern(pattern, box, mask, beads, p) -> None:
+    """Bilinear splat of the beads ``pattern`` = ``(xy image px, signal)`` that fall inside the
+    magnet ``mask`` (of ``box``), scaled like the random beads (peak ``bead_brightness x signal``
+    after the bead blur)."""
+    x0, y0, x1, y1 = box
+    xy = np.asarray(pattern[0], dtype=np.float64).reshape(-1, 2) - (x0, y0)
+    signal = np.asarray(pattern[1], dtype=np.float64)
+    ix, iy = np.floor(xy[:, 0]).astype(np.int64), np.floor(xy[:, 1]).astype(np.int64)
+    h, w = mask.shape
+    keep = (ix >= 0) & (iy >= 0) & (ix < w) & (iy < h)
+    keep[keep] = mask[iy[keep], ix[keep]]
+    if not keep.any():
+        return
+    xy, signal = xy[keep], signal[keep]
+    s = max(p["bead_sigma"], 1e-3)
+    weight = p["bead_brightness"] * signal * 2 * np.pi * s * s
+    x, y = xy[:, 0] - 0.5, xy[:, 1] - 0.5  # pixel-centre coordinates
+    cx0, cy0 = np.floor(x).astype(np.int64), np.floor(y).astype(np.int64)
+    fx, fy = x - cx0, y - cy0
+    sub = beads[y0:y1, x0:x1]
+    for dx, dy, wt in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)), (0, 1, (1 - fx) * fy),
+                       (1, 1, fx * fy)):
+        cx, cy = cx0 + dx, cy0 + dy
+        ok = (cx >= 0) & (cy >= 0) & (cx < w) & (cy < h)
+        np.add.at(sub, (cy[ok], cx[ok]), (weight * wt)[ok].astype(np.float32))
 
 
 def _cv_pts(polygon: np.ndarray) -> np.ndarray:

@@ -67,7 +67,8 @@ def simulate_wafer(out_dir: str | os.PathLike, *, seed: int, width: int | None =
                    height: int | None = None, n_sections: int | None = None,
                    density: float | None = None, style: str | Style = "default",
                    layout_path: str | os.PathLike | None = None, layout_scale: float = 1.0,
-                   dummies: bool = True, margin: float = 20.0, beads=None) -> dict:
+                   dummies: bool = True, margin: float = 20.0, beads=None,
+                   overview_beads_um: float | None = None) -> dict:
     """Simulate a wafer and write it into ``out_dir`` (created if needed); return the summary dict
     that is also saved as ``simulation.json``.
 
@@ -83,6 +84,13 @@ def simulate_wafer(out_dir: str | os.PathLike, *, seed: int, width: int | None =
       serial order in ``beads/ground_truth.json``); its ``n_sections`` is replaced by the wafer's
       count plus the lost sections. The bead images draw from their own random stream: the wafer's
       files are the same with or without them.
+    - ``overview_beads_um``: with ``beads``, the fluorescence image's magnets show their section's
+      own beads (the face of the same simulated block, :meth:`BeadSeries.section_face`) instead of
+      random ones, drawn at this many um per wafer px, centred on the magnet, in the magnet's frame
+      (:func:`sectionseg.geometry.orientation.magnet_frame`; mirrored for a section whose bead
+      images are mirrored): the overview then tells the serial order as the bead images do
+      (:mod:`sectionseg.serial.overview`). Only the magnets' beads change (the block is made wide
+      enough for the largest magnet, so the bead images differ from those without this option).
     """
     from sectionseg import __version__
     from sectionseg.formats import write_sections
@@ -112,7 +120,14 @@ def simulate_wafer(out_dir: str | os.PathLike, *, seed: int, width: int | None =
             touching_fraction=params["touching_fraction"], region=params["region"],
             hole=params["hole"], margin=margin)
     check_memory(memory_needed(width, height), f"simulating a {width}x{height} px wafer")
-    gray, fluo = render_wafer(sections, width, height, params, rng)
+    series, patterns = None, None
+    if overview_beads_um is not None:
+        if beads is None:
+            raise InputError("overview beads need bead settings (simulate --beads)")
+        if not (math.isfinite(overview_beads_um) and overview_beads_um > 0):
+            raise InputError(f"overview bead pixel size must be > 0 um, got {overview_beads_um}")
+        series, patterns = _overview_patterns(sections, seed, beads, float(overview_beads_um))
+    gray, fluo = render_wafer(sections, width, height, params, rng, magnet_beads=patterns)
 
     with output_set(out_dir, "simulate") as out:  # the whole folder or nothing
         write_image(out / "gray.tif", gray)
@@ -141,21 +156,58 @@ def simulate_wafer(out_dir: str | os.PathLike, *, seed: int, width: int | None =
                       "sections.coco.json", "magc/", "simulation.json"],
         }
         if beads is not None:
-            summary["beads"] = _write_beads(out / "beads", seed, len(sections), beads)
+            summary["beads"] = _write_beads(out / "beads", seed, len(sections), beads, series)
             summary["files"].append("beads/")
+            summary["beads"]["overview_pixel_um"] = None if overview_beads_um is None else float(overview_beads_um)
         write_text(out / "simulation.json", strict_json(summary, indent=2) + "\n")
     return summary
 
 
-def _write_beads(folder: Path, seed: int, n: int, settings) -> dict:
-    """Bead images of the wafer's ``n`` sections (ids 0..n-1) into ``folder``; returns a summary."""
+def _bead_series(seed: int, n: int, settings, block_um: float | None = None):
+    """The bead series of the wafer's ``n`` sections (ids 0..n-1), its own random stream."""
     from dataclasses import replace
 
-    from sectionseg.simulation.beads import simulate_bead_sections, write_bead_folder
+    from sectionseg.simulation.beads import simulate_bead_sections
 
     lost = 0 if settings.missing <= 0 else max(1, int(round(settings.missing * n / (1 - settings.missing))))
     settings = replace(settings, n_sections=n + lost, missing=lost / (n + lost))
-    series = simulate_bead_sections(np.random.default_rng([int(seed), 14]), settings, ids=list(range(n)))
+    return simulate_bead_sections(np.random.default_rng([int(seed), 14]), settings, ids=list(range(n)),
+                                  block_um=block_um)
+
+
+def _overview_patterns(sections, seed: int, settings, pixel_um: float):
+    """The bead series (block wide enough for every magnet at ``pixel_um``) and, per section index,
+    its face's beads in image px (see :func:`simulate_wafer`)."""
+    from sectionseg.geometry.orientation import magnet_frame
+
+    frames = {i: magnet_frame(s) for i, s in enumerate(sections) if s.magnet is not None and s.tissue is not None}
+    reach = max([math.hypot(length, width) for _, length, width in frames.values()], default=1.0)
+    series = _bead_series(seed, len(sections), settings, block_um=1.2 * reach * pixel_um + 20.0)
+    patterns = {}
+    for i, (a, length, width) in frames.items():
+        xy_um, signal = series.section_face(i)
+        f = xy_um / pixel_um
+        if series.poses[i]["flipped"]:  # the section landed upside down: its face is mirrored
+            f[:, 0] = -f[:, 0]
+        f += (length / 2.0, width / 2.0)
+        inv = _invert_affine(a)
+        patterns[i] = (f @ inv[:, :2].T + inv[:, 2], signal)
+    return series, patterns
+
+
+def _invert_affine(a: np.ndarray) -> np.ndarray:
+    """Inverse of a 2x3 affine."""
+    lin = np.linalg.inv(a[:, :2])
+    return np.c_[lin, -lin @ a[:, 2]]
+
+
+def _write_beads(folder: Path, seed: int, n: int, settings, series=None) -> dict:
+    """Bead images of the wafer's ``n`` sections (ids 0..n-1) into ``folder`` (``series``: already
+    simulated); returns a summary."""
+    from sectionseg.simulation.beads import write_bead_folder
+
+    if series is None:
+        series = _bead_series(seed, n, settings)
     write_bead_folder(folder, series)
     return {"folder": folder.name, "channels": series.channels, "lost_sections": len(series.missing),
             "damaged": len(series.damaged), "flipped": len(series.flipped)}

@@ -1,0 +1,143 @@
+"""Strips merged into a tissue part, cut back to the tissue's own far edge.
+
+A dummy strip often lies against the tissue's far side (the side opposite the magnet), 0-5 px away,
+and looks like the tissue itself. The model reads the wafer at a scale where such a gap is under a
+pixel (and its masks are 28x28 cells), so a tissue mask often swallows part of the dummy, or of a
+neighbour across a thin gap; the fitted far side then lands several px outside the true one and the
+tissue's centre moves with it. Image levels alone do not tell a gap line from the tissue's own light
+striations, but geometry does: on one wafer the tissue is about the same share deeper than its
+magnet for every section (the same block was trimmed once), and the magnets' outlines are precise.
+A tissue part deeper than that share of its magnet's depth by more than a few px has its far side
+searched for the tissue's edge (the step from tissue to bare wafer) around the expected depth.
+
+Parts are in source px; the image work is in the working frame of a
+:class:`~sectionseg.detection.tiling.WaferSource` (fit scale, sections ~130 px long).
+"""
+from __future__ import annotations
+
+import numpy as np
+import shapely
+from scipy import ndimage
+
+from sectionseg.detection.evidence import WaferLevels
+from sectionseg.detection.fit import crop_around
+from sectionseg.detection.settings import RepairSettings
+from sectionseg.detection.tiling import WaferSource
+from sectionseg.geometry import Part, Section
+from sectionseg.geometry.beside import quad_sides
+from sectionseg.geometry.fitting import order_corners, refine_side
+
+
+def trim_merged_strips(sections: list[Section], source: WaferSource, levels: WaferLevels | None,
+                       settings: RepairSettings = RepairSettings()) -> tuple[list[Section], dict]:
+    """Paired sections whose tissue's far side is moved back onto the tissue's edge where the tissue
+    is deeper than the wafer's tissue/magnet depth ratio allows (see the module doc). Needs the
+    wafer's levels (the polarity of the tissue's edge) and ``settings.consensus_min_sections`` paired
+    sections. Returns ``(sections, record)``: the measured ratio and the number trimmed."""
+    record: dict = {"depth_ratio": None, "trimmed": 0}
+    depths = {i: _depths(s, source) for i, s in enumerate(sections) if s.tissue is not None and s.magnet is not None}
+    depths = {i: d for i, d in depths.items() if d is not None}
+    if levels is None or len(depths) < settings.consensus_min_sections:
+        record["skipped"] = "too few paired sections or no wafer levels"
+        return sections, record
+    # the ratio from tissues with bare wafer right beyond their far side: a tissue cut short by the
+    # model or the fit (more tissue beyond it) would pull it down
+    clean = [t / m for i, (t, m, far) in depths.items() if _far_side_clear(sections[i], far, source, levels, settings)]
+    record["ratio_sections"] = len(clean)
+    if len(clean) < settings.consensus_min_sections:
+        record["skipped"] = "too few tissues with a clear far side"
+        return sections, record
+    ratio = float(np.median(clean))
+    record["depth_ratio"] = ratio
+    out = list(sections)
+    for i, (tissue_depth, magnet_depth, far) in depths.items():
+        excess = tissue_depth - ratio * magnet_depth
+        if excess < max(settings.strip_min_excess, settings.strip_excess_share * tissue_depth):
+            continue
+        quad = _trimmed(order_corners(sections[i].tissue.polygon * source.scale), far, excess, levels,
+                        source, settings)
+        if quad is not None:
+            s = sections[i]
+            out[i] = Section(tissue=Part(source.to_source(quad)), magnet=s.magnet, dummy=s.dummy,
+                             score=s.score, extra={**s.extra, "strip_trimmed": True})
+            record["trimmed"] += 1
+    return out, record
+
+
+def _far_side_clear(s: Section, far: int, source: WaferSource, levels: WaferLevels,
+                    settings: RepairSettings) -> bool:
+    """Whether the bare wafer shows just beyond the tissue's far side ``far`` (working frame)."""
+    quad = order_corners(s.tissue.polygon * source.scale)
+    crop = crop_around(source, quad)
+    if crop is None:
+        return False
+    image, origin = crop
+    p0, p1, n, _ = quad_sides(quad)[far]
+    return _gap_beyond(image, p0 - origin, p1 - origin, n, levels.background, settings)
+
+
+def _depths(s: Section, source: WaferSource) -> tuple[float, float, int] | None:
+    """``(tissue depth, magnet depth, index of the tissue's far side)`` in working px: each part's
+    area over the length of its side along the shared edge."""
+    tissue = order_corners(s.tissue.polygon * source.scale)
+    magnet = order_corners(s.magnet.polygon * source.scale)
+    facing = shapely.Polygon(magnet)
+    sides = quad_sides(tissue)
+    touching = int(np.argmin([facing.distance(shapely.Point(0.5 * (p0 + p1))) for p0, p1, _, _ in sides]))
+    msides = quad_sides(magnet)
+    mt = int(np.argmin([shapely.Polygon(tissue).distance(shapely.Point(0.5 * (p0 + p1))) for p0, p1, _, _ in msides]))
+    t_len, m_len = sides[touching][3], msides[mt][3]
+    if t_len <= 0 or m_len <= 0:
+        return None
+    return (float(shapely.Polygon(tissue).area) / t_len, float(facing.area) / m_len, (touching + 2) % 4)
+
+
+def _trimmed(quad: np.ndarray, k: int, excess: float, levels: WaferLevels, source: WaferSource,
+             settings: RepairSettings) -> np.ndarray | None:
+    """The working-px tissue ``quad`` with its far side ``k`` on the tissue's edge, searched
+    ``settings.strip_edge_search`` px either side of the expected depth (``excess`` px inside the
+    side), or None when no clear step of the tissue's polarity is there. (Asking for bare wafer
+    just beyond the step as well, or for a step of a share of the wafer's contrast, kept out fewer
+    wrong cuts on a textured held-out family than right ones on the others: see BENCHMARKS.md.)"""
+    crop = crop_around(source, quad)
+    if crop is None:
+        return None
+    image, origin = crop
+    polarity = 1 if levels.background > levels.tissue else -1  # tissue -> bare wafer, going out
+    moved = _moved_side(quad, k, excess)
+    found = refine_side(moved - origin, image, k, search=settings.strip_edge_search,
+                        search_out=settings.strip_edge_search, polarity=polarity,
+                        min_peak=settings.edge_min_levels / 4)
+    return None if found is None else order_corners(found + origin)
+
+
+def _gap_beyond(image: np.ndarray, p0: np.ndarray, p1: np.ndarray, n: np.ndarray, background: float,
+                settings: RepairSettings) -> bool:
+    """Whether, just outside the side ``p0 -> p1`` (crop frame, outward normal ``n``), the mean
+    profile across it comes ``settings.strip_gap_share`` of the way from the level inside (2-6 px in)
+    to the wafer's ``background`` level."""
+    length = float(np.hypot(*(p1 - p0)))
+    u = (p1 - p0) / max(length, 1e-9)
+    ts = np.arange(0.15 * length, 0.85 * length, 1.0)
+    ss = np.arange(-6.0, 4.51, 0.5)
+    pts = p0 + ts[:, None, None] * u + ss[None, :, None] * n
+    prof = ndimage.map_coordinates(np.asarray(image, np.float32), [pts[..., 1] - 0.5, pts[..., 0] - 0.5],
+                                   order=1, mode="nearest").mean(axis=0)
+    inside = float(np.median(prof[(ss >= -6.0) & (ss <= -2.0)]))
+    contrast = background - inside
+    if abs(contrast) < settings.edge_min_levels:
+        return False
+    reached = float(np.max((prof[ss >= 0.0] - inside) / contrast))
+    return reached >= settings.strip_gap_share
+
+
+def _moved_side(quad: np.ndarray, k: int, inward: float) -> np.ndarray:
+    """``quad`` with side ``k`` moved ``inward`` px towards the inside, parallel to itself (its end
+    corners slide along the adjacent sides)."""
+    p0, p1, n, _ = quad_sides(quad)[k]
+    out = quad.copy()
+    for corner, other in ((k, (k - 1) % 4), ((k + 1) % 4, (k + 2) % 4)):
+        along = quad[other] - quad[corner]
+        cos = float(np.dot(along, -n)) / max(float(np.hypot(*along)), 1e-9)
+        out[corner] = quad[corner] + along / max(float(np.hypot(*along)), 1e-9) * inward / max(cos, 0.2)
+    return out
