@@ -32,7 +32,7 @@ _PIL_CONVERT = {"LA": "L", "P": "RGB", "PA": "RGB"}
 LAZY_MIN_BYTES = 64 * 2 ** 20
 #: decoded chunks a :class:`LazyImage` keeps per process, bytes: the small windows of fitting and repairs
 #: fall in a few chunks, read (decompressed) once instead of once per window
-LAZY_CACHE_BYTES = 128 * 2 ** 20
+LAZY_CACHE_BYTES = 64 * 2 ** 20
 #: windows touching more chunks than this are read directly, not through the cache
 LAZY_CACHED_CHUNKS = 4
 #: metadata files that make a folder a Zarr array or group (Zarr v2 and v3)
