@@ -146,6 +146,9 @@ def test_batch_on_two_workers_and_a_bad_wafer_fails_alone(first_batch):
         report = json.loads((root / name / "report.json").read_text())
         assert report["run_key"] and report["inputs"]["fingerprints"]["gray"]["hash"] == "quick"
         assert int(rows[name]["sections"]) == report["counts"]["sections"]
+        lone = report["counts"]["unpaired_tissue"] + report["counts"]["unpaired_magnet"]
+        assert int(rows[name]["lone_parts"]) == lone
+        assert int(rows[name]["doubtful_parts"]) == lone + report["counts"]["poor_fits"]
         assert (root / name / "overlay.png").is_file() and (root / name / "sections.magc").is_file()
     assert json.loads((root / "w2" / "report.json").read_text())["params"]["workers"] == 1
     assert not (root / "bad").exists()

@@ -11,7 +11,7 @@ written, extra columns ignored):
 - ``section_size`` (optional, may be empty): the sections' long side in px for this wafer (skips the
   scale estimate; overrides ``--section-size``).
 
-Relative paths are relative to the manifest's folder. Blank lines and lines starting with ``#`` are
+Relative paths are relative to the manifest's folder (made absolute). Blank lines and lines starting with ``#`` are
 skipped. A bad row (missing column or value, duplicate name, missing file, bad number) is an
 :class:`~sectionseg.errors.InputError` naming the manifest and the line, before any wafer runs.
 
@@ -94,7 +94,7 @@ def read_manifest(path: str | os.PathLike) -> list[WaferJob]:
     dupes = sorted({c for c in columns if c and columns.count(c) > 1})
     if dupes:
         raise InputError(f"the manifest's header repeats the column(s) {', '.join(dupes)}", path, header_line)
-    base = path.parent
+    base = Path(os.path.abspath(path)).parent  # absolute: Dask workers elsewhere get the same paths
     jobs: list[WaferJob] = []
     seen: dict[str, int] = {}
     for line_no, line in lines[1:]:

@@ -92,7 +92,7 @@ def wafer_task(job: WaferJob, root: str, model: str | None, options: dict, *, ha
         opts["reuse_model"] = True  # loaded once per worker thread for all its wafers
         _, _, report = detect_files(job.gray, job.fluo, out, model=model_path, landmarks_path=job.landmarks,
                                     progress=False, record=record, **opts)
-        return row("done", report)
+        return row("done", existing_run(out) or report)  # as written: with the lone parts' counts
     except MemoryError:
         return row("failed", error="MemoryError: out of memory (fewer --local-workers, or a machine with "
                                    "more memory per worker)")
