@@ -201,7 +201,7 @@ def test_missing_bundled_model_exit_2(tmp_path, small_wafer, capsys, monkeypatch
 
 
 def test_landmarks_outside_the_image_are_warned(caplog):
-    from sectionseg.cli.detect import _warn_outside
+    from sectionseg.batch.wafer import _warn_outside
 
     _warn_outside([(10, 10), (600, 20), (5, -1)], 500, 300, "lm.txt")
     assert "landmarks 1, 2 lie outside the 500x300 px image" in caplog.text

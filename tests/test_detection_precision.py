@@ -23,10 +23,126 @@ def test_auto_precision_follows_the_cpu(monkeypatch):
     assert resolve_precision("auto", "cpu") == "fp32"
     monkeypatch.setattr(inference, "cpu_has_bf16", lambda: True)
     assert resolve_precision("auto", "cpu") == "bf16"
-    assert resolve_precision("auto", "cuda") == "fp32"
     assert resolve_precision("fp32", "cpu") == "fp32" and resolve_precision("bf16", "cpu") == "bf16"
     with pytest.raises(ValueError, match="precision"):
         resolve_precision("fp16", "cpu")
+    with pytest.raises(ValueError, match="precision"):
+        resolve_precision("fp8", "cpu")
+
+
+def test_gpu_path_runs_big_batches_in_half_precision(monkeypatch):
+    """The cuda path's choices, checked without a GPU: bf16 autocast where the GPU has it, else fp16;
+    16 tiles per model call; the next batch prepared while the model runs."""
+    import torch
+
+    monkeypatch.setattr(inference, "cuda_has_bf16", lambda: True)
+    assert resolve_precision("auto", "cuda") == "bf16" and resolve_precision("auto", "cuda:1") == "bf16"
+    monkeypatch.setattr(inference, "cuda_has_bf16", lambda: False)
+    assert resolve_precision("auto", "cuda") == "fp16" and resolve_precision("fp32", "cuda") == "fp32"
+    assert inference.autocast_dtype("fp16") == torch.float16 and inference.autocast_dtype("bf16") == torch.bfloat16
+    assert inference.autocast_dtype("fp32") is None
+    assert inference.resolve_batch_size(None, "cuda") == 16 and inference.resolve_batch_size(None, "cpu") == 2
+    assert inference.resolve_batch_size(5, "cuda") == 5
+
+
+def test_prefetched_batches_give_the_same_detections():
+    """Tiles read ahead in a thread (the GPU path) reach the predictor in the same batches, in order,
+    and give the same detections as the plain loop."""
+    from detection_fakes import GroundTruthPredictor, rectangle
+
+    from sectionseg.detection.tiling import WaferSource, plan_tiles
+
+    rng = np.random.default_rng(3)
+    gray = rng.integers(0, 255, (900, 1300)).astype(np.uint8)
+    tiles = plan_tiles(1300, 900, 256, 64)
+    parts = [(1, rectangle(300, 300, 120, 50, 10)), (2, rectangle(300, 352, 110, 46, 10)),
+             (1, rectangle(900, 600, 120, 50, 70))]
+    calls = {}
+    for prefetch in (False, True):
+        truth = GroundTruthPredictor(parts, tiles)
+        sizes = []
+
+        def predictor(images, truth=truth, sizes=sizes):
+            sizes.append([tuple(im.shape) for im in images])
+            return truth(images)
+
+        found = inference.predict_tiles(WaferSource(gray), tiles, predictor, batch_size=5, score_threshold=0.5,
+                                        progress=False, prefetch=prefetch)
+        calls[prefetch] = (sizes, [(d.label, d.origin, d.mask.sum(), d.tile) for d in found])
+    assert calls[True] == calls[False]
+    sizes = calls[True][0]
+    assert [len(b) for b in sizes] == [5] * (len(tiles) // 5) + ([len(tiles) % 5] if len(tiles) % 5 else [])
+    assert len(calls[True][1]) >= 3
+    assert list(inference.prefetched(lambda k: k * k, [1, 2, 3])) == [(1, 1), (2, 4), (3, 9)]
+
+
+@pytest.mark.skipif(not can_fork(), reason="no fork")
+def test_on_a_gpu_the_model_runs_in_this_process_and_workers_only_fit(monkeypatch):
+    """CUDA does not survive fork: with --device cuda and --workers the model's batches stay in the
+    main process (prefetched), only the fitting goes to workers."""
+    import os
+
+    from detection_fakes import GroundTruthPredictor, rectangle
+
+    from sectionseg.detection.tiling import plan_tiles
+
+    gray = np.random.default_rng(4).integers(0, 255, (700, 900)).astype(np.uint8)
+    tiles = plan_tiles(900, 700, 256, 64)
+    truth = GroundTruthPredictor([(1, rectangle(300, 300, 120, 50, 10)), (2, rectangle(300, 352, 110, 46, 10))],
+                                 tiles)
+    pids, sizes = set(), []
+
+    def predictor(images):
+        pids.add(os.getpid())
+        sizes.append(len(images))
+        return truth(images)
+
+    result = detect_wafer(gray, predictor=predictor, scale=1.0, tile_size=256, overlap=64, device="cuda",
+                          workers=2, refine=False, skip_empty=False, progress=False)
+    assert pids == {os.getpid()} and sizes[0] == 16 and sum(sizes) == len(tiles)
+    assert result.params["batch_size"] == 16 and result.params["workers"] == 2 and len(result.sections) == 1
+
+
+def test_the_model_runs_under_autocast_in_the_precision_asked():
+    import torch
+
+    seen = []
+
+    class Probe(torch.nn.Module):
+        def forward(self, images):
+            seen.append((torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu"), len(images)))
+            return [{"scores": torch.zeros(0), "masks": torch.zeros(0, 1, 4, 4)} for _ in images]
+
+    for precision in ("bf16", "fp32"):
+        inference.model_predictor(Probe(), "cpu", precision)([torch.rand(3, 8, 8)] * 3)
+    assert seen == [(True, torch.bfloat16, 3), (False, seen[1][1], 3)]
+
+
+def test_masks_come_back_binary_and_give_the_same_detections():
+    """With a mask threshold the predictor cuts masks where they are made (on the GPU: a quarter of
+    the bytes to copy); the detections are those of the probabilities."""
+    import torch
+
+    from sectionseg.detection.tiling import Tile
+
+    probs = torch.zeros(2, 1, 32, 32)
+    probs[0, 0, 4:20, 6:30] = 0.8
+    probs[0, 0, 4:20, 5] = 0.5  # exactly at the cut: kept by both
+    probs[1, 0, 10:14, 10:25] = 0.49
+
+    class Fixed(torch.nn.Module):
+        def forward(self, images):
+            return [{"boxes": torch.zeros(2, 4), "labels": torch.tensor([1, 2]), "scores": torch.tensor([0.9, 0.8]),
+                     "masks": probs.clone()} for _ in images]
+
+    plain = inference.model_predictor(Fixed(), "cpu", "fp32")([torch.rand(3, 32, 32)])[0]
+    cut = inference.model_predictor(Fixed(), "cpu", "fp32", mask_threshold=0.5)([torch.rand(3, 32, 32)])[0]
+    assert plain["masks"].dtype == torch.float32 and cut["masks"].dtype == torch.bool
+    found = [inference.detections_from_output(out, Tile(0, 0, 32, 32), 0, (32, 32), score_threshold=0.5,
+                                              mask_threshold=0.5) for out in (plain, cut)]
+    assert [(d.label, d.origin, d.mask.tolist()) for d in found[0]] == [(d.label, d.origin, d.mask.tolist())
+                                                                        for d in found[1]]
+    assert len(found[0]) == 1 and found[0][0].mask.shape == (16, 25)
 
 
 def test_proposals_are_set_on_the_model():

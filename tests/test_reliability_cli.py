@@ -146,7 +146,7 @@ def test_the_ranges_table_accepts_the_defaults():
                "synth": ["a", "--labels", "l", "--out", "o", "--count", "1"], "dataset": ["--out", "o"],
                "train": ["--data", "d", "--out", "o"], "finetune": ["g", "--labels", "l", "--out", "o"],
                "evaluate": ["--data", "d", "--out", "o"], "export": ["a", "b"], "demo": [],
-               "order": ["beads", "--out", "o"], "proofread": ["g", "d"]}
+               "order": ["beads", "--out", "o"], "proofread": ["g", "d"], "detect-batch": ["m.csv", "--out", "o"]}
     for command in COMMANDS:
         check_options(parser.parse_args([command, *minimal[command]]))
 
@@ -157,6 +157,7 @@ def _place_cases(w, m, x):
     g, labels = w / "gray.tif", w / "sections.magc"
     return {
         "detect": ["detect", g, "--model", m, "--out", x],
+        "detect-batch": ["detect-batch", w, "--model", m, "--out", x],
         "simulate": ["simulate", "--seed", "1", "--width", "100", "--height", "100", "--out", x],
         "convert": ["convert", labels, x / "out.json"],
         "convert-pair": ["convert", labels, x / "pair"],
@@ -172,7 +173,7 @@ def _place_cases(w, m, x):
     }
 
 
-PLACE_COMMANDS = ["detect", "simulate", "convert", "convert-pair", "show", "tiles", "synth", "dataset", "train",
+PLACE_COMMANDS = ["detect", "detect-batch", "simulate", "convert", "convert-pair", "show", "tiles", "synth", "dataset", "train",
                   "finetune", "evaluate", "export", "demo"]
 
 

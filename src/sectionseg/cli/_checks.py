@@ -62,6 +62,8 @@ OPTION_RANGES: dict = {
     "mask_threshold": Range(0, 1, lo_open=True, hi_open=True),
     "batch_size": Range(1, 64),
     "workers": Range(1, 256),
+    "local_workers": Range(1, 1024),
+    "threads_per_wafer": Range(1, 1024),
     "proposals": Range(1, 5000),
     "tile_size": Range(64, 4096),
     "overlap": Range(0, 4096),
@@ -154,6 +156,17 @@ def check_input_file(path, what: str = "file") -> Path:
     if not os.access(p, os.R_OK):
         raise InputError(f"{what} is not readable (permissions)", p)
     return p
+
+
+def check_image_file(path, what: str = "image file") -> Path:
+    """An image file, or a Zarr / OME-Zarr folder (read by :func:`sectionseg.io.images.read_image`)."""
+    from sectionseg.io.images import is_zarr  # numpy + tifffile only
+
+    if is_zarr(path):
+        if not os.access(path, os.R_OK | os.X_OK):
+            raise InputError(f"{what} is not readable (permissions)", path)
+        return Path(path)
+    return check_input_file(path, what)
 
 
 def check_input_path(path, what: str = "file or folder") -> Path:

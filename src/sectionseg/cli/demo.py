@@ -37,7 +37,7 @@ def check_args(args) -> None:
 
 
 def run(args) -> int:
-    from sectionseg.cli.detect import detect_files
+    from sectionseg.batch.wafer import detect_files
     from sectionseg.evaluation import compare_sections, format_comparison
     from sectionseg.formats import read_sections
     from sectionseg.model import default_model_path

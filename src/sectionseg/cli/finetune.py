@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from sectionseg.cli._checks import (check_device, check_input_file, check_input_path,
+from sectionseg.cli._checks import (check_device, check_image_file, check_input_file, check_input_path,
                                     check_output_folder)
 from sectionseg.errors import InputError
 
@@ -70,9 +70,9 @@ def check_args(args) -> None:
     """Device, input files, base model and output folder (option ranges: ``_checks.OPTION_RANGES``),
     before torch is imported and before anything is written."""
     check_device(args.device)
-    check_input_file(args.gray, "image file")
+    check_image_file(args.gray, "image file")
     if args.fluo is not None:
-        check_input_file(args.fluo, "image file")
+        check_image_file(args.fluo, "image file")
     check_input_path(args.labels, "label file")
     if args.base_model is not None:
         check_input_file(args.base_model, "base model file")
@@ -149,7 +149,7 @@ def _val_ap(model, data_dir: Path, out_dir: Path, device: str) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sectionseg.cli.detect import detect_files, load_inputs
+    from sectionseg.batch.wafer import detect_files, load_inputs
     from sectionseg.datasets.adapt import check_labels
     from sectionseg.formats import read_sections
     from sectionseg.io.atomic import write_text

@@ -25,9 +25,9 @@ from sectionseg import __version__
 from sectionseg.errors import InputError, ResourceError
 from sectionseg.io.interrupts import blocked_signals
 
-# Order shown in --help. Each name is a module of this package with a ``register`` function.
-COMMANDS = ("demo", "detect", "simulate", "convert", "show", "tiles", "synth", "dataset", "train", "finetune",
-            "evaluate", "export", "order", "proofread")
+# Order shown in --help. Each name (``-`` read as ``_``) is a module of this package with a ``register`` function.
+COMMANDS = ("demo", "detect", "detect-batch", "simulate", "convert", "show", "tiles", "synth", "dataset", "train",
+            "finetune", "evaluate", "export", "order", "proofread")
 
 #: OSError numbers that say the machine (disk, permissions, quota), not sectionseg, is at fault
 _PLACE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO,
@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
                                 parser_class=_OneLineParser)
     for name in COMMANDS:
-        importlib.import_module(f"sectionseg.cli.{name}").register(sub)
+        importlib.import_module(f"sectionseg.cli.{name.replace('-', '_')}").register(sub)
     return parser
 
 

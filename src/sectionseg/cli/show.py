@@ -23,9 +23,9 @@ def register(sub) -> None:
 
 def check_args(args) -> None:
     """The input files exist; OUT is an image name (its extension tells the format) in a writable place."""
-    from sectionseg.cli._checks import check_input_file, check_input_path, check_output_file
+    from sectionseg.cli._checks import check_image_file, check_input_path, check_output_file
 
-    check_input_file(args.image, "image file")
+    check_image_file(args.image, "image file")
     check_input_path(args.annotations, "annotation file or folder")
     check_output_file(args.out, IMAGE_WRITE_SUFFIXES)
 

@@ -27,19 +27,23 @@ OPENING_PX = 5        # thumbnail px: blobs narrower than this (dust, fibres, sh
 MIN_LEVEL = 1.0       # gray levels (of 255): flat synthetic images have zero noise
 
 
-def _thumbnail(image: np.ndarray, norm, step: int, rows_per_block: int = 64) -> np.ndarray:
+def _thumbnail(image: np.ndarray, norm, step: int, block_px: int = 1024) -> np.ndarray:
     """Area-averaged ``1/step`` thumbnail (float32, normalised 0..255) of a 2-D source image, read in
-    row blocks so a memory-mapped wafer is never loaded whole."""
+    blocks of about ``block_px`` source px square, so a memory-mapped (or Zarr) wafer of any size is
+    never loaded whole and the memory used does not grow with its width."""
     h, w = image.shape
-    out_w = max(1, w // step)
-    blocks = []
-    for r0 in range(0, h - step + 1, step * rows_per_block):
-        r1 = min(h - (h - r0) % step, r0 + step * rows_per_block)
-        block = norm.apply(np.asarray(image[r0:r1, :out_w * step])).astype(np.float32)
-        blocks.append(cv2.resize(block, (out_w, (r1 - r0) // step), interpolation=cv2.INTER_AREA))
-    if not blocks:
-        return norm.apply(np.asarray(image)).astype(np.float32)[:1, :1]
-    return np.vstack(blocks)
+    out_h, out_w = h // step, max(1, w // step)
+    if out_h == 0:
+        return norm.apply(np.asarray(image[:1, :1])).astype(np.float32)
+    cells = max(1, block_px // step)  # thumbnail px per block side
+    out = np.empty((out_h, out_w), dtype=np.float32)
+    for r in range(0, out_h, cells):
+        r1 = min(out_h, r + cells)
+        for c in range(0, out_w, cells):
+            c1 = min(out_w, c + cells)
+            block = norm.apply(np.asarray(image[r * step:r1 * step, c * step:c1 * step])).astype(np.float32)
+            out[r:r1, c:c1] = cv2.resize(block, (c1 - c, r1 - r), interpolation=cv2.INTER_AREA)
+    return out
 
 
 def _departure(thumb: np.ndarray, dark: bool, size: int) -> np.ndarray:

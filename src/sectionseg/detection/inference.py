@@ -69,7 +69,17 @@ class Detection:
         return replace(self, mask=mask, origin=(nx0, ny0), border_distance=self.border_distance * factor)
 
 
-PRECISIONS = ("auto", "fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+#: tiles per model call when none is asked: two per worker process on the CPU (one core each); a GPU
+#: is kept busy by larger batches (the cuda path is not measured yet, see BENCHMARKS.md)
+DEFAULT_BATCH_SIZE = {"cpu": 2, "cuda": 16}
+
+
+def resolve_batch_size(batch_size: int | None, device: str = "cpu") -> int:
+    """``batch_size``, else :data:`DEFAULT_BATCH_SIZE` of the device."""
+    if batch_size is not None:
+        return int(batch_size)
+    return DEFAULT_BATCH_SIZE["cuda" if str(device).startswith("cuda") else "cpu"]
 
 
 def cpu_has_bf16() -> bool:
@@ -81,35 +91,77 @@ def cpu_has_bf16() -> bool:
     return any(bool(check()) for check in checks if check is not None)
 
 
+def cuda_has_bf16() -> bool:
+    """True when the CUDA device runs bfloat16 (Ampere and later)."""
+    import torch
+
+    return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+
+
 def resolve_precision(precision: str, device: str) -> str:
-    """``"fp32"`` or ``"bf16"`` for ``precision`` in :data:`PRECISIONS` on ``device``: ``auto`` is
-    bf16 on a CPU that runs it natively (about 1.5x faster inference on 2 cores, detections within
-    a fraction of a pixel, see BENCHMARKS.md), fp32 everywhere else."""
+    """``"fp32"``, ``"bf16"`` or ``"fp16"`` for ``precision`` in :data:`PRECISIONS` on ``device``:
+    ``auto`` is bf16 on a CPU that runs it natively (about 1.5x faster inference on 2 cores,
+    detections within a fraction of a pixel, see BENCHMARKS.md), fp32 on other CPUs; on a GPU bf16
+    where it has it, else fp16 (autocast: the tensor cores). fp16 is for GPUs only (a CPU emulates
+    it, slowly)."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
+    on_gpu = str(device).startswith("cuda")
+    if precision == "fp16" and not on_gpu:
+        raise ValueError("precision fp16 is for --device cuda; on the CPU use bf16 or fp32")
     if precision == "auto":
-        return "bf16" if str(device).startswith("cpu") and cpu_has_bf16() else "fp32"
+        if on_gpu:
+            return "bf16" if cuda_has_bf16() else "fp16"
+        return "bf16" if cpu_has_bf16() else "fp32"
     return precision
 
 
-def model_predictor(model, device="cpu", precision: str = "fp32"):
+def autocast_dtype(precision: str):
+    """The torch dtype autocast runs in for a resolved precision (None: fp32, no autocast)."""
+    import torch
+
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+
+
+def model_predictor(model, device="cpu", precision: str = "fp32", mask_threshold: float | None = None):
     """Wrap a torchvision detection model (``torch.nn.Module``) in eval mode as a predictor (no
-    gradients, float32 outputs on the CPU). ``precision``: ``fp32`` or ``bf16`` (autocast: the
-    convolutions and linear layers run in bfloat16, box decoding and outputs stay float32)."""
+    gradients, float32 outputs on the CPU). ``precision``: ``fp32``, ``bf16`` or ``fp16`` (autocast:
+    the convolutions and linear layers run in that type, box decoding and outputs stay float32).
+
+    On a GPU the whole batch of tiles goes through the model in one call (``batch_size`` tiles of
+    :func:`predict_tiles`; 16 by default), copied from pinned memory without waiting, with
+    channels-last weights and cuDNN's autotuner (tiles all have one size).
+
+    ``mask_threshold``: masks come back binary (``masks >= mask_threshold``, bool), cut where they
+    are made (on the GPU): a quarter of the bytes to copy and keep, the same detections
+    (:func:`detections_from_output` applies the same cut to probabilities)."""
     import torch
 
     model.eval()
-    if str(device).startswith("cpu"):
-        # oneDNN convolutions run 10-20 % faster on channels-last weights (measured on 2 cores)
-        model.to(memory_format=torch.channels_last)
-    device_type = "cuda" if str(device).startswith("cuda") else "cpu"
-    use_bf16 = resolve_precision(precision, device) == "bf16"
-    if use_bf16:
+    on_gpu = str(device).startswith("cuda")
+    # oneDNN convolutions run 10-20 % faster on channels-last weights (measured on 2 cores); on a
+    # GPU the tensor cores want channels-last too
+    model.to(memory_format=torch.channels_last)
+    if on_gpu:
+        torch.backends.cudnn.benchmark = True
+    device_type = "cuda" if on_gpu else "cpu"
+    dtype = autocast_dtype(resolve_precision(precision, device))
+    if dtype is not None:
         _float32_predictors(model, device_type)
 
+    def to_device(im):
+        if not on_gpu:
+            return im
+        return im.pin_memory().to(device, non_blocking=True)
+
     def predict(images: list[torch.Tensor]) -> list[dict]:
-        with torch.inference_mode(), torch.autocast(device_type, dtype=torch.bfloat16, enabled=use_bf16):
-            outputs = model([im.to(device) for im in images])
+        with torch.inference_mode(), torch.autocast(device_type, dtype=dtype or torch.float32,
+                                                    enabled=dtype is not None):
+            outputs = model([to_device(im) for im in images])
+            if mask_threshold is not None:
+                for out in outputs:
+                    if "masks" in out:
+                        out["masks"] = out["masks"].float() >= mask_threshold
         return [{k: v.detach().cpu().float() if v.is_floating_point() else v.detach().cpu()
                  for k, v in out.items()} for out in outputs]
 
@@ -181,12 +233,31 @@ def detections_from_output(output: dict, tile: Tile, tile_index: int, wafer_size
     return found
 
 
+def prefetched(make, keys: list):
+    """``(key, make(key))`` for each key in order, ``make`` of the next key running in a background
+    thread meanwhile (reading and resampling the next tiles while the GPU works on these)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if not keys:
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sectionseg-tiles") as pool:
+        pending = pool.submit(make, keys[0])
+        for k, key in enumerate(keys):
+            value = pending.result()
+            if k + 1 < len(keys):
+                pending = pool.submit(make, keys[k + 1])
+            yield key, value
+
+
 def predict_tiles(source: WaferSource, tiles: list[Tile], predictor, *, batch_size: int = 2,
                   score_threshold: float = 0.7, mask_threshold: float = 0.5, border_margin: int = 3,
-                  workers: int = 1, progress: bool = True, desc: str = "tiles") -> list[Detection]:
-    """Run ``predictor`` on ``tiles`` of ``source`` in batches; all detections, unmerged, in tile
-    order. ``workers`` > 1: batches run in that many forked processes with one torch thread each
-    (:func:`~sectionseg.detection.parallel.fork_map`)."""
+                  workers: int = 1, progress: bool = True, desc: str = "tiles",
+                  prefetch: bool = False) -> list[Detection]:
+    """Run ``predictor`` on ``tiles`` of ``source`` in batches of ``batch_size``; all detections,
+    unmerged, in tile order. ``workers`` > 1: batches run in that many forked processes with one
+    torch thread each (:func:`~sectionseg.detection.parallel.fork_map`). ``prefetch`` (one worker:
+    the GPU path): the next batch's tiles are read and resampled in a thread while the predictor
+    runs (:func:`prefetched`)."""
     from tqdm.auto import tqdm
 
     from sectionseg.detection.parallel import fork_map
@@ -194,9 +265,12 @@ def predict_tiles(source: WaferSource, tiles: list[Tile], predictor, *, batch_si
     size = max(1, batch_size)
     starts = list(range(0, len(tiles), size))
 
-    def run_batch(start: int) -> tuple[int, list[Detection]]:
+    def prepare(start: int) -> list:
+        return [to_tensor(source.tile_rgb(t)) for t in tiles[start:start + size]]
+
+    def run_batch(start: int, tensors: list | None = None) -> tuple[int, list[Detection]]:
         batch = tiles[start:start + size]
-        outputs = predictor([to_tensor(source.tile_rgb(t)) for t in batch])
+        outputs = predictor(prepare(start) if tensors is None else tensors)
         found = []
         for offset, (tile, output) in enumerate(zip(batch, outputs)):
             found += detections_from_output(output, tile, start + offset, source.size,
@@ -206,7 +280,13 @@ def predict_tiles(source: WaferSource, tiles: list[Tile], predictor, *, batch_si
 
     bar = tqdm(total=len(tiles), desc=desc, unit="tile", disable=not progress, leave=False)
     try:
-        results = fork_map(run_batch, starts, workers, on_result=lambda result: bar.update(result[0]))
+        if prefetch and workers <= 1:
+            results = []
+            for start, tensors in prefetched(prepare, starts):
+                results.append(run_batch(start, tensors))
+                bar.update(results[-1][0])
+        else:
+            results = fork_map(run_batch, starts, workers, on_result=lambda result: bar.update(result[0]))
     finally:
         bar.close()
     return [d for _, found in results for d in found]

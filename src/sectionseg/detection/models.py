@@ -4,19 +4,42 @@ proposals per tile, arithmetic), and its identity for reports."""
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 from sectionseg.detection.inference import model_predictor, resolve_precision
 from sectionseg.errors import InputError
 
 
+#: models loaded by :func:`resolve_model` with ``reuse=True``: (path, size, mtime, device, thread) ->
+#: (loaded tuple, identity); a batch worker loads its model once for all its wafers
+_LOADED: dict = {}
+
+
+def _load_reused(path, device: str):
+    from sectionseg.model import load_model
+
+    info = Path(path).stat()
+    key = (str(Path(path).resolve()), info.st_size, info.st_mtime_ns, str(device), threading.get_ident())
+    if key not in _LOADED:
+        if len(_LOADED) >= 8:  # models of many threads or files: start again
+            _LOADED.clear()
+        _LOADED[key] = (load_model(path, device=device), model_identity(path))
+    loaded, identity = _LOADED[key]
+    return loaded, dict(identity)
+
+
 def resolve_model(model, device: str = "cpu", score_threshold: float | None = None,
-                  precision: str = "fp32", proposals: int | None = None):
+                  precision: str = "fp32", proposals: int | None = None, reuse: bool = False,
+                  mask_threshold: float | None = None):
     """``(predictor, info)`` for a model path, a loaded ``(model, config, meta)`` tuple, a bare
     torch module, or None (the bundled model; InputError when it is missing). With
     ``score_threshold`` the model's own box score threshold is set to it, with ``proposals`` its
     number of region proposals per tile (the model is changed). ``precision``: see
-    :func:`~sectionseg.detection.inference.resolve_precision`."""
+    :func:`~sectionseg.detection.inference.resolve_precision`. ``reuse``: a model file loaded by this
+    thread before (same file, size and modification time, device) is taken again instead of loaded
+    (every setting above is applied anew on each call). ``mask_threshold``: the predictor returns
+    binary masks cut there (see :func:`~sectionseg.detection.inference.model_predictor`)."""
     import torch
 
     from sectionseg.model import default_model_path, load_model
@@ -27,7 +50,9 @@ def resolve_model(model, device: str = "cpu", score_threshold: float | None = No
         if not Path(model).is_file():
             raise InputError("the bundled model is missing (train one with 'sectionseg train' and pass "
                              "--model)", model)
-    if isinstance(model, (str, os.PathLike)):
+    if isinstance(model, (str, os.PathLike)) and reuse:
+        model, info = _load_reused(model, device)
+    elif isinstance(model, (str, os.PathLike)):
         info = model_identity(model)
         model = load_model(model, device=device)
     if isinstance(model, tuple):
@@ -45,7 +70,7 @@ def resolve_model(model, device: str = "cpu", score_threshold: float | None = No
         set_proposals(model, proposals)
     info["precision"] = resolve_precision(precision, device)
     info["proposals"] = getattr(getattr(model, "rpn", None), "_post_nms_top_n", {}).get("testing")
-    return model_predictor(model, device, info["precision"]), info
+    return model_predictor(model, device, info["precision"], mask_threshold), info
 
 
 def set_proposals(model, proposals: int) -> None:

@@ -19,7 +19,7 @@ from sectionseg.detection.strips import trim_merged_strips
 from sectionseg.detection.content import content_flags
 from sectionseg.detection.evidence import measure_levels
 from sectionseg.detection.fit import fit_parts, to_fit_frame
-from sectionseg.detection.inference import predict_tiles
+from sectionseg.detection.inference import predict_tiles, resolve_batch_size
 from sectionseg.detection.merge import merge_detections
 from sectionseg.detection.models import resolve_model
 from sectionseg.detection.parallel import resolve_workers
@@ -84,21 +84,23 @@ class DetectionResult:
 
 
 def detect_wafer(gray: np.ndarray, fluo: np.ndarray | None = None, *, model=None, predictor=None,
-                 tile_size: int = 512, overlap: int = 128, batch_size: int = 2,
+                 tile_size: int = 512, overlap: int = 128, batch_size: int | None = None,
                  score_threshold: float = DEFAULT_SCORE_THRESHOLD,
                  mask_threshold: float = DEFAULT_MASK_THRESHOLD, section_size: float | None = None,
                  scale: float | None = None, device: str = "cpu",
                  refine: bool = True, nms_overlap: float | None = None, skip_empty: bool = True,
                  precision: str = "auto", proposals: int | None = DEFAULT_PROPOSALS,
                  workers: int | None = None, progress: bool = True,
-                 settings: RepairSettings | None = None) -> DetectionResult:
+                 settings: RepairSettings | None = None, reuse_model: bool = False) -> DetectionResult:
     """Find the sections of a whole wafer.
 
     - ``gray``/``fluo``: 2-D source images of the same shape (np.memmap welcome; read tile by tile).
     - ``model``: model file path, ``load_model`` tuple or torch module; None = the bundled model.
       ``predictor`` (callable on a list of ``(3, H, W)`` float tensors, torchvision-style outputs)
       replaces the model (tests).
-    - ``tile_size``/``overlap``: working-frame tiles (px); ``batch_size`` tiles per predictor call.
+    - ``tile_size``/``overlap``: working-frame tiles (px); ``batch_size`` tiles per predictor call
+      (None: 2 on the CPU, 16 on a GPU, :data:`~sectionseg.detection.inference.DEFAULT_BATCH_SIZE`).
+      On a GPU the next batch's tiles are prepared in a thread while the model runs.
     - ``score_threshold``: minimum detection score; ``mask_threshold``: mask probability cut.
     - ``section_size``: the sections' long side in source px (skips the scale estimate); when None
       and the model file records one (an adapted model), that one is used;
@@ -109,10 +111,13 @@ def detect_wafer(gray: np.ndarray, fluo: np.ndarray | None = None, *, model=None
     - ``precision``: ``auto`` (bf16 on CPUs that run it natively, else fp32), ``fp32`` or ``bf16``;
       ``proposals``: region proposals per tile (None: the model's own setting).
     - ``workers``: processes for inference and quad fitting (None: one per core up to 8 on the CPU,
-      1 on a GPU or with a ``predictor``; see :mod:`sectionseg.detection.parallel`).
+      1 on a GPU or with a ``predictor``; see :mod:`sectionseg.detection.parallel`). On a GPU the
+      model always runs in this process and ``workers`` fit the quads.
     - ``settings``: thresholds of the post-processing and the repair steps that run
       (:class:`~sectionseg.detection.settings.RepairSettings`; None: the defaults). Recorded in the
       result's ``params["settings"]``.
+    - ``reuse_model``: a model file this thread loaded before is not loaded again (batches: one load
+      per worker for all its wafers).
     - ``nms_overlap``: after merging, of two same-class detections overlapping by more than this
       fraction of the smaller one only the higher-scoring one stays (None: off).
     """
@@ -122,9 +127,15 @@ def detect_wafer(gray: np.ndarray, fluo: np.ndarray | None = None, *, model=None
     t = time.perf_counter()
     # a caller's own predictor may keep state (tests): it runs in this process unless told otherwise
     n_workers = resolve_workers(workers, device) if predictor is None or workers is not None else 1
+    batch_size = resolve_batch_size(batch_size, device)
+    on_gpu = str(device).startswith("cuda")
+    prefetch = on_gpu
+    # a GPU runs the model in this process (CUDA does not survive fork); workers fit the quads only
+    infer_workers = 1 if on_gpu else n_workers
     reserve_threshold = min(score_threshold, settings.reserve_score)
     if predictor is None:
-        predictor, model_info = resolve_model(model, device, reserve_threshold, precision, proposals)
+        predictor, model_info = resolve_model(model, device, reserve_threshold, precision, proposals,
+                                              reuse=reuse_model, mask_threshold=mask_threshold)
     else:
         model_info = {"predictor": getattr(predictor, "__name__", type(predictor).__name__)}
     if fluo is None:  # the bundled model is trained with half of its samples gray-only
@@ -158,7 +169,8 @@ def detect_wafer(gray: np.ndarray, fluo: np.ndarray | None = None, *, model=None
     if skip_empty and len(all_tiles) > 1:
         tiles = [t for t, busy in zip(all_tiles, content_flags(source, all_tiles)) if busy]
     raw = predict_tiles(source, tiles, predictor, batch_size=batch_size, score_threshold=reserve_threshold,
-                        mask_threshold=mask_threshold, workers=n_workers, progress=progress)
+                        mask_threshold=mask_threshold, workers=infer_workers, progress=progress,
+                        prefetch=prefetch)
     timings["inference"] = time.perf_counter() - t
 
     t = time.perf_counter()
