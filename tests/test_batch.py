@@ -202,8 +202,8 @@ def test_scheduler_that_cannot_be_reached_is_one_line(tmp_path, wafers, tiny_mod
 # ----------------------------------------------------------------------------- huge / lazy images
 def test_zarr_and_ome_zarr_images_are_read_lazily(tmp_path):
     import zarr
-
     from detection_fakes import GroundTruthPredictor, rectangle
+
     from sectionseg.detection import detect_wafer, plan_tiles
     from sectionseg.io.images import LazyImage, image_size, read_image
 

@@ -2,10 +2,10 @@
 duplicates and implausible lone parts dropped."""
 import numpy as np
 import pytest
-
 from detection_fakes import ContentPredictor, rectangle
+
 from sectionseg.detection import detect_wafer
-from sectionseg.detection.repairs import drop_implausible, drop_duplicates
+from sectionseg.detection.repairs import drop_duplicates, drop_implausible
 from sectionseg.evaluation import compare_sections
 from sectionseg.geometry import Part, Section
 from sectionseg.geometry.beside import strip_beside
@@ -249,8 +249,9 @@ def test_a_whole_section_seen_as_one_part_is_split_at_its_shared_edge():
 
 def _hull(s):
     """The 4 outer corners of a section whose parts share a long edge."""
-    from sectionseg.geometry.fitting import order_corners
     import cv2
+
+    from sectionseg.geometry.fitting import order_corners
 
     pts = np.vstack([s.tissue.polygon, s.magnet.polygon]).astype(np.float32)
     return order_corners(cv2.boxPoints(cv2.minAreaRect(pts)).astype(np.float64))

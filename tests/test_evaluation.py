@@ -9,7 +9,12 @@ import numpy as np
 import pytest
 
 from sectionseg.evaluation import (
-    evaluate_predictions, format_table, geometry_metrics, match_parts, masks_to_rles, quad_from_mask,
+    evaluate_predictions,
+    format_table,
+    geometry_metrics,
+    masks_to_rles,
+    match_parts,
+    quad_from_mask,
 )
 from sectionseg.geometry.polygons import long_axis_angle
 from sectionseg.geometry.raster import polygon_mask

@@ -3,11 +3,17 @@ import json
 
 import numpy as np
 import pytest
-
 from detection_fakes import draw_sections, rectangle
+
 from sectionseg.cli.main import main
 from sectionseg.datasets.adapt import (
-    build_adaptation_set, check_labels, context_tile, median_section_size, rescale_wafer, unlabelled, working_scale,
+    build_adaptation_set,
+    check_labels,
+    context_tile,
+    median_section_size,
+    rescale_wafer,
+    unlabelled,
+    working_scale,
 )
 from sectionseg.datasets.synth import Background, footprint
 from sectionseg.errors import InputError

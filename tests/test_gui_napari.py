@@ -375,9 +375,8 @@ def test_lazy_pyramid_is_views():
 
 
 def test_manifest_and_entry_point():
-    import tomllib
-
     import npe2
+    import tomllib
 
     manifest = npe2.PluginManifest.from_file(MANIFEST)
     assert manifest.name == "sectionseg"

@@ -8,8 +8,15 @@ import numpy as np
 import pytest
 
 from sectionseg.cli.main import main
-from sectionseg.serial import (OrderSettings, detect_beads, find_bead_images, order_metrics, order_sections,
-                               section_beads, wrong_links)
+from sectionseg.serial import (
+    OrderSettings,
+    detect_beads,
+    find_bead_images,
+    order_metrics,
+    order_sections,
+    section_beads,
+    wrong_links,
+)
 from sectionseg.serial.constellations import constellations
 from sectionseg.serial.match import match_pair
 from sectionseg.serial.path import cheapest_path

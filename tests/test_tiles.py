@@ -23,7 +23,7 @@ def test_tiles_cover_image_exactly(width, height, size, overlap):
     origins = iter_tiles(width, height, size, overlap)
     covered = np.zeros((height, width), int)
     for x0, y0 in origins:
-        assert 0 <= x0 and 0 <= y0
+        assert x0 >= 0 and y0 >= 0
         assert x0 + min(size, width) <= width and y0 + min(size, height) <= height  # never beyond the image
         covered[y0:y0 + size, x0:x0 + size] += 1
     assert covered.min() >= 1

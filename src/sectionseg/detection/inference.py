@@ -56,7 +56,7 @@ class Detection:
     def name(self) -> str:
         return LABEL_NAMES.get(self.label, str(self.label))
 
-    def rescaled(self, factor: float) -> "Detection":
+    def rescaled(self, factor: float) -> Detection:
         """The same detection in a frame ``factor`` times finer (working px times ``factor``); the
         mask is resampled bilinearly (corners kept in place) and thresholded at 0.5."""
         if factor == 1.0:

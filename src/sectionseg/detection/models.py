@@ -10,7 +10,6 @@ from pathlib import Path
 from sectionseg.detection.inference import model_predictor, resolve_precision
 from sectionseg.errors import InputError
 
-
 #: models loaded by :func:`resolve_model` with ``reuse=True``: (path, size, mtime, device, thread) ->
 #: (loaded tuple, identity); a batch worker loads its model once for all its wafers
 _LOADED: dict = {}

@@ -24,7 +24,7 @@ import resource
 import signal
 import sys
 import traceback
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from sectionseg.errors import ResourceError
 from sectionseg.io.interrupts import STOP_SIGNALS, blocked_signals

@@ -14,20 +14,29 @@ import numpy as np
 
 from sectionseg.datasets.labels import REFERENCE_SECTION_SIZE
 from sectionseg.detection.consensus import tissue_consensus
-from sectionseg.detection.merged import split_merged
-from sectionseg.detection.strips import trim_merged_strips
 from sectionseg.detection.content import content_flags
 from sectionseg.detection.evidence import measure_levels
 from sectionseg.detection.fit import fit_parts, to_fit_frame
 from sectionseg.detection.inference import predict_tiles, resolve_batch_size
 from sectionseg.detection.merge import merge_detections
+from sectionseg.detection.merged import split_merged
 from sectionseg.detection.models import resolve_model
 from sectionseg.detection.parallel import resolve_workers
-from sectionseg.detection.repairs import (complete_from_image, drop_duplicates, drop_implausible,
-                                          pair_sections, rebuild_touching, recover_partners, regrow_small,
-                                          split_tiny, split_unseen, trim_gaps)
+from sectionseg.detection.repairs import (
+    complete_from_image,
+    drop_duplicates,
+    drop_implausible,
+    pair_sections,
+    rebuild_touching,
+    recover_partners,
+    regrow_small,
+    split_tiny,
+    split_unseen,
+    trim_gaps,
+)
 from sectionseg.detection.scale import estimate_scale, scale_from_section_size
 from sectionseg.detection.settings import RepairSettings
+from sectionseg.detection.strips import trim_merged_strips
 from sectionseg.detection.tiling import WaferSource, plan_tiles
 from sectionseg.errors import InputError
 from sectionseg.geometry import Part, Section

@@ -23,6 +23,7 @@ from sectionseg.geometry.beside import long_sides, quad_sides, strip_beside
 from sectionseg.geometry.fitting import order_corners, refine_side
 from sectionseg.geometry.pairing import pair_parts
 
+
 def rebuild_touching(parts: list[tuple[Part, float, Detection, float]], partners: list[tuple[Part, float]],
                      source: WaferSource, kind: str = "tissue", refine: bool = True,
                      settings: RepairSettings = RepairSettings()):

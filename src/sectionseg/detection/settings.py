@@ -91,7 +91,7 @@ class RepairSettings:
         """Whether the step named ``step`` is switched on."""
         return step in self.steps
 
-    def without(self, *steps: str) -> "RepairSettings":
+    def without(self, *steps: str) -> RepairSettings:
         """A copy with ``steps`` switched off."""
         return dataclasses.replace(self, steps=tuple(s for s in self.steps if s not in steps))
 

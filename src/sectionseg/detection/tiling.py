@@ -89,7 +89,7 @@ class WaferSource:
         self.gray_norm = gray_norm or robust_normalisation(gray)
         self.fluo_norm = None if fluo is None else (fluo_norm or robust_normalisation(fluo))
 
-    def rescaled(self, scale: float) -> "WaferSource":
+    def rescaled(self, scale: float) -> WaferSource:
         """The same wafer at another scale (normalisations reused)."""
         return WaferSource(self.gray, self.fluo, scale=scale, gray_norm=self.gray_norm,
                            fluo_norm=self.fluo_norm)

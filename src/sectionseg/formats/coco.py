@@ -43,7 +43,13 @@ import numpy as np
 
 from sectionseg.errors import InputError
 from sectionseg.formats.common import (
-    PART_ALIASES, assemble_sections, check_polygon, dump_json, image_size_of, json_num, load_json,
+    PART_ALIASES,
+    assemble_sections,
+    check_polygon,
+    dump_json,
+    image_size_of,
+    json_num,
+    load_json,
     points_array,
 )
 from sectionseg.geometry import Section, polygon_area

@@ -38,8 +38,15 @@ import numpy as np
 
 from sectionseg.errors import InputError
 from sectionseg.formats.common import (
-    PART_ALIASES, assemble_sections, check_coordinates, check_polygon, dump_json, image_size_of, json_num,
-    load_json, points_array,
+    PART_ALIASES,
+    assemble_sections,
+    check_coordinates,
+    check_polygon,
+    dump_json,
+    image_size_of,
+    json_num,
+    load_json,
+    points_array,
 )
 from sectionseg.geometry import Section
 from sectionseg.geometry.orientation import canonical_sections

@@ -68,8 +68,15 @@ from pathlib import Path
 import numpy as np
 
 from sectionseg.errors import InputError
-from sectionseg.formats.common import (check_coordinates, check_polygon, fmt_num, fmt_points, parse_float,
-                                       parse_int, read_text)
+from sectionseg.formats.common import (
+    check_coordinates,
+    check_polygon,
+    fmt_num,
+    fmt_points,
+    parse_float,
+    parse_int,
+    read_text,
+)
 from sectionseg.geometry import Part, Section
 from sectionseg.geometry.orientation import canonical_sections, part_direction
 from sectionseg.io.atomic import write_text

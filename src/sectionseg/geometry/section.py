@@ -53,7 +53,7 @@ class Part:
         """
         return long_axis_angle(self.polygon)
 
-    def transformed(self, scale: float = 1.0, offset=(0.0, 0.0)) -> "Part":
+    def transformed(self, scale: float = 1.0, offset=(0.0, 0.0)) -> Part:
         """Return ``polygon * scale + offset`` as a new Part."""
         return Part(self.polygon * scale + np.asarray(offset, dtype=np.float64))
 
@@ -85,7 +85,7 @@ class Section:
             raise ValueError("a Section needs at least a tissue or a magnet part")
 
     @classmethod
-    def from_arrays(cls, tissue, magnet, dummy=None, score=None) -> "Section":
+    def from_arrays(cls, tissue, magnet, dummy=None, score=None) -> Section:
         """Build from plain ``(N, 2)`` point arrays (or None)."""
         return cls(*(None if p is None else Part(p) for p in (tissue, magnet, dummy)), score=score)
 
@@ -93,7 +93,7 @@ class Section:
         """The parts that are present, by name (``tissue``, ``magnet``, ``dummy``)."""
         return {n: getattr(self, n) for n in PART_NAMES if getattr(self, n) is not None}
 
-    def transformed(self, scale: float = 1.0, offset=(0.0, 0.0)) -> "Section":
+    def transformed(self, scale: float = 1.0, offset=(0.0, 0.0)) -> Section:
         """Scale then shift every part: ``p * scale + offset`` (e.g. full resolution -> downsized)."""
         parts = {n: p.transformed(scale, offset) for n, p in self.parts().items()}
         return Section(parts.get("tissue"), parts.get("magnet"), parts.get("dummy"), self.score, dict(self.extra))
