@@ -194,7 +194,7 @@ def test_a_dummy_strip_merged_into_the_tissue_is_cut_off_at_the_gap_and_clean_ti
     flush = with_dummy(150, 940, 5.0, gap=0.0, merged=10.0)      # dummy touching: no edge to find
     clean = [section(150 + 220 * (k % 3), 1140 + 200 * (k // 3), 6.0 * k) for k in range(9)]
     gray = np.full((1750, 700), 200, np.uint8)
-    for truth, dummy, _ in cases + [flush]:
+    for _truth, dummy, _ in cases + [flush]:
         fill_polygon(gray, dummy, 40)
     truths = [t for t, _, _ in cases + [flush]] + clean
     for s in truths:

@@ -161,7 +161,8 @@ def test_one_side_is_moved_onto_the_step_of_the_asked_polarity(angle):
     # magnet (120) | 4 px of bare wafer (200) | tissue (40): a mask that swallowed the gap reaches
     # the tissue; only a rising step (magnet -> wafer, as beyond its far side) is the magnet's own edge
     magnet, swallowed, tissue = box(-40, 0), box(-40, 4), box(4, 54)
-    big = lambda q: polygon_mask(q * 4, (SIZE * 4, SIZE * 4)).reshape(SIZE, 4, SIZE, 4).mean(axis=(1, 3))
+    def big(q):
+        return polygon_mask(q * 4, (SIZE * 4, SIZE * 4)).reshape(SIZE, 4, SIZE, 4).mean(axis=(1, 3))
     image = 200.0 - 80.0 * big(magnet) - 160.0 * big(tissue)
     image = cv2.GaussianBlur(image, (0, 0), 0.8) + rng.normal(0.0, 2.0, image.shape)
     quad = order_corners(swallowed)

@@ -55,10 +55,10 @@ def test_an_error_or_ctrl_c_while_writing_keeps_the_previous_set(tmp_path, stop)
         raise stop
     assert (out / "a.txt").read_text() == "old" and (out / "b.txt").read_text() == "old"
     assert not _hidden_siblings(out)
-    with pytest.raises(KeyboardInterrupt):  # and a first run interrupted leaves nothing
-        with output_set(tmp_path / "fresh") as stage:
-            write_text(stage / "a.txt", "new")
-            raise KeyboardInterrupt
+    # and a first run interrupted leaves nothing
+    with pytest.raises(KeyboardInterrupt), output_set(tmp_path / "fresh") as stage:
+        write_text(stage / "a.txt", "new")
+        raise KeyboardInterrupt
     assert not (tmp_path / "fresh").exists() and not _hidden_siblings(out)
 
 

@@ -275,13 +275,16 @@ def detect_wafer(gray: np.ndarray, fluo: np.ndarray | None = None, *, model=None
         sections, consensus_info = tissue_consensus(sections, source, settings)
     timings["pairing"] = time.perf_counter() - t
 
-    counts = {"tiles": len(all_tiles), "empty_tiles_skipped": len(all_tiles) - len(tiles), "raw_detections": len(raw), "parts": len(merged),
+    counts = {"tiles": len(all_tiles), "empty_tiles_skipped": len(all_tiles) - len(tiles),
+              "raw_detections": len(raw), "parts": len(merged),
               "tissue_parts": len(tissues), "magnet_parts": len(magnets), "sections": len(sections),
               "unpaired": len(unpaired), "dropped_dummies": n_dummies, "dropped_implausible": n_implausible,
               "unpaired_tiny_parts": len(split), "regrown_small_parts": n_regrown, "gaps_trimmed": n_trimmed,
-              "strips_trimmed": strips_info.get("trimmed", 0), "dropped_unseen": n_unseen, "rebuilt_parts": n_tissues + n_magnets,
+              "strips_trimmed": strips_info.get("trimmed", 0), "dropped_unseen": n_unseen,
+              "rebuilt_parts": n_tissues + n_magnets,
               "recovered_parts": len(recovered), "reserve_detections": len(reserve),
-              "duplicates_dropped": n_duplicates, "split_from_one_part": len(merged), "partners_from_image": len(inferred),
+              "duplicates_dropped": n_duplicates, "split_from_one_part": len(merged),
+              "partners_from_image": len(inferred),
               "unfitted_parts": sum(p["polygon"] is None for p in parts),
               "poor_fits": int(sum(p["fit_iou"] is not None and p["fit_iou"] < POOR_FIT_IOU for p in parts)),
               "swapped_by_consensus": consensus_info.get("swapped", 0)}

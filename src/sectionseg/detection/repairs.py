@@ -40,7 +40,8 @@ def rebuild_touching(parts: list[tuple[Part, float, Detection, float]], partners
     if len(parts) < 5:
         return plain, 0
     median_area = float(np.median([p.area for p, *_ in parts]))
-    is_suspect = [iou < settings.suspect_fit_iou or p.area > settings.suspect_area_factor * median_area for p, _, _, iou in parts]
+    is_suspect = [iou < settings.suspect_fit_iou or p.area > settings.suspect_area_factor * median_area
+                  for p, _, _, iou in parts]
     good = [t for t, bad in zip(parts, is_suspect) if not bad]
     suspects = [t for t, bad in zip(parts, is_suspect) if bad]
     if not suspects or len(good) < 3:
@@ -254,7 +255,8 @@ def pair_sections(tissues: list[tuple[Part, float]], magnets: list[tuple[Part, f
 
 
 def regrow_small(sections: list[Section], source: WaferSource, refine: bool = True,
-                 levels: WaferLevels | None = None, settings: RepairSettings = RepairSettings()) -> tuple[list[Section], int]:
+                 levels: WaferLevels | None = None,
+                 settings: RepairSettings = RepairSettings()) -> tuple[list[Section], int]:
     """Paired parts much smaller than their kind's median (``settings.small_area_fraction``: the model saw
     only part of a faint tissue, or stopped at a shading seam) are replaced by the strip of typical
     width beside their partner (:func:`partner_from_image`), when that strip lies on the small part's
@@ -279,7 +281,8 @@ def regrow_small(sections: list[Section], source: WaferSource, refine: bool = Tr
             poly, own = shapely.Polygon(part.polygon), shapely.Polygon(small.polygon)
             if poly.intersection(own).area < 0.5 * own.area:
                 continue  # the strip is on the other side: not this part
-            if _overlaps_known(poly, shapes, tree, settings.partner_max_overlap, skip=(2 * k, 2 * k + 1)):  # but its own parts
+            # (any overlap but with its own parts)
+            if _overlaps_known(poly, shapes, tree, settings.partner_max_overlap, skip=(2 * k, 2 * k + 1)):
                 continue
             out[k] = Section(**{have: getattr(s, have), kind: part}, score=s.score,
                              extra={**s.extra, "regrown": kind})
@@ -287,7 +290,8 @@ def regrow_small(sections: list[Section], source: WaferSource, refine: bool = Tr
     return out, n
 
 
-def split_tiny(sections: list[Section], settings: RepairSettings = RepairSettings()) -> tuple[list[Section], list[Section]]:
+def split_tiny(sections: list[Section],
+               settings: RepairSettings = RepairSettings()) -> tuple[list[Section], list[Section]]:
     """Unpair sections with a part smaller than ``settings.min_area_fraction`` x its kind's median (a
     dummy strip or a speck paired with a magnet, or junk pairs nested in a real section): the tiny
     part is dropped and the other one becomes a lone part, judged as such later. Returns
@@ -354,7 +358,8 @@ def drop_implausible(unpaired: list[Section], sections: list[Section],
     return keep, dummies, other
 
 
-def trim_gaps(sections: list[Section], source: WaferSource, settings: RepairSettings = RepairSettings()) -> tuple[list[Section], int]:
+def trim_gaps(sections: list[Section], source: WaferSource,
+              settings: RepairSettings = RepairSettings()) -> tuple[list[Section], int]:
     """Magnets that reach their tissue across a thin strip of bare wafer get the side facing the
     tissue moved onto their own edge: the strongest step inside that side whose polarity is the
     magnet's against the wafer beyond its far side. Parts that truly touch show no such step and

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 
 #: The repair steps, in the order the pipeline runs them (each can be switched off).
 STEPS = ("rebuild_touching", "recover_partners", "split_tiny", "regrow_small", "trim_gaps",
-         "trim_strips", "drop_duplicates", "split_merged", "drop_implausible", "split_unseen", "complete_from_image", "consensus")
+         "trim_strips", "drop_duplicates", "split_merged", "drop_implausible", "split_unseen",
+         "complete_from_image", "consensus")
 
 
 @dataclass(frozen=True)

@@ -164,7 +164,7 @@ def _fit_sides(points: np.ndarray, quad: np.ndarray) -> np.ndarray | None:
     all_dist = np.stack([d for *_, d in lines])
     owner = np.argmin(all_dist, axis=0)
     fitted = []
-    for i, (p0, u, length, t, dist) in enumerate(lines):
+    for i, (_p0, u, length, t, _dist) in enumerate(lines):
         margin = max(1.5, CORNER_MARGIN * length)
         sel = (owner == i) & (t > margin) & (t < length - margin)
         if sel.sum() < 3:
