@@ -302,7 +302,13 @@ def _detect_dialect(headers: list[str]) -> str:
 
 
 def read_magc(path: str | os.PathLike, scale: float = 1.0) -> MagcFile:
-    """Read a ``.magc`` file (either dialect); coordinates are multiplied by ``scale``."""
+    """Read a ``.magc`` file (either dialect, detected from its headers).
+
+    Returns a :class:`MagcFile`: sections (image px, every coordinate multiplied by ``scale``),
+    serial and stage order (section indices), the dialect, landmarks (px, times ``scale``) and the
+    entries kept as read. A malformed file raises :class:`~sectionseg.errors.InputError` naming the
+    file and line.
+    """
     path = Path(path)
     r = _Reader(path, read_text(path), scale)
     if not r.cp.has_section("sections"):
