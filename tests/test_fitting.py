@@ -3,7 +3,7 @@ import cv2
 import numpy as np
 import pytest
 
-from sectionseg.geometry import fit_quadrilateral, order_corners, quad_from_mask
+from sectionseg.geometry import fit_mask_quad, fit_quadrilateral, order_corners
 from sectionseg.geometry.polygons import angle_difference, long_axis_angle, polygon_centroid
 from sectionseg.geometry.raster import polygon_mask
 
@@ -109,7 +109,7 @@ def test_degenerate_masks_give_none():
     line = np.zeros((40, 40), bool)
     line[20, 5:35] = True
     assert fit_quadrilateral(line) is None
-    assert quad_from_mask(np.zeros((8, 8), np.uint8)) is None
+    assert fit_mask_quad(np.zeros((8, 8), np.uint8)) is None
 
 
 def test_largest_blob_wins_and_mismatched_image_is_refused():

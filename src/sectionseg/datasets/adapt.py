@@ -1,7 +1,7 @@
 """Training data for adapting a model to a new wafer from a few hand-labelled sections.
 
-The seed's recipe, made safe for a wafer where only a dozen of several hundred sections are
-labelled:
+Synthetic pastes (:mod:`sectionseg.datasets.synth`) and context tiles, as for training, made safe for a
+wafer where only a dozen of several hundred sections are labelled:
 
 - the wafer is first brought to the *working scale*, where sections are as large as in the base
   model's training data (its ``data.section_size``, :data:`REFERENCE_SECTION_SIZE` for the bundled

@@ -43,7 +43,7 @@ from sectionseg.geometry import Part, Section
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SCORE_THRESHOLD = 0.7  # tuned on 4 held-out 2000 px wafers (see the report of issue 4)
+DEFAULT_SCORE_THRESHOLD = 0.7  # tuned on 4 held-out 2000 px wafers; the whole-wafer figures at it: BENCHMARKS.md
 DEFAULT_MASK_THRESHOLD = 0.5
 DEFAULT_PROPOSALS = 300    # region proposals per tile at inference (None: the model's own); 300 found
                            # the same parts as 500 on the 5 benchmark wafers, 20 % faster

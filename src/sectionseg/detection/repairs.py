@@ -240,7 +240,7 @@ def drop_duplicates(sections: list[Section], unpaired: list[Section], overlap: f
 
 
 def pair_sections(tissues: list[tuple[Part, float]], magnets: list[tuple[Part, float]]):
-    """Pair tissue and magnet parts (F's :func:`sectionseg.geometry.pairing.pair_parts`);
+    """Pair tissue and magnet parts (:func:`sectionseg.geometry.pairing.pair_parts`);
     ``(paired sections, unpaired sections)`` with scores."""
     pairs, lone_t, lone_m = pair_parts([p for p, _ in tissues], [p for p, _ in magnets])
     sections = []

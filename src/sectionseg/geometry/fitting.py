@@ -209,14 +209,6 @@ def fit_mask_quad(mask: np.ndarray) -> np.ndarray | None:
     return order_corners(_grow_to_area(quad, float(n_pixels)))
 
 
-def quad_from_mask(mask: np.ndarray) -> np.ndarray | None:
-    """Corners ``(4, 2)`` (x, y px) fitted to the mask's largest blob (no image); None if empty or tiny.
-
-    Same as ``fit_quadrilateral(mask, refine=False)``; kept under this name for the evaluation code.
-    """
-    return fit_mask_quad(mask)
-
-
 # --------------------------------------------------------------------------------------------
 # step 2: against the image
 # --------------------------------------------------------------------------------------------
