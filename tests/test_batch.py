@@ -133,6 +133,7 @@ def first_batch(tmp_path_factory, wafers, tiny_model):
     return root, code, printed.getvalue()
 
 
+@pytest.mark.slow  # with its fixture first_batch: a Dask batch on two workers (~15 s)
 def test_batch_on_two_workers_and_a_bad_wafer_fails_alone(first_batch):
     root, code, printed = first_batch
     assert code == 1  # a wafer failed
@@ -155,6 +156,7 @@ def test_batch_on_two_workers_and_a_bad_wafer_fails_alone(first_batch):
     assert not (root / "bad").exists()
 
 
+@pytest.mark.slow  # with its fixture first_batch: a Dask batch on two workers (~15 s)
 def test_a_killed_batch_resumes_with_the_missing_wafers_only(first_batch, tmp_path, wafers, tiny_model):
     import shutil
 

@@ -196,6 +196,7 @@ def test_cli_dataset_end_to_end_with_simulator(tmp_path):
     assert main(["dataset", "--out", str(tmp_path / "x"), "--styles", "nope", "--wafers", "1"]) == 2
 
 
+@pytest.mark.slow
 def test_build_dataset_at_half_scale_in_parallel_matches_serial(tmp_path):
     from PIL import Image
 

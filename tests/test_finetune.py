@@ -166,6 +166,7 @@ def _held_out_loss(model_path, root, truth, labelled):
     return mean_losses(model, SectionDataset(test_dir, "test"))["total"]
 
 
+@pytest.mark.slow
 def test_finetune_end_to_end_beats_the_base_model(base_and_wafer, tmp_path, capsys):
     root, truth, labelled = base_and_wafer
     out = tmp_path / "ft"
