@@ -12,12 +12,17 @@ origin in the working frame (never a full-wafer mask).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
 from sectionseg.detection.tiling import Tile, WaferSource, inner_borders
 from sectionseg.io.resample import resample
+
+#: a predictor (:func:`model_predictor`): a batch of ``(h, w, 3)`` uint8 tiles -> the model's outputs per tile
+Predictor = Callable[..., Any]
 
 LABEL_NAMES = {1: "tissue", 2: "magnet"}
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from typing import Any
 
 #: The repair steps, in the order the pipeline runs them (each can be switched off).
 STEPS = ("rebuild_touching", "recover_partners", "split_tiny", "regrow_small", "trim_gaps",
@@ -83,7 +84,7 @@ class RepairSettings:
     consensus_inset: float = 2.0          # px kept away from a part's outline when measuring it
     steps: tuple[str, ...] = field(default=STEPS)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         unknown = [s for s in self.steps if s not in STEPS]
         if unknown:
             raise ValueError(f"unknown repair steps {unknown}; known: {', '.join(STEPS)}")
@@ -96,7 +97,7 @@ class RepairSettings:
         """A copy with ``steps`` switched off."""
         return dataclasses.replace(self, steps=tuple(s for s in self.steps if s not in steps))
 
-    def record(self) -> dict:
+    def record(self) -> dict[str, Any]:
         """JSON-ready dict (what ``report.json`` keeps)."""
         out = dataclasses.asdict(self)
         out["steps"] = {s: s in self.steps for s in STEPS}
