@@ -94,6 +94,12 @@ class Section:
                                                 for p in (tissue, magnet, dummy))
         return cls(tissue_part, magnet_part, dummy_part, score=score)
 
+    def pair(self) -> tuple[Part, Part]:
+        """``(tissue, magnet)`` of a paired section; ValueError when either part is missing."""
+        if self.tissue is None or self.magnet is None:
+            raise ValueError("the section is not paired (a tissue or a magnet part is missing)")
+        return self.tissue, self.magnet
+
     def parts(self) -> dict[str, Part]:
         """The parts that are present, by name (``tissue``, ``magnet``, ``dummy``)."""
         return {n: getattr(self, n) for n in PART_NAMES if getattr(self, n) is not None}
