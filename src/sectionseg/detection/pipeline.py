@@ -246,10 +246,10 @@ def detect_wafer(gray: np.ndarray, fluo: np.ndarray | None = None, *, model=None
         kept = {id(s) for s in unpaired}
         reject([s for s in before if id(s) not in kept], lambda s: "duplicate")
     n_duplicates = n_unpaired - len(unpaired)
-    merged: list[Section] = []
+    split_whole: list[Section] = []
     if run("split_merged"):
-        merged, unpaired = split_merged(unpaired, sections, source, levels, settings)
-        sections += merged
+        split_whole, unpaired = split_merged(unpaired, sections, source, levels, settings)
+        sections += split_whole
     n_dummies = n_implausible = 0
     if run("drop_implausible"):
         before, why = unpaired, {}
@@ -283,7 +283,7 @@ def detect_wafer(gray: np.ndarray, fluo: np.ndarray | None = None, *, model=None
               "strips_trimmed": strips_info.get("trimmed", 0), "dropped_unseen": n_unseen,
               "rebuilt_parts": n_tissues + n_magnets,
               "recovered_parts": len(recovered), "reserve_detections": len(reserve),
-              "duplicates_dropped": n_duplicates, "split_from_one_part": len(merged),
+              "duplicates_dropped": n_duplicates, "split_from_one_part": len(split_whole),
               "partners_from_image": len(inferred),
               "unfitted_parts": sum(p["polygon"] is None for p in parts),
               "poor_fits": int(sum(p["fit_iou"] is not None and p["fit_iou"] < POOR_FIT_IOU for p in parts)),
