@@ -3,7 +3,8 @@
 Usage::
 
     python benchmarks/bench_detect.py [--model FILE] [--work DIR]
-        [--wafers default:1000 low-contrast:1001 ...] [--size 5000] [--sections 500] [--real] [--scaling 1000 2000 3000] [--threads 2] [--no-classical]
+        [--wafers default:1000 low-contrast:1001 ...] [--size 5000] [--sections 500] [--real]
+        [--scaling 1000 2000 3000] [--threads 2] [--no-classical]
         [--precision auto|fp32|bf16] [--proposals N] [--tile-size PX] [--overlap PX] [--workers N]
         [--gray-only] [--without STEP ...] [--ablation]
 
@@ -141,7 +142,8 @@ def run_isolated(folder: Path, method: str, model: str | None, threads: int, cac
             break
         except queue_module.Empty:
             if not proc.is_alive():
-                raise RuntimeError(f"the benchmark process for {folder} ({method}) died, exit code {proc.exitcode}")
+                raise RuntimeError(f"the benchmark process for {folder} ({method}) died, "
+                                   f"exit code {proc.exitcode}") from None
             peak_tree = max(peak_tree, _tree_pss_mb(proc.pid))
     proc.join()
     result["peak_tree_pss_mb"] = peak_tree

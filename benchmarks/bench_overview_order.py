@@ -34,8 +34,14 @@ def run_wafer(work: Path, length: float, density: float, seed: int, n: int, magn
     from sectionseg.formats import read_sections
     from sectionseg.geometry.section import Section
     from sectionseg.io.images import read_image
-    from sectionseg.serial import OrderSettings, find_bead_images, order_metrics, order_sections, section_beads
-    from sectionseg.serial import wrong_links
+    from sectionseg.serial import (
+        OrderSettings,
+        find_bead_images,
+        order_metrics,
+        order_sections,
+        section_beads,
+        wrong_links,
+    )
     from sectionseg.serial.overview import overview_order
     from sectionseg.simulation import get_style, simulate_wafer
     from sectionseg.simulation.beads import BeadSettings

@@ -34,7 +34,8 @@ def run(model=None, out: Path | None = None, consensus: bool = True) -> list[dic
     for with_fluo in (True, False):
         for size in (None, SECTION_SIZE):
             result = detect_wafer(gray, fluo if with_fluo else None, model=model, section_size=size,
-                                  progress=False, settings=RepairSettings() if consensus else RepairSettings().without("consensus"))
+                                  progress=False,
+                                  settings=RepairSettings() if consensus else RepairSettings().without("consensus"))
             found = result.sections + result.unpaired
             m = score_picture(found, PANEL / "gt")
             name = f"{'gray+fluo' if with_fluo else 'gray only'}, {'auto scale' if size is None else f'size {size:g}'}"

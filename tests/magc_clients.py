@@ -21,7 +21,6 @@ import math
 
 import numpy as np
 
-
 # ---- SBEMimage: ArrayData.read_data_magc ----
 
 def sbemimage_read_data_magc(path) -> dict:

@@ -37,8 +37,9 @@ def _manifest(tmp_path, text: str):
 
 # ----------------------------------------------------------------------------- wafers of a batch
 def test_manifest_rows_and_relative_paths(tmp_path, wafers):
+    relative = os.path.relpath(wafers / 'w2' / 'gray.tif', tmp_path)
     path = _manifest(tmp_path, f"# a season\nname,gray,fluo,section_size\nA,{wafers}/w1/gray.tif,"
-                               f"{wafers}/w1/fluo.tif,130\n\nB,{os.path.relpath(wafers / 'w2' / 'gray.tif', tmp_path)},,\n")
+                               f"{wafers}/w1/fluo.tif,130\n\nB,{relative},,\n")
     jobs = read_manifest(path)
     assert [j.name for j in jobs] == ["A", "B"] and [j.line for j in jobs] == [3, 5]
     assert jobs[0].fluo.endswith("w1/fluo.tif") and jobs[0].section_size == 130
@@ -132,6 +133,7 @@ def first_batch(tmp_path_factory, wafers, tiny_model):
     return root, code, printed.getvalue()
 
 
+@pytest.mark.slow  # with its fixture first_batch: a Dask batch on two workers (~15 s)
 def test_batch_on_two_workers_and_a_bad_wafer_fails_alone(first_batch):
     root, code, printed = first_batch
     assert code == 1  # a wafer failed
@@ -154,6 +156,7 @@ def test_batch_on_two_workers_and_a_bad_wafer_fails_alone(first_batch):
     assert not (root / "bad").exists()
 
 
+@pytest.mark.slow  # with its fixture first_batch: a Dask batch on two workers (~15 s)
 def test_a_killed_batch_resumes_with_the_missing_wafers_only(first_batch, tmp_path, wafers, tiny_model):
     import shutil
 
@@ -202,8 +205,8 @@ def test_scheduler_that_cannot_be_reached_is_one_line(tmp_path, wafers, tiny_mod
 # ----------------------------------------------------------------------------- huge / lazy images
 def test_zarr_and_ome_zarr_images_are_read_lazily(tmp_path):
     import zarr
-
     from detection_fakes import GroundTruthPredictor, rectangle
+
     from sectionseg.detection import detect_wafer, plan_tiles
     from sectionseg.io.images import LazyImage, image_size, read_image
 
@@ -215,7 +218,8 @@ def test_zarr_and_ome_zarr_images_are_read_lazily(tmp_path):
     group.create_array("0", shape=(1, 1) + gray.shape, chunks=(1, 1, 256, 256), dtype=gray.dtype)[:] = gray[None, None]
     group.create_array("1", shape=(1, 1, 1500, 1500), chunks=(1, 1, 256, 256), dtype=gray.dtype)
     image = read_image(tmp_path / "w.ome.zarr")
-    assert isinstance(image, LazyImage) and image.shape == (3000, 3000) and image_size(tmp_path / "w.ome.zarr") == (3000, 3000)
+    assert isinstance(image, LazyImage) and image.shape == (3000, 3000)
+    assert image_size(tmp_path / "w.ome.zarr") == (3000, 3000)
     assert np.array_equal(np.asarray(image), gray)
     image = read_image(tmp_path / "w.ome.zarr")  # a fresh one: count its reads
     tiles = plan_tiles(3000, 3000, 512, 64)

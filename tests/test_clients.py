@@ -8,10 +8,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conventions import angle_gap, assert_convention, magnet_to_tissue, screen_angle
-from magc_clients import (NapariMassMagcFile, magc_read_section_coordinates, magc_scan_angle,
-                          magfinder_file_to_wafer, magfinder_magc_reader, sbemimage_read_data_magc)
+from magc_clients import (
+    NapariMassMagcFile,
+    magc_read_section_coordinates,
+    magc_scan_angle,
+    magfinder_file_to_wafer,
+    magfinder_magc_reader,
+    sbemimage_read_data_magc,
+)
+
 from sectionseg.export import write_detection_outputs
 from sectionseg.formats import read_magc, read_sections, write_sections
 from sectionseg.geometry import Section, canonical_sections, section_direction

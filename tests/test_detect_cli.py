@@ -4,9 +4,9 @@ import json
 import numpy as np
 import pytest
 import tifffile
-
 from conventions import assert_convention
 from detection_fakes import ContentPredictor, draw_sections, rectangle
+
 from sectionseg.cli.main import main
 from sectionseg.detection import WaferSource, detect_wafer, estimate_scale, plan_tiles
 from sectionseg.evaluation import compare_sections

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 import shapely
-
 from detection_fakes import GroundTruthPredictor, rectangle
+
 from sectionseg.detection.inference import Detection, predict_tiles
 from sectionseg.detection.merge import mask_iou, merge_detections
 from sectionseg.detection.tiling import WaferSource, plan_tiles

@@ -3,11 +3,11 @@ import os
 
 import numpy as np
 import pytest
-
 from detection_fakes import ContentPredictor
+from test_detection_post import draw, regular
+
 from sectionseg.detection import detect_wafer
 from sectionseg.detection.parallel import can_fork, fork_map, resolve_workers
-from test_detection_post import draw, regular
 
 needs_fork = pytest.mark.skipif(not can_fork(), reason="no fork on this platform")
 

@@ -2,10 +2,10 @@
 duplicates and implausible lone parts dropped."""
 import numpy as np
 import pytest
-
 from detection_fakes import ContentPredictor, rectangle
+
 from sectionseg.detection import detect_wafer
-from sectionseg.detection.repairs import drop_implausible, drop_duplicates
+from sectionseg.detection.repairs import drop_duplicates, drop_implausible
 from sectionseg.evaluation import compare_sections
 from sectionseg.geometry import Part, Section
 from sectionseg.geometry.beside import strip_beside
@@ -194,7 +194,7 @@ def test_a_dummy_strip_merged_into_the_tissue_is_cut_off_at_the_gap_and_clean_ti
     flush = with_dummy(150, 940, 5.0, gap=0.0, merged=10.0)      # dummy touching: no edge to find
     clean = [section(150 + 220 * (k % 3), 1140 + 200 * (k // 3), 6.0 * k) for k in range(9)]
     gray = np.full((1750, 700), 200, np.uint8)
-    for truth, dummy, _ in cases + [flush]:
+    for _truth, dummy, _ in cases + [flush]:
         fill_polygon(gray, dummy, 40)
     truths = [t for t, _, _ in cases + [flush]] + clean
     for s in truths:
@@ -249,8 +249,9 @@ def test_a_whole_section_seen_as_one_part_is_split_at_its_shared_edge():
 
 def _hull(s):
     """The 4 outer corners of a section whose parts share a long edge."""
-    from sectionseg.geometry.fitting import order_corners
     import cv2
+
+    from sectionseg.geometry.fitting import order_corners
 
     pts = np.vstack([s.tissue.polygon, s.magnet.polygon]).astype(np.float32)
     return order_corners(cv2.boxPoints(cv2.minAreaRect(pts)).astype(np.float64))

@@ -9,8 +9,8 @@ import pytest
 from sectionseg.cli.main import main
 from sectionseg.detection import inference
 from sectionseg.detection.inference import resolve_precision
-from sectionseg.detection.parallel import can_fork
 from sectionseg.detection.models import resolve_model
+from sectionseg.detection.parallel import can_fork
 from sectionseg.detection.pipeline import detect_wafer
 from sectionseg.evaluation import compare_sections
 from sectionseg.formats import read_sections

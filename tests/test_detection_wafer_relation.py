@@ -3,8 +3,9 @@ the darker one), a switch per repair step recorded in the report, and the wafer-
 that gives back sections whose tissue and magnet came out swapped."""
 import numpy as np
 import pytest
-
 from detection_fakes import GroundTruthPredictor
+from test_detection_post import regular, section
+
 from sectionseg.detection import detect_wafer
 from sectionseg.detection.consensus import tissue_consensus
 from sectionseg.detection.evidence import measure_levels
@@ -13,7 +14,6 @@ from sectionseg.detection.tiling import WaferSource, plan_tiles
 from sectionseg.evaluation import compare_sections
 from sectionseg.geometry import Section
 from sectionseg.geometry.raster import fill_polygon, polygon_mask
-from test_detection_post import regular, section
 
 
 def draw(width, height, sections, tissue=140, magnet=60, fluo_on=True):

@@ -9,8 +9,13 @@ import numpy as np
 import pytest
 
 from sectionseg.evaluation import (
-    evaluate_predictions, format_table, geometry_metrics, match_parts, masks_to_rles, quad_from_mask,
+    evaluate_predictions,
+    format_table,
+    geometry_metrics,
+    masks_to_rles,
+    match_parts,
 )
+from sectionseg.geometry.fitting import fit_mask_quad
 from sectionseg.geometry.polygons import long_axis_angle
 from sectionseg.geometry.raster import polygon_mask
 
@@ -122,11 +127,11 @@ def test_score_threshold_limits_geometry_matches():
 
 def test_quad_fit_recovers_centre_angle_and_shape():
     poly = _part(60.0, 64.0, 50, 16, 30.0)
-    quad = quad_from_mask(polygon_mask(poly, (H, W)))
+    quad = fit_mask_quad(polygon_mask(poly, (H, W)))
     assert np.allclose(quad.mean(axis=0), poly.mean(axis=0), atol=0.3)
     diff = abs(long_axis_angle(quad) - long_axis_angle(poly)) % 180
     assert min(diff, 180 - diff) < 1.5
-    assert quad_from_mask(np.zeros((8, 8), np.uint8)) is None
+    assert fit_mask_quad(np.zeros((8, 8), np.uint8)) is None
 
 
 def test_matching_is_one_to_one_by_class():

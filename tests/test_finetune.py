@@ -3,11 +3,17 @@ import json
 
 import numpy as np
 import pytest
-
 from detection_fakes import draw_sections, rectangle
+
 from sectionseg.cli.main import main
 from sectionseg.datasets.adapt import (
-    build_adaptation_set, check_labels, context_tile, median_section_size, rescale_wafer, unlabelled, working_scale,
+    build_adaptation_set,
+    check_labels,
+    context_tile,
+    median_section_size,
+    rescale_wafer,
+    unlabelled,
+    working_scale,
 )
 from sectionseg.datasets.synth import Background, footprint
 from sectionseg.errors import InputError
@@ -160,6 +166,7 @@ def _held_out_loss(model_path, root, truth, labelled):
     return mean_losses(model, SectionDataset(test_dir, "test"))["total"]
 
 
+@pytest.mark.slow
 def test_finetune_end_to_end_beats_the_base_model(base_and_wafer, tmp_path, capsys):
     root, truth, labelled = base_and_wafer
     out = tmp_path / "ft"

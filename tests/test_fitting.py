@@ -3,7 +3,7 @@ import cv2
 import numpy as np
 import pytest
 
-from sectionseg.geometry import fit_quadrilateral, order_corners, quad_from_mask
+from sectionseg.geometry import fit_mask_quad, fit_quadrilateral, order_corners
 from sectionseg.geometry.polygons import angle_difference, long_axis_angle, polygon_centroid
 from sectionseg.geometry.raster import polygon_mask
 
@@ -109,7 +109,7 @@ def test_degenerate_masks_give_none():
     line = np.zeros((40, 40), bool)
     line[20, 5:35] = True
     assert fit_quadrilateral(line) is None
-    assert quad_from_mask(np.zeros((8, 8), np.uint8)) is None
+    assert fit_mask_quad(np.zeros((8, 8), np.uint8)) is None
 
 
 def test_largest_blob_wins_and_mismatched_image_is_refused():
@@ -161,7 +161,8 @@ def test_one_side_is_moved_onto_the_step_of_the_asked_polarity(angle):
     # magnet (120) | 4 px of bare wafer (200) | tissue (40): a mask that swallowed the gap reaches
     # the tissue; only a rising step (magnet -> wafer, as beyond its far side) is the magnet's own edge
     magnet, swallowed, tissue = box(-40, 0), box(-40, 4), box(4, 54)
-    big = lambda q: polygon_mask(q * 4, (SIZE * 4, SIZE * 4)).reshape(SIZE, 4, SIZE, 4).mean(axis=(1, 3))
+    def big(q):
+        return polygon_mask(q * 4, (SIZE * 4, SIZE * 4)).reshape(SIZE, 4, SIZE, 4).mean(axis=(1, 3))
     image = 200.0 - 80.0 * big(magnet) - 160.0 * big(tissue)
     image = cv2.GaussianBlur(image, (0, 0), 0.8) + rng.normal(0.0, 2.0, image.shape)
     quad = order_corners(swallowed)

@@ -10,8 +10,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sectionseg.formats import (FORMATS, MagcFile, direction_from_magc_angle, guess_format,
-                                magfinder_angle, read_magc, read_sections, write_sections)
+from sectionseg.formats import (
+    FORMATS,
+    MagcFile,
+    direction_from_magc_angle,
+    guess_format,
+    magfinder_angle,
+    read_magc,
+    read_sections,
+    write_sections,
+)
 from sectionseg.geometry import Section, canonical_sections, part_direction, section_direction
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real_layouts"

@@ -112,7 +112,8 @@ def test_save_reopen_same_files_and_state(tmp_path):
     det = tmp_path / "det"
     write_detection_outputs(det, sections, unpaired, overlay_image=image, image_path=gray, magc_dialect="sbemimage",
                             report={"inputs": {"gray": str(gray)}, "magc_dialect": "sbemimage"})
-    rows = list(csv.DictReader(open(det / "sections.csv")))
+    with open(det / "sections.csv") as fh:
+        rows = list(csv.DictReader(fh))
     assert rows[1]["repairs"] == "recovered=magnet_from_image" and rows[0]["repairs"] == ""
     loaded = load_annotations(det)
     model = model_from(loaded)
@@ -309,7 +310,8 @@ def test_real_runner_cancel_close_and_error(tmp_path):
     write_image(gray, np.full((300, 400), 120, np.uint8))
     labels = tmp_path / "labels.json"
     labels.write_text("{}")
-    argv = dict(commands(gray, labels, tmp_path / "run", finetune_args=["--seed", "3"], detect_args=["--tile-size", "256"]))
+    argv = dict(commands(gray, labels, tmp_path / "run", finetune_args=["--seed", "3"],
+                         detect_args=["--tile-size", "256"]))
     assert argv["fine-tuning"][-2:] == ["--seed", "3"] and argv["detection"][-2:] == ["--tile-size", "256"]
 
     cancel = threading.Event()

@@ -103,6 +103,7 @@ def _files(folder: Path) -> dict:
     return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
 
 
+@pytest.mark.slow
 def test_proofread_edit_save_reopen(make_napari_viewer, qtbot, wafer, tmp_path):
     import shutil
 
@@ -222,6 +223,7 @@ def test_proofread_edit_save_reopen(make_napari_viewer, qtbot, wafer, tmp_path):
             assert again[name] == saved[name], name
 
 
+@pytest.mark.slow
 def test_reader_writer_and_widgets_from_plain_napari(make_napari_viewer, qtbot, wafer, tmp_path, request):
     from sectionseg.gui.viewer import session_for
     from sectionseg.gui.widgets import ProofreadWidget
@@ -259,6 +261,7 @@ def test_reader_writer_and_widgets_from_plain_napari(make_napari_viewer, qtbot, 
     assert (out / "sections.csv").is_file() and (out / "report.json").is_file()
 
 
+@pytest.mark.slow
 def test_labelling_session_and_background_finetune(make_napari_viewer, qtbot, wafer, tmp_path):
     from sectionseg.cli.main import build_parser
     from sectionseg.datasets.adapt import check_labels
@@ -310,6 +313,7 @@ def test_labelling_session_and_background_finetune(make_napari_viewer, qtbot, wa
     assert read_sections(calls["args"][1]) and worker is not None
 
 
+@pytest.mark.slow
 def test_real_finetune_and_detect_from_the_widget(make_napari_viewer, qtbot, wafer, tmp_path, tiny_model):
     """The Finetune + detect button's real runner: two child processes (a tiny fine-tuning from the
     untrained tiny model, then detection with its result), progress shown, the new detection
@@ -375,9 +379,8 @@ def test_lazy_pyramid_is_views():
 
 
 def test_manifest_and_entry_point():
-    import tomllib
-
     import npe2
+    import tomllib
 
     manifest = npe2.PluginManifest.from_file(MANIFEST)
     assert manifest.name == "sectionseg"

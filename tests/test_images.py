@@ -86,10 +86,9 @@ def test_atomic_write_leaves_no_partial_file(tmp_path):
         pass
 
     from sectionseg.io.atomic import atomic_path
-    with pytest.raises(Boom):
-        with atomic_path(target) as tmp:
-            tmp.write_text("half")
-            raise Boom
+    with pytest.raises(Boom), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise Boom
     assert target.read_text() == "first"
     assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
 

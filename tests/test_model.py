@@ -6,8 +6,15 @@ import torch
 
 from sectionseg.errors import InputError
 from sectionseg.model import (
-    CLASSES, build_model, export_weights, freeze_for_heads_only, load_backbone_weights, load_config,
-    load_model, preset_names, save_model,
+    CLASSES,
+    build_model,
+    export_weights,
+    freeze_for_heads_only,
+    load_backbone_weights,
+    load_config,
+    load_model,
+    preset_names,
+    save_model,
 )
 from sectionseg.model.checkpoint import read_checkpoint
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conventions import angle_gap, assert_convention, cw, magnet_to_tissue, screen_angle
+
 from sectionseg.formats import read_sections, write_sections
 from sectionseg.geometry import Part, Section, canonical_section, section_direction
 from sectionseg.geometry.orientation import edge_direction

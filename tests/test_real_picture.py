@@ -23,7 +23,8 @@ GRAY_ONLY_AUTO_SCALE = pytest.mark.xfail(reason="gray-only: the automatic scale 
                                          strict=False)
 
 
-@pytest.mark.parametrize("with_fluo, section_size", [(True, None), pytest.param(False, None, marks=GRAY_ONLY_AUTO_SCALE),
+@pytest.mark.parametrize("with_fluo, section_size", [(True, None),
+                                                     pytest.param(False, None, marks=GRAY_ONLY_AUTO_SCALE),
                                                      (False, 185.0)])
 def test_the_whole_section_is_found_right_way_round(with_fluo, section_size):
     gray = read_image(PANEL / "gray.png")

@@ -142,7 +142,8 @@ def test_the_ranges_table_accepts_the_defaults():
 
     parser = build_parser()
     minimal = {"detect": ["g.tif", "--out", "o"], "simulate": ["--out", "o", "--seed", "0"],
-               "convert": ["a", "b"], "show": ["a", "b", "--out", "o.png"], "tiles": ["a", "--labels", "l", "--out", "o"],
+               "convert": ["a", "b"], "show": ["a", "b", "--out", "o.png"],
+               "tiles": ["a", "--labels", "l", "--out", "o"],
                "synth": ["a", "--labels", "l", "--out", "o", "--count", "1"], "dataset": ["--out", "o"],
                "train": ["--data", "d", "--out", "o"], "finetune": ["g", "--labels", "l", "--out", "o"],
                "evaluate": ["--data", "d", "--out", "o"], "export": ["a", "b"], "demo": [],
@@ -173,8 +174,8 @@ def _place_cases(w, m, x):
     }
 
 
-PLACE_COMMANDS = ["detect", "detect-batch", "simulate", "convert", "convert-pair", "show", "tiles", "synth", "dataset", "train",
-                  "finetune", "evaluate", "export", "demo"]
+PLACE_COMMANDS = ["detect", "detect-batch", "simulate", "convert", "convert-pair", "show", "tiles", "synth", "dataset",
+                  "train", "finetune", "evaluate", "export", "demo"]
 
 
 @pytest.mark.parametrize("command", PLACE_COMMANDS)

@@ -50,16 +50,15 @@ def test_a_set_replaces_the_previous_one_whole(tmp_path):
 def test_an_error_or_ctrl_c_while_writing_keeps_the_previous_set(tmp_path, stop):
     out = tmp_path / "out"
     _write_set(out, {"a.txt": "old", "b.txt": "old"})
-    with pytest.raises(type(stop)):
-        with output_set(out) as stage:
-            write_text(stage / "a.txt", "new")
-            raise stop
+    with pytest.raises(type(stop)), output_set(out) as stage:
+        write_text(stage / "a.txt", "new")
+        raise stop
     assert (out / "a.txt").read_text() == "old" and (out / "b.txt").read_text() == "old"
     assert not _hidden_siblings(out)
-    with pytest.raises(KeyboardInterrupt):  # and a first run interrupted leaves nothing
-        with output_set(tmp_path / "fresh") as stage:
-            write_text(stage / "a.txt", "new")
-            raise KeyboardInterrupt
+    # and a first run interrupted leaves nothing
+    with pytest.raises(KeyboardInterrupt), output_set(tmp_path / "fresh") as stage:
+        write_text(stage / "a.txt", "new")
+        raise KeyboardInterrupt
     assert not (tmp_path / "fresh").exists() and not _hidden_siblings(out)
 
 
@@ -132,9 +131,8 @@ def test_output_set_removes_stale_temporaries_inside_out(tmp_path):
 
 def test_output_set_refuses_a_file_as_folder(tmp_path):
     (tmp_path / "f").write_text("")
-    with pytest.raises(InputError, match="not a folder"):
-        with output_set(tmp_path / "f"):
-            pass
+    with pytest.raises(InputError, match="not a folder"), output_set(tmp_path / "f"):
+        pass
 
 
 def test_the_swap_keeps_the_folder_mode(tmp_path):
@@ -267,11 +265,10 @@ def test_blocked_signals_defer_ctrl_c_to_the_end_of_the_block():
     from sectionseg.io.interrupts import blocked_signals
 
     steps = []
-    with pytest.raises(KeyboardInterrupt):
-        with blocked_signals():
-            os.kill(os.getpid(), signal.SIGINT)
-            time.sleep(0.05)
-            steps.append("renamed both")  # not cut in two
+    with pytest.raises(KeyboardInterrupt), blocked_signals():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)
+        steps.append("renamed both")  # not cut in two
     assert steps == ["renamed both"]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 

@@ -8,8 +8,15 @@ import numpy as np
 import pytest
 
 from sectionseg.cli.main import main
-from sectionseg.serial import (OrderSettings, detect_beads, find_bead_images, order_metrics, order_sections,
-                               section_beads, wrong_links)
+from sectionseg.serial import (
+    OrderSettings,
+    detect_beads,
+    find_bead_images,
+    order_metrics,
+    order_sections,
+    section_beads,
+    wrong_links,
+)
 from sectionseg.serial.constellations import constellations
 from sectionseg.serial.match import match_pair
 from sectionseg.serial.path import cheapest_path
@@ -78,7 +85,7 @@ def test_missing_and_damaged_sections_are_flagged():
             and (cut[link["from"]] + cut[link["to"]]) // 2 in series.missing]
     median = np.median([link["cost"] for link in result.links])
     assert len(gaps) == 2 and all(link["cost"] > median for link in gaps)
-    assert any("gap" in link["doubts"] for link in gaps), [(l["from"], l["to"], l["cost"], l["doubts"]) for l in gaps]
+    assert any("gap" in link["doubts"] for link in gaps), [(g["from"], g["to"], g["cost"], g["doubts"]) for g in gaps]
     # every damaged section is doubtful itself or has a doubtful link
     for sid in series.damaged:
         assert sid in result.doubtful_sections or any(

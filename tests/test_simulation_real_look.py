@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from sectionseg.geometry.raster import polygon_mask
 from sectionseg.simulation import STYLES, get_style, random_layout, render_wafer
-from sectionseg.simulation.styles import HELD_OUT_STYLES
 from sectionseg.simulation.layout import layout_stats
+from sectionseg.simulation.styles import HELD_OUT_STYLES
 
 REAL_KEYS = ("section_brightness", "part_balance", "tissue_blobs", "blob_contrast", "fold_probability",
              "edge_band", "gray_speckles", "speckle_contrast", "loose_dummies_per_mpx", "seam_contrast",

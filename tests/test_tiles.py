@@ -23,7 +23,7 @@ def test_tiles_cover_image_exactly(width, height, size, overlap):
     origins = iter_tiles(width, height, size, overlap)
     covered = np.zeros((height, width), int)
     for x0, y0 in origins:
-        assert 0 <= x0 and 0 <= y0
+        assert x0 >= 0 and y0 >= 0
         assert x0 + min(size, width) <= width and y0 + min(size, height) <= height  # never beyond the image
         covered[y0:y0 + size, x0:x0 + size] += 1
     assert covered.min() >= 1
@@ -56,7 +56,8 @@ def test_straddling_section_is_clipped_into_both_tiles():
         assert a.intersection(b).area == pytest.approx(0, abs=1e-6)
         assert a.union(b).symmetric_difference(shapely.Polygon(original)).area == pytest.approx(0, abs=1e-6)
     assert left[0].dummy is not None and right[0].dummy is None  # dummy lies in the left tile only
-    assert right[0].tissue.polygon[:, 0].min() == pytest.approx(0) and right[0].tissue.polygon[:, 0].max() == pytest.approx(44)
+    xs = right[0].tissue.polygon[:, 0]
+    assert xs.min() == pytest.approx(0) and xs.max() == pytest.approx(44)
 
 
 def test_small_pieces_and_lone_dummies_are_dropped():

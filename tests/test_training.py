@@ -226,6 +226,7 @@ def test_cli_errors_exit_2(tmp_path, capsys):
     assert "nothing to resume" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_cli_init_weights_continue_a_model_and_the_data_sets_the_section_size(tmp_path, capsys):
     from sectionseg.cli.main import main
 

@@ -1,8 +1,8 @@
 """compare_sections: precision, recall, geometry errors and pairing against a ground truth."""
 import numpy as np
 import pytest
-
 from detection_fakes import rectangle
+
 from sectionseg.evaluation import compare_sections, format_comparison
 from sectionseg.geometry import Section
 

@@ -16,10 +16,17 @@ Pipeline stages, one sub-package each, imports flowing downwards only::
 from sectionseg.errors import InputError
 
 __all__ = ["InputError", "Part", "Section"]
-__version__ = "0.1.0"
 
 
 def __getattr__(name: str):
+    if name == "__version__":
+        # the one version number is pyproject.toml's, read from the installed package's metadata
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("sectionseg")
+        except PackageNotFoundError:  # run from a source tree that was never installed
+            return "0+unknown"
     # Part and Section load their modules (numpy, scipy, shapely) on first use: ``python -m
     # sectionseg`` imports this package before it can catch a Ctrl-C, so it must load quickly.
     if name in ("Part", "Section"):

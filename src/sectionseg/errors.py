@@ -12,7 +12,7 @@ import os
 class InputError(Exception):
     """Bad user input. ``path`` and ``line`` (1-based) locate the problem when known."""
 
-    def __init__(self, message: str, path: str | os.PathLike | None = None, line: int | None = None):
+    def __init__(self, message: str, path: str | os.PathLike[str] | None = None, line: int | None = None):
         self.path = None if path is None else str(path)
         self.line = line
         self.reason = message

@@ -121,7 +121,7 @@ def batch_lock(root: Path):
     import fcntl
 
     root.mkdir(parents=True, exist_ok=True)
-    fh = open(root / LOCK_NAME, "a+")
+    fh = open(root / LOCK_NAME, "a+")  # noqa: SIM115 - held open across the yield, closed in finally
     try:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)

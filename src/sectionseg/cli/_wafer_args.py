@@ -20,8 +20,7 @@ def add_labelled_wafer_arguments(p, image_metavar: str) -> None:
 
 def check_labelled_wafer_arguments(args) -> None:
     """The input files exist and OUT is a writable folder that is empty unless --overwrite."""
-    from sectionseg.cli._checks import (check_empty_or_overwrite, check_image_file, check_input_path,
-                                        check_output_folder)
+    from sectionseg.cli._checks import check_empty_or_overwrite, check_image_file, check_input_path, check_output_folder
 
     check_image_file(args.image, "image file")
     if args.fluo is not None:

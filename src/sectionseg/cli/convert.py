@@ -12,8 +12,18 @@ import logging
 from pathlib import Path
 
 from sectionseg.errors import InputError
-from sectionseg.formats import (DIALECTS, FORMATS, check_format, dropped_by, guess_format, image_path_for,
-                                read_landmarks, read_magc, read_sections, write_sections)
+from sectionseg.formats import (
+    DIALECTS,
+    FORMATS,
+    check_format,
+    dropped_by,
+    guess_format,
+    image_path_for,
+    read_landmarks,
+    read_magc,
+    read_sections,
+    write_sections,
+)
 from sectionseg.formats.common import check_scale
 from sectionseg.formats.magc_pair import pair_folder
 from sectionseg.io.outset import output_set

@@ -7,7 +7,13 @@ import os
 import sys
 
 from sectionseg.batch.wafer import SERIAL_ORDERS, detect_files
-from sectionseg.cli._checks import check_device, check_image_file, check_input_file, check_model_file, check_output_folder
+from sectionseg.cli._checks import (
+    check_device,
+    check_image_file,
+    check_input_file,
+    check_model_file,
+    check_output_folder,
+)
 from sectionseg.errors import InputError
 
 log = logging.getLogger(__name__)

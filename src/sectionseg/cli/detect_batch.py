@@ -60,10 +60,9 @@ def local_workers(requested: int | None, n_jobs: int, device: str, batch_size: i
     memory available holds (a wafer ~1.5 GB plus its inference batches) nor than the wafers; 1 on a
     GPU (one device shared)."""
     from sectionseg.batch.run import WAFER_BASE_MEMORY
+    from sectionseg.detection.inference import resolve_batch_size
     from sectionseg.detection.parallel import BYTES_PER_BATCH_PIXEL, usable_cores
     from sectionseg.io.memory import available_memory
-
-    from sectionseg.detection.inference import resolve_batch_size
 
     if requested is not None:
         return requested

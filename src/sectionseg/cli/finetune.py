@@ -23,8 +23,13 @@ import sys
 import time
 from pathlib import Path
 
-from sectionseg.cli._checks import (check_device, check_image_file, check_input_file, check_input_path,
-                                    check_output_folder)
+from sectionseg.cli._checks import (
+    check_device,
+    check_image_file,
+    check_input_file,
+    check_input_path,
+    check_output_folder,
+)
 from sectionseg.errors import InputError
 
 #: blobs of content at least this x the labelled tissue area are painted out of backgrounds and context
@@ -101,8 +106,13 @@ def prepare_data(args, gray, fluo, labelled, data_dir: Path, reference: float, t
     parameters."""
     import numpy as np
 
-    from sectionseg.datasets.adapt import (build_adaptation_set, content_regions, median_section_size,
-                                           rescale_wafer, working_scale)
+    from sectionseg.datasets.adapt import (
+        build_adaptation_set,
+        content_regions,
+        median_section_size,
+        rescale_wafer,
+        working_scale,
+    )
     from sectionseg.datasets.labels import REFERENCE_SECTION_SIZE
     from sectionseg.detection import detect_wafer
     from sectionseg.detection.classical import detect_classical

@@ -3,8 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sectionseg.cli._wafer_args import (add_labelled_wafer_arguments, check_labelled_wafer_arguments,
-                                        load_labelled_wafer)
+from sectionseg.cli._wafer_args import add_labelled_wafer_arguments, check_labelled_wafer_arguments, load_labelled_wafer
 from sectionseg.errors import InputError
 
 

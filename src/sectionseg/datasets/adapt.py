@@ -1,7 +1,7 @@
 """Training data for adapting a model to a new wafer from a few hand-labelled sections.
 
-The seed's recipe, made safe for a wafer where only a dozen of several hundred sections are
-labelled:
+Synthetic pastes (:mod:`sectionseg.datasets.synth`) and context tiles, as for training, made safe for a
+wafer where only a dozen of several hundred sections are labelled:
 
 - the wafer is first brought to the *working scale*, where sections are as large as in the base
   model's training data (its ``data.section_size``, :data:`REFERENCE_SECTION_SIZE` for the bundled
@@ -130,7 +130,8 @@ def content_regions(rgb: np.ndarray, labelled: list[Section], *, min_area: float
                     noise_factor: float = 4.0, min_levels: float = 4.0) -> list[Section]:
     """Everything on the wafer that is not bare wafer and not one of the ``labelled`` sections, as
     one-part pseudo-sections (convex hulls of the blobs, ``rgb``'s px; a hull may reach over a
-    labelled section, so pass them to :func:`build_adaptation_set` as ``content``, not ``occupied``): the areas that synthetic backgrounds and
+    labelled section, so pass them to :func:`build_adaptation_set` as ``content``, not ``occupied``): the areas
+    that synthetic backgrounds and
     context tiles must not show. It needs no detector, so it holds on a wafer where the base model and
     the classical detector find nothing.
 

@@ -18,9 +18,9 @@ import math
 import multiprocessing
 import os
 import signal
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from tqdm import tqdm
@@ -152,7 +152,8 @@ def build_dataset(out_dir: str | os.PathLike, *, n_wafers: int = 4, wafer_size: 
     resampled as detection resamples), for a model that works on sections ``scale`` times the
     simulator's size; ``wafer_size`` is the simulated size. The manifest records ``scale`` and the
     resulting ``image_section_size`` (:data:`REFERENCE_SECTION_SIZE` times ``scale``, px in the
-    images), which training copies into the model's config. ``jobs``: processes for simulating and writing (one per wafer).
+    images), which training copies into the model's config. ``jobs``: processes for simulating and writing (one
+    per wafer).
     """
     out = Path(out_dir)
     _check_args(out, n_wafers, wafer_size, styles, n_synthetic, split, fractions, patch_size, overlap, overwrite,
@@ -250,7 +251,8 @@ def _plan(by_split, tiles, weights, counts, n_synthetic, rng) -> dict[str, dict]
     return plan
 
 
-def _write(out, wafers, plan, patch_size, overlap, seed, sections_per_image, scale=1.0, jobs=1) -> dict[str, list[dict]]:
+def _write(out, wafers, plan, patch_size, overlap, seed, sections_per_image, scale=1.0,
+           jobs=1) -> dict[str, list[dict]]:
     args = [(out, w, info, plan, patch_size, overlap, seed, sections_per_image, scale)
             for w, info in enumerate(wafers)
             if any(w in p["synthetic"] or any(t[0] == w for t in p["tiles"]) for p in plan.values())]

@@ -76,7 +76,7 @@ class SectionDataset(Dataset):
         self._to_float = v2.ToDtype(torch.float32, scale=True)
 
     @classmethod
-    def from_items(cls, items: list[tuple[np.ndarray, list[Section]]], transforms=None) -> "SectionDataset":
+    def from_items(cls, items: list[tuple[np.ndarray, list[Section]]], transforms=None) -> SectionDataset:
         """Dataset over in-memory ``(image (H, W, 3) uint8, sections)`` pairs."""
         self = cls.__new__(cls)
         Dataset.__init__(self)

@@ -30,7 +30,7 @@ MIN_AREA_PX = 150      # blobs smaller than this are never parts
 CROP_MARGIN = 8        # px of image around each blob for the edge refinement
 
 
-def _background(image: np.ndarray, size: int, op: int) -> np.ndarray:
+def _background(image: np.ndarray, size: float, op: int) -> np.ndarray:
     """Smooth background of ``image`` (float32) by a morphological ``op`` with a ``size`` px disc,
     done at 1/WORK_SCALE resolution and resized back."""
     h, w = image.shape
@@ -58,7 +58,7 @@ def _clean(mask: np.ndarray, radius: int = 2) -> np.ndarray:
     return cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, kernel) > 0
 
 
-def part_masks(gray: np.ndarray, fluo: np.ndarray | None, section_size: float = 130.0):
+def part_masks(gray: np.ndarray, fluo: np.ndarray | None, section_size: float = 130.0) -> tuple[np.ndarray, np.ndarray]:
     """``(tissue_mask, magnet_mask)`` boolean images of the whole wafer (see the module doc)."""
     g = np.asarray(gray, dtype=np.float32)
     trans = g / np.maximum(_background(g, 2.5 * section_size, cv2.MORPH_CLOSE), 1e-6)

@@ -15,6 +15,8 @@ the working frame of a :class:`~sectionseg.detection.tiling.WaferSource`. Levels
 """
 from __future__ import annotations
 
+from typing import Any
+
 import cv2
 import numpy as np
 
@@ -70,7 +72,7 @@ def part_features(source: WaferSource, quad: np.ndarray, inset: float = 2.0) -> 
 
 
 def tissue_consensus(sections: list[Section], source: WaferSource,
-                     settings: RepairSettings = RepairSettings()) -> tuple[list[Section], dict]:
+                     settings: RepairSettings = RepairSettings()) -> tuple[list[Section], dict[str, Any]]:
     """Sections (source px) with parts exchanged where they disagree with the wafer, and a JSON-ready
     record.
 
@@ -81,7 +83,7 @@ def tissue_consensus(sections: list[Section], source: WaferSource,
     falls below ``settings.consensus_swap_vote`` is exchanged.
     """
     index, d = _differences(sections, source, settings)
-    record: dict = {"sections_measured": len(index), "swapped": 0, "wafer_flipped": False, "features": {}}
+    record: dict[str, Any] = {"sections_measured": len(index), "swapped": 0, "wafer_flipped": False, "features": {}}
     if len(index) < settings.consensus_min_sections:
         record["skipped"] = f"fewer than {settings.consensus_min_sections} measurable paired sections"
         return sections, record
@@ -123,7 +125,8 @@ def tissue_consensus(sections: list[Section], source: WaferSource,
     return out, record
 
 
-def _differences(sections, source, settings) -> tuple[list[int], np.ndarray]:
+def _differences(sections: list[Section], source: WaferSource,
+                 settings: RepairSettings) -> tuple[list[int], np.ndarray]:
     """Indices of the measurable paired sections and their (tissue - magnet) feature differences
     ``(n, len(FEATURES))`` (NaN for a feature without data)."""
     diffs, index = [], []
@@ -139,7 +142,7 @@ def _differences(sections, source, settings) -> tuple[list[int], np.ndarray]:
     return index, np.asarray(diffs, dtype=np.float64).reshape(-1, len(FEATURES))
 
 
-def _wafer_inverted(d: np.ndarray, record: dict, settings: RepairSettings) -> bool:
+def _wafer_inverted(d: np.ndarray, record: dict[str, Any], settings: RepairSettings) -> bool:
     """Whether the decisive prior features say that most sections are labelled the wrong way round."""
     keep = flip = 0
     for name in PRIORS:
@@ -162,14 +165,15 @@ def _signs(col: np.ndarray, settings: RepairSettings) -> np.ndarray | None:
     shown = col[np.isfinite(col) & (col != 0)]
     if shown.size < max(settings.consensus_min_sections, 0.5 * col.size):
         return None
-    return np.sign(shown)
+    signs: np.ndarray = np.sign(shown)
+    return signs
 
 
 def _exchanged(s: Section) -> Section:
     return Section(s.magnet, s.tissue, s.dummy, score=s.score, extra=_swapped_extra(s.extra))
 
 
-def _swapped_extra(extra: dict | None) -> dict:
+def _swapped_extra(extra: dict[str, Any] | None) -> dict[str, Any]:
     out = dict(extra or {})
     out["tissue_score"], out["magnet_score"] = out.get("magnet_score"), out.get("tissue_score")
     out["swapped_by_consensus"] = not out.get("swapped_by_consensus", False)

@@ -14,10 +14,13 @@ the part whole (the overlap is larger than a part) reports.
 """
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 
 from sectionseg.detection.tiling import Tile, WaferSource
+from sectionseg.io.images import Normalisation
 
 THUMB_PX = 8          # working px per thumbnail px
 BACKGROUND_PX = 136.0  # disc (working px) of the background estimate: wider than a part (~50 px)
@@ -27,14 +30,16 @@ OPENING_PX = 5        # thumbnail px: blobs narrower than this (dust, fibres, sh
 MIN_LEVEL = 1.0       # gray levels (of 255): flat synthetic images have zero noise
 
 
-def _thumbnail(image: np.ndarray, norm, step: int, block_px: int = 1024) -> np.ndarray:
+def _thumbnail(image: np.ndarray, norm: Normalisation | None, step: int, block_px: int = 1024) -> np.ndarray:
     """Area-averaged ``1/step`` thumbnail (float32, normalised 0..255) of a 2-D source image, read in
     blocks of about ``block_px`` source px square, so a memory-mapped (or Zarr) wafer of any size is
     never loaded whole and the memory used does not grow with its width."""
+    assert norm is not None  # every channel that is read has its normalisation
     h, w = image.shape
     out_h, out_w = h // step, max(1, w // step)
     if out_h == 0:
-        return norm.apply(np.asarray(image[:1, :1])).astype(np.float32)
+        first: np.ndarray = norm.apply(np.asarray(image[:1, :1])).astype(np.float32)
+        return first
     cells = max(1, block_px // step)  # thumbnail px per block side
     out = np.empty((out_h, out_w), dtype=np.float32)
     for r in range(0, out_h, cells):
@@ -52,9 +57,12 @@ def _departure(thumb: np.ndarray, dark: bool, size: int) -> np.ndarray:
     (magnets in the fluorescence) above an opening. The ``size`` px disc is wider than a part, so the
     background follows mosaic shading and vignetting but not the parts."""
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
+    departure: np.ndarray
     if dark:
-        return cv2.morphologyEx(thumb, cv2.MORPH_CLOSE, disc, borderType=cv2.BORDER_REFLECT) - thumb
-    return thumb - cv2.morphologyEx(thumb, cv2.MORPH_OPEN, disc, borderType=cv2.BORDER_REFLECT)
+        departure = cv2.morphologyEx(thumb, cv2.MORPH_CLOSE, disc, borderType=cv2.BORDER_REFLECT) - thumb
+    else:
+        departure = thumb - cv2.morphologyEx(thumb, cv2.MORPH_OPEN, disc, borderType=cv2.BORDER_REFLECT)
+    return departure
 
 
 def _noise(thumb: np.ndarray) -> float:
@@ -63,13 +71,13 @@ def _noise(thumb: np.ndarray) -> float:
     if thumb.shape[1] < 2:
         return 0.0
     d = np.diff(thumb, axis=1).ravel()
-    return 1.4826 * float(np.median(np.abs(d - np.median(d)))) / np.sqrt(2.0)
+    return 1.4826 * float(np.median(np.abs(d - np.median(d)))) / math.sqrt(2.0)
 
 
 def content_flags(source: WaferSource, tiles: list[Tile]) -> list[bool]:
     """For each working-frame tile: True when it shows more than bare wafer (see the module doc)."""
     step = max(1, int(round(THUMB_PX / source.scale)))  # source px per thumbnail px
-    channels = [(source.gray, source.gray_norm, True)]
+    channels: list[tuple[np.ndarray, Normalisation | None, bool]] = [(source.gray, source.gray_norm, True)]
     if source.fluo is not None:
         channels.append((source.fluo, source.fluo_norm, False))
     to_thumb = 1.0 / (source.scale * step)  # thumbnail px per working px
@@ -77,7 +85,7 @@ def content_flags(source: WaferSource, tiles: list[Tile]) -> list[bool]:
     for t in tiles:
         x0, y0 = int(t.x0 * to_thumb), int(t.y0 * to_thumb)
         windows.append((x0, y0, max(x0 + 1, int(np.ceil(t.x1 * to_thumb))), max(y0 + 1, int(np.ceil(t.y1 * to_thumb)))))
-    busy = None
+    busy: np.ndarray | None = None
     size = int(BACKGROUND_PX / THUMB_PX) | 1
     for image, norm, dark in channels:
         thumb = _thumbnail(image, norm, step)
@@ -88,6 +96,7 @@ def content_flags(source: WaferSource, tiles: list[Tile]) -> list[bool]:
         mask = cv2.morphologyEx((departure > level).astype(np.uint8), cv2.MORPH_OPEN,
                                 np.ones((OPENING_PX, OPENING_PX), np.uint8))
         busy = mask if busy is None else busy | mask
+    assert busy is not None  # the gray channel is always there
     flags = []
     for x0, y0, x1, y1 in windows:
         region = busy[y0:y1, x0:x1]

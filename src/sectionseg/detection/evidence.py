@@ -9,6 +9,7 @@ model sees (``"gray"``, or ``"fluo"`` for the fluorescence).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -64,7 +65,7 @@ class WaferLevels:
     background: float
     n: int
 
-    def record(self) -> dict:
+    def record(self) -> dict[str, Any]:
         return {"tissue_gray": self.tissue, "magnet_gray": self.magnet, "background_gray": self.background,
                 "sections": self.n}
 
@@ -85,12 +86,12 @@ def measure_levels(sections: list[Section], source: WaferSource,
         mc = m.mean(axis=0)
         outside = [side_levels(source, p0, p1, n, settings=settings)[1] for p0, p1, n, _ in quad_sides(t)
                    if float(np.dot(mc - 0.5 * (p0 + p1), n)) <= 0]  # sides facing away from the magnet
-        outside = [v for v in outside if v is not None]
-        if not outside:
+        outside_levels = [v for v in outside if v is not None]
+        if not outside_levels:
             continue
         tissue.append(lt)
         magnet.append(lm)
-        background.append(float(np.median(outside)))
+        background.append(float(np.median(outside_levels)))
     if len(tissue) < settings.min_levels_sections:
         return None
     return WaferLevels(float(np.median(tissue)), float(np.median(magnet)), float(np.median(background)),

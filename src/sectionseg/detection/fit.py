@@ -66,7 +66,7 @@ def fit_parts(dets: list[Detection], source: WaferSource, refine: bool = True, w
     search reach (see :func:`fit_part`; 1 for labels not in it)."""
     reach = reach or {}
 
-    def fit_chunk(start: int) -> list:
+    def fit_chunk(start: int) -> list[tuple[np.ndarray | None, float | None]]:
         found = []
         for det in dets[start:start + chunk]:
             quad = fit_part(det, source, refine=refine, reach=reach.get(det.label, 1.0))
@@ -111,7 +111,8 @@ def refined_on_image(source: WaferSource, quad: np.ndarray, margin: int = FIT_MA
     if crop is None:
         return quad
     image, origin = crop
-    return refine_quad(quad - origin, image) + origin
+    refined: np.ndarray = refine_quad(quad - origin, image) + origin
+    return refined
 
 
 def short_side(part: Part) -> float:

@@ -12,12 +12,23 @@ origin in the working frame (never a full-wafer mask).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
 from sectionseg.detection.tiling import Tile, WaferSource, inner_borders
 from sectionseg.io.resample import resample
+
+if TYPE_CHECKING:
+    import torch
+
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+#: a predictor (:func:`model_predictor`): a batch of ``(h, w, 3)`` uint8 tiles -> the model's outputs per tile
+Predictor = Callable[..., Any]
 
 LABEL_NAMES = {1: "tissue", 2: "magnet"}
 
@@ -40,7 +51,7 @@ class Detection:
     tile: int = -1
     truncated: bool = False
     border_distance: float = float("inf")
-    sources: list = field(default_factory=list)
+    sources: list[int] = field(default_factory=list)
 
     @property
     def box(self) -> tuple[int, int, int, int]:
@@ -56,7 +67,7 @@ class Detection:
     def name(self) -> str:
         return LABEL_NAMES.get(self.label, str(self.label))
 
-    def rescaled(self, factor: float) -> "Detection":
+    def rescaled(self, factor: float) -> Detection:
         """The same detection in a frame ``factor`` times finer (working px times ``factor``); the
         mask is resampled bilinearly (corners kept in place) and thresholded at 0.5."""
         if factor == 1.0:
@@ -116,14 +127,15 @@ def resolve_precision(precision: str, device: str) -> str:
     return precision
 
 
-def autocast_dtype(precision: str):
+def autocast_dtype(precision: str) -> torch.dtype | None:
     """The torch dtype autocast runs in for a resolved precision (None: fp32, no autocast)."""
     import torch
 
     return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
 
 
-def model_predictor(model, device="cpu", precision: str = "fp32", mask_threshold: float | None = None):
+def model_predictor(model: Any, device: str = "cpu", precision: str = "fp32",
+                    mask_threshold: float | None = None) -> Predictor:
     """Wrap a torchvision detection model (``torch.nn.Module``) in eval mode as a predictor (no
     gradients, float32 outputs on the CPU). ``precision``: ``fp32``, ``bf16`` or ``fp16`` (autocast:
     the convolutions and linear layers run in that type, box decoding and outputs stay float32).
@@ -149,12 +161,12 @@ def model_predictor(model, device="cpu", precision: str = "fp32", mask_threshold
     if dtype is not None:
         _float32_predictors(model, device_type)
 
-    def to_device(im):
+    def to_device(im: torch.Tensor) -> torch.Tensor:
         if not on_gpu:
             return im
         return im.pin_memory().to(device, non_blocking=True)
 
-    def predict(images: list[torch.Tensor]) -> list[dict]:
+    def predict(images: list[torch.Tensor]) -> list[dict[str, Any]]:
         with torch.inference_mode(), torch.autocast(device_type, dtype=dtype or torch.float32,
                                                     enabled=dtype is not None):
             outputs = model([to_device(im) for im in images])
@@ -168,7 +180,7 @@ def model_predictor(model, device="cpu", precision: str = "fp32", mask_threshold
     return predict
 
 
-def _float32_predictors(model, device_type: str) -> None:
+def _float32_predictors(model: Any, device_type: str) -> None:
     """Run the last layers of the ROI heads (class scores, box deltas, mask logits) in float32 under
     autocast: they cost little, and in bfloat16 the scores come out in steps of about 1/256 and the
     mask probabilities near 0.5 coarsely."""
@@ -177,13 +189,14 @@ def _float32_predictors(model, device_type: str) -> None:
     class Float32(torch.nn.Module):
         float32_wrapper = True  # marks a layer already wrapped (the class is made anew per call)
 
-        def __init__(self, inner):
+        def __init__(self, inner: torch.nn.Module) -> None:
             super().__init__()
             self.inner = inner
 
-        def forward(self, x):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
             with torch.autocast(device_type, enabled=False):
-                return self.inner(x.float())
+                out: torch.Tensor = self.inner(x.float())
+                return out
 
     heads = getattr(model, "roi_heads", None)
     for name in ("box_predictor", "mask_predictor"):
@@ -192,7 +205,7 @@ def _float32_predictors(model, device_type: str) -> None:
             setattr(heads, name, Float32(layer))
 
 
-def to_tensor(rgb: np.ndarray):
+def to_tensor(rgb: np.ndarray) -> torch.Tensor:
     """``(H, W, 3)`` uint8 -> float32 ``torch.Tensor`` ``(3, H, W)`` in [0, 1] (the training input
     convention)."""
     import torch
@@ -200,7 +213,7 @@ def to_tensor(rgb: np.ndarray):
     return torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float().div_(255.0)
 
 
-def detections_from_output(output: dict, tile: Tile, tile_index: int, wafer_size: tuple[int, int], *,
+def detections_from_output(output: dict[str, Any], tile: Tile, tile_index: int, wafer_size: tuple[int, int], *,
                            score_threshold: float, mask_threshold: float,
                            border_margin: int = 3, min_area: int = 4) -> list[Detection]:
     """Turn one tile's predictor output into :class:`Detection` objects in the working frame."""
@@ -233,7 +246,7 @@ def detections_from_output(output: dict, tile: Tile, tile_index: int, wafer_size
     return found
 
 
-def prefetched(make, keys: list):
+def prefetched(make: Callable[[_K], _V], keys: list[_K]) -> Iterator[tuple[_K, _V]]:
     """``(key, make(key))`` for each key in order, ``make`` of the next key running in a background
     thread meanwhile (reading and resampling the next tiles while the GPU works on these)."""
     from concurrent.futures import ThreadPoolExecutor
@@ -249,7 +262,7 @@ def prefetched(make, keys: list):
             yield key, value
 
 
-def predict_tiles(source: WaferSource, tiles: list[Tile], predictor, *, batch_size: int = 2,
+def predict_tiles(source: WaferSource, tiles: list[Tile], predictor: Predictor, *, batch_size: int = 2,
                   score_threshold: float = 0.7, mask_threshold: float = 0.5, border_margin: int = 3,
                   workers: int = 1, progress: bool = True, desc: str = "tiles",
                   prefetch: bool = False) -> list[Detection]:
@@ -265,10 +278,10 @@ def predict_tiles(source: WaferSource, tiles: list[Tile], predictor, *, batch_si
     size = max(1, batch_size)
     starts = list(range(0, len(tiles), size))
 
-    def prepare(start: int) -> list:
+    def prepare(start: int) -> list[torch.Tensor]:
         return [to_tensor(source.tile_rgb(t)) for t in tiles[start:start + size]]
 
-    def run_batch(start: int, tensors: list | None = None) -> tuple[int, list[Detection]]:
+    def run_batch(start: int, tensors: list[torch.Tensor] | None = None) -> tuple[int, list[Detection]]:
         batch = tiles[start:start + size]
         outputs = predictor(prepare(start) if tensors is None else tensors)
         found = []
@@ -280,6 +293,7 @@ def predict_tiles(source: WaferSource, tiles: list[Tile], predictor, *, batch_si
 
     bar = tqdm(total=len(tiles), desc=desc, unit="tile", disable=not progress, leave=False)
     try:
+        results: list[tuple[int, list[Detection]]]
         if prefetch and workers <= 1:
             results = []
             for start, tensors in prefetched(prepare, starts):

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 import shapely
-from scipy.sparse.csgraph import connected_components
 from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from sectionseg.detection.inference import Detection
 

@@ -38,12 +38,13 @@ def split_merged(unpaired: list[Section], sections: list[Section], source: Wafer
     """``(new sections, lone parts left)``: lone parts that are whole sections (see the module
     doc) split into paired parts; the others are returned unchanged."""
     if sections:
-        typical = float(np.median([s.tissue.area + s.magnet.area for s in sections])) / 2.0
+        typical = float(np.median([sum(p.area for p in s.pair()) for s in sections])) / 2.0
     else:
         typical = None  # nothing paired on this wafer: any lone part may be a whole section
     found, rest = [], []
     for s in unpaired:
         part = s.tissue or s.magnet
+        assert part is not None  # a Section has a tissue or a magnet
         if typical is not None and part.area <= settings.max_area_factor * typical:
             rest.append(s)
             continue

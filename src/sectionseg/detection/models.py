@@ -6,17 +6,17 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
+from typing import Any
 
-from sectionseg.detection.inference import model_predictor, resolve_precision
+from sectionseg.detection.inference import Predictor, model_predictor, resolve_precision
 from sectionseg.errors import InputError
-
 
 #: models loaded by :func:`resolve_model` with ``reuse=True``: (path, size, mtime, device, thread) ->
 #: (loaded tuple, identity); a batch worker loads its model once for all its wafers
-_LOADED: dict = {}
+_LOADED: dict[tuple[str, int, int, str, int], tuple[Any, dict[str, Any]]] = {}
 
 
-def _load_reused(path, device: str):
+def _load_reused(path: str | os.PathLike[str], device: str) -> tuple[Any, dict[str, Any]]:
     from sectionseg.model import load_model
 
     info = Path(path).stat()
@@ -29,9 +29,9 @@ def _load_reused(path, device: str):
     return loaded, dict(identity)
 
 
-def resolve_model(model, device: str = "cpu", score_threshold: float | None = None,
+def resolve_model(model: Any, device: str = "cpu", score_threshold: float | None = None,
                   precision: str = "fp32", proposals: int | None = None, reuse: bool = False,
-                  mask_threshold: float | None = None):
+                  mask_threshold: float | None = None) -> tuple[Predictor, dict[str, Any]]:
     """``(predictor, info)`` for a model path, a loaded ``(model, config, meta)`` tuple, a bare
     torch module, or None (the bundled model; InputError when it is missing). With
     ``score_threshold`` the model's own box score threshold is set to it, with ``proposals`` its
@@ -44,7 +44,7 @@ def resolve_model(model, device: str = "cpu", score_threshold: float | None = No
 
     from sectionseg.model import default_model_path, load_model
 
-    info: dict = {}
+    info: dict[str, Any] = {}
     if model is None:
         model = default_model_path()
         if not Path(model).is_file():
@@ -63,9 +63,10 @@ def resolve_model(model, device: str = "cpu", score_threshold: float | None = No
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a path, a load_model() tuple or a torch module, not {type(model)}")
     model.to(device).eval()
-    if score_threshold is not None and hasattr(getattr(model, "roi_heads", None), "score_thresh"):
+    heads: Any = getattr(model, "roi_heads", None)
+    if score_threshold is not None and hasattr(heads, "score_thresh"):
         # boxes below the threshold would be dropped anyway: skip their mask head and (H, W) masks
-        model.roi_heads.score_thresh = float(score_threshold)
+        heads.score_thresh = float(score_threshold)
     if proposals is not None:
         set_proposals(model, proposals)
     info["precision"] = resolve_precision(precision, device)
@@ -73,7 +74,7 @@ def resolve_model(model, device: str = "cpu", score_threshold: float | None = No
     return model_predictor(model, device, info["precision"], mask_threshold), info
 
 
-def set_proposals(model, proposals: int) -> None:
+def set_proposals(model: Any, proposals: int) -> None:
     """Keep ``proposals`` region proposals per tile at inference (torchvision's
     ``rpn_post_nms_top_n_test``; pre-NMS candidates at least twice as many)."""
     if not proposals >= 1:
@@ -83,7 +84,7 @@ def set_proposals(model, proposals: int) -> None:
     rpn._pre_nms_top_n["testing"] = max(int(rpn._pre_nms_top_n["testing"]), 2 * int(proposals))
 
 
-def model_identity(path) -> dict:
+def model_identity(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Path, sha256 prefix, config name and epoch of a model file (for reports)."""
     import hashlib
 
@@ -94,7 +95,7 @@ def model_identity(path) -> dict:
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
-    info = {"path": str(path), "sha256": digest.hexdigest()[:16]}
+    info: dict[str, Any] = {"path": str(path), "sha256": digest.hexdigest()[:16]}
     try:
         payload = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
         extra = payload.get("extra") or {}

@@ -24,7 +24,10 @@ import resource
 import signal
 import sys
 import traceback
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from typing import Any, TypeVar, cast
 
 from sectionseg.errors import ResourceError
 from sectionseg.io.interrupts import STOP_SIGNALS, blocked_signals
@@ -33,7 +36,10 @@ MAX_AUTO_WORKERS = 8  # each worker holds its own activations (~0.3-0.5 GB for 5
 #: memory of inference per pixel of the tiles of one model call, bytes (~0.5 GB for 2 tiles of 512 px)
 BYTES_PER_BATCH_PIXEL = 1000
 
-_TASK: Callable | None = None  # the function of the running map, inherited by the forked workers
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+_TASK: Callable[[Any], Any] | None = None  # the function of the running map, inherited by the forked workers
 
 
 def usable_cores() -> int:
@@ -84,7 +90,7 @@ def _portable(exc: BaseException) -> BaseException:
         return WorkerFailed(f"{type(exc).__name__}: {exc}")
 
 
-def _worker_main(conn) -> None:
+def _worker_main(conn: Connection) -> None:
     """Loop of a forked worker: receive ``(index, item)``, send ``(index, ok, result or exception,
     traceback text)``, until None or the parent goes away. Ctrl-C is the parent's business: the
     worker ignores SIGINT (the parent stops it with SIGTERM)."""
@@ -102,6 +108,7 @@ def _worker_main(conn) -> None:
             return
         index, item = message
         try:
+            assert _TASK is not None  # set by fork_map before the workers are forked
             reply = (index, True, _TASK(item), "")
         except BaseException as exc:  # noqa: BLE001 - every failure goes back to the parent
             reply = (index, False, _portable(exc), traceback.format_exc())
@@ -117,9 +124,9 @@ class _Pool:
     """``n`` forked workers without helper threads; one item in flight per worker (so that neither
     side ever blocks on a full pipe while the other does too)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.ctx = mp.get_context("fork")
-        self.workers: list[tuple] = []
+        self.workers: list[tuple[BaseProcess, Connection]] = []
 
     def start(self, n: int) -> None:
         """Fork ``n`` workers (Ctrl-C held back meanwhile: it reaches this process, once the workers
@@ -132,11 +139,11 @@ class _Pool:
                 theirs.close()
                 self.workers.append((process, ours))
 
-    def map(self, items: list, on_result: Callable | None) -> list:
-        results: list = [None] * len(items)
+    def map(self, items: list[Any], on_result: Callable[[Any], object] | None) -> list[Any]:
+        results: list[Any] = [None] * len(items)
         done = [False] * len(items)
         todo = iter(enumerate(items))
-        busy: dict = {}  # connection -> (process, index)
+        busy: dict[Any, tuple[BaseProcess, int]] = {}  # connection -> (process, index)
         for process, conn in self.workers:
             self._give(process, conn, todo, busy)
         reported = 0
@@ -144,10 +151,11 @@ class _Pool:
             waiting = list(busy) + [busy[c][0].sentinel for c in busy]
             for ready in mp_connection.wait(waiting):
                 if ready in busy:
-                    process, index = busy.pop(ready)
-                    results[index] = self._receive(process, ready, index)
+                    conn = cast(Connection, ready)  # busy's keys are the workers' connections
+                    process, index = busy.pop(conn)
+                    results[index] = self._receive(process, conn, index)
                     done[index] = True
-                    self._give(process, ready, todo, busy)
+                    self._give(process, conn, todo, busy)
                 else:  # a sentinel: a worker ended, which only a kill makes it do
                     raise _died(next(p for p, _ in self.workers if p.sentinel == ready))
             while reported < len(items) and done[reported]:
@@ -157,14 +165,15 @@ class _Pool:
         return results
 
     @staticmethod
-    def _give(process, conn, todo, busy) -> None:
+    def _give(process: BaseProcess, conn: Connection, todo: Iterator[tuple[int, Any]],
+              busy: dict[Any, tuple[BaseProcess, int]]) -> None:
         index_item = next(todo, None)
         if index_item is not None:
             conn.send(index_item)
             busy[conn] = (process, index_item[0])
 
     @staticmethod
-    def _receive(process, conn, index: int):
+    def _receive(process: BaseProcess, conn: Connection, index: int) -> Any:
         try:
             got, ok, value, remote = conn.recv()
         except (EOFError, OSError):
@@ -192,7 +201,7 @@ class _Pool:
                 conn.close()
 
 
-def _died(process) -> ResourceError:
+def _died(process: BaseProcess) -> ResourceError:
     process.join(2.0)  # its pipes close before it can be reaped
     code = process.exitcode
     how = f"was killed by signal {-code}" if code is not None and code < 0 else f"exited with code {code}"
@@ -200,7 +209,8 @@ def _died(process) -> ResourceError:
     return ResourceError(f"a worker process {how}{hint}")
 
 
-def fork_map(fn: Callable, items: Iterable, workers: int, *, on_result: Callable | None = None) -> list:
+def fork_map(fn: Callable[[_T], _R], items: Iterable[_T], workers: int, *,
+             on_result: Callable[[_R], object] | None = None) -> list[_R]:
     """``[fn(item) for item in items]`` (in order) computed by ``workers`` forked processes with one
     torch thread each; ``on_result(result)`` is called in this process, in order, as results arrive
     (progress bars). ``fn`` may be a closure: workers inherit it through fork.
@@ -212,7 +222,7 @@ def fork_map(fn: Callable, items: Iterable, workers: int, *, on_result: Callable
     stops them, so nothing hangs and no worker prints a traceback."""
     global _TASK
     items = list(items)
-    results = []
+    results: list[_R] = []
     # a daemonic process (a worker of the caller's own pool) may not start processes: run in it
     if workers <= 1 or len(items) < 2 or not can_fork() or mp.current_process().daemon:
         for item in items:

@@ -8,33 +8,44 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from sectionseg.datasets.labels import REFERENCE_SECTION_SIZE
 from sectionseg.detection.consensus import tissue_consensus
-from sectionseg.detection.merged import split_merged
-from sectionseg.detection.strips import trim_merged_strips
 from sectionseg.detection.content import content_flags
 from sectionseg.detection.evidence import measure_levels
 from sectionseg.detection.fit import fit_parts, to_fit_frame
-from sectionseg.detection.inference import predict_tiles, resolve_batch_size
+from sectionseg.detection.inference import Detection, Predictor, predict_tiles, resolve_batch_size
 from sectionseg.detection.merge import merge_detections
+from sectionseg.detection.merged import split_merged
 from sectionseg.detection.models import resolve_model
 from sectionseg.detection.parallel import resolve_workers
-from sectionseg.detection.repairs import (complete_from_image, drop_duplicates, drop_implausible,
-                                          pair_sections, rebuild_touching, recover_partners, regrow_small,
-                                          split_tiny, split_unseen, trim_gaps)
+from sectionseg.detection.repairs import (
+    complete_from_image,
+    drop_duplicates,
+    drop_implausible,
+    pair_sections,
+    rebuild_touching,
+    recover_partners,
+    regrow_small,
+    split_tiny,
+    split_unseen,
+    trim_gaps,
+)
 from sectionseg.detection.scale import estimate_scale, scale_from_section_size
 from sectionseg.detection.settings import RepairSettings
+from sectionseg.detection.strips import trim_merged_strips
 from sectionseg.detection.tiling import WaferSource, plan_tiles
 from sectionseg.errors import InputError
 from sectionseg.geometry import Part, Section
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SCORE_THRESHOLD = 0.7  # tuned on 4 held-out 2000 px wafers (see the report of issue 4)
+DEFAULT_SCORE_THRESHOLD = 0.7  # tuned on 4 held-out 2000 px wafers; the whole-wafer figures at it: BENCHMARKS.md
 DEFAULT_MASK_THRESHOLD = 0.5
 DEFAULT_PROPOSALS = 300    # region proposals per tile at inference (None: the model's own); 300 found
                            # the same parts as 500 on the 5 benchmark wafers, 20 % faster
@@ -66,16 +77,16 @@ class DetectionResult:
 
     sections: list[Section]
     unpaired: list[Section]
-    parts: list[dict]
-    timings: dict
+    parts: list[dict[str, Any]]
+    timings: dict[str, float]
     scale: float
-    params: dict
-    counts: dict = field(default_factory=dict)
-    normalisation: dict = field(default_factory=dict)
-    scale_info: dict = field(default_factory=dict)
+    params: dict[str, Any]
+    counts: dict[str, Any] = field(default_factory=dict)
+    normalisation: dict[str, Any] = field(default_factory=dict)
+    scale_info: dict[str, Any] = field(default_factory=dict)
     rejected: list[Section] = field(default_factory=list)
 
-    def report(self) -> dict:
+    def report(self) -> dict[str, Any]:
         """JSON-ready summary (no polygons); the model's identity is under ``"model"``."""
         params = {k: v for k, v in self.params.items() if k != "model"}
         return {"counts": self.counts, "params": params, "model": self.params.get("model"),
@@ -83,7 +94,8 @@ class DetectionResult:
                 "normalisation": self.normalisation}
 
 
-def detect_wafer(gray: np.ndarray, fluo: np.ndarray | None = None, *, model=None, predictor=None,
+def detect_wafer(gray: np.ndarray, fluo: np.ndarray | None = None, *, model: Any = None,
+                 predictor: Predictor | None = None,
                  tile_size: int = 512, overlap: int = 128, batch_size: int | None = None,
                  score_threshold: float = DEFAULT_SCORE_THRESHOLD,
                  mask_threshold: float = DEFAULT_MASK_THRESHOLD, section_size: float | None = None,
@@ -144,7 +156,7 @@ def detect_wafer(gray: np.ndarray, fluo: np.ndarray | None = None, *, model=None
     timings["setup"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    scale_info: dict = {}
+    scale_info: dict[str, Any] = {}
     reference = model_info.get("reference_size", REFERENCE_SECTION_SIZE)
     if scale is None and section_size is None and model_info.get("section_size"):
         scale = scale_from_section_size(model_info["section_size"], reference)
@@ -182,23 +194,28 @@ def detect_wafer(gray: np.ndarray, fluo: np.ndarray | None = None, *, model=None
     timings["merge"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    parts, tissues, magnets = [], [], []
+    parts: list[dict[str, Any]] = []
+    tissue_fits: list[tuple[Part, float, Detection, float]] = []  # (part, score, detection, fit IoU)
+    magnet_fits: list[tuple[Part, float, Detection, float]] = []
     for det, (quad, iou) in zip(merged, fit_parts(merged, source, refine, n_workers, reach=fit_reach)):
         parts.append({"label": det.label, "name": det.name, "score": det.score,
                       "polygon": None if quad is None else quad.tolist(), "area_px": det.area / fit_scale ** 2,
                       "fit_iou": iou})
         if quad is not None:
-            (tissues if det.label == 1 else magnets).append((Part(quad), det.score, det, iou))
+            assert iou is not None  # a fitted quad comes with its IoU
+            (tissue_fits if det.label == 1 else magnet_fits).append((Part(quad), det.score, det, iou))
     # touching parts seen as one region: rebuilt beside their clean partners, tissues first
     n_tissues = n_magnets = 0
-    fitted_tissues, fitted_magnets = [p for p, *_ in tissues], [p for p, *_ in magnets]
+    fitted_tissues, fitted_magnets = [p for p, *_ in tissue_fits], [p for p, *_ in magnet_fits]
+    tissues: list[tuple[Part, float]]
+    magnets: list[tuple[Part, float]]
     if run("rebuild_touching"):
-        tissues, n_tissues = rebuild_touching(tissues, [(p, sc) for p, sc, _, _ in magnets], source, "tissue",
-                                              refine, settings)
-        magnets, n_magnets = rebuild_touching(magnets, tissues, source, "magnet", refine, settings)
+        tissues, n_tissues = rebuild_touching(tissue_fits, [(p, sc) for p, sc, _, _ in magnet_fits], source,
+                                              "tissue", refine, settings)
+        magnets, n_magnets = rebuild_touching(magnet_fits, tissues, source, "magnet", refine, settings)
     else:
-        tissues = [(p, sc) for p, sc, _, _ in tissues]
-        magnets = [(p, sc) for p, sc, _, _ in magnets]
+        tissues = [(p, sc) for p, sc, _, _ in tissue_fits]
+        magnets = [(p, sc) for p, sc, _, _ in magnet_fits]
     rebuilt = {id(p): "tissue" for p in _new_parts(tissues, fitted_tissues)}
     rebuilt.update({id(p): "magnet" for p in _new_parts(magnets, fitted_magnets)})
     timings["fit"] = time.perf_counter() - t
@@ -207,7 +224,8 @@ def detect_wafer(gray: np.ndarray, fluo: np.ndarray | None = None, *, model=None
     sections, unpaired = pair_sections(tissues, magnets)
     sections = [_mark_rebuilt(s, rebuilt) for s in sections]
     unpaired = [_mark_rebuilt(s, rebuilt) for s in unpaired]
-    recovered, split = [], []
+    recovered: list[Section] = []
+    split: list[Section] = []
     if run("recover_partners"):
         recovered, unpaired = recover_partners(unpaired, reserve, source, refine)
     sections += recovered
@@ -220,14 +238,15 @@ def detect_wafer(gray: np.ndarray, fluo: np.ndarray | None = None, *, model=None
         sections, n_regrown = regrow_small(sections, source, refine, levels, settings)
     if refine and run("trim_gaps"):
         sections, n_trimmed = trim_gaps(sections, source, settings)
-    strips_info: dict = {}
+    strips_info: dict[str, Any] = {}
     if refine and run("trim_strips"):
         sections, strips_info = trim_merged_strips(sections, source, levels, settings)
     unpaired += split
     n_unpaired = len(unpaired)
     rejected: list[Section] = []
 
-    def reject(parts, reason) -> None:  # copies: the dropped parts, with why (report.json)
+    # copies: the dropped parts, with why (report.json)
+    def reject(parts: list[Section], reason: Callable[[Section], str | None]) -> None:
         rejected.extend(Section(s.tissue, s.magnet, s.dummy, s.score, {**s.extra, "rejected": reason(s)})
                         for s in parts)
 
@@ -237,13 +256,14 @@ def detect_wafer(gray: np.ndarray, fluo: np.ndarray | None = None, *, model=None
         kept = {id(s) for s in unpaired}
         reject([s for s in before if id(s) not in kept], lambda s: "duplicate")
     n_duplicates = n_unpaired - len(unpaired)
-    merged: list[Section] = []
+    split_whole: list[Section] = []
     if run("split_merged"):
-        merged, unpaired = split_merged(unpaired, sections, source, levels, settings)
-        sections += merged
+        split_whole, unpaired = split_merged(unpaired, sections, source, levels, settings)
+        sections += split_whole
     n_dummies = n_implausible = 0
     if run("drop_implausible"):
-        before, why = unpaired, {}
+        before = unpaired
+        why: dict[int, str] = {}
         unpaired, n_dummies, n_implausible = drop_implausible(unpaired, sections, settings, reasons=why)
         kept = {id(s) for s in unpaired}
         reject([s for s in before if id(s) not in kept], lambda s: why.get(id(s)))
@@ -252,7 +272,8 @@ def detect_wafer(gray: np.ndarray, fluo: np.ndarray | None = None, *, model=None
     unseen: list[Section] = []
     if run("split_unseen"):
         unpaired, unseen = split_unseen(unpaired, source, levels, settings)
-    inferred, rest = [], unpaired + unseen
+    inferred: list[Section] = []
+    rest = unpaired + unseen
     if run("complete_from_image"):
         inferred, rest = complete_from_image(sections, unpaired + unseen, source, refine,
                                              known=sections + unpaired, levels=levels, settings=settings)
@@ -261,18 +282,21 @@ def detect_wafer(gray: np.ndarray, fluo: np.ndarray | None = None, *, model=None
     unpaired = [s for s in rest if id(s) not in dropped]
     reject([s for s in rest if id(s) in dropped], lambda s: "no visible outline")
     n_unseen = len(rest) - len(unpaired)
-    consensus_info: dict = {}
+    consensus_info: dict[str, Any] = {}
     if run("consensus"):
         sections, consensus_info = tissue_consensus(sections, source, settings)
     timings["pairing"] = time.perf_counter() - t
 
-    counts = {"tiles": len(all_tiles), "empty_tiles_skipped": len(all_tiles) - len(tiles), "raw_detections": len(raw), "parts": len(merged),
+    counts = {"tiles": len(all_tiles), "empty_tiles_skipped": len(all_tiles) - len(tiles),
+              "raw_detections": len(raw), "parts": len(merged),
               "tissue_parts": len(tissues), "magnet_parts": len(magnets), "sections": len(sections),
               "unpaired": len(unpaired), "dropped_dummies": n_dummies, "dropped_implausible": n_implausible,
               "unpaired_tiny_parts": len(split), "regrown_small_parts": n_regrown, "gaps_trimmed": n_trimmed,
-              "strips_trimmed": strips_info.get("trimmed", 0), "dropped_unseen": n_unseen, "rebuilt_parts": n_tissues + n_magnets,
+              "strips_trimmed": strips_info.get("trimmed", 0), "dropped_unseen": n_unseen,
+              "rebuilt_parts": n_tissues + n_magnets,
               "recovered_parts": len(recovered), "reserve_detections": len(reserve),
-              "duplicates_dropped": n_duplicates, "split_from_one_part": len(merged), "partners_from_image": len(inferred),
+              "duplicates_dropped": n_duplicates, "split_from_one_part": len(split_whole),
+              "partners_from_image": len(inferred),
               "unfitted_parts": sum(p["polygon"] is None for p in parts),
               "poor_fits": int(sum(p["fit_iou"] is not None and p["fit_iou"] < POOR_FIT_IOU for p in parts)),
               "swapped_by_consensus": consensus_info.get("swapped", 0)}
@@ -296,7 +320,7 @@ def _new_parts(kept: list[tuple[Part, float]], fitted: list[Part]) -> list[Part]
     return [p for p, _ in kept if id(p) not in known]
 
 
-def _mark_rebuilt(section: Section, rebuilt: dict) -> Section:
+def _mark_rebuilt(section: Section, rebuilt: dict[int, str]) -> Section:
     """``section`` with ``extra["rebuilt"]`` naming its part rebuilt beside its partner, if any."""
     kinds = [rebuilt[id(p)] for p in (section.tissue, section.magnet) if p is not None and id(p) in rebuilt]
     if kinds:

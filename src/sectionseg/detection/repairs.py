@@ -10,6 +10,8 @@ of a :class:`~sectionseg.detection.tiling.WaferSource` (``source.scale`` working
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Container
+
 import numpy as np
 import shapely
 
@@ -23,9 +25,10 @@ from sectionseg.geometry.beside import long_sides, quad_sides, strip_beside
 from sectionseg.geometry.fitting import order_corners, refine_side
 from sectionseg.geometry.pairing import pair_parts
 
+
 def rebuild_touching(parts: list[tuple[Part, float, Detection, float]], partners: list[tuple[Part, float]],
                      source: WaferSource, kind: str = "tissue", refine: bool = True,
-                     settings: RepairSettings = RepairSettings()):
+                     settings: RepairSettings = RepairSettings()) -> tuple[list[tuple[Part, float]], int]:
     """Replace suspect fits of one kind by strips beside the partners left without a part of that kind.
 
     ``parts``: ``(part in source px, score, detection, fit IoU)`` of one kind (``kind``: "tissue" or
@@ -39,7 +42,8 @@ def rebuild_touching(parts: list[tuple[Part, float, Detection, float]], partners
     if len(parts) < 5:
         return plain, 0
     median_area = float(np.median([p.area for p, *_ in parts]))
-    is_suspect = [iou < settings.suspect_fit_iou or p.area > settings.suspect_area_factor * median_area for p, _, _, iou in parts]
+    is_suspect = [iou < settings.suspect_fit_iou or p.area > settings.suspect_area_factor * median_area
+                  for p, _, _, iou in parts]
     good = [t for t, bad in zip(parts, is_suspect) if not bad]
     suspects = [t for t, bad in zip(parts, is_suspect) if bad]
     if not suspects or len(good) < 3:
@@ -53,7 +57,8 @@ def rebuild_touching(parts: list[tuple[Part, float, Detection, float]], partners
         _, lone, _ = pair_parts(other, own)  # tissues without a magnet
     points = [mask_points(det) for _, _, det, _ in suspects]
     boxes = np.array([det.box for _, _, det, _ in suspects], dtype=np.float64)
-    used, rebuilt = set(), []
+    used: set[int] = set()
+    rebuilt: list[tuple[Part, float]] = []
     for j in lone:
         anchor = partners[j][0].polygon * scale
         lo, hi = anchor.min(axis=0) - 1.5 * width, anchor.max(axis=0) + 1.5 * width
@@ -98,17 +103,19 @@ def recover_partners(unpaired: list[Section], reserve: list[Detection], source: 
         quad = fit_part(det, source, refine=refine)
         if quad is not None:
             fitted[det.label].append((Part(quad), det.score))
-    new, used_t, used_m = [], set(), set()
-    pairs, _, _ = pair_parts([s.tissue for s in lone_t], [p for p, _ in fitted[2]])
+    new: list[Section] = []
+    used_t: set[int] = set()
+    used_m: set[int] = set()
+    pairs, _, _ = pair_parts([_only(s.tissue) for s in lone_t], [p for p, _ in fitted[2]])
     for i, j in pairs:
         part, score = fitted[2][j]
-        new.append(Section(lone_t[i].tissue, part, score=min(lone_t[i].score, score),
+        new.append(Section(lone_t[i].tissue, part, score=min(_scored(lone_t[i]), score),
                            extra={**lone_t[i].extra, "magnet_score": score, "recovered": "magnet"}))
         used_t.add(i)
-    pairs, _, _ = pair_parts([p for p, _ in fitted[1]], [s.magnet for s in lone_m])
+    pairs, _, _ = pair_parts([p for p, _ in fitted[1]], [_only(s.magnet) for s in lone_m])
     for i, j in pairs:
         part, score = fitted[1][i]
-        new.append(Section(part, lone_m[j].magnet, score=min(lone_m[j].score, score),
+        new.append(Section(part, lone_m[j].magnet, score=min(_scored(lone_m[j]), score),
                            extra={**lone_m[j].extra, "tissue_score": score, "recovered": "tissue"}))
         used_m.add(j)
     rest = [s for k, s in enumerate(lone_t) if k not in used_t] + [s for k, s in enumerate(lone_m) if k not in used_m]
@@ -141,22 +148,39 @@ def partner_from_image(part: Part, kind: str, source: WaferSource, width: float,
         return None
     channel, rank, accepts = rule
     own = mean_level(source, quad, channel)
-    beside = [(mean_level(source, strip, channel), strip) for strip in _sides_beside(quad, width * scale)]
-    beside = [(level, strip) for level, strip in beside if level is not None]
+    measured = [(mean_level(source, strip, channel), strip) for strip in _sides_beside(quad, width * scale)]
+    beside = [(level, strip) for level, strip in measured if level is not None]
     if own is None or not beside:
         return None
     level, strip = max(beside, key=lambda t: rank(t[0]))
     # along the whole strip, not on average (a strip half on a neighbour's part is no partner)
     for quarter in [strip] + quarters(strip):
-        level = mean_level(source, quarter, channel)
-        if level is None or not accepts(level, own):
+        quarter_level = mean_level(source, quarter, channel)
+        if quarter_level is None or not accepts(quarter_level, own):
             return None
     if refine:
         strip = refined_on_image(source, strip)
     return Part(source.to_source(order_corners(strip)))
 
 
-def _partner_rule(kind: str, source: WaferSource, levels: WaferLevels | None, settings: RepairSettings):
+def _only(part: Part | None) -> Part:
+    """The part a lone section of that kind has (its kind was chosen by having it)."""
+    assert part is not None
+    return part
+
+
+def _scored(s: Section) -> float:
+    """The score of a detected section (detections always carry one)."""
+    assert s.score is not None
+    return s.score
+
+
+#: how a missing part shows beside its partner: ``(channel, rank(level), accepts(level, own))``
+PartnerRule = tuple[str, Callable[[float], float], Callable[[float, float], bool]]
+
+
+def _partner_rule(kind: str, source: WaferSource, levels: WaferLevels | None,
+                  settings: RepairSettings) -> PartnerRule | None:
     """``(channel, rank(level), accepts(level, own))``: how a missing ``kind`` part shows beside its
     partner: the channel, the preference between the two side strips, and the test of one strip's
     level against the partner's own level; None when this wafer gives no way to see it."""
@@ -171,7 +195,7 @@ def _partner_rule(kind: str, source: WaferSource, levels: WaferLevels | None, se
         need = max(3.0, settings.partner_share * abs(gap))
         sign = 1.0 if gap > 0 else -1.0
 
-        def accepts(level, own):
+        def accepts(level: float, own: float) -> bool:
             return (sign * (level - own) >= need
                     and abs(level - expected) < abs(level - levels.background))
 
@@ -181,7 +205,8 @@ def _partner_rule(kind: str, source: WaferSource, levels: WaferLevels | None, se
     return None
 
 
-def _overlaps_known(poly, shapes: list, tree, max_overlap: float, skip=()) -> bool:
+def _overlaps_known(poly: shapely.Polygon, shapes: list[shapely.Polygon], tree: shapely.STRtree, max_overlap: float,
+                    skip: Container[int] = ()) -> bool:
     """True when ``poly`` (a part found on the image) covers more than ``max_overlap`` of its area
     with one of ``shapes`` (known parts, indexed by ``tree``) other than those in ``skip``."""
     return any(poly.intersection(shapes[i]).area > max_overlap * poly.area
@@ -237,8 +262,9 @@ def drop_duplicates(sections: list[Section], unpaired: list[Section], overlap: f
     return keep
 
 
-def pair_sections(tissues: list[tuple[Part, float]], magnets: list[tuple[Part, float]]):
-    """Pair tissue and magnet parts (F's :func:`sectionseg.geometry.pairing.pair_parts`);
+def pair_sections(tissues: list[tuple[Part, float]],
+                  magnets: list[tuple[Part, float]]) -> tuple[list[Section], list[Section]]:
+    """Pair tissue and magnet parts (:func:`sectionseg.geometry.pairing.pair_parts`);
     ``(paired sections, unpaired sections)`` with scores."""
     pairs, lone_t, lone_m = pair_parts([p for p, _ in tissues], [p for p, _ in magnets])
     sections = []
@@ -253,7 +279,8 @@ def pair_sections(tissues: list[tuple[Part, float]], magnets: list[tuple[Part, f
 
 
 def regrow_small(sections: list[Section], source: WaferSource, refine: bool = True,
-                 levels: WaferLevels | None = None, settings: RepairSettings = RepairSettings()) -> tuple[list[Section], int]:
+                 levels: WaferLevels | None = None,
+                 settings: RepairSettings = RepairSettings()) -> tuple[list[Section], int]:
     """Paired parts much smaller than their kind's median (``settings.small_area_fraction``: the model saw
     only part of a faint tissue, or stopped at a shading seam) are replaced by the strip of typical
     width beside their partner (:func:`partner_from_image`), when that strip lies on the small part's
@@ -266,7 +293,7 @@ def regrow_small(sections: list[Section], source: WaferSource, refine: bool = Tr
         areas = [getattr(s, kind).area for s in out]
         median = float(np.median(areas))
         width = float(np.median([short_side(getattr(s, kind)) for s in out]))
-        shapes = [shapely.Polygon(p.polygon) for s in out for p in (s.tissue, s.magnet)]
+        shapes = [shapely.Polygon(p.polygon) for s in out for p in s.pair()]
         tree = shapely.STRtree(shapes)
         for k, s in enumerate(out):
             small = getattr(s, kind)
@@ -278,7 +305,8 @@ def regrow_small(sections: list[Section], source: WaferSource, refine: bool = Tr
             poly, own = shapely.Polygon(part.polygon), shapely.Polygon(small.polygon)
             if poly.intersection(own).area < 0.5 * own.area:
                 continue  # the strip is on the other side: not this part
-            if _overlaps_known(poly, shapes, tree, settings.partner_max_overlap, skip=(2 * k, 2 * k + 1)):  # but its own parts
+            # (any overlap but with its own parts)
+            if _overlaps_known(poly, shapes, tree, settings.partner_max_overlap, skip=(2 * k, 2 * k + 1)):
                 continue
             out[k] = Section(**{have: getattr(s, have), kind: part}, score=s.score,
                              extra={**s.extra, "regrown": kind})
@@ -286,7 +314,8 @@ def regrow_small(sections: list[Section], source: WaferSource, refine: bool = Tr
     return out, n
 
 
-def split_tiny(sections: list[Section], settings: RepairSettings = RepairSettings()) -> tuple[list[Section], list[Section]]:
+def split_tiny(sections: list[Section],
+               settings: RepairSettings = RepairSettings()) -> tuple[list[Section], list[Section]]:
     """Unpair sections with a part smaller than ``settings.min_area_fraction`` x its kind's median (a
     dummy strip or a speck paired with a magnet, or junk pairs nested in a real section): the tiny
     part is dropped and the other one becomes a lone part, judged as such later. Returns
@@ -312,7 +341,8 @@ def split_unseen(unpaired: list[Section], source: WaferSource, levels: WaferLeve
     """Lone parts whose outline shows on the image on at least ``settings.edge_sides`` sides
     (:func:`~sectionseg.detection.evidence.sides_shown`), and the others: a darker patch of mosaic
     shading taken for tissue has no edges of its own. Returns ``(seen, unseen)``."""
-    seen, unseen = [], []
+    seen: list[Section] = []
+    unseen: list[Section] = []
     for s in unpaired:
         kind = "tissue" if s.tissue is not None else "magnet"
         shown = sides_shown(source, getattr(s, kind).polygon * source.scale, kind, levels, settings)
@@ -322,7 +352,7 @@ def split_unseen(unpaired: list[Section], source: WaferSource, levels: WaferLeve
 
 def drop_implausible(unpaired: list[Section], sections: list[Section],
                      settings: RepairSettings = RepairSettings(),
-                     reasons: dict | None = None) -> tuple[list[Section], int, int]:
+                     reasons: dict[int, str] | None = None) -> tuple[list[Section], int, int]:
     """Remove lone parts scoring below ``settings.lone_score`` (no pairing evidence) or whose area is far
     from the paired parts' of their kind: tissue smaller than ``settings.dummy_area_fraction`` x the
     median (dummy strips), or any part outside [``min_area_fraction``, ``max_area_factor``] x
@@ -353,14 +383,16 @@ def drop_implausible(unpaired: list[Section], sections: list[Section],
     return keep, dummies, other
 
 
-def trim_gaps(sections: list[Section], source: WaferSource, settings: RepairSettings = RepairSettings()) -> tuple[list[Section], int]:
+def trim_gaps(sections: list[Section], source: WaferSource,
+              settings: RepairSettings = RepairSettings()) -> tuple[list[Section], int]:
     """Magnets that reach their tissue across a thin strip of bare wafer get the side facing the
     tissue moved onto their own edge: the strongest step inside that side whose polarity is the
     magnet's against the wafer beyond its far side. Parts that truly touch show no such step and
     keep their side. Returns ``(sections, number of magnets trimmed)``."""
     out, n = [], 0
     for s in sections:
-        quad = _gap_trimmed(s.magnet.polygon * source.scale, s.tissue.polygon * source.scale, source, settings)
+        tissue, magnet = s.pair()
+        quad = _gap_trimmed(magnet.polygon * source.scale, tissue.polygon * source.scale, source, settings)
         if quad is None:
             out.append(s)
             continue

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
 
 from sectionseg.datasets.adapt import snap_scale, working_scale
 from sectionseg.datasets.labels import REFERENCE_SECTION_SIZE
-from sectionseg.detection.inference import Detection, predict_tiles
+from sectionseg.detection.inference import Detection, Predictor, predict_tiles
 from sectionseg.detection.tiling import Tile, WaferSource
 
 log = logging.getLogger(__name__)
@@ -63,7 +65,7 @@ def sample_centres(source: WaferSource, n: int = 4, block: int = 512) -> list[tu
     return [(min(w, (c + 0.5) * cell * step), min(h, (r + 0.5) * cell * step)) for _, r, c in scores[:n]]
 
 
-def tiles_at(centres, source: WaferSource, tile_size: int) -> list[Tile]:
+def tiles_at(centres: Iterable[tuple[float, float]], source: WaferSource, tile_size: int) -> list[Tile]:
     """Working-frame tiles of ``tile_size`` centred (as far as the frame allows) on source centres."""
     w, h = source.size
     tw, th = min(tile_size, w), min(tile_size, h)
@@ -82,9 +84,10 @@ def _relative_size(dets: list[Detection], reference: float = REFERENCE_SECTION_S
     return float(np.median(ratios)) if ratios else None
 
 
-def estimate_scale(source: WaferSource, predictor, *, candidates=CANDIDATE_SCALES, n_tiles: int = 4,
-                   tile_size: int = 512, batch_size: int = 2, score_threshold: float = 0.7,
-                   mask_threshold: float = 0.5, reference: float = REFERENCE_SECTION_SIZE) -> tuple[float, dict]:
+def estimate_scale(source: WaferSource, predictor: Predictor, *, candidates: Sequence[float] = CANDIDATE_SCALES,
+                   n_tiles: int = 4, tile_size: int = 512, batch_size: int = 2, score_threshold: float = 0.7,
+                   mask_threshold: float = 0.5,
+                   reference: float = REFERENCE_SECTION_SIZE) -> tuple[float, dict[str, Any]]:
     """Estimate the working scale of ``source`` (its own ``scale`` is ignored) for a model trained on
     sections ``reference`` px long.
 
@@ -94,7 +97,7 @@ def estimate_scale(source: WaferSource, predictor, *, candidates=CANDIDATE_SCALE
     """
     centres = sample_centres(source, n_tiles, tile_size)
 
-    def trial(cand: float) -> dict:
+    def trial(cand: float) -> dict[str, Any]:
         at = source.rescaled(cand)
         tiles = tiles_at(centres, at, tile_size)
         dets = predict_tiles(at, tiles, predictor, batch_size=batch_size, score_threshold=score_threshold,

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from typing import Any
 
 #: The repair steps, in the order the pipeline runs them (each can be switched off).
 STEPS = ("rebuild_touching", "recover_partners", "split_tiny", "regrow_small", "trim_gaps",
-         "trim_strips", "drop_duplicates", "split_merged", "drop_implausible", "split_unseen", "complete_from_image", "consensus")
+         "trim_strips", "drop_duplicates", "split_merged", "drop_implausible", "split_unseen",
+         "complete_from_image", "consensus")
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,7 @@ class RepairSettings:
     consensus_inset: float = 2.0          # px kept away from a part's outline when measuring it
     steps: tuple[str, ...] = field(default=STEPS)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         unknown = [s for s in self.steps if s not in STEPS]
         if unknown:
             raise ValueError(f"unknown repair steps {unknown}; known: {', '.join(STEPS)}")
@@ -91,11 +93,11 @@ class RepairSettings:
         """Whether the step named ``step`` is switched on."""
         return step in self.steps
 
-    def without(self, *steps: str) -> "RepairSettings":
+    def without(self, *steps: str) -> RepairSettings:
         """A copy with ``steps`` switched off."""
         return dataclasses.replace(self, steps=tuple(s for s in self.steps if s not in steps))
 
-    def record(self) -> dict:
+    def record(self) -> dict[str, Any]:
         """JSON-ready dict (what ``report.json`` keeps)."""
         out = dataclasses.asdict(self)
         out["steps"] = {s: s in self.steps for s in STEPS}

@@ -15,6 +15,8 @@ Parts are in source px; the image work is in the working frame of a
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import shapely
 from scipy import ndimage
@@ -29,14 +31,14 @@ from sectionseg.geometry.fitting import order_corners, refine_side
 
 
 def trim_merged_strips(sections: list[Section], source: WaferSource, levels: WaferLevels | None,
-                       settings: RepairSettings = RepairSettings()) -> tuple[list[Section], dict]:
+                       settings: RepairSettings = RepairSettings()) -> tuple[list[Section], dict[str, Any]]:
     """Paired sections whose tissue's far side is moved back onto the tissue's edge where the tissue
     is deeper than the wafer's tissue/magnet depth ratio allows (see the module doc). Needs the
     wafer's levels (the polarity of the tissue's edge) and ``settings.consensus_min_sections`` paired
     sections. Returns ``(sections, record)``: the measured ratio and the number trimmed."""
-    record: dict = {"depth_ratio": None, "trimmed": 0}
-    depths = {i: _depths(s, source) for i, s in enumerate(sections) if s.tissue is not None and s.magnet is not None}
-    depths = {i: d for i, d in depths.items() if d is not None}
+    record: dict[str, Any] = {"depth_ratio": None, "trimmed": 0}
+    measured = {i: _depths(s, source) for i, s in enumerate(sections) if s.tissue is not None and s.magnet is not None}
+    depths = {i: d for i, d in measured.items() if d is not None}
     if levels is None or len(depths) < settings.consensus_min_sections:
         record["skipped"] = "too few paired sections or no wafer levels"
         return sections, record
@@ -54,7 +56,8 @@ def trim_merged_strips(sections: list[Section], source: WaferSource, levels: Waf
         excess = tissue_depth - ratio * magnet_depth
         if excess < max(settings.strip_min_excess, settings.strip_excess_share * tissue_depth):
             continue
-        quad = _trimmed(order_corners(sections[i].tissue.polygon * source.scale), far, excess, levels,
+        tissue, _ = sections[i].pair()
+        quad = _trimmed(order_corners(tissue.polygon * source.scale), far, excess, levels,
                         source, settings)
         if quad is not None:
             s = sections[i]
@@ -67,7 +70,7 @@ def trim_merged_strips(sections: list[Section], source: WaferSource, levels: Waf
 def _far_side_clear(s: Section, far: int, source: WaferSource, levels: WaferLevels,
                     settings: RepairSettings) -> bool:
     """Whether the bare wafer shows just beyond the tissue's far side ``far`` (working frame)."""
-    quad = order_corners(s.tissue.polygon * source.scale)
+    quad = order_corners(s.pair()[0].polygon * source.scale)
     crop = crop_around(source, quad)
     if crop is None:
         return False
@@ -79,8 +82,9 @@ def _far_side_clear(s: Section, far: int, source: WaferSource, levels: WaferLeve
 def _depths(s: Section, source: WaferSource) -> tuple[float, float, int] | None:
     """``(tissue depth, magnet depth, index of the tissue's far side)`` in working px: each part's
     area over the length of its side along the shared edge."""
-    tissue = order_corners(s.tissue.polygon * source.scale)
-    magnet = order_corners(s.magnet.polygon * source.scale)
+    tissue_part, magnet_part = s.pair()
+    tissue = order_corners(tissue_part.polygon * source.scale)
+    magnet = order_corners(magnet_part.polygon * source.scale)
     facing = shapely.Polygon(magnet)
     sides = quad_sides(tissue)
     touching = int(np.argmin([facing.distance(shapely.Point(0.5 * (p0 + p1))) for p0, p1, _, _ in sides]))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -89,7 +90,7 @@ class WaferSource:
         self.gray_norm = gray_norm or robust_normalisation(gray)
         self.fluo_norm = None if fluo is None else (fluo_norm or robust_normalisation(fluo))
 
-    def rescaled(self, scale: float) -> "WaferSource":
+    def rescaled(self, scale: float) -> WaferSource:
         """The same wafer at another scale (normalisations reused)."""
         return WaferSource(self.gray, self.fluo, scale=scale, gray_norm=self.gray_norm,
                            fluo_norm=self.fluo_norm)
@@ -104,14 +105,15 @@ class WaferSource:
         """``(width, height)`` of the working frame."""
         return scaled_size(*self.source_size, self.scale)
 
-    def record(self) -> dict:
+    def record(self) -> dict[str, Any]:
         """JSON-ready normalisation record (as :meth:`sectionseg.io.images.Composed.record`)."""
         return {"channels": ["gray", "gray", "fluo" if self.fluo is not None else "gray"],
                 "gray": self.gray_norm.as_dict(),
                 "fluo": None if self.fluo_norm is None else self.fluo_norm.as_dict()}
 
-    def _window(self, image: np.ndarray, norm: Normalisation, x0, y0, x1, y1) -> np.ndarray:
+    def _window(self, image: np.ndarray, norm: Normalisation | None, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
         """uint8 ``(y1-y0, x1-x0)`` working-frame window of one normalised channel."""
+        assert norm is not None  # every channel that is read has its normalisation
         if self.scale == 1.0:
             return norm.apply(np.asarray(image[y0:y1, x0:x1]))
         s = self.scale

@@ -7,7 +7,7 @@ mask IoU, pairs kept at IoU >= ``iou_threshold``). For each match we compare
 - the long-axis angle (degrees, modulo 180): :func:`sectionseg.geometry.polygons.long_axis_angle`;
 - the IoU (shapely) of the quadrilateral fitted to the predicted mask with the ground-truth polygon.
 
-The quadrilateral is :func:`sectionseg.geometry.fitting.quad_from_mask`: four lines fitted to the
+The quadrilateral is :func:`sectionseg.geometry.fitting.fit_mask_quad`: four lines fitted to the
 sides of the mask's largest outer contour, grown so that its area equals the blob's pixel count
 (contour points are boundary *pixel centres*). When the ground
 truth has no ``"polygons"`` entry (list of ``(K, 2)`` arrays, x/y px), its polygon is fitted from
@@ -23,7 +23,7 @@ from pycocotools import mask as mask_utils
 from scipy.optimize import linear_sum_assignment
 
 from sectionseg.evaluation.coco_metrics import CLASS_NAMES, as_numpy, masks_to_rles
-from sectionseg.geometry.fitting import quad_from_mask  # noqa: F401  (re-exported, one source of truth)
+from sectionseg.geometry.fitting import fit_mask_quad
 from sectionseg.geometry.polygons import angle_difference, long_axis_angle, polygon_centroid
 
 
@@ -81,9 +81,9 @@ def geometry_metrics(gts: list[dict], preds: list[dict], score_threshold: float 
             per_class[name]["n_pred"] += int((pred_labels == label).sum())
         gt_polys = gt.get("polygons")
         for g, p, _ in match_parts(gt_rles, gt_labels, pred_rles, pred_labels, iou_threshold):
-            quad = quad_from_mask(_decode(pred_rles[p]))
+            quad = fit_mask_quad(_decode(pred_rles[p]))
             gt_poly = (np.asarray(gt_polys[g], dtype=np.float64) if gt_polys is not None
-                       else quad_from_mask(_decode(gt_rles[g])))
+                       else fit_mask_quad(_decode(gt_rles[g])))
             if quad is None or gt_poly is None:
                 continue
             acc = per_class[CLASS_NAMES[int(gt_labels[g])]]

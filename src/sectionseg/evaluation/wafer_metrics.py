@@ -53,7 +53,8 @@ def compare_sections(truth: list[Section], found: list[Section], iou_threshold: 
     Returns ``{"tissue": {...}, "magnet": {...}, "pairing_accuracy", "sections_correct",
     "section_recall", "section_precision", "n_truth", "n_found"}`` (``sections_correct``: true
     sections whose two parts are found, matched and paired together; ``section_recall`` = that / true
-    sections; ``section_precision`` = that / found sections with both parts) where each part entry has ``n_truth, n_found, n_matched, precision,
+    sections; ``section_precision`` = that / found sections with both parts) where each part entry has
+    ``n_truth, n_found, n_matched, precision,
     recall, centre_error_median/p95 (px), angle_error_median/p95 (deg), iou_median``.
     """
     result: dict = {"n_truth": len(truth), "n_found": len(found)}

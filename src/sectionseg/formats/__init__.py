@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from sectionseg.formats.coco import read_coco, sections_from_coco, write_coco
@@ -28,8 +29,15 @@ from sectionseg.formats.common import check_scale, load_json
 from sectionseg.formats.detect import FORMATS, check_format, guess_format, json_kind
 from sectionseg.formats.labelme import image_path_for, read_labelme, sections_from_labelme, write_labelme
 from sectionseg.formats.landmarks import MIN_LANDMARKS, read_landmarks
-from sectionseg.formats.magc_ini import (DIALECTS, MagcEntry, MagcFile, direction_from_magc_angle,
-                                         magfinder_angle, read_magc, write_magc)
+from sectionseg.formats.magc_ini import (
+    DIALECTS,
+    MagcEntry,
+    MagcFile,
+    direction_from_magc_angle,
+    magfinder_angle,
+    read_magc,
+    write_magc,
+)
 from sectionseg.formats.magc_pair import read_magc_pair, write_magc_pair
 from sectionseg.geometry import Section
 from sectionseg.io.outset import check_complete
@@ -37,7 +45,7 @@ from sectionseg.io.outset import check_complete
 log = logging.getLogger(__name__)
 
 
-def read_sections(path: str | os.PathLike, fmt: str | None = None, scale: float = 1.0) -> list[Section]:
+def read_sections(path: str | os.PathLike[str], fmt: str | None = None, scale: float = 1.0) -> list[Section]:
     """Read the sections of an annotation file; every coordinate is multiplied by ``scale``.
 
     ``fmt``: one of :data:`FORMATS`, guessed from ``path`` (and JSON content) when None. E.g. the
@@ -72,9 +80,11 @@ def dropped_by(fmt: str, sections: list[Section]) -> list[str]:
     return [f"{count[k]} {k}" for k in lost if count[k]]
 
 
-def write_sections(path: str | os.PathLike, sections: list[Section], fmt: str | None = None, *,
-                   magc_dialect: str = "magfinder", image_path=None, image_size=None,
-                   serial_order=None, stage_order=None, landmarks=None, magc_entries=(),
+def write_sections(path: str | os.PathLike[str], sections: list[Section], fmt: str | None = None, *,
+                   magc_dialect: str = "magfinder", image_path: str | None = None,
+                   image_size: tuple[float, float] | None = None, serial_order: Sequence[int] | None = None,
+                   stage_order: Sequence[int] | None = None, landmarks: Sequence[tuple[float, float]] | None = None,
+                   magc_entries: Iterable[MagcEntry] = (),
                    pair_scale: float = 1.0, pair_integers: bool = False) -> None:
     """Write ``sections`` atomically in ``fmt`` (guessed from ``path`` when None), corners in the
     canonical order.

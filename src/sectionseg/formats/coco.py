@@ -37,13 +37,23 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from sectionseg.errors import InputError
 from sectionseg.formats.common import (
-    PART_ALIASES, assemble_sections, check_polygon, dump_json, image_size_of, json_num, load_json,
+    PART_ALIASES,
+    PartItem,
+    PathArg,
+    assemble_sections,
+    check_polygon,
+    dump_json,
+    image_size_of,
+    json_num,
+    load_json,
     points_array,
 )
 from sectionseg.geometry import Section, polygon_area
@@ -60,10 +70,11 @@ CATEGORIES = [
 _CATEGORY_ID = {c["name"]: c["id"] for c in CATEGORIES}
 
 
-def coco_dict(sections: list[Section], image_path=None, image_size=None) -> dict:
+def coco_dict(sections: list[Section], image_path: str | None = None,
+              image_size: tuple[float, float] | None = None) -> dict[str, Any]:
     """The COCO document of ``sections``; ``image_size`` is ``(width, height)``."""
     w, h = image_size_of(sections, image_size)
-    anns = []
+    anns: list[dict[str, Any]] = []
     sections = canonical_sections(sections)
     located = sum(s.magnet is None and "magnet_location" in s.extra for s in sections)
     if located:
@@ -86,13 +97,13 @@ def coco_dict(sections: list[Section], image_path=None, image_size=None) -> dict
             "categories": CATEGORIES, "annotations": anns}
 
 
-def write_coco(path: str | os.PathLike, sections: list[Section], image_path=None,
-               image_size=None) -> None:
+def write_coco(path: str | os.PathLike[str], sections: list[Section], image_path: str | None = None,
+               image_size: tuple[float, float] | None = None) -> None:
     """Atomically write ``sections`` as a COCO instance JSON file."""
     write_text(path, dump_json(coco_dict(sections, image_path, image_size)))
 
 
-def _polygon(ann: dict, path, where: str) -> np.ndarray:
+def _polygon(ann: dict[str, Any], path: PathArg, where: str) -> np.ndarray:
     seg = ann.get("segmentation")
     if isinstance(seg, dict):
         raise InputError(f"{where}: RLE segmentations are not supported (polygons only)", path)
@@ -108,7 +119,7 @@ def _polygon(ann: dict, path, where: str) -> np.ndarray:
     return max(polys, key=polygon_area)
 
 
-def _section_key(ann: dict, path, where: str):
+def _section_key(ann: dict[str, Any], path: PathArg, where: str) -> int | None:
     attrs = ann.get("attributes")
     key = attrs.get("section") if isinstance(attrs, dict) else None
     if key is None:
@@ -118,7 +129,7 @@ def _section_key(ann: dict, path, where: str):
     return key
 
 
-def sections_from_coco(data, path, scale: float = 1.0) -> list[Section]:
+def sections_from_coco(data: Any, path: PathArg, scale: float = 1.0) -> list[Section]:
     """Sections of a parsed COCO document (``path`` is only used in error messages)."""
     if not isinstance(data, dict) or not isinstance(data.get("annotations"), list):
         raise InputError("not a COCO file: no \"annotations\" list", path)
@@ -131,7 +142,7 @@ def sections_from_coco(data, path, scale: float = 1.0) -> list[Section]:
     categories = data.get("categories", [])
     if not isinstance(categories, list):
         raise InputError("\"categories\" must be a list", path)
-    names = {}
+    names: dict[Any, str | None] = {}
     for c in categories:
         if isinstance(c, dict) and "id" in c:
             names[c["id"]] = PART_ALIASES.get(str(c.get("name", "")).strip().lower())
@@ -140,7 +151,8 @@ def sections_from_coco(data, path, scale: float = 1.0) -> list[Section]:
                              "section")
 
 
-def _coco_parts(annotations, names: dict, path, scale: float, image_ids: set | None = None):
+def _coco_parts(annotations: list[Any], names: dict[Any, str | None], path: PathArg, scale: float,
+                image_ids: set[Any] | None = None) -> Iterator[PartItem]:
     """Yield ``(section key, label, points, score, where)`` for each COCO annotation; with
     ``image_ids`` (the file lists its images) every annotation must name one of them."""
     for k, ann in enumerate(annotations):
@@ -158,6 +170,6 @@ def _coco_parts(annotations, names: dict, path, scale: float, image_ids: set | N
         yield _section_key(ann, path, where), label, pts, ann.get("score"), where
 
 
-def read_coco(path: str | os.PathLike, scale: float = 1.0) -> list[Section]:
+def read_coco(path: str | os.PathLike[str], scale: float = 1.0) -> list[Section]:
     """Sections of a COCO JSON file; coordinates multiplied by ``scale``."""
     return sections_from_coco(load_json(path), path, scale)

@@ -11,12 +11,22 @@ import logging
 import math
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from sectionseg.errors import InputError
 from sectionseg.io.jsontext import dumps as strict_json
+
+if TYPE_CHECKING:
+    from sectionseg.geometry import Section
+
+#: a file named in an error message (None: not known)
+PathArg = str | os.PathLike[str] | None
+#: a part read from a JSON format: ``(section key or None, label, points (N, 2) px, score or None, where)``
+PartItem = tuple[Any, str, np.ndarray, "float | None", str]
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +54,7 @@ def fmt_points(points: np.ndarray, sep: str = ",") -> str:
     return sep.join(fmt_num(v) for v in np.asarray(points, dtype=np.float64).ravel())
 
 
-def parse_float(text: str, path, line: int | None, what: str) -> float:
+def parse_float(text: str, path: PathArg, line: int | None, what: str) -> float:
     """``float(text)`` or InputError ``path:line: <what>: 'text' is not a number``."""
     try:
         value = float(text)
@@ -55,7 +65,7 @@ def parse_float(text: str, path, line: int | None, what: str) -> float:
     return value
 
 
-def parse_int(text: str, path, line: int | None, what: str) -> int:
+def parse_int(text: str, path: PathArg, line: int | None, what: str) -> int:
     """``int(text)`` or InputError naming the file and line."""
     try:
         return int(text.strip())
@@ -68,7 +78,7 @@ def parse_int(text: str, path, line: int | None, what: str) -> int:
 MAX_COORDINATE = 1e7
 
 
-def check_coordinates(points: np.ndarray, path, line: int | None, where: str) -> np.ndarray:
+def check_coordinates(points: np.ndarray, path: PathArg, line: int | None, where: str) -> np.ndarray:
     """``points`` if every coordinate is finite and within :data:`MAX_COORDINATE`, else InputError."""
     if not np.all(np.isfinite(points)):
         raise InputError(f"{where}: non-finite coordinate", path, line)
@@ -78,7 +88,7 @@ def check_coordinates(points: np.ndarray, path, line: int | None, where: str) ->
     return points
 
 
-def check_polygon(points: np.ndarray, path, line: int | None, where: str) -> np.ndarray:
+def check_polygon(points: np.ndarray, path: PathArg, line: int | None, where: str) -> np.ndarray:
     """``points`` (an ``(N, 2)`` polygon after any scaling) if it is a usable part outline, else
     InputError: coordinates as :func:`check_coordinates`, a positive area (not all corners on one
     point or one line) and no edge crossing another (a bow-tie: corners out of order)."""
@@ -109,7 +119,7 @@ def check_scale(scale: float) -> float:
     return s
 
 
-def require_file(path: str | os.PathLike) -> Path:
+def require_file(path: str | os.PathLike[str]) -> Path:
     """``Path(path)`` if it is an existing file, else InputError."""
     p = Path(path)
     if not p.exists():
@@ -119,7 +129,7 @@ def require_file(path: str | os.PathLike) -> Path:
     return p
 
 
-def read_text(path: str | os.PathLike) -> str:
+def read_text(path: str | os.PathLike[str]) -> str:
     """Whole file as text (UTF-8, optional BOM); InputError if missing or not UTF-8."""
     p = require_file(path)
     try:
@@ -129,7 +139,7 @@ def read_text(path: str | os.PathLike) -> str:
         raise InputError("not UTF-8 text", p, line) from None
 
 
-def load_json(path: str | os.PathLike):
+def load_json(path: str | os.PathLike[str]) -> Any:
     """Parsed JSON of ``path``; InputError with the parser's line for invalid JSON."""
     text = read_text(path)
     try:
@@ -143,14 +153,14 @@ def load_json(path: str | os.PathLike):
 _NUMBER_LIST = re.compile(r"\[\n\s*([-+0-9.eE,\s]+?)\n\s*\]")
 
 
-def dump_json(data) -> str:
+def dump_json(data: Any) -> str:
     """JSON text as written by this package: indented, lists of numbers on one line, UTF-8."""
     text = strict_json(data, indent=1, ensure_ascii=False)
     text = _NUMBER_LIST.sub(lambda m: "[" + ", ".join(m.group(1).replace(",", " ").split()) + "]", text)
     return text + "\n"
 
 
-def image_size_of(sections, image_size) -> tuple[int, int]:
+def image_size_of(sections: Iterable[Section], image_size: tuple[float, float] | None) -> tuple[int, int]:
     """``(width, height)``: ``image_size`` if given, else ceil of the polygons' max x and max y."""
     if image_size is not None:
         w, h = image_size
@@ -162,7 +172,7 @@ def image_size_of(sections, image_size) -> tuple[int, int]:
     return int(math.ceil(max(allp[:, 0].max(), 0.0))), int(math.ceil(max(allp[:, 1].max(), 0.0)))
 
 
-def points_array(raw, path, where: str) -> np.ndarray:
+def points_array(raw: Any, path: PathArg, where: str) -> np.ndarray:
     """``raw`` (list of ``[x, y]``) as an ``(N, 2)`` float array with N >= 3, else InputError."""
     try:
         arr = np.asarray(raw, dtype=np.float64)
@@ -175,7 +185,7 @@ def points_array(raw, path, where: str) -> np.ndarray:
     return check_coordinates(arr, path, None, where)
 
 
-def assemble_sections(parts, path, key_name: str) -> list:
+def assemble_sections(parts: Iterable[PartItem], path: PathArg, key_name: str) -> list[Section]:
     """Pair labelled parts into sections (shared by the labelme and COCO readers).
 
     ``parts``: iterable of ``(key, label, points, score, where)`` where ``label`` is tissue, magnet or
@@ -186,8 +196,8 @@ def assemble_sections(parts, path, key_name: str) -> list:
     """
     from sectionseg.geometry import Section
 
-    groups: dict = {}
-    loose: list[dict] = []
+    groups: dict[Any, dict[str, Any]] = {}
+    loose: list[dict[str, Any]] = []
     for key, label, pts, score, where in parts:
         if key is None:
             if label == "dummy":
@@ -205,12 +215,14 @@ def assemble_sections(parts, path, key_name: str) -> list:
         if "tissue" not in g and "magnet" not in g:
             raise InputError(f"{g['_where']}: {key_name} has a dummy but no tissue or magnet part", path)
         score = g["_score"] if isinstance(g["_score"], (int, float)) else None
-        magnet, extra = g.get("magnet"), {}
+        magnet: np.ndarray | None = g.get("magnet")
+        extra: dict[str, Any] = {}
         if magnet is not None and len(magnet) == 1:  # a location-only magnet (labelme point shape)
             if "tissue" not in g:
                 raise InputError(f"{g['_where']}: a magnet location needs the tissue of its {key_name}",
                                  path)
-            magnet, extra = None, {"magnet_location": (float(magnet[0, 0]), float(magnet[0, 1]))}
+            extra = {"magnet_location": (float(magnet[0, 0]), float(magnet[0, 1]))}
+            magnet = None
         section = Section.from_arrays(g.get("tissue"), magnet, g.get("dummy"), score=score)
         section.extra.update(extra)
         sections.append(section)

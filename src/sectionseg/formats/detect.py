@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from sectionseg.errors import InputError
-from sectionseg.formats.common import load_json
+from sectionseg.formats.common import PathArg, load_json
 from sectionseg.formats.magc_pair import PAIR_NAMES
 
 FORMATS = ("magc-pair", "magc", "labelme", "coco")
 
 
-def json_kind(data, path) -> str:
+def json_kind(data: Any, path: PathArg) -> str:
     """``"labelme"`` or ``"coco"`` for a parsed JSON document, else InputError."""
     if isinstance(data, dict):
         if "shapes" in data:
@@ -38,7 +39,7 @@ def check_format(fmt: str) -> str:
     return fmt
 
 
-def guess_format(path: str | os.PathLike, for_write: bool) -> str:
+def guess_format(path: str | os.PathLike[str], for_write: bool) -> str:
     """Format name for ``path`` (see the module doc); InputError when it cannot be told."""
     p = Path(path)
     name = p.name.lower()

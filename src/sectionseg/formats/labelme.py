@@ -32,14 +32,25 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from sectionseg.errors import InputError
 from sectionseg.formats.common import (
-    PART_ALIASES, assemble_sections, check_coordinates, check_polygon, dump_json, image_size_of, json_num,
-    load_json, points_array,
+    PART_ALIASES,
+    PartItem,
+    PathArg,
+    assemble_sections,
+    check_coordinates,
+    check_polygon,
+    dump_json,
+    image_size_of,
+    json_num,
+    load_json,
+    points_array,
 )
 from sectionseg.geometry import Section
 from sectionseg.geometry.orientation import canonical_sections
@@ -50,7 +61,7 @@ log = logging.getLogger(__name__)
 LABELME_VERSION = "5.5.0"
 
 
-def image_path_for(image_file: str | os.PathLike, json_path: str | os.PathLike) -> str:
+def image_path_for(image_file: str | os.PathLike[str], json_path: str | os.PathLike[str]) -> str:
     """``image_file`` (a path as given on the command line) relative to ``json_path``'s folder, with
     forward slashes: the ``imagePath`` labelme resolves. Absolute when no relative path exists."""
     image, folder = Path(os.path.abspath(image_file)), Path(os.path.abspath(json_path)).parent
@@ -60,12 +71,14 @@ def image_path_for(image_file: str | os.PathLike, json_path: str | os.PathLike) 
         return image.as_posix()
 
 
-def _shape(label: str, points, group: int, description: str, kind: str = "polygon") -> dict:
+def _shape(label: str, points: Iterable[tuple[float, float]] | np.ndarray, group: int, description: str,
+           kind: str = "polygon") -> dict[str, Any]:
     return {"label": label, "points": [[json_num(x), json_num(y)] for x, y in points], "group_id": group,
             "shape_type": kind, "flags": {}, "description": description}
 
 
-def labelme_dict(sections: list[Section], image_path=None, image_size=None) -> dict:
+def labelme_dict(sections: list[Section], image_path: str | None = None,
+                 image_size: tuple[float, float] | None = None) -> dict[str, Any]:
     """The labelme document of ``sections``; ``image_path`` relative to the JSON's folder,
     ``image_size`` ``(width, height)``."""
     w, h = image_size_of(sections, image_size)
@@ -81,14 +94,14 @@ def labelme_dict(sections: list[Section], image_path=None, image_size=None) -> d
             "imageData": None, "imageHeight": h, "imageWidth": w}
 
 
-def write_labelme(path: str | os.PathLike, sections: list[Section], image_path=None,
-                  image_size=None) -> None:
+def write_labelme(path: str | os.PathLike[str], sections: list[Section], image_path: str | None = None,
+                  image_size: tuple[float, float] | None = None) -> None:
     """Atomically write ``sections`` as labelme JSON (``image_path`` stored as given: relative to
     the JSON's folder, see :func:`image_path_for`)."""
     write_text(path, dump_json(labelme_dict(sections, image_path, image_size)))
 
 
-def _shape_points(shape: dict, label: str, path, where: str) -> np.ndarray:
+def _shape_points(shape: dict[str, Any], label: str, path: PathArg, where: str) -> np.ndarray:
     """Corners ``(N, 2)`` of a polygon-like shape, or ``(1, 2)`` for a magnet's ``point`` shape."""
     kind = shape.get("shape_type") or "polygon"
     raw = shape.get("points")
@@ -114,7 +127,7 @@ def _shape_points(shape: dict, label: str, path, where: str) -> np.ndarray:
     return points_array(raw, path, where)
 
 
-def _score(description) -> float | None:
+def _score(description: Any) -> float | None:
     m = re.search(r"score=([0-9.eE+-]+)", description or "")
     try:
         return float(m.group(1)) if m else None
@@ -122,14 +135,14 @@ def _score(description) -> float | None:
         return None
 
 
-def sections_from_labelme(data, path, scale: float = 1.0) -> list[Section]:
+def sections_from_labelme(data: Any, path: PathArg, scale: float = 1.0) -> list[Section]:
     """Sections of a parsed labelme document (``path`` is only used in error messages)."""
     if not isinstance(data, dict) or not isinstance(data.get("shapes"), list):
         raise InputError("not a labelme file: no \"shapes\" list", path)
     return assemble_sections(_labelme_parts(data["shapes"], path, scale), path, "group_id")
 
 
-def _labelme_parts(shapes, path, scale: float):
+def _labelme_parts(shapes: list[Any], path: PathArg, scale: float) -> Iterator[PartItem]:
     """Yield ``(group_id, label, points, score, where)`` for each labelme shape."""
     for k, shape in enumerate(shapes):
         where = f"shapes[{k}]"
@@ -147,6 +160,6 @@ def _labelme_parts(shapes, path, scale: float):
         yield gid, label, pts, _score(shape.get("description")), where
 
 
-def read_labelme(path: str | os.PathLike, scale: float = 1.0) -> list[Section]:
+def read_labelme(path: str | os.PathLike[str], scale: float = 1.0) -> list[Section]:
     """Sections of a labelme JSON file; coordinates multiplied by ``scale``."""
     return sections_from_labelme(load_json(path), path, scale)

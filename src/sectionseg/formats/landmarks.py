@@ -27,14 +27,14 @@ from sectionseg.formats.common import check_scale, parse_float, read_text
 MIN_LANDMARKS = 3
 
 
-def read_landmarks(path: str | os.PathLike, scale: float = 1.0) -> list[tuple[float, float]]:
+def read_landmarks(path: str | os.PathLike[str], scale: float = 1.0) -> list[tuple[float, float]]:
     """Landmarks ``[(x, y), ...]`` of a landmark file (see the module doc), times ``scale``.
 
     InputError naming the file and line for a malformed line, and for fewer than
     :data:`MIN_LANDMARKS` landmarks.
     """
     scale = check_scale(scale)
-    points = []
+    points: list[tuple[float, float]] = []
     for number, raw in enumerate(read_text(path).splitlines(), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):

@@ -62,14 +62,24 @@ import configparser
 import logging
 import os
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from sectionseg.errors import InputError
-from sectionseg.formats.common import (check_coordinates, check_polygon, fmt_num, fmt_points, parse_float,
-                                       parse_int, read_text)
+from sectionseg.formats.common import (
+    PathArg,
+    check_coordinates,
+    check_polygon,
+    fmt_num,
+    fmt_points,
+    parse_float,
+    parse_int,
+    read_text,
+)
 from sectionseg.geometry import Part, Section
 from sectionseg.geometry.orientation import canonical_sections, part_direction
 from sectionseg.io.atomic import write_text
@@ -79,7 +89,7 @@ log = logging.getLogger(__name__)
 DIALECTS = ("magfinder", "sbemimage")
 
 # Per dialect: entry header formats for writing and the order headers.
-_NAMES = {
+_NAMES: dict[str, dict[str, Any]] = {
     "magfinder": {"section": "section.{:04d}", "magnet": "magnet.{:04d}", "landmark": "landmark.{:04d}",
                   "serial": "serial_order", "stage": "stage_order", "end": True},
     "sbemimage": {"section": "sections.{:04d}", "magnet": "magnets.{:04d}",
@@ -186,13 +196,13 @@ class _Reader:
     def __init__(self, path: Path, text: str, scale: float):
         self.path, self.scale = path, scale
         self.cp = configparser.ConfigParser(interpolation=None, strict=True)
-        self.cp.optionxform = str  # keep key case
+        self.cp.optionxform = str  # type: ignore[assignment,method-assign]  # keep key case (configparser's documented way)
         try:
             self.cp.read_string(text, source=str(path))
         except configparser.Error as exc:
             line = getattr(exc, "lineno", None)
             msg = getattr(exc, "message", str(exc)).splitlines()[0]
-            if getattr(exc, "errors", None):  # ParsingError: list of (line, text)
+            if isinstance(exc, configparser.ParsingError) and exc.errors:  # list of (line, text)
                 line, bad = exc.errors[0]
                 msg = f"cannot parse line {bad}"  # bad is already repr()
             msg = re.sub(r"^While reading from .*?: ", "", msg)
@@ -209,6 +219,12 @@ class _Reader:
             return None
         return self.cp.get(header, key)
 
+    def text(self, header: str, key: str) -> str:
+        """The text of a required key (InputError when it is missing)."""
+        value = self.get(header, key)
+        assert value is not None
+        return value
+
     def numbers(self, header: str, key: str, required: bool = True) -> list[float] | None:
         text = self.get(header, key, required)
         if text is None:
@@ -217,7 +233,7 @@ class _Reader:
         return [parse_float(v, self.path, line, f"[{header}] {key}") for v in text.split(",")]
 
     def integer(self, header: str, key: str) -> int:
-        return parse_int(self.get(header, key), self.path, self.lines.of(header, key),
+        return parse_int(self.text(header, key), self.path, self.lines.of(header, key),
                          f"[{header}] {key}")
 
     def polygon(self, header: str, key: str, required: bool = True) -> np.ndarray | None:
@@ -232,6 +248,7 @@ class _Reader:
 
     def point(self, header: str, key: str) -> tuple[float, float]:
         vals = self.numbers(header, key)
+        assert vals is not None  # required
         if len(vals) != 2:
             raise self.error(f"{key} must be x,y, got {len(vals)} numbers", header, key)
         x, y = check_coordinates(np.array(vals) * self.scale, self.path, self.lines.of(header, key),
@@ -244,7 +261,7 @@ class _Reader:
             if not self.cp.has_section(header):
                 continue
             key = next((k for k in _ORDER_SPELLINGS[kind] if self.cp.has_option(header, k)), header)
-            text = self.get(header, key).strip()
+            text = self.text(header, key).strip()
             if text in ("", "[]"):
                 return None
             line = self.lines.of(header, key)
@@ -272,7 +289,7 @@ class _Reader:
 
 def _entries(r: _Reader, kind: str, number: int | None, owner: str) -> dict[int, str]:
     """``{index: header}`` of the entries of ``kind``; indices must be < ``number`` when given."""
-    found = {}
+    found: dict[int, str] = {}
     for header in r.cp.sections():
         m = _ENTRY_RE[kind].match(header)
         if m:
@@ -294,8 +311,14 @@ def _detect_dialect(headers: list[str]) -> str:
     return "sbemimage" if any(h in ("serialorder", "tsporder") for h in headers) else "magfinder"
 
 
-def read_magc(path: str | os.PathLike, scale: float = 1.0) -> MagcFile:
-    """Read a ``.magc`` file (either dialect); coordinates are multiplied by ``scale``."""
+def read_magc(path: str | os.PathLike[str], scale: float = 1.0) -> MagcFile:
+    """Read a ``.magc`` file (either dialect, detected from its headers).
+
+    Returns a :class:`MagcFile`: sections (image px, every coordinate multiplied by ``scale``),
+    serial and stage order (section indices), the dialect, landmarks (px, times ``scale``) and the
+    entries kept as read. A malformed file raises :class:`~sectionseg.errors.InputError` naming the
+    file and line.
+    """
     path = Path(path)
     r = _Reader(path, read_text(path), scale)
     if not r.cp.has_section("sections"):
@@ -317,13 +340,15 @@ def read_magc(path: str | os.PathLike, scale: float = 1.0) -> MagcFile:
                     _kept_entries(r))
 
 
-def _read_section(r: _Reader, header: str, magnet: Part | None, location, magnet_keys) -> Section:
+def _read_section(r: _Reader, header: str, magnet: Part | None, location: tuple[float, float] | None,
+                  magnet_keys: list[tuple[str, str]] | None) -> Section:
     """One section from its tissue entry and what was read of its magnet entry."""
     tissue = r.polygon(header, "polygon")
+    assert tissue is not None  # required
     for key in ("center", "area", "angle"):
         r.numbers(header, key, required=False)  # checked, not used: geometry comes from polygons
     dummy = r.polygon(header, "dummy_polygon", required=False)
-    extra = {}
+    extra: dict[str, Any] = {}
     if magnet is None and location is not None:
         extra["magnet_location"] = location
     if r.extra_items(header, _SECTION_KEYS):
@@ -333,7 +358,8 @@ def _read_section(r: _Reader, header: str, magnet: Part | None, location, magnet
     return Section(Part(tissue), magnet, None if dummy is None else Part(dummy), extra=extra)
 
 
-def _read_magnets(r: _Reader, n: int):
+def _read_magnets(r: _Reader, n: int) -> tuple[dict[int, Part | None], dict[int, tuple[float, float]],
+                                               dict[int, list[tuple[str, str]]]]:
     """``({index: Part or None}, {index: (x, y) location}, {index: extra items})`` of the magnets."""
     if not r.cp.has_section("magnets"):
         return {}, {}, {}
@@ -341,7 +367,9 @@ def _read_magnets(r: _Reader, n: int):
     found = _entries(r, "magnet", n, "sections")
     if len(found) != m:
         raise r.error(f"number = {m} but {len(found)} magnet entries", "magnets", "number")
-    parts, locations, extra = {}, {}, {}
+    parts: dict[int, Part | None] = {}
+    locations: dict[int, tuple[float, float]] = {}
+    extra: dict[int, list[tuple[str, str]]] = {}
     for i, h in found.items():
         locations[i] = r.point(h, "location")
         poly = r.polygon(h, "polygon", required=False)
@@ -384,12 +412,12 @@ def _part_lines(part: Part) -> list[str]:
             f"area = {fmt_num(part.area)}", f"angle = {fmt_num(magfinder_angle(part_direction(part)))}"]
 
 
-def _order_text(order, n: int) -> str:
+def _order_text(order: Sequence[int] | None, n: int) -> str:
     values = list(range(n) if order is None else order)
     return ",".join(str(int(i)) for i in values) if values else "[]"
 
 
-def _section_block(names: dict, i: int, s: Section, path) -> str:
+def _section_block(names: dict[str, Any], i: int, s: Section, path: PathArg) -> str:
     """The section entry of section ``i`` (its tissue part; angle = the section's direction)."""
     if s.tissue is None:
         raise InputError(f"section {i} has no tissue part; a .magc file needs one per section", path)
@@ -400,7 +428,7 @@ def _section_block(names: dict, i: int, s: Section, path) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _magnet_block(names: dict, i: int, s: Section) -> str | None:
+def _magnet_block(names: dict[str, Any], i: int, s: Section) -> str | None:
     """The magnet entry of section ``i``, its ``location`` last; None when it has no magnet."""
     if s.magnet is not None:
         (x, y), lines = s.magnet.centre, _part_lines(s.magnet)
@@ -413,7 +441,7 @@ def _magnet_block(names: dict, i: int, s: Section) -> str | None:
                      + [f"location = {fmt_num(x)},{fmt_num(y)}"]) + "\n"
 
 
-def _landmark_block(names: dict, k: int, point) -> str:
+def _landmark_block(names: dict[str, Any], k: int, point: tuple[float, float]) -> str:
     x, y = point
     return f"[{names['landmark'].format(k)}]\nlocation = {fmt_num(x)},{fmt_num(y)}\n"
 
@@ -426,8 +454,9 @@ def _entry_text(entry: MagcEntry) -> str:
     return "\n".join([f"[{entry.header}]"] + [f"{k} = {v}" for k, v in entry.items]) + "\n"
 
 
-def magc_text(sections: list[Section], dialect: str = "magfinder", serial_order=None,
-              stage_order=None, path=None, *, landmarks=(), entries=()) -> str:
+def magc_text(sections: list[Section], dialect: str = "magfinder", serial_order: Sequence[int] | None = None,
+              stage_order: Sequence[int] | None = None, path: PathArg = None, *,
+              landmarks: Sequence[tuple[float, float]] = (), entries: Iterable[MagcEntry] = ()) -> str:
     """The ``.magc`` text of ``sections`` (see the module doc); every section needs a tissue part.
 
     ``landmarks``: ``(x, y)`` image px; ``entries``: :class:`MagcEntry` written as they are (after
@@ -452,8 +481,9 @@ def magc_text(sections: list[Section], dialect: str = "magfinder", serial_order=
     return "\n".join(out)
 
 
-def write_magc(path: str | os.PathLike, sections: list[Section], dialect: str = "magfinder",
-               serial_order=None, stage_order=None, *, landmarks=(), entries=()) -> None:
+def write_magc(path: str | os.PathLike[str], sections: list[Section], dialect: str = "magfinder",
+               serial_order: Sequence[int] | None = None, stage_order: Sequence[int] | None = None, *,
+               landmarks: Sequence[tuple[float, float]] = (), entries: Iterable[MagcEntry] = ()) -> None:
     """Atomically write ``sections`` as a ``.magc`` file; orders default to the identity.
 
     ``landmarks`` (image px) and kept ``entries`` as in :func:`magc_text`.

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from sectionseg.errors import InputError
-from sectionseg.formats.common import check_polygon, check_scale, fmt_num, parse_float, read_text
+from sectionseg.formats.common import PathArg, check_polygon, check_scale, fmt_num, parse_float, read_text
 from sectionseg.geometry import Section
 from sectionseg.geometry.orientation import canonical_sections
 from sectionseg.io.atomic import atomic_path
@@ -34,19 +34,19 @@ MAGNET_NAME = "source_sections_mag.txt"
 PAIR_NAMES = (TISSUE_NAME, MAGNET_NAME)
 
 
-def pair_folder(path: str | os.PathLike) -> Path:
+def pair_folder(path: str | os.PathLike[str]) -> Path:
     """The folder of a MagC pair named by the folder itself or by either of its files."""
     p = Path(path)
     return p.parent if p.name in PAIR_NAMES else p
 
 
-def pair_paths(path: str | os.PathLike) -> tuple[Path, Path]:
+def pair_paths(path: str | os.PathLike[str]) -> tuple[Path, Path]:
     """``(tissue_file, magnet_file)`` of the pair named by ``path``."""
     folder = pair_folder(path)
     return folder / TISSUE_NAME, folder / MAGNET_NAME
 
 
-def _parse_line(text: str, path: Path, line: int) -> np.ndarray:
+def _parse_line(text: str, path: PathArg, line: int) -> np.ndarray:
     """``(N, 2)`` corners of one line; InputError for non-numbers or fewer than 3 corners."""
     corners = []
     for token in re.split(r"\s+", text.strip()):
@@ -59,7 +59,7 @@ def _parse_line(text: str, path: Path, line: int) -> np.ndarray:
     return np.array(corners)
 
 
-def read_quads(path: str | os.PathLike) -> list[np.ndarray]:
+def read_quads(path: str | os.PathLike[str]) -> list[np.ndarray]:
     """The quads of one MagC text file (one polygon a line, ``x,y`` tab-separated), image px."""
     lines = read_text(path).splitlines()
     while lines and not lines[-1].strip():
@@ -72,7 +72,7 @@ def read_quads(path: str | os.PathLike) -> list[np.ndarray]:
     return polys
 
 
-def read_magc_pair(path: str | os.PathLike, scale: float = 1.0) -> list[Section]:
+def read_magc_pair(path: str | os.PathLike[str], scale: float = 1.0) -> list[Section]:
     """Sections of the MagC pair named by ``path`` (folder or either file); coordinates * ``scale``."""
     tissue_path, magnet_path = pair_paths(path)
     for p in (tissue_path, magnet_path):
@@ -102,7 +102,7 @@ def pair_coordinates(points: np.ndarray, scale: float = 1.0, integers: bool = Fa
     return np.sign(p) * np.floor(np.abs(p) + 0.5) if integers else p
 
 
-def write_magc_pair(path: str | os.PathLike, sections: list[Section], *, scale: float = 1.0,
+def write_magc_pair(path: str | os.PathLike[str], sections: list[Section], *, scale: float = 1.0,
                     integers: bool = False) -> tuple[Path, Path]:
     """Write the pair into the folder named by ``path``; return ``(tissue_file, magnet_file)``.
 
@@ -120,8 +120,10 @@ def write_magc_pair(path: str | os.PathLike, sections: list[Section], *, scale: 
                              f"of every section", pair_folder(path))
     sections = canonical_sections(sections)
     tissue_path, magnet_path = pair_paths(path)
-    tissue_text = "".join(_line(pair_coordinates(s.tissue.polygon, scale, integers)) for s in sections)
-    magnet_text = "".join(_line(pair_coordinates(s.magnet.polygon, scale, integers)) for s in sections)
+    tissues = [s.tissue for s in sections if s.tissue is not None]  # every section has both (checked above)
+    magnets = [s.magnet for s in sections if s.magnet is not None]
+    tissue_text = "".join(_line(pair_coordinates(p.polygon, scale, integers)) for p in tissues)
+    magnet_text = "".join(_line(pair_coordinates(p.polygon, scale, integers)) for p in magnets)
     with atomic_path(tissue_path) as t_tmp, atomic_path(magnet_path) as m_tmp:
         t_tmp.write_text(tissue_text, encoding="utf-8")
         m_tmp.write_text(magnet_text, encoding="utf-8")

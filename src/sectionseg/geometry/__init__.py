@@ -1,19 +1,19 @@
 """Section geometry: the :class:`Section` type and polygon helpers (shapely and OpenCV based)."""
-from sectionseg.geometry.section import Part, Section, PART_NAMES
-from sectionseg.geometry.fitting import fit_quadrilateral, order_corners, quad_from_mask, refine_quad
+from sectionseg.geometry.fitting import fit_mask_quad, fit_quadrilateral, order_corners, refine_quad
+from sectionseg.geometry.orientation import canonical_section, canonical_sections, part_direction, section_direction
 from sectionseg.geometry.pairing import pair_parts, snap_shared_edge
 from sectionseg.geometry.polygons import (
     as_polygon_array,
     long_axis_angle,
+    min_area_quad,
     polygon_area,
     polygon_centroid,
-    min_area_quad,
 )
-from sectionseg.geometry.orientation import canonical_section, canonical_sections, part_direction, section_direction
+from sectionseg.geometry.section import PART_NAMES, Part, Section
 
 __all__ = [
     "Part", "Section", "PART_NAMES", "as_polygon_array", "long_axis_angle",
     "polygon_area", "polygon_centroid", "min_area_quad", "fit_quadrilateral", "order_corners",
-    "quad_from_mask", "refine_quad", "pair_parts", "snap_shared_edge",
+    "fit_mask_quad", "refine_quad", "pair_parts", "snap_shared_edge",
     "canonical_section", "canonical_sections", "section_direction", "part_direction",
 ]

@@ -28,8 +28,11 @@ clockwise on screen (y down), starting from the corner with the smallest ``x + y
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import cv2
 import numpy as np
+import numpy.typing as npt
 from scipy import ndimage
 
 MIN_PIXELS = 12      # blobs smaller than this are no part
@@ -56,7 +59,7 @@ def order_corners(quad: np.ndarray) -> np.ndarray:
     if signed < 0:  # counter-clockwise on screen: reverse
         q = q[::-1]
     key = q[:, 0] + q[:, 1]
-    start = min(range(4), key=lambda i: (round(key[i], 9), q[i, 1]))
+    start = min(range(4), key=lambda i: (round(float(key[i]), 9), q[i, 1]))
     return np.roll(q, -start, axis=0).copy()
 
 
@@ -70,17 +73,22 @@ def _lines_of(quad: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     return out
 
 
-def _intersect(l1, l2) -> np.ndarray | None:
+#: a line: ``(point, unit direction)``, both ``(2,)`` float arrays, x, y in pixels
+Line = tuple[np.ndarray, np.ndarray]
+
+
+def _intersect(l1: Line, l2: Line) -> np.ndarray | None:
     """Intersection of two lines ``(point, direction)``; None when (nearly) parallel."""
     (p, u), (q, v) = l1, l2
     den = u[0] * v[1] - u[1] * v[0]
     if abs(den) < 1e-6:
         return None
     t = ((q[0] - p[0]) * v[1] - (q[1] - p[1]) * v[0]) / den
-    return p + t * u
+    point: np.ndarray = p + t * u
+    return point
 
 
-def _quad_from_lines(lines) -> np.ndarray | None:
+def _quad_from_lines(lines: Sequence[Line]) -> np.ndarray | None:
     """Corner i = intersection of side i-1 and side i; None when two adjacent sides are parallel."""
     corners = [_intersect(lines[i - 1], lines[i]) for i in range(4)]
     if any(c is None for c in corners):
@@ -114,7 +122,7 @@ def _area(quad: np.ndarray) -> float:
 # step 1: from the mask
 # --------------------------------------------------------------------------------------------
 
-def _largest_blob(mask: np.ndarray):
+def _largest_blob(mask: np.ndarray) -> tuple[np.ndarray, int] | None:
     """``(contour points (K, 2) at pixel centres, pixel count)`` of the largest outer blob, or None."""
     m = np.ascontiguousarray(np.asarray(mask) > 0, dtype=np.uint8)
     if m.ndim != 2 or int(m.sum()) < MIN_PIXELS:
@@ -136,7 +144,7 @@ def _grow_to_area(quad: np.ndarray, area: float) -> np.ndarray:
     base = _lines_of(quad)
     normals = [_outward_normal(u) for _, u in base]
 
-    def grown(d):
+    def grown(d: float) -> np.ndarray | None:
         return _quad_from_lines([(p + d * n, u) for (p, u), n in zip(base, normals)])
 
     d = 0.0
@@ -164,7 +172,7 @@ def _fit_sides(points: np.ndarray, quad: np.ndarray) -> np.ndarray | None:
     all_dist = np.stack([d for *_, d in lines])
     owner = np.argmin(all_dist, axis=0)
     fitted = []
-    for i, (p0, u, length, t, dist) in enumerate(lines):
+    for i, (_p0, u, length, t, _dist) in enumerate(lines):
         margin = max(1.5, CORNER_MARGIN * length)
         sel = (owner == i) & (t > margin) & (t < length - margin)
         if sel.sum() < 3:
@@ -201,14 +209,6 @@ def fit_mask_quad(mask: np.ndarray) -> np.ndarray | None:
     return order_corners(_grow_to_area(quad, float(n_pixels)))
 
 
-def quad_from_mask(mask: np.ndarray) -> np.ndarray | None:
-    """Corners ``(4, 2)`` (x, y px) fitted to the mask's largest blob (no image); None if empty or tiny.
-
-    Same as ``fit_quadrilateral(mask, refine=False)``; kept under this name for the evaluation code.
-    """
-    return fit_mask_quad(mask)
-
-
 # --------------------------------------------------------------------------------------------
 # step 2: against the image
 # --------------------------------------------------------------------------------------------
@@ -218,8 +218,9 @@ def _sample(coeffs: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
     ``coeffs`` (``scipy.ndimage.spline_filter``); NaN outside the image. Cubic, not bilinear: the
     derivative of a bilinear profile is flat between pixel centres, so its peak is ill-defined on
     edges aligned with the pixel grid."""
-    return ndimage.map_coordinates(coeffs, [ys - 0.5, xs - 0.5], order=3, mode="constant",
-                                   cval=np.nan, prefilter=False)
+    values: np.ndarray = ndimage.map_coordinates(coeffs, [ys - 0.5, xs - 0.5], order=3, mode="constant",
+                                                 cval=np.nan, prefilter=False)
+    return values
 
 
 def _parabola_peak(g: np.ndarray, k: int) -> float:
@@ -229,8 +230,8 @@ def _parabola_peak(g: np.ndarray, k: int) -> float:
     return 0.0 if den >= 0 else float(np.clip(0.5 * (a - c) / den, -0.5, 0.5))
 
 
-def _refine_side(image, p0, p1, search: float, search_out: float, step: float, chunk: float,
-                 polarity: int = 0, min_peak: float = 1e-9):
+def _refine_side(image: np.ndarray, p0: np.ndarray, p1: np.ndarray, search: float, search_out: float, step: float,
+                 chunk: float, polarity: int = 0, min_peak: float = 1e-9) -> Line | None:
     """Refined line ``(point, direction)`` of the side p0 -> p1 (step searched from ``search`` px
     inside to ``search_out`` px outside; ``polarity`` +1/-1: only steps rising/falling outwards;
     ``min_peak``: least mean derivative, levels per px), or None (no clear step)."""
@@ -350,7 +351,7 @@ def refine_side(quad: np.ndarray, image: np.ndarray, side: int, *, search: float
 # the contract
 # --------------------------------------------------------------------------------------------
 
-def fit_quadrilateral(mask: np.ndarray, origin=(0.0, 0.0), image: np.ndarray | None = None, *,
+def fit_quadrilateral(mask: np.ndarray, origin: npt.ArrayLike = (0.0, 0.0), image: np.ndarray | None = None, *,
                       refine: bool = True, search: float = SEARCH_PX,
                       search_out: float = SEARCH_OUT_PX) -> np.ndarray | None:
     """Corners ``(4, 2)`` float64 of a part, in wafer px, fitted to a mask crop.

@@ -22,8 +22,10 @@ A location-only magnet (``Section.extra["magnet_location"]``) counts as the part
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import numpy as np
+import numpy.typing as npt
 
 from sectionseg.geometry.polygons import long_axis_angle
 from sectionseg.geometry.section import Part, Section
@@ -78,7 +80,7 @@ def _lone_facing(points: np.ndarray) -> np.ndarray:
     return np.array([-math.cos(a), math.sin(a)])  # its opposite, in the image frame (y down)
 
 
-def _centre(part: Part | None, location) -> np.ndarray | None:
+def _centre(part: Part | None, location: npt.ArrayLike | None) -> np.ndarray | None:
     if part is not None:
         return np.array(part.centre)
     return None if location is None else np.asarray(location, dtype=np.float64)
@@ -111,7 +113,7 @@ def canonical_section(section: Section) -> Section:
     return Section(tissue, magnet, dummy, section.score, dict(section.extra))
 
 
-def canonical_sections(sections) -> list[Section]:
+def canonical_sections(sections: Iterable[Section]) -> list[Section]:
     """:func:`canonical_section` of each section, as a new list."""
     return [canonical_section(s) for s in sections]
 
@@ -120,6 +122,7 @@ def section_direction(section: Section) -> float:
     """Direction (degrees, counter-clockwise on screen, (-180, 180]) of a section in canonical order:
     its tissue's first edge, else its magnet's. Magnet-to-tissue for a paired section."""
     part = section.tissue if section.tissue is not None else section.magnet
+    assert part is not None, "a Section has a tissue or a magnet"
     return edge_direction(part.polygon)
 
 
@@ -152,7 +155,9 @@ def magnet_frame(section: Section) -> tuple[np.ndarray, float, float]:
     if len(poly) != 4:
         poly = cv2.boxPoints(cv2.minAreaRect(poly.astype(np.float32))).astype(np.float64)
         section = Section(section.tissue, Part(poly), None, section.score, dict(section.extra))
-    m = canonical_section(section).magnet.polygon
+    magnet = canonical_section(section).magnet
+    assert magnet is not None
+    m = magnet.polygon
     length = 0.5 * (np.linalg.norm(m[2] - m[1]) + np.linalg.norm(m[3] - m[0]))
     width = 0.5 * (np.linalg.norm(m[0] - m[1]) + np.linalg.norm(m[3] - m[2]))
     src = np.array([m[1], m[2], m[3], m[0]])

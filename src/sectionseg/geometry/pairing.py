@@ -28,7 +28,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
-from sectionseg.geometry.fitting import _lines_of, _quad_from_lines, order_corners
+from sectionseg.geometry.fitting import Line, _lines_of, _quad_from_lines, order_corners
 from sectionseg.geometry.polygons import min_area_quad
 from sectionseg.geometry.section import Part
 
@@ -49,7 +49,8 @@ def long_edges(part: Part) -> list[tuple[np.ndarray, np.ndarray]]:
     return sides[:2]
 
 
-def _edge_cost(a, b, tissue_centre, magnet_centre, max_gap, max_angle, min_overlap) -> float:
+def _edge_cost(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray], tissue_centre: np.ndarray,
+               magnet_centre: np.ndarray, max_gap: float, max_angle: float, min_overlap: float) -> float:
     """Cost of tissue edge ``a`` and magnet edge ``b`` being the shared edge; inf when impossible."""
     a0, a1 = a
     la = float(np.hypot(*(a1 - a0)))
@@ -77,7 +78,7 @@ def _edge_cost(a, b, tissue_centre, magnet_centre, max_gap, max_angle, min_overl
         return math.inf
     misalignment = 0.5 * (abs(along[0] + 0.5 * la) + abs(along[1] - 0.5 * la))
     ref = max(0.1 * la, 1.0)
-    return abs(gap) / ref + misalignment / ref + angle / 10.0
+    return float(abs(gap) / ref + misalignment / ref + angle / 10.0)
 
 
 def pair_cost(tissue: Part, magnet: Part, *, max_gap: float, max_angle: float = 15.0,
@@ -132,7 +133,8 @@ def pair_parts(tissues: list[Part], magnets: list[Part], *, max_gap: float | Non
             [j for j in range(nm) if j not in paired_m])
 
 
-def _assign(nt: int, nm: int, rows, cols, costs, max_cost: float) -> list[tuple[int, int]]:
+def _assign(nt: int, nm: int, rows: np.ndarray, cols: np.ndarray, costs: np.ndarray,
+            max_cost: float) -> list[tuple[int, int]]:
     """Minimum-cost assignment where leaving a part unpaired costs ``max_cost / 2``, solved on each
     connected group of candidate pairs separately (small matrices even for thousands of parts)."""
     if rows.size == 0:
@@ -164,7 +166,7 @@ def _long_side_indices(quad: np.ndarray) -> list[int]:
     return sorted(range(4), key=lambda i: -lengths[i])[:2]
 
 
-def _replace_side(quad: np.ndarray, i: int, line) -> np.ndarray | None:
+def _replace_side(quad: np.ndarray, i: int, line: Line) -> np.ndarray | None:
     """``quad`` with side i (corner i -> i+1) moved onto ``line`` ``(point, direction)``."""
     lines = _lines_of(quad)
     lines[i] = line

@@ -10,10 +10,11 @@ import math
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 import shapely
 
 
-def as_polygon_array(points, name: str = "polygon") -> np.ndarray:
+def as_polygon_array(points: npt.ArrayLike, name: str = "polygon") -> np.ndarray:
     """Return ``points`` as a float64 ``(N, 2)`` array with N >= 3; raise ValueError otherwise."""
     arr = np.asarray(points, dtype=np.float64)
     if arr.ndim != 2 or arr.shape[1] != 2 or arr.shape[0] < 3:

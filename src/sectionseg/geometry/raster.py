@@ -7,11 +7,15 @@ making a 3x2 px square fill 4x3 pixels and biasing centroids by a quarter pixel 
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+import numpy.typing as npt
 from matplotlib.path import Path
 
 
-def polygon_window(polygon: np.ndarray, shape: tuple[int, int], offset=(0.0, 0.0)):
+def polygon_window(polygon: np.ndarray, shape: tuple[int, ...], offset: npt.ArrayLike = (0.0, 0.0)
+                   ) -> tuple[int, int, int, int, np.ndarray | None]:
     """Return ``(r0, r1, c0, c1, inside)``: the clipped bounding-box window of ``polygon - offset`` in
     an image of ``shape = (height, width)`` and the boolean mask of that window (None if empty)."""
     pts = np.asarray(polygon, dtype=np.float64) - np.asarray(offset, dtype=np.float64)
@@ -27,7 +31,7 @@ def polygon_window(polygon: np.ndarray, shape: tuple[int, int], offset=(0.0, 0.0
     return r0, r1, c0, c1, inside
 
 
-def fill_polygon(image: np.ndarray, polygon: np.ndarray, value, offset=(0.0, 0.0)) -> np.ndarray:
+def fill_polygon(image: np.ndarray, polygon: np.ndarray, value: Any, offset: npt.ArrayLike = (0.0, 0.0)) -> np.ndarray:
     """Set the pixels of ``image`` inside ``polygon - offset`` to ``value`` (in place); return ``image``."""
     r0, r1, c0, c1, inside = polygon_window(polygon, image.shape, offset)
     if inside is not None:
@@ -35,7 +39,7 @@ def fill_polygon(image: np.ndarray, polygon: np.ndarray, value, offset=(0.0, 0.0
     return image
 
 
-def polygon_mask(polygon: np.ndarray, shape: tuple[int, int], offset=(0.0, 0.0)) -> np.ndarray:
+def polygon_mask(polygon: np.ndarray, shape: tuple[int, ...], offset: npt.ArrayLike = (0.0, 0.0)) -> np.ndarray:
     """Boolean mask of ``shape = (height, width)`` that is True inside ``polygon - offset``."""
     mask = np.zeros(shape[:2], dtype=bool)
     return fill_polygon(mask, polygon, True, offset)

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from sectionseg.geometry.polygons import (
     as_polygon_array,
@@ -31,7 +33,7 @@ class Part:
 
     polygon: np.ndarray
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         object.__setattr__(self, "polygon", as_polygon_array(self.polygon))
 
     @cached_property
@@ -53,11 +55,11 @@ class Part:
         """
         return long_axis_angle(self.polygon)
 
-    def transformed(self, scale: float = 1.0, offset=(0.0, 0.0)) -> "Part":
+    def transformed(self, scale: float = 1.0, offset: npt.ArrayLike = (0.0, 0.0)) -> Part:
         """Return ``polygon * scale + offset`` as a new Part."""
         return Part(self.polygon * scale + np.asarray(offset, dtype=np.float64))
 
-    def __eq__(self, other) -> bool:
+    def __eq__(self, other: object) -> bool:
         return isinstance(other, Part) and self.polygon.shape == other.polygon.shape and bool(
             np.allclose(self.polygon, other.polygon, atol=1e-6))
 
@@ -74,9 +76,9 @@ class Section:
     magnet: Part | None
     dummy: Part | None = None
     score: float | None = None
-    extra: dict = field(default_factory=dict, compare=False)
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for name in PART_NAMES:
             value = getattr(self, name)
             if value is not None and not isinstance(value, Part):
@@ -85,15 +87,24 @@ class Section:
             raise ValueError("a Section needs at least a tissue or a magnet part")
 
     @classmethod
-    def from_arrays(cls, tissue, magnet, dummy=None, score=None) -> "Section":
+    def from_arrays(cls, tissue: npt.ArrayLike | None, magnet: npt.ArrayLike | None,
+                    dummy: npt.ArrayLike | None = None, score: float | None = None) -> Section:
         """Build from plain ``(N, 2)`` point arrays (or None)."""
-        return cls(*(None if p is None else Part(p) for p in (tissue, magnet, dummy)), score=score)
+        tissue_part, magnet_part, dummy_part = (None if p is None else Part(np.asarray(p))
+                                                for p in (tissue, magnet, dummy))
+        return cls(tissue_part, magnet_part, dummy_part, score=score)
+
+    def pair(self) -> tuple[Part, Part]:
+        """``(tissue, magnet)`` of a paired section; ValueError when either part is missing."""
+        if self.tissue is None or self.magnet is None:
+            raise ValueError("the section is not paired (a tissue or a magnet part is missing)")
+        return self.tissue, self.magnet
 
     def parts(self) -> dict[str, Part]:
         """The parts that are present, by name (``tissue``, ``magnet``, ``dummy``)."""
         return {n: getattr(self, n) for n in PART_NAMES if getattr(self, n) is not None}
 
-    def transformed(self, scale: float = 1.0, offset=(0.0, 0.0)) -> "Section":
+    def transformed(self, scale: float = 1.0, offset: npt.ArrayLike = (0.0, 0.0)) -> Section:
         """Scale then shift every part: ``p * scale + offset`` (e.g. full resolution -> downsized)."""
         parts = {n: p.transformed(scale, offset) for n, p in self.parts().items()}
         return Section(parts.get("tissue"), parts.get("magnet"), parts.get("dummy"), self.score, dict(self.extra))

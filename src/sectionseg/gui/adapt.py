@@ -4,7 +4,8 @@
 Each step is the command line tool in a child process (``python -m sectionseg finetune ...``, then
 ``python -m sectionseg detect --model RUN/model.pt --out RUN/detection``), so the viewer stays
 responsive, torch never loads into the GUI process and a failure is the command's own one-line
-error (:class:`CommandFailed`). :func:`finetune_and_detect` yields ``(step, steps, message)`` while they run (the message:
+error (:class:`CommandFailed`). :func:`finetune_and_detect` yields ``(step, steps, message)`` while they run
+(the message:
 the step, its seconds and the child's last output line) and returns the new detection folder, or
 None when cancelled. Each child's output goes to ``RUN/proofread_<step>.log`` (stdout) and
 ``.err`` (stderr).

@@ -54,7 +54,7 @@ def part_medians(sections) -> dict[str, float]:
     out = {}
     for name in ("tissue", "magnet"):
         areas = [_area(getattr(s, name)) for s in sections
-                 if getattr(s, "tissue") is not None and getattr(s, "magnet") is not None]
+                 if s.tissue is not None and s.magnet is not None]
         out[name] = float(np.median(areas)) if areas else float("nan")
     return out
 

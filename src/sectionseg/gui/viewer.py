@@ -33,10 +33,10 @@ FACE = {"tissue": (0.0, 0.85, 0.95, 0.18), "magnet": (1.0, 0.55, 0.0, 0.18)}
 LABELLED_FACE = (0.1, 1.0, 0.3, 0.45)
 SELECTED_EDGE_WIDTH = 3
 EDGE_WIDTH = 2
-_SESSIONS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_SESSIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def session_for(viewer, create: bool = True) -> "Session | None":
+def session_for(viewer, create: bool = True) -> Session | None:
     """The proofreading session of ``viewer`` (created, adopting layers the sectionseg reader opened,
     on first use)."""
     s = _SESSIONS.get(viewer)

@@ -13,9 +13,21 @@ import os
 from pathlib import Path
 
 from qtpy.QtCore import Qt
-from qtpy.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFileDialog, QGridLayout, QHBoxLayout,
-                            QLabel, QProgressBar, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout,
-                            QWidget)
+from qtpy.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from sectionseg.gui.viewer import session_for
 
@@ -70,7 +82,8 @@ class ProofreadWidget(QWidget):
         grid = QGridLayout()
         self.side = QComboBox()
         self.side.addItems(SIDE_CHOICES)
-        self.side.setToolTip("side of the tissue where a new section's magnet is proposed (auto: the wafer's usual side)")
+        self.side.setToolTip("side of the tissue where a new section's magnet is proposed "
+                             "(auto: the wafer's usual side)")
         self.add_button = QPushButton("Add section (4 clicks)")
         self.delete_button = QPushButton("Delete section")
         self.pair_button = QPushButton("Pair selected")

@@ -12,7 +12,8 @@ section are merged with :func:`merge_channels`.
 The *resin mask* marks where the field shows the section: the smooth background (autofluorescence of
 the resin) is above ``resin_level`` times its median (so at least half the field must show resin);
 a torn section shows bare wafer, darker, where no bead can be. It is kept at 1/:data:`MASK_STEP`
-resolution; alignment costs count only beads that fall on the resin of both sections. ``sharpness`` (the smoothed peak over the peak smoothed
+resolution; alignment costs count only beads that fall on the resin of both sections. ``sharpness`` (the
+smoothed peak over the peak smoothed
 twice as much, median over strong beads: ~2.7 for a sharp ~1 px spot, lower when out of focus)
 tells blurred images.
 """
@@ -89,9 +90,9 @@ def detect_beads(image: np.ndarray, settings: OrderSettings = OrderSettings(), c
     if strong.sum() > settings.max_beads:
         strong[np.argsort(-value)[settings.max_beads:]] = False
     # parabola through the peak and its neighbours, per axis: sub-pixel offsets in [-0.5, 0.5]
-    l, r = d[rows, cols - 1], d[rows, cols + 1]
+    left, right = d[rows, cols - 1], d[rows, cols + 1]
     u, b = d[rows - 1, cols], d[rows + 1, cols]
-    dx = _vertex(l, value, r)
+    dx = _vertex(left, value, right)
     dy = _vertex(u, value, b)
     xy = np.c_[cols + 0.5 + dx, rows + 0.5 + dy]
     flux = (value - centre).astype(np.float64)

@@ -69,7 +69,12 @@ class OrderResult:
 
 
 def section_beads(images: list[np.ndarray], settings: OrderSettings = OrderSettings()) -> Beads:
-    """Beads of one section from its channel images (same size)."""
+    """Beads of one section from its channel images.
+
+    ``images``: one 2-D array per channel (uint8 / uint16 / float, all the same size, px); returns
+    :class:`~sectionseg.serial.beads.Beads` (centres in px of those images, ``x, y`` from the top-left
+    corner, brightness relative to the median strong bead, the channel index of each bead).
+    """
     parts = [detect_beads(img, settings, channel=c) for c, img in enumerate(images)]
     return merge_channels(parts)
 

@@ -74,7 +74,7 @@ class OrderSettings:
     doubt_reach: int = 2
     doubt_sharpness: float = 0.85
 
-    def checked(self) -> "OrderSettings":
+    def checked(self) -> OrderSettings:
         """Self, or InputError for a value out of range."""
         if self.cost not in COSTS:
             raise InputError(f"unknown order cost {self.cost!r}; choose one of {', '.join(COSTS)}")
@@ -87,7 +87,7 @@ class OrderSettings:
             raise InputError(f"candidates must be >= 2, got {self.candidates}")
         return self
 
-    def with_(self, **changes) -> "OrderSettings":
+    def with_(self, **changes) -> OrderSettings:
         return replace(self, **changes).checked()
 
     def as_dict(self) -> dict:

@@ -74,7 +74,7 @@ class BeadSettings:
     missing: float = 0.0
     damaged: float = 0.0
 
-    def checked(self) -> "BeadSettings":
+    def checked(self) -> BeadSettings:
         """Self, or InputError naming the first out-of-range parameter."""
         positive = ("n_sections", "thickness_um", "pixel_um", "density", "psf_um", "photons")
         for name in positive:

@@ -106,7 +106,7 @@ class Style:
         out["taper_range"] = [out["taper"] - 0.02, out["taper"] + 0.02]
         return out
 
-    def replace(self, **changes) -> "Style":
+    def replace(self, **changes) -> Style:
         """A copy with some fields changed."""
         return dataclasses.replace(self, **changes)
 

@@ -31,7 +31,10 @@ from tqdm import tqdm
 from sectionseg.errors import InputError
 from sectionseg.io.atomic import remove_stale_temps, write_text
 from sectionseg.model.build import (
-    build_model, freeze_for_heads_only, load_backbone_weights, set_norm_eval,
+    build_model,
+    freeze_for_heads_only,
+    load_backbone_weights,
+    set_norm_eval,
 )
 from sectionseg.model.checkpoint import model_payload, read_checkpoint, save_payload
 from sectionseg.model.config import Config, config_from_dict, dump_config
