@@ -32,6 +32,8 @@ import resource
 import time
 from pathlib import Path
 
+from _procs import process_tree, smaps_rollup_mb
+
 REPO = Path(__file__).resolve().parents[1]
 REAL_LAYOUTS = REPO.parent / "shared" / "data" / "real_layouts"
 DEFAULT_WAFERS = ["default:1000", "low-contrast:1001", "crowded:1002", "large-sections:1003"]
@@ -105,24 +107,7 @@ def _run_one(folder: str, method: str, model: str | None, threads: int, options:
 def _tree_pss_mb(pid: int) -> float:
     """Proportional set size (shared pages split between their users) of process ``pid`` and all
     its descendants, MB: the machine memory the detection uses with its forked workers."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-        except (OSError, IndexError, ValueError):
-            continue
-    todo, total = [pid], 0.0
-    while todo:
-        p = todo.pop()
-        todo += children.get(p, [])
-        try:
-            for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Pss:"):
-                    total += int(line.split()[1]) / 1024.0
-        except OSError:
-            continue
-    return total
+    return sum(smaps_rollup_mb(p).get("Pss", 0.0) for p in process_tree(pid))
 
 
 def run_isolated(folder: Path, method: str, model: str | None, threads: int, cache: Path,

@@ -40,6 +40,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _procs import process_tree, smaps_rollup_mb
 
 REPO = Path(__file__).resolve().parents[1]
 BASE = 5000
@@ -127,34 +128,13 @@ def _tiles(image, tile: int):
             yield block
 
 
-def _tree(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-        except (OSError, IndexError, ValueError):
-            continue
-    todo, found = [pid], []
-    while todo:
-        p = todo.pop()
-        found.append(p)
-        todo += children.get(p, [])
-    return found
-
-
 def _sample(pid: int) -> tuple[float, float, float]:
     """(anonymous PSS of the tree, file PSS of the tree, VmHWM of ``pid``), MB."""
     anon = files = hwm = 0.0
-    for p in _tree(pid):
-        try:
-            for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Pss_Anon:"):
-                    anon += int(line.split()[1]) / 1024.0
-                elif line.startswith("Pss_File:"):
-                    files += int(line.split()[1]) / 1024.0
-        except OSError:
-            continue
+    for p in process_tree(pid):
+        fields = smaps_rollup_mb(p)
+        anon += fields.get("Pss_Anon", 0.0)
+        files += fields.get("Pss_File", 0.0)
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
