@@ -200,9 +200,13 @@ def test_cli_resume_after_kill_matches_an_uninterrupted_run(tmp_path):
     assert (resumed["training"]["epoch"], resumed["training"]["iteration"]) == (3, 0)
     assert resumed["training"]["global_step"] == 9
 
-    # the same run without interruption, in this process
-    history = train(load_config("tiny"), data, tmp_path / "ref", epochs=3, max_iters_per_epoch=3,
-                    progress=False)
+    # the same run without interruption, in a fresh process as well: this process's torch settings
+    # (e.g. its thread count, which other tests of the session may have changed) must not differ
+    cmd, env = _cli("--config", "tiny", "--data", data, "--out", tmp_path / "ref", "--epochs", 3,
+                    "--max-iters-per-epoch", 3, "--no-progress")
+    ref_run = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert ref_run.returncode == 0, ref_run.stderr[-2000:]
+    history = read_csv(tmp_path / "ref" / "log.csv")
     rows = read_csv(run / "log.csv")
     assert [r["epoch"] for r in rows] == [1, 2, 3]
     for row, ref in zip(rows, history):
