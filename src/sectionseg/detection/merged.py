@@ -22,7 +22,7 @@ from scipy import ndimage
 
 from sectionseg.detection.consensus import part_features
 from sectionseg.detection.evidence import WaferLevels
-from sectionseg.detection.fit import gray_box
+from sectionseg.detection.fit import crop_around
 from sectionseg.detection.settings import RepairSettings
 from sectionseg.detection.tiling import WaferSource
 from sectionseg.geometry import Part, Section
@@ -88,18 +88,16 @@ def _edge_across(quad: np.ndarray, k: int, source: WaferSource, settings: Repair
     depth = float(np.hypot(*(q[3] - q[0])))
     if min(length, depth) < 12.0:
         return None
-    x0, y0 = (np.floor(q.min(axis=0)) - 2).astype(int)
-    x1, y1 = (np.ceil(q.max(axis=0)) + 2).astype(int)
-    image = gray_box(source, int(x0), int(y0), int(x1), int(y1))  # the wafer's edge repeated beyond it
-    if image is None:
+    crop = crop_around(source, q, margin=2)  # the wafer's edge repeated beyond it
+    if crop is None:
         return None
-    image = image.astype(np.float32)
+    image, origin = crop[0].astype(np.float32), crop[1]
     ts = np.arange(0.1, 0.9, 1.0 / length)
     ss = np.arange(0.05, 0.95, PROFILE_STEP / depth)
     # points between the side q0 -> q1 and its opposite q3 -> q2 (a trapezoid is followed)
     near = q[0] + ts[:, None] * (q[1] - q[0])
     far = q[3] + ts[:, None] * (q[2] - q[3])
-    pts = near[:, None, :] + ss[None, :, None] * (far - near)[:, None, :] - np.array([x0, y0])
+    pts = near[:, None, :] + ss[None, :, None] * (far - near)[:, None, :] - origin
     prof = ndimage.map_coordinates(image, [pts[..., 1] - 0.5, pts[..., 0] - 0.5], order=1)
     inner = (ss > settings.merged_min_share) & (ss < 1.0 - settings.merged_min_share)
     sigma = max(1.0, 1.0 / PROFILE_STEP)  # ~1 px: texture smoothed, the edge kept

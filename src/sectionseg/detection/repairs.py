@@ -21,7 +21,7 @@ from sectionseg.detection.inference import Detection
 from sectionseg.detection.settings import RepairSettings
 from sectionseg.detection.tiling import WaferSource
 from sectionseg.geometry import Part, Section
-from sectionseg.geometry.beside import long_sides, quad_sides, strip_beside
+from sectionseg.geometry.beside import facing_side, long_sides, quad_sides, strip_beside
 from sectionseg.geometry.fitting import order_corners, refine_side
 from sectionseg.geometry.pairing import pair_parts
 
@@ -406,10 +406,8 @@ def _gap_trimmed(magnet: np.ndarray, tissue: np.ndarray, source: WaferSource,
                  settings: RepairSettings) -> np.ndarray | None:
     """The working-px magnet quad with its tissue-facing side on the magnet's own edge, or None."""
     sides = quad_sides(magnet)
-    facing = shapely.Polygon(tissue)
-    gaps = [facing.distance(shapely.Point(0.5 * (p0 + p1))) for p0, p1, _, _ in sides]
-    k = int(np.argmin(gaps))
-    if gaps[k] > settings.gap_touch:
+    k, gap = facing_side(magnet, tissue)
+    if gap > settings.gap_touch:
         return None  # a visible gap already: the model resolved it
     p0, p1, n, _ = sides[(k + 2) % 4]  # the far side: magnet against bare wafer
     inner, outer = side_levels(source, p0, p1, n, settings=settings)

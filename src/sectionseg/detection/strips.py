@@ -26,7 +26,7 @@ from sectionseg.detection.fit import crop_around
 from sectionseg.detection.settings import RepairSettings
 from sectionseg.detection.tiling import WaferSource
 from sectionseg.geometry import Part, Section
-from sectionseg.geometry.beside import quad_sides
+from sectionseg.geometry.beside import facing_side, quad_sides
 from sectionseg.geometry.fitting import order_corners, refine_side
 
 
@@ -42,9 +42,12 @@ def trim_merged_strips(sections: list[Section], source: WaferSource, levels: Waf
     if levels is None or len(depths) < settings.consensus_min_sections:
         record["skipped"] = "too few paired sections or no wafer levels"
         return sections, record
+    # each tissue's working quad and the gray crop around it, read once for both uses below
+    crops = {i: (quad, crop_around(source, quad)) for i, (_, _, _, quad) in depths.items()}
     # the ratio from tissues with bare wafer right beyond their far side: a tissue cut short by the
     # model or the fit (more tissue beyond it) would pull it down
-    clean = [t / m for i, (t, m, far) in depths.items() if _far_side_clear(sections[i], far, source, levels, settings)]
+    clean = [t / m for i, (t, m, far, _) in depths.items()
+             if _far_side_clear(*crops[i], far, levels, settings)]
     record["ratio_sections"] = len(clean)
     if len(clean) < settings.consensus_min_sections:
         record["skipped"] = "too few tissues with a clear far side"
@@ -52,13 +55,11 @@ def trim_merged_strips(sections: list[Section], source: WaferSource, levels: Waf
     ratio = float(np.median(clean))
     record["depth_ratio"] = ratio
     out = list(sections)
-    for i, (tissue_depth, magnet_depth, far) in depths.items():
+    for i, (tissue_depth, magnet_depth, far, _) in depths.items():
         excess = tissue_depth - ratio * magnet_depth
         if excess < max(settings.strip_min_excess, settings.strip_excess_share * tissue_depth):
             continue
-        tissue, _ = sections[i].pair()
-        quad = _trimmed(order_corners(tissue.polygon * source.scale), far, excess, levels,
-                        source, settings)
+        quad = _trimmed(*crops[i], far, excess, levels, settings)
         if quad is not None:
             s = sections[i]
             out[i] = Section(tissue=Part(source.to_source(quad)), magnet=s.magnet, dummy=s.dummy,
@@ -67,11 +68,10 @@ def trim_merged_strips(sections: list[Section], source: WaferSource, levels: Waf
     return out, record
 
 
-def _far_side_clear(s: Section, far: int, source: WaferSource, levels: WaferLevels,
-                    settings: RepairSettings) -> bool:
-    """Whether the bare wafer shows just beyond the tissue's far side ``far`` (working frame)."""
-    quad = order_corners(s.pair()[0].polygon * source.scale)
-    crop = crop_around(source, quad)
+def _far_side_clear(quad: np.ndarray, crop: tuple[np.ndarray, np.ndarray] | None, far: int,
+                    levels: WaferLevels, settings: RepairSettings) -> bool:
+    """Whether the bare wafer shows just beyond the far side ``far`` of the working-px tissue
+    ``quad`` (``crop``: the gray crop around it and its origin, from ``crop_around``)."""
     if crop is None:
         return False
     image, origin = crop
@@ -79,31 +79,30 @@ def _far_side_clear(s: Section, far: int, source: WaferSource, levels: WaferLeve
     return _gap_beyond(image, p0 - origin, p1 - origin, n, levels.background, settings)
 
 
-def _depths(s: Section, source: WaferSource) -> tuple[float, float, int] | None:
-    """``(tissue depth, magnet depth, index of the tissue's far side)`` in working px: each part's
-    area over the length of its side along the shared edge."""
+def _depths(s: Section, source: WaferSource) -> tuple[float, float, int, np.ndarray] | None:
+    """``(tissue depth, magnet depth, index of the tissue's far side, tissue quad)`` in working px:
+    each part's area over the length of its side along the shared edge; the quad in
+    :func:`order_corners` order (the far side indexes its :func:`quad_sides`)."""
     tissue_part, magnet_part = s.pair()
     tissue = order_corners(tissue_part.polygon * source.scale)
     magnet = order_corners(magnet_part.polygon * source.scale)
-    facing = shapely.Polygon(magnet)
-    sides = quad_sides(tissue)
-    touching = int(np.argmin([facing.distance(shapely.Point(0.5 * (p0 + p1))) for p0, p1, _, _ in sides]))
-    msides = quad_sides(magnet)
-    mt = int(np.argmin([shapely.Polygon(tissue).distance(shapely.Point(0.5 * (p0 + p1))) for p0, p1, _, _ in msides]))
-    t_len, m_len = sides[touching][3], msides[mt][3]
+    touching, _ = facing_side(tissue, magnet)
+    mt, _ = facing_side(magnet, tissue)
+    t_len, m_len = quad_sides(tissue)[touching][3], quad_sides(magnet)[mt][3]
     if t_len <= 0 or m_len <= 0:
         return None
-    return (float(shapely.Polygon(tissue).area) / t_len, float(facing.area) / m_len, (touching + 2) % 4)
+    return (float(shapely.Polygon(tissue).area) / t_len, float(shapely.Polygon(magnet).area) / m_len,
+            (touching + 2) % 4, tissue)
 
 
-def _trimmed(quad: np.ndarray, k: int, excess: float, levels: WaferLevels, source: WaferSource,
-             settings: RepairSettings) -> np.ndarray | None:
-    """The working-px tissue ``quad`` with its far side ``k`` on the tissue's edge, searched
-    ``settings.strip_edge_search`` px either side of the expected depth (``excess`` px inside the
-    side), or None when no clear step of the tissue's polarity is there. (Asking for bare wafer
-    just beyond the step as well, or for a step of a share of the wafer's contrast, kept out fewer
-    wrong cuts on a textured held-out family than right ones on the others: see BENCHMARKS.md.)"""
-    crop = crop_around(source, quad)
+def _trimmed(quad: np.ndarray, crop: tuple[np.ndarray, np.ndarray] | None, k: int, excess: float,
+             levels: WaferLevels, settings: RepairSettings) -> np.ndarray | None:
+    """The working-px tissue ``quad`` (``crop``: the gray crop around it and its origin) with its
+    far side ``k`` on the tissue's edge, searched ``settings.strip_edge_search`` px either side of
+    the expected depth (``excess`` px inside the side), or None when no clear step of the tissue's
+    polarity is there. (Asking for bare wafer just beyond the step as well, or for a step of a share
+    of the wafer's contrast, kept out fewer wrong cuts on a textured held-out family than right ones
+    on the others: see BENCHMARKS.md.)"""
     if crop is None:
         return None
     image, origin = crop

@@ -13,6 +13,7 @@ Coordinates: x, y pixels, origin at the top-left corner of the top-left pixel.
 from __future__ import annotations
 
 import numpy as np
+import shapely
 
 from sectionseg.geometry.fitting import order_corners
 
@@ -34,6 +35,15 @@ def quad_sides(quad: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarra
             n = -n
         out.append((p0, p1, n, length))
     return out
+
+
+def facing_side(quad: np.ndarray, other: np.ndarray) -> tuple[int, float]:
+    """``(index into quad_sides(quad), distance px)`` of the side of ``quad`` whose midpoint lies
+    nearest to the polygon ``other`` (the side a partner part adjoins)."""
+    facing = shapely.Polygon(other)
+    gaps = [facing.distance(shapely.Point(0.5 * (p0 + p1))) for p0, p1, _, _ in quad_sides(quad)]
+    k = int(np.argmin(gaps))
+    return k, float(gaps[k])
 
 
 def long_sides(quad: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, float]]:
