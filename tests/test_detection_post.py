@@ -251,7 +251,7 @@ def _hull(s):
     """The 4 outer corners of a section whose parts share a long edge."""
     import cv2
 
-    from sectionseg.geometry.fitting import order_corners
+    from sectionseg.geometry.quads import order_corners
 
     pts = np.vstack([s.tissue.polygon, s.magnet.polygon]).astype(np.float32)
     return order_corners(cv2.boxPoints(cv2.minAreaRect(pts)).astype(np.float64))

@@ -34,7 +34,7 @@ from sectionseg.datasets.samples import write_manifest, write_sample
 from sectionseg.datasets.synth import Background, fill_geometry, footprint, generate_synthetic
 from sectionseg.datasets.tiles import tile_sections
 from sectionseg.errors import InputError
-from sectionseg.geometry.polygons import rect_sides
+from sectionseg.geometry.quads import rect_sides
 from sectionseg.geometry.section import Part, Section
 from sectionseg.io.resample import resample
 

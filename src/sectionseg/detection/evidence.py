@@ -15,8 +15,7 @@ import numpy as np
 
 from sectionseg.detection.settings import RepairSettings
 from sectionseg.detection.tiling import WaferSource
-from sectionseg.geometry import Section
-from sectionseg.geometry.beside import quad_sides
+from sectionseg.geometry import Quad, Section
 from sectionseg.geometry.raster import polygon_mask
 
 
@@ -84,7 +83,7 @@ def measure_levels(sections: list[Section], source: WaferSource,
         if lt is None or lm is None:
             continue
         mc = m.mean(axis=0)
-        outside = [side_levels(source, p0, p1, n, settings=settings)[1] for p0, p1, n, _ in quad_sides(t)
+        outside = [side_levels(source, p0, p1, n, settings=settings)[1] for p0, p1, n, _ in Quad.clockwise(t).sides()
                    if float(np.dot(mc - 0.5 * (p0 + p1), n)) <= 0]  # sides facing away from the magnet
         outside_levels = [v for v in outside if v is not None]
         if not outside_levels:
@@ -116,7 +115,7 @@ def sides_shown(source: WaferSource, quad: np.ndarray, kind: str, levels: WaferL
     else:
         channel = "gray" if kind == "tissue" else "fluo"
     shown = 0
-    for p0, p1, n, _ in quad_sides(quad):
+    for p0, p1, n, _ in Quad.clockwise(quad).sides():
         inner, outer = side_levels(source, p0, p1, n, channel, settings)
         if inner is None or outer is None:
             return None

@@ -14,7 +14,7 @@ from sectionseg.detection.parallel import fork_map
 from sectionseg.detection.tiling import WaferSource
 from sectionseg.geometry import Part
 from sectionseg.geometry.fitting import SEARCH_OUT_PX, SEARCH_PX, fit_quadrilateral, refine_quad
-from sectionseg.geometry.polygons import rect_sides
+from sectionseg.geometry.quads import rect_sides
 from sectionseg.geometry.raster import polygon_mask
 
 FIT_MARGIN = 6         # px of image around a mask crop for the edge refinement

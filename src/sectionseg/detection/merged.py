@@ -25,8 +25,7 @@ from sectionseg.detection.evidence import WaferLevels
 from sectionseg.detection.fit import crop_around
 from sectionseg.detection.settings import RepairSettings
 from sectionseg.detection.tiling import WaferSource
-from sectionseg.geometry import Part, Section
-from sectionseg.geometry.fitting import order_corners
+from sectionseg.geometry import Part, Section, order_corners
 
 CHUNKS = 6          # pieces along the edge whose step positions must agree
 PROFILE_STEP = 0.5  # px between samples across the part

@@ -20,9 +20,9 @@ from sectionseg.detection.fit import crop_around, fit_part, mask_points, refined
 from sectionseg.detection.inference import Detection
 from sectionseg.detection.settings import RepairSettings
 from sectionseg.detection.tiling import WaferSource
-from sectionseg.geometry import Part, Section
-from sectionseg.geometry.beside import facing_side, long_sides, quad_sides, strip_beside
-from sectionseg.geometry.fitting import order_corners, refine_side
+from sectionseg.geometry import Part, Quad, Section, order_corners
+from sectionseg.geometry.beside import strip_beside
+from sectionseg.geometry.fitting import refine_side
 from sectionseg.geometry.pairing import pair_parts
 
 
@@ -124,7 +124,7 @@ def recover_partners(unpaired: list[Section], reserve: list[Detection], source: 
 
 def _sides_beside(quad: np.ndarray, width: float) -> list[np.ndarray]:
     """The two strips ``width`` px wide beside the long sides of a working-px quad (outside it)."""
-    return [np.array([p0, p1, p1 + width * n, p0 + width * n]) for p0, p1, n, _ in long_sides(quad)]
+    return [np.array([p0, p1, p1 + width * n, p0 + width * n]) for p0, p1, n, _ in Quad.clockwise(quad).long_sides()]
 
 
 def partner_from_image(part: Part, kind: str, source: WaferSource, width: float,
@@ -405,11 +405,11 @@ def trim_gaps(sections: list[Section], source: WaferSource,
 def _gap_trimmed(magnet: np.ndarray, tissue: np.ndarray, source: WaferSource,
                  settings: RepairSettings) -> np.ndarray | None:
     """The working-px magnet quad with its tissue-facing side on the magnet's own edge, or None."""
-    sides = quad_sides(magnet)
-    k, gap = facing_side(magnet, tissue)
+    quad = Quad.clockwise(magnet)
+    k, gap = quad.facing(tissue)
     if gap > settings.gap_touch:
         return None  # a visible gap already: the model resolved it
-    p0, p1, n, _ = sides[(k + 2) % 4]  # the far side: magnet against bare wafer
+    p0, p1, n, _ = quad.sides()[(k + 2) % 4]  # the far side: magnet against bare wafer
     inner, outer = side_levels(source, p0, p1, n, settings=settings)
     if inner is None or outer is None or abs(outer - inner) < settings.gap_min_levels:
         return None
@@ -418,6 +418,6 @@ def _gap_trimmed(magnet: np.ndarray, tissue: np.ndarray, source: WaferSource,
         return None
     image, origin = crop
     # an edge blurred over ~2 px: a step of gap_min_levels has a derivative of about a quarter of it
-    quad = refine_side(order_corners(magnet) - origin, image, k, search=settings.gap_search, search_out=-0.5,
-                       polarity=1 if outer > inner else -1, min_peak=settings.gap_min_levels / 4)
-    return None if quad is None else quad + origin
+    found = refine_side(quad.corners - origin, image, k, search=settings.gap_search, search_out=-0.5,
+                        polarity=1 if outer > inner else -1, min_peak=settings.gap_min_levels / 4)
+    return None if found is None else found + origin

@@ -25,9 +25,8 @@ from sectionseg.detection.evidence import WaferLevels
 from sectionseg.detection.fit import crop_around
 from sectionseg.detection.settings import RepairSettings
 from sectionseg.detection.tiling import WaferSource
-from sectionseg.geometry import Part, Section
-from sectionseg.geometry.beside import facing_side, quad_sides
-from sectionseg.geometry.fitting import order_corners, refine_side
+from sectionseg.geometry import Part, Quad, Section, order_corners
+from sectionseg.geometry.fitting import refine_side
 
 
 def trim_merged_strips(sections: list[Section], source: WaferSource, levels: WaferLevels | None,
@@ -75,20 +74,21 @@ def _far_side_clear(quad: np.ndarray, crop: tuple[np.ndarray, np.ndarray] | None
     if crop is None:
         return False
     image, origin = crop
-    p0, p1, n, _ = quad_sides(quad)[far]
+    p0, p1, n, _ = Quad.clockwise(quad).sides()[far]
     return _gap_beyond(image, p0 - origin, p1 - origin, n, levels.background, settings)
 
 
 def _depths(s: Section, source: WaferSource) -> tuple[float, float, int, np.ndarray] | None:
     """``(tissue depth, magnet depth, index of the tissue's far side, tissue quad)`` in working px:
     each part's area over the length of its side along the shared edge; the quad in
-    :func:`order_corners` order (the far side indexes its :func:`quad_sides`)."""
+    :func:`order_corners` order (the far side indexes its :meth:`Quad.sides`)."""
     tissue_part, magnet_part = s.pair()
-    tissue = order_corners(tissue_part.polygon * source.scale)
-    magnet = order_corners(magnet_part.polygon * source.scale)
-    touching, _ = facing_side(tissue, magnet)
-    mt, _ = facing_side(magnet, tissue)
-    t_len, m_len = quad_sides(tissue)[touching][3], quad_sides(magnet)[mt][3]
+    tissue_quad = Quad.clockwise(tissue_part.polygon * source.scale)
+    magnet_quad = Quad.clockwise(magnet_part.polygon * source.scale)
+    tissue, magnet = tissue_quad.corners, magnet_quad.corners
+    touching, _ = tissue_quad.facing(magnet)
+    mt, _ = magnet_quad.facing(tissue)
+    t_len, m_len = tissue_quad.sides()[touching].length, magnet_quad.sides()[mt].length
     if t_len <= 0 or m_len <= 0:
         return None
     return (float(shapely.Polygon(tissue).area) / t_len, float(shapely.Polygon(magnet).area) / m_len,
@@ -137,7 +137,7 @@ def _gap_beyond(image: np.ndarray, p0: np.ndarray, p1: np.ndarray, n: np.ndarray
 def _moved_side(quad: np.ndarray, k: int, inward: float) -> np.ndarray:
     """``quad`` with side ``k`` moved ``inward`` px towards the inside, parallel to itself (its end
     corners slide along the adjacent sides)."""
-    p0, p1, n, _ = quad_sides(quad)[k]
+    p0, p1, n, _ = Quad.clockwise(quad).sides()[k]
     out = quad.copy()
     for corner, other in ((k, (k - 1) % 4), ((k + 1) % 4, (k + 2) % 4)):
         along = quad[other] - quad[corner]

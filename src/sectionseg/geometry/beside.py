@@ -13,43 +13,10 @@ Coordinates: x, y pixels, origin at the top-left corner of the top-left pixel.
 from __future__ import annotations
 
 import numpy as np
-import shapely
 
-from sectionseg.geometry.fitting import order_corners
+from sectionseg.geometry.quads import Quad, order_corners
 
 MIN_OCCUPANCY = 0.5   # a row of the strip belongs to the tissue when this fraction of it is covered
-
-
-def quad_sides(quad: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, float]]:
-    """The four sides of a quad (in :func:`order_corners` order) as ``(p0, p1, n, length)``: end
-    points and the unit normal pointing away from the quad."""
-    quad = order_corners(quad)
-    centre = quad.mean(axis=0)
-    out = []
-    for i in range(4):
-        p0, p1 = quad[i], quad[(i + 1) % 4]
-        length = float(np.hypot(*(p1 - p0)))
-        u = (p1 - p0) / max(length, 1e-9)
-        n = np.array([-u[1], u[0]])
-        if n @ (0.5 * (p0 + p1) - centre) < 0:
-            n = -n
-        out.append((p0, p1, n, length))
-    return out
-
-
-def facing_side(quad: np.ndarray, other: np.ndarray) -> tuple[int, float]:
-    """``(index into quad_sides(quad), distance px)`` of the side of ``quad`` whose midpoint lies
-    nearest to the polygon ``other`` (the side a partner part adjoins)."""
-    facing = shapely.Polygon(other)
-    gaps = [facing.distance(shapely.Point(0.5 * (p0 + p1))) for p0, p1, _, _ in quad_sides(quad)]
-    k = int(np.argmin(gaps))
-    return k, float(gaps[k])
-
-
-def long_sides(quad: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, float]]:
-    """The two longest sides of a 4-corner quad as ``(p0, p1, n, length)`` (see :func:`quad_sides`;
-    ``n`` points to where a partner part lies), longest first."""
-    return sorted(quad_sides(quad), key=lambda side: -side[3])[:2]
 
 
 def strip_beside(anchor: np.ndarray, points: np.ndarray, typical_width: float,
@@ -67,7 +34,7 @@ def strip_beside(anchor: np.ndarray, points: np.ndarray, typical_width: float,
     """
     limit = max_width_factor * typical_width
     best = None
-    for p0, p1, n, length in long_sides(anchor):
+    for p0, p1, n, length in Quad.clockwise(anchor).long_sides():
         if length < 1.0:
             continue
         rel = np.asarray(points, dtype=np.float64) - p0

@@ -28,12 +28,12 @@ clockwise on screen (y down), starting from the corner with the smallest ``x + y
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import cv2
 import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
+
+from sectionseg.geometry.quads import Line, Quad, order_corners
 
 MIN_PIXELS = 12      # blobs smaller than this are no part
 MIN_SIDE = 2.0       # px: thinner rectangles are no part
@@ -47,54 +47,8 @@ SEARCH_OUT_PX = 3.0
 
 
 # --------------------------------------------------------------------------------------------
-# corner order and line helpers
+# line helpers
 # --------------------------------------------------------------------------------------------
-
-def order_corners(quad: np.ndarray) -> np.ndarray:
-    """Return the 4 corners ``(4, 2)`` clockwise on screen (y down), starting from the corner with
-    the smallest ``x + y`` (the one nearest the top-left; ties broken by the smaller y)."""
-    q = np.asarray(quad, dtype=np.float64).reshape(4, 2)
-    x, y = q[:, 0], q[:, 1]
-    signed = float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))
-    if signed < 0:  # counter-clockwise on screen: reverse
-        q = q[::-1]
-    key = q[:, 0] + q[:, 1]
-    start = min(range(4), key=lambda i: (round(float(key[i]), 9), q[i, 1]))
-    return np.roll(q, -start, axis=0).copy()
-
-
-def _lines_of(quad: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Side lines ``(point, unit direction)`` of a quad, side i from corner i to corner i+1."""
-    out = []
-    for i in range(4):
-        p0, p1 = quad[i], quad[(i + 1) % 4]
-        d = p1 - p0
-        out.append((p0.copy(), d / max(np.hypot(*d), 1e-12)))
-    return out
-
-
-#: a line: ``(point, unit direction)``, both ``(2,)`` float arrays, x, y in pixels
-Line = tuple[np.ndarray, np.ndarray]
-
-
-def _intersect(l1: Line, l2: Line) -> np.ndarray | None:
-    """Intersection of two lines ``(point, direction)``; None when (nearly) parallel."""
-    (p, u), (q, v) = l1, l2
-    den = u[0] * v[1] - u[1] * v[0]
-    if abs(den) < 1e-6:
-        return None
-    t = ((q[0] - p[0]) * v[1] - (q[1] - p[1]) * v[0]) / den
-    point: np.ndarray = p + t * u
-    return point
-
-
-def _quad_from_lines(lines: Sequence[Line]) -> np.ndarray | None:
-    """Corner i = intersection of side i-1 and side i; None when two adjacent sides are parallel."""
-    corners = [_intersect(lines[i - 1], lines[i]) for i in range(4)]
-    if any(c is None for c in corners):
-        return None
-    return np.array(corners)
-
 
 def _outward_normal(u: np.ndarray) -> np.ndarray:
     """Outward normal of a side with direction ``u`` of a quad ordered clockwise on screen."""
@@ -111,11 +65,6 @@ def _is_good_quad(quad: np.ndarray | None, ref: np.ndarray, tol: float) -> bool:
         return False
     # corner order may start elsewhere (the start corner flips near 45 degrees): any cyclic shift
     return any(bool(np.all(np.hypot(*(np.roll(quad, k, axis=0) - ref).T) <= tol)) for k in range(4))
-
-
-def _area(quad: np.ndarray) -> float:
-    x, y = quad[:, 0], quad[:, 1]
-    return 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
 
 
 # --------------------------------------------------------------------------------------------
@@ -141,11 +90,12 @@ def _largest_blob(mask: np.ndarray) -> tuple[np.ndarray, int] | None:
 
 def _grow_to_area(quad: np.ndarray, area: float) -> np.ndarray:
     """Shift the 4 side lines outwards by one common distance so that the quad's area is ``area``."""
-    base = _lines_of(quad)
+    base = Quad(quad).lines()
     normals = [_outward_normal(u) for _, u in base]
 
     def grown(d: float) -> np.ndarray | None:
-        return _quad_from_lines([(p + d * n, u) for (p, u), n in zip(base, normals)])
+        q = Quad.from_lines([(p + d * n, u) for (p, u), n in zip(base, normals)])
+        return None if q is None else q.corners
 
     d = 0.0
     for _ in range(4):  # Newton on area(d); d(area)/dd = perimeter at d
@@ -153,7 +103,7 @@ def _grow_to_area(quad: np.ndarray, area: float) -> np.ndarray:
         if q is None:
             return quad
         perimeter = float(np.hypot(*(np.roll(q, -1, axis=0) - q).T).sum())
-        d += (area - _area(q)) / max(perimeter, 1e-9)
+        d += (area - Quad(q).area()) / max(perimeter, 1e-9)
     q = grown(d)
     return quad if q is None else q
 
@@ -162,7 +112,7 @@ def _fit_sides(points: np.ndarray, quad: np.ndarray) -> np.ndarray | None:
     """Refit each side of ``quad`` as a line through the contour points nearest to it (middle parts
     only) and intersect adjacent lines. Returns None when a side has too few points."""
     lines = []
-    for i, (p0, u) in enumerate(_lines_of(quad)):
+    for i, (p0, u) in enumerate(Quad(quad).lines()):
         length = float(np.hypot(*(quad[(i + 1) % 4] - p0)))
         rel = points - p0
         t = rel @ u
@@ -182,7 +132,8 @@ def _fit_sides(points: np.ndarray, quad: np.ndarray) -> np.ndarray | None:
         if v @ u < 0:
             v = -v
         fitted.append((np.array([x0, y0], dtype=np.float64), v))
-    return _quad_from_lines(fitted)
+    found = Quad.from_lines(fitted)
+    return None if found is None else found.corners
 
 
 def fit_mask_quad(mask: np.ndarray) -> np.ndarray | None:
@@ -311,12 +262,12 @@ def refine_quad(quad: np.ndarray, image: np.ndarray, *, search: float = SEARCH_P
     for i in range(passes):
         inward, outward = (search, search_out) if i == 0 else (min(search, 1.5), min(search_out, 1.5))
         lines = []
-        for (p0, u), p1 in zip(_lines_of(quad), np.roll(quad, -1, axis=0)):
+        for (p0, u), p1 in zip(Quad(quad).lines(), np.roll(quad, -1, axis=0)):
             lines.append(_refine_side(img, p0, p1, inward, outward, step, chunk) or (p0, u))
-        new = _quad_from_lines(lines)
-        if new is None:
+        found = Quad.from_lines(lines)
+        if found is None:
             break
-        new = order_corners(new)
+        new = order_corners(found.corners)
         if not _is_good_quad(new, start, tol=2.0 * search + 2.0):
             break
         quad = new
@@ -334,16 +285,14 @@ def refine_side(quad: np.ndarray, image: np.ndarray, side: int, *, search: float
     is found or the moved side spoils the quad."""
     img = ndimage.spline_filter(np.asarray(image, dtype=np.float32), order=3, mode="mirror")
     quad = order_corners(quad)
-    lines = _lines_of(quad)
     found = _refine_side(img, quad[side], quad[(side + 1) % 4], search, search_out, step, chunk, polarity,
                          min_peak)
     if found is None:
         return None
-    lines[side] = found
-    new = _quad_from_lines(lines)
-    if new is None:
+    moved = Quad(quad).with_side(side, found)
+    if moved is None:
         return None
-    new = order_corners(new)
+    new = order_corners(moved.corners)
     return new if _is_good_quad(new, quad, tol=2.0 * search + 2.0) else None
 
 

@@ -28,33 +28,24 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
-from sectionseg.geometry.fitting import Line, _lines_of, _quad_from_lines, order_corners
-from sectionseg.geometry.polygons import min_area_quad
+from sectionseg.geometry.quads import Quad, Side, order_corners
 from sectionseg.geometry.section import Part
 
 DEFAULT_MAX_COST = 5.0
 
 
-def _quad(part: Part) -> np.ndarray:
-    """The part's 4 corners: its polygon when it has 4 points, else its minimum-area rectangle."""
-    poly = part.polygon
-    return poly if len(poly) == 4 else min_area_quad(poly)
+def long_edges(part: Part) -> list[Side]:
+    """The two longest sides of the part's quad (its polygon, or its minimum-area rectangle when it
+    has more than 4 points), longest first."""
+    return Quad.around(part.polygon).long_sides()
 
 
-def long_edges(part: Part) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The two longest sides ``(p0, p1)`` of the part's quad (x, y px)."""
-    q = _quad(part)
-    sides = [(q[i], q[(i + 1) % 4]) for i in range(4)]
-    sides.sort(key=lambda s: -float(np.hypot(*(s[1] - s[0]))))
-    return sides[:2]
-
-
-def _edge_cost(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray], tissue_centre: np.ndarray,
-               magnet_centre: np.ndarray, max_gap: float, max_angle: float, min_overlap: float) -> float:
-    """Cost of tissue edge ``a`` and magnet edge ``b`` being the shared edge; inf when impossible."""
-    a0, a1 = a
+def _edge_cost(a: Side, b: Side, tissue_centre: np.ndarray, magnet_centre: np.ndarray, max_gap: float,
+               max_angle: float, min_overlap: float) -> float:
+    """Cost of tissue side ``a`` and magnet side ``b`` being the shared edge; inf when impossible."""
+    a0, a1 = a.start, a.end
     la = float(np.hypot(*(a1 - a0)))
-    lb = float(np.hypot(*(b[1] - b[0])))
+    lb = float(np.hypot(*(b.end - b.start)))
     if la < 1e-6 or lb < 1e-6:
         return math.inf
     u = (a1 - a0) / la
@@ -64,11 +55,11 @@ def _edge_cost(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray
         n = -n
     if (magnet_centre - mid) @ n <= 0:  # the magnet lies on the tissue's side of the edge
         return math.inf
-    ub = (b[1] - b[0]) / lb
+    ub = (b.end - b.start) / lb
     angle = math.degrees(math.acos(min(1.0, abs(float(u @ ub)))))
     if angle > max_angle:
         return math.inf
-    rel = np.array([b[0] - mid, b[1] - mid])
+    rel = np.array([b.start - mid, b.end - mid])
     along, across = np.sort(rel @ u), rel @ n
     gap = float(across.mean())
     if abs(gap) > max_gap:
@@ -110,7 +101,7 @@ def pair_parts(tissues: list[Part], magnets: list[Part], *, max_gap: float | Non
     if nt == 0 or nm == 0:
         return [], list(range(nt)), list(range(nm))
     if max_gap is None:
-        longest = [float(np.hypot(*(e[1] - e[0]))) for t in tissues for e in long_edges(t)[:1]]
+        longest = [long_edges(t)[0].length for t in tissues]
         max_gap = max(3.0, 0.1 * float(np.median(longest)))
     t_centres = np.array([t.centre for t in tissues])
     m_centres = np.array([m.centre for m in magnets])
@@ -160,19 +151,6 @@ def _assign(nt: int, nm: int, rows: np.ndarray, cols: np.ndarray, costs: np.ndar
     return pairs
 
 
-def _long_side_indices(quad: np.ndarray) -> list[int]:
-    """Indices i of the two longest sides (corner i -> i+1) of a 4-point quad."""
-    lengths = [float(np.hypot(*(quad[(i + 1) % 4] - quad[i]))) for i in range(4)]
-    return sorted(range(4), key=lambda i: -lengths[i])[:2]
-
-
-def _replace_side(quad: np.ndarray, i: int, line: Line) -> np.ndarray | None:
-    """``quad`` with side i (corner i -> i+1) moved onto ``line`` ``(point, direction)``."""
-    lines = _lines_of(quad)
-    lines[i] = line
-    return _quad_from_lines(lines)
-
-
 def snap_shared_edge(tissue: Part, magnet: Part, *, max_gap: float = 10.0) -> tuple[Part, Part]:
     """Make a paired tissue and magnet share one edge line exactly, as real sections do.
 
@@ -184,12 +162,14 @@ def snap_shared_edge(tissue: Part, magnet: Part, *, max_gap: float = 10.0) -> tu
     """
     if len(tissue.polygon) != 4 or len(magnet.polygon) != 4:
         return tissue, magnet
-    qt, qm = order_corners(tissue.polygon), order_corners(magnet.polygon)
+    quad_t, quad_m = Quad.clockwise(tissue.polygon), Quad.clockwise(magnet.polygon)
+    qt, qm = quad_t.corners, quad_m.corners
+    sides_t, sides_m = quad_t.sides(), quad_m.sides()
     tc, mc = np.asarray(tissue.centre), np.asarray(magnet.centre)
     best, pair = math.inf, None
-    for i in _long_side_indices(qt):
-        for j in _long_side_indices(qm):
-            c = _edge_cost((qt[i], qt[(i + 1) % 4]), (qm[j], qm[(j + 1) % 4]), tc, mc, max_gap, 15.0, 0.5)
+    for i in quad_t.long_side_indices():
+        for j in quad_m.long_side_indices():
+            c = _edge_cost(sides_t[i], sides_m[j], tc, mc, max_gap, 15.0, 0.5)
             if c < best:
                 best, pair = c, (i, j)
     if pair is None:
@@ -200,10 +180,11 @@ def snap_shared_edge(tissue: Part, magnet: Part, *, max_gap: float = 10.0) -> tu
     u = ua + (ub if ua @ ub >= 0 else -ub)
     u /= np.hypot(*u)
     point = 0.25 * (qt[i] + qt[(i + 1) % 4] + qm[j] + qm[(j + 1) % 4])
-    new_t = _replace_side(qt, i, (point, u if u @ ua >= 0 else -u))
-    new_m = _replace_side(qm, j, (point, u if u @ ub >= 0 else -u))
-    if new_t is None or new_m is None:
+    moved_t = quad_t.with_side(i, (point, u if u @ ua >= 0 else -u))
+    moved_m = quad_m.with_side(j, (point, u if u @ ub >= 0 else -u))
+    if moved_t is None or moved_m is None:
         return tissue, magnet
+    new_t, new_m = moved_t.corners, moved_m.corners
     # the shared edge's two end points: the mean of the facing corners (now all on the line)
     a0, a1 = (i, (i + 1) % 4)
     b0, b1 = (j, (j + 1) % 4)

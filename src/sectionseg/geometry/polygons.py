@@ -63,12 +63,6 @@ def min_area_quad(points: np.ndarray) -> np.ndarray:
     return cv2.boxPoints(rect).astype(np.float64)
 
 
-def rect_sides(points: np.ndarray) -> tuple[float, float]:
-    """``(long, short)`` side lengths (px) of the minimum-area rotated rectangle around ``points``."""
-    _, (w, h), _ = cv2.minAreaRect(np.asarray(points, dtype=np.float32).reshape(-1, 1, 2))
-    return float(max(w, h)), float(min(w, h))
-
-
 def angle_difference(a: float, b: float, period: float = 180.0) -> float:
     """Smallest absolute difference between two angles modulo ``period`` (degrees)."""
     d = (a - b) % period

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sectionseg.geometry import Section
+from sectionseg.geometry import Quad, Section
 from sectionseg.geometry.orientation import canonical_section
 from sectionseg.gui.doubt import Doubt, part_medians, section_doubt
 
@@ -106,22 +106,8 @@ def _canonical(entry: Entry) -> None:
         setattr(entry, name, None if part is None else np.round(part.polygon, DECIMALS) + 0.0)
 
 
-def _long_sides(quad: np.ndarray):
-    """The two long edges ``(p0, p1, outward normal, length)`` of a clockwise-on-screen quad."""
-    edges = []
-    for i in range(4):
-        p0, p1 = quad[i], quad[(i + 1) % 4]
-        d = p1 - p0
-        length = float(np.hypot(*d))
-        normal = np.array([d[1], -d[0]]) / max(length, 1e-12)  # outward for clockwise-on-screen (y down)
-        edges.append((p0, p1, normal, length))
-    edges.sort(key=lambda e: -e[3])
-    return edges[:2]
-
-
 def _short_side(quad: np.ndarray) -> float:
-    sides = np.hypot(*(np.roll(quad, -1, axis=0) - quad).T)
-    return float(np.sort(sides)[:2].mean())
+    return float(np.sort(Quad(quad).lengths())[:2].mean())
 
 
 def propose_magnet(tissue: np.ndarray, side, width: float) -> np.ndarray:
@@ -131,7 +117,7 @@ def propose_magnet(tissue: np.ndarray, side, width: float) -> np.ndarray:
 
     q = clockwise(quad_of(tissue))
     want = np.asarray(SIDES[side] if isinstance(side, str) else side, dtype=np.float64)
-    p0, p1, n, _ = max(_long_sides(q), key=lambda e: float(e[2] @ want))
+    p0, p1, n, _ = max(Quad(q).long_sides(), key=lambda side: float(side.normal @ want))
     return np.array([p1, p0, p0 + n * width, p1 + n * width])
 
 

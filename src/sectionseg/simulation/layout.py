@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import shapely
 
-from sectionseg.geometry.polygons import rect_sides
+from sectionseg.geometry.quads import Quad, rect_sides
 from sectionseg.geometry.section import Part, Section, sections_bounds
 
 log = logging.getLogger(__name__)
@@ -404,12 +404,7 @@ def add_dummies(rng: np.random.Generator, sections: list[Section], *, probabilit
 def _sides(polygon: np.ndarray) -> tuple[float, float]:
     """``(long, short)`` side in px: for a quadrilateral the means of its two pairs of opposite
     edges, otherwise the sides of the minimum-area rectangle."""
-    if len(polygon) == 4:
-        e = np.linalg.norm(np.roll(polygon, -1, axis=0) - polygon, axis=1)
-        pair = sorted([0.5 * (e[0] + e[2]), 0.5 * (e[1] + e[3])])
-    else:
-        pair = sorted(rect_sides(polygon))
-    return float(pair[1]), float(pair[0])
+    return Quad(polygon).size() if len(polygon) == 4 else rect_sides(polygon)
 
 
 def _summary(values) -> dict:
