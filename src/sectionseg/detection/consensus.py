@@ -133,8 +133,8 @@ def _differences(sections: list[Section], source: WaferSource,
     for i, s in enumerate(sections):
         if s.tissue is None or s.magnet is None:
             continue
-        ft = part_features(source, s.tissue.polygon * source.scale, settings.consensus_inset)
-        fm = part_features(source, s.magnet.polygon * source.scale, settings.consensus_inset)
+        ft = part_features(source, source.to_working(s.tissue.polygon), settings.consensus_inset)
+        fm = part_features(source, source.to_working(s.magnet.polygon), settings.consensus_inset)
         if ft is None or fm is None:
             continue
         diffs.append([ft.get(k, np.nan) - fm.get(k, np.nan) for k in FEATURES])

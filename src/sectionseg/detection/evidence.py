@@ -78,7 +78,7 @@ def measure_levels(sections: list[Section], source: WaferSource,
     for s in sections:
         if s.tissue is None or s.magnet is None:
             continue
-        t, m = s.tissue.polygon * source.scale, s.magnet.polygon * source.scale
+        t, m = source.to_working(s.tissue.polygon), source.to_working(s.magnet.polygon)
         lt, lm = mean_level(source, t), mean_level(source, m)
         if lt is None or lm is None:
             continue

@@ -22,7 +22,7 @@ from scipy import ndimage
 
 from sectionseg.detection.consensus import part_features
 from sectionseg.detection.evidence import WaferLevels
-from sectionseg.detection.fit import crop_around
+from sectionseg.detection.refine import crop_around
 from sectionseg.detection.settings import RepairSettings
 from sectionseg.detection.tiling import WaferSource
 from sectionseg.geometry import Part, Section, order_corners
@@ -47,7 +47,7 @@ def split_merged(unpaired: list[Section], sections: list[Section], source: Wafer
         if typical is not None and part.area <= settings.max_area_factor * typical:
             rest.append(s)
             continue
-        halves = _split(order_corners(part.polygon * source.scale), source, settings)
+        halves = _split(order_corners(source.to_working(part.polygon)), source, settings)
         if halves is None:
             rest.append(s)
             continue

@@ -3,6 +3,12 @@
 :func:`detect_wafer` is the Python API behind ``sectionseg detect``. Inputs are the source images
 (2-D arrays, np.memmap welcome); every polygon of the result is in source pixels (x, y, origin at
 the top-left corner of the top-left pixel).
+
+Three frames, three :class:`~sectionseg.detection.tiling.WaferSource` of the same images:
+``source`` (the user's pixels), ``working`` (``scale``: where sections look as large as in the
+model's training data; the model's tiles) and ``fit`` (where sections are
+:data:`~sectionseg.datasets.labels.REFERENCE_SECTION_SIZE` px long; quads are fitted and every repair
+reads the image there, :mod:`sectionseg.detection.repairs` says how parts move between frames).
 """
 from __future__ import annotations
 
@@ -17,13 +23,13 @@ import numpy as np
 from sectionseg.datasets.labels import REFERENCE_SECTION_SIZE
 from sectionseg.detection.consensus import tissue_consensus
 from sectionseg.detection.content import content_flags
-from sectionseg.detection.evidence import measure_levels
-from sectionseg.detection.fit import fit_parts, to_fit_frame
+from sectionseg.detection.evidence import WaferLevels, measure_levels
 from sectionseg.detection.inference import Detection, Predictor, predict_tiles, resolve_batch_size
 from sectionseg.detection.merge import merge_detections
 from sectionseg.detection.merged import split_merged
 from sectionseg.detection.models import resolve_model
 from sectionseg.detection.parallel import resolve_workers
+from sectionseg.detection.refine import Candidate, fit_candidates, to_fit_frame
 from sectionseg.detection.repairs import (
     complete_from_image,
     drop_duplicates,
@@ -41,7 +47,7 @@ from sectionseg.detection.settings import RepairSettings
 from sectionseg.detection.strips import trim_merged_strips
 from sectionseg.detection.tiling import WaferSource, plan_tiles
 from sectionseg.errors import InputError
-from sectionseg.geometry import Part, Section
+from sectionseg.geometry import Section
 
 log = logging.getLogger(__name__)
 
@@ -135,15 +141,11 @@ def detect_wafer(gray: np.ndarray, fluo: np.ndarray | None = None, *, model: Any
     """
     timings: dict[str, float] = {}
     settings = settings or RepairSettings()
-    run = settings.runs
     t = time.perf_counter()
     # a caller's own predictor may keep state (tests): it runs in this process unless told otherwise
     n_workers = resolve_workers(workers, device) if predictor is None or workers is not None else 1
     batch_size = resolve_batch_size(batch_size, device)
     on_gpu = str(device).startswith("cuda")
-    prefetch = on_gpu
-    # a GPU runs the model in this process (CUDA does not survive fork); workers fit the quads only
-    infer_workers = 1 if on_gpu else n_workers
     reserve_threshold = min(score_threshold, settings.reserve_score)
     if predictor is None:
         predictor, model_info = resolve_model(model, device, reserve_threshold, precision, proposals,
@@ -152,15 +154,13 @@ def detect_wafer(gray: np.ndarray, fluo: np.ndarray | None = None, *, model: Any
         model_info = {"predictor": getattr(predictor, "__name__", type(predictor).__name__)}
     if fluo is None:  # the bundled model is trained with half of its samples gray-only
         log.info("no fluorescence image: gray-only detection (the third channel repeats gray)")
-    source = WaferSource(gray, fluo)
+    source = WaferSource(gray, fluo)  # the user's pixels (scale 1)
     timings["setup"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    scale_info: dict[str, Any] = {}
     reference = model_info.get("reference_size", REFERENCE_SECTION_SIZE)
     if scale is None and section_size is None and model_info.get("section_size"):
-        scale = scale_from_section_size(model_info["section_size"], reference)
-        scale_info = {"method": "model_file"}
+        scale, scale_info = scale_from_section_size(model_info["section_size"], reference), {"method": "model_file"}
     elif scale is None and section_size is not None:
         if not section_size > 0:
             raise InputError(f"section size must be positive, got {section_size}")
@@ -171,78 +171,119 @@ def detect_wafer(gray: np.ndarray, fluo: np.ndarray | None = None, *, model: Any
                                            reference=reference)
     else:
         scale_info = {"method": "given"}
-    source = source.rescaled(scale)
-    working_size = list(source.size)
+    working = source.rescaled(scale)  # the model's frame
     timings["scale"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    all_tiles = plan_tiles(*source.size, tile_size=tile_size, overlap=overlap)
+    all_tiles = plan_tiles(*working.size, tile_size=tile_size, overlap=overlap)
     tiles = all_tiles
     if skip_empty and len(all_tiles) > 1:
-        tiles = [t for t, busy in zip(all_tiles, content_flags(source, all_tiles)) if busy]
-    raw = predict_tiles(source, tiles, predictor, batch_size=batch_size, score_threshold=reserve_threshold,
-                        mask_threshold=mask_threshold, workers=infer_workers, progress=progress,
-                        prefetch=prefetch)
+        tiles = [t for t, busy in zip(all_tiles, content_flags(working, all_tiles)) if busy]
+    # a GPU runs the model in this process (CUDA does not survive fork); workers fit the quads only
+    raw = predict_tiles(working, tiles, predictor, batch_size=batch_size, score_threshold=reserve_threshold,
+                        mask_threshold=mask_threshold, workers=1 if on_gpu else n_workers, progress=progress,
+                        prefetch=on_gpu)
     timings["inference"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    merged = merge_detections(raw, nms_overlap=nms_overlap)
-    merged, source, fit_reach = to_fit_frame(merged, source, reference)
-    fit_scale = source.scale
+    # the frame of everything after the model: the scale where sections are REFERENCE_SECTION_SIZE long
+    merged, fit, fit_reach = to_fit_frame(merge_detections(raw, nms_overlap=nms_overlap), working, reference)
     reserve = [d for d in merged if d.score < score_threshold]
     merged = [d for d in merged if d.score >= score_threshold]
     timings["merge"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    parts: list[dict[str, Any]] = []
-    tissue_fits: list[tuple[Part, float, Detection, float]] = []  # (part, score, detection, fit IoU)
-    magnet_fits: list[tuple[Part, float, Detection, float]] = []
-    for det, (quad, iou) in zip(merged, fit_parts(merged, source, refine, n_workers, reach=fit_reach)):
-        parts.append({"label": det.label, "name": det.name, "score": det.score,
-                      "polygon": None if quad is None else quad.tolist(), "area_px": det.area / fit_scale ** 2,
-                      "fit_iou": iou})
-        if quad is not None:
-            assert iou is not None  # a fitted quad comes with its IoU
-            (tissue_fits if det.label == 1 else magnet_fits).append((Part(quad), det.score, det, iou))
+    fits = fit_candidates(merged, fit, refine, n_workers, reach=fit_reach)
+    parts = [_part_record(det, c, fit.scale) for det, c in zip(merged, fits)]
+    tissues = [c for det, c in zip(merged, fits) if c is not None and det.label == 1]
+    magnets = [c for det, c in zip(merged, fits) if c is not None and det.label != 1]
     # touching parts seen as one region: rebuilt beside their clean partners, tissues first
     n_tissues = n_magnets = 0
-    fitted_tissues, fitted_magnets = [p for p, *_ in tissue_fits], [p for p, *_ in magnet_fits]
-    tissues: list[tuple[Part, float]]
-    magnets: list[tuple[Part, float]]
-    if run("rebuild_touching"):
-        tissues, n_tissues = rebuild_touching(tissue_fits, [(p, sc) for p, sc, _, _ in magnet_fits], source,
-                                              "tissue", refine, settings)
-        magnets, n_magnets = rebuild_touching(magnet_fits, tissues, source, "magnet", refine, settings)
-    else:
-        tissues = [(p, sc) for p, sc, _, _ in tissue_fits]
-        magnets = [(p, sc) for p, sc, _, _ in magnet_fits]
-    rebuilt = {id(p): "tissue" for p in _new_parts(tissues, fitted_tissues)}
-    rebuilt.update({id(p): "magnet" for p in _new_parts(magnets, fitted_magnets)})
+    if settings.runs("rebuild_touching"):
+        tissues, n_tissues = rebuild_touching(tissues, magnets, fit, "tissue", refine, settings)
+        magnets, n_magnets = rebuild_touching(magnets, tissues, fit, "magnet", refine, settings)
     timings["fit"] = time.perf_counter() - t
 
     t = time.perf_counter()
+    done = _repair(tissues, magnets, reserve, fit, refine, settings)
+    timings["pairing"] = time.perf_counter() - t
+
+    n = done.counts
+    counts = {"tiles": len(all_tiles), "empty_tiles_skipped": len(all_tiles) - len(tiles),
+              "raw_detections": len(raw), "parts": len(merged),
+              "tissue_parts": len(tissues), "magnet_parts": len(magnets), "sections": len(done.sections),
+              "unpaired": len(done.unpaired), "dropped_dummies": n["dummies"],
+              "dropped_implausible": n["implausible"], "unpaired_tiny_parts": n["tiny"],
+              "regrown_small_parts": n["regrown"], "gaps_trimmed": n["trimmed"],
+              "strips_trimmed": done.strips.get("trimmed", 0), "dropped_unseen": n["unseen"],
+              "rebuilt_parts": n_tissues + n_magnets,
+              "recovered_parts": n["recovered"], "reserve_detections": len(reserve),
+              "duplicates_dropped": n["duplicates"], "split_from_one_part": n["split_whole"],
+              "partners_from_image": n["inferred"],
+              "unfitted_parts": sum(p["polygon"] is None for p in parts),
+              "poor_fits": int(sum(p["fit_iou"] is not None and p["fit_iou"] < POOR_FIT_IOU for p in parts)),
+              "swapped_by_consensus": done.consensus.get("swapped", 0)}
+    params = {"tile_size": tile_size, "overlap": overlap, "batch_size": batch_size,
+              "score_threshold": score_threshold, "mask_threshold": mask_threshold,
+              "section_size": section_size, "device": device, "refine": refine, "nms_overlap": nms_overlap,
+              "skip_empty": skip_empty, "precision": precision, "proposals": proposals,
+              "workers": n_workers,
+              "source_size": list(source.source_size), "working_size": list(working.size),
+              "fit_scale": fit.scale, "settings": settings.record(),
+              "wafer_levels": None if done.levels is None else done.levels.record(), "consensus": done.consensus,
+              "strips": done.strips,
+              "model": model_info}
+    return DetectionResult(done.sections, done.unpaired, parts, timings, float(scale), params, counts,
+                           source.record(), scale_info, done.rejected)
+
+
+def _part_record(det: Detection, fitted: Candidate | None, fit_scale: float) -> dict[str, Any]:
+    """``DetectionResult.parts``' entry of a merged detection (polygon in source px)."""
+    return {"label": det.label, "name": det.name, "score": det.score,
+            "polygon": None if fitted is None else fitted.part.polygon.tolist(),
+            "area_px": det.area / fit_scale ** 2, "fit_iou": None if fitted is None else fitted.fit_iou}
+
+
+@dataclass
+class _Repaired:
+    """What the steps after the fit give: sections, lone parts, the lone parts dropped (with why),
+    numbers per step, the wafer's levels and the records of the strip and consensus steps."""
+
+    sections: list[Section]
+    unpaired: list[Section]
+    rejected: list[Section]
+    counts: dict[str, int]
+    levels: WaferLevels | None
+    strips: dict[str, Any]
+    consensus: dict[str, Any]
+
+
+def _repair(tissues: list[Candidate], magnets: list[Candidate], reserve: list[Detection], fit: WaferSource,
+            refine: bool, settings: RepairSettings) -> _Repaired:
+    """Pairing and the repair steps after it, in their order (``settings`` says which run); parts in
+    source px, the image read in ``fit``'s frame."""
+    run = settings.runs
+    n = dict.fromkeys(("recovered", "tiny", "regrown", "trimmed", "duplicates", "split_whole", "dummies",
+                       "implausible", "unseen", "inferred"), 0)
     sections, unpaired = pair_sections(tissues, magnets)
-    sections = [_mark_rebuilt(s, rebuilt) for s in sections]
-    unpaired = [_mark_rebuilt(s, rebuilt) for s in unpaired]
-    recovered: list[Section] = []
     split: list[Section] = []
     if run("recover_partners"):
-        recovered, unpaired = recover_partners(unpaired, reserve, source, refine)
-    sections += recovered
+        recovered, unpaired = recover_partners(unpaired, reserve, fit, refine)
+        sections += recovered
+        n["recovered"] = len(recovered)
     if run("split_tiny"):
         sections, split = split_tiny(sections, settings)
+        n["tiny"] = len(split)
     # the wafer's own levels (tissue, magnet, bare wafer), from its paired sections
-    levels = measure_levels(sections, source, settings)
-    n_regrown = n_trimmed = 0
+    levels = measure_levels(sections, fit, settings)
     if run("regrow_small"):
-        sections, n_regrown = regrow_small(sections, source, refine, levels, settings)
+        sections, n["regrown"] = regrow_small(sections, fit, refine, levels, settings)
     if refine and run("trim_gaps"):
-        sections, n_trimmed = trim_gaps(sections, source, settings)
+        sections, n["trimmed"] = trim_gaps(sections, fit, settings)
     strips_info: dict[str, Any] = {}
     if refine and run("trim_strips"):
-        sections, strips_info = trim_merged_strips(sections, source, levels, settings)
+        sections, strips_info = trim_merged_strips(sections, fit, levels, settings)
     unpaired += split
-    n_unpaired = len(unpaired)
     rejected: list[Section] = []
 
     # copies: the dropped parts, with why (report.json)
@@ -255,74 +296,33 @@ def detect_wafer(gray: np.ndarray, fluo: np.ndarray | None = None, *, model: Any
         unpaired = drop_duplicates(sections, unpaired)
         kept = {id(s) for s in unpaired}
         reject([s for s in before if id(s) not in kept], lambda s: "duplicate")
-    n_duplicates = n_unpaired - len(unpaired)
-    split_whole: list[Section] = []
+        n["duplicates"] = len(before) - len(unpaired)
     if run("split_merged"):
-        split_whole, unpaired = split_merged(unpaired, sections, source, levels, settings)
+        split_whole, unpaired = split_merged(unpaired, sections, fit, levels, settings)
         sections += split_whole
-    n_dummies = n_implausible = 0
+        n["split_whole"] = len(split_whole)
     if run("drop_implausible"):
         before = unpaired
         why: dict[int, str] = {}
-        unpaired, n_dummies, n_implausible = drop_implausible(unpaired, sections, settings, reasons=why)
+        unpaired, n["dummies"], n["implausible"] = drop_implausible(unpaired, sections, settings, reasons=why)
         kept = {id(s) for s in unpaired}
         reject([s for s in before if id(s) not in kept], lambda s: why.get(id(s)))
     # a lone part with no visible outline is dropped unless its partner shows on the image; known
     # parts that partner strips must not cover are the paired and the visible lone ones
     unseen: list[Section] = []
     if run("split_unseen"):
-        unpaired, unseen = split_unseen(unpaired, source, levels, settings)
-    inferred: list[Section] = []
+        unpaired, unseen = split_unseen(unpaired, fit, levels, settings)
     rest = unpaired + unseen
     if run("complete_from_image"):
-        inferred, rest = complete_from_image(sections, unpaired + unseen, source, refine,
+        inferred, rest = complete_from_image(sections, unpaired + unseen, fit, refine,
                                              known=sections + unpaired, levels=levels, settings=settings)
-    sections += inferred
+        sections += inferred
+        n["inferred"] = len(inferred)
     dropped = {id(s) for s in unseen}
     unpaired = [s for s in rest if id(s) not in dropped]
     reject([s for s in rest if id(s) in dropped], lambda s: "no visible outline")
-    n_unseen = len(rest) - len(unpaired)
+    n["unseen"] = len(rest) - len(unpaired)
     consensus_info: dict[str, Any] = {}
     if run("consensus"):
-        sections, consensus_info = tissue_consensus(sections, source, settings)
-    timings["pairing"] = time.perf_counter() - t
-
-    counts = {"tiles": len(all_tiles), "empty_tiles_skipped": len(all_tiles) - len(tiles),
-              "raw_detections": len(raw), "parts": len(merged),
-              "tissue_parts": len(tissues), "magnet_parts": len(magnets), "sections": len(sections),
-              "unpaired": len(unpaired), "dropped_dummies": n_dummies, "dropped_implausible": n_implausible,
-              "unpaired_tiny_parts": len(split), "regrown_small_parts": n_regrown, "gaps_trimmed": n_trimmed,
-              "strips_trimmed": strips_info.get("trimmed", 0), "dropped_unseen": n_unseen,
-              "rebuilt_parts": n_tissues + n_magnets,
-              "recovered_parts": len(recovered), "reserve_detections": len(reserve),
-              "duplicates_dropped": n_duplicates, "split_from_one_part": len(split_whole),
-              "partners_from_image": len(inferred),
-              "unfitted_parts": sum(p["polygon"] is None for p in parts),
-              "poor_fits": int(sum(p["fit_iou"] is not None and p["fit_iou"] < POOR_FIT_IOU for p in parts)),
-              "swapped_by_consensus": consensus_info.get("swapped", 0)}
-    params = {"tile_size": tile_size, "overlap": overlap, "batch_size": batch_size,
-              "score_threshold": score_threshold, "mask_threshold": mask_threshold,
-              "section_size": section_size, "device": device, "refine": refine, "nms_overlap": nms_overlap,
-              "skip_empty": skip_empty, "precision": precision, "proposals": proposals,
-              "workers": n_workers,
-              "source_size": list(source.source_size), "working_size": working_size,
-              "fit_scale": fit_scale, "settings": settings.record(),
-              "wafer_levels": None if levels is None else levels.record(), "consensus": consensus_info,
-              "strips": strips_info,
-              "model": model_info}
-    return DetectionResult(sections, unpaired, parts, timings, float(scale), params, counts,
-                           source.record(), scale_info, rejected)
-
-
-def _new_parts(kept: list[tuple[Part, float]], fitted: list[Part]) -> list[Part]:
-    """The parts of ``kept`` that are not among ``fitted`` (by identity): those a repair rebuilt."""
-    known = {id(p) for p in fitted}
-    return [p for p, _ in kept if id(p) not in known]
-
-
-def _mark_rebuilt(section: Section, rebuilt: dict[int, str]) -> Section:
-    """``section`` with ``extra["rebuilt"]`` naming its part rebuilt beside its partner, if any."""
-    kinds = [rebuilt[id(p)] for p in (section.tissue, section.magnet) if p is not None and id(p) in rebuilt]
-    if kinds:
-        section.extra["rebuilt"] = "+".join(kinds)
-    return section
+        sections, consensus_info = tissue_consensus(sections, fit, settings)
+    return _Repaired(sections, unpaired, rejected, n, levels, strips_info, consensus_info)

@@ -5,8 +5,15 @@ parts, partners found on the image, small parts regrown) and the filters of impl
 :class:`~sectionseg.detection.settings.RepairSettings` (``settings``); level thresholds follow the
 wafer's own :class:`~sectionseg.detection.evidence.WaferLevels` (``levels``) where it was measured.
 
-Parts are :class:`~sectionseg.geometry.Part` in source px; image work happens in the working frame
-of a :class:`~sectionseg.detection.tiling.WaferSource` (``source.scale`` working px per source px).
+Frames: the parts between the steps (:class:`~sectionseg.detection.refine.Candidate` before the
+pairing, :class:`~sectionseg.geometry.Section` after it) are in source px, the frame of the result;
+each step reads the image in the fit frame of a :class:`~sectionseg.detection.tiling.WaferSource`
+(``source.scale`` fit px per source px), a part's polygon taken there with ``source.to_working`` and a
+quad found there brought back with ``source.to_source``, nowhere else. Keeping the parts in the fit
+frame all along and converting once at the end would not give the same numbers: widths measured on
+the parts (OpenCV's minimum-area rectangle, in float32) differ by ~1e-4 px between the two frames,
+which moves rebuilt and regrown corners in the third decimal of the written files, and the pairing's
+3 px floor on its gap limit would apply in the other frame. So the parts stay in source px.
 """
 from __future__ import annotations
 
@@ -16,8 +23,8 @@ import numpy as np
 import shapely
 
 from sectionseg.detection.evidence import WaferLevels, mean_level, quarters, side_levels, sides_shown
-from sectionseg.detection.fit import crop_around, fit_part, mask_points, refined_on_image, short_side
 from sectionseg.detection.inference import Detection
+from sectionseg.detection.refine import Candidate, crop_around, fit_part, mask_points, refined_on_image, short_side
 from sectionseg.detection.settings import RepairSettings
 from sectionseg.detection.tiling import WaferSource
 from sectionseg.geometry import Part, Quad, Section, order_corners
@@ -26,41 +33,42 @@ from sectionseg.geometry.fitting import refine_side
 from sectionseg.geometry.pairing import pair_parts
 
 
-def rebuild_touching(parts: list[tuple[Part, float, Detection, float]], partners: list[tuple[Part, float]],
-                     source: WaferSource, kind: str = "tissue", refine: bool = True,
-                     settings: RepairSettings = RepairSettings()) -> tuple[list[tuple[Part, float]], int]:
+def rebuild_touching(parts: list[Candidate], partners: list[Candidate], source: WaferSource, kind: str = "tissue",
+                     refine: bool = True, settings: RepairSettings = RepairSettings()) -> tuple[list[Candidate], int]:
     """Replace suspect fits of one kind by strips beside the partners left without a part of that kind.
 
-    ``parts``: ``(part in source px, score, detection, fit IoU)`` of one kind (``kind``: "tissue" or
-    "magnet"); ``partners``: ``(part, score)`` of the other kind. Suspects (``settings.suspect_fit_iou``,
-    ``settings.suspect_area_factor``) are usually two touching parts seen as one region; every partner
-    that the other parts do not pair with gets a part rebuilt from the suspects' mask pixels in front
-    of its long side (:func:`strip_beside`), refined on the image. Returns ``(parts as (part, score),
-    number rebuilt)``; suspects that gave no rebuilt part stay as they were.
+    ``parts``: the candidates of one kind (``kind``: "tissue" or "magnet"); ``partners``: those of the
+    other kind. Suspects (fit IoU below ``settings.suspect_fit_iou``, area above
+    ``settings.suspect_area_factor`` x the median) are usually two touching parts seen as one region;
+    every partner that the other parts do not pair with gets a part rebuilt from the suspects' mask
+    pixels in front of its long side (:func:`strip_beside`), refined on the image. Returns
+    ``(candidates, number rebuilt)``: the good ones, the rebuilt ones (without a detection) and the
+    suspects that gave no rebuilt part, as they were.
     """
-    plain = [(p, sc) for p, sc, _, _ in parts]
     if len(parts) < 5:
-        return plain, 0
-    median_area = float(np.median([p.area for p, *_ in parts]))
-    is_suspect = [iou < settings.suspect_fit_iou or p.area > settings.suspect_area_factor * median_area
-                  for p, _, _, iou in parts]
-    good = [t for t, bad in zip(parts, is_suspect) if not bad]
-    suspects = [t for t, bad in zip(parts, is_suspect) if bad]
+        return list(parts), 0
+    median_area = float(np.median([c.part.area for c in parts]))
+    # (a part without a detection, made by a repair, has no mask to rebuild from: never a suspect)
+    is_suspect = [c.detection is not None
+                  and (c.fit_iou is not None and c.fit_iou < settings.suspect_fit_iou
+                       or c.part.area > settings.suspect_area_factor * median_area) for c in parts]
+    good = [c for c, bad in zip(parts, is_suspect) if not bad]
+    suspects = [c for c, bad in zip(parts, is_suspect) if bad]
     if not suspects or len(good) < 3:
-        return plain, 0
-    scale = source.scale
-    width = float(np.median([short_side(p) for p, *_ in good])) * scale  # working px
-    own, other = [p for p, *_ in good], [m for m, _ in partners]
+        return list(parts), 0
+    width = float(np.median([short_side(c.part) for c in good])) * source.scale  # working px
+    own, other = [c.part for c in good], [c.part for c in partners]
     if kind == "tissue":
         _, _, lone = pair_parts(own, other)  # magnets without a tissue
     else:
         _, lone, _ = pair_parts(other, own)  # tissues without a magnet
-    points = [mask_points(det) for _, _, det, _ in suspects]
-    boxes = np.array([det.box for _, _, det, _ in suspects], dtype=np.float64)
+    dets = [c.detection for c in suspects if c.detection is not None]
+    points = [mask_points(det) for det in dets]
+    boxes = np.array([det.box for det in dets], dtype=np.float64)
     used: set[int] = set()
-    rebuilt: list[tuple[Part, float]] = []
+    rebuilt: list[Candidate] = []
     for j in lone:
-        anchor = partners[j][0].polygon * scale
+        anchor = source.to_working(partners[j].part.polygon)
         lo, hi = anchor.min(axis=0) - 1.5 * width, anchor.max(axis=0) + 1.5 * width
         near = np.flatnonzero((boxes[:, 0] < hi[0]) & (boxes[:, 2] > lo[0]) & (boxes[:, 1] < hi[1])
                               & (boxes[:, 3] > lo[1]))
@@ -72,9 +80,9 @@ def rebuild_touching(parts: list[tuple[Part, float, Detection, float]], partners
         if refine:
             quad = refined_on_image(source, quad)
         used.update(int(k) for k in near)
-        rebuilt.append((Part(source.to_source(quad)), max(suspects[k][1] for k in near)))
-    kept = [(p, sc) for k, (p, sc, _, _) in enumerate(suspects) if k not in used]
-    return [(p, sc) for p, sc, _, _ in good] + rebuilt + kept, len(rebuilt)
+        rebuilt.append(Candidate(Part(source.to_source(quad)), max(suspects[k].score for k in near)))
+    kept = [c for k, c in enumerate(suspects) if k not in used]
+    return good + rebuilt + kept, len(rebuilt)
 
 
 def recover_partners(unpaired: list[Section], reserve: list[Detection], source: WaferSource,
@@ -91,30 +99,30 @@ def recover_partners(unpaired: list[Section], reserve: list[Detection], source: 
     centres = np.array([s.parts()["tissue" if s.tissue is not None else "magnet"].centre for s in unpaired])
     reach = 2.0 * max(float(np.sqrt(s.parts()["tissue" if s.tissue is not None else "magnet"].area))
                       for s in unpaired)
-    fitted: dict[int, list[tuple[Part, float]]] = {1: [], 2: []}
+    fitted: dict[int, list[Candidate]] = {1: [], 2: []}
     for det in reserve:
         wanted = 2 if det.label == 2 else 1
         if not (lone_t if wanted == 2 else lone_m):
             continue
-        x0, y0, x1, y1 = np.asarray(det.box, dtype=np.float64) / source.scale
+        x0, y0, x1, y1 = source.to_source(np.asarray(det.box))
         centre = np.array([(x0 + x1) / 2, (y0 + y1) / 2])
         if np.min(np.hypot(*(centres - centre).T)) > reach:
             continue
         quad = fit_part(det, source, refine=refine)
         if quad is not None:
-            fitted[det.label].append((Part(quad), det.score))
+            fitted[det.label].append(Candidate(Part(quad), det.score, det))
     new: list[Section] = []
     used_t: set[int] = set()
     used_m: set[int] = set()
-    pairs, _, _ = pair_parts([_only(s.tissue) for s in lone_t], [p for p, _ in fitted[2]])
+    pairs, _, _ = pair_parts([_only(s.tissue) for s in lone_t], [c.part for c in fitted[2]])
     for i, j in pairs:
-        part, score = fitted[2][j]
+        part, score = fitted[2][j].part, fitted[2][j].score
         new.append(Section(lone_t[i].tissue, part, score=min(_scored(lone_t[i]), score),
                            extra={**lone_t[i].extra, "magnet_score": score, "recovered": "magnet"}))
         used_t.add(i)
-    pairs, _, _ = pair_parts([p for p, _ in fitted[1]], [_only(s.magnet) for s in lone_m])
+    pairs, _, _ = pair_parts([c.part for c in fitted[1]], [_only(s.magnet) for s in lone_m])
     for i, j in pairs:
-        part, score = fitted[1][i]
+        part, score = fitted[1][i].part, fitted[1][i].score
         new.append(Section(part, lone_m[j].magnet, score=min(_scored(lone_m[j]), score),
                            extra={**lone_m[j].extra, "tissue_score": score, "recovered": "tissue"}))
         used_m.add(j)
@@ -141,14 +149,13 @@ def partner_from_image(part: Part, kind: str, source: WaferSource, width: float,
     tissue is the darker strip (``settings.partner_tissue_ratio``). The strip is refined on the gray
     image. None when neither side clearly shows the partner all along it.
     """
-    scale = source.scale
-    quad = part.polygon * scale
+    quad = source.to_working(part.polygon)
     rule = _partner_rule(kind, source, levels, settings)
     if rule is None:
         return None
     channel, rank, accepts = rule
     own = mean_level(source, quad, channel)
-    measured = [(mean_level(source, strip, channel), strip) for strip in _sides_beside(quad, width * scale)]
+    measured = [(mean_level(source, strip, channel), strip) for strip in _sides_beside(quad, width * source.scale)]
     beside = [(level, strip) for level, strip in measured if level is not None]
     if own is None or not beside:
         return None
@@ -262,20 +269,29 @@ def drop_duplicates(sections: list[Section], unpaired: list[Section], overlap: f
     return keep
 
 
-def pair_sections(tissues: list[tuple[Part, float]],
-                  magnets: list[tuple[Part, float]]) -> tuple[list[Section], list[Section]]:
-    """Pair tissue and magnet parts (:func:`sectionseg.geometry.pairing.pair_parts`);
-    ``(paired sections, unpaired sections)`` with scores."""
-    pairs, lone_t, lone_m = pair_parts([p for p, _ in tissues], [p for p, _ in magnets])
+def pair_sections(tissues: list[Candidate], magnets: list[Candidate]) -> tuple[list[Section], list[Section]]:
+    """Pair tissue and magnet candidates (:func:`sectionseg.geometry.pairing.pair_parts`);
+    ``(paired sections, unpaired sections)`` with scores; a part a repair made (no detection) is
+    named in ``extra["rebuilt"]``."""
+    pairs, lone_t, lone_m = pair_parts([c.part for c in tissues], [c.part for c in magnets])
     sections = []
     for i, j in pairs:
-        (t, ts), (mg, ms) = tissues[i], magnets[j]
-        sections.append(Section(t, mg, score=min(ts, ms), extra={"tissue_score": ts, "magnet_score": ms}))
-    unpaired = [Section(tissues[i][0], None, score=tissues[i][1], extra={"tissue_score": tissues[i][1]})
-                for i in lone_t]
-    unpaired += [Section(None, magnets[j][0], score=magnets[j][1], extra={"magnet_score": magnets[j][1]})
-                 for j in lone_m]
+        t, m = tissues[i], magnets[j]
+        sections.append(_rebuilt(Section(t.part, m.part, score=min(t.score, m.score),
+                                         extra={"tissue_score": t.score, "magnet_score": m.score}), t, m))
+    unpaired = [_rebuilt(Section(tissues[i].part, None, score=tissues[i].score,
+                                 extra={"tissue_score": tissues[i].score}), tissues[i], None) for i in lone_t]
+    unpaired += [_rebuilt(Section(None, magnets[j].part, score=magnets[j].score,
+                                  extra={"magnet_score": magnets[j].score}), None, magnets[j]) for j in lone_m]
     return sections, unpaired
+
+
+def _rebuilt(section: Section, tissue: Candidate | None, magnet: Candidate | None) -> Section:
+    """``section`` with ``extra["rebuilt"]`` naming its parts that a repair made (no detection)."""
+    kinds = [kind for kind, c in (("tissue", tissue), ("magnet", magnet)) if c is not None and c.detection is None]
+    if kinds:
+        section.extra["rebuilt"] = "+".join(kinds)
+    return section
 
 
 def regrow_small(sections: list[Section], source: WaferSource, refine: bool = True,
@@ -345,7 +361,7 @@ def split_unseen(unpaired: list[Section], source: WaferSource, levels: WaferLeve
     unseen: list[Section] = []
     for s in unpaired:
         kind = "tissue" if s.tissue is not None else "magnet"
-        shown = sides_shown(source, getattr(s, kind).polygon * source.scale, kind, levels, settings)
+        shown = sides_shown(source, source.to_working(getattr(s, kind).polygon), kind, levels, settings)
         (seen if shown is None or shown >= settings.edge_sides else unseen).append(s)
     return seen, unseen
 
@@ -392,7 +408,7 @@ def trim_gaps(sections: list[Section], source: WaferSource,
     out, n = [], 0
     for s in sections:
         tissue, magnet = s.pair()
-        quad = _gap_trimmed(magnet.polygon * source.scale, tissue.polygon * source.scale, source, settings)
+        quad = _gap_trimmed(source.to_working(magnet.polygon), source.to_working(tissue.polygon), source, settings)
         if quad is None:
             out.append(s)
             continue

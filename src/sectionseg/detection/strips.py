@@ -22,7 +22,7 @@ import shapely
 from scipy import ndimage
 
 from sectionseg.detection.evidence import WaferLevels
-from sectionseg.detection.fit import crop_around
+from sectionseg.detection.refine import crop_around
 from sectionseg.detection.settings import RepairSettings
 from sectionseg.detection.tiling import WaferSource
 from sectionseg.geometry import Part, Quad, Section, order_corners
@@ -83,8 +83,8 @@ def _depths(s: Section, source: WaferSource) -> tuple[float, float, int, np.ndar
     each part's area over the length of its side along the shared edge; the quad in
     :func:`order_corners` order (the far side indexes its :meth:`Quad.sides`)."""
     tissue_part, magnet_part = s.pair()
-    tissue_quad = Quad.clockwise(tissue_part.polygon * source.scale)
-    magnet_quad = Quad.clockwise(magnet_part.polygon * source.scale)
+    tissue_quad = Quad.clockwise(source.to_working(tissue_part.polygon))
+    magnet_quad = Quad.clockwise(source.to_working(magnet_part.polygon))
     tissue, magnet = tissue_quad.corners, magnet_quad.corners
     touching, _ = tissue_quad.facing(magnet)
     mt, _ = magnet_quad.facing(tissue)

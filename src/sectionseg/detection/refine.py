@@ -1,9 +1,14 @@
-"""Quadrilaterals of merged detections: each mask crop fitted and refined on the gray image of a
-:class:`~sectionseg.detection.tiling.WaferSource` (working frame in, source px out), in worker
-processes; and the small geometric helpers the repairs share (gray crops, mask points, widths)."""
+"""Quads refined on the image: each merged detection's mask fitted and refined on the gray image of
+a :class:`~sectionseg.detection.tiling.WaferSource` at the fit scale (:func:`to_fit_frame`), in
+worker processes, giving a :class:`Candidate` per part; and the small helpers the repairs share
+(gray crops, edges moved onto the image, mask points, widths).
+
+The quad fitting itself is :mod:`sectionseg.geometry.fitting`; this module runs it on a wafer.
+"""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -22,6 +27,18 @@ FIT_MARGIN = 6         # px of image around a mask crop for the edge refinement
 #: coarser scale. Magnets keep the default: in gray their edges are weaker than the tissue's, and a
 #: wider search locks onto the partner tissue's edge across a gap between the parts.
 MAX_TISSUE_REACH = 1.5
+
+
+@dataclass
+class Candidate:
+    """A part on its way to a section: ``part`` (source px), ``score``, and for a part fitted to a
+    merged detection that ``detection`` (working frame) and the quad's ``fit_iou`` with its mask;
+    both None for a part a repair made (rebuilt beside its partner)."""
+
+    part: Part
+    score: float
+    detection: Detection | None = None
+    fit_iou: float | None = None
 
 
 def fit_iou(det: Detection, quad_working: np.ndarray) -> float:
@@ -59,18 +76,19 @@ def fit_part(det: Detection, source: WaferSource, refine: bool = True, reach: fl
     return None if quad is None else source.to_source(quad)
 
 
-def fit_parts(dets: list[Detection], source: WaferSource, refine: bool = True, workers: int = 1,
-              chunk: int = 32, reach: dict[int, float] | None = None) -> list[tuple[np.ndarray | None, float | None]]:
-    """``(quad in source px or None, IoU of the quad with its mask or None)`` of every detection, in
-    order; chunks of ``chunk`` detections go to ``workers`` forked processes. ``reach``: label ->
-    search reach (see :func:`fit_part`; 1 for labels not in it)."""
+def fit_candidates(dets: list[Detection], source: WaferSource, refine: bool = True, workers: int = 1,
+                   chunk: int = 32, reach: dict[int, float] | None = None) -> list[Candidate | None]:
+    """A :class:`Candidate` of every detection (None where no quad could be fitted), in order;
+    chunks of ``chunk`` detections go to ``workers`` forked processes. ``reach``: label -> search
+    reach (see :func:`fit_part`; 1 for labels not in it)."""
     reach = reach or {}
 
-    def fit_chunk(start: int) -> list[tuple[np.ndarray | None, float | None]]:
-        found = []
+    def fit_chunk(start: int) -> list[Candidate | None]:
+        found: list[Candidate | None] = []
         for det in dets[start:start + chunk]:
             quad = fit_part(det, source, refine=refine, reach=reach.get(det.label, 1.0))
-            found.append((quad, None if quad is None else fit_iou(det, quad * source.scale)))
+            found.append(None if quad is None else
+                         Candidate(Part(quad), det.score, det, fit_iou(det, source.to_working(quad))))
         return found
 
     chunks = fork_map(fit_chunk, range(0, len(dets), chunk), workers)
@@ -84,7 +102,7 @@ def to_fit_frame(dets: list[Detection], source: WaferSource, reference: float = 
     and repaired: a model for small sections reads fewer tiles, but its masks are refined on an image
     as fine as a full-size model's (and every px constant of the repairs keeps its meaning).
 
-    Returns ``(detections, source at the fit scale, reach per label for fit_parts)``: tissue sides of
+    Returns ``(detections, source at the fit scale, reach per label for fit_candidates)``: tissue sides of
     masks from a coarser scale are searched farther (up to :data:`MAX_TISSUE_REACH`)."""
     fit_scale = snap_scale(source.scale * REFERENCE_SECTION_SIZE / reference)
     factor = fit_scale / source.scale
@@ -116,6 +134,7 @@ def refined_on_image(source: WaferSource, quad: np.ndarray, margin: int = FIT_MA
 
 
 def short_side(part: Part) -> float:
+    """The short side (px) of the minimum-area rectangle around a part."""
     return rect_sides(part.polygon)[1]
 
 
