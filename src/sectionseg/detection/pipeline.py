@@ -159,18 +159,18 @@ def detect_wafer(gray: np.ndarray, fluo: np.ndarray | None = None, *, model: Any
 
     t = time.perf_counter()
     reference = model_info.get("reference_size", REFERENCE_SECTION_SIZE)
-    if scale is None and section_size is None and model_info.get("section_size"):
-        scale, scale_info = scale_from_section_size(model_info["section_size"], reference), {"method": "model_file"}
-    elif scale is None and section_size is not None:
-        if not section_size > 0:
-            raise InputError(f"section size must be positive, got {section_size}")
-        scale, scale_info = scale_from_section_size(section_size, reference), {"method": "section_size"}
-    elif scale is None:
+    if scale is not None:
+        scale_info: dict[str, Any] = {"method": "given"}
+    elif section_size is not None or model_info.get("section_size"):
+        size = section_size if section_size is not None else model_info["section_size"]
+        if not size > 0:
+            raise InputError(f"section size must be positive, got {size}")
+        scale = scale_from_section_size(size, reference)
+        scale_info = {"method": "section_size" if section_size is not None else "model_file"}
+    else:
         scale, scale_info = estimate_scale(source, predictor, tile_size=tile_size, batch_size=batch_size,
                                            score_threshold=score_threshold, mask_threshold=mask_threshold,
                                            reference=reference)
-    else:
-        scale_info = {"method": "given"}
     working = source.rescaled(scale)  # the model's frame
     timings["scale"] = time.perf_counter() - t
 

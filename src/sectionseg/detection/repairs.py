@@ -11,9 +11,10 @@ each step reads the image in the fit frame of a :class:`~sectionseg.detection.ti
 (``source.scale`` fit px per source px), a part's polygon taken there with ``source.to_working`` and a
 quad found there brought back with ``source.to_source``, nowhere else. Keeping the parts in the fit
 frame all along and converting once at the end would not give the same numbers: widths measured on
-the parts (OpenCV's minimum-area rectangle, in float32) differ by ~1e-4 px between the two frames,
-which moves rebuilt and regrown corners in the third decimal of the written files, and the pairing's
-3 px floor on its gap limit would apply in the other frame. So the parts stay in source px.
+the parts (OpenCV's minimum-area rectangle, in float32) differ by ~1e-4 px between the two frames
+(median on a benchmark wafer), enough to move rebuilt and regrown corners in the third decimal of
+the written files, and the pairing's 3 px floor on its gap limit would apply in the other frame. So
+the parts stay in source px.
 """
 from __future__ import annotations
 
