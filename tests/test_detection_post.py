@@ -255,3 +255,17 @@ def _hull(s):
 
     pts = np.vstack([s.tissue.polygon, s.magnet.polygon]).astype(np.float32)
     return order_corners(cv2.boxPoints(cv2.minAreaRect(pts)).astype(np.float64))
+
+
+def test_pairing_candidates_names_the_parts_a_repair_made():
+    from sectionseg.detection.refine import Candidate
+    from sectionseg.detection.repairs import pair_sections
+
+    sections = regular(3)
+    detection = object()  # any detection: the part was fitted to one
+    tissues = [Candidate(s.tissue, 0.9, detection, 0.95) for s in sections[:2]] + [Candidate(sections[2].tissue, 0.8)]
+    magnets = [Candidate(s.magnet, 0.99, detection, 0.9) for s in sections[:2]]
+    paired, lone = pair_sections(tissues, magnets)
+    assert len(paired) == 2 and all("rebuilt" not in s.extra for s in paired)
+    assert [s.extra for s in lone] == [{"tissue_score": 0.8, "rebuilt": "tissue"}]
+    assert paired[0].extra == {"tissue_score": 0.9, "magnet_score": 0.99}
