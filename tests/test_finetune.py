@@ -6,20 +6,13 @@ import pytest
 from detection_fakes import draw_sections, rectangle
 
 from sectionseg.cli.main import main
-from sectionseg.datasets.adapt import (
-    build_adaptation_set,
-    check_labels,
-    context_tile,
-    median_section_size,
-    rescale_wafer,
-    unlabelled,
-    working_scale,
-)
+from sectionseg.datasets.adapt import build_adaptation_set, check_labels, context_tile, rescale_wafer, unlabelled
 from sectionseg.datasets.synth import Background, footprint
 from sectionseg.errors import InputError
 from sectionseg.evaluation import held_out
 from sectionseg.formats import read_sections, write_sections
 from sectionseg.geometry import Section
+from sectionseg.geometry.scale import median_section_size, working_scale
 from sectionseg.simulation.styles import get_style
 
 

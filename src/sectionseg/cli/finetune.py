@@ -106,16 +106,10 @@ def prepare_data(args, gray, fluo, labelled, data_dir: Path, reference: float, t
     parameters."""
     import numpy as np
 
-    from sectionseg.datasets.adapt import (
-        build_adaptation_set,
-        content_regions,
-        median_section_size,
-        rescale_wafer,
-        working_scale,
-    )
-    from sectionseg.datasets.labels import REFERENCE_SECTION_SIZE
+    from sectionseg.datasets.adapt import build_adaptation_set, content_regions, rescale_wafer
     from sectionseg.detection import detect_wafer
     from sectionseg.detection.classical import detect_classical
+    from sectionseg.geometry.scale import REFERENCE_SECTION_SIZE, median_section_size, working_scale
     from sectionseg.io.images import compose_rgb
     from sectionseg.io.outset import output_set
 

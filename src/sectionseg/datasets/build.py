@@ -25,11 +25,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from sectionseg.datasets.labels import REFERENCE_SECTION_SIZE
 from sectionseg.datasets.samples import SPLITS, load_wafer_rgb, write_manifest
 from sectionseg.datasets.synth import write_synthetic
 from sectionseg.datasets.tiles import cut_tiles, iter_tiles
 from sectionseg.errors import InputError
+from sectionseg.geometry.scale import REFERENCE_SECTION_SIZE
 from sectionseg.io.interrupts import STOP_SIGNALS, blocked_signals
 from sectionseg.io.outset import output_set
 from sectionseg.io.resample import scaled_size

@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 
-from sectionseg.datasets.labels import REFERENCE_SECTION_SIZE
 from sectionseg.detection.consensus import tissue_consensus
 from sectionseg.detection.content import content_flags
 from sectionseg.detection.evidence import measure_levels
@@ -42,6 +41,7 @@ from sectionseg.detection.strips import trim_merged_strips
 from sectionseg.detection.tiling import WaferSource, plan_tiles
 from sectionseg.errors import InputError
 from sectionseg.geometry import Part, Section
+from sectionseg.geometry.scale import REFERENCE_SECTION_SIZE
 
 log = logging.getLogger(__name__)
 
