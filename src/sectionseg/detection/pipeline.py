@@ -21,8 +21,8 @@ from sectionseg.detection.fit import fit_parts, to_fit_frame
 from sectionseg.detection.inference import Detection, Predictor, predict_tiles, resolve_batch_size
 from sectionseg.detection.merge import merge_detections
 from sectionseg.detection.merged import split_merged
-from sectionseg.detection.models import resolve_model
 from sectionseg.detection.parallel import resolve_workers
+from sectionseg.detection.predictor import resolve_model
 from sectionseg.detection.repairs import (
     complete_from_image,
     drop_duplicates,
