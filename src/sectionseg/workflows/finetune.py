@@ -24,12 +24,14 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from sectionseg.errors import InputError
-from sectionseg.geometry.section import Section
+
+if TYPE_CHECKING:
+    from sectionseg.geometry.section import Section
 
 #: blobs of content at least this x the labelled tissue area are painted out of backgrounds and context
 CONTENT_MIN_AREA = 0.3
