@@ -1,4 +1,4 @@
-"""Reliability of the command line (issue 17): every bad argument or unusable output place is one
+"""Reliability of the command line: every bad argument or unusable output place is one
 line with exit 2 before any work; formats are validated; stale outputs never mix with new ones."""
 import errno
 import json

@@ -7,8 +7,8 @@ wafers and synthetic images made from its wafers' sections; write ``OUT/images``
 ``OUT/masks`` and ``OUT/manifest.json`` (see :mod:`sectionseg.datasets.samples`), as one set
 (:mod:`sectionseg.io.outset`): OUT holds the whole dataset or what it held before.
 
-Split sizes: by count (``split=(900, 90, 50)``, as in the seed: a split's tiles are shuffled and cut
-to its count, synthetic images fill the rest unless ``n_synthetic`` is given) or by ``fractions``
+Split sizes: by count (``split=(900, 90, 50)``, the default of ``sectionseg dataset``: a split's tiles
+are shuffled and cut to its count, synthetic images fill the rest unless ``n_synthetic`` is given) or by ``fractions``
 (every tile is used; wafers and ``n_synthetic`` images are shared by the fractions).
 """
 from __future__ import annotations
