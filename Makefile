@@ -29,14 +29,16 @@ lint: $(STAMP)
 
 # the API reference (pdoc) into docs/api/ (not committed: open docs/api/index.html); a module that does
 # not import fails it. Every stage's package is named (the root package's __all__ hides them), except
-# gui.widgets, which imports Qt on import (CI may have no Qt libraries).
+# gui.widgets, which imports Qt on import (CI may have no Qt libraries). scripts/api_docs.py runs pdoc after
+# loading the names that sectionseg and sectionseg.detection export lazily (pdoc would not find them).
 API_MODULES := sectionseg sectionseg.errors sectionseg.geometry sectionseg.io sectionseg.formats \
   sectionseg.simulation sectionseg.datasets sectionseg.model sectionseg.training sectionseg.evaluation \
   sectionseg.detection sectionseg.serial sectionseg.export sectionseg.visualize sectionseg.batch \
-  sectionseg.gui sectionseg.cli '!sectionseg.gui.widgets'
+  sectionseg.workflows sectionseg.gui sectionseg.cli '!sectionseg.gui.widgets'
 docs: $(STAMP)
 	rm -rf docs/api
-	QT_QPA_PLATFORM=offscreen $(VENV)/bin/pdoc --docformat numpy --output-directory docs/api $(API_MODULES)
+	QT_QPA_PLATFORM=offscreen $(VENV)/bin/python scripts/api_docs.py --docformat numpy --output-directory docs/api \
+	  $(API_MODULES)
 
 test: lint docs
 	$(VENV)/bin/python -m pytest -q --cov=sectionseg --cov-report=term:skip-covered
