@@ -29,14 +29,16 @@ lint: $(STAMP)
 
 # the API reference (pdoc) into docs/api/ (not committed: open docs/api/index.html); a module that does
 # not import fails it. Every stage's package is named (the root package's __all__ hides them), except
-# gui.widgets, which imports Qt on import (CI may have no Qt libraries).
+# gui.widgets, which imports Qt on import (CI may have no Qt libraries). scripts/api_docs.py runs pdoc after
+# loading the names that sectionseg and sectionseg.detection export lazily (pdoc would not find them).
 API_MODULES := sectionseg sectionseg.errors sectionseg.geometry sectionseg.io sectionseg.formats \
   sectionseg.simulation sectionseg.datasets sectionseg.model sectionseg.training sectionseg.evaluation \
   sectionseg.detection sectionseg.serial sectionseg.export sectionseg.visualize sectionseg.batch \
-  sectionseg.gui sectionseg.cli '!sectionseg.gui.widgets'
+  sectionseg.workflows sectionseg.gui sectionseg.cli '!sectionseg.gui.widgets'
 docs: $(STAMP)
 	rm -rf docs/api
-	QT_QPA_PLATFORM=offscreen $(VENV)/bin/pdoc --docformat numpy --output-directory docs/api $(API_MODULES)
+	QT_QPA_PLATFORM=offscreen $(VENV)/bin/python scripts/api_docs.py --docformat numpy --output-directory docs/api \
+	  $(API_MODULES)
 
 test: lint docs
 	$(VENV)/bin/python -m pytest -q --cov=sectionseg --cov-report=term:skip-covered
@@ -59,7 +61,7 @@ default-model-gpu: $(STAMP)
 	PYTHON=$(VENV)/bin/python JOBS=16 scripts/train_gpu.sh 0.5 $(GPU_WORK) 10
 	$(VENV)/bin/sectionseg train --config scripts/anneal.yaml --init-weights $(GPU_WORK)/model.pt \
 	  --data $(GPU_WORK)/ds --out $(GPU_WORK)/run_anneal --device cuda --no-progress
-	$(VENV)/bin/sectionseg export $(GPU_WORK)/run_anneal/best.pt $(GPU_WORK)/base_half.pt --half --name default-gpu-half
+	$(VENV)/bin/sectionseg export-model $(GPU_WORK)/run_anneal/best.pt $(GPU_WORK)/base_half.pt --half --name default-gpu-half
 
 # The bundled default model (2026-11-30): the 2026-11-26 half-scale model (default-model-gpu, taken
 # from git) retrained on real-look data on 2 CPU cores: simulated wafers of the styles realistic,
@@ -78,7 +80,7 @@ default-model: $(STAMP)
 	  --split 1200 80 0 --seed 12 --scale 0.5 --jobs 2 --sections-per-image 12 32 --overwrite
 	$(VENV)/bin/sectionseg train --config scripts/realistic_cpu.yaml --init-weights $(REAL_WORK)/base_half.pt \
 	  --data $(REAL_WORK)/ds --out $(REAL_WORK)/run --epochs 4 --seed 0 --no-progress
-	$(VENV)/bin/sectionseg export $(REAL_WORK)/run/best.pt src/sectionseg/data/default_model.pt --half --name default-real-look
+	$(VENV)/bin/sectionseg export-model $(REAL_WORK)/run/best.pt src/sectionseg/data/default_model.pt --half --name default-real-look
 
 # The default model until 2026-11-25 (sections at the simulator's size), CPU only: data generation,
 # training (~95 min on 2 cores), half-precision export to $(MODEL_WORK)/cpu_model.pt, evaluation on
@@ -89,6 +91,6 @@ cpu-model: $(STAMP)
 	$(VENV)/bin/sectionseg dataset --out $(MODEL_WORK)/ds_lowcontrast --wafers 3 --wafer-size 2048 \
 	  --styles low-contrast --split 0 0 50 --seed 1001 --overwrite
 	$(VENV)/bin/sectionseg train --config cpu --data $(MODEL_WORK)/ds_train --out $(MODEL_WORK)/run_cpu --epochs 6 --seed 0
-	$(VENV)/bin/sectionseg export $(MODEL_WORK)/run_cpu/best.pt $(MODEL_WORK)/cpu_model.pt --half --name default-cpu
+	$(VENV)/bin/sectionseg export-model $(MODEL_WORK)/run_cpu/best.pt $(MODEL_WORK)/cpu_model.pt --half --name default-cpu
 	$(VENV)/bin/sectionseg evaluate --model $(MODEL_WORK)/cpu_model.pt --data $(MODEL_WORK)/ds_train --split test --out $(MODEL_WORK)/eval_test
 	$(VENV)/bin/sectionseg evaluate --model $(MODEL_WORK)/cpu_model.pt --data $(MODEL_WORK)/ds_lowcontrast --split test --out $(MODEL_WORK)/eval_lowcontrast

@@ -211,7 +211,7 @@ def main(argv=None) -> int:
             name = f"real-{layout.name}" + ("" if args.real_style == "default" else f"-{args.real_style}")
             _simulate(work / name, args.real_style, 1100, None, None, layout=layout)
             jobs.append((name, work / name))
-    from sectionseg.detection.models import model_identity
+    from sectionseg.detection.predictor import model_identity
 
     # results of the model are cached per model file (its sha256 prefix), the classical ones per wafer
     # (plus the detection options given, so that variants are cached apart)

@@ -12,7 +12,7 @@
 # total_seconds: model loading, scale estimate, inference, fitting, repairs) and its stages; then
 # the warm per-wafer time (model loaded once in one process, as in a detect-batch worker). The
 # outputs and a results.csv go to WORK (and OUT when set, e.g. the device machine's $OUT).
-# The goal of issue 16: <= 2 s per 5000 x 5000 px wafer on one H200.
+# The goal: <= 2 s per 5000 x 5000 px wafer on one H200.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}

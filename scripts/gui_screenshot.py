@@ -29,7 +29,7 @@ def main() -> None:
     import napari
     from qtpy.QtWidgets import QApplication
 
-    from sectionseg.cli.detect import detect_files
+    from sectionseg.batch.wafer import detect_files
     from sectionseg.gui.launch import open_viewer
     from sectionseg.simulation import simulate_wafer
 

@@ -23,5 +23,5 @@ else
   "${train[@]}"
 fi
 ckpt="$work/run/best.pt"; [ -f "$ckpt" ] || ckpt="$work/run/last.pt"
-$py -m sectionseg export "$ckpt" "$work/model.pt" --half --name "gpu-scale$scale"
+$py -m sectionseg export-model "$ckpt" "$work/model.pt" --half --name "gpu-scale$scale"
 echo "model: $work/model.pt from $ckpt"

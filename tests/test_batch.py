@@ -102,7 +102,7 @@ def test_run_key_follows_content_model_and_options(tmp_path, tiny_model):
 
 
 def test_a_batch_worker_loads_its_model_once(tiny_model):
-    from sectionseg.detection.models import resolve_model
+    from sectionseg.detection.predictor import resolve_model
 
     first, info = resolve_model(tiny_model, reuse=True, precision="fp32", score_threshold=0.5)
     again, info2 = resolve_model(tiny_model, reuse=True, precision="fp32", score_threshold=0.3)

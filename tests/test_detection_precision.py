@@ -9,9 +9,9 @@ import pytest
 from sectionseg.cli.main import main
 from sectionseg.detection import inference
 from sectionseg.detection.inference import resolve_precision
-from sectionseg.detection.models import resolve_model
 from sectionseg.detection.parallel import can_fork
 from sectionseg.detection.pipeline import detect_wafer
+from sectionseg.detection.predictor import resolve_model
 from sectionseg.evaluation import compare_sections
 from sectionseg.formats import read_sections
 from sectionseg.io.images import read_image

@@ -116,7 +116,8 @@ def test_a_wafer_labelled_the_wrong_way_round_is_flipped_by_the_fluorescence():
     assert record["features"]["fluo_level"]["agreement_with_prior"] < 0.25
     m = compare_sections(truth, fixed)
     assert m["sections_correct"] == len(truth) and m["sections_swapped"] == 0
-    # gray alone gives no prior: the wafer keeps the model's labelling (step 2 fixes only a minority)
+    # gray alone gives no prior: the wafer keeps the model's labelling (the per-section exchange by the
+    # wafer's own relation fixes only a minority)
     kept, record = tissue_consensus(found, WaferSource(gray, None, scale=1.0))
     assert not record["wafer_flipped"]
 

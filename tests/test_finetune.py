@@ -6,20 +6,13 @@ import pytest
 from detection_fakes import draw_sections, rectangle
 
 from sectionseg.cli.main import main
-from sectionseg.datasets.adapt import (
-    build_adaptation_set,
-    check_labels,
-    context_tile,
-    median_section_size,
-    rescale_wafer,
-    unlabelled,
-    working_scale,
-)
+from sectionseg.datasets.adapt import build_adaptation_set, check_labels, context_tile, rescale_wafer, unlabelled
 from sectionseg.datasets.synth import Background, footprint
 from sectionseg.errors import InputError
 from sectionseg.evaluation import held_out
 from sectionseg.formats import read_sections, write_sections
 from sectionseg.geometry import Section
+from sectionseg.geometry.scale import median_section_size, working_scale
 from sectionseg.simulation.styles import get_style
 
 
@@ -199,22 +192,44 @@ def test_finetune_end_to_end_beats_the_base_model(base_and_wafer, tmp_path, caps
 
 def test_finetune_data_without_content_regions(base_and_wafer, tmp_path):
     """``--no-content-regions`` (a comparison knob) paints out only what the detectors find."""
-    import argparse
-
-    from sectionseg.cli.finetune import prepare_data
     from sectionseg.io.images import read_image
+    from sectionseg.workflows import prepare_adaptation_data
 
     root, truth, labelled = base_and_wafer
     gray, fluo = read_image(root / "target" / "gray.tif"), read_image(root / "target" / "fluo.tif")
     counts = {}
     for flag in (False, True):
-        args = argparse.Namespace(gray=str(root / "target" / "gray.tif"), fluo=None, labels="l.json",
-                                  device="cpu", synthetic=2, val=1, image_size=160, seed=0, no_progress=True,
-                                  no_content_regions=flag)
-        params = prepare_data(args, gray, fluo, labelled, tmp_path / f"data_{flag}", 130.0, {},
-                              root / "base.pt")
+        params = prepare_adaptation_data(gray, fluo, labelled, tmp_path / f"data_{flag}", base_model=root / "base.pt",
+                                         reference=130.0, n_synthetic=2, n_val=1, image_size=160,
+                                         use_content_regions=not flag,
+                                         sources={"image": str(root / "target" / "gray.tif"), "labels": "l.json"})
         counts[flag] = params["content_regions"]
     assert counts[True] == 0 and counts[False] > 0
+
+
+def test_adapt_to_wafer_from_arrays_and_sections(base_and_wafer, tmp_path):
+    """The fine-tuning workflow as a library call: images as arrays, labels as sections, a short run."""
+    from sectionseg.io.images import read_image
+    from sectionseg.model.checkpoint import load_model
+    from sectionseg.workflows import adapt_to_wafer
+
+    root, truth, labelled = base_and_wafer
+    gray, fluo = read_image(root / "target" / "gray.tif"), read_image(root / "target" / "fluo.tif")
+    out = tmp_path / "adapted"
+    report = adapt_to_wafer(gray, labelled, out, fluo=fluo, base_model=root / "base.pt", epochs=1, n_synthetic=2,
+                            n_val=1, image_size=128, max_iters_per_epoch=2)
+    assert report == json.loads((out / "finetune_report.json").read_text())
+    assert report["model"] == str(out / "model.pt") and report["n_labelled"] == len(labelled)
+    assert report["labels"] == "(sections)" and len(report["history"]) == 1
+    assert set(report["validation_mask"]) == {"base", "adapted"} and "detection" not in report
+    _, _, meta = load_model(out / "model.pt")
+    assert meta["extra"]["section_size"] == pytest.approx(report["section_size"])
+    manifest = json.loads((out / "data" / "manifest.json").read_text())
+    assert manifest["params"]["image"] == "(array)" and manifest["params"]["n_synthetic"] == 2
+    with pytest.raises(InputError, match="already holds a fine-tuning run"):
+        adapt_to_wafer(gray, labelled, out, base_model=root / "base.pt")
+    with pytest.raises(ValueError, match="as files"):
+        adapt_to_wafer(gray, labelled, tmp_path / "other", base_model=root / "base.pt", detect=True)
 
 
 def _error_cases(tmp_path, root):

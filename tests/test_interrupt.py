@@ -1,4 +1,4 @@
-"""Ctrl-C on ``sectionseg detect`` (issue 17): at any moment it stops promptly with exit 130 and one line,
+"""Ctrl-C on ``sectionseg detect``: at any moment it stops promptly with exit 130 and one line,
 no worker outlives it, and the output folder holds a whole set (the previous one or the new one)."""
 import json
 import os

@@ -166,14 +166,18 @@ def test_heads_only_freezes_body_and_optionally_fpn():
     assert all(p.requires_grad for p in model.rpn.parameters())
 
 
-def test_export_command_records_name_and_half(tmp_path, capsys):
+def test_export_model_command_records_name_and_half(tmp_path, capsys):
     from sectionseg.cli.main import main
 
     cfg, model = _tiny()
     save_model(tmp_path / "m.pt", model, cfg)
-    assert main(["export", str(tmp_path / "m.pt"), str(tmp_path / "e.pt"), "--half", "--name", "unit"]) == 0
+    assert main(["export-model", str(tmp_path / "m.pt"), str(tmp_path / "e.pt"), "--half", "--name", "unit"]) == 0
     assert "float16" in capsys.readouterr().out
     _, cfg2, meta = load_model(tmp_path / "e.pt")
     assert cfg2 == cfg and meta["extra"]["name"] == "unit" and meta["extra"]["half"] is True
+    # "export", the command's earlier name, is an alias
+    assert main(["export", str(tmp_path / "m.pt"), str(tmp_path / "e2.pt"), "--half", "--name", "unit"]) == 0
+    assert "float16" in capsys.readouterr().out
+    assert load_model(tmp_path / "e2.pt")[2]["extra"]["name"] == "unit"
     assert main(["export", str(tmp_path / "missing.pt"), str(tmp_path / "x.pt")]) == 2
     assert not (tmp_path / "x.pt").exists()

@@ -1,4 +1,4 @@
-"""Reliability of the command line (issue 17): every bad argument or unusable output place is one
+"""Reliability of the command line: every bad argument or unusable output place is one
 line with exit 2 before any work; formats are validated; stale outputs never mix with new ones."""
 import errno
 import json
@@ -146,7 +146,7 @@ def test_the_ranges_table_accepts_the_defaults():
                "tiles": ["a", "--labels", "l", "--out", "o"],
                "synth": ["a", "--labels", "l", "--out", "o", "--count", "1"], "dataset": ["--out", "o"],
                "train": ["--data", "d", "--out", "o"], "finetune": ["g", "--labels", "l", "--out", "o"],
-               "evaluate": ["--data", "d", "--out", "o"], "export": ["a", "b"], "demo": [],
+               "evaluate": ["--data", "d", "--out", "o"], "export-model": ["a", "b"], "demo": [],
                "order": ["beads", "--out", "o"], "proofread": ["g", "d"], "detect-batch": ["m.csv", "--out", "o"]}
     for command in COMMANDS:
         check_options(parser.parse_args([command, *minimal[command]]))
@@ -169,13 +169,13 @@ def _place_cases(w, m, x):
         "train": ["train", "--data", w, "--out", x],
         "finetune": ["finetune", g, "--labels", w / "sections.labelme.json", "--base-model", m, "--out", x],
         "evaluate": ["evaluate", "--data", w, "--model", m, "--out", x],
-        "export": ["export", m, x / "m.pt"],
+        "export-model": ["export-model", m, x / "m.pt"],
         "demo": ["demo", "--model", m, "--out", x],
     }
 
 
 PLACE_COMMANDS = ["detect", "detect-batch", "simulate", "convert", "convert-pair", "show", "tiles", "synth", "dataset",
-                  "train", "finetune", "evaluate", "export", "demo"]
+                  "train", "finetune", "evaluate", "export-model", "demo"]
 
 
 @pytest.mark.parametrize("command", PLACE_COMMANDS)
@@ -203,7 +203,7 @@ def test_a_folder_where_a_file_is_expected(wafer, tiny_model, tmp_path, capsys):
     code, err = run_cli(["show", wafer / "gray.tif", wafer / "sections.magc", "--out", tmp_path / "o.png"], capsys)
     assert_one_line_error(code, err, "is a folder")
     (tmp_path / "m.pt").mkdir()
-    code, err = run_cli(["export", tiny_model, tmp_path / "m.pt"], capsys)
+    code, err = run_cli(["export-model", tiny_model, tmp_path / "m.pt"], capsys)
     assert_one_line_error(code, err, "is a folder")
 
 
@@ -213,7 +213,8 @@ def test_a_folder_where_a_file_is_expected(wafer, tiny_model, tmp_path, capsys):
     ["train", "--data", "/nonexistent", "--out", "{t}/o"],
     ["evaluate", "--data", "/nonexistent", "--model", "/nonexistent/m.pt", "--out", "{t}/o"],
     ["finetune", "/nonexistent/g.tif", "--labels", "/nonexistent/l.json", "--out", "{t}/o"],
-    ["export", "/nonexistent/m.pt", "{t}/m.pt"],
+    ["export-model", "/nonexistent/m.pt", "{t}/m.pt"],
+    ["export", "/nonexistent/m.pt", "{t}/m.pt"],  # the alias
 ])
 def test_a_missing_input_is_refused_before_torch_is_imported(argv, tmp_path):
     code = ("import sys; from sectionseg.cli.main import main; rc = main(sys.argv[1:]); "
@@ -365,9 +366,9 @@ def test_export_refuses_to_replace_the_checkpoint_and_resume_needs_training_stat
     payload = torch.load(run / "last.pt", weights_only=False)
     payload["training"] = {"epoch": 1}
     torch.save(payload, run / "ckpt.pt")
-    code, err = run_cli(["export", run / "last.pt", run / "last.pt"], capsys)
+    code, err = run_cli(["export-model", run / "last.pt", run / "last.pt"], capsys)
     assert_one_line_error(code, err, "OUT is the checkpoint itself")
-    code, err = run_cli(["export", run / "last.pt", run / "ckpt.pt"], capsys)
+    code, err = run_cli(["export-model", run / "last.pt", run / "ckpt.pt"], capsys)
     assert_one_line_error(code, err, "OUT is a training checkpoint")
     assert torch.load(run / "ckpt.pt", weights_only=False)["training"] == {"epoch": 1}
     data = tmp_path / "data"

@@ -1,4 +1,4 @@
-"""Reliability of the io layer (issue 17): output sets whole or absent, stale temporaries, strict JSON,
+"""Reliability of the io layer: output sets whole or absent, stale temporaries, strict JSON,
 odd pixels, worker pools that stop on Ctrl-C and report dead workers."""
 import json
 import os

@@ -134,6 +134,24 @@ def test_cli_tiles_gray_and_fluo(tmp_path):
                for it in manifest["splits"]["train"])
 
 
+def test_write_tile_set_api_matches_the_command(tmp_path):
+    """``sectionseg.workflows.write_tile_set``, the work of ``tiles``, called directly."""
+    from sectionseg.formats import write_sections
+    from sectionseg.workflows import write_tile_set
+
+    rgb, sections = _wafer()
+    tifffile.imwrite(tmp_path / "rgb.tif", rgb, photometric="rgb")
+    write_sections(tmp_path / "gt.json", sections, fmt="labelme")
+    items, read = write_tile_set(tmp_path / "rgb.tif", tmp_path / "gt.json", tmp_path / "api", size=128, overlap=16,
+                                 keep_empty=False)
+    assert len(read) == len(sections) and 0 < len(items) <= len(iter_tiles(300, 200, 128, 16))
+    assert main(["tiles", str(tmp_path / "rgb.tif"), "--labels", str(tmp_path / "gt.json"), "--out",
+                 str(tmp_path / "cli"), "--size", "128", "--overlap", "16", "--skip-empty"]) == 0
+    api, cli = (json.loads((tmp_path / d / "manifest.json").read_text()) for d in ("api", "cli"))
+    assert api["splits"] == cli["splits"]
+    assert api["params"]["skip_empty"] is True and api["params"]["size"] == 128
+
+
 def test_cli_tiles_rgb_and_missing_labels(tmp_path, capsys):
     rgb, _ = _wafer()
     tifffile.imwrite(tmp_path / "rgb.tif", rgb, photometric="rgb")

@@ -11,6 +11,7 @@ Pipeline stages, one sub-package each, imports flowing downwards only::
     simulation              realistic synthetic wafers
     datasets                tiles, synthetic pastes, torch Dataset + augmentation
     visualize               overlays for people
+    workflows               what each command does, as functions (e.g. adapt_to_wafer)
     cli                     thin command line over all of the above
 """
 from sectionseg.errors import InputError

@@ -19,7 +19,7 @@ def register(subparsers) -> None:
                         "not fill; with --fractions, none)")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--split", type=int, nargs=3, default=None, metavar=("TRAIN", "VAL", "TEST"),
-                       help="number of images per split (default: 900 90 50, as in the seed)")
+                       help="number of images per split (default: 900 90 50)")
     group.add_argument("--fractions", type=float, nargs=3, default=None, metavar=("TRAIN", "VAL", "TEST"),
                        help="share of wafers/tiles/synthetic images per split instead of counts, e.g. 0.8 0.1 0.1")
     p.add_argument("--patch-size", type=int, default=512, help="patch side in px (default: 512)")

@@ -1,16 +1,13 @@
 """``sectionseg demo``: the README's first command, on an embedded default.
 
 Simulates a wafer (default style, 2000 x 2000 px, seed 0), detects its sections with the bundled
-model, compares them with the simulator's ground truth and prints a table (precision, recall,
-centre and angle errors, time) and the output paths.
+model, compares them with the simulator's ground truth (:func:`sectionseg.workflows.run_demo`) and
+prints a table (precision, recall, centre and angle errors, time) and the output paths.
 """
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
-
-from sectionseg.errors import InputError
 
 
 def register(sub) -> None:
@@ -37,34 +34,24 @@ def check_args(args) -> None:
 
 
 def run(args) -> int:
-    from sectionseg.batch.wafer import detect_files
-    from sectionseg.evaluation import compare_sections, format_comparison
-    from sectionseg.formats import read_sections
-    from sectionseg.model import default_model_path
-    from sectionseg.simulation import simulate_wafer
+    from sectionseg.evaluation import format_comparison
+    from sectionseg.workflows.demo import run_demo
 
-    model = Path(args.model) if args.model else default_model_path()
-    if not model.is_file():  # say so before simulating anything
-        raise InputError("the bundled model is missing from this installation (the demo needs it)", model)
     out = Path(args.out)
-    t0 = time.perf_counter()
-    summary = simulate_wafer(out, seed=args.seed, width=args.size, height=args.size)
-    t_sim = time.perf_counter() - t0
-    print(f"simulated {summary['n_sections']} sections on a {args.size}x{args.size} px wafer "
-          f"(style {summary['style']}, seed {args.seed}) in {t_sim:.1f} s")
-    t0 = time.perf_counter()
-    result, paths, _ = detect_files(out / "gray.tif", out / "fluo.tif", out / "detection", model=model,
-                                    progress=False)
-    t_detect = time.perf_counter() - t0
-    truth = read_sections(out / "sections.labelme.json")
-    metrics = compare_sections(truth, result.sections + result.unpaired)
+
+    def simulated(summary, seconds):
+        print(f"simulated {summary['n_sections']} sections on a {args.size}x{args.size} px wafer "
+              f"(style {summary['style']}, seed {args.seed}) in {seconds:.1f} s")
+
+    demo = run_demo(out, seed=args.seed, size=args.size, model=args.model, on_simulated=simulated)
+    result = demo.detection
     print(f"detected {len(result.sections)} sections and {len(result.unpaired)} unpaired parts "
           f"(scale {result.scale:.3g}):")
-    print(format_comparison(metrics, t_detect))
+    print(format_comparison(demo.metrics, demo.detect_seconds))
     print("ground truth:")
     for name in ("gray.tif", "fluo.tif", "sections.labelme.json", "sections.magc"):
         print(f"  {out / name}")
     print("detection:")
-    for name, path in sorted(paths.items()):
+    for name, path in sorted(demo.outputs.items()):
         print(f"  {name}: {path}")
     return 0

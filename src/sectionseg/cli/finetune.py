@@ -1,26 +1,11 @@
 """``sectionseg finetune``: adapt a model to a new wafer from a dozen hand-labelled sections.
 
-Stages (each a plain API call; their times go into ``DIR/finetune_report.json``):
-
-1. read the wafer and the labels; check the labels (inside the image, both parts, no bad overlap);
-2. the working scale from the labelled sections' size (the base model's section size);
-3. the wafer's other sections, roughly, with the classical detector and the base model, and every
-   area that is not bare wafer (``content_regions``, no detector needed): all painted out of the
-   backgrounds and context tiles, so unlabelled sections are never shown to the model as background
-   even on a wafer where both detectors fail;
-4. the adaptation dataset (``DIR/data``): synthetic pastes of the labelled sections + context tiles;
-5. fine-tuning from the base model (``DIR/run``: resumable run folder, losses.png, log.csv);
-6. ``DIR/model.pt``, the adapted model (loadable by ``detect --model``; it records the section size);
-7. base vs adapted model on the held-out validation images (``DIR/eval_val_{base,adapted}``);
-8. with ``--detect``: detection on the whole wafer with the adapted model (``DIR/detection``).
+The arguments of :func:`sectionseg.workflows.adapt_to_wafer`, which does the work (its module,
+:mod:`sectionseg.workflows.finetune`, lists the stages), and a printed summary.
 """
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import sys
-import time
 from pathlib import Path
 
 from sectionseg.cli._checks import (
@@ -30,10 +15,7 @@ from sectionseg.cli._checks import (
     check_input_path,
     check_output_folder,
 )
-from sectionseg.errors import InputError
-
-#: blobs of content at least this x the labelled tissue area are painted out of backgrounds and context
-CONTENT_MIN_AREA = 0.3
+from sectionseg.workflows.finetune import REPORT_NAME, check_adaptation_folder
 
 
 def register(subparsers) -> None:
@@ -81,136 +63,19 @@ def check_args(args) -> None:
     check_input_path(args.labels, "label file")
     if args.base_model is not None:
         check_input_file(args.base_model, "base model file")
-    out = check_output_folder(args.out)
-    if not args.resume and (out / "run" / "last.pt").exists():
-        raise InputError("the folder already holds a fine-tuning run; use --resume or another --out", out)
-    if args.resume and not (out / "data" / "manifest.json").is_file():
-        raise InputError("nothing to resume: no fine-tuning data in the folder", out)
-
-
-def _base_model(path) -> Path:
-    from sectionseg.model import default_model_path
-
-    base = Path(path) if path else default_model_path()
-    if not base.is_file():
-        raise InputError("base model not found" if path else "the bundled model is missing; pass --base-model",
-                         base)
-    return base
-
-
-def prepare_data(args, gray, fluo, labelled, data_dir: Path, reference: float, timings: dict,
-                 base: Path) -> dict:
-    """Stages 2-4: working scale (sections ``reference`` px long, the base model's size), occupied
-    areas (sections the classical detector or the base model find: painted out of the backgrounds, so
-    that no unlabelled section is taught as background), adaptation dataset. Returns the dataset's
-    parameters."""
-    import numpy as np
-
-    from sectionseg.datasets.adapt import (
-        build_adaptation_set,
-        content_regions,
-        median_section_size,
-        rescale_wafer,
-        working_scale,
-    )
-    from sectionseg.datasets.labels import REFERENCE_SECTION_SIZE
-    from sectionseg.detection import detect_wafer
-    from sectionseg.detection.classical import detect_classical
-    from sectionseg.io.images import compose_rgb
-    from sectionseg.io.outset import output_set
-
-    size = median_section_size(labelled)
-    scale = working_scale(size, reference)
-    t = time.perf_counter()
-    occupied = detect_classical(gray, fluo)
-    found = detect_wafer(gray, fluo, model=base, section_size=size, device=args.device, progress=False)
-    occupied += found.sections + found.unpaired
-    timings["occupied"] = time.perf_counter() - t
-    # as many sections per image area as for a model of full-size sections
-    density = (REFERENCE_SECTION_SIZE / reference) ** 2
-    per_image = (max(2, round(2 * density)), max(6, round(6 * density)))
-    t = time.perf_counter()
-    rgb = compose_rgb(gray, fluo, gray_name=str(args.gray), fluo_name=str(args.fluo)).rgb
-    rgb, labelled_w, occupied_w = rescale_wafer(rgb, labelled, scale, occupied)
-    # what is no bare wafer, found without any detector: on a wafer the base model does not know, the
-    # detectors miss most sections, and those must not be taught as background either
-    part_area = float(np.median([s.tissue.area for s in labelled_w]))
-    content = [] if getattr(args, "no_content_regions", False) else \
-        content_regions(rgb, labelled_w, min_area=CONTENT_MIN_AREA * part_area)
-    params = {"section_size": size, "working_scale": scale, "labels": str(args.labels),
-              "image": str(args.gray), "fluo": args.fluo, "occupied_sections": len(occupied)}
-    with output_set(data_dir, "finetune") as stage:  # the whole data set or none: --resume needs it whole
-        manifest = build_adaptation_set(stage, rgb, labelled_w, occupied=occupied_w, content=content,
-                                        n_synthetic=args.synthetic,
-                                        sections_per_image=per_image,
-                                        n_val=args.val, size=args.image_size, seed=args.seed,
-                                        source=str(args.gray), params=params, progress=not args.no_progress)
-    timings["dataset"] = time.perf_counter() - t
-    return manifest["params"]
-
-
-def _val_ap(model, data_dir: Path, out_dir: Path, device: str) -> dict:
-    """Mask AP50 / recall50 per class on the validation images."""
-    from sectionseg.evaluation.report import evaluate_model
-
-    results, _ = evaluate_model(model, data_dir, out_dir, split="val", device=device, progress=False)
-    segm = results["segm"]
-    return {name: {"AP50": segm[name]["ap50"], "R50": segm[name]["recall50"]} for name in ("tissue", "magnet")}
+    check_adaptation_folder(check_output_folder(args.out), args.resume)
 
 
 def run(args: argparse.Namespace) -> int:
-    from sectionseg.batch.wafer import detect_files, load_inputs
-    from sectionseg.datasets.adapt import check_labels
-    from sectionseg.formats import read_sections
-    from sectionseg.io.atomic import write_text
-    from sectionseg.io.jsontext import dumps as strict_json
-    from sectionseg.model.checkpoint import load_config_of
-    from sectionseg.training.finetune import export_adapted, finetune
+    from sectionseg.workflows.finetune import adapt_to_wafer
 
-    base = _base_model(args.base_model)
-    out = Path(args.out)
-    timings: dict[str, float] = {}
-    t = time.perf_counter()
-    gray, fluo = load_inputs(args.gray, args.fluo)
-    labelled = read_sections(args.labels, scale=args.scale)
-    check_labels(labelled, gray.shape[1], gray.shape[0], args.labels)
-    timings["read"] = time.perf_counter() - t
-    data_dir = out / "data"
-    if args.resume:
-        params = json.loads((data_dir / "manifest.json").read_text())["params"]
-    else:
-        reference = load_config_of(base).data.section_size
-        params = prepare_data(args, gray, fluo, labelled, data_dir, reference, timings, base)
-
-    t = time.perf_counter()
-    progress = not args.no_progress and sys.stderr.isatty()
-    history = finetune(base, data_dir, out / "run", epochs=args.epochs, all_layers=args.all_layers, lr=args.lr,
-                       resume=args.resume, device=args.device, seed=args.seed,
-                       max_iters_per_epoch=args.max_iters_per_epoch, progress=progress)
-    timings["training"] = time.perf_counter() - t
-    model_path = export_adapted(out / "run", out / "model.pt", section_size=params["section_size"],
-                                base_model=base, info={"labels": str(args.labels), "n_labelled": len(labelled)})
-
-    t = time.perf_counter()
-    val = {"base": _val_ap(base, data_dir, out / "eval_val_base", args.device),
-           "adapted": _val_ap(model_path, data_dir, out / "eval_val_adapted", args.device)}
-    timings["validation"] = time.perf_counter() - t
-    report = {"base_model": str(base), "model": str(model_path), "labels": str(args.labels),
-              "n_labelled": len(labelled), "section_size": params["section_size"],
-              "working_scale": params["working_scale"], "all_layers": args.all_layers, "epochs": args.epochs,
-              "data": {k: params.get(k) for k in ("n_synthetic", "n_val", "size", "occupied_unlabelled")},
-              "history": history, "validation_mask": val, "timings_s": timings,
-              "losses_png": str(out / "run" / "losses.png")}
-    if args.detect:
-        t = time.perf_counter()
-        kwargs = {} if args.score_threshold is None else {"score_threshold": args.score_threshold}
-        result, paths, _ = detect_files(args.gray, args.fluo, out / "detection", model=model_path,
-                                        progress=progress, device=args.device, **kwargs)
-        timings["detection"] = time.perf_counter() - t
-        report["detection"] = {"counts": result.counts, "outputs": {k: os.fspath(v) for k, v in paths.items()}}
-    report["total_seconds"] = sum(timings.values())
-    write_text(out / "finetune_report.json", strict_json(report, indent=1, default=float) + "\n")
-    _print_summary(report, out)
+    report = adapt_to_wafer(
+        args.gray, args.labels, args.out, fluo=args.fluo, label_scale=args.scale, base_model=args.base_model,
+        epochs=args.epochs, all_layers=args.all_layers, lr=args.lr, n_synthetic=args.synthetic, n_val=args.val,
+        image_size=args.image_size, max_iters_per_epoch=args.max_iters_per_epoch, seed=args.seed,
+        resume=args.resume, use_content_regions=not args.no_content_regions, detect=args.detect,
+        score_threshold=args.score_threshold, device=args.device, progress=not args.no_progress)
+    _print_summary(report, Path(args.out))
     return 0
 
 
@@ -226,7 +91,7 @@ def _print_summary(report: dict, out: Path) -> None:
     if "detection" in report:
         c = report["detection"]["counts"]
         print(f"detection: {c['sections']} sections, {c['unpaired']} unpaired parts -> {out / 'detection'}")
-    print(f"report: {out / 'finetune_report.json'}")
+    print(f"report: {out / REPORT_NAME}")
 
 
 def _fmt(value) -> str:

@@ -25,9 +25,10 @@ from sectionseg import __version__
 from sectionseg.errors import InputError, ResourceError
 from sectionseg.io.interrupts import blocked_signals
 
-# Order shown in --help. Each name (``-`` read as ``_``) is a module of this package with a ``register`` function.
+# Order shown in --help. Each name (``-`` read as ``_``) is a module of this package with a ``register`` function
+# (which may add aliases: ``export`` for ``export-model``).
 COMMANDS = ("demo", "detect", "detect-batch", "simulate", "convert", "show", "tiles", "synth", "dataset", "train",
-            "finetune", "evaluate", "export", "order", "proofread")
+            "finetune", "evaluate", "export-model", "order", "proofread")
 
 #: OSError numbers that say the machine (disk, permissions, quota), not sectionseg, is at fault
 _PLACE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO,

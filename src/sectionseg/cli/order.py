@@ -1,10 +1,8 @@
-"""``sectionseg order``: the serial order of the sections from their fluorescent-bead images."""
+"""``sectionseg order``: the serial order of the sections from their fluorescent-bead images
+(the arguments of :func:`sectionseg.workflows.order_bead_folder`)."""
 from __future__ import annotations
 
 import argparse
-import logging
-
-log = logging.getLogger(__name__)
 
 
 def register(subparsers) -> None:
@@ -41,46 +39,14 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from sectionseg.cli._checks import check_output_folder
-    from sectionseg.errors import InputError
-    from sectionseg.io.images import read_image
-    from sectionseg.serial import find_bead_images, order_sections, section_beads
-    from sectionseg.serial.magc import check_ids, magc_path, set_serial_order
-    from sectionseg.serial.report import write_order_outputs
     from sectionseg.serial.settings import OrderSettings
+    from sectionseg.workflows.order import order_bead_folder
 
     out = check_output_folder(args.out)
     settings = OrderSettings(bead_sigma_px=args.bead_sigma, threshold=args.threshold,
                              candidates=args.candidates, cost=args.cost).checked()
-    files = find_bead_images(args.beads)
-    if len(files) < 2:
-        raise InputError(f"{len(files)} section with bead images; an order needs at least 2", args.beads)
-    if args.sections is not None:
-        check_ids(args.sections, files)
-
-    def load(section_id: int):
-        images = [read_image(path) for _, path in sorted(files[section_id].items())]
-        if len({im.shape for im in images}) > 1:
-            raise InputError(f"section {section_id}: its channel images differ in size",
-                             next(iter(files[section_id].values())).parent)
-        return images
-
-    beads = {}
-    for sid in files:
-        beads[sid] = section_beads(load(sid), settings)
-        if len(beads[sid]) == 0:
-            log.warning("%s: no beads found", next(iter(files[sid].values())))
-    result = order_sections(beads, settings, first=args.first)
-    if not any(m.ok for m in result.matches.values()):
-        strong = sorted(b.n_strong for b in beads.values())
-        raise InputError(f"no two sections could be aligned (median {strong[len(strong) // 2]} beads found per "
-                         f"section): are these bead images? try --bead-sigma or --threshold", args.beads)
-    extra = {"beads_dir": str(args.beads), "channels": sorted(next(iter(files.values())))}
-    written = None
-    if args.sections is not None:
-        extra["magc_updated"] = str(magc_path(args.sections))
-    write_order_outputs(out, result, settings=settings, load_images=load, pictures=args.pictures, extra=extra)
-    if args.sections is not None:
-        written = set_serial_order(args.sections, result.order)
+    result, written = order_bead_folder(args.beads, out, settings=settings, sections=args.sections,
+                                        first=args.first, pictures=args.pictures)
     n_doubt = len(result.doubtful)
     print(f"ordered {len(result.order)} sections: {n_doubt} doubtful link{'s' * (n_doubt != 1)} "
           f"(see {out / 'order_report.json'}) -> {out / 'serial_order.txt'}"

@@ -31,7 +31,7 @@ def check_args(args) -> None:
 
 
 def run(args) -> int:
-    from sectionseg.cli._wafer_args import warn_outside
+    from sectionseg.workflows.labelled import warn_outside
 
     image = read_image(args.image, expect_gray=False)
     sections = read_sections(args.annotations, scale=args.scale)

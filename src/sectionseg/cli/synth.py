@@ -1,9 +1,10 @@
-"""``sectionseg synth``: artificial training images from the labelled sections of one wafer."""
+"""``sectionseg synth``: artificial training images from the labelled sections of one wafer (the arguments
+of :func:`sectionseg.workflows.labelled.write_synthetic_set`)."""
 from __future__ import annotations
 
 from pathlib import Path
 
-from sectionseg.cli._wafer_args import add_labelled_wafer_arguments, check_labelled_wafer_arguments, load_labelled_wafer
+from sectionseg.cli._wafer_args import add_labelled_wafer_arguments, check_labelled_wafer_arguments
 from sectionseg.errors import InputError
 
 
@@ -36,25 +37,10 @@ def check_args(args) -> None:
 
 
 def run(args) -> int:
-    from sectionseg.datasets.samples import write_manifest
-    from sectionseg.datasets.synth import fitting_sections, write_synthetic
-    from sectionseg.io.outset import output_set
+    from sectionseg.workflows.labelled import write_synthetic_set
 
-    lo, hi = args.sections_per_image
-    rgb, record, sections = load_labelled_wafer(args)
-    fit = fitting_sections(sections, args.size, args.margin)
-    if lo > fit:
-        room = f"only about {fit} sections of this wafer fit" if fit else "no section of this wafer fits"
-        raise InputError(f"--sections-per-image MIN {lo}: {room} on a {args.size} px image")
-    params = {"kind": "synthetic", "image": str(args.image), "fluo": args.fluo, "labels": str(args.labels),
-              "scale": args.scale, "count": args.count, "size": args.size, "seed": args.seed,
-              "sections_per_image": [lo, hi], "margin": args.margin, "normalisation": record}
-    with output_set(args.out, "synth") as stage:  # the whole set or what OUT held before
-        try:
-            items = write_synthetic(stage, rgb, sections, args.count, args.size, args.seed, (lo, hi),
-                                    prefix="synth", source=str(args.image), margin=args.margin)
-        except ValueError as exc:  # e.g. no section fully inside the image
-            raise InputError(str(exc), args.labels) from None
-        write_manifest(stage, {"train": items}, params)
+    items = write_synthetic_set(args.image, args.labels, args.out, count=args.count, fluo=args.fluo,
+                                label_scale=args.scale, size=args.size, seed=args.seed,
+                                sections_per_image=tuple(args.sections_per_image), margin=args.margin)
     print(f"{len(items)} synthetic images of {args.size} px written to {Path(args.out)}")
     return 0

@@ -1,9 +1,10 @@
-"""``sectionseg tiles``: cut a labelled wafer image into overlapping training patches."""
+"""``sectionseg tiles``: cut a labelled wafer image into overlapping training patches (the arguments of
+:func:`sectionseg.workflows.labelled.write_tile_set`)."""
 from __future__ import annotations
 
 from pathlib import Path
 
-from sectionseg.cli._wafer_args import add_labelled_wafer_arguments, check_labelled_wafer_arguments, load_labelled_wafer
+from sectionseg.cli._wafer_args import add_labelled_wafer_arguments, check_labelled_wafer_arguments
 from sectionseg.errors import InputError
 
 
@@ -32,18 +33,10 @@ def check_args(args) -> None:
 
 
 def run(args) -> int:
-    from sectionseg.datasets.samples import write_manifest
-    from sectionseg.datasets.tiles import cut_tiles
-    from sectionseg.io.outset import output_set
+    from sectionseg.workflows.labelled import write_tile_set
 
-    rgb, record, sections = load_labelled_wafer(args)
-    out = Path(args.out)
-    params = {"kind": "tiles", "image": str(args.image), "fluo": args.fluo, "labels": str(args.labels),
-              "scale": args.scale, "size": args.size, "overlap": args.overlap, "min_area": args.min_area,
-              "skip_empty": args.skip_empty, "normalisation": record}
-    with output_set(out, "tiles") as stage:  # the whole dataset or what OUT held before
-        items = cut_tiles(rgb, sections, stage, args.size, args.overlap, prefix=Path(args.image).stem,
-                          source=str(args.image), min_area=args.min_area, keep_empty=not args.skip_empty)
-        write_manifest(stage, {"train": items}, params)
-    print(f"{len(items)} patches of {args.size} px from {len(sections)} sections written to {out}")
+    items, sections = write_tile_set(args.image, args.labels, args.out, fluo=args.fluo, label_scale=args.scale,
+                                     size=args.size, overlap=args.overlap, min_area=args.min_area,
+                                     keep_empty=not args.skip_empty)
+    print(f"{len(items)} patches of {args.size} px from {len(sections)} sections written to {Path(args.out)}")
     return 0

@@ -1,4 +1,5 @@
-"""``sectionseg train``: train the Mask R-CNN on a dataset folder (resumable)."""
+"""``sectionseg train``: train the Mask R-CNN on a dataset folder (resumable); the arguments of
+:func:`sectionseg.workflows.train_model`."""
 from __future__ import annotations
 
 import argparse
@@ -68,22 +69,13 @@ def check_args(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sectionseg.model.config import load_config
-    from sectionseg.training.loop import train
+    from sectionseg.workflows.train import train_model
 
-    config = None if args.resume else load_config(args.config)
-    init_state = None
-    if args.init_weights:
-        from sectionseg.model.checkpoint import load_weights
-
-        stored, init_state = load_weights(args.init_weights)
-        config.model = stored.model  # the weights' own architecture
-    if args.lr is not None and config is not None:
-        config.train.lr = args.lr
-    history = train(config, args.data, args.out, resume=args.resume, epochs=args.epochs, init_state=init_state,
-                    heads_only=args.heads_only, freeze_fpn=args.freeze_fpn, device=args.device,
-                    backbone_weights=args.backbone_weights, seed=args.seed,
-                    max_iters_per_epoch=args.max_iters_per_epoch, progress=not args.no_progress)
+    history = train_model(args.data, args.out, config=args.config, init_weights=args.init_weights, lr=args.lr,
+                          resume=args.resume, epochs=args.epochs, heads_only=args.heads_only,
+                          freeze_fpn=args.freeze_fpn, device=args.device, backbone_weights=args.backbone_weights,
+                          seed=args.seed, max_iters_per_epoch=args.max_iters_per_epoch,
+                          progress=not args.no_progress)
     if history:
         last = history[-1]
         val = last.get("val_total")

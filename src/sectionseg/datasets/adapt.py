@@ -3,9 +3,10 @@
 Synthetic pastes (:mod:`sectionseg.datasets.synth`) and context tiles, as for training, made safe for a
 wafer where only a dozen of several hundred sections are labelled:
 
-- the wafer is first brought to the *working scale*, where sections are as large as in the base
-  model's training data (its ``data.section_size``, :data:`REFERENCE_SECTION_SIZE` for the bundled
-  model), so that the adapted model runs at the same scale as detection will use;
+- the wafer is first brought to the *working scale* (:func:`sectionseg.geometry.scale.working_scale`),
+  where sections are as large as in the base model's training data (its ``data.section_size``,
+  :data:`sectionseg.geometry.scale.REFERENCE_SECTION_SIZE` for the bundled model), so that the adapted
+  model runs at the same scale as detection will use;
 - synthetic images: the labelled sections pasted at random positions and angles onto this wafer's own
   background (:mod:`sectionseg.datasets.synth`). The background must not show *unlabelled* sections,
   which would teach the model that sections are background: ``occupied`` sections (found by any
@@ -29,43 +30,19 @@ import numpy as np
 import shapely
 from tqdm import tqdm
 
-from sectionseg.datasets.labels import REFERENCE_SECTION_SIZE
 from sectionseg.datasets.samples import write_manifest, write_sample
 from sectionseg.datasets.synth import Background, fill_geometry, footprint, generate_synthetic
 from sectionseg.datasets.tiles import tile_sections
 from sectionseg.errors import InputError
-from sectionseg.geometry.quads import rect_sides
 from sectionseg.geometry.section import Part, Section
 from sectionseg.io.resample import resample
 
-#: A working scale within this fraction of 1 is taken as 1 (no resampling at all).
-SNAP_TOLERANCE = 0.12
 #: Parts of different sections may overlap by at most this fraction of the smaller part.
 MAX_LABEL_OVERLAP = 0.2
 #: Beyond this share of the image, "content" (no bare wafer) is shading, not sections: not used.
 MAX_CONTENT_SHARE = 0.5
 
 log = logging.getLogger(__name__)
-
-
-def section_long_side(section: Section) -> float:
-    """Long side (px) of the minimum-area rectangle around a section's tissue and magnet corners."""
-    return rect_sides(np.concatenate([p.polygon for n, p in section.parts().items() if n != "dummy"]))[0]
-
-
-def median_section_size(sections: list[Section]) -> float:
-    """Median :func:`section_long_side` of ``sections`` (px)."""
-    return float(np.median([section_long_side(s) for s in sections]))
-
-
-def snap_scale(scale: float) -> float:
-    """``scale``, or exactly 1 when within :data:`SNAP_TOLERANCE` of it (no resampling at all)."""
-    return 1.0 if abs(scale - 1.0) <= SNAP_TOLERANCE else float(scale)
-
-
-def working_scale(section_size: float, reference: float = REFERENCE_SECTION_SIZE) -> float:
-    """Working px per source px for sections of long side ``section_size`` source px (1 when close)."""
-    return snap_scale(reference / float(section_size))
 
 
 def check_labels(sections: list[Section], width: int, height: int, path=None, *,

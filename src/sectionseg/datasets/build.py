@@ -7,8 +7,8 @@ wafers and synthetic images made from its wafers' sections; write ``OUT/images``
 ``OUT/masks`` and ``OUT/manifest.json`` (see :mod:`sectionseg.datasets.samples`), as one set
 (:mod:`sectionseg.io.outset`): OUT holds the whole dataset or what it held before.
 
-Split sizes: by count (``split=(900, 90, 50)``, as in the seed: a split's tiles are shuffled and cut
-to its count, synthetic images fill the rest unless ``n_synthetic`` is given) or by ``fractions``
+Split sizes: by count (``split=(900, 90, 50)``, the default of ``sectionseg dataset``: a split's tiles
+are shuffled and cut to its count, synthetic images fill the rest unless ``n_synthetic`` is given) or by ``fractions``
 (every tile is used; wafers and ``n_synthetic`` images are shared by the fractions).
 """
 from __future__ import annotations
@@ -25,11 +25,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from sectionseg.datasets.labels import REFERENCE_SECTION_SIZE
 from sectionseg.datasets.samples import SPLITS, load_wafer_rgb, write_manifest
 from sectionseg.datasets.synth import write_synthetic
 from sectionseg.datasets.tiles import cut_tiles, iter_tiles
 from sectionseg.errors import InputError
+from sectionseg.geometry.scale import REFERENCE_SECTION_SIZE
 from sectionseg.io.interrupts import STOP_SIGNALS, blocked_signals
 from sectionseg.io.outset import output_set
 from sectionseg.io.resample import scaled_size

@@ -13,9 +13,6 @@ from sectionseg.geometry.section import Section
 
 CLASSES = ("tissue", "magnet")
 CLASS_IDS = {name: i + 1 for i, name in enumerate(CLASSES)}
-#: Long side (px) of a whole section (tissue + magnet) in the simulated training data of the bundled
-#: model (styles default, crowded, sparse); a model file records its own value (``data.section_size``).
-REFERENCE_SECTION_SIZE = 130.0
 
 
 def instances(sections: list[Section]) -> list[tuple[int, np.ndarray]]:

@@ -1,8 +1,8 @@
 """Artificial training images: labelled sections pasted onto section-free wafer background.
 
-As in the seed project: every labelled section (tissue + magnet + dummy, with a margin of a few px)
-is cut out of a labelled wafer image, then pasted at random positions and any rotation, without
-overlap, onto background from the same wafer, with a feathered alpha so edges do not look pasted.
+Every labelled section (tissue + magnet + dummy, with a margin of a few px) is cut out of a labelled
+wafer image, then pasted at random positions and any rotation, without overlap, onto background from
+the same wafer, with a feathered alpha so edges do not look pasted.
 
 Background: the wafer with its sections painted out (``cv2.inpaint`` on a downscaled copy, upsampled,
 plus Gaussian noise of the wafer's own background noise level); windows with the least section

@@ -30,7 +30,8 @@ FEATURES = ("gray_level", "dark_structure", "specks", "fluo_level")
 #: fluorescence. (Gray level has none: either part can be the darker one. Dark structure and specks
 #: were tried as priors for gray-only wafers and dropped: on simulated wafers whose magnet is dark and
 #: speckled, the magnet shows more dark structure than the tissue, and a prior that is wrong on one
-#: family flips correct wafers there. They still serve as the wafer's own relation, step 2.)
+#: family flips correct wafers there. They still serve as the wafer's own relation, measured on
+#: its sections, by which single sections are exchanged.)
 PRIORS = {"fluo_level": -1.0}
 
 

@@ -7,7 +7,7 @@ the top-left corner of the top-left pixel).
 Three frames, three :class:`~sectionseg.detection.tiling.WaferSource` of the same images:
 ``source`` (the user's pixels), ``working`` (``scale``: where sections look as large as in the
 model's training data; the model's tiles) and ``fit`` (where sections are
-:data:`~sectionseg.datasets.labels.REFERENCE_SECTION_SIZE` px long; quads are fitted and every repair
+:data:`~sectionseg.geometry.scale.REFERENCE_SECTION_SIZE` px long; quads are fitted and every repair
 reads the image there, :mod:`sectionseg.detection.repairs` says how parts move between frames).
 """
 from __future__ import annotations
@@ -20,15 +20,14 @@ from typing import Any
 
 import numpy as np
 
-from sectionseg.datasets.labels import REFERENCE_SECTION_SIZE
 from sectionseg.detection.consensus import tissue_consensus
 from sectionseg.detection.content import content_flags
 from sectionseg.detection.evidence import WaferLevels, measure_levels
 from sectionseg.detection.inference import Detection, Predictor, predict_tiles, resolve_batch_size
 from sectionseg.detection.merge import merge_detections
 from sectionseg.detection.merged import split_merged
-from sectionseg.detection.models import resolve_model
 from sectionseg.detection.parallel import resolve_workers
+from sectionseg.detection.predictor import resolve_model
 from sectionseg.detection.refine import Candidate, fit_candidates, to_fit_frame
 from sectionseg.detection.repairs import (
     complete_from_image,
@@ -48,6 +47,7 @@ from sectionseg.detection.strips import trim_merged_strips
 from sectionseg.detection.tiling import WaferSource, plan_tiles
 from sectionseg.errors import InputError
 from sectionseg.geometry import Section
+from sectionseg.geometry.scale import REFERENCE_SECTION_SIZE
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sectionseg.datasets.adapt import snap_scale
-from sectionseg.datasets.labels import REFERENCE_SECTION_SIZE
 from sectionseg.detection.inference import Detection
 from sectionseg.detection.parallel import fork_map
 from sectionseg.detection.tiling import WaferSource
@@ -21,6 +19,7 @@ from sectionseg.geometry import Part
 from sectionseg.geometry.fitting import SEARCH_OUT_PX, SEARCH_PX, fit_quadrilateral, refine_quad
 from sectionseg.geometry.quads import rect_sides
 from sectionseg.geometry.raster import polygon_mask
+from sectionseg.geometry.scale import REFERENCE_SECTION_SIZE, snap_scale
 
 FIT_MARGIN = 6         # px of image around a mask crop for the edge refinement
 #: Farthest reach (times the default search distances) for tissue sides fitted from masks made at a

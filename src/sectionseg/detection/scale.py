@@ -17,10 +17,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from sectionseg.datasets.adapt import snap_scale, working_scale
-from sectionseg.datasets.labels import REFERENCE_SECTION_SIZE
 from sectionseg.detection.inference import Detection, Predictor, predict_tiles
 from sectionseg.detection.tiling import Tile, WaferSource
+from sectionseg.geometry.scale import REFERENCE_SECTION_SIZE, snap_scale, working_scale
 
 log = logging.getLogger(__name__)
 

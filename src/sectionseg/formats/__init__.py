@@ -26,7 +26,6 @@ from pathlib import Path
 
 from sectionseg.formats.coco import read_coco, sections_from_coco, write_coco
 from sectionseg.formats.common import check_scale, load_json
-from sectionseg.formats.detect import FORMATS, check_format, guess_format, json_kind
 from sectionseg.formats.labelme import image_path_for, read_labelme, sections_from_labelme, write_labelme
 from sectionseg.formats.landmarks import MIN_LANDMARKS, read_landmarks
 from sectionseg.formats.magc_ini import (
@@ -39,6 +38,7 @@ from sectionseg.formats.magc_ini import (
     write_magc,
 )
 from sectionseg.formats.magc_pair import read_magc_pair, write_magc_pair
+from sectionseg.formats.sniff import FORMATS, check_format, guess_format, json_kind
 from sectionseg.geometry import Section
 from sectionseg.io.outset import check_complete
 

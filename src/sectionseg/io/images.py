@@ -1,6 +1,6 @@
 """Read wafer images and compose the model input.
 
-Model input, as in the seed: 3 channels ``(gray, gray, fluo)``, uint8, ``(H, W, 3)``, after a robust
+Model input: 3 channels ``(gray, gray, fluo)``, uint8, ``(H, W, 3)``, after a robust
 per-channel intensity normalisation (low/high percentiles mapped to 0/255) whose parameters are
 returned so that they can be recorded next to any output.
 

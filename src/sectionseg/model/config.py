@@ -15,8 +15,8 @@ from pathlib import Path
 
 import yaml
 
-from sectionseg.datasets.labels import REFERENCE_SECTION_SIZE
 from sectionseg.errors import InputError
+from sectionseg.geometry.scale import REFERENCE_SECTION_SIZE
 
 CLASSES = ("background", "tissue", "magnet")
 

@@ -67,7 +67,7 @@ class Style:
     dummy_probability: Range = (0.0, 0.8)
     dummy_gap: Range = (0.0, 5.0)
     dummy_width: Range = (6.0, 20.0)
-    # Real-wafer variation (issue "real wafers"). Off (a zero-width range draws nothing) in the
+    # Real-wafer variation (what the real-look styles add). Off (a zero-width range draws nothing) in the
     # original styles, so their wafers stay bit-identical for a given seed.
     section_brightness: Range = (0.0, 0.0)    # s.d. of a per-section log factor on both parts' darkness
     part_balance: Range = (0.0, 0.0)          # s.d. of a per-section log factor on tissue vs magnet

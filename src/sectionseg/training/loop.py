@@ -406,7 +406,7 @@ def train(config: Config, data_root, out_dir, *, resume: bool = False, epochs: i
             raise InputError("nothing to resume: no last.pt in the run folder", out_dir)
         stored = read_checkpoint(last)
         if not isinstance(stored.get("training"), dict):
-            raise InputError("last.pt holds no training state (a model file written by export?): nothing "
+            raise InputError("last.pt holds no training state (a model file written by export-model?): nothing "
                              "to resume from", last)
         config = config_from_dict(stored["config"], last)
         heads_only = stored["training"].get("heads_only", heads_only)

@@ -1,4 +1,8 @@
-"""``sectionseg export CKPT OUT [--half]``: a slim model file (no optimizer state) from a checkpoint."""
+"""``sectionseg export-model CKPT OUT [--half]``: a slim model file (no optimizer state) from a checkpoint.
+
+``export`` is an alias of the command (its earlier name; scripts that use it keep working).
+It writes model weights; the microscope outputs of a detection are written by :mod:`sectionseg.export`.
+"""
 from __future__ import annotations
 
 import argparse
@@ -10,7 +14,8 @@ from sectionseg.errors import InputError
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "export", help="write a slim model file (weights + config + class names) from a training checkpoint",
+        "export-model", aliases=["export"],
+        help="write a slim model file (weights + config + class names) from a training checkpoint",
         description="Drop the training state (optimizer, scheduler, RNG) of a checkpoint written by "
                     "`sectionseg train` and keep what loading needs: weights, config and class names. "
                     "--half stores the weights as float16 (loaded back as float32).")
