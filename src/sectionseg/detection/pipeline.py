@@ -23,6 +23,7 @@ import numpy as np
 from sectionseg.detection.consensus import tissue_consensus
 from sectionseg.detection.content import content_flags
 from sectionseg.detection.evidence import WaferLevels, measure_levels
+from sectionseg.detection.gray_look import lone_magnets, needs_gray_look, partners_from_gray
 from sectionseg.detection.inference import Detection, Predictor, predict_tiles, resolve_batch_size
 from sectionseg.detection.merge import merge_detections
 from sectionseg.detection.merged import split_merged
@@ -208,6 +209,22 @@ def detect_wafer(gray: np.ndarray, fluo: np.ndarray | None = None, *, model: Any
     done = _repair(tissues, magnets, reserve, fit, refine, settings)
     timings["pairing"] = time.perf_counter() - t
 
+    n_gray = 0
+    if fluo is not None and settings.runs("gray_look") and needs_gray_look(done.sections, done.unpaired, settings):
+        t = time.perf_counter()
+        log.info("%d magnets without a tissue: a second look at the gray image alone",
+                 len(lone_magnets(done.unpaired)))
+        second = detect_wafer(gray, None, predictor=predictor, tile_size=tile_size, overlap=overlap,
+                              batch_size=batch_size, score_threshold=score_threshold,
+                              mask_threshold=mask_threshold, scale=scale, device=device, refine=refine,
+                              nms_overlap=nms_overlap, skip_empty=skip_empty, workers=n_workers,
+                              progress=False, settings=settings.without("gray_look"))
+        found, done.unpaired = partners_from_gray(done.unpaired, second.sections,
+                                                  min_iou=settings.gray_look_min_iou)
+        done.sections += found
+        n_gray = len(found)
+        timings["gray_look"] = time.perf_counter() - t
+
     n = done.counts
     counts = {"tiles": len(all_tiles), "empty_tiles_skipped": len(all_tiles) - len(tiles),
               "raw_detections": len(raw), "parts": len(merged),
@@ -222,7 +239,7 @@ def detect_wafer(gray: np.ndarray, fluo: np.ndarray | None = None, *, model: Any
               "partners_from_image": n["inferred"],
               "unfitted_parts": sum(p["polygon"] is None for p in parts),
               "poor_fits": int(sum(p["fit_iou"] is not None and p["fit_iou"] < POOR_FIT_IOU for p in parts)),
-              "swapped_by_consensus": done.consensus.get("swapped", 0)}
+              "swapped_by_consensus": done.consensus.get("swapped", 0), "tissues_from_gray_look": n_gray}
     params = {"tile_size": tile_size, "overlap": overlap, "batch_size": batch_size,
               "score_threshold": score_threshold, "mask_threshold": mask_threshold,
               "section_size": section_size, "device": device, "refine": refine, "nms_overlap": nms_overlap,

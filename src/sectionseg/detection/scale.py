@@ -3,8 +3,10 @@
 Section sizes differ between wafers (long side about 60-400 px at the working resolution; the
 model was trained on sections whose tissue part is ~127 px long). The scale (working px per source
 px) is estimated without the user: the predictor runs on a few content-rich sample tiles at a few
-candidate scales; the candidate with the most confident detections wins, then the median detected
-long side (relative to the training size) refines it. A user hint (``section_size``, the section's
+candidate scales; the candidate with the most confident detections that touch a part of the other
+class (a tissue beside a magnet: at a wrong scale a model outlines whole sections, or bits of them,
+as lone parts) wins, then the most confident detections, then the median detected long side
+(relative to the training size) refines it. A user hint (``section_size``, the section's
 long side in source px) skips the estimate.
 """
 from __future__ import annotations
@@ -27,6 +29,11 @@ log = logging.getLogger(__name__)
 #: whose sections are :data:`REFERENCE_SECTION_SIZE` long; other models scale these by their own size.
 TRAINING_LONG_SIDE = {1: 127.0, 2: 114.0}
 CANDIDATE_SCALES = (1.0, 0.5, 2.0, 0.3)
+# Touching tissue/magnet pairs measure the section size directly when there are at least MIN_PAIRS
+# and at least MIN_PAIRED_SHARE of the detections are in one (else a few neighbours touching by
+# chance would pass for sections): the sizes of lone parts are then read against the training data's.
+MIN_PAIRS = 3
+MIN_PAIRED_SHARE = 0.3
 REFINE_ROUNDS = 2  # measurements at the estimated scale that may correct it
 
 
@@ -76,6 +83,51 @@ def tiles_at(centres: Iterable[tuple[float, float]], source: WaferSource, tile_s
     return sorted(tiles, key=lambda t: (t.y0, t.x0))
 
 
+def _touching(a: Detection, b: Detection, reach: int) -> int:
+    """Pixels of ``b``'s mask within ``reach`` px of ``a``'s mask (0 when their boxes are apart)."""
+    ax0, ay0, ax1, ay1 = a.box
+    bx0, by0, bx1, by1 = b.box
+    x0, y0 = max(ax0, bx0) - reach, max(ay0, by0) - reach
+    x1, y1 = min(ax1, bx1) + reach, min(ay1, by1) + reach
+    if x1 <= x0 or y1 <= y0:
+        return 0
+    window = []
+    for d in (a, b):
+        m = np.zeros((y1 - y0, x1 - x0), np.uint8)
+        ox, oy = d.origin
+        sub = d.mask[max(0, y0 - oy):max(0, y1 - oy), max(0, x0 - ox):max(0, x1 - ox)]
+        r, c = max(0, oy - y0), max(0, ox - x0)
+        m[r:r + sub.shape[0], c:c + sub.shape[1]] = sub
+        window.append(m)
+    near = cv2.dilate(window[0], np.ones((2 * reach + 1, 2 * reach + 1), np.uint8))
+    return int(np.count_nonzero(np.logical_and(near, window[1])))
+
+
+def touching_pairs(dets: list[Detection], reach: int = 3, contact: float = 0.3) -> list[tuple[int, int]]:
+    """``(tissue index, magnet index)`` of detections touching along at least ``contact`` of the shorter
+    long side (a tissue and its magnet share a long edge); each tissue with its most touching magnet."""
+    sides = [long_side(d) for d in dets]
+    pairs = []
+    for i, a in enumerate(dets):
+        if a.label != 1:
+            continue
+        touch = [(_touching(a, b, reach), j) for j, b in enumerate(dets) if b.label == 2]
+        touch = [(n, j) for n, j in touch if n >= contact * min(sides[i], sides[j])]
+        if touch:
+            pairs.append((i, max(touch)[1]))
+    return pairs
+
+
+def section_side(a: Detection, b: Detection) -> float:
+    """Long side (px) of the minimum-area rectangle around two detections' mask pixels (a section)."""
+    pts = []
+    for d in (a, b):
+        ys, xs = np.nonzero(d.mask)
+        pts.append(np.column_stack([xs + d.origin[0], ys + d.origin[1]]))
+    _, (w, h), _ = cv2.minAreaRect(np.concatenate(pts).astype(np.float32))
+    return float(max(w, h)) + 1.0
+
+
 def _relative_size(dets: list[Detection], reference: float = REFERENCE_SECTION_SIZE) -> float | None:
     """Median detected long side / training long side (None without detections)."""
     k = reference / REFERENCE_SECTION_SIZE
@@ -104,19 +156,30 @@ def estimate_scale(source: WaferSource, predictor: Predictor, *, candidates: Seq
         dets = [d for d in dets if not d.truncated]
         rel = _relative_size(dets, reference)
         area = sum(t.width * t.height for t in tiles) / 1e6
-        log.info("scale %.2f: %d detections, relative size %s", cand, len(dets), rel)
-        return {"scale": cand, "detections": len(dets), "per_megapixel": len(dets) / max(area, 1e-9),
-                "relative_size": rel}
+        pairs = touching_pairs(dets)
+        paired = len({k for pair in pairs for k in pair})
+        sections_seen = len(pairs) >= MIN_PAIRS and paired >= MIN_PAIRED_SHARE * len(dets)
+        if sections_seen:  # the sections' own size, as --section-size measures it
+            rel = float(np.median([section_side(dets[i], dets[j]) for i, j in pairs])) / reference
+        log.info("scale %.2f: %d detections (%d paired), relative size %s", cand, len(dets), paired, rel)
+        return {"scale": cand, "detections": len(dets), "pairs": len(pairs), "paired": paired,
+                "sections_seen": sections_seen,
+                "per_megapixel": len(dets) / max(area, 1e-9), "relative_size": rel}
 
     trials = []
     # the candidates are for a model of the reference size: one for smaller sections starts smaller
     for cand in (c * reference / REFERENCE_SECTION_SIZE for c in candidates):
         trials.append(trial(cand))
         rel = trials[-1]["relative_size"]
-        if rel is not None and trials[-1]["detections"] >= 4 and 0.75 <= rel <= 1.33:
+        if trials[-1]["sections_seen"] and 0.75 <= rel <= 1.33:
             break
-    # Detections per source (not working) megapixel: a tile at scale s covers 1/s^2 more wafer.
-    best = max(trials, key=lambda t: (t["per_megapixel"] * t["scale"] ** 2, -abs(math.log(t["scale"]))))
+
+    def evidence(t: dict[str, Any]) -> tuple[float, float, float]:
+        # per source (not working) megapixel: a tile at scale s covers 1/s^2 more wafer
+        per_source = t["per_megapixel"] * t["scale"] ** 2 / max(t["detections"], 1)
+        return t["paired"] * per_source, t["detections"] * per_source, -abs(math.log(t["scale"]))
+
+    best = max(trials, key=evidence)
     if best["detections"] == 0 or best["relative_size"] is None:
         log.warning("no section found at any candidate scale; using scale 1")
         return 1.0, {"trials": trials, "method": "fallback"}

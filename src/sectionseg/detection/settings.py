@@ -16,7 +16,7 @@ from typing import Any
 #: The repair steps, in the order the pipeline runs them (each can be switched off).
 STEPS = ("rebuild_touching", "recover_partners", "split_tiny", "regrow_small", "trim_gaps",
          "trim_strips", "drop_duplicates", "split_merged", "drop_implausible", "split_unseen",
-         "complete_from_image", "consensus")
+         "complete_from_image", "consensus", "gray_look")
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,12 @@ class RepairSettings:
     consensus_flip_agreement: float = 0.35  # the whole wafer is exchanged when at most this share of its
                                           # sections agrees with a prior feature (and none says keep)
     consensus_inset: float = 2.0          # px kept away from a part's outline when measuring it
+    # a second, gray-only pass for magnets found alone (:mod:`sectionseg.detection.gray_look`): run when
+    # at least gray_look_min_lone magnets and gray_look_share of all magnets found have no tissue; a
+    # gray-only section whose part covers a lone magnet with an IoU of gray_look_min_iou gives the tissue
+    gray_look_min_lone: int = 3
+    gray_look_share: float = 0.25
+    gray_look_min_iou: float = 0.5
     steps: tuple[str, ...] = field(default=STEPS)
 
     def __post_init__(self) -> None:
