@@ -24,6 +24,7 @@ demo: $(STAMP)
 # the guard rails: lint, types (configured in pyproject.toml), the import layers of docs/ARCHITECTURE.md
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 

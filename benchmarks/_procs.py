@@ -1,4 +1,5 @@
 """Process-tree memory readings shared by the benchmarks (Linux ``/proc``)."""
+
 from __future__ import annotations
 
 from pathlib import Path

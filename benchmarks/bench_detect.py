@@ -22,6 +22,7 @@ sections with tissue and magnet swapped, time and peak memory; then the model's 
 repair steps off (``sectionseg.detection.settings.STEPS``); ``--ablation`` prints, per wafer, the
 section F1 / swapped share with every step switched off in turn (what each step buys).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,8 +40,9 @@ REAL_LAYOUTS = REPO.parent / "shared" / "data" / "real_layouts"
 DEFAULT_WAFERS = ["default:1000", "low-contrast:1001", "crowded:1002", "large-sections:1003"]
 
 
-def _simulate(folder: Path, style: str, seed: int, size: int | None, sections: int | None,
-              layout: Path | None = None) -> None:
+def _simulate(
+    folder: Path, style: str, seed: int, size: int | None, sections: int | None, layout: Path | None = None
+) -> None:
     from sectionseg.simulation import simulate_wafer
 
     if (folder / "simulation.json").is_file():
@@ -91,8 +93,9 @@ def _run_one(folder: str, method: str, model: str | None, threads: int, options:
         from sectionseg.detection import detect_wafer
         from sectionseg.detection.settings import RepairSettings
 
-        result = detect_wafer(gray, fluo, model=model, progress=False,
-                              settings=RepairSettings().without(*without), **options)
+        result = detect_wafer(
+            gray, fluo, model=model, progress=False, settings=RepairSettings().without(*without), **options
+        )
         found, extra = result.sections + result.unpaired, {"scale": result.scale, "timings": result.timings}
     else:
         from sectionseg.detection.classical import detect_classical
@@ -100,8 +103,16 @@ def _run_one(folder: str, method: str, model: str | None, threads: int, options:
         found, extra = detect_classical(gray, fluo), {}
     seconds = time.perf_counter() - t0
     metrics = compare_sections(read_sections(Path(folder) / "sections.labelme.json"), found)
-    queue.put({"metrics": metrics, "seconds": seconds, "width": int(gray.shape[1]),
-               "height": int(gray.shape[0]), "peak_memory_mb": _peak_memory_mb(), **extra})
+    queue.put(
+        {
+            "metrics": metrics,
+            "seconds": seconds,
+            "width": int(gray.shape[1]),
+            "height": int(gray.shape[0]),
+            "peak_memory_mb": _peak_memory_mb(),
+            **extra,
+        }
+    )
 
 
 def _tree_pss_mb(pid: int) -> float:
@@ -110,8 +121,9 @@ def _tree_pss_mb(pid: int) -> float:
     return sum(smaps_rollup_mb(p).get("Pss", 0.0) for p in process_tree(pid))
 
 
-def run_isolated(folder: Path, method: str, model: str | None, threads: int, cache: Path,
-                 options: dict | None = None) -> dict:
+def run_isolated(
+    folder: Path, method: str, model: str | None, threads: int, cache: Path, options: dict | None = None
+) -> dict:
     """Result of one (wafer, method), from ``cache`` when present, else computed in a fresh process.
     Its peak memory is sampled every 0.2 s over the process and its workers (PSS)."""
     if cache.is_file():
@@ -127,8 +139,9 @@ def run_isolated(folder: Path, method: str, model: str | None, threads: int, cac
             break
         except queue_module.Empty:
             if not proc.is_alive():
-                raise RuntimeError(f"the benchmark process for {folder} ({method}) died, "
-                                   f"exit code {proc.exitcode}") from None
+                raise RuntimeError(
+                    f"the benchmark process for {folder} ({method}) died, exit code {proc.exitcode}"
+                ) from None
             peak_tree = max(peak_tree, _tree_pss_mb(proc.pid))
     proc.join()
     result["peak_tree_pss_mb"] = peak_tree
@@ -149,12 +162,14 @@ def _fmt(v, fmt=".3f"):
 def table_row(name: str, method: str, r: dict) -> str:
     m = r["metrics"]
     t, g = m["tissue"], m["magnet"]
-    return (f"| {name} | {method} | {m['n_truth']} | {_fmt(t['precision'])} / {_fmt(t['recall'])} | "
-            f"{_fmt(g['precision'])} / {_fmt(g['recall'])} | {_fmt(t['centre_error_median'], '.2f')} / "
-            f"{_fmt(g['centre_error_median'], '.2f')} | {_fmt(t['angle_error_median'], '.2f')} / "
-            f"{_fmt(g['angle_error_median'], '.2f')} | {_fmt(m['pairing_accuracy'])} | "
-            f"{_fmt(m['section_recall'])} | {_fmt(m.get('section_f1'))} | {_pct(m)} | {r['seconds']:.0f} | "
-            f"{_peak(r):.0f} |")
+    return (
+        f"| {name} | {method} | {m['n_truth']} | {_fmt(t['precision'])} / {_fmt(t['recall'])} | "
+        f"{_fmt(g['precision'])} / {_fmt(g['recall'])} | {_fmt(t['centre_error_median'], '.2f')} / "
+        f"{_fmt(g['centre_error_median'], '.2f')} | {_fmt(t['angle_error_median'], '.2f')} / "
+        f"{_fmt(g['angle_error_median'], '.2f')} | {_fmt(m['pairing_accuracy'])} | "
+        f"{_fmt(m['section_recall'])} | {_fmt(m.get('section_f1'))} | {_pct(m)} | {r['seconds']:.0f} | "
+        f"{_peak(r):.0f} |"
+    )
 
 
 def _pct(m: dict) -> str:
@@ -172,8 +187,13 @@ def main(argv=None) -> int:
     p.add_argument("--sections", type=int, default=500, help="sections per simulated wafer")
     p.add_argument("--real", action="store_true", help="add the real layouts (rendered), when present")
     p.add_argument("--real-style", default="default", help="simulation style the real layouts are rendered in")
-    p.add_argument("--scaling", type=int, nargs="*", default=[1000, 2000, 3000],
-                   help="wafer sides for the time-vs-area rows (model only)")
+    p.add_argument(
+        "--scaling",
+        type=int,
+        nargs="*",
+        default=[1000, 2000, 3000],
+        help="wafer sides for the time-vs-area rows (model only)",
+    )
     p.add_argument("--threads", type=int, default=2, help="torch threads")
     p.add_argument("--no-classical", action="store_true", help="skip the classical baseline")
     p.add_argument("--precision", choices=PRECISIONS, help="detection precision (default: auto)")
@@ -190,10 +210,19 @@ def main(argv=None) -> int:
     bad = [s for s in args.without if s not in STEPS]
     if bad:
         p.error(f"unknown repair steps {bad}; known: {', '.join(STEPS)}")
-    options = {k: v for k, v in (("precision", args.precision), ("proposals", args.proposals),
-                                 ("tile_size", args.tile_size), ("overlap", args.overlap),
-                                 ("workers", args.workers), ("gray_only", args.gray_only or None),
-                                 ("without", tuple(args.without) or None)) if v is not None}
+    options = {
+        k: v
+        for k, v in (
+            ("precision", args.precision),
+            ("proposals", args.proposals),
+            ("tile_size", args.tile_size),
+            ("overlap", args.overlap),
+            ("workers", args.workers),
+            ("gray_only", args.gray_only or None),
+            ("without", tuple(args.without) or None),
+        )
+        if v is not None
+    }
     from sectionseg.model import default_model_path
 
     model = args.model or str(default_model_path())
@@ -220,18 +249,20 @@ def main(argv=None) -> int:
 
     variant = tag_of(options)
     model_tag = "model-" + model_identity(model)["sha256"][:8]
-    tags = {"model": model_tag + variant,
-            "classical": "classical" + ("-grayonly" if args.gray_only else "")}
+    tags = {"model": model_tag + variant, "classical": "classical" + ("-grayonly" if args.gray_only else "")}
     methods = ["model"] + ([] if args.no_classical else ["classical"])
-    print("| wafer | method | sections | tissue P / R | magnet P / R | centre err px (t / m) | "
-          "angle err deg (t / m) | pairing acc. | sections found | section F1 | swapped | time s | peak MB |")
+    print(
+        "| wafer | method | sections | tissue P / R | magnet P / R | centre err px (t / m) | "
+        "angle err deg (t / m) | pairing acc. | sections found | section F1 | swapped | time s | peak MB |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     classical_options = {"gray_only": True} if args.gray_only else None
     for name, folder in jobs:
         for method in methods:
             cache = work / "results" / f"{name}-{tags[method]}.json"
-            r = run_isolated(folder, method, model, args.threads, cache,
-                             options if method == "model" else classical_options)
+            r = run_isolated(
+                folder, method, model, args.threads, cache, options if method == "model" else classical_options
+            )
             print(table_row(name, method, r), flush=True)
     if args.ablation:
         print("\n| wafer | all steps | " + " | ".join(f"without {s}" for s in STEPS) + " |")
@@ -252,8 +283,9 @@ def main(argv=None) -> int:
             cache = work / "results" / f"{name}-{tags['model']}.json"
             r = run_isolated(work / name, "model", model, args.threads, cache, options)
             area = r["width"] * r["height"] / 1e6
-            print(f"| {side} | {area:.1f} | {r['seconds']:.1f} | {r['seconds'] / area:.2f} | "
-                  f"{_peak(r):.0f} |", flush=True)
+            print(
+                f"| {side} | {area:.1f} | {r['seconds']:.1f} | {r['seconds'] / area:.2f} | {_peak(r):.0f} |", flush=True
+            )
     return 0
 
 

@@ -19,6 +19,7 @@ sections removed from both sides). ``--curve`` repeats the adaptation on ``--cur
 3, 6, 12, 24 labelled sections. Results are cached as JSON in ``WORK/results`` (resumable: delete a
 file to rerun it). Prints markdown tables.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,12 +48,18 @@ def pick_labels(truth, n: int, width: int, height: int, seed: int) -> list:
 
 
 def _row(metrics: dict) -> dict:
-    return {"tissue_p": metrics["tissue"]["precision"], "tissue_r": metrics["tissue"]["recall"],
-            "magnet_p": metrics["magnet"]["precision"], "magnet_r": metrics["magnet"]["recall"],
-            "centre_med": metrics["tissue"]["centre_error_median"],
-            "angle_med": metrics["tissue"]["angle_error_median"],
-            "pairing": metrics["pairing_accuracy"], "section_recall": metrics["section_recall"],
-            "section_f1": metrics["section_f1"], "swapped": metrics["swapped_fraction"]}
+    return {
+        "tissue_p": metrics["tissue"]["precision"],
+        "tissue_r": metrics["tissue"]["recall"],
+        "magnet_p": metrics["magnet"]["precision"],
+        "magnet_r": metrics["magnet"]["recall"],
+        "centre_med": metrics["tissue"]["centre_error_median"],
+        "angle_med": metrics["tissue"]["angle_error_median"],
+        "pairing": metrics["pairing_accuracy"],
+        "section_recall": metrics["section_recall"],
+        "section_f1": metrics["section_f1"],
+        "swapped": metrics["swapped_fraction"],
+    }
 
 
 def run_case(work: Path, style: str, seed: int, size: int, n_labels: int, args) -> dict:
@@ -78,7 +85,7 @@ def run_case(work: Path, style: str, seed: int, size: int, n_labels: int, args) 
     labels = pick_labels(truth, n_labels, size, size, seed + n_labels)
     label_file = work / f"labels_{style}_{n_labels}.json"
     write_sections(label_file, labels, fmt="labelme", image_path="gray.tif", image_size=(size, size))
-    common = (["--no-progress"] if args.gray_only else ["--fluo", str(wafer / "fluo.tif"), "--no-progress"])
+    common = ["--no-progress"] if args.gray_only else ["--fluo", str(wafer / "fluo.tif"), "--no-progress"]
     base_dir = wafer / ("detect_base_gray" if args.gray_only else "detect_base")
     t0 = time.perf_counter()
     if args.redetect or not (base_dir / "report.json").is_file():
@@ -88,8 +95,20 @@ def run_case(work: Path, style: str, seed: int, size: int, n_labels: int, args) 
     out = work / f"finetune_{tag}"
     if old is None:
         t0 = time.perf_counter()
-        cmd = ["finetune", str(wafer / "gray.tif"), "--labels", str(label_file), "--out", str(out), "--detect",
-               "--epochs", str(args.epochs), "--synthetic", str(args.synthetic), *common]
+        cmd = [
+            "finetune",
+            str(wafer / "gray.tif"),
+            "--labels",
+            str(label_file),
+            "--out",
+            str(out),
+            "--detect",
+            "--epochs",
+            str(args.epochs),
+            "--synthetic",
+            str(args.synthetic),
+            *common,
+        ]
         if args.base_model:
             cmd += ["--base-model", args.base_model]
         if args.all_layers:
@@ -100,15 +119,31 @@ def run_case(work: Path, style: str, seed: int, size: int, n_labels: int, args) 
         adapt_seconds = time.perf_counter() - t0
     else:
         adapt_seconds = old["adapt_seconds"]
-        assert main(["detect", str(wafer / "gray.tif"), "--out", str(out / "detection"), "--model",
-                     str(out / "model.pt"), *common]) == 0
+        assert (
+            main(
+                [
+                    "detect",
+                    str(wafer / "gray.tif"),
+                    "--out",
+                    str(out / "detection"),
+                    "--model",
+                    str(out / "model.pt"),
+                    *common,
+                ]
+            )
+            == 0
+        )
     report = json.loads((out / "finetune_report.json").read_text())
-    result = {"style": style + (" (all layers)" if args.all_layers else "") + (" gray only" if args.gray_only else ""),
-              "n_sections": len(truth),
-              "n_labels": len(labels),
-              "adapt_seconds": adapt_seconds, "base_detect_seconds": base_seconds,
-              "finetune_timings": report["timings_s"], "section_size": report["section_size"],
-              "validation_mask": report["validation_mask"]}
+    result = {
+        "style": style + (" (all layers)" if args.all_layers else "") + (" gray only" if args.gray_only else ""),
+        "n_sections": len(truth),
+        "n_labels": len(labels),
+        "adapt_seconds": adapt_seconds,
+        "base_detect_seconds": base_seconds,
+        "finetune_timings": report["timings_s"],
+        "section_size": report["section_size"],
+        "validation_mask": report["validation_mask"],
+    }
     for name, folder in (("base", base_dir), ("adapted", out / "detection")):
         found = read_sections(folder / "sections.magc")
         t_rest, f_rest = held_out(truth, found, labels)
@@ -123,17 +158,21 @@ def _fmt(v, spec=".3f"):
 
 
 def print_table(results: list[dict]) -> None:
-    print("| wafer style | labels | model | tissue P / R | magnet P / R | centre err px | angle err deg "
-          "| pairing | section F1 | swapped | adapt time |")
+    print(
+        "| wafer style | labels | model | tissue P / R | magnet P / R | centre err px | angle err deg "
+        "| pairing | section F1 | swapped | adapt time |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         for name in ("base", "adapted"):
             m = r[name]
             t = f"{r['adapt_seconds'] / 60:.1f} min" if name == "adapted" else ""
-            print(f"| {r['style']} ({r['n_sections']} sections) | {r['n_labels']} | {name} | "
-                  f"{_fmt(m['tissue_p'])} / {_fmt(m['tissue_r'])} | {_fmt(m['magnet_p'])} / {_fmt(m['magnet_r'])} "
-                  f"| {_fmt(m['centre_med'], '.2f')} | {_fmt(m['angle_med'], '.2f')} | {_fmt(m['pairing'])} "
-                  f"| {_fmt(m.get('section_f1'))} | {_fmt(m.get('swapped'))} | {t} |")
+            print(
+                f"| {r['style']} ({r['n_sections']} sections) | {r['n_labels']} | {name} | "
+                f"{_fmt(m['tissue_p'])} / {_fmt(m['tissue_r'])} | {_fmt(m['magnet_p'])} / {_fmt(m['magnet_r'])} "
+                f"| {_fmt(m['centre_med'], '.2f')} | {_fmt(m['angle_med'], '.2f')} | {_fmt(m['pairing'])} "
+                f"| {_fmt(m.get('section_f1'))} | {_fmt(m.get('swapped'))} | {t} |"
+            )
 
 
 def main() -> None:
@@ -150,15 +189,17 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--all-layers", action="store_true", help="fine-tune every layer (separate results)")
     parser.add_argument("--gray-only", action="store_true", help="no fluorescence image (separate results)")
-    parser.add_argument("--redetect", action="store_true",
-                        help="keep the cached models, redo both detections (after a pipeline change)")
+    parser.add_argument(
+        "--redetect", action="store_true", help="keep the cached models, redo both detections (after a pipeline change)"
+    )
     args = parser.parse_args()
     import torch
 
     torch.set_num_threads(args.threads)
     work = Path(args.work)
-    results = [run_case(work, style, STYLE_SEEDS.get(style, 3100), args.size, args.labels, args)
-               for style in args.styles]
+    results = [
+        run_case(work, style, STYLE_SEEDS.get(style, 3100), args.size, args.labels, args) for style in args.styles
+    ]
     print_table(results)
     if args.curve:
         seed = STYLE_SEEDS.get(args.curve_style, 3100)

@@ -13,6 +13,7 @@ quad is fitted from the mask alone (``refine=False``) and refined against the si
 the table gives median / 95th percentile centre error (px), long-axis angle error (degrees) and
 median polygon IoU against the ground truth.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -80,8 +81,13 @@ def run(style: str, seed: int, size: int, sections: int, grow: int, shift: float
     out = {}
     for key, vals in rows.items():
         v = np.array(vals)
-        out[key] = (np.median(v[:, 0]), np.percentile(v[:, 0], 95), np.median(v[:, 1]),
-                    np.percentile(v[:, 1], 95), np.median(v[:, 2]))
+        out[key] = (
+            np.median(v[:, 0]),
+            np.percentile(v[:, 0], 95),
+            np.median(v[:, 1]),
+            np.percentile(v[:, 1], 95),
+            np.median(v[:, 2]),
+        )
     out["ms_per_part"] = 1000 * seconds / max(1, len(rows["refined"]))
     out["n"] = len(rows["refined"])
     return out
@@ -96,8 +102,10 @@ def main() -> None:
     ap.add_argument("--grow", type=int, default=3)
     ap.add_argument("--shift", type=float, default=1.5)
     args = ap.parse_args()
-    print("| style | fit | parts | centre px median | centre px p95 | angle deg median | angle deg p95 "
-          "| IoU median | ms/part |")
+    print(
+        "| style | fit | parts | centre px median | centre px p95 | angle deg median | angle deg p95 "
+        "| IoU median | ms/part |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for style in args.styles:
         r = run(style, args.seed, args.size, args.sections, args.grow, args.shift)

@@ -28,6 +28,7 @@ own), the process tree sampled every 0.25 s:
 Results go to ``WORK/results/*.json`` (reused: delete one to rerun it); a markdown table is printed.
 Sections found are compared with the mirrored ground truth (section recall, IoU >= 0.5).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,14 +59,19 @@ def _mirrored(sections, k: int, size: int):
     out = []
     for i in range(k):
         for j in range(k):
+
             def move(points, i=i, j=j):
                 p = np.array(points, dtype=np.float64)
                 x = size - p[:, 0] if j % 2 else p[:, 0]
                 y = size - p[:, 1] if i % 2 else p[:, 1]
                 return np.column_stack([x + j * size, y + i * size])
+
             for s in sections:
-                out.append(type(s).from_arrays(*(None if part is None else move(part.polygon)
-                                                 for part in (s.tissue, s.magnet, s.dummy))))
+                out.append(
+                    type(s).from_arrays(
+                        *(None if part is None else move(part.polygon) for part in (s.tissue, s.magnet, s.dummy))
+                    )
+                )
     return out
 
 
@@ -91,7 +97,7 @@ def make_mosaic(base: Path, folder: Path, k: int, inputs: list[str]) -> None:
                     block = np.asarray(src, dtype=np.uint16) * np.uint16(factor)
                     block = block[::-1] if i % 2 else block
                     block = block[:, ::-1] if j % 2 else block
-                    out[i * BASE:(i + 1) * BASE, j * BASE:(j + 1) * BASE] = block
+                    out[i * BASE : (i + 1) * BASE, j * BASE : (j + 1) * BASE] = block
             out.flush()
             del out
             os.replace(tmp, path)
@@ -100,21 +106,29 @@ def make_mosaic(base: Path, folder: Path, k: int, inputs: list[str]) -> None:
             import zarr
 
             image = read_image(path)
-            z = zarr.create_array(str(folder / f"{name}.zarr"), shape=image.shape, dtype=image.dtype,
-                                  chunks=(1024, 1024), overwrite=True)
+            z = zarr.create_array(
+                str(folder / f"{name}.zarr"), shape=image.shape, dtype=image.dtype, chunks=(1024, 1024), overwrite=True
+            )
             for r in range(0, size, 1024):
-                z[r:r + 1024] = image[r:r + 1024]
+                z[r : r + 1024] = image[r : r + 1024]
         if "tiled" in inputs and not (folder / f"{name}_tiled.tif").is_file():
             image = read_image(path) if image is None else image
             tmp = folder / f".{name}_tiled.tmp.tif"
             with tifffile.TiffWriter(tmp, bigtiff=True) as tw:
-                tw.write(_tiles(image, 512), shape=image.shape, dtype=image.dtype, tile=(512, 512),
-                         compression="zlib", photometric="minisblack")
+                tw.write(
+                    _tiles(image, 512),
+                    shape=image.shape,
+                    dtype=image.dtype,
+                    tile=(512, 512),
+                    compression="zlib",
+                    photometric="minisblack",
+                )
             os.replace(tmp, folder / f"{name}_tiled.tif")
     truth = folder / "sections.labelme.json"
     if not truth.is_file():
-        write_sections(truth, _mirrored(read_sections(base / "sections.labelme.json"), k, BASE), "labelme",
-                       image_size=(size, size))
+        write_sections(
+            truth, _mirrored(read_sections(base / "sections.labelme.json"), k, BASE), "labelme", image_size=(size, size)
+        )
 
 
 def _tiles(image, tile: int):
@@ -123,8 +137,8 @@ def _tiles(image, tile: int):
     for r in range(0, h, tile):
         for c in range(0, w, tile):
             block = np.zeros((tile, tile), image.dtype)
-            part = np.asarray(image[r:r + tile, c:c + tile])
-            block[:part.shape[0], :part.shape[1]] = part
+            part = np.asarray(image[r : r + tile, c : c + tile])
+            block[: part.shape[0], : part.shape[1]] = part
             yield block
 
 
@@ -144,15 +158,24 @@ def _sample(pid: int) -> tuple[float, float, float]:
     return anon, files, hwm
 
 
-def run_detect(folder: Path, k: int, kind: str, work: Path, workers: int | None,
-               section_size: float | None) -> dict:
+def run_detect(folder: Path, k: int, kind: str, work: Path, workers: int | None, section_size: float | None) -> dict:
     cache = work / "results" / f"{BASE * k}-{kind}.json"
     if cache.is_file():
         return json.loads(cache.read_text())
     suffix = {"tiff": ".tif", "zarr": ".zarr", "tiled": "_tiled.tif"}[kind]
     out = work / "detect" / f"{BASE * k}-{kind}"
-    cmd = [sys.executable, "-m", "sectionseg", "detect", str(folder / f"gray{suffix}"), "--fluo",
-           str(folder / f"fluo{suffix}"), "--out", str(out), "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "sectionseg",
+        "detect",
+        str(folder / f"gray{suffix}"),
+        "--fluo",
+        str(folder / f"fluo{suffix}"),
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
     if workers is not None:
         cmd += ["--workers", str(workers)]
     if section_size is not None:
@@ -176,17 +199,31 @@ def run_detect(folder: Path, k: int, kind: str, work: Path, workers: int | None,
     from sectionseg.evaluation import compare_sections
     from sectionseg.formats import read_sections
 
-    metrics = compare_sections(read_sections(folder / "sections.labelme.json"),
-                               read_sections(out / "sections.labelme.json"))
-    result = {"size": BASE * k, "input": kind, "wall_s": wall, "detect_s": report["total_seconds"],
-              "timings_s": report["timings_s"], "peak_anon_mb": peak_anon, "peak_file_mb": peak_files,
-              "peak_rss_mb": max(peak_hwm, report["peak_memory_mb"]),
-              "worker_peak_rss_mb": report["worker_peak_memory_mb"], "tiles": report["counts"]["tiles"],
-              "sections": report["counts"]["sections"], "truth": metrics["n_truth"],
-              "section_recall": metrics["section_recall"], "section_f1": metrics.get("section_f1"),
-              "workers": report["params"]["workers"], "cpu_s": cpu,
-              "load_mean": float(np.mean(loads)) if loads else None, "cores": os.cpu_count(),
-              "date": time.strftime("%Y-%m-%d"), "command": " ".join(cmd[1:])}
+    metrics = compare_sections(
+        read_sections(folder / "sections.labelme.json"), read_sections(out / "sections.labelme.json")
+    )
+    result = {
+        "size": BASE * k,
+        "input": kind,
+        "wall_s": wall,
+        "detect_s": report["total_seconds"],
+        "timings_s": report["timings_s"],
+        "peak_anon_mb": peak_anon,
+        "peak_file_mb": peak_files,
+        "peak_rss_mb": max(peak_hwm, report["peak_memory_mb"]),
+        "worker_peak_rss_mb": report["worker_peak_memory_mb"],
+        "tiles": report["counts"]["tiles"],
+        "sections": report["counts"]["sections"],
+        "truth": metrics["n_truth"],
+        "section_recall": metrics["section_recall"],
+        "section_f1": metrics.get("section_f1"),
+        "workers": report["params"]["workers"],
+        "cpu_s": cpu,
+        "load_mean": float(np.mean(loads)) if loads else None,
+        "cores": os.cpu_count(),
+        "date": time.strftime("%Y-%m-%d"),
+        "command": " ".join(cmd[1:]),
+    }
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps(result, indent=1))
     return result
@@ -195,13 +232,19 @@ def run_detect(folder: Path, k: int, kind: str, work: Path, workers: int | None,
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--work", default=str(REPO / "work_data" / "bench_huge"))
-    p.add_argument("--sizes", type=int, nargs="+", default=[5000, 10000, 20000],
-                   help="wafer sides, multiples of 5000 px")
+    p.add_argument(
+        "--sizes", type=int, nargs="+", default=[5000, 10000, 20000], help="wafer sides, multiples of 5000 px"
+    )
     p.add_argument("--style", default="default")
     p.add_argument("--seed", type=int, default=1000)
     p.add_argument("--sections", type=int, default=500, help="sections of the 5000 px base wafer")
-    p.add_argument("--input", nargs="+", default=["tiff"], choices=("tiff", "zarr", "tiled"),
-                   help="how the big image is stored: plain TIFF (memory-mapped), Zarr, tiled zlib TIFF")
+    p.add_argument(
+        "--input",
+        nargs="+",
+        default=["tiff"],
+        choices=("tiff", "zarr", "tiled"),
+        help="how the big image is stored: plain TIFF (memory-mapped), Zarr, tiled zlib TIFF",
+    )
     p.add_argument("--workers", type=int, help="detect --workers (default: its own)")
     p.add_argument("--section-size", type=float, help="detect --section-size (default: estimated)")
     args = p.parse_args(argv)
@@ -218,19 +261,25 @@ def main(argv=None) -> int:
         for kind in args.input:
             r = run_detect(folder, k, kind, work, args.workers, args.section_size)
             rows.append(r)
-            print(f"{size} {kind}: {r['wall_s']:.0f} s, anon {r['peak_anon_mb']:.0f} MB, rss {r['peak_rss_mb']:.0f} MB",
-                  flush=True)
-    print("\n| wafer px | input | Mpx | tiles | sections (truth) | section recall | detect s | wall s | CPU s "
-          "| CPU s per Mpx | load | peak anon MB | peak RSS MB (incl. mapped image) |")
+            print(
+                f"{size} {kind}: {r['wall_s']:.0f} s, anon {r['peak_anon_mb']:.0f} MB, rss {r['peak_rss_mb']:.0f} MB",
+                flush=True,
+            )
+    print(
+        "\n| wafer px | input | Mpx | tiles | sections (truth) | section recall | detect s | wall s | CPU s "
+        "| CPU s per Mpx | load | peak anon MB | peak RSS MB (incl. mapped image) |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         mpx = r["size"] ** 2 / 1e6
         cpu = r.get("cpu_s")
-        print(f"| {r['size']} | {r['input']} | {mpx:.0f} | {r['tiles']} | {r['sections']} ({r['truth']}) | "
-              f"{r['section_recall']:.3f} | {r['detect_s']:.0f} | {r['wall_s']:.0f} | "
-              f"{'-' if cpu is None else f'{cpu:.0f}'} | {'-' if cpu is None else f'{cpu / mpx:.2f}'} | "
-              f"{'-' if r.get('load_mean') is None else format(r['load_mean'], '.1f')} | "
-              f"{r['peak_anon_mb']:.0f} | {r['peak_rss_mb']:.0f} |")
+        print(
+            f"| {r['size']} | {r['input']} | {mpx:.0f} | {r['tiles']} | {r['sections']} ({r['truth']}) | "
+            f"{r['section_recall']:.3f} | {r['detect_s']:.0f} | {r['wall_s']:.0f} | "
+            f"{'-' if cpu is None else f'{cpu:.0f}'} | {'-' if cpu is None else f'{cpu / mpx:.2f}'} | "
+            f"{'-' if r.get('load_mean') is None else format(r['load_mean'], '.1f')} | "
+            f"{r['peak_anon_mb']:.0f} | {r['peak_rss_mb']:.0f} |"
+        )
     return 0
 
 

@@ -8,6 +8,7 @@ For each preset: training images/s (batch of the preset, crops of the preset's `
 inference seconds per 512x512 patch, peak memory (process max RSS on the CPU; torch's peak
 allocated memory on CUDA). Prints one markdown row per preset. Keep ``--iters`` small on a CPU.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,14 +45,19 @@ def synthetic_batch(batch: int, size: int, n_sections: int = 20, seed: int = 0):
             boxes.append([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
             labels.append(1 + k % 2)
         images.append(torch.from_numpy(img))
-        targets.append({"boxes": torch.tensor(boxes, dtype=torch.float32), "labels": torch.tensor(labels),
-                        "masks": torch.from_numpy(np.stack(masks).astype(np.uint8))})
+        targets.append(
+            {
+                "boxes": torch.tensor(boxes, dtype=torch.float32),
+                "labels": torch.tensor(labels),
+                "masks": torch.from_numpy(np.stack(masks).astype(np.uint8)),
+            }
+        )
     return images, targets
 
 
 def peak_memory_mb(device: torch.device) -> float:
     if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2 ** 20
+        return torch.cuda.max_memory_allocated(device) / 2**20
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     return rss / 1024
 
@@ -94,10 +100,16 @@ def bench(preset: str, device: torch.device, iters: int) -> dict:
             model(patch)
         sync()
     infer_s = (time.perf_counter() - t0) / iters
-    return {"preset": preset, "backbone": f"{cfg.model.backbone}-FPN ({cfg.model.norm})",
-            "crop": cfg.data.crop_size, "batch": cfg.train.batch_size, "train_ips": train_ips,
-            "infer_s": infer_s, "peak_mb": peak_memory_mb(device),
-            "params_m": sum(p.numel() for p in model.parameters()) / 1e6}
+    return {
+        "preset": preset,
+        "backbone": f"{cfg.model.backbone}-FPN ({cfg.model.norm})",
+        "crop": cfg.data.crop_size,
+        "batch": cfg.train.batch_size,
+        "train_ips": train_ips,
+        "infer_s": infer_s,
+        "peak_mb": peak_memory_mb(device),
+        "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
+    }
 
 
 def main(argv=None) -> int:
@@ -110,14 +122,18 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    print(f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}), "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.iters} timed iterations")
+    print(
+        f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}), "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.iters} timed iterations"
+    )
     print("| preset | backbone | params (M) | crop | batch | train img/s | infer s / 512 px patch | peak MB |")
     print("|---|---|---|---|---|---|---|---|")
     for preset in args.presets:
         r = bench(preset, device, args.iters)
-        print(f"| {r['preset']} | {r['backbone']} | {r['params_m']:.1f} | {r['crop']} | {r['batch']} | "
-              f"{r['train_ips']:.2f} | {r['infer_s']:.3f} | {r['peak_mb']:.0f} |")
+        print(
+            f"| {r['preset']} | {r['backbone']} | {r['params_m']:.1f} | {r['crop']} | {r['batch']} | "
+            f"{r['train_ips']:.2f} | {r['infer_s']:.3f} | {r['peak_mb']:.0f} |"
+        )
         sys.stdout.flush()
     return 0
 

@@ -21,6 +21,7 @@ bleached beads and dust spots). Tables (markdown):
 4. ``--cli``: the ``sectionseg order`` command on a written folder of ``--sections`` sections
    (reading the TIFFs, report, pictures of the doubtful links), wall time.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,26 +52,44 @@ def run_series(n: int, seed: int, **changes) -> dict:
     wrong = wrong_links(result.order, series.serial_order)
     flagged = {frozenset((link["from"], link["to"])) for link in result.links if link["doubts"]}
     cut = series.cut_index
-    gaps = [link for link in result.links if abs(cut[link["from"]] - cut[link["to"]]) == 2
-            and (cut[link["from"]] + cut[link["to"]]) // 2 in series.missing]
-    return {"n": n, "seed": seed, "changes": changes, **metrics,
-            "wrong_unflagged": sum(frozenset(w) not in flagged for w in wrong),
-            "doubtful_links": len(flagged), "doubtful_sections": len(result.doubtful_sections),
-            "damaged": len(series.damaged), "lost": len(series.missing), "gaps": len(gaps),
-            "gaps_flagged": sum("gap" in link["doubts"] for link in gaps),
-            "beads_median": float(np.median([b.n_strong for b in beads.values()])),
-            "compared_pairs": len(result.matches), "time_s": round(total, 2),
-            "detect_s": round(t_detect, 2), "timings": {k: round(v, 2) for k, v in result.timings.items()}}
+    gaps = [
+        link
+        for link in result.links
+        if abs(cut[link["from"]] - cut[link["to"]]) == 2
+        and (cut[link["from"]] + cut[link["to"]]) // 2 in series.missing
+    ]
+    return {
+        "n": n,
+        "seed": seed,
+        "changes": changes,
+        **metrics,
+        "wrong_unflagged": sum(frozenset(w) not in flagged for w in wrong),
+        "doubtful_links": len(flagged),
+        "doubtful_sections": len(result.doubtful_sections),
+        "damaged": len(series.damaged),
+        "lost": len(series.missing),
+        "gaps": len(gaps),
+        "gaps_flagged": sum("gap" in link["doubts"] for link in gaps),
+        "beads_median": float(np.median([b.n_strong for b in beads.values()])),
+        "compared_pairs": len(result.matches),
+        "time_s": round(total, 2),
+        "detect_s": round(t_detect, 2),
+        "timings": {k: round(v, 2) for k, v in result.timings.items()},
+    }
 
 
 def _row(r: dict, label: str) -> str:
-    return (f"| {label} | {r['n']} | {r['beads_median']:.0f} | {100 * r['consecutive']:.2f} % | "
-            f"{r['kendall_tau']:.5f} | {r['wrong_links']} | {r['doubtful_links']} | {r['wrong_unflagged']} | "
-            f"{r['time_s']:.1f} s |")
+    return (
+        f"| {label} | {r['n']} | {r['beads_median']:.0f} | {100 * r['consecutive']:.2f} % | "
+        f"{r['kendall_tau']:.5f} | {r['wrong_links']} | {r['doubtful_links']} | {r['wrong_unflagged']} | "
+        f"{r['time_s']:.1f} s |"
+    )
 
 
-HEADER = ("| series | sections | strong beads / section | consecutive pairs right | Kendall tau | wrong links | "
-          "doubtful links | wrong and not flagged | time |\n|---|---|---|---|---|---|---|---|---|")
+HEADER = (
+    "| series | sections | strong beads / section | consecutive pairs right | Kendall tau | wrong links | "
+    "doubtful links | wrong and not flagged | time |\n|---|---|---|---|---|---|---|---|---|"
+)
 
 
 HEADER_DAMAGED = HEADER.splitlines()[0] + " gaps flagged |\n" + HEADER.splitlines()[1] + "---|"
@@ -85,9 +104,11 @@ def cli_run(work: Path, n: int) -> dict:
         write_bead_folder(folder, series)
     out = work / f"order_{n}"
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "sectionseg.cli.main", "order", str(folder), "--out", str(out)],
-                   check=True, env={"PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "2",
-                                    "PATH": "/usr/bin:/bin"})
+    subprocess.run(
+        [sys.executable, "-m", "sectionseg.cli.main", "order", str(folder), "--out", str(out)],
+        check=True,
+        env={"PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "2", "PATH": "/usr/bin:/bin"},
+    )
     return {"n": n, "wall_s": round(time.perf_counter() - t0, 1)}
 
 
@@ -139,8 +160,9 @@ def main(argv=None) -> int:
         print(_row(r, f"noise {v:g}"), flush=True)
     if args.cli:
         results["cli"] = cli_run(work, args.sections)
-        print(f"\n`sectionseg order` on {args.sections} sections written as MagC TIFFs: "
-              f"{results['cli']['wall_s']} s wall")
+        print(
+            f"\n`sectionseg order` on {args.sections} sections written as MagC TIFFs: {results['cli']['wall_s']} s wall"
+        )
     (work / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     return 0
 

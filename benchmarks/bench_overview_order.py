@@ -18,6 +18,7 @@ consecutive pairs found consecutive, |Kendall tau|, wrong links, doubtful links,
 the doubts, the report's estimate (confident link share, reliability band), and the same accuracy
 for the bead-image order (``order_sections`` on ``beads/``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,8 +30,9 @@ from pathlib import Path
 import numpy as np
 
 
-def run_wafer(work: Path, length: float, density: float, seed: int, n: int, magnet_um: float,
-              corner_noise: float) -> dict:
+def run_wafer(
+    work: Path, length: float, density: float, seed: int, n: int, magnet_um: float, corner_noise: float
+) -> dict:
     from sectionseg.formats import read_sections
     from sectionseg.geometry.section import Section
     from sectionseg.io.images import read_image
@@ -51,38 +53,70 @@ def run_wafer(work: Path, length: float, density: float, seed: int, n: int, magn
     out = work / f"w_{length:g}_{density:g}_{seed}"
     pixel_um = magnet_um / length
     t0 = time.perf_counter()
-    simulate_wafer(out, seed=seed, width=side, height=side, n_sections=n, style=style,
-                   beads=BeadSettings(density=density, damaged=0.0), overview_beads_um=pixel_um)
+    simulate_wafer(
+        out,
+        seed=seed,
+        width=side,
+        height=side,
+        n_sections=n,
+        style=style,
+        beads=BeadSettings(density=density, damaged=0.0),
+        overview_beads_um=pixel_um,
+    )
     t_sim = time.perf_counter() - t0
     truth = json.loads((out / "beads" / "ground_truth.json").read_text())["serial_order"]
     rng = np.random.default_rng(seed + 1000)
-    sections = [Section.from_arrays(s.tissue.polygon + rng.normal(0, corner_noise, s.tissue.polygon.shape),
-                                    s.magnet.polygon + rng.normal(0, corner_noise, s.magnet.polygon.shape))
-                for s in read_sections(out / "sections.magc")]
+    sections = [
+        Section.from_arrays(
+            s.tissue.polygon + rng.normal(0, corner_noise, s.tissue.polygon.shape),
+            s.magnet.polygon + rng.normal(0, corner_noise, s.magnet.polygon.shape),
+        )
+        for s in read_sections(out / "sections.magc")
+    ]
     fluo = read_image(out / "fluo.tif")
     t0 = time.perf_counter()
     ov = overview_order(fluo, sections)
     t_ov = time.perf_counter() - t0
-    row = {"length": length, "density": density, "seed": seed, "n": len(sections), "pixel_um": pixel_um,
-           "simulate_s": round(t_sim, 2), "overview_s": round(t_ov, 2), **{f"ov_{k}": v for k, v in
-                                                                         ov.summary().items() if k != "settings"}}
+    row = {
+        "length": length,
+        "density": density,
+        "seed": seed,
+        "n": len(sections),
+        "pixel_um": pixel_um,
+        "simulate_s": round(t_sim, 2),
+        "overview_s": round(t_ov, 2),
+        **{f"ov_{k}": v for k, v in ov.summary().items() if k != "settings"},
+    }
     if ov.result is not None:
         found = ov.result.order
         m = order_metrics(found, truth)
         wrong = {frozenset(w) for w in wrong_links(found, truth)}
         flagged = {frozenset((link["from"], link["to"])) for link in ov.result.links if link["doubts"]}
-        row.update({"ov_consecutive": m["consecutive"], "ov_tau": m["kendall_tau"], "ov_wrong": len(wrong),
-                    "ov_flagged": len(flagged), "ov_flag_precision": len(wrong & flagged) / len(flagged)
-                    if flagged else None, "ov_flag_recall": len(wrong & flagged) / len(wrong) if wrong else None,
-                    "ov_right_share": 1 - len(wrong) / max(len(found) - 1, 1)})
+        row.update(
+            {
+                "ov_consecutive": m["consecutive"],
+                "ov_tau": m["kendall_tau"],
+                "ov_wrong": len(wrong),
+                "ov_flagged": len(flagged),
+                "ov_flag_precision": len(wrong & flagged) / len(flagged) if flagged else None,
+                "ov_flag_recall": len(wrong & flagged) / len(wrong) if wrong else None,
+                "ov_right_share": 1 - len(wrong) / max(len(found) - 1, 1),
+            }
+        )
     files = find_bead_images(out / "beads")
     settings = OrderSettings()
     t0 = time.perf_counter()
     beads = {sid: section_beads([read_image(p) for _, p in sorted(ch.items())], settings) for sid, ch in files.items()}
     res = order_sections(beads, settings)
     m = order_metrics(res.order, truth)
-    row.update({"bead_consecutive": m["consecutive"], "bead_tau": m["kendall_tau"], "bead_wrong": m["wrong_links"],
-                "bead_s": round(time.perf_counter() - t0, 2)})
+    row.update(
+        {
+            "bead_consecutive": m["consecutive"],
+            "bead_tau": m["kendall_tau"],
+            "bead_wrong": m["wrong_links"],
+            "bead_s": round(time.perf_counter() - t0, 2),
+        }
+    )
     return row
 
 
@@ -95,19 +129,25 @@ def _f(v, digits=3):
 
 
 def table(rows: list[dict]) -> str:
-    head = ("| magnet px | um/px | beads per 1000 um^3 | seed | beads / magnet | proposed | consecutive right | "
-            "Kendall tau | wrong links | doubtful | flag precision | flag recall | estimate (confident share, band) "
-            "| bead images: consecutive, tau |")
+    head = (
+        "| magnet px | um/px | beads per 1000 um^3 | seed | beads / magnet | proposed | consecutive right | "
+        "Kendall tau | wrong links | doubtful | flag precision | flag recall | estimate (confident share, band) "
+        "| bead images: consecutive, tau |"
+    )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
-        est = "-" if r.get("ov_confident_link_share") is None else \
-            f"{r['ov_confident_link_share']:.2f} {r.get('ov_reliability') or '(not proposed)'}"
+        est = (
+            "-"
+            if r.get("ov_confident_link_share") is None
+            else f"{r['ov_confident_link_share']:.2f} {r.get('ov_reliability') or '(not proposed)'}"
+        )
         lines.append(
             f"| {r['length']:g} | {r['pixel_um']:.2f} | {r['density']:g} | {r['seed']} | "
             f"{_f(r['ov_beads_per_magnet_median'], 1)} | {'yes' if r['ov_proposed'] else 'no: ' + r['ov_reason']} | "
             f"{_f(r.get('ov_consecutive'))} | {_f(r.get('ov_tau'))} | {_f(r.get('ov_wrong'))} | "
             f"{_f(r.get('ov_flagged'))} | {_f(r.get('ov_flag_precision'), 2)} | {_f(r.get('ov_flag_recall'), 2)} | "
-            f"{est} | {_f(r['bead_consecutive'])}, {_f(r['bead_tau'])} |")
+            f"{est} | {_f(r['bead_consecutive'])}, {_f(r['bead_tau'])} |"
+        )
     return "\n".join(lines)
 
 

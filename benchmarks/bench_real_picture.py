@@ -10,6 +10,7 @@ magnet swapped, false parts (found parts that are neither true nor over an ignor
 on a dummy strip in brackets), the working scale. Overlays go to ``DIR`` (default
 ``work_data/bench_real_picture``): look at them.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,9 +34,14 @@ def run(model=None, out: Path | None = None, consensus: bool = True) -> list[dic
     rows = []
     for with_fluo in (True, False):
         for size in (None, SECTION_SIZE):
-            result = detect_wafer(gray, fluo if with_fluo else None, model=model, section_size=size,
-                                  progress=False,
-                                  settings=RepairSettings() if consensus else RepairSettings().without("consensus"))
+            result = detect_wafer(
+                gray,
+                fluo if with_fluo else None,
+                model=model,
+                section_size=size,
+                progress=False,
+                settings=RepairSettings() if consensus else RepairSettings().without("consensus"),
+            )
             found = result.sections + result.unpaired
             m = score_picture(found, PANEL / "gt")
             name = f"{'gray+fluo' if with_fluo else 'gray only'}, {'auto scale' if size is None else f'size {size:g}'}"
@@ -60,8 +66,10 @@ def main(argv=None) -> int:
     print("|---|---|---|---|---|---|")
     for r in rows:
         n_parts = r["tissue"]["n_found"] + r["magnet"]["n_found"]
-        print(f"| {r['case']} | {r['sections_correct']}/{r['n_truth']} | {r['sections_swapped']} | "
-              f"{r['false_parts']} ({r['false_on_dummies']}) | {n_parts} | {r['scale']:.3f} |")
+        print(
+            f"| {r['case']} | {r['sections_correct']}/{r['n_truth']} | {r['sections_swapped']} | "
+            f"{r['false_parts']} ({r['false_on_dummies']}) | {n_parts} | {r['scale']:.3f} |"
+        )
     return 0
 
 

@@ -12,6 +12,7 @@ factor, so its sections are ``factor`` times their simulated size; the true scal
 mode: estimated / true scale per factor (1.00 = right; the detection needs it within about
 0.8-1.25), then a summary: the share of estimates within 15 % and within 25 %, and the worst ratio.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -87,8 +88,9 @@ def main(argv=None) -> int:
             cells = []
             for f in args.factors:
                 true = scale_from_section_size(size * f, reference)
-                est, sec = estimate(_resized(gray, f), _resized(fluo, f) if mode == "gray+fluo" else None,
-                                    predictor, reference)
+                est, sec = estimate(
+                    _resized(gray, f), _resized(fluo, f) if mode == "gray+fluo" else None, predictor, reference
+                )
                 ratios[mode].append(est / true)
                 seconds.append(sec)
                 cells.append(f"{est / true:.2f}")
@@ -103,8 +105,9 @@ def main(argv=None) -> int:
     for mode, r in ratios.items():
         a = np.abs(np.log(np.asarray(r)))
         worst = r[int(np.argmax(a))]
-        print(f"| {mode} | {len(r)} | {np.mean(a <= np.log(1.15)):.0%} | {np.mean(a <= np.log(1.25)):.0%} | "
-              f"{worst:.2f} |")
+        print(
+            f"| {mode} | {len(r)} | {np.mean(a <= np.log(1.15)):.0%} | {np.mean(a <= np.log(1.25)):.0%} | {worst:.2f} |"
+        )
     print(f"\nmedian time per estimate: {np.median(seconds):.1f} s")
     return 0
 

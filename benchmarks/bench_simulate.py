@@ -3,6 +3,7 @@
 Run: ``.venv/bin/python benchmarks/bench_simulate.py [--size 5000] [--sections 500] [--repeat 3]``.
 Prints the timings and a markdown table row ready to append to a results table.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,8 +29,9 @@ def main() -> None:
     params = get_style("default").sample(rng)
     params["bit_depth"] = 8
     t0 = time.perf_counter()
-    sections = random_layout(rng, args.size, args.size, n_sections=args.sections,
-                             size_range=params["size_range"], region="full")
+    sections = random_layout(
+        rng, args.size, args.size, n_sections=args.sections, size_range=params["size_range"], region="full"
+    )
     layout_s = time.perf_counter() - t0
     times = []
     for i in range(args.repeat):
@@ -38,12 +40,16 @@ def main() -> None:
         times.append(time.perf_counter() - t0)
     best, med = min(times), float(np.median(times))
     print(f"layout: {len(sections)} sections in {layout_s:.2f} s")
-    print(f"render {args.size}x{args.size}, {len(sections)} sections: best {best:.2f} s, median {med:.2f} s "
-          f"({args.repeat} runs, {args.threads} OpenCV thread(s))")
+    print(
+        f"render {args.size}x{args.size}, {len(sections)} sections: best {best:.2f} s, median {med:.2f} s "
+        f"({args.repeat} runs, {args.threads} OpenCV thread(s))"
+    )
     print("| benchmark | size | sections | layout s | render s (best / median) | cpu |")
     print("|---|---|---|---|---|---|")
-    print(f"| render_wafer | {args.size}x{args.size} | {len(sections)} | {layout_s:.2f} | {best:.2f} / {med:.2f} "
-          f"| {platform.processor() or platform.machine()}, {os.cpu_count()} cores |")
+    print(
+        f"| render_wafer | {args.size}x{args.size} | {len(sections)} | {layout_s:.2f} | {best:.2f} / {med:.2f} "
+        f"| {platform.processor() or platform.machine()}, {os.cpu_count()} cores |"
+    )
 
 
 if __name__ == "__main__":

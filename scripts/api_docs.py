@@ -5,6 +5,7 @@ Some packages export names lazily (a module ``__getattr__``, so that importing t
 looks for the names of ``__all__`` among a module's attributes only, so they are loaded here first,
 and documented where ``__all__`` lists them.
 """
+
 from __future__ import annotations
 
 import importlib

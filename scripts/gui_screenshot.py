@@ -7,6 +7,7 @@ without one, run it under xvfb:
 
     xvfb-run -s "-screen 0 1600x1000x24" .venv/bin/python scripts/gui_screenshot.py [--out docs/proofread.png]
 """
+
 from __future__ import annotations
 
 import argparse

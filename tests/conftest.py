@@ -1,4 +1,5 @@
 """Shared fixtures. ``REAL_LAYOUTS`` points at ../shared/data/real_layouts beside the repo (may be absent)."""
+
 from __future__ import annotations
 
 import os
@@ -26,6 +27,8 @@ def pytest_collection_modifyitems(config, items):
     if problem:
         for item in needing:
             item.add_marker(pytest.mark.skip(reason=problem))
+
+
 REAL_LAYOUTS = REPO.parent / "shared" / "data" / "real_layouts"
 
 

@@ -1,6 +1,7 @@
 """Checks of the written-section convention, stated from the definition (not from the implementation):
 tissue clockwise on screen, first edge short, magnet on the tissue's edge p3 -> p0; magnet clockwise
 with magnet p1 ~ tissue p0 and magnet p2 ~ tissue p3; direction = first edge = magnet-to-tissue."""
+
 from __future__ import annotations
 
 import math

@@ -1,4 +1,5 @@
 """Fake predictors for the detection tests (torchvision-style outputs, no model)."""
+
 from __future__ import annotations
 
 import cv2
@@ -15,10 +16,12 @@ def _output(masks: list[np.ndarray], labels: list[int], scores: list[float], sha
     for m in masks:
         ys, xs = np.nonzero(m)
         boxes.append([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
-    return {"boxes": torch.tensor(np.array(boxes, dtype=np.float32).reshape(-1, 4)),
-            "labels": torch.tensor(labels, dtype=torch.int64),
-            "scores": torch.tensor(scores, dtype=torch.float32),
-            "masks": torch.from_numpy(np.array(masks, dtype=np.float32).reshape(-1, 1, h, w))}
+    return {
+        "boxes": torch.tensor(np.array(boxes, dtype=np.float32).reshape(-1, 4)),
+        "labels": torch.tensor(labels, dtype=torch.int64),
+        "scores": torch.tensor(scores, dtype=torch.float32),
+        "masks": torch.from_numpy(np.array(masks, dtype=np.float32).reshape(-1, 1, h, w)),
+    }
 
 
 class GroundTruthPredictor:
@@ -82,8 +85,14 @@ def rectangle(cx: float, cy: float, length: float, width: float, angle_deg: floa
     u = np.array([np.cos(a), -np.sin(a)])
     v = np.array([np.sin(a), np.cos(a)])
     c = np.array([cx, cy])
-    return np.array([c - u * length / 2 - v * width / 2, c + u * length / 2 - v * width / 2,
-                     c + u * length / 2 + v * width / 2, c - u * length / 2 + v * width / 2])
+    return np.array(
+        [
+            c - u * length / 2 - v * width / 2,
+            c + u * length / 2 - v * width / 2,
+            c + u * length / 2 + v * width / 2,
+            c - u * length / 2 + v * width / 2,
+        ]
+    )
 
 
 def draw_sections(width: int, height: int, sections, background: int = 200):

@@ -14,6 +14,7 @@ kept as in the source, including its quirks (last key wins, ``[]`` orders, ``int
 - MagC: ``templiert/MagC`` ``EM_Imaging.py``, ``readSectionCoordinates`` and the scan angle of
   ``addLandmark`` (from tissue points [2] -> [3]).
 """
+
 from __future__ import annotations
 
 import configparser
@@ -22,6 +23,7 @@ import math
 import numpy as np
 
 # ---- SBEMimage: ArrayData.read_data_magc ----
+
 
 def sbemimage_read_data_magc(path) -> dict:
     """``{"sections", "landmarks", "serial_order", "stage_order"}`` as SBEMimage's ArrayData holds them."""
@@ -106,8 +108,15 @@ def imagej_float_angle(x1, y1, x2, y2) -> float:
 def magfinder_file_to_wafer(path) -> dict:
     """MagFinder's wafer after reading a .magc: ``{"sections"|"magnets"|"landmarks"|...: {id: points}},
     "angles": {section id: Annotation.angle}, "serial_order", "stage_order"``."""
-    wafer = {"sections": {}, "rois": {}, "focus": {}, "magnets": {}, "landmarks": {},
-             "serial_order": [], "stage_order": []}
+    wafer = {
+        "sections": {},
+        "rois": {},
+        "focus": {},
+        "magnets": {},
+        "landmarks": {},
+        "serial_order": [],
+        "stage_order": [],
+    }
     plural = {"section": "sections", "roi": "rois", "focus": "focus", "magnet": "magnets", "landmark": "landmarks"}
     config = configparser.ConfigParser()
     with open(path) as configfile:
@@ -132,6 +141,7 @@ def magfinder_file_to_wafer(path) -> dict:
 
 
 # ---- MagFinder: magc_reader.read_magc ----
+
 
 def magfinder_magc_reader(path) -> dict:
     """``magc_reader.read_magc``: sections (``sections.`` headers), magnets, landmarksEM and the
@@ -177,6 +187,7 @@ def magfinder_magc_reader(path) -> dict:
 
 
 # ---- napari-mass: MagcFile.load / get_values ----
+
 
 def _auto_convert_value(value0, to_int=None):
     value = value0
@@ -258,6 +269,7 @@ class NapariMassMagcFile(dict):
 
 
 # ---- MagC: EM_Imaging.readSectionCoordinates and the scan angle ----
+
 
 def magc_read_section_coordinates(path) -> list[list[list[int]]]:
     """``readSectionCoordinates``: one section a line, ``x,y`` tab-separated, as ints."""

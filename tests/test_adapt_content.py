@@ -1,5 +1,6 @@
 """Adaptation on a wafer the detectors do not know: every area that is not bare wafer is found
 without a detector and kept out of synthetic backgrounds and context tiles."""
+
 import numpy as np
 import pytest
 import shapely
@@ -16,8 +17,16 @@ def _wafer(style, seed=4, size=900, n=14):
     rng = np.random.default_rng(seed)
     params = get_style(style).sample(rng)
     params.update(bit_depth=8, padding_probability=1.0, section_size=110.0)
-    sections = random_layout(rng, size, size, n_sections=n, region="full", size_range=(100, 120),
-                             aspect_range=params["aspect_range"], magnet_ratio_range=params["magnet_ratio_range"])
+    sections = random_layout(
+        rng,
+        size,
+        size,
+        n_sections=n,
+        region="full",
+        size_range=(100, 120),
+        aspect_range=params["aspect_range"],
+        magnet_ratio_range=params["magnet_ratio_range"],
+    )
     gray, fluo = render_wafer(sections, size, size, params, rng)
     return sections, gray, fluo
 
@@ -60,8 +69,9 @@ def test_context_tiles_show_no_unlabelled_section(tmp_path):
     labelled, unlabelled = sections[:3], sections[3:]
     area = float(np.median([s.tissue.area for s in sections]))
     content = content_regions(rgb, labelled, min_area=0.3 * area)
-    manifest = build_adaptation_set(tmp_path, rgb, labelled, content=content, n_synthetic=2, n_val=1,
-                                    size=256, seed=0, progress=False)
+    manifest = build_adaptation_set(
+        tmp_path, rgb, labelled, content=content, n_synthetic=2, n_val=1, size=256, seed=0, progress=False
+    )
     assert manifest["params"]["content_regions"] == len(content) > 0
     ds = SectionDataset(tmp_path, "train")
     checked = 0
@@ -70,7 +80,7 @@ def test_context_tiles_show_no_unlabelled_section(tmp_path):
             continue
         image, secs = ds.load(k)
         x0, y0 = item["origin"]
-        original = rgb[y0:y0 + 256, x0:x0 + 256, 0]
+        original = rgb[y0 : y0 + 256, x0 : x0 + 256, 0]
         h, w = original.shape
         kept = np.zeros((h, w), bool)
         for s in labelled:

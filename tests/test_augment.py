@@ -1,4 +1,5 @@
 """Augmentation: masks, boxes and pixels stay aligned through every transform; no distortions."""
+
 import cv2
 import numpy as np
 import pytest
@@ -195,11 +196,29 @@ def test_empty_target_passes_through():
 
 
 def test_pipeline_has_no_distortions():
-    allowed = (v2.RandomRotation, v2.RandomCrop, v2.RandomHorizontalFlip, v2.RandomVerticalFlip, v2.RandomApply,
-               v2.GaussianBlur, v2.ColorJitter, RandomGamma, TightBoxes, v2.SanitizeBoundingBoxes, FinalizeTarget,
-               v2.ToDtype)
-    forbidden = (v2.ElasticTransform, v2.RandomAffine, v2.RandomPerspective, v2.RandomResizedCrop, v2.ScaleJitter,
-                 v2.RandomZoomOut, v2.RandomIoUCrop)
+    allowed = (
+        v2.RandomRotation,
+        v2.RandomCrop,
+        v2.RandomHorizontalFlip,
+        v2.RandomVerticalFlip,
+        v2.RandomApply,
+        v2.GaussianBlur,
+        v2.ColorJitter,
+        RandomGamma,
+        TightBoxes,
+        v2.SanitizeBoundingBoxes,
+        FinalizeTarget,
+        v2.ToDtype,
+    )
+    forbidden = (
+        v2.ElasticTransform,
+        v2.RandomAffine,
+        v2.RandomPerspective,
+        v2.RandomResizedCrop,
+        v2.ScaleJitter,
+        v2.RandomZoomOut,
+        v2.RandomIoUCrop,
+    )
 
     def walk(t):
         yield t
@@ -223,8 +242,9 @@ def test_tight_boxes_pixel_edge_convention():
 
 def test_median_fill_rotation_corners_look_like_background():
     image, target, colours = sample()
-    image = tv_tensors.Image(torch.where(image == 15, torch.tensor([100, 110, 120], dtype=torch.uint8)[:, None, None],
-                                         image))
+    image = tv_tensors.Image(
+        torch.where(image == 15, torch.tensor([100, 110, 120], dtype=torch.uint8)[:, None, None], image)
+    )
     out_img, out_t = RandomRotation(degrees=(45, 45))(image, target)
     assert out_img[:, 0, 0].tolist() == [100, 110, 120]  # a corner that came from outside the image
     assert out_t["masks"][:, 0, 0].sum() == 0
@@ -235,9 +255,14 @@ def _sample(h=64, w=64):
     image = tv_tensors.Image(torch.randint(0, 255, (3, h, w), dtype=torch.uint8))
     masks = torch.zeros((1, h, w), dtype=torch.uint8)
     masks[0, 16:40, 12:50] = 1
-    target = {"boxes": tv_tensors.BoundingBoxes(torch.tensor([[12., 16, 50, 40]]), format="XYXY", canvas_size=(h, w)),
-              "labels": torch.tensor([1]), "masks": tv_tensors.Mask(masks), "area": torch.tensor([912.0]),
-              "iscrowd": torch.tensor([0]), "image_id": 0}
+    target = {
+        "boxes": tv_tensors.BoundingBoxes(torch.tensor([[12.0, 16, 50, 40]]), format="XYXY", canvas_size=(h, w)),
+        "labels": torch.tensor([1]),
+        "masks": tv_tensors.Mask(masks),
+        "area": torch.tensor([912.0]),
+        "iscrowd": torch.tensor([0]),
+        "image_id": 0,
+    }
     return image, target
 
 

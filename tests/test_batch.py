@@ -1,5 +1,6 @@
 """detect-batch: manifests and folders, fingerprints and run keys, a LocalCluster of 2 workers over 3
 small wafers and a corrupt one, a killed run resumed, Zarr input read lazily."""
+
 import json
 import os
 
@@ -37,9 +38,11 @@ def _manifest(tmp_path, text: str):
 
 # ----------------------------------------------------------------------------- wafers of a batch
 def test_manifest_rows_and_relative_paths(tmp_path, wafers):
-    relative = os.path.relpath(wafers / 'w2' / 'gray.tif', tmp_path)
-    path = _manifest(tmp_path, f"# a season\nname,gray,fluo,section_size\nA,{wafers}/w1/gray.tif,"
-                               f"{wafers}/w1/fluo.tif,130\n\nB,{relative},,\n")
+    relative = os.path.relpath(wafers / "w2" / "gray.tif", tmp_path)
+    path = _manifest(
+        tmp_path,
+        f"# a season\nname,gray,fluo,section_size\nA,{wafers}/w1/gray.tif,{wafers}/w1/fluo.tif,130\n\nB,{relative},,\n",
+    )
     jobs = read_manifest(path)
     assert [j.name for j in jobs] == ["A", "B"] and [j.line for j in jobs] == [3, 5]
     assert jobs[0].fluo.endswith("w1/fluo.tif") and jobs[0].section_size == 130
@@ -47,14 +50,17 @@ def test_manifest_rows_and_relative_paths(tmp_path, wafers):
     assert os.path.samefile(jobs[1].gray, wafers / "w2" / "gray.tif")
 
 
-@pytest.mark.parametrize("text, line, message", [
-    ("name,gray\nA,x.tif\n", 1, "lacks the column(s) fluo"),
-    ("name,gray,fluo\nA,{w}/w1/gray.tif,\nA,{w}/w2/gray.tif,\n", 3, "already used on line 2"),
-    ("name,gray,fluo\nA,{w}/w1/gray.tif,\nB,{w}/missing.tif,\n", 3, "gray image not found"),
-    ("name,gray,fluo\nA,{w}/w1/gray.tif,{w}/w1/nofluo.tif\n", 2, "fluorescence image not found"),
-    ("name,gray,fluo\nA,{w}/w1/gray.tif\n", 2, "field(s)"),
-    ("name,gray,fluo\n../up,{w}/w1/gray.tif,\n", 2, "cannot be a folder name"),
-])
+@pytest.mark.parametrize(
+    "text, line, message",
+    [
+        ("name,gray\nA,x.tif\n", 1, "lacks the column(s) fluo"),
+        ("name,gray,fluo\nA,{w}/w1/gray.tif,\nA,{w}/w2/gray.tif,\n", 3, "already used on line 2"),
+        ("name,gray,fluo\nA,{w}/w1/gray.tif,\nB,{w}/missing.tif,\n", 3, "gray image not found"),
+        ("name,gray,fluo\nA,{w}/w1/gray.tif,{w}/w1/nofluo.tif\n", 2, "fluorescence image not found"),
+        ("name,gray,fluo\nA,{w}/w1/gray.tif\n", 2, "field(s)"),
+        ("name,gray,fluo\n../up,{w}/w1/gray.tif,\n", 2, "cannot be a folder name"),
+    ],
+)
 def test_manifest_errors_name_file_and_line(tmp_path, wafers, capsys, text, line, message):
     path = _manifest(tmp_path, text.format(w=wafers))
     with pytest.raises(InputError) as err:
@@ -77,8 +83,12 @@ def test_folder_discovery_pairs_images_by_name(tmp_path, wafers):
     assert [(j.name, bool(j.fluo)) for j in jobs] == [("a", True), ("b", True), ("c", False)]
     assert jobs[1].gray.endswith("b_gray.tif") and jobs[1].fluo.endswith("b-FLUO.tiff")
     # sub-folders as simulate writes them; the corrupt one is a wafer too (it fails alone later)
-    assert [(j.name, bool(j.fluo)) for j in find_jobs(wafers)] == [("bad", False), ("w1", True), ("w2", True),
-                                                                    ("w3", True)]
+    assert [(j.name, bool(j.fluo)) for j in find_jobs(wafers)] == [
+        ("bad", False),
+        ("w1", True),
+        ("w2", True),
+        ("w3", True),
+    ]
     tifffile.imwrite(flat / "d_fluo.tif", image)
     with pytest.raises(InputError, match="d_fluo.tif has no gray image"):
         discover_folder(flat)
@@ -124,12 +134,28 @@ def first_batch(tmp_path_factory, wafers, tiny_model):
     import io
 
     root = tmp_path_factory.mktemp("batch") / "out"
-    assert main(["detect", str(wafers / "w1" / "gray.tif"), "--fluo", str(wafers / "w1" / "fluo.tif"),
-                 "--out", str(root / "w1"), "--model", str(tiny_model), "--no-progress", *FAST]) == 0
+    assert (
+        main(
+            [
+                "detect",
+                str(wafers / "w1" / "gray.tif"),
+                "--fluo",
+                str(wafers / "w1" / "fluo.tif"),
+                "--out",
+                str(root / "w1"),
+                "--model",
+                str(tiny_model),
+                "--no-progress",
+                *FAST,
+            ]
+        )
+        == 0
+    )
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        code = main(["detect-batch", str(wafers), "--out", str(root), "--model", str(tiny_model),
-                     "--local-workers", "2", *FAST])
+        code = main(
+            ["detect-batch", str(wafers), "--out", str(root), "--model", str(tiny_model), "--local-workers", "2", *FAST]
+        )
     return root, code, printed.getvalue()
 
 
@@ -140,8 +166,7 @@ def test_batch_on_two_workers_and_a_bad_wafer_fails_alone(first_batch):
     assert "2 done, 1 skipped, 1 failed" in printed and "summary.csv" in printed
     rows = {r["name"]: r for r in read_summary(root / "summary.csv")}
     # w1, detected by 'detect' with the same inputs and options, is recognised and skipped
-    assert {n: r["status"] for n, r in rows.items()} == {"bad": "failed", "w1": "skipped", "w2": "done",
-                                                         "w3": "done"}
+    assert {n: r["status"] for n, r in rows.items()} == {"bad": "failed", "w1": "skipped", "w2": "done", "w3": "done"}
     assert "cannot read image" in rows["bad"]["error"] and "gray.tif" in rows["bad"]["error"]
     assert rows["w1"]["worker"] != "local" and rows["w1"]["seconds"]  # the time of the run that made it
     for name in ("w1", "w2", "w3"):
@@ -178,17 +203,18 @@ def test_a_killed_batch_resumes_with_the_missing_wafers_only(first_batch, tmp_pa
     parser = _OneLineParser()
     add_detection_arguments(parser, workers=False)
     options = detection_options(parser.parse_args(FAST))
-    rows = run_batch(find_jobs(wafers), root, model=str(tiny_model), options=options, local_workers=2,
-                     processes=False, echo=None)  # worker threads: the same tasks, faster to start
-    assert {r["name"]: r["status"] for r in rows} == {"bad": "failed", "w1": "skipped", "w2": "done",
-                                                      "w3": "done"}
+    rows = run_batch(
+        find_jobs(wafers), root, model=str(tiny_model), options=options, local_workers=2, processes=False, echo=None
+    )  # worker threads: the same tasks, faster to start
+    assert {r["name"]: r["status"] for r in rows} == {"bad": "failed", "w1": "skipped", "w2": "done", "w3": "done"}
     assert read_summary(root / "summary.csv") == [{k: str(v) for k, v in r.items()} for r in rows]
     assert not (root / "w2" / ".sectionseg-incomplete").exists() and not stale.exists()
     assert (root / "w1" / "report.json").stat().st_mtime_ns == before  # untouched
     # another option: every wafer runs again
     options["score_threshold"] = 0.6
-    rows = run_batch(find_jobs(wafers), root, model=str(tiny_model), options=options, local_workers=2,
-                     processes=False, echo=None)
+    rows = run_batch(
+        find_jobs(wafers), root, model=str(tiny_model), options=options, local_workers=2, processes=False, echo=None
+    )
     assert [r["status"] for r in rows] == ["failed", "done", "done", "done"]
 
 
@@ -197,8 +223,19 @@ def test_scheduler_that_cannot_be_reached_is_one_line(tmp_path, wafers, tiny_mod
 
     monkeypatch.setattr(run, "CONNECT_TIMEOUT", "1s")
     path = _manifest(tmp_path, f"name,gray,fluo\nA,{wafers}/w1/gray.tif,\n")
-    code = main(["detect-batch", str(path), "--out", str(tmp_path / "out"), "--model", str(tiny_model),
-                 "--scheduler", "tcp://127.0.0.1:9", *FAST])
+    code = main(
+        [
+            "detect-batch",
+            str(path),
+            "--out",
+            str(tmp_path / "out"),
+            "--model",
+            str(tiny_model),
+            "--scheduler",
+            "tcp://127.0.0.1:9",
+            *FAST,
+        ]
+    )
     assert code == 2 and "cannot reach the Dask scheduler" in capsys.readouterr().err
 
 
@@ -213,8 +250,9 @@ def test_zarr_and_ome_zarr_images_are_read_lazily(tmp_path):
     tissue, magnet = rectangle(600, 500, 120, 50, 10), rectangle(600, 552, 110, 46, 10)
     gray = np.random.default_rng(0).integers(0, 65535, (3000, 3000)).astype(np.uint16)
     group = zarr.open_group(str(tmp_path / "w.ome.zarr"), mode="w")
-    group.attrs["multiscales"] = [{"version": "0.4", "axes": [{"name": a} for a in "czyx"],
-                                   "datasets": [{"path": "0"}, {"path": "1"}]}]
+    group.attrs["multiscales"] = [
+        {"version": "0.4", "axes": [{"name": a} for a in "czyx"], "datasets": [{"path": "0"}, {"path": "1"}]}
+    ]
     group.create_array("0", shape=(1, 1) + gray.shape, chunks=(1, 1, 256, 256), dtype=gray.dtype)[:] = gray[None, None]
     group.create_array("1", shape=(1, 1, 1500, 1500), chunks=(1, 1, 256, 256), dtype=gray.dtype)
     image = read_image(tmp_path / "w.ome.zarr")
@@ -223,8 +261,16 @@ def test_zarr_and_ome_zarr_images_are_read_lazily(tmp_path):
     assert np.array_equal(np.asarray(image), gray)
     image = read_image(tmp_path / "w.ome.zarr")  # a fresh one: count its reads
     tiles = plan_tiles(3000, 3000, 512, 64)
-    result = detect_wafer(image, predictor=GroundTruthPredictor([(1, tissue), (2, magnet)], tiles), scale=1.0,
-                          tile_size=512, overlap=64, progress=False, refine=False, skip_empty=False)
+    result = detect_wafer(
+        image,
+        predictor=GroundTruthPredictor([(1, tissue), (2, magnet)], tiles),
+        scale=1.0,
+        tile_size=512,
+        overlap=64,
+        progress=False,
+        refine=False,
+        skip_empty=False,
+    )
     assert len(result.sections) == 1
     # the largest read: the normalisation's strided subsample (1500 x 1500); then 512 px tiles and
     # small fit windows (the content check's 1024 px blocks: test_detection_tiling)
@@ -252,11 +298,11 @@ def test_big_tiled_tiff_is_read_tile_by_tile(tmp_path, monkeypatch):
     rng = np.random.default_rng(0)
     for _ in range(200):
         r, c, h, w = *rng.integers(0, 590, 1), *rng.integers(0, 690, 1), *rng.integers(1, 300, 2)
-        assert np.array_equal(image[r:r + h, c:c + w], data[r:r + h, c:c + w])
+        assert np.array_equal(image[r : r + h, c : c + w], data[r : r + h, c : c + w])
     assert np.array_equal(image[::7, 3::5], data[::7, 3::5]) and image[599, 699] == data[599, 699]
     assert np.array_equal(image[-10:, -20:-3], data[-10:, -20:-3])
     monkeypatch.setattr(images, "LAZY_CACHE_BYTES", 3 * 128 * 128 * 2)
     image._cache.clear()
     for k in range(5):
-        assert np.array_equal(image[k * 128:k * 128 + 10, 0:10], data[k * 128:k * 128 + 10, 0:10])
+        assert np.array_equal(image[k * 128 : k * 128 + 10, 0:10], data[k * 128 : k * 128 + 10, 0:10])
     assert list(image._cache) == [(2, 0), (3, 0), (4, 0)]  # the budget holds: the oldest went

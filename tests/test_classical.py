@@ -1,4 +1,5 @@
 """The classical baseline detector (sectionseg.detection.classical) on small simulated wafers."""
+
 import numpy as np
 import pytest
 import shapely
@@ -33,8 +34,13 @@ def sparse_wafers(tmp_path_factory):
     for seed in (5, 6):
         folder = tmp_path_factory.mktemp(f"sparse{seed}")
         simulate_wafer(folder, seed=seed, width=800, height=800, n_sections=12, style="sparse")
-        out.append((np.asarray(read_image(folder / "gray.tif")), np.asarray(read_image(folder / "fluo.tif")),
-                    read_sections(folder / "sections.labelme.json")))
+        out.append(
+            (
+                np.asarray(read_image(folder / "gray.tif")),
+                np.asarray(read_image(folder / "fluo.tif")),
+                read_sections(folder / "sections.labelme.json"),
+            )
+        )
     return out
 
 

@@ -1,4 +1,5 @@
 """End-to-end checks of the command line: help on every command, show, demo, error handling."""
+
 import subprocess
 import sys
 from pathlib import Path
@@ -22,11 +23,28 @@ def test_every_command_has_help(command, capsys):
 
 
 def test_show_draws_each_part_colour(tmp_path):
-    assert main(["simulate", "--out", str(tmp_path / "w"), "--seed", "3", "--width", "400", "--height", "300",
-                 "--sections", "4"]) == 0
+    assert (
+        main(
+            [
+                "simulate",
+                "--out",
+                str(tmp_path / "w"),
+                "--seed",
+                "3",
+                "--width",
+                "400",
+                "--height",
+                "300",
+                "--sections",
+                "4",
+            ]
+        )
+        == 0
+    )
     out = tmp_path / "overlay.png"
-    assert main(["show", str(tmp_path / "w" / "gray.tif"), str(tmp_path / "w" / "sections.magc"),
-                 "--out", str(out)]) == 0
+    assert (
+        main(["show", str(tmp_path / "w" / "gray.tif"), str(tmp_path / "w" / "sections.magc"), "--out", str(out)]) == 0
+    )
     picture = read_image(out, expect_gray=False)
     assert picture.shape == (300, 400, 3)
     sections = read_sections(tmp_path / "w" / "sections.magc")
@@ -35,13 +53,14 @@ def test_show_draws_each_part_colour(tmp_path):
         near = np.abs(picture.astype(int) - colour).sum(-1) < 60
         assert near.sum() > 100
     x, y = sections[0].magnet.polygon[0]
-    patch = picture[int(y) - 2:int(y) + 3, int(x) - 2:int(x) + 3].astype(int)
+    patch = picture[int(y) - 2 : int(y) + 3, int(x) - 2 : int(x) + 3].astype(int)
     assert (np.abs(patch - (255, 140, 0)).sum(-1) < 120).any()
 
 
 def test_show_bad_annotations_exit_2(tmp_path, capsys):
     image = tmp_path / "g.png"
     from sectionseg.io.images import write_image
+
     write_image(image, np.zeros((20, 20), np.uint8))
     (tmp_path / "bad.json").write_text("{ not json")
     assert main(["show", str(image), str(tmp_path / "bad.json"), "--out", str(tmp_path / "o.png")]) == 2
@@ -75,7 +94,10 @@ def test_console_script_missing_file_exit_2(tmp_path):
     exe = Path(sys.executable).parent / "sectionseg"
     if not exe.exists():
         pytest.skip("console script not installed")
-    proc = subprocess.run([str(exe), "show", str(tmp_path / "none.tif"), str(tmp_path / "none.json"),
-                           "--out", str(tmp_path / "o.png")], capture_output=True, text=True)
+    proc = subprocess.run(
+        [str(exe), "show", str(tmp_path / "none.tif"), str(tmp_path / "none.json"), "--out", str(tmp_path / "o.png")],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2
     assert "none.tif" in proc.stderr and "Traceback" not in proc.stderr

@@ -1,4 +1,5 @@
 """``sectionseg convert`` end to end: through ``main([...])`` and once through the console script."""
+
 from __future__ import annotations
 
 import configparser
@@ -23,8 +24,7 @@ def layout():
     t = np.array([[10, 10], [140.5, 10], [140.5, 60], [10, 60]])
     m = t + [0, 50]
     d = t[:, :] * [1, 0.2] + [0, 2]
-    return canonical_sections([Section.from_arrays(t, m, d),
-                               Section.from_arrays(t + [200, 30.25], m + [200, 30.25])])
+    return canonical_sections([Section.from_arrays(t, m, d), Section.from_arrays(t + [200, 30.25], m + [200, 30.25])])
 
 
 def test_convert_chain(tmp_path, capsys):
@@ -46,8 +46,23 @@ def test_convert_chain(tmp_path, capsys):
 
     # .json with --to coco, explicit image size, then to a MagC pair folder (no extension).
     coco = tmp_path / "out.json"
-    assert main(["convert", str(again), str(coco), "--to", "coco", "--image-size", "400", "300",
-                 "--image-path", "wafer.tif"]) == 0
+    assert (
+        main(
+            [
+                "convert",
+                str(again),
+                str(coco),
+                "--to",
+                "coco",
+                "--image-size",
+                "400",
+                "300",
+                "--image-path",
+                "wafer.tif",
+            ]
+        )
+        == 0
+    )
     doc = json.loads(coco.read_text())
     assert doc["images"][0] == {"id": 1, "file_name": "wafer.tif", "width": 400, "height": 300}
     folder = tmp_path / "pair"
@@ -89,16 +104,16 @@ def test_console_script_real_layout(tmp_path):
     if not (src / "source_sections_tissue.txt").is_file():
         pytest.skip(f"real layouts absent ({src})")
     out = tmp_path / "wafer1.magc"
-    proc = subprocess.run([str(script), "convert", str(src), str(out), "--scale", str(1 / 3)],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [str(script), "convert", str(src), str(out), "--scale", str(1 / 3)], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("514 sections read from")
     cp = configparser.ConfigParser(interpolation=None)
     cp.read_string(out.read_text())
     assert cp.get("sections", "number") == "514"
     full = read_sections(src)
-    np.testing.assert_allclose(read_magc(out).sections[7].tissue.polygon, full[7].tissue.polygon / 3,
-                               atol=1e-3)
+    np.testing.assert_allclose(read_magc(out).sections[7].tissue.polygon, full[7].tissue.polygon / 3, atol=1e-3)
 
 
 def test_convert_landmarks_image_size_and_integer_pair(tmp_path, capsys):

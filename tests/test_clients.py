@@ -1,5 +1,6 @@
 """Our outputs read by the clients' own reader logic (ports in magc_clients.py): SBEMimage, MagFinder,
 napari-mass, MagC's EM_Imaging, pycocotools as COCO results, labelme's path and size rules."""
+
 from __future__ import annotations
 
 import json
@@ -36,8 +37,9 @@ def detected(request, tmp_path_factory):
     """A simulated detection written by ``write_detection_outputs`` in each dialect."""
     out = tmp_path_factory.mktemp(request.param)
     sections = _detections()
-    paths = write_detection_outputs(out, sections, [], overlay_image=None, report={},
-                                    magc_dialect=request.param, landmarks=LANDMARKS)
+    paths = write_detection_outputs(
+        out, sections, [], overlay_image=None, report={}, magc_dialect=request.param, landmarks=LANDMARKS
+    )
     return request.param, canonical_sections(sections), paths
 
 
@@ -56,8 +58,7 @@ def test_sbemimage_reads_sections_magnets_angles_orders_landmarks(detected):
         assert got["sample"]["angle"] == pytest.approx(section_direction(s), abs=1e-3)
     assert arr["serial_order"] == list(range(len(sections)))
     assert sorted(arr["stage_order"]) == list(range(len(sections)))
-    assert [arr["landmarks"][k]["source"]["location"] for k in sorted(arr["landmarks"])] == \
-        [list(p) for p in LANDMARKS]
+    assert [arr["landmarks"][k]["source"]["location"] for k in sorted(arr["landmarks"])] == [list(p) for p in LANDMARKS]
 
 
 def test_magfinder_reads_and_recomputes_the_same_angle(detected):
@@ -102,8 +103,7 @@ def test_napari_mass_finds_every_entry(detected):
 
 def test_empty_detection_orders_do_not_crash_the_clients(tmp_path):
     for dialect in ("magfinder", "sbemimage"):
-        paths = write_detection_outputs(tmp_path / dialect, [], [], overlay_image=None, report={},
-                                        magc_dialect=dialect)
+        paths = write_detection_outputs(tmp_path / dialect, [], [], overlay_image=None, report={}, magc_dialect=dialect)
         assert "= []" in paths["magc"].read_text()  # not 'serialorder = ' (int('') in the clients)
         assert "serial_order" not in sbemimage_read_data_magc(paths["magc"])
         assert magfinder_file_to_wafer(paths["magc"])["serial_order"] == []
@@ -123,8 +123,9 @@ def test_magc_em_imaging_reads_the_pair_with_the_original_angle_relation(detecte
 
 
 def test_integer_pair_parses_with_int(tmp_path):
-    paths = write_detection_outputs(tmp_path, _detections(n=8), [], overlay_image=None, report={},
-                                    pair_scale=3.0, pair_integers=True)
+    paths = write_detection_outputs(
+        tmp_path, _detections(n=8), [], overlay_image=None, report={}, pair_scale=3.0, pair_integers=True
+    )
     for name in ("tissue", "magnet"):
         for line in paths[name].read_text().splitlines():
             for corner in line.rstrip("\t").split("\t"):
@@ -139,8 +140,15 @@ def test_coco_detection_file_loads_as_results_and_evaluates(tmp_path):
     truth = _detections(n=20)
     write_sections(tmp_path / "gt.coco.json", truth, "coco", image_path="wafer.tif", image_size=(2000, 2000))
     found = [s.transformed(1.0, (0.4, -0.3)) for s in truth]
-    paths = write_detection_outputs(tmp_path / "det", found, [], overlay_image=None, report={},
-                                    image_path=tmp_path / "wafer.tif", image_size=(2000, 2000))
+    paths = write_detection_outputs(
+        tmp_path / "det",
+        found,
+        [],
+        overlay_image=None,
+        report={},
+        image_path=tmp_path / "wafer.tif",
+        image_size=(2000, 2000),
+    )
     gt = COCO(str(tmp_path / "gt.coco.json"))
     results = json.loads(paths["coco"].read_text())["annotations"]
     assert all("score" in a for a in results)
@@ -157,8 +165,9 @@ def test_labelme_image_path_and_size_resolve_from_the_json(tmp_path):
 
     write_image(tmp_path / "images" / "wafer.png", np.zeros((300, 400), np.uint8))
     out = tmp_path / "out"
-    paths = write_detection_outputs(out, [], [], overlay_image=None, report={},
-                                    image_path=tmp_path / "images" / "wafer.png", image_size=(400, 300))
+    paths = write_detection_outputs(
+        out, [], [], overlay_image=None, report={}, image_path=tmp_path / "images" / "wafer.png", image_size=(400, 300)
+    )
     doc = json.loads(paths["labelme"].read_text())
     assert (paths["labelme"].parent / doc["imagePath"]).resolve() == (tmp_path / "images" / "wafer.png").resolve()
     assert (doc["imageWidth"], doc["imageHeight"]) == (400, 300)
@@ -255,8 +264,7 @@ def test_sbemimage_style_file_keeps_rois_focus_landmarks_and_keys(tmp_path):
     assert magc.dialect == "sbemimage" and len(magc.sections) == 2
     assert magc.serial_order == magc.stage_order == [0, 1]
     assert magc.landmarks == [(10, 10), (900, 12), (905, 880), (12, 870)]
-    assert [e.header for e in magc.entries] == ["rois", "rois.0000", "rois.0001", "focus", "focus.0000",
-                                                "focus.0001"]
+    assert [e.header for e in magc.entries] == ["rois", "rois.0000", "rois.0001", "focus", "focus.0000", "focus.0001"]
     s = magc.sections[0]
     assert s.magnet is None and s.extra["magnet_location"] == (445, 245)
     assert s.extra["magc_keys"] == [("compression", "1.02")]
@@ -265,8 +273,16 @@ def test_sbemimage_style_file_keeps_rois_focus_landmarks_and_keys(tmp_path):
     assert angle_gap(section_direction(canonical_sections([s])[0]), 99.0) < 3
 
     out = tmp_path / "again.magc"
-    write_sections(out, magc.sections, "magc", magc_dialect=magc.dialect, serial_order=magc.serial_order,
-                   stage_order=magc.stage_order, landmarks=magc.landmarks, magc_entries=magc.entries)
+    write_sections(
+        out,
+        magc.sections,
+        "magc",
+        magc_dialect=magc.dialect,
+        serial_order=magc.serial_order,
+        stage_order=magc.stage_order,
+        landmarks=magc.landmarks,
+        magc_entries=magc.entries,
+    )
     arr = sbemimage_read_data_magc(out)
     assert arr["sections"][1]["rois"][0]["polygon"][0] == [630, 205]
     assert arr["sections"][1]["focus"][3]["location"] == [640, 225]
@@ -309,10 +325,12 @@ def test_convert_says_what_another_format_drops(tmp_path, caplog):
 def test_both_order_spellings_under_either_header_style(tmp_path, header, key):
     for style in ("section.0000", "sections.0000"):
         path = tmp_path / "o.magc"
-        path.write_text(f"[sections]\nnumber = 2\n\n[{style}]\npolygon = 0,0,10,0,10,5\n\n"
-                        f"[{style[:-1]}1]\npolygon = 20,0,30,0,30,5\n\n[{header}]\n{key} = 1,0\n\n"
-                        f"[{'tsporder' if header == 'serial_order' else 'stage_order'}]\n"
-                        f"{'tsporder' if header == 'serial_order' else 'stage_order'} = 1,0\n")
+        path.write_text(
+            f"[sections]\nnumber = 2\n\n[{style}]\npolygon = 0,0,10,0,10,5\n\n"
+            f"[{style[:-1]}1]\npolygon = 20,0,30,0,30,5\n\n[{header}]\n{key} = 1,0\n\n"
+            f"[{'tsporder' if header == 'serial_order' else 'stage_order'}]\n"
+            f"{'tsporder' if header == 'serial_order' else 'stage_order'} = 1,0\n"
+        )
         magc = read_magc(path)
         assert magc.serial_order == [1, 0] and magc.stage_order == [1, 0]
         assert magc.dialect == ("sbemimage" if style.startswith("sections") else "magfinder")
@@ -341,8 +359,12 @@ def test_written_sections_follow_the_convention(detected):
 def test_sbemimage_grid_entries_stay_at_the_end(tmp_path):
     """SBEMimage rewrites its file from the first line holding 'sbemimage_sections' on."""
     src = tmp_path / "wafer.magc"
-    src.write_text(SBEMIMAGE_STYLE.replace("[serialorder]", "[sbemimage_sections]\nnumber = 1\n\n"
-                                           "[sbemimage_sections.0]\ncenter = 1,2\nangle = 30.0\n\n[serialorder]"))
+    src.write_text(
+        SBEMIMAGE_STYLE.replace(
+            "[serialorder]",
+            "[sbemimage_sections]\nnumber = 1\n\n[sbemimage_sections.0]\ncenter = 1,2\nangle = 30.0\n\n[serialorder]",
+        )
+    )
     magc = read_magc(src)
     out = tmp_path / "out.magc"
     write_sections(out, magc.sections, "magc", magc_dialect="sbemimage", magc_entries=magc.entries)

@@ -1,4 +1,5 @@
 """Torch Dataset output format, manifest handling, and whole-dataset builds (fake and real simulator)."""
+
 import json
 
 import numpy as np
@@ -32,9 +33,11 @@ def fake_wafer(seed, width=256, height=256):
     for y in range(20, height - 60, 70):
         for x in range(15, width - 60, 80):
             dx, dy = rng.integers(0, 8, 2)
-            s = Section.from_arrays(rect(x + dx, y + dy, x + dx + 50, y + dy + 30),
-                                    rect(x + dx, y + dy + 30, x + dx + 50, y + dy + 42),
-                                    rect(x + dx + 50, y + dy, x + dx + 56, y + dy + 30) if rng.random() < 0.3 else None)
+            s = Section.from_arrays(
+                rect(x + dx, y + dy, x + dx + 50, y + dy + 30),
+                rect(x + dx, y + dy + 30, x + dx + 50, y + dy + 42),
+                rect(x + dx + 50, y + dy, x + dx + 56, y + dy + 30) if rng.random() < 0.3 else None,
+            )
             fill_polygon(rgb, s.tissue.polygon, (200, 200, 70))
             fill_polygon(rgb, s.magnet.polygon, (90, 90, 220))
             sections.append(s)
@@ -80,6 +83,7 @@ def test_dataset_items_have_maskrcnn_types(tile_dataset):
         assert target["image_id"] == i and target["area"].shape == (n,) and target["iscrowd"].shape == (n,)
         # masks are the rasterised polygons of the annotation file
         from sectionseg.formats import read_sections
+
         secs = read_sections(root / items[i]["annotations"], fmt="labelme")
         tissue = [s.tissue for s in secs if s.tissue is not None and polygon_mask(s.tissue.polygon, (96, 96)).any()]
         assert int((target["labels"] == 1).sum()) == len(tissue)
@@ -96,8 +100,9 @@ def test_dataloader_and_tiny_maskrcnn_forward(tile_dataset):
     torch.manual_seed(0)
     images, targets = next(iter(DataLoader(ds, batch_size=3, collate_fn=collate_fn)))
     assert isinstance(images, tuple) and len(images) == len(targets) == 3
-    model = torchvision.models.detection.maskrcnn_resnet50_fpn(weights=None, weights_backbone=None, num_classes=3,
-                                                               min_size=96, max_size=96)
+    model = torchvision.models.detection.maskrcnn_resnet50_fpn(
+        weights=None, weights_backbone=None, num_classes=3, min_size=96, max_size=96
+    )
     model.train()
     losses = model(list(images), list(targets))
     assert {"loss_classifier", "loss_mask", "loss_box_reg"} <= set(losses)
@@ -121,8 +126,9 @@ def test_bad_manifest_is_input_error(tmp_path):
     (tmp_path / "manifest.json").write_text('{"format": "other"}')
     with pytest.raises(InputError):
         SectionDataset(tmp_path, "train")
-    (tmp_path / "manifest.json").write_text('{"format": "sectionseg-dataset", "classes": ["tissue", "magnet"], '
-                                            '"splits": {"train": []}}')
+    (tmp_path / "manifest.json").write_text(
+        '{"format": "sectionseg-dataset", "classes": ["tissue", "magnet"], "splits": {"train": []}}'
+    )
     with pytest.raises(InputError):
         SectionDataset(tmp_path, "nope")
 
@@ -138,8 +144,16 @@ def test_assign_wafers_holds_out_test_wafers():
 
 
 def test_build_dataset_counts_split_by_wafer_and_reproducible(tmp_path):
-    kwargs = dict(n_wafers=3, wafer_size=256, split=(20, 5, 4), patch_size=128, overlap=16, seed=7,
-                  sections_per_image=(1, 3), simulate=fake_simulate)
+    kwargs = dict(
+        n_wafers=3,
+        wafer_size=256,
+        split=(20, 5, 4),
+        patch_size=128,
+        overlap=16,
+        seed=7,
+        sections_per_image=(1, 3),
+        simulate=fake_simulate,
+    )
     manifest = build_dataset(tmp_path / "a", **kwargs)
     splits = manifest["splits"]
     assert [len(splits[s]) for s in ("train", "val", "test")] == [20, 5, 4]
@@ -162,8 +176,18 @@ def test_build_dataset_counts_split_by_wafer_and_reproducible(tmp_path):
 
 
 def test_build_dataset_fractions_one_wafer(tmp_path):
-    manifest = build_dataset(tmp_path, n_wafers=1, wafer_size=256, split=None, fractions=(0.6, 0.2, 0.2),
-                             n_synthetic=5, patch_size=128, overlap=16, seed=1, simulate=fake_simulate)
+    manifest = build_dataset(
+        tmp_path,
+        n_wafers=1,
+        wafer_size=256,
+        split=None,
+        fractions=(0.6, 0.2, 0.2),
+        n_synthetic=5,
+        patch_size=128,
+        overlap=16,
+        seed=1,
+        simulate=fake_simulate,
+    )
     splits = manifest["splits"]
     tiles = [tuple(it["origin"]) for s in splits.values() for it in s if it["kind"] == "tile"]
     assert len(tiles) == 9 and len(set(tiles)) == 9  # every tile once, in one split only
@@ -178,9 +202,32 @@ def test_cli_dataset_end_to_end_with_simulator(tmp_path):
     from sectionseg.cli.main import main
 
     out = tmp_path / "ds"
-    code = main(["dataset", "--out", str(out), "--wafers", "3", "--wafer-size", "640", "--styles",
-                 "default,sparse", "--split", "6", "3", "2", "--patch-size", "256", "--overlap", "32",
-                 "--seed", "3", "--sections-per-image", "1", "3"])
+    code = main(
+        [
+            "dataset",
+            "--out",
+            str(out),
+            "--wafers",
+            "3",
+            "--wafer-size",
+            "640",
+            "--styles",
+            "default,sparse",
+            "--split",
+            "6",
+            "3",
+            "2",
+            "--patch-size",
+            "256",
+            "--overlap",
+            "32",
+            "--seed",
+            "3",
+            "--sections-per-image",
+            "1",
+            "3",
+        ]
+    )
     assert code == 0
     manifest = json.loads((out / "manifest.json").read_text())
     assert [len(manifest["splits"][s]) for s in ("train", "val", "test")] == [6, 3, 2]
@@ -203,8 +250,17 @@ def test_build_dataset_at_half_scale_in_parallel_matches_serial(tmp_path):
     from sectionseg.formats import read_sections
     from sectionseg.io.resample import resample
 
-    kwargs = dict(n_wafers=3, wafer_size=256, split=(6, 2, 2), patch_size=64, overlap=8, seed=2,
-                  sections_per_image=(1, 2), simulate=fake_simulate, scale=0.5)
+    kwargs = dict(
+        n_wafers=3,
+        wafer_size=256,
+        split=(6, 2, 2),
+        patch_size=64,
+        overlap=8,
+        seed=2,
+        sections_per_image=(1, 2),
+        simulate=fake_simulate,
+        scale=0.5,
+    )
     manifest = build_dataset(tmp_path / "a", jobs=2, **kwargs)
     assert manifest["params"]["scale"] == 0.5 and manifest["params"]["image_section_size"] == 65.0
     tiles = [it for s in manifest["splits"].values() for it in s if it["kind"] == "tile"]
@@ -213,13 +269,17 @@ def test_build_dataset_at_half_scale_in_parallel_matches_serial(tmp_path):
     wafer = tmp_path / "a" / tile["source"]
     rgb = tifffile.imread(wafer / "rgb.tif")
     x0, y0 = tile["origin"]
-    expected = resample(rgb, 0.5)[y0:y0 + 64, x0:x0 + 64]
+    expected = resample(rgb, 0.5)[y0 : y0 + 64, x0 : x0 + 64]
     assert np.array_equal(np.asarray(Image.open(tmp_path / "a" / tile["image"]))[..., :3], expected)
     # a section whole inside the tile keeps its polygon, halved and shifted into the tile's frame
     scaled = [s.transformed(0.5) for s in read_sections(wafer / "sections.labelme.json", fmt="labelme")]
-    inside = [s.tissue.polygon - (x0, y0) for s in scaled
-              if s.tissue.polygon.min() >= 0 and (s.tissue.polygon - (x0, y0)).min() >= 0
-              and (s.tissue.polygon - (x0, y0)).max() <= 64]
+    inside = [
+        s.tissue.polygon - (x0, y0)
+        for s in scaled
+        if s.tissue.polygon.min() >= 0
+        and (s.tissue.polygon - (x0, y0)).min() >= 0
+        and (s.tissue.polygon - (x0, y0)).max() <= 64
+    ]
     found = [s.tissue.polygon for s in read_sections(tmp_path / "a" / tile["annotations"], fmt="labelme")]
     assert inside and all(any(np.allclose(p, q, atol=1e-6) for q in found) for p in inside)
     serial = build_dataset(tmp_path / "b", jobs=1, **kwargs)

@@ -1,4 +1,5 @@
 """Whole-wafer detection: pipeline with fake predictors (scale, geometry), outputs, CLI errors, end to end."""
+
 import json
 
 import numpy as np
@@ -25,9 +26,12 @@ def drawn_wafer(factor: float, width: int = 1400, height: int = 1000):
                 continue
             angle = 5 + 7 * (r * 4 + c)
             normal = np.array([np.sin(np.radians(angle)), np.cos(np.radians(angle))]) * 52 * factor
-            sections.append(Section.from_arrays(
-                rectangle(cx, cy, 127 * factor, 54 * factor, angle),
-                rectangle(cx + normal[0], cy + normal[1], 127 * factor, 50 * factor, angle)))
+            sections.append(
+                Section.from_arrays(
+                    rectangle(cx, cy, 127 * factor, 54 * factor, angle),
+                    rectangle(cx + normal[0], cy + normal[1], 127 * factor, 50 * factor, angle),
+                )
+            )
     gray, fluo = draw_sections(width, height, [(s.tissue.polygon, s.magnet.polygon) for s in sections])
     return gray, fluo, sections
 
@@ -46,8 +50,9 @@ def test_scale_is_estimated_and_polygons_mapped_back(factor):
     assert m["tissue"]["centre_error_p95"] < 1.0 * factor
     assert m["tissue"]["angle_error_p95"] < 1.0
     # the section-size hint skips the estimate
-    hinted = detect_wafer(gray, fluo, predictor=ContentPredictor(), tile_size=256, overlap=64,
-                          section_size=130 * factor, progress=False)
+    hinted = detect_wafer(
+        gray, fluo, predictor=ContentPredictor(), tile_size=256, overlap=64, section_size=130 * factor, progress=False
+    )
     assert hinted.scale == pytest.approx(1.0 / factor) and hinted.scale_info["method"] == "section_size"
     assert len(hinted.sections) == len(truth)
 
@@ -88,13 +93,21 @@ def test_outputs_read_back(tmp_path):
     from sectionseg.export import write_detection_outputs
 
     gray, fluo, truth = drawn_wafer(1.0, 700, 700)
-    result = detect_wafer(gray, fluo, predictor=ContentPredictor(), scale=1.0, tile_size=256, overlap=64,
-                          progress=False)
+    result = detect_wafer(
+        gray, fluo, predictor=ContentPredictor(), scale=1.0, tile_size=256, overlap=64, progress=False
+    )
     assert len(result.sections) == len(truth) > 3
-    paths = write_detection_outputs(tmp_path / "out", result.sections, result.unpaired, overlay_image=gray,
-                                    report=result.report())
-    for name in ("source_sections_tissue.txt", "source_sections_mag.txt", "sections.magc", "sections.csv",
-                 "overlay.png", "report.json"):
+    paths = write_detection_outputs(
+        tmp_path / "out", result.sections, result.unpaired, overlay_image=gray, report=result.report()
+    )
+    for name in (
+        "source_sections_tissue.txt",
+        "source_sections_mag.txt",
+        "sections.magc",
+        "sections.csv",
+        "overlay.png",
+        "report.json",
+    ):
         assert (tmp_path / "out" / name).is_file(), name
     for path in (tmp_path / "out", tmp_path / "out" / "sections.magc"):
         back = read_sections(path)
@@ -111,18 +124,54 @@ def test_outputs_read_back(tmp_path):
 
 @pytest.fixture
 def small_wafer(tmp_path):
-    assert main(["simulate", "--out", str(tmp_path / "w"), "--seed", "1001", "--width", "500", "--height", "300",
-                 "--sections", "4"]) == 0
+    assert (
+        main(
+            [
+                "simulate",
+                "--out",
+                str(tmp_path / "w"),
+                "--seed",
+                "1001",
+                "--width",
+                "500",
+                "--height",
+                "300",
+                "--sections",
+                "4",
+            ]
+        )
+        == 0
+    )
     return tmp_path / "w"
 
 
 def test_detect_command_end_to_end(tmp_path, small_wafer, tiny_model, capsys):
     out = tmp_path / "det"
     (tmp_path / "landmarks.txt").write_text("# image px\n10, 12\n480\t20\n250 290\n")
-    code = main(["detect", str(small_wafer / "gray.tif"), "--fluo", str(small_wafer / "fluo.tif"), "--out",
-                 str(out), "--model", str(tiny_model), "--no-progress", "--section-size", "48",
-                 "--tile-size", "256", "--overlap", "64", "--landmarks", str(tmp_path / "landmarks.txt"),
-                 "--pair-scale", "3", "--pair-integers"])
+    code = main(
+        [
+            "detect",
+            str(small_wafer / "gray.tif"),
+            "--fluo",
+            str(small_wafer / "fluo.tif"),
+            "--out",
+            str(out),
+            "--model",
+            str(tiny_model),
+            "--no-progress",
+            "--section-size",
+            "48",
+            "--tile-size",
+            "256",
+            "--overlap",
+            "64",
+            "--landmarks",
+            str(tmp_path / "landmarks.txt"),
+            "--pair-scale",
+            "3",
+            "--pair-integers",
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert "sections" in printed and "report.json" in printed
@@ -144,9 +193,26 @@ def test_detect_command_end_to_end(tmp_path, small_wafer, tiny_model, capsys):
 
 def test_detect_command_switches_repair_steps_off(tmp_path, small_wafer, tiny_model, capsys):
     out = tmp_path / "det"
-    code = main(["detect", str(small_wafer / "gray.tif"), "--out", str(out), "--model", str(tiny_model),
-                 "--no-progress", "--section-size", "48", "--tile-size", "256", "--overlap", "64",
-                 "--skip-repair", "consensus", "trim_gaps"])
+    code = main(
+        [
+            "detect",
+            str(small_wafer / "gray.tif"),
+            "--out",
+            str(out),
+            "--model",
+            str(tiny_model),
+            "--no-progress",
+            "--section-size",
+            "48",
+            "--tile-size",
+            "256",
+            "--overlap",
+            "64",
+            "--skip-repair",
+            "consensus",
+            "trim_gaps",
+        ]
+    )
     assert code == 0
     steps = json.loads((out / "report.json").read_text())["params"]["settings"]["steps"]
     assert not steps["consensus"] and not steps["trim_gaps"] and steps["regrow_small"]
@@ -159,8 +225,9 @@ def _bad_inputs(tmp_path, small_wafer):
     empty = tmp_path / "empty.tif"
     empty.write_bytes(b"")
     rgb = tmp_path / "rgb.png"
-    write_image(rgb, np.dstack([np.zeros((30, 40), np.uint8), np.full((30, 40), 255, np.uint8),
-                                np.zeros((30, 40), np.uint8)]))
+    write_image(
+        rgb, np.dstack([np.zeros((30, 40), np.uint8), np.full((30, 40), 255, np.uint8), np.zeros((30, 40), np.uint8)])
+    )
     small = tmp_path / "small.tif"
     tifffile.imwrite(small, np.zeros((50, 60), np.uint8))
     gray = str(small_wafer / "gray.tif")

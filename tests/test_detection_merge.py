@@ -1,4 +1,5 @@
 """Merging tile detections: a part cut by tile sides is reported once, with the right polygon."""
+
 import numpy as np
 import pytest
 import shapely
@@ -14,14 +15,14 @@ from sectionseg.geometry.raster import polygon_mask
 # overlap bands are [192, 256) and [384, 448).
 SIZE, TILE, OVERLAP = 640, 256, 64
 PARTS = [
-    (1, rectangle(100, 100, 120, 50, 20)),     # inside one tile
-    (2, rectangle(224, 80, 50, 30, 80)),       # inside the band: whole in 2 tiles (duplicates)
-    (1, rectangle(250, 300, 100, 40, 0)),      # cut by x=256 in one tile, whole in the next
-    (2, rectangle(220, 540, 110, 40, 0)),      # longer than the overlap: no tile sees it whole
-    (1, rectangle(420, 420, 56, 40, 30)),      # at a 4-tile corner
-    (2, rectangle(416, 200, 120, 48, 95)),     # crosses a horizontal and a vertical band
-    (1, rectangle(560, 130, 110, 45, 150)),    # next to the wafer edge
-    (2, rectangle(560, 181, 110, 45, 150)),    # touching the previous part (different class)
+    (1, rectangle(100, 100, 120, 50, 20)),  # inside one tile
+    (2, rectangle(224, 80, 50, 30, 80)),  # inside the band: whole in 2 tiles (duplicates)
+    (1, rectangle(250, 300, 100, 40, 0)),  # cut by x=256 in one tile, whole in the next
+    (2, rectangle(220, 540, 110, 40, 0)),  # longer than the overlap: no tile sees it whole
+    (1, rectangle(420, 420, 56, 40, 30)),  # at a 4-tile corner
+    (2, rectangle(416, 200, 120, 48, 95)),  # crosses a horizontal and a vertical band
+    (1, rectangle(560, 130, 110, 45, 150)),  # next to the wafer edge
+    (2, rectangle(560, 181, 110, 45, 150)),  # touching the previous part (different class)
 ]
 
 
@@ -35,8 +36,9 @@ def merged():
     source = WaferSource(np.zeros((SIZE, SIZE), np.uint8))
     tiles = plan_tiles(SIZE, SIZE, TILE, OVERLAP)
     assert len(tiles) == 9
-    raw = predict_tiles(source, tiles, GroundTruthPredictor(PARTS, tiles), batch_size=2,
-                        score_threshold=0.5, progress=False)
+    raw = predict_tiles(
+        source, tiles, GroundTruthPredictor(PARTS, tiles), batch_size=2, score_threshold=0.5, progress=False
+    )
     assert len(raw) > len(PARTS)  # parts in overlaps were seen several times
     assert any(d.truncated for d in raw)
     return merge_detections(raw)
@@ -46,8 +48,9 @@ def test_each_part_reported_once(merged):
     assert len(merged) == len(PARTS)
     for label, poly in PARTS:
         truth = shapely.Polygon(poly)
-        hits = [d for d in merged if d.label == label
-                and shapely.box(*d.box).intersection(truth).area > 0.5 * truth.area]
+        hits = [
+            d for d in merged if d.label == label and shapely.box(*d.box).intersection(truth).area > 0.5 * truth.area
+        ]
         assert len(hits) == 1, poly
         det = hits[0]
         truth_mask = _truth_mask(poly, det)
@@ -58,8 +61,10 @@ def test_each_part_reported_once(merged):
 
 def test_merged_polygons_match_the_truth(merged):
     for label, poly in PARTS:
-        det = max((d for d in merged if d.label == label),
-                  key=lambda d: shapely.box(*d.box).intersection(shapely.Polygon(poly)).area)
+        det = max(
+            (d for d in merged if d.label == label),
+            key=lambda d: shapely.box(*d.box).intersection(shapely.Polygon(poly)).area,
+        )
         quad = fit_quadrilateral(det.mask, det.origin, refine=False)
         truth = shapely.Polygon(poly)
         found = shapely.Polygon(quad)
@@ -93,7 +98,7 @@ def test_merge_rules():
 
 def test_overlap_suppression_keeps_the_best_score():
     part = _det(10, 10, 40, 20, 0, score=0.95)
-    with_strip = _det(10, 4, 40, 26, 0, score=0.8)   # the same part plus a strip beside it
+    with_strip = _det(10, 4, 40, 26, 0, score=0.8)  # the same part plus a strip beside it
     other = _det(60, 10, 40, 20, 0, score=0.7)
     assert merge_detections([with_strip, part, other]) == [with_strip, part, other]
     assert merge_detections([with_strip, part, other], nms_overlap=0.6) == [part, other]

@@ -1,4 +1,5 @@
 """Detection in forked worker processes gives the results of one process."""
+
 import os
 
 import numpy as np

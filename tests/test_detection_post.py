@@ -1,5 +1,6 @@
 """After the model: touching parts rebuilt beside their partners, partners found on the image,
 duplicates and implausible lone parts dropped."""
+
 import numpy as np
 import pytest
 from detection_fakes import ContentPredictor, rectangle
@@ -35,8 +36,9 @@ def regular(n=6):
 
 def test_strip_beside_finds_the_part_next_to_its_partner():
     s = section(200, 200, angle=20.0)
-    neighbour = section(200, 200, angle=20.0).transformed(1.0, -50.0 * np.array([np.sin(np.radians(20)),
-                                                                                  np.cos(np.radians(20))]))
+    neighbour = section(200, 200, angle=20.0).transformed(
+        1.0, -50.0 * np.array([np.sin(np.radians(20)), np.cos(np.radians(20))])
+    )
     mask = polygon_mask(s.tissue.polygon, (400, 400)) | polygon_mask(neighbour.tissue.polygon, (400, 400))
     rows, cols = np.nonzero(mask)  # two touching tissues: one region
     quad = strip_beside(s.magnet.polygon, np.column_stack([cols + 0.5, rows + 0.5]), typical_width=50.0)
@@ -49,8 +51,9 @@ def test_touching_tissues_seen_as_one_region_are_both_reported():
     pair = [section(300, 160, magnet_side=-1), section(300, 210, magnet_side=1)]  # tissues touch
     truth = regular() + pair
     gray, fluo = draw(640, 900, truth)
-    result = detect_wafer(gray, fluo, predictor=ContentPredictor(), scale=1.0, tile_size=512, overlap=160,
-                          progress=False)
+    result = detect_wafer(
+        gray, fluo, predictor=ContentPredictor(), scale=1.0, tile_size=512, overlap=160, progress=False
+    )
     assert result.counts["rebuilt_parts"] >= 2
     m = compare_sections(truth, result.sections + result.unpaired)
     assert m["sections_correct"] == len(truth) and m["tissue"]["precision"] == 1.0
@@ -60,8 +63,9 @@ def test_touching_tissues_seen_as_one_region_are_both_reported():
 def test_a_tissue_the_model_misses_is_found_beside_its_magnet():
     truth = regular() + [section(300, 200, angle=15.0)]
     gray, fluo = draw(640, 900, truth, tissue_level={6: 112})  # too faint for the predictor
-    result = detect_wafer(gray, fluo, predictor=ContentPredictor(), scale=1.0, tile_size=512, overlap=160,
-                          progress=False)
+    result = detect_wafer(
+        gray, fluo, predictor=ContentPredictor(), scale=1.0, tile_size=512, overlap=160, progress=False
+    )
     assert result.counts["partners_from_image"] == 1
     m = compare_sections(truth, result.sections)
     assert m["sections_correct"] == len(truth)
@@ -70,11 +74,13 @@ def test_a_tissue_the_model_misses_is_found_beside_its_magnet():
 
 def test_lone_duplicates_and_implausible_parts_are_dropped():
     sections = regular()
-    lone = [Section(sections[0].tissue.transformed(1.0, (1.0, 0.0)), None),  # duplicate of a paired tissue
-            Section(Part(rectangle(50, 50, 127, 20, 0)), None),               # dummy-sized tissue
-            Section(None, Part(rectangle(50, 50, 300, 120, 0))),              # far too large magnet
-            Section(Part(rectangle(900, 50, 127, 50, 0)), None, score=0.95),  # a plausible lone tissue
-            Section(Part(rectangle(900, 250, 127, 50, 0)), None, score=0.8)]  # ... but too unsure alone
+    lone = [
+        Section(sections[0].tissue.transformed(1.0, (1.0, 0.0)), None),  # duplicate of a paired tissue
+        Section(Part(rectangle(50, 50, 127, 20, 0)), None),  # dummy-sized tissue
+        Section(None, Part(rectangle(50, 50, 300, 120, 0))),  # far too large magnet
+        Section(Part(rectangle(900, 50, 127, 50, 0)), None, score=0.95),  # a plausible lone tissue
+        Section(Part(rectangle(900, 250, 127, 50, 0)), None, score=0.8),
+    ]  # ... but too unsure alone
     kept = drop_duplicates(sections, lone)
     assert len(kept) == 4
     why = {}
@@ -89,7 +95,7 @@ def test_tiles_of_bare_wafer_are_skipped_and_nothing_is_lost(rng):
     gray, fluo = draw(1400, 900, truth)
     noisy = np.clip(gray + rng.normal(0, 3, gray.shape), 0, 255).astype(np.uint8)
     for y, x in rng.integers(0, 880, (40, 2)) + [0, 500]:  # dust specks on the bare part
-        noisy[y:y + 3, x:x + 3] = 120
+        noisy[y : y + 3, x : x + 3] = 120
     kwargs = dict(predictor=ContentPredictor(), scale=1.0, tile_size=256, overlap=160, progress=False)
     skipping = detect_wafer(noisy, fluo, **kwargs)
     everything = detect_wafer(noisy, fluo, skip_empty=False, **kwargs)
@@ -110,11 +116,11 @@ def test_a_lone_part_on_a_shading_patch_is_dropped_and_a_real_one_kept(rng):
 
     truth = regular(6)
     gray, fluo = draw(1000, 900, truth)
-    gray[600:900, 650:1000] = 170                         # a darker mosaic tile of the background
+    gray[600:900, 650:1000] = 170  # a darker mosaic tile of the background
     gray = np.clip(gray + rng.normal(0, 2, gray.shape), 0, 255).astype(np.uint8)
     fill_polygon(gray, rectangle(820, 150, 127, 50, 10), 40)  # a real tissue whose magnet is lost
-    patch = Section(Part(rectangle(760, 700, 127, 50, 0)), None, score=0.95)   # inside the dark tile
-    seam = Section(Part(rectangle(700, 640, 127, 50, 0)), None, score=0.95)    # on its corner
+    patch = Section(Part(rectangle(760, 700, 127, 50, 0)), None, score=0.95)  # inside the dark tile
+    seam = Section(Part(rectangle(700, 640, 127, 50, 0)), None, score=0.95)  # on its corner
     real = Section(Part(rectangle(820, 150, 127, 50, 10)), None, score=0.95)
     seen, unseen = split_unseen([patch, seam, real], _source(gray, fluo))
     assert seen == [real] and unseen == [patch, seam]
@@ -123,13 +129,13 @@ def test_a_lone_part_on_a_shading_patch_is_dropped_and_a_real_one_kept(rng):
 def test_a_partner_strip_half_on_a_neighbour_is_refused():
     from sectionseg.detection.repairs import partner_from_image
 
-    lone = section(300, 300)                  # tissue at y 275-325, its magnet would be at y 325-371
+    lone = section(300, 300)  # tissue at y 275-325, its magnet would be at y 325-371
     neighbour = section(365, 396, magnet_side=-1)  # its magnet (y 325-371) covers half of that strip
     gray, fluo = draw(700, 600, [neighbour])
     fill_polygon(gray, lone.tissue.polygon, 40)
     source = _source(gray, fluo)
     assert partner_from_image(lone.tissue, "magnet", source, 46.0, refine=False) is None
-    gray, fluo = draw(700, 600, [lone])       # the real magnet: found
+    gray, fluo = draw(700, 600, [lone])  # the real magnet: found
     found = partner_from_image(lone.tissue, "magnet", _source(gray, fluo), 46.0)
     assert found is not None and Part(found.polygon).centre == pytest.approx(lone.magnet.centre, abs=1.0)
 
@@ -139,12 +145,16 @@ def test_tiny_parts_are_unpaired_and_small_parts_regrown():
 
     truth = regular(6)
     gray, fluo = draw(640, 900, truth)
-    speck = Section(Part(rectangle(110, 500, 6, 4, 0)), truth[0].magnet, score=0.8,
-                    extra={"tissue_score": 0.8, "magnet_score": 0.99})
+    speck = Section(
+        Part(rectangle(110, 500, 6, 4, 0)),
+        truth[0].magnet,
+        score=0.8,
+        extra={"tissue_score": 0.8, "magnet_score": 0.99},
+    )
     kept, lone = split_tiny([speck] + truth[1:])
     assert kept == truth[1:] and len(lone) == 1 and lone[0].magnet is truth[0].magnet and lone[0].tissue is None
     assert lone[0].score == 0.99
-    t = truth[2].tissue.polygon                # the model saw only the half of the tissue by its magnet
+    t = truth[2].tissue.polygon  # the model saw only the half of the tissue by its magnet
     half = Section(Part(np.array([(t[0] + t[3]) / 2, (t[1] + t[2]) / 2, t[2], t[3]])), truth[2].magnet, score=0.9)
     sections, n = regrow_small(truth[:2] + [half] + truth[3:], _source(gray, fluo))
     assert n == 1 and sections[2].extra["regrown"] == "tissue"
@@ -162,8 +172,11 @@ def test_a_magnet_that_swallowed_the_gap_to_its_tissue_is_trimmed_and_touching_o
         seen = rectangle(*(np.array([cx, cy]) + v * (48.0 + gap / 2)), 127.0, 46.0 + gap, angle)
         return Section.from_arrays(tissue, true), Section.from_arrays(tissue, seen if swallowed else true)
 
-    cases = [with_gap(120 + 200 * k, 150 + 250 * r, 9.0 * (k + 3 * r), gap, swallowed=True)
-             for k in range(3) for r, gap in enumerate((4.0, 5.5))]
+    cases = [
+        with_gap(120 + 200 * k, 150 + 250 * r, 9.0 * (k + 3 * r), gap, swallowed=True)
+        for k in range(3)
+        for r, gap in enumerate((4.0, 5.5))
+    ]
     touching = [section(120 + 200 * k, 650, 10.0 * k) for k in range(3)]
     gray, fluo = draw(700, 800, [truth for truth, _ in cases] + touching)
     trimmed, n = trim_gaps([seen for _, seen in cases] + touching, _source(gray, fluo))
@@ -171,7 +184,7 @@ def test_a_magnet_that_swallowed_the_gap_to_its_tissue_is_trimmed_and_touching_o
     for (truth, _), got in zip(cases, trimmed):
         assert np.hypot(*np.subtract(got.magnet.centre, truth.magnet.centre)) < 0.3
         assert got.tissue == truth.tissue and got.extra["gap_trimmed"]
-    assert trimmed[len(cases):] == touching  # parts that truly touch keep their sides
+    assert trimmed[len(cases) :] == touching  # parts that truly touch keep their sides
 
 
 def test_a_dummy_strip_merged_into_the_tissue_is_cut_off_at_the_gap_and_clean_tissues_are_kept():
@@ -189,9 +202,8 @@ def test_a_dummy_strip_merged_into_the_tissue_is_cut_off_at_the_gap_and_clean_ti
         seen = rectangle(*(np.array([cx, cy]) - v * merged / 2), 127.0, 50.0 + merged, angle)
         return truth, dummy, Section.from_arrays(seen, truth.magnet.polygon)
 
-    cases = [with_dummy(150 + 220 * (k % 3), 140 + 200 * (k // 3), 7.0 * k, gap=2.5, merged=10.0)
-             for k in range(4)]
-    flush = with_dummy(150, 940, 5.0, gap=0.0, merged=10.0)      # dummy touching: no edge to find
+    cases = [with_dummy(150 + 220 * (k % 3), 140 + 200 * (k // 3), 7.0 * k, gap=2.5, merged=10.0) for k in range(4)]
+    flush = with_dummy(150, 940, 5.0, gap=0.0, merged=10.0)  # dummy touching: no edge to find
     clean = [section(150 + 220 * (k % 3), 1140 + 200 * (k // 3), 6.0 * k) for k in range(9)]
     gray = np.full((1750, 700), 200, np.uint8)
     for _truth, dummy, _ in cases + [flush]:
@@ -207,11 +219,11 @@ def test_a_dummy_strip_merged_into_the_tissue_is_cut_off_at_the_gap_and_clean_ti
     out, record = trim_merged_strips(seen, source, levels)
     assert record["trimmed"] == len(cases), record
     assert record["depth_ratio"] == pytest.approx(50 / 46, rel=0.05)
-    for got, truth in zip(out[:len(cases)], truths):
+    for got, truth in zip(out[: len(cases)], truths):
         assert np.hypot(*np.subtract(got.tissue.centre, truth.tissue.centre)) < 0.5
         assert got.extra["strip_trimmed"] and np.allclose(got.magnet.polygon, truth.magnet.polygon)
-    assert out[len(cases)] is seen[len(cases)]             # no gap line: kept as seen
-    assert out[len(cases) + 1:] == clean                   # clean tissues keep their sides
+    assert out[len(cases)] is seen[len(cases)]  # no gap line: kept as seen
+    assert out[len(cases) + 1 :] == clean  # clean tissues keep their sides
     few, record = trim_merged_strips(seen[:5], source, levels)
     assert few == seen[:5] and "skipped" in record
 
@@ -226,7 +238,7 @@ def test_a_whole_section_seen_as_one_part_is_split_at_its_shared_edge():
     fluo = np.full((520, 720), 20, np.uint8)
     for s in truths:
         fill_polygon(gray, s.tissue.polygon, 70)
-        fill_polygon(gray, s.magnet.polygon, 95)     # halves alike, one straight step between them
+        fill_polygon(gray, s.magnet.polygon, 95)  # halves alike, one straight step between them
         fill_polygon(fluo, s.magnet.polygon, 200)
     gray = cv2.GaussianBlur(gray, (0, 0), 0.8)
     plain = Section.from_arrays(None, rectangle(610, 380, 127.0, 60.0, 5.0))  # no edge across it

@@ -1,4 +1,5 @@
 """Inference arithmetic (fp32 / bf16) and the number of region proposals."""
+
 from __future__ import annotations
 
 import json
@@ -55,8 +56,11 @@ def test_prefetched_batches_give_the_same_detections():
     rng = np.random.default_rng(3)
     gray = rng.integers(0, 255, (900, 1300)).astype(np.uint8)
     tiles = plan_tiles(1300, 900, 256, 64)
-    parts = [(1, rectangle(300, 300, 120, 50, 10)), (2, rectangle(300, 352, 110, 46, 10)),
-             (1, rectangle(900, 600, 120, 50, 70))]
+    parts = [
+        (1, rectangle(300, 300, 120, 50, 10)),
+        (2, rectangle(300, 352, 110, 46, 10)),
+        (1, rectangle(900, 600, 120, 50, 70)),
+    ]
     calls = {}
     for prefetch in (False, True):
         truth = GroundTruthPredictor(parts, tiles)
@@ -66,8 +70,9 @@ def test_prefetched_batches_give_the_same_detections():
             sizes.append([tuple(im.shape) for im in images])
             return truth(images)
 
-        found = inference.predict_tiles(WaferSource(gray), tiles, predictor, batch_size=5, score_threshold=0.5,
-                                        progress=False, prefetch=prefetch)
+        found = inference.predict_tiles(
+            WaferSource(gray), tiles, predictor, batch_size=5, score_threshold=0.5, progress=False, prefetch=prefetch
+        )
         calls[prefetch] = (sizes, [(d.label, d.origin, d.mask.sum(), d.tile) for d in found])
     assert calls[True] == calls[False]
     sizes = calls[True][0]
@@ -88,8 +93,7 @@ def test_on_a_gpu_the_model_runs_in_this_process_and_workers_only_fit(monkeypatc
 
     gray = np.random.default_rng(4).integers(0, 255, (700, 900)).astype(np.uint8)
     tiles = plan_tiles(900, 700, 256, 64)
-    truth = GroundTruthPredictor([(1, rectangle(300, 300, 120, 50, 10)), (2, rectangle(300, 352, 110, 46, 10))],
-                                 tiles)
+    truth = GroundTruthPredictor([(1, rectangle(300, 300, 120, 50, 10)), (2, rectangle(300, 352, 110, 46, 10))], tiles)
     pids, sizes = set(), []
 
     def predictor(images):
@@ -97,8 +101,18 @@ def test_on_a_gpu_the_model_runs_in_this_process_and_workers_only_fit(monkeypatc
         sizes.append(len(images))
         return truth(images)
 
-    result = detect_wafer(gray, predictor=predictor, scale=1.0, tile_size=256, overlap=64, device="cuda",
-                          workers=2, refine=False, skip_empty=False, progress=False)
+    result = detect_wafer(
+        gray,
+        predictor=predictor,
+        scale=1.0,
+        tile_size=256,
+        overlap=64,
+        device="cuda",
+        workers=2,
+        refine=False,
+        skip_empty=False,
+        progress=False,
+    )
     assert pids == {os.getpid()} and sizes[0] == 16 and sum(sizes) == len(tiles)
     assert result.params["batch_size"] == 16 and result.params["workers"] == 2 and len(result.sections) == 1
 
@@ -132,16 +146,26 @@ def test_masks_come_back_binary_and_give_the_same_detections():
 
     class Fixed(torch.nn.Module):
         def forward(self, images):
-            return [{"boxes": torch.zeros(2, 4), "labels": torch.tensor([1, 2]), "scores": torch.tensor([0.9, 0.8]),
-                     "masks": probs.clone()} for _ in images]
+            return [
+                {
+                    "boxes": torch.zeros(2, 4),
+                    "labels": torch.tensor([1, 2]),
+                    "scores": torch.tensor([0.9, 0.8]),
+                    "masks": probs.clone(),
+                }
+                for _ in images
+            ]
 
     plain = inference.model_predictor(Fixed(), "cpu", "fp32")([torch.rand(3, 32, 32)])[0]
     cut = inference.model_predictor(Fixed(), "cpu", "fp32", mask_threshold=0.5)([torch.rand(3, 32, 32)])[0]
     assert plain["masks"].dtype == torch.float32 and cut["masks"].dtype == torch.bool
-    found = [inference.detections_from_output(out, Tile(0, 0, 32, 32), 0, (32, 32), score_threshold=0.5,
-                                              mask_threshold=0.5) for out in (plain, cut)]
-    assert [(d.label, d.origin, d.mask.tolist()) for d in found[0]] == [(d.label, d.origin, d.mask.tolist())
-                                                                        for d in found[1]]
+    found = [
+        inference.detections_from_output(out, Tile(0, 0, 32, 32), 0, (32, 32), score_threshold=0.5, mask_threshold=0.5)
+        for out in (plain, cut)
+    ]
+    assert [(d.label, d.origin, d.mask.tolist()) for d in found[0]] == [
+        (d.label, d.origin, d.mask.tolist()) for d in found[1]
+    ]
     assert len(found[0]) == 1 and found[0][0].mask.shape == (16, 25)
 
 
@@ -166,8 +190,10 @@ def test_proposals_are_set_on_the_model():
 @pytest.fixture(scope="module")
 def wafer(tmp_path_factory):
     out = tmp_path_factory.mktemp("wafer")
-    assert main(["simulate", "--out", str(out), "--seed", "1005", "--width", "700", "--height", "600",
-                 "--sections", "12"]) == 0
+    assert (
+        main(["simulate", "--out", str(out), "--seed", "1005", "--width", "700", "--height", "600", "--sections", "12"])
+        == 0
+    )
     return out
 
 
@@ -197,9 +223,28 @@ def test_detect_cli_records_its_options_and_refuses_bad_ones(wafer, tmp_path, ca
     assert main(["detect", str(wafer / "gray.tif"), "--out", str(out), "--workers", "0", "--no-progress"]) == 2
     assert "--workers" in capsys.readouterr().err and not out.exists()
     out = tmp_path / "det"
-    assert main(["detect", str(wafer / "gray.tif"), "--fluo", str(wafer / "fluo.tif"), "--out", str(out),
-                 "--section-size", "130", "--precision", "fp32", "--proposals", "200", "--workers", "2",
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "detect",
+                str(wafer / "gray.tif"),
+                "--fluo",
+                str(wafer / "fluo.tif"),
+                "--out",
+                str(out),
+                "--section-size",
+                "130",
+                "--precision",
+                "fp32",
+                "--proposals",
+                "200",
+                "--workers",
+                "2",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     report = json.loads((out / "report.json").read_text())
     assert report["params"]["precision"] == "fp32" and report["params"]["proposals"] == 200
     assert report["model"]["proposals"] == 200 and report["params"]["workers"] == (2 if can_fork() else 1)

@@ -1,4 +1,5 @@
 """Tile plan, lazy tile reading and resampling of the working frame."""
+
 import numpy as np
 import pytest
 import tifffile
@@ -8,8 +9,10 @@ from sectionseg.errors import InputError
 from sectionseg.io.images import read_image
 
 
-@pytest.mark.parametrize("size,tile,overlap", [((1000, 700), 256, 64), ((512, 512), 512, 128),
-                                               ((300, 200), 512, 128), ((1301, 997), 200, 50)])
+@pytest.mark.parametrize(
+    "size,tile,overlap",
+    [((1000, 700), 256, 64), ((512, 512), 512, 128), ((300, 200), 512, 128), ((1301, 997), 200, 50)],
+)
 def test_plan_covers_the_image_with_the_overlap(size, tile, overlap):
     width, height = size
     tiles = plan_tiles(width, height, tile, overlap)
@@ -17,7 +20,7 @@ def test_plan_covers_the_image_with_the_overlap(size, tile, overlap):
     for t in tiles:
         assert 0 <= t.x0 < t.x1 <= width and 0 <= t.y0 < t.y1 <= height
         assert t.width == min(tile, width) and t.height == min(tile, height)
-        covered[t.y0:t.y1, t.x0:t.x1] += 1
+        covered[t.y0 : t.y1, t.x0 : t.x1] += 1
     assert covered.min() >= 1
     # neighbouring tiles overlap by at least `overlap` px, so a part that short is whole in one tile
     xs = sorted({t.x0 for t in tiles})
@@ -44,8 +47,8 @@ def test_tile_is_normalised_crop_at_scale_one(rng):
     tile = plan_tiles(400, 300, 128, 32)[5]
     rgb = src.tile_rgb(tile)
     assert rgb.shape == (128, 128, 3) and rgb.dtype == np.uint8
-    np.testing.assert_array_equal(rgb[..., 0], src.gray_norm.apply(gray[tile.y0:tile.y1, tile.x0:tile.x1]))
-    np.testing.assert_array_equal(rgb[..., 2], src.fluo_norm.apply(fluo[tile.y0:tile.y1, tile.x0:tile.x1]))
+    np.testing.assert_array_equal(rgb[..., 0], src.gray_norm.apply(gray[tile.y0 : tile.y1, tile.x0 : tile.x1]))
+    np.testing.assert_array_equal(rgb[..., 2], src.fluo_norm.apply(fluo[tile.y0 : tile.y1, tile.x0 : tile.x1]))
 
 
 def test_resampled_tiles_keep_geometry():
@@ -96,8 +99,16 @@ def test_memory_mapped_wafer_is_read_tile_by_tile(tmp_path, rng):
     recorder = ReadRecorder(mm)
     tiles = plan_tiles(1500, 1200, 256, 64)
     parts = [(1, rectangle(300, 300, 120, 50, 10)), (2, rectangle(300, 352, 110, 46, 10))]
-    result = detect_wafer(recorder, predictor=GroundTruthPredictor(parts, tiles), scale=1.0, tile_size=256,
-                          overlap=64, progress=False, refine=False, skip_empty=False)
+    result = detect_wafer(
+        recorder,
+        predictor=GroundTruthPredictor(parts, tiles),
+        scale=1.0,
+        tile_size=256,
+        overlap=64,
+        progress=False,
+        refine=False,
+        skip_empty=False,
+    )
     assert len(result.sections) == 1
     # first read: the normalisation's subsample (at most ~2 Mpx); then only tiles and fit windows
     assert recorder.reads[0] <= 2_000_000

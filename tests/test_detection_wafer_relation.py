@@ -1,6 +1,7 @@
 """The post-processing reads the wafer: its own tissue/magnet/background levels (either part may be
 the darker one), a switch per repair step recorded in the report, and the wafer-level consensus
 that gives back sections whose tissue and magnet came out swapped."""
+
 import numpy as np
 import pytest
 from detection_fakes import GroundTruthPredictor
@@ -42,8 +43,17 @@ def _detect_all_but_one_tissue(truth, gray, fluo, settings=None):
     """Detection where the model (the ground truth) misses the last section's tissue."""
     parts = [(1, s.tissue.polygon) for s in truth[:-1]] + [(2, s.magnet.polygon) for s in truth]
     tiles = plan_tiles(gray.shape[1], gray.shape[0], tile_size=512, overlap=160)
-    return detect_wafer(gray, fluo, predictor=GroundTruthPredictor(parts, tiles), scale=1.0, tile_size=512,
-                        overlap=160, progress=False, skip_empty=False, settings=settings)
+    return detect_wafer(
+        gray,
+        fluo,
+        predictor=GroundTruthPredictor(parts, tiles),
+        scale=1.0,
+        tile_size=512,
+        overlap=160,
+        progress=False,
+        skip_empty=False,
+        settings=settings,
+    )
 
 
 @pytest.mark.parametrize("fluo_on", [True, False])

@@ -1,4 +1,5 @@
 """Evaluation metrics on plain prediction lists (no model) and the evaluate CLI end to end."""
+
 from __future__ import annotations
 
 import json
@@ -32,8 +33,7 @@ def _instance_dict(polys, labels):
     for m in masks:
         ys, xs = np.nonzero(m)
         boxes.append([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
-    return {"boxes": np.array(boxes, dtype=float), "labels": np.array(labels), "masks": masks,
-            "polygons": polys}
+    return {"boxes": np.array(boxes, dtype=float), "labels": np.array(labels), "masks": masks, "polygons": polys}
 
 
 def _ground_truth(seed=0, n_images=3):
@@ -42,16 +42,22 @@ def _ground_truth(seed=0, n_images=3):
     for _ in range(n_images):
         polys, labels = [], []
         for k, (cx, cy) in enumerate([(32, 32), (96, 32), (32, 96), (96, 96)]):
-            polys.append(_part(cx + rng.uniform(-4, 4), cy + rng.uniform(-4, 4), 40, 14,
-                               rng.uniform(0, 180)))
+            polys.append(_part(cx + rng.uniform(-4, 4), cy + rng.uniform(-4, 4), 40, 14, rng.uniform(0, 180)))
             labels.append(1 + k % 2)
         gts.append(_instance_dict(polys, labels))
     return gts
 
 
 def _perfect(gts):
-    return [{"boxes": g["boxes"].copy(), "labels": g["labels"].copy(), "masks": g["masks"].copy(),
-             "scores": np.linspace(0.95, 0.6, len(g["labels"]))} for g in gts]
+    return [
+        {
+            "boxes": g["boxes"].copy(),
+            "labels": g["labels"].copy(),
+            "masks": g["masks"].copy(),
+            "scores": np.linspace(0.95, 0.6, len(g["labels"])),
+        }
+        for g in gts
+    ]
 
 
 def _shifted(gts, dx):
@@ -74,7 +80,7 @@ def test_perfect_predictions_give_ap_one_for_boxes_masks_and_both_classes():
     geo = res["geometry"]["overall"]
     assert geo["n_matched"] == geo["n_gt"] == 12
     assert geo["precision"] == geo["recall"] == 1.0
-    assert geo["centre_error_px_p95"] < 0.6       # pixel quantisation only
+    assert geo["centre_error_px_p95"] < 0.6  # pixel quantisation only
     assert geo["angle_error_deg_p95"] < 3.0
     assert geo["quad_iou_median"] > 0.95
     assert "tissue" in format_table(res)
@@ -84,7 +90,7 @@ def test_shifted_predictions_score_lower_and_report_the_shift():
     gts = _ground_truth()
     res = evaluate_predictions(gts, _shifted(gts, 3.0))
     for iou_type in ("bbox", "segm"):
-        assert res[iou_type]["overall"]["ap"] < 0.9           # strict IoUs fail
+        assert res[iou_type]["overall"]["ap"] < 0.9  # strict IoUs fail
         assert res[iou_type]["overall"]["ap50"] <= 1.0
     assert res["segm"]["overall"]["ap"] < res["bbox"]["overall"]["ap"] + 0.2
     geo = res["geometry"]["overall"]
@@ -98,11 +104,17 @@ def test_shifted_predictions_score_lower_and_report_the_shift():
 def test_wrong_class_and_missing_predictions():
     gts = _ground_truth(n_images=1)
     preds = _perfect(gts)
-    preds[0]["labels"] = 3 - preds[0]["labels"]         # swap tissue <-> magnet
+    preds[0]["labels"] = 3 - preds[0]["labels"]  # swap tissue <-> magnet
     res = evaluate_predictions(gts, preds)
     assert res["segm"]["overall"]["ap50"] == pytest.approx(0.0)
-    empty = [{"boxes": np.zeros((0, 4)), "labels": np.zeros(0, int), "masks": np.zeros((0, H, W), np.uint8),
-              "scores": np.zeros(0)}]
+    empty = [
+        {
+            "boxes": np.zeros((0, 4)),
+            "labels": np.zeros(0, int),
+            "masks": np.zeros((0, H, W), np.uint8),
+            "scores": np.zeros(0),
+        }
+    ]
     res = evaluate_predictions(gts, empty)
     assert res["bbox"]["tissue"]["ap"] == 0.0 and res["geometry"]["overall"]["recall"] == 0.0
 
@@ -110,8 +122,7 @@ def test_wrong_class_and_missing_predictions():
 def test_class_without_ground_truth_is_none_not_zero():
     gts = _ground_truth(n_images=1)
     keep = gts[0]["labels"] == 1
-    gt = {k: (v[keep] if isinstance(v, np.ndarray) else [p for p, f in zip(v, keep) if f])
-          for k, v in gts[0].items()}
+    gt = {k: (v[keep] if isinstance(v, np.ndarray) else [p for p, f in zip(v, keep) if f]) for k, v in gts[0].items()}
     res = evaluate_predictions([gt], _perfect([gt]))
     assert res["segm"]["magnet"]["ap"] is None
     assert res["segm"]["tissue"]["ap"] == pytest.approx(1.0)
@@ -148,7 +159,7 @@ def test_matching_is_one_to_one_by_class():
 def test_probability_masks_are_thresholded():
     gts = _ground_truth(n_images=1)
     preds = _perfect(gts)
-    probs = preds[0]["masks"][:, None].astype(np.float32) * 0.8 + 0.1   # 0.9 inside, 0.1 outside
+    probs = preds[0]["masks"][:, None].astype(np.float32) * 0.8 + 0.1  # 0.9 inside, 0.1 outside
     preds[0]["masks"] = probs
     res = evaluate_predictions(gts, preds)
     assert res["segm"]["overall"]["ap"] == pytest.approx(1.0)
@@ -181,13 +192,12 @@ def _write_dataset(root, n_per_split=2):
             stem = f"{split}{i}"
             (root / "images").mkdir(parents=True, exist_ok=True)
             Image.fromarray(img).save(root / "images" / f"{stem}.png")
-            formats.write_sections(root / "annotations" / f"{stem}.json", sections, fmt="labelme",
-                                   image_size=(W, H))
-            items.append({"image": f"images/{stem}.png", "annotations": f"annotations/{stem}.json",
-                          "source": "test"})
+            formats.write_sections(root / "annotations" / f"{stem}.json", sections, fmt="labelme", image_size=(W, H))
+            items.append({"image": f"images/{stem}.png", "annotations": f"annotations/{stem}.json", "source": "test"})
         splits[split] = items
-    (root / "manifest.json").write_text(json.dumps(
-        {"format": "sectionseg-dataset", "version": 1, "classes": ["tissue", "magnet"], "splits": splits}))
+    (root / "manifest.json").write_text(
+        json.dumps({"format": "sectionseg-dataset", "version": 1, "classes": ["tissue", "magnet"], "splits": splits})
+    )
     return root
 
 
@@ -201,15 +211,26 @@ def test_evaluate_cli_end_to_end(tmp_path, capsys):
     cfg.model.box_score_thresh = 0.0
     save_model(tmp_path / "m.pt", build_model(cfg.model), cfg)
     out = tmp_path / "report"
-    code = main(["evaluate", "--model", str(tmp_path / "m.pt"), "--data", str(data), "--split", "test",
-                 "--out", str(out), "--no-progress"])
+    code = main(
+        [
+            "evaluate",
+            "--model",
+            str(tmp_path / "m.pt"),
+            "--data",
+            str(data),
+            "--split",
+            "test",
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
     assert code == 0
     report = json.loads((out / "report.json").read_text())
     assert report["split"] == "test" and report["n_images"] == 2
     assert report["bbox"]["tissue"]["n_gt"] == 4 and report["segm"]["magnet"]["n_gt"] == 4
-    assert 0.0 <= report["segm"]["overall"]["ap50"] <= 1.0   # untrained model: low but defined
+    assert 0.0 <= report["segm"]["overall"]["ap50"] <= 1.0  # untrained model: low but defined
     assert (out / "pr_curve.png").stat().st_size > 1000
     assert "overall" in capsys.readouterr().out
-    code = main(["evaluate", "--model", str(tmp_path / "missing.pt"), "--data", str(data),
-                 "--out", str(out)])
+    code = main(["evaluate", "--model", str(tmp_path / "missing.pt"), "--data", str(data), "--out", str(out)])
     assert code == 2

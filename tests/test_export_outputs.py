@@ -1,4 +1,5 @@
 """Detection outputs (sectionseg.export): MagC pair, .magc, CSV, overlay, report; stage order."""
+
 import csv
 import json
 
@@ -14,10 +15,13 @@ from sectionseg.simulation import random_layout
 def _detections(seed=0):
     rng = np.random.default_rng(seed)
     layout = random_layout(rng, 900, 700, n_sections=12, dummy_probability=0.0)
-    sections = [Section(s.tissue, s.magnet, score=0.95,
-                        extra={"tissue_score": 0.97, "magnet_score": 0.95}) for s in layout[:10]]
-    unpaired = [Section(layout[10].tissue, None, score=0.91, extra={"tissue_score": 0.91}),
-                Section(None, layout[11].magnet, score=0.93, extra={"magnet_score": 0.93})]
+    sections = [
+        Section(s.tissue, s.magnet, score=0.95, extra={"tissue_score": 0.97, "magnet_score": 0.95}) for s in layout[:10]
+    ]
+    unpaired = [
+        Section(layout[10].tissue, None, score=0.91, extra={"tissue_score": 0.91}),
+        Section(None, layout[11].magnet, score=0.93, extra={"magnet_score": 0.93}),
+    ]
     return sections, unpaired
 
 
@@ -25,9 +29,15 @@ def test_outputs_read_back(tmp_path):
     sections, unpaired = _detections()
     image = np.full((700, 900), 180, np.uint8)
     serial = list(range(len(sections)))[::-1]
-    paths = write_detection_outputs(tmp_path / "out", sections, unpaired, overlay_image=image,
-                                    report={"model": "fake", "counts": {"dropped_dummies": 2}},
-                                    serial_order=serial, image_path=tmp_path / "wafer.tif")
+    paths = write_detection_outputs(
+        tmp_path / "out",
+        sections,
+        unpaired,
+        overlay_image=image,
+        report={"model": "fake", "counts": {"dropped_dummies": 2}},
+        serial_order=serial,
+        image_path=tmp_path / "wafer.tif",
+    )
     assert set(paths) == {"tissue", "magnet", "magc", "labelme", "coco", "csv", "overlay", "report"}
     assert all(p.exists() for p in paths.values())
     canonical = [canonical_section(s) for s in sections]
@@ -68,14 +78,14 @@ def test_outputs_read_back(tmp_path):
 
     report = json.loads(paths["report"].read_text())
     assert report["model"] == "fake"
-    assert report["counts"] == {"dropped_dummies": 2, "sections": 10, "unpaired_tissue": 1,
-                                "unpaired_magnet": 1}
+    assert report["counts"] == {"dropped_dummies": 2, "sections": 10, "unpaired_tissue": 1, "unpaired_magnet": 1}
 
 
 def test_pair_scale_and_integers(tmp_path):
     sections, _ = _detections()
-    paths = write_detection_outputs(tmp_path, sections, [], overlay_image=None, report={},
-                                    pair_scale=3.0, pair_integers=True)
+    paths = write_detection_outputs(
+        tmp_path, sections, [], overlay_image=None, report={}, pair_scale=3.0, pair_integers=True
+    )
     text = paths["tissue"].read_text()
     assert "." not in text  # whole pixels, as in the original full-resolution MagC files
     back = read_sections(paths["tissue"], scale=1 / 3)
@@ -83,14 +93,14 @@ def test_pair_scale_and_integers(tmp_path):
         want = canonical_section(want)
         assert np.abs(got.tissue.polygon - want.tissue.polygon).max() <= 0.5 / 3 + 1e-9
     # the other files stay in image px
-    assert np.allclose(read_magc(paths["magc"]).sections[0].tissue.polygon,
-                       canonical_section(sections[0]).tissue.polygon, atol=1e-3)
+    assert np.allclose(
+        read_magc(paths["magc"]).sections[0].tissue.polygon, canonical_section(sections[0]).tissue.polygon, atol=1e-3
+    )
 
 
 def test_sbemimage_dialect_and_no_overlay(tmp_path):
     sections, _ = _detections(1)
-    paths = write_detection_outputs(tmp_path, sections, [], overlay_image=None, report={},
-                                    magc_dialect="sbemimage")
+    paths = write_detection_outputs(tmp_path, sections, [], overlay_image=None, report={}, magc_dialect="sbemimage")
     assert "overlay" not in paths and not (tmp_path / "overlay.png").exists()
     assert read_magc(paths["magc"]).dialect == "sbemimage"
 
@@ -100,17 +110,29 @@ def test_given_orders_entries_and_rejected_reasons(tmp_path):
 
     sections, unpaired = _detections(2)
     n = len(sections)
-    rejected = [Section(unpaired[0].tissue, None, score=0.4, extra={"rejected": "low score"}),
-                Section(None, unpaired[1].magnet, score=0.9, extra={"rejected": "duplicate"})]
-    paths = write_detection_outputs(tmp_path, sections, [], overlay_image=None, report={},
-                                    serial_order=list(range(n))[::-1], stage_order=[1, 0] + list(range(2, n)),
-                                    magc_entries=[MagcEntry("focus", [("x", "1")])], rejected=rejected)
+    rejected = [
+        Section(unpaired[0].tissue, None, score=0.4, extra={"rejected": "low score"}),
+        Section(None, unpaired[1].magnet, score=0.9, extra={"rejected": "duplicate"}),
+    ]
+    paths = write_detection_outputs(
+        tmp_path,
+        sections,
+        [],
+        overlay_image=None,
+        report={},
+        serial_order=list(range(n))[::-1],
+        stage_order=[1, 0] + list(range(2, n)),
+        magc_entries=[MagcEntry("focus", [("x", "1")])],
+        rejected=rejected,
+    )
     magc = read_magc(paths["magc"])
     assert magc.serial_order == list(range(n))[::-1] and magc.stage_order[:3] == [1, 0, 2]
     assert [(e.header, e.items) for e in magc.entries] == [("focus", [("x", "1")])]
     report = json.loads(paths["report"].read_text())
-    assert [(r["part"], r["reason"]) for r in report["rejected_parts"]] == [("tissue", "low score"),
-                                                                           ("magnet", "duplicate")]
+    assert [(r["part"], r["reason"]) for r in report["rejected_parts"]] == [
+        ("tissue", "low score"),
+        ("magnet", "duplicate"),
+    ]
 
 
 def test_half_sections_are_refused_as_paired(tmp_path):

@@ -1,4 +1,5 @@
 """Adaptation to a new wafer: label checks, the adaptation dataset, fine-tuning end to end, CLI errors."""
+
 import json
 
 import numpy as np
@@ -23,8 +24,12 @@ def grid_sections(n_rows=2, n_cols=3, long=60.0, step=110.0, angle=10.0):
     for r in range(n_rows):
         for c in range(n_cols):
             cx, cy = 70 + step * c, 70 + step * r
-            out.append(Section.from_arrays(rectangle(cx, cy, long, 0.4 * long, angle),
-                                           rectangle(cx + normal[0], cy + normal[1], long, 0.4 * long, angle)))
+            out.append(
+                Section.from_arrays(
+                    rectangle(cx, cy, long, 0.4 * long, angle),
+                    rectangle(cx + normal[0], cy + normal[1], long, 0.4 * long, angle),
+                )
+            )
     return out
 
 
@@ -94,8 +99,17 @@ def test_context_tiles_paint_over_unlabelled_sections(drawn_wafer, rng):
 
 def test_adaptation_set_has_synthetic_and_context_images(drawn_wafer, tmp_path):
     rgb, sections = drawn_wafer
-    manifest = build_adaptation_set(tmp_path / "data", rgb, sections[:5], occupied=sections, n_synthetic=4,
-                                    n_val=2, size=128, sections_per_image=(1, 2), progress=False)
+    manifest = build_adaptation_set(
+        tmp_path / "data",
+        rgb,
+        sections[:5],
+        occupied=sections,
+        n_synthetic=4,
+        n_val=2,
+        size=128,
+        sections_per_image=(1, 2),
+        progress=False,
+    )
     kinds = [(split, item["kind"]) for split in ("train", "val") for item in manifest["splits"][split]]
     assert kinds.count(("train", "synthetic")) == 4 and kinds.count(("val", "synthetic")) == 2
     assert kinds.count(("val", "tile")) == 1 and kinds.count(("train", "tile")) == 4
@@ -106,10 +120,20 @@ def test_adaptation_set_has_synthetic_and_context_images(drawn_wafer, tmp_path):
 
 
 # ------------------------------------------------------------------------------ end to end
-SMALL = get_style("default").replace(section_size=(46.0, 50.0), density=(40.0, 50.0), dummy_probability=(0.0, 0.0),
-                                     touching_fraction=(0.0, 0.1), name="small")
-FAINT = get_style("low-contrast").replace(section_size=(46.0, 50.0), density=(40.0, 50.0),
-                                          dummy_probability=(0.0, 0.0), touching_fraction=(0.0, 0.1), name="faint")
+SMALL = get_style("default").replace(
+    section_size=(46.0, 50.0),
+    density=(40.0, 50.0),
+    dummy_probability=(0.0, 0.0),
+    touching_fraction=(0.0, 0.1),
+    name="small",
+)
+FAINT = get_style("low-contrast").replace(
+    section_size=(46.0, 50.0),
+    density=(40.0, 50.0),
+    dummy_probability=(0.0, 0.0),
+    touching_fraction=(0.0, 0.1),
+    name="faint",
+)
 
 
 @pytest.fixture(scope="module")
@@ -126,16 +150,18 @@ def base_and_wafer(tmp_path_factory, one_torch_thread):
     root = tmp_path_factory.mktemp("adapt")
     simulate_wafer(root / "source", seed=5, style=SMALL, width=512, height=512)
     rgb = read_image(root / "source" / "rgb.tif", expect_gray=False)
-    items = cut_tiles(rgb, read_sections(root / "source" / "sections.labelme.json"), root / "source_ds", 128, 0,
-                      progress=False)
+    items = cut_tiles(
+        rgb, read_sections(root / "source" / "sections.labelme.json"), root / "source_ds", 128, 0, progress=False
+    )
     write_manifest(root / "source_ds", {"train": items}, {})
     cfg = load_config("tiny")
     train(cfg, root / "source_ds", root / "base_run", epochs=2, max_iters_per_epoch=15, progress=False)
     export_weights(root / "base_run" / "last.pt", root / "base.pt")
     simulate_wafer(root / "target", seed=6, style=FAINT, width=512, height=512)
     truth = read_sections(root / "target" / "sections.labelme.json")
-    labelled = [s for s in truth if s.tissue and s.magnet and s.tissue.polygon.min() > 10
-                and s.tissue.polygon.max() < 500][:6]
+    labelled = [
+        s for s in truth if s.tissue and s.magnet and s.tissue.polygon.min() > 10 and s.tissue.polygon.max() < 500
+    ][:6]
     write_sections(root / "labels.json", labelled, fmt="labelme", image_path="gray.tif", image_size=(512, 512))
     return root, truth, labelled
 
@@ -163,10 +189,30 @@ def _held_out_loss(model_path, root, truth, labelled):
 def test_finetune_end_to_end_beats_the_base_model(base_and_wafer, tmp_path, capsys):
     root, truth, labelled = base_and_wafer
     out = tmp_path / "ft"
-    args = ["finetune", str(root / "target" / "gray.tif"), "--fluo", str(root / "target" / "fluo.tif"),
-            "--labels", str(root / "labels.json"), "--out", str(out), "--base-model", str(root / "base.pt"),
-            "--epochs", "2", "--synthetic", "12", "--val", "2", "--image-size", "160", "--no-progress",
-            "--lr", "0.002", "--all-layers"]
+    args = [
+        "finetune",
+        str(root / "target" / "gray.tif"),
+        "--fluo",
+        str(root / "target" / "fluo.tif"),
+        "--labels",
+        str(root / "labels.json"),
+        "--out",
+        str(out),
+        "--base-model",
+        str(root / "base.pt"),
+        "--epochs",
+        "2",
+        "--synthetic",
+        "12",
+        "--val",
+        "2",
+        "--image-size",
+        "160",
+        "--no-progress",
+        "--lr",
+        "0.002",
+        "--all-layers",
+    ]
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "adapted model" in printed and "validation mask AP50" in printed
@@ -199,10 +245,19 @@ def test_finetune_data_without_content_regions(base_and_wafer, tmp_path):
     gray, fluo = read_image(root / "target" / "gray.tif"), read_image(root / "target" / "fluo.tif")
     counts = {}
     for flag in (False, True):
-        params = prepare_adaptation_data(gray, fluo, labelled, tmp_path / f"data_{flag}", base_model=root / "base.pt",
-                                         reference=130.0, n_synthetic=2, n_val=1, image_size=160,
-                                         use_content_regions=not flag,
-                                         sources={"image": str(root / "target" / "gray.tif"), "labels": "l.json"})
+        params = prepare_adaptation_data(
+            gray,
+            fluo,
+            labelled,
+            tmp_path / f"data_{flag}",
+            base_model=root / "base.pt",
+            reference=130.0,
+            n_synthetic=2,
+            n_val=1,
+            image_size=160,
+            use_content_regions=not flag,
+            sources={"image": str(root / "target" / "gray.tif"), "labels": "l.json"},
+        )
         counts[flag] = params["content_regions"]
     assert counts[True] == 0 and counts[False] > 0
 
@@ -216,8 +271,18 @@ def test_adapt_to_wafer_from_arrays_and_sections(base_and_wafer, tmp_path):
     root, truth, labelled = base_and_wafer
     gray, fluo = read_image(root / "target" / "gray.tif"), read_image(root / "target" / "fluo.tif")
     out = tmp_path / "adapted"
-    report = adapt_to_wafer(gray, labelled, out, fluo=fluo, base_model=root / "base.pt", epochs=1, n_synthetic=2,
-                            n_val=1, image_size=128, max_iters_per_epoch=2)
+    report = adapt_to_wafer(
+        gray,
+        labelled,
+        out,
+        fluo=fluo,
+        base_model=root / "base.pt",
+        epochs=1,
+        n_synthetic=2,
+        n_val=1,
+        image_size=128,
+        max_iters_per_epoch=2,
+    )
     assert report == json.loads((out / "finetune_report.json").read_text())
     assert report["model"] == str(out / "model.pt") and report["n_labelled"] == len(labelled)
     assert report["labels"] == "(sections)" and len(report["history"]) == 1
@@ -237,8 +302,12 @@ def _error_cases(tmp_path, root):
     sections = read_sections(labels)
     far = [s.transformed(1.0, (2000.0, 0.0)) for s in sections]
     write_sections(tmp_path / "far.json", far, fmt="labelme", image_size=(512, 512))
-    write_sections(tmp_path / "overlap.json", [sections[0], sections[0].transformed(1.0, (2.0, 1.0))],
-                   fmt="labelme", image_size=(512, 512))
+    write_sections(
+        tmp_path / "overlap.json",
+        [sections[0], sections[0].transformed(1.0, (2.0, 1.0))],
+        fmt="labelme",
+        image_size=(512, 512),
+    )
     return {
         "outside": ([gray, "--labels", str(tmp_path / "far.json")], "outside the 512x512"),
         "overlap": ([gray, "--labels", str(tmp_path / "overlap.json")], "overlap"),

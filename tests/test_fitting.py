@@ -1,4 +1,5 @@
 """Quadrilateral fitting to masks, and its refinement against the image (sectionseg.geometry.fitting)."""
+
 import cv2
 import numpy as np
 import pytest
@@ -13,8 +14,7 @@ SIZE = 180
 def _quad(cx, cy, length, width, angle_deg, taper=0.0):
     """Trapezoid: long edges ``length * (1 + taper)`` (top) and ``length`` (bottom), rotated."""
     top = 0.5 * length * (1.0 + taper)
-    local = np.array([[-top, -width / 2], [top, -width / 2], [length / 2, width / 2],
-                      [-length / 2, width / 2]])
+    local = np.array([[-top, -width / 2], [top, -width / 2], [length / 2, width / 2], [-length / 2, width / 2]])
     a = np.radians(angle_deg)
     rot = np.array([[np.cos(a), np.sin(a)], [-np.sin(a), np.cos(a)]])  # ccw on screen
     return local @ rot.T + [cx, cy]
@@ -161,8 +161,10 @@ def test_one_side_is_moved_onto_the_step_of_the_asked_polarity(angle):
     # magnet (120) | 4 px of bare wafer (200) | tissue (40): a mask that swallowed the gap reaches
     # the tissue; only a rising step (magnet -> wafer, as beyond its far side) is the magnet's own edge
     magnet, swallowed, tissue = box(-40, 0), box(-40, 4), box(4, 54)
+
     def big(q):
         return polygon_mask(q * 4, (SIZE * 4, SIZE * 4)).reshape(SIZE, 4, SIZE, 4).mean(axis=(1, 3))
+
     image = 200.0 - 80.0 * big(magnet) - 160.0 * big(tissue)
     image = cv2.GaussianBlur(image, (0, 0), 0.8) + rng.normal(0.0, 2.0, image.shape)
     quad = order_corners(swallowed)

@@ -1,4 +1,5 @@
 """Round trips between all annotation formats, on hand-made and real section layouts."""
+
 from __future__ import annotations
 
 import configparser
@@ -40,8 +41,14 @@ def rect(cx, cy, length, width, angle_deg):
     u = np.array([math.cos(a), -math.sin(a)])  # y points down
     v = np.array([math.sin(a), math.cos(a)])
     c = np.array([cx, cy])
-    return np.array([c - u * length / 2 - v * width / 2, c + u * length / 2 - v * width / 2,
-                     c + u * length / 2 + v * width / 2, c - u * length / 2 + v * width / 2])
+    return np.array(
+        [
+            c - u * length / 2 - v * width / 2,
+            c + u * length / 2 - v * width / 2,
+            c + u * length / 2 + v * width / 2,
+            c - u * length / 2 + v * width / 2,
+        ]
+    )
 
 
 def section_at(cx, cy, angle, dummy=False, score=None):
@@ -58,10 +65,12 @@ def section_at(cx, cy, angle, dummy=False, score=None):
 @pytest.fixture
 def layout():
     """Sections in the canonical corner order (writers keep it, so round trips are exact)."""
-    sections = [section_at(100.3, 120.7, 12.5, dummy=True, score=0.875),
-                section_at(400, 150, 100, score=0.5),
-                section_at(250.123, 420.456, 171.2, dummy=True),
-                section_at(600, 500, 0)]
+    sections = [
+        section_at(100.3, 120.7, 12.5, dummy=True, score=0.875),
+        section_at(400, 150, 100, score=0.5),
+        section_at(250.123, 420.456, 171.2, dummy=True),
+        section_at(600, 500, 0),
+    ]
     # A 5-vertex tissue part: formats must keep whatever vertices exist.
     pent = np.array([[700, 100], [780.5, 110], [800, 160.25], [760, 190], [705.75, 170]])
     sections.append(Section.from_arrays(pent, pent + [0, 95]))
@@ -89,8 +98,7 @@ def write_read(tmp: Path, sections, variant, **kw):
     return read_sections(path)
 
 
-@pytest.mark.parametrize("va,vb", list(itertools.product(VARIANTS, VARIANTS)),
-                         ids=lambda v: v[0])
+@pytest.mark.parametrize("va,vb", list(itertools.product(VARIANTS, VARIANTS)), ids=lambda v: v[0])
 def test_round_trip_every_pair(tmp_path, layout, va, vb):
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
@@ -146,8 +154,7 @@ def test_magfinder_file_layout_and_angle(tmp_path):
     for i, s in enumerate(written):
         assert section_direction(s) == pytest.approx((120, -120)[i], abs=1e-3)
         for entry, part in ((f"section.{i:04d}", s.tissue), (f"magnet.{i:04d}", s.magnet)):
-            assert float(cp.get(entry, "angle")) == pytest.approx(magfinder_angle(part_direction(part)),
-                                                                  abs=1e-3)
+            assert float(cp.get(entry, "angle")) == pytest.approx(magfinder_angle(part_direction(part)), abs=1e-3)
             assert float(cp.get(entry, "area")) == pytest.approx(part.area, rel=1e-4)
         loc = [float(v) for v in cp.get(f"magnet.{i:04d}", "location").split(",")]
         np.testing.assert_allclose(loc, s.magnet.centre, atol=1e-3)
@@ -171,10 +178,12 @@ def test_sbemimage_file_layout(tmp_path, layout):
 def test_sbemimage_file_without_magnet_polygons(tmp_path):
     # As SBEMimage writes them: magnets carry only a location -> magnet part unknown.
     path = tmp_path / "old.magc"
-    path.write_text("[sections]\nnumber = 1\n\n[sections.0]\npolygon = 0,0,10,0,10,5,0,5\n"
-                    "center = 5,2.5\narea = 50\nangle = 90\n\n[magnets]\nnumber = 1\n\n"
-                    "[magnets.0]\nlocation = 5,8\n\n[serialorder]\nserialorder = 0\n\n"
-                    "[tsporder]\ntsporder = 0\n")
+    path.write_text(
+        "[sections]\nnumber = 1\n\n[sections.0]\npolygon = 0,0,10,0,10,5,0,5\n"
+        "center = 5,2.5\narea = 50\nangle = 90\n\n[magnets]\nnumber = 1\n\n"
+        "[magnets.0]\nlocation = 5,8\n\n[serialorder]\nserialorder = 0\n\n"
+        "[tsporder]\ntsporder = 0\n"
+    )
     magc = read_magc(path)
     assert magc.dialect == "sbemimage"
     s = magc.sections[0]
@@ -187,8 +196,7 @@ def test_sbemimage_file_without_magnet_polygons(tmp_path):
 
 
 def test_pair_text_is_compact(tmp_path):
-    s = Section.from_arrays([[1, 2], [3.5, 2], [3.5, 4.25], [1, 4.1234]],
-                            [[1, 4], [3, 4], [3, 6], [1, 6]])
+    s = Section.from_arrays([[1, 2], [3.5, 2], [3.5, 4.25], [1, 4.1234]], [[1, 4], [3, 4], [3, 6], [1, 6]])
     write_sections(tmp_path, [s])
     # Canonical order: clockwise on screen, the magnet (below) on the tissue's edge p3 -> p0 and on
     # its own edge p1 -> p2.
@@ -214,7 +222,11 @@ def test_labelme_document(tmp_path, layout):
     assert (doc["imageWidth"], doc["imageHeight"]) == (math.ceil(xmax), math.ceil(ymax))
     shapes = doc["shapes"]
     assert [(sh["label"], sh["group_id"]) for sh in shapes[:4]] == [
-        ("tissue", 0), ("magnet", 0), ("dummy", 0), ("tissue", 1)]
+        ("tissue", 0),
+        ("magnet", 0),
+        ("dummy", 0),
+        ("tissue", 1),
+    ]
     assert all(sh["shape_type"] == "polygon" for sh in shapes)
     write_sections(path, layout, image_size=(1000, 800))
     doc = json.loads(path.read_text())
@@ -228,8 +240,7 @@ def test_coco_document_loads_in_pycocotools(tmp_path, layout):
     write_sections(path, layout, image_path="wafer.tif", image_size=(900, 700))
     coco = COCO(str(path))
     assert coco.imgs[1]["width"] == 900 and coco.imgs[1]["height"] == 700
-    assert {c["name"]: c["id"] for c in coco.loadCats(coco.getCatIds())} == {
-        "tissue": 1, "magnet": 2, "dummy": 3}
+    assert {c["name"]: c["id"] for c in coco.loadCats(coco.getCatIds())} == {"tissue": 1, "magnet": 2, "dummy": 3}
     anns = coco.loadAnns(coco.getAnnIds(imgIds=[1]))
     assert len(anns) == sum(len(s.parts()) for s in layout)
     for ann in anns:
@@ -282,8 +293,7 @@ def test_real_layouts_round_trip(tmp_path, wafer, count):
 def test_real_files_round_trip_byte_identical(tmp_path, real_layouts, wafer):
     """The original MagC files come back byte for byte, directly and through every other format."""
     src = real_layouts / wafer
-    originals = {name: (src / name).read_bytes() for name in ("source_sections_tissue.txt",
-                                                             "source_sections_mag.txt")}
+    originals = {name: (src / name).read_bytes() for name in ("source_sections_tissue.txt", "source_sections_mag.txt")}
     sections = read_sections(src)
     write_sections(tmp_path / "direct", sections, "magc-pair")
     write_sections(tmp_path / "integers", sections, "magc-pair", pair_integers=True)

@@ -1,4 +1,5 @@
 """Bad annotation files raise InputError naming the file and the 1-based line (or the shape)."""
+
 from __future__ import annotations
 
 import json
@@ -36,6 +37,7 @@ def check(err: InputError, path, line) -> InputError:
 
 
 # ---- MagC pair ----
+
 
 def test_pair_tolerates_crlf_trailing_tab_blank_end_and_bom(tmp_path):
     folder = pair(tmp_path / "p", "\ufeff" + SQ + "\r\n" + SQ + "\r\n\r\n\n", SQ2 + "\n" + SQ2)
@@ -135,19 +137,26 @@ def test_magc_missing_polygon_names_header_line(tmp_path):
 
 
 def test_magc_non_numeric_names_key_line(tmp_path):
-    raises(magc(tmp_path, MAGC.replace("area = 50\nangle = 90\n\n[section.0001]",
-                                       "area = big\nangle = 90\n\n[section.0001]")),
-           7, match="'big' is not a number")
+    raises(
+        magc(
+            tmp_path,
+            MAGC.replace("area = 50\nangle = 90\n\n[section.0001]", "area = big\nangle = 90\n\n[section.0001]"),
+        ),
+        7,
+        match="'big' is not a number",
+    )
 
 
 def test_magc_odd_polygon(tmp_path):
-    raises(magc(tmp_path, MAGC.replace("20,0,30,0,30,5,20,5", "20,0,30,0,30,5,20")), 11,
-           match="at least 3 points")
+    raises(magc(tmp_path, MAGC.replace("20,0,30,0,30,5,20,5", "20,0,30,0,30,5,20")), 11, match="at least 3 points")
 
 
 def test_magc_missing_entry(tmp_path):
-    raises(magc(tmp_path, MAGC.replace("number = 2", "number = 3")), 2,
-           match=r"number = 3 but the entry \[section.0002\] is missing")
+    raises(
+        magc(tmp_path, MAGC.replace("number = 2", "number = 3")),
+        2,
+        match=r"number = 3 but the entry \[section.0002\] is missing",
+    )
 
 
 def test_magc_bad_number(tmp_path):
@@ -159,8 +168,7 @@ def test_magc_missing_sections(tmp_path):
 
 
 def test_magc_duplicate_section_is_invalid_ini(tmp_path):
-    raises(magc(tmp_path, MAGC + "\n[section.0001]\npolygon = 1,1,2,2,3,1\n"), 18,
-           match="not a valid INI file")
+    raises(magc(tmp_path, MAGC + "\n[section.0001]\npolygon = 1,1,2,2,3,1\n"), 18, match="not a valid INI file")
 
 
 def test_magc_magnet_without_location(tmp_path):
@@ -186,6 +194,7 @@ def test_magc_write_needs_tissue(tmp_path):
 
 # ---- labelme / COCO / JSON ----
 
+
 def shape(label, pts, gid):
     return {"label": label, "points": pts, "group_id": gid, "shape_type": "polygon", "flags": {}}
 
@@ -195,8 +204,9 @@ TRI = [[0, 0], [10, 0], [10, 5]]
 
 def labelme(tmp_path, shapes) -> Path:
     path = tmp_path / "s.json"
-    path.write_text(json.dumps({"version": "5.5.0", "shapes": shapes, "imagePath": "x.tif",
-                                "imageHeight": 10, "imageWidth": 10}))
+    path.write_text(
+        json.dumps({"version": "5.5.0", "shapes": shapes, "imagePath": "x.tif", "imageHeight": 10, "imageWidth": 10})
+    )
     return path
 
 
@@ -214,19 +224,25 @@ def test_json_neither_labelme_nor_coco(tmp_path):
 
 
 def test_labelme_unknown_label(tmp_path):
-    raises(labelme(tmp_path, [shape("tissue", TRI, 0), shape("cat", TRI, 0)]), None,
-           match=r"shapes\[1\]: unknown label 'cat'")
+    raises(
+        labelme(tmp_path, [shape("tissue", TRI, 0), shape("cat", TRI, 0)]),
+        None,
+        match=r"shapes\[1\]: unknown label 'cat'",
+    )
 
 
 def test_labelme_two_tissues_in_a_group(tmp_path):
-    raises(labelme(tmp_path, [shape("tissue", TRI, 0), shape("magnet", TRI, 0),
-                              shape("tissue", TRI, 0)]),
-           None, match=r"shapes\[2\]: group_id 0 already has a tissue part")
+    raises(
+        labelme(tmp_path, [shape("tissue", TRI, 0), shape("magnet", TRI, 0), shape("tissue", TRI, 0)]),
+        None,
+        match=r"shapes\[2\]: group_id 0 already has a tissue part",
+    )
 
 
 def test_labelme_too_few_points(tmp_path):
-    raises(labelme(tmp_path, [shape("tissue", TRI[:2], 0)]), None,
-           match=r"shapes\[0\]: a polygon needs at least 3 points")
+    raises(
+        labelme(tmp_path, [shape("tissue", TRI[:2], 0)]), None, match=r"shapes\[0\]: a polygon needs at least 3 points"
+    )
 
 
 def test_labelme_dummy_alone(tmp_path):
@@ -245,16 +261,27 @@ def test_labelme_ungrouped_and_rectangles(tmp_path):
 
 def coco(tmp_path, anns, images=1) -> Path:
     path = tmp_path / "s.json"
-    path.write_text(json.dumps({
-        "images": [{"id": i + 1, "file_name": "x", "width": 10, "height": 10} for i in range(images)],
-        "categories": [{"id": 7, "name": "Tissue"}, {"id": 8, "name": "magnet"}],
-        "annotations": anns}))
+    path.write_text(
+        json.dumps(
+            {
+                "images": [{"id": i + 1, "file_name": "x", "width": 10, "height": 10} for i in range(images)],
+                "categories": [{"id": 7, "name": "Tissue"}, {"id": 8, "name": "magnet"}],
+                "annotations": anns,
+            }
+        )
+    )
     return path
 
 
 def ann(cat, seg, section=0):
-    return {"id": 1, "image_id": 1, "category_id": cat, "segmentation": seg, "iscrowd": 0,
-            "attributes": {"section": section}}
+    return {
+        "id": 1,
+        "image_id": 1,
+        "category_id": cat,
+        "segmentation": seg,
+        "iscrowd": 0,
+        "attributes": {"section": section},
+    }
 
 
 def test_coco_other_category_ids_read_by_name(tmp_path):
@@ -265,17 +292,23 @@ def test_coco_other_category_ids_read_by_name(tmp_path):
 
 def test_coco_errors(tmp_path):
     raises(coco(tmp_path, [], images=2), None, match="2 images")
-    raises(coco(tmp_path, [ann(7, [0, 0, 1, 0, 1, 1]), ann(9, [[0, 0, 1, 0, 1, 1]])]), None,
-           match=r"annotations\[0\]: segmentation must be")
-    raises(coco(tmp_path, [ann(9, [[0, 0, 1, 0, 1, 1]])]), None,
-           match=r"annotations\[0\]: category_id 9")
+    raises(
+        coco(tmp_path, [ann(7, [0, 0, 1, 0, 1, 1]), ann(9, [[0, 0, 1, 0, 1, 1]])]),
+        None,
+        match=r"annotations\[0\]: segmentation must be",
+    )
+    raises(coco(tmp_path, [ann(9, [[0, 0, 1, 0, 1, 1]])]), None, match=r"annotations\[0\]: category_id 9")
     raises(coco(tmp_path, [ann(7, {"counts": "abc", "size": [10, 10]})]), None, match="RLE")
     raises(coco(tmp_path, [ann(7, [[0, 0, 1, 0, 1]])]), None, match="x, y pairs")
-    raises(coco(tmp_path, [ann(7, [[0, 0, 1, 0, 1, 1]]), ann(7, [[0, 0, 1, 0, 1, 1]])]), None,
-           match=r"annotations\[1\]: section 0 already has a tissue part")
+    raises(
+        coco(tmp_path, [ann(7, [[0, 0, 1, 0, 1, 1]]), ann(7, [[0, 0, 1, 0, 1, 1]])]),
+        None,
+        match=r"annotations\[1\]: section 0 already has a tissue part",
+    )
 
 
 # ---- general ----
+
 
 def test_missing_input_file(tmp_path):
     for name in ("none.magc", "none.json"):
@@ -299,6 +332,7 @@ def test_coco_several_polygons_keep_largest(tmp_path):
 
 # ---- landmark files, labelme shapes of labelme 7 ----
 
+
 def test_landmark_file_forms_and_errors(tmp_path):
     from sectionseg.formats import read_landmarks
 
@@ -321,14 +355,19 @@ def test_landmark_file_forms_and_errors(tmp_path):
 
 def test_labelme_oriented_rectangle_and_point_magnet(tmp_path):
     quad = [[0, 0], [10, 1], [9, 6], [-1, 5]]
-    path = labelme(tmp_path, [{"label": "tissue", "points": quad, "group_id": 0,
-                               "shape_type": "oriented_rectangle"},
-                              {"label": "magnet", "points": [[4, 9]], "group_id": 0, "shape_type": "point"}])
+    path = labelme(
+        tmp_path,
+        [
+            {"label": "tissue", "points": quad, "group_id": 0, "shape_type": "oriented_rectangle"},
+            {"label": "magnet", "points": [[4, 9]], "group_id": 0, "shape_type": "point"},
+        ],
+    )
     s = read_sections(path)[0]
     np.testing.assert_allclose(s.tissue.polygon, quad)
     assert s.magnet is None and s.extra["magnet_location"] == (4.0, 9.0)
-    bad = labelme(tmp_path, [{"label": "tissue", "points": quad[:3], "group_id": 0,
-                              "shape_type": "oriented_rectangle"}])
+    bad = labelme(
+        tmp_path, [{"label": "tissue", "points": quad[:3], "group_id": 0, "shape_type": "oriented_rectangle"}]
+    )
     raises(bad, None, match=r"shapes\[0\]: an oriented_rectangle needs 4 points")
     bad = labelme(tmp_path, [{"label": "tissue", "points": [[1, 2]], "group_id": 0, "shape_type": "point"}])
     raises(bad, None, match=r"shapes\[0\]: a point shape can only be a magnet")

@@ -72,8 +72,9 @@ def test_mask_centroid_is_unbiased():
     rng = np.random.default_rng(0)
     errors = []
     for _ in range(50):
-        poly = rect(rng.uniform(40, 60), rng.uniform(40, 60), rng.uniform(20, 80), rng.uniform(10, 30),
-                    rng.uniform(0, 180))
+        poly = rect(
+            rng.uniform(40, 60), rng.uniform(40, 60), rng.uniform(20, 80), rng.uniform(10, 30), rng.uniform(0, 180)
+        )
         ys, xs = np.nonzero(polygon_mask(poly, (100, 100)))
         cx, cy = Part(poly).centre
         errors.append(np.hypot(xs.mean() + 0.5 - cx, ys.mean() + 0.5 - cy))

@@ -1,4 +1,5 @@
 """The gray-only second look (detection.gray_look) and the pair-based scale measure (detection.scale)."""
+
 import numpy as np
 
 from sectionseg.detection.gray_look import needs_gray_look, partners_from_gray
@@ -35,9 +36,9 @@ def test_the_second_look_is_asked_for_only_when_many_magnets_are_alone():
     settings = RepairSettings(gray_look_min_lone=3, gray_look_share=0.25)
     paired = [Section(box(0, 0, 10, 4), box(0, 4, 10, 8)) for _ in range(20)]
     lone = [Section(None, box(0, 0, 10, 4)) for _ in range(3)]
-    assert not needs_gray_look(paired, lone, settings)          # 3 of 23 magnets
-    assert needs_gray_look(paired[:4], lone, settings)          # 3 of 7
-    assert not needs_gray_look([], lone[:2], settings)          # fewer than 3
+    assert not needs_gray_look(paired, lone, settings)  # 3 of 23 magnets
+    assert needs_gray_look(paired[:4], lone, settings)  # 3 of 7
+    assert not needs_gray_look([], lone[:2], settings)  # fewer than 3
 
 
 def mask_detection(label, x0, y0, w, h):
@@ -46,7 +47,7 @@ def mask_detection(label, x0, y0, w, h):
 
 def test_touching_tissue_and_magnet_are_a_pair_and_measure_the_section():
     tissue = mask_detection(1, 10, 10, 100, 40)
-    magnet = mask_detection(2, 10, 50, 100, 30)   # shares the tissue's long edge
+    magnet = mask_detection(2, 10, 50, 100, 30)  # shares the tissue's long edge
     apart = mask_detection(2, 300, 300, 100, 30)  # far from everything
     dets = [tissue, magnet, apart]
     assert touching_pairs(dets) == [(0, 1)]

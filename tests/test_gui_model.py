@@ -1,5 +1,6 @@
 """The proofreading model without Qt: coordinates, corner order, edits with undo, doubt, save and
 reopen through detect's writer, labels that finetune accepts."""
+
 import csv
 import json
 
@@ -19,8 +20,9 @@ from sectionseg.simulation import random_layout
 def _wafer(seed=0, n=8):
     rng = np.random.default_rng(seed)
     layout = random_layout(rng, 900, 700, n_sections=n + 2, dummy_probability=0.0)
-    sections = [Section(s.tissue, s.magnet, score=0.95, extra={"tissue_score": 0.97, "magnet_score": 0.95})
-                for s in layout[:n]]
+    sections = [
+        Section(s.tissue, s.magnet, score=0.95, extra={"tissue_score": 0.97, "magnet_score": 0.95}) for s in layout[:n]
+    ]
     sections[1].extra["recovered"] = "magnet from image"
     sections[2].score, sections[2].extra["magnet_score"] = 0.72, 0.72
     unpaired = [Section(layout[n].tissue, None, score=0.91, extra={"tissue_score": 0.91})]
@@ -108,10 +110,18 @@ def test_save_reopen_same_files_and_state(tmp_path):
     image = np.full((700, 900), 150, np.uint8)
     gray = tmp_path / "gray.tif"
     from sectionseg.io.images import write_image
+
     write_image(gray, image)
     det = tmp_path / "det"
-    write_detection_outputs(det, sections, unpaired, overlay_image=image, image_path=gray, magc_dialect="sbemimage",
-                            report={"inputs": {"gray": str(gray)}, "magc_dialect": "sbemimage"})
+    write_detection_outputs(
+        det,
+        sections,
+        unpaired,
+        overlay_image=image,
+        image_path=gray,
+        magc_dialect="sbemimage",
+        report={"inputs": {"gray": str(gray)}, "magc_dialect": "sbemimage"},
+    )
     with open(det / "sections.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert rows[1]["repairs"] == "recovered=magnet_from_image" and rows[0]["repairs"] == ""
@@ -130,7 +140,11 @@ def test_save_reopen_same_files_and_state(tmp_path):
     report = json.loads(first["report.json"])
     assert report["magc_dialect"] == "sbemimage" and "[sections.0000]" in first["sections.magc"].decode()
     assert [e["op"] for e in report["proofread"]["sessions"][0]["edits"]] == [
-        "edit part", "add section", "delete section", "label"]
+        "edit part",
+        "add section",
+        "delete section",
+        "label",
+    ]
     # reopen: the same sections, flags and doubts; saving again writes the same files
     again = load_annotations(det)
     model2 = model_from(again)
@@ -190,8 +204,16 @@ def test_magc_orders_kept_through_edits(tmp_path):
     landmarks = [(10.0, 10.0), (800.0, 20.0), (400.0, 650.0)]
     entries = [MagcEntry("roi.0000", [("polygon", "1,1,5,1,5,5")]), MagcEntry("focus", [("x", "1")])]
     stage = [7, 6, 5, 4, 3, 2, 1, 0]
-    write_detection_outputs(det, sections, unpaired, overlay_image=None, report={}, landmarks=landmarks,
-                            stage_order=stage, magc_entries=entries)
+    write_detection_outputs(
+        det,
+        sections,
+        unpaired,
+        overlay_image=None,
+        report={},
+        landmarks=landmarks,
+        stage_order=stage,
+        magc_entries=entries,
+    )
     serial = [3, 0, 7, 1, 6, 2, 5, 4]
     set_serial_order(det, serial)
     original = read_magc(det / "sections.magc")
@@ -253,8 +275,9 @@ def test_checked_sections(tmp_path):
     assert record["checked"] == sorted([numbers[first], numbers[uid]])
     reopened = model_from(load_annotations(det))
     assert sorted(reopened.numbers()[e.uid] for e in reopened.entries if e.checked) == record["checked"]
-    assert [e.uid for e in reopened.to_look_at()] == [e.uid for e in reopened.entries
-                                                      if not e.checked and reopened.doubts()[e.uid].value > 0]
+    assert [e.uid for e in reopened.to_look_at()] == [
+        e.uid for e in reopened.entries if not e.checked and reopened.doubts()[e.uid].value > 0
+    ]
 
 
 def test_qt_probe_and_skip_of_qt_tests(monkeypatch):
@@ -310,8 +333,9 @@ def test_real_runner_cancel_close_and_error(tmp_path):
     write_image(gray, np.full((300, 400), 120, np.uint8))
     labels = tmp_path / "labels.json"
     labels.write_text("{}")
-    argv = dict(commands(gray, labels, tmp_path / "run", finetune_args=["--seed", "3"],
-                         detect_args=["--tile-size", "256"]))
+    argv = dict(
+        commands(gray, labels, tmp_path / "run", finetune_args=["--seed", "3"], detect_args=["--tile-size", "256"])
+    )
     assert argv["fine-tuning"][-2:] == ["--seed", "3"] and argv["detection"][-2:] == ["--tile-size", "256"]
 
     cancel = threading.Event()

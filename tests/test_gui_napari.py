@@ -2,6 +2,7 @@
 wafer and its detection, edit a corner, add and delete a section, save, reopen and compare files;
 the npe2 reader and writer; a labelling session whose labels file finetune accepts, and the
 background finetune + detect (a stand-in runner) loading its result."""
+
 import json
 from pathlib import Path
 
@@ -37,8 +38,13 @@ def no_opengl_needed(monkeypatch, request):
         pass
     import importlib
 
-    for name in ("napari._vispy.utils.gl", "napari._vispy.layers.image", "napari._vispy.layers.base",
-                 "napari._vispy.layers.labels", "napari._vispy.canvas"):
+    for name in (
+        "napari._vispy.utils.gl",
+        "napari._vispy.layers.image",
+        "napari._vispy.layers.base",
+        "napari._vispy.layers.labels",
+        "napari._vispy.canvas",
+    ):
         module = importlib.import_module(name)
         if hasattr(module, "get_gl_extensions"):
             monkeypatch.setattr(module, "get_gl_extensions", lambda: "GL_ARB_texture_float")
@@ -55,19 +61,27 @@ def wafer(tmp_path_factory):
     root = tmp_path_factory.mktemp("gui_wafer")
     simulate_wafer(root, seed=3, width=700, height=600, n_sections=9, style="sparse")
     truth = read_sections(root / "sections.labelme.json")
-    sections = [Section(s.tissue, s.magnet, score=0.97, extra={"tissue_score": 0.98, "magnet_score": 0.97})
-                for s in truth]
+    sections = [
+        Section(s.tissue, s.magnet, score=0.97, extra={"tissue_score": 0.98, "magnet_score": 0.97}) for s in truth
+    ]
     sections[1].score = sections[1].extra["magnet_score"] = 0.71
     sections[2].extra["recovered"] = "magnet from image"
     lone = [Section(sections[-1].tissue, None, score=0.9, extra={"tissue_score": 0.9})]
     from sectionseg.io.images import read_image
 
     det = root / "det"
-    rejected = [Section(None, sections[0].magnet.transformed(1.0, (0.0, 40.0)), score=0.5,
-                        extra={"rejected": "low score"})]
-    write_detection_outputs(det, sections[:-1], lone, overlay_image=read_image(root / "gray.tif"),
-                            image_path=root / "gray.tif", rejected=rejected,
-                            report={"inputs": {"gray": str(root / "gray.tif"), "fluo": str(root / "fluo.tif")}})
+    rejected = [
+        Section(None, sections[0].magnet.transformed(1.0, (0.0, 40.0)), score=0.5, extra={"rejected": "low score"})
+    ]
+    write_detection_outputs(
+        det,
+        sections[:-1],
+        lone,
+        overlay_image=read_image(root / "gray.tif"),
+        image_path=root / "gray.tif",
+        rejected=rejected,
+        report={"inputs": {"gray": str(root / "gray.tif"), "fluo": str(root / "fluo.tif")}},
+    )
     return root
 
 
@@ -211,8 +225,9 @@ def test_proofread_edit_save_reopen(make_napari_viewer, qtbot, wafer, tmp_path):
         for pa, pb in zip(a.data, b.data):
             assert np.array_equal(pa, pb)
         assert np.array_equal(a.edge_color, b.edge_color) and np.array_equal(a.face_color, b.face_color)
-    assert [[proofread.table.item(r, c).text() for c in range(why + 1)] for r in range(n)] == \
-        [[proofread2.table.item(r, c).text() for c in range(why + 1)] for r in range(n)]
+    assert [[proofread.table.item(r, c).text() for c in range(why + 1)] for r in range(n)] == [
+        [proofread2.table.item(r, c).text() for c in range(why + 1)] for r in range(n)
+    ]
     session2.started = session.started
     session2.model.log = list(session.model.log)
     session2.save()
@@ -289,8 +304,9 @@ def test_labelling_session_and_background_finetune(make_napari_viewer, qtbot, wa
     for a, b in zip(got, truth[:4]):
         assert np.allclose(np.sort(a.tissue.polygon, axis=0), np.sort(b.tissue.polygon, axis=0), atol=1e-3)
     check_labels(got, 700, 600, labels)
-    args = build_parser().parse_args(["finetune", str(wafer / "gray.tif"), "--labels", str(labels),
-                                      "--out", str(tmp_path / "ft")])
+    args = build_parser().parse_args(
+        ["finetune", str(wafer / "gray.tif"), "--labels", str(labels), "--out", str(tmp_path / "ft")]
+    )
     args.check(args)
 
     # finetune + detect in the background: a stand-in runner (the real one runs the two commands)
@@ -321,11 +337,20 @@ def test_real_finetune_and_detect_from_the_widget(make_napari_viewer, qtbot, waf
     from sectionseg.gui.launch import open_viewer
 
     viewer = make_napari_viewer()
-    viewer, session, (_, label) = open_viewer(wafer / "gray.tif", wafer / "det", fluo=wafer / "fluo.tif",
-                                              viewer=viewer)
+    viewer, session, (_, label) = open_viewer(wafer / "gray.tif", wafer / "det", fluo=wafer / "fluo.tif", viewer=viewer)
     session.model.set_labelled([e.uid for e in session.model.entries if e.paired][:4])
-    tiny = ["--base-model", str(tiny_model), "--synthetic", "2", "--val", "1", "--image-size", "128",
-            "--max-iters-per-epoch", "2"]
+    tiny = [
+        "--base-model",
+        str(tiny_model),
+        "--synthetic",
+        "2",
+        "--val",
+        "1",
+        "--image-size",
+        "128",
+        "--max-iters-per-epoch",
+        "2",
+    ]
     out = tmp_path / "ft"
     messages = []
     worker = label.start_finetune(out, epochs=1, finetune_args=tiny, detect_args=["--tile-size", "256"])
@@ -357,9 +382,11 @@ def test_commands_without_the_extra(monkeypatch, tmp_path, capsys):
     import sectionseg.gui as gui
     from sectionseg.cli.main import main
 
-    code = ("import sys, sectionseg, sectionseg.gui.edits, sectionseg.gui.store; "
-            "from sectionseg.cli.main import build_parser; build_parser(); "
-            "assert not {'napari', 'qtpy', 'PyQt5'} & set(sys.modules), 'Qt imported'")
+    code = (
+        "import sys, sectionseg, sectionseg.gui.edits, sectionseg.gui.store; "
+        "from sectionseg.cli.main import build_parser; build_parser(); "
+        "assert not {'napari', 'qtpy', 'PyQt5'} & set(sys.modules), 'Qt imported'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
     monkeypatch.setattr(gui, "gui_available", lambda: False)
     assert main(["proofread", str(tmp_path / "gray.tif"), str(tmp_path / "det")]) == 2
@@ -400,11 +427,26 @@ def test_reader_claims_sections_not_images(wafer, tmp_path):
     det = wafer / "det"
     (tmp_path / "notes.txt").write_text("x")
     (tmp_path / "empty").mkdir()
-    claims = {p: get_reader(str(p)) for p in (det, det / "sections.magc", det / "source_sections_tissue.txt",
-                                              det / "source_sections_mag.txt", det / "sections.labelme.json")}
+    claims = {
+        p: get_reader(str(p))
+        for p in (
+            det,
+            det / "sections.magc",
+            det / "source_sections_tissue.txt",
+            det / "source_sections_mag.txt",
+            det / "sections.labelme.json",
+        )
+    }
     assert all(r is read_sections_layers for r in claims.values()), claims
-    for path in (wafer / "gray.tif", wafer / "fluo.tif", tmp_path / "x.tiff", tmp_path / "notes.txt",
-                 tmp_path / "empty", det / "sections.csv", det / "report.json"):
+    for path in (
+        wafer / "gray.tif",
+        wafer / "fluo.tif",
+        tmp_path / "x.tiff",
+        tmp_path / "notes.txt",
+        tmp_path / "empty",
+        det / "sections.csv",
+        det / "report.json",
+    ):
         assert get_reader(str(path)) is None, path
     assert get_reader([str(det / "sections.magc")]) is read_sections_layers
     assert get_reader([str(det / "sections.magc"), str(det / "sections.magc")]) is None

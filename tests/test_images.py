@@ -86,6 +86,7 @@ def test_atomic_write_leaves_no_partial_file(tmp_path):
         pass
 
     from sectionseg.io.atomic import atomic_path
+
     with pytest.raises(Boom), atomic_path(target) as tmp:
         tmp.write_text("half")
         raise Boom
@@ -96,6 +97,7 @@ def test_atomic_write_leaves_no_partial_file(tmp_path):
 def test_atomic_write_uses_normal_file_mode(tmp_path):
     import os
     import stat
+
     write_text(tmp_path / "a.txt", "x")
     mode = stat.S_IMODE(os.stat(tmp_path / "a.txt").st_mode)
     umask = os.umask(0)

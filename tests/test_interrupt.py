@@ -1,5 +1,6 @@
 """Ctrl-C on ``sectionseg detect``: at any moment it stops promptly with exit 130 and one line,
 no worker outlives it, and the output folder holds a whole set (the previous one or the new one)."""
+
 import json
 import os
 import random
@@ -19,8 +20,10 @@ from sectionseg.io.outset import set_entries
 REPO = Path(__file__).resolve().parents[1]
 TRIALS = 6  # random moments; the last one sends SIGTERM instead (a batch system stopping the job)
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not hasattr(os, "fork") or sys.platform == "win32", reason="POSIX signals")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not hasattr(os, "fork") or sys.platform == "win32", reason="POSIX signals"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -34,21 +37,63 @@ def setup(tmp_path_factory):
     torch.manual_seed(0)
     cfg = load_config("tiny")
     save_model(root / "tiny.pt", build_model(cfg.model), cfg)
-    assert main(["simulate", "--out", str(root / "w"), "--seed", "5", "--width", "1000", "--height", "700",
-                 "--sections", "12"]) == 0
+    assert (
+        main(
+            [
+                "simulate",
+                "--out",
+                str(root / "w"),
+                "--seed",
+                "5",
+                "--width",
+                "1000",
+                "--height",
+                "700",
+                "--sections",
+                "12",
+            ]
+        )
+        == 0
+    )
     return root
 
 
 def _command(root: Path, out: Path) -> list[str]:
-    return [sys.executable, "-m", "sectionseg", "detect", str(root / "w" / "gray.tif"), "--fluo",
-            str(root / "w" / "fluo.tif"), "--out", str(out), "--model", str(root / "tiny.pt"), "--no-progress",
-            "--section-size", "48", "--tile-size", "256", "--overlap", "64", "--workers", "2"]
+    return [
+        sys.executable,
+        "-m",
+        "sectionseg",
+        "detect",
+        str(root / "w" / "gray.tif"),
+        "--fluo",
+        str(root / "w" / "fluo.tif"),
+        "--out",
+        str(out),
+        "--model",
+        str(root / "tiny.pt"),
+        "--no-progress",
+        "--section-size",
+        "48",
+        "--tile-size",
+        "256",
+        "--overlap",
+        "64",
+        "--workers",
+        "2",
+    ]
 
 
 def _start(root: Path, out: Path) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
-    return subprocess.Popen(_command(root, out), cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+    return subprocess.Popen(
+        _command(root, out),
+        cwd=root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def _assert_whole_set(out: Path) -> None:
@@ -108,8 +153,10 @@ def test_ctrl_c_at_random_moments_leaves_a_whole_set_and_no_process(setup):
         where = f"trial {trial}, signal {sig.name} at {delay:.2f} s of a {whole_run:.1f} s run: {stderr[-2000:]}"
         assert "Traceback" not in stderr, where
         # (while the command line is being read, before the command is known: "sectionseg: ...")
-        expected = {signal.SIGINT: (130, r"sectionseg( detect)?: interrupted"),
-                    signal.SIGTERM: (143, r"sectionseg( detect)?: stopped \(SIGTERM\)")}[sig]
+        expected = {
+            signal.SIGINT: (130, r"sectionseg( detect)?: interrupted"),
+            signal.SIGTERM: (143, r"sectionseg( detect)?: stopped \(SIGTERM\)"),
+        }[sig]
         # 0: the run had finished; -sig: the signal came while Python was shutting down, after the run
         assert proc.returncode in (0, expected[0], -sig), where
         codes.append((proc.returncode, round(delay, 2), round(stopped_after, 2)))

@@ -1,4 +1,5 @@
 """Model config (strict YAML), building, model files (reload, half export), backbone weights."""
+
 from __future__ import annotations
 
 import pytest
@@ -21,7 +22,7 @@ from sectionseg.model.checkpoint import read_checkpoint
 
 def _tiny(score_thresh=0.0):
     cfg = load_config("tiny")
-    cfg.model.box_score_thresh = score_thresh   # an untrained model must still output detections
+    cfg.model.box_score_thresh = score_thresh  # an untrained model must still output detections
     torch.manual_seed(0)
     return cfg, build_model(cfg.model).eval()
 
@@ -70,13 +71,16 @@ def test_unknown_config_key_is_an_input_error_naming_file_and_key(tmp_path):
         load_config(path)
 
 
-@pytest.mark.parametrize("text, key", [
-    ("model:\n  backbone: resnet99\n", "model.backbone"),
-    ("train:\n  lr: fast\n", "train.lr"),
-    ("train:\n  epochs: 2.5\n", "train.epochs"),
-    ("data:\n  crop_size: -4\n", "data.crop_size"),
-    ("model:\n  anchor_sizes: [16, 32]\n", "model.anchor_sizes"),
-])
+@pytest.mark.parametrize(
+    "text, key",
+    [
+        ("model:\n  backbone: resnet99\n", "model.backbone"),
+        ("train:\n  lr: fast\n", "train.lr"),
+        ("train:\n  epochs: 2.5\n", "train.epochs"),
+        ("data:\n  crop_size: -4\n", "data.crop_size"),
+        ("model:\n  anchor_sizes: [16, 32]\n", "model.anchor_sizes"),
+    ],
+)
 def test_bad_config_values_name_the_key(tmp_path, text, key):
     path = tmp_path / "c.yaml"
     path.write_text(text)
@@ -93,7 +97,7 @@ def test_model_keeps_the_image_size():
     _, model = _tiny()
     images, _ = model.transform([_image(h=136, w=200)])
     assert images.image_sizes == [(136, 200)]
-    assert images.tensors.shape[-2:] == (160, 224)   # padded to a multiple of 32, not rescaled
+    assert images.tensors.shape[-2:] == (160, 224)  # padded to a multiple of 32, not rescaled
 
 
 def test_checkpoint_reloads_to_identical_predictions(tmp_path):
@@ -146,7 +150,7 @@ def test_backbone_weights_load_and_mismatch_is_reported(tmp_path):
     torch.manual_seed(5)
     donor = build_model(cfg.model)
     body_state = {k: v for k, v in donor.backbone.body.state_dict().items()}
-    body_state["fc.weight"] = torch.zeros(10, 512)      # classifier keys are ignored
+    body_state["fc.weight"] = torch.zeros(10, 512)  # classifier keys are ignored
     torch.save(body_state, tmp_path / "r18.pt")
     load_backbone_weights(model, tmp_path / "r18.pt")
     assert torch.equal(model.backbone.body.conv1.weight, donor.backbone.body.conv1.weight)

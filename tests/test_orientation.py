@@ -1,5 +1,6 @@
 """The canonical corner order and section direction (geometry.orientation): on the original MagC files,
 on simulated ground truth as written, on lone parts, whatever the input order."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -31,8 +32,7 @@ def test_original_files_already_follow_the_order(real_layouts, wafer, count):
 
 def test_direction_is_magnet_to_tissue_on_wafer1(real_layouts):
     sections = read_sections(real_layouts / "wafer1")
-    gaps = [angle_gap(section_direction(s), magnet_to_tissue(s.tissue.polygon, s.magnet.polygon))
-            for s in sections]
+    gaps = [angle_gap(section_direction(s), magnet_to_tissue(s.tissue.polygon, s.magnet.polygon)) for s in sections]
     assert len(gaps) == 514 and max(gaps) < 15.0  # trapezoids: the first edge leans a little
 
 
@@ -52,8 +52,11 @@ def test_any_input_order_gives_the_same_canonical_section():
         want = canonical_section(s)
         assert canonical_section(want) == want  # idempotent
         for _ in range(4):
-            mixed = Section(Part(_shuffled(s.tissue.polygon, rng)), Part(_shuffled(s.magnet.polygon, rng)),
-                            Part(_shuffled(s.dummy.polygon, rng)))
+            mixed = Section(
+                Part(_shuffled(s.tissue.polygon, rng)),
+                Part(_shuffled(s.magnet.polygon, rng)),
+                Part(_shuffled(s.dummy.polygon, rng)),
+            )
             got = canonical_section(mixed)
             for name in ("tissue", "magnet", "dummy"):
                 np.testing.assert_allclose(getattr(got, name).polygon, getattr(want, name).polygon)

@@ -1,4 +1,5 @@
 """Pairing tissue and magnetic parts by their shared long edge (sectionseg.geometry.pairing)."""
+
 import numpy as np
 import shapely
 
@@ -44,7 +45,8 @@ def test_crowded_touching_neighbours_do_not_swap():
     """Sections slid against each other in parallel ribbons, with detection-like noisy quads."""
     for seed in (2, 3):
         rng, t_order, m_order, tissues, magnets = _shuffled(
-            seed, n_sections=80, touching_fraction=0.9, align_probability=0.95, align_sigma=2.0)
+            seed, n_sections=80, touching_fraction=0.9, align_probability=0.95, align_sigma=2.0
+        )
         tissues = [_detected(rng, t) for t in tissues]
         magnets = [_detected(rng, m) for m in magnets]
         pairs, lone_t, lone_m = pair_parts(tissues, magnets)
@@ -55,9 +57,9 @@ def test_crowded_touching_neighbours_do_not_swap():
 def test_cost_prefers_the_shared_edge_and_refuses_far_parts():
     tissue = Part([[0, 0], [120, 0], [120, 50], [0, 50]])
     own = Part([[0, 50], [120, 50], [120, 95], [0, 95]])
-    shifted = Part([[60, 52], [180, 52], [180, 97], [60, 97]])   # a neighbour's, half along
-    far = Part([[0, 80], [120, 80], [120, 125], [0, 125]])       # 30 px away
-    inside = Part([[0, 10], [120, 10], [120, 40], [0, 40]])      # on the tissue's side of its edge
+    shifted = Part([[60, 52], [180, 52], [180, 97], [60, 97]])  # a neighbour's, half along
+    far = Part([[0, 80], [120, 80], [120, 125], [0, 125]])  # 30 px away
+    inside = Part([[0, 10], [120, 10], [120, 40], [0, 40]])  # on the tissue's side of its edge
     assert pair_cost(tissue, own, max_gap=10) < 0.1
     assert pair_cost(tissue, own, max_gap=10) < pair_cost(tissue, shifted, max_gap=10) < np.inf
     assert pair_cost(tissue, far, max_gap=10) == np.inf
@@ -75,6 +77,7 @@ def test_empty_inputs():
 
 def test_snap_shared_edge_closes_gaps_and_keeps_far_parts():
     from sectionseg.geometry import snap_shared_edge
+
     tissue = Part([[0, 0], [120, 0], [120, 50], [0, 50]])
     magnet = Part([[1, 52.0], [121, 51.0], [120, 96], [0, 96]])  # 1.5 px gap, slightly tilted
     t2, m2 = snap_shared_edge(tissue, magnet)

@@ -1,4 +1,5 @@
 """The one quad type: sides, long sides, the side facing a partner, lines and corner order."""
+
 import numpy as np
 import pytest
 

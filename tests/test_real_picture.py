@@ -1,6 +1,7 @@
 """The real MagC picture of ../shared/real/panel_b (a crop of a real wafer, never trained on) with the
 bundled model: its one whole section is found, right way round, with and without fluorescence.
 Skipped where ../shared is absent."""
+
 from pathlib import Path
 
 import pytest

@@ -1,5 +1,6 @@
 """Reliability of the command line: every bad argument or unusable output place is one
 line with exit 2 before any work; formats are validated; stale outputs never mix with new ones."""
+
 import errno
 import json
 import os
@@ -21,8 +22,10 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def wafer(tmp_path_factory):
     out = tmp_path_factory.mktemp("wafer") / "w"
-    assert main(["simulate", "--out", str(out), "--seed", "1001", "--width", "500", "--height", "300",
-                 "--sections", "4"]) == 0
+    assert (
+        main(["simulate", "--out", str(out), "--seed", "1001", "--width", "500", "--height", "300", "--sections", "4"])
+        == 0
+    )
     return out
 
 
@@ -71,10 +74,12 @@ def _option_cases(w, m, out):
         (detect + ["--pair-scale", "inf"], "--pair-scale"),
         (detect + ["--tile-size", "4096", "--batch-size", "64", "--workers", "8"], "GiB of memory"),
         (["simulate", "--out", out, "--seed", "-1"], "--seed must be in [0, 4294967295], got -1"),
-        (["simulate", "--out", out, "--seed", str(2 ** 32)], "--seed"),
+        (["simulate", "--out", out, "--seed", str(2**32)], "--seed"),
         (["simulate", "--out", out, "--seed", "1", "--width", "10"], "width must be >= 64"),
-        (["simulate", "--out", out, "--seed", "1", "--width", "600", "--height", "600", "--sections", "100000"],
-         "do not fit on a 600x600 px wafer"),
+        (
+            ["simulate", "--out", out, "--seed", "1", "--width", "600", "--height", "600", "--sections", "100000"],
+            "do not fit on a 600x600 px wafer",
+        ),
         (["simulate", "--out", out, "--seed", "1", "--width", "100000", "--height", "100000"], "GiB of memory"),
         (["simulate", "--out", out, "--seed", "1", "--density", "1e9"], "density must be at most"),
         (["simulate", "--out", out, "--seed", "1", "--layout-scale", "0"], "--layout-scale"),
@@ -141,13 +146,23 @@ def test_the_ranges_table_accepts_the_defaults():
     from sectionseg.cli.main import COMMANDS, build_parser
 
     parser = build_parser()
-    minimal = {"detect": ["g.tif", "--out", "o"], "simulate": ["--out", "o", "--seed", "0"],
-               "convert": ["a", "b"], "show": ["a", "b", "--out", "o.png"],
-               "tiles": ["a", "--labels", "l", "--out", "o"],
-               "synth": ["a", "--labels", "l", "--out", "o", "--count", "1"], "dataset": ["--out", "o"],
-               "train": ["--data", "d", "--out", "o"], "finetune": ["g", "--labels", "l", "--out", "o"],
-               "evaluate": ["--data", "d", "--out", "o"], "export-model": ["a", "b"], "demo": [],
-               "order": ["beads", "--out", "o"], "proofread": ["g", "d"], "detect-batch": ["m.csv", "--out", "o"]}
+    minimal = {
+        "detect": ["g.tif", "--out", "o"],
+        "simulate": ["--out", "o", "--seed", "0"],
+        "convert": ["a", "b"],
+        "show": ["a", "b", "--out", "o.png"],
+        "tiles": ["a", "--labels", "l", "--out", "o"],
+        "synth": ["a", "--labels", "l", "--out", "o", "--count", "1"],
+        "dataset": ["--out", "o"],
+        "train": ["--data", "d", "--out", "o"],
+        "finetune": ["g", "--labels", "l", "--out", "o"],
+        "evaluate": ["--data", "d", "--out", "o"],
+        "export-model": ["a", "b"],
+        "demo": [],
+        "order": ["beads", "--out", "o"],
+        "proofread": ["g", "d"],
+        "detect-batch": ["m.csv", "--out", "o"],
+    }
     for command in COMMANDS:
         check_options(parser.parse_args([command, *minimal[command]]))
 
@@ -174,8 +189,22 @@ def _place_cases(w, m, x):
     }
 
 
-PLACE_COMMANDS = ["detect", "detect-batch", "simulate", "convert", "convert-pair", "show", "tiles", "synth", "dataset",
-                  "train", "finetune", "evaluate", "export-model", "demo"]
+PLACE_COMMANDS = [
+    "detect",
+    "detect-batch",
+    "simulate",
+    "convert",
+    "convert-pair",
+    "show",
+    "tiles",
+    "synth",
+    "dataset",
+    "train",
+    "finetune",
+    "evaluate",
+    "export-model",
+    "demo",
+]
 
 
 @pytest.mark.parametrize("command", PLACE_COMMANDS)
@@ -208,20 +237,29 @@ def test_a_folder_where_a_file_is_expected(wafer, tiny_model, tmp_path, capsys):
 
 
 # ------------------------------------------------------------------------------ inputs
-@pytest.mark.parametrize("argv", [
-    ["detect", "/nonexistent/g.tif", "--out", "{t}/o"],
-    ["train", "--data", "/nonexistent", "--out", "{t}/o"],
-    ["evaluate", "--data", "/nonexistent", "--model", "/nonexistent/m.pt", "--out", "{t}/o"],
-    ["finetune", "/nonexistent/g.tif", "--labels", "/nonexistent/l.json", "--out", "{t}/o"],
-    ["export-model", "/nonexistent/m.pt", "{t}/m.pt"],
-    ["export", "/nonexistent/m.pt", "{t}/m.pt"],  # the alias
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["detect", "/nonexistent/g.tif", "--out", "{t}/o"],
+        ["train", "--data", "/nonexistent", "--out", "{t}/o"],
+        ["evaluate", "--data", "/nonexistent", "--model", "/nonexistent/m.pt", "--out", "{t}/o"],
+        ["finetune", "/nonexistent/g.tif", "--labels", "/nonexistent/l.json", "--out", "{t}/o"],
+        ["export-model", "/nonexistent/m.pt", "{t}/m.pt"],
+        ["export", "/nonexistent/m.pt", "{t}/m.pt"],  # the alias
+    ],
+)
 def test_a_missing_input_is_refused_before_torch_is_imported(argv, tmp_path):
-    code = ("import sys; from sectionseg.cli.main import main; rc = main(sys.argv[1:]); "
-            "print(rc, 'torch' in sys.modules)")
-    proc = subprocess.run([sys.executable, "-c", code, *[a.format(t=tmp_path) for a in argv]],
-                          capture_output=True, text=True, cwd=tmp_path,
-                          env=dict(os.environ, PYTHONPATH=str(REPO / "src")), timeout=120)
+    code = (
+        "import sys; from sectionseg.cli.main import main; rc = main(sys.argv[1:]); print(rc, 'torch' in sys.modules)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *[a.format(t=tmp_path) for a in argv]],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=dict(os.environ, PYTHONPATH=str(REPO / "src")),
+        timeout=120,
+    )
     assert proc.stdout.split() == ["2", "False"], proc.stdout + proc.stderr
     assert "no such" in proc.stderr and "Traceback" not in proc.stderr
 
@@ -244,21 +282,38 @@ def test_detect_refuses_thin_and_constant_images(wafer, tiny_model, tmp_path, ca
     tifffile.imwrite(tmp_path / "thin.tif", np.full((1, 100000), 7, np.uint8))
     tifffile.imwrite(tmp_path / "flat.tif", np.full((100, 120), 7, np.uint8))
     for name, expected in (("thin.tif", "at least 16 px"), ("flat.tif", "the value 7 everywhere")):
-        code, err = run_cli(["detect", tmp_path / name, "--model", tiny_model, "--out", tmp_path / "o",
-                             "--no-progress"], capsys)
+        code, err = run_cli(
+            ["detect", tmp_path / name, "--model", tiny_model, "--out", tmp_path / "o", "--no-progress"], capsys
+        )
         assert_one_line_error(code, err, expected)
         assert not (tmp_path / "o").exists()
 
 
-def test_detect_with_nan_pixels_finds_a_finite_result_and_writes_strict_json(wafer, tiny_model, tmp_path, capsys,
-                                                                              caplog):
+def test_detect_with_nan_pixels_finds_a_finite_result_and_writes_strict_json(
+    wafer, tiny_model, tmp_path, capsys, caplog
+):
     import warnings
 
     gray = tifffile.imread(wafer / "gray.tif").astype(np.float32)
     gray[100:150, 200:260] = np.nan
     tifffile.imwrite(tmp_path / "nan.tif", gray)
-    argv = ["detect", tmp_path / "nan.tif", "--model", tiny_model, "--out", tmp_path / "o", "--no-progress",
-            "--section-size", "48", "--tile-size", "256", "--overlap", "64", "--workers", "1"]
+    argv = [
+        "detect",
+        tmp_path / "nan.tif",
+        "--model",
+        tiny_model,
+        "--out",
+        tmp_path / "o",
+        "--no-progress",
+        "--section-size",
+        "48",
+        "--tile-size",
+        "256",
+        "--overlap",
+        "64",
+        "--workers",
+        "1",
+    ]
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
         code, err = run_cli(argv, capsys)
@@ -281,8 +336,9 @@ def test_show_refuses_two_page_tiffs_and_a_name_without_extension(wafer, tmp_pat
 
 
 def test_labels_outside_the_image_are_named(wafer, tmp_path, capsys, caplog):
-    code, _ = run_cli(["show", wafer / "gray.tif", wafer / "sections.magc", "--out", tmp_path / "o.png",
-                       "--scale", "3"], capsys)
+    code, _ = run_cli(
+        ["show", wafer / "gray.tif", wafer / "sections.magc", "--out", tmp_path / "o.png", "--scale", "3"], capsys
+    )
     assert code == 0 and "reach outside the 500x300 px image" in caplog.text
 
 
@@ -303,16 +359,19 @@ def test_wrong_format_and_bad_coco_files_are_refused(tmp_path, capsys):
     doc["annotations"][1]["image_id"] = 7
     (tmp_path / "bad.coco.json").write_text(json.dumps(doc))
     code, err = run_cli(["convert", tmp_path / "bad.coco.json", tmp_path / "o.json"], capsys)
-    assert_one_line_error(code, err, "annotations[1]: image_id 7 is not in \"images\"")
+    assert_one_line_error(code, err, 'annotations[1]: image_id 7 is not in "images"')
     assert not (tmp_path / "o.json").exists()
 
 
-@pytest.mark.parametrize("tissue, expected", [
-    ("5,5\t5,5\t5,5\t5,5", "all corners are the same point"),
-    ("0,0\t10,10\t20,20\t30,30", "lie on one line"),
-    ("0,0\t40,20\t40,0\t0,20", "crosses itself"),
-    ("0,0\t1e308,0\t1e308,20\t0,20", "beyond 1e+07 px"),
-])
+@pytest.mark.parametrize(
+    "tissue, expected",
+    [
+        ("5,5\t5,5\t5,5\t5,5", "all corners are the same point"),
+        ("0,0\t10,10\t20,20\t30,30", "lie on one line"),
+        ("0,0\t40,20\t40,0\t0,20", "crosses itself"),
+        ("0,0\t1e308,0\t1e308,20\t0,20", "beyond 1e+07 px"),
+    ],
+)
 def test_degenerate_polygons_and_huge_coordinates_name_the_line(tissue, expected, tmp_path, capsys):
     pair = tmp_path / "pair"
     pair.mkdir()
@@ -336,8 +395,11 @@ def test_convert_says_what_a_magc_pair_drops(tmp_path, capsys, caplog):
 def test_tiles_and_synth_refuse_a_used_folder_and_overwrite_replaces_it_whole(command, wafer, tmp_path, capsys):
     out = tmp_path / "ds"
     argv = [command, wafer / "rgb.tif", "--labels", wafer / "sections.labelme.json", "--out", out]
-    argv += ["--count", "2", "--size", "256", "--sections-per-image", "1", "2"] if command == "synth" \
+    argv += (
+        ["--count", "2", "--size", "256", "--sections-per-image", "1", "2"]
+        if command == "synth"
         else ["--size", "128", "--overlap", "16"]
+    )
     assert run_cli(argv, capsys)[0] == 0
     (out / "images" / "stale_from_an_earlier_run.png").write_bytes(b"old")
     code, err = run_cli(argv, capsys)
@@ -349,8 +411,22 @@ def test_tiles_and_synth_refuse_a_used_folder_and_overwrite_replaces_it_whole(co
 
 
 def test_synth_refuses_more_sections_than_fit(wafer, tmp_path, capsys):
-    code, err = run_cli(["synth", wafer / "rgb.tif", "--labels", wafer / "sections.labelme.json", "--out",
-                         tmp_path / "s", "--count", "1", "--sections-per-image", "500", "600"], capsys)
+    code, err = run_cli(
+        [
+            "synth",
+            wafer / "rgb.tif",
+            "--labels",
+            wafer / "sections.labelme.json",
+            "--out",
+            tmp_path / "s",
+            "--count",
+            "1",
+            "--sections-per-image",
+            "500",
+            "600",
+        ],
+        capsys,
+    )
     assert_one_line_error(code, err, "sections of this wafer fit on a 512 px image")
     assert not (tmp_path / "s").exists()
 
@@ -373,8 +449,11 @@ def test_export_refuses_to_replace_the_checkpoint_and_resume_needs_training_stat
     assert torch.load(run / "ckpt.pt", weights_only=False)["training"] == {"epoch": 1}
     data = tmp_path / "data"
     data.mkdir()
-    (data / "manifest.json").write_text(json.dumps({"format": "sectionseg-dataset", "version": 1,
-                                                    "classes": ["tissue", "magnet"], "splits": {"train": []}}))
+    (data / "manifest.json").write_text(
+        json.dumps(
+            {"format": "sectionseg-dataset", "version": 1, "classes": ["tissue", "magnet"], "splits": {"train": []}}
+        )
+    )
     code, err = run_cli(["train", "--resume", "--data", data, "--out", run, "--no-progress"], capsys)
     assert_one_line_error(code, err, "last.pt holds no training state")
 
@@ -382,8 +461,12 @@ def test_export_refuses_to_replace_the_checkpoint_and_resume_needs_training_stat
 def test_evaluate_refuses_an_empty_split_and_missing_images(tiny_model, tmp_path, capsys):
     data = tmp_path / "data"
     data.mkdir()
-    manifest = {"format": "sectionseg-dataset", "version": 1, "classes": ["tissue", "magnet"],
-                "splits": {"train": [], "val": [], "test": []}}
+    manifest = {
+        "format": "sectionseg-dataset",
+        "version": 1,
+        "classes": ["tissue", "magnet"],
+        "splits": {"train": [], "val": [], "test": []},
+    }
     (data / "manifest.json").write_text(json.dumps(manifest))
     code, err = run_cli(["evaluate", "--data", data, "--model", tiny_model, "--out", tmp_path / "r"], capsys)
     assert_one_line_error(code, err, "split 'test' has no images")
@@ -395,11 +478,16 @@ def test_evaluate_refuses_an_empty_split_and_missing_images(tiny_model, tmp_path
 
 
 # ------------------------------------------------------------------------------ machine errors
-@pytest.mark.parametrize("error, expected", [
-    (MemoryError(), "out of memory"),
-    (OSError(errno.ENOSPC, "No space left on device", "/data/out/overlay.png"),
-     "/data/out/overlay.png: No space left on device"),
-])
+@pytest.mark.parametrize(
+    "error, expected",
+    [
+        (MemoryError(), "out of memory"),
+        (
+            OSError(errno.ENOSPC, "No space left on device", "/data/out/overlay.png"),
+            "/data/out/overlay.png: No space left on device",
+        ),
+    ],
+)
 def test_memory_and_disk_errors_are_one_line_with_exit_1(error, expected, wafer, tmp_path, capsys, monkeypatch):
     import sectionseg.cli.show as show
 
@@ -414,8 +502,11 @@ def test_memory_and_disk_errors_are_one_line_with_exit_1(error, expected, wafer,
 def test_argparse_errors_are_one_line_with_exit_2(capsys):
     from sectionseg.cli.main import main
 
-    for argv in (["detect", "g.tif", "--out", "o", "--device", "gpu"], ["no-such-command"],
-                 ["detect", "g.tif", "--out", "o", "--no-such-option"]):
+    for argv in (
+        ["detect", "g.tif", "--out", "o", "--device", "gpu"],
+        ["no-such-command"],
+        ["detect", "g.tif", "--out", "o", "--no-such-option"],
+    ):
         with pytest.raises(SystemExit) as exc:
             main(argv)
         assert exc.value.code == 2

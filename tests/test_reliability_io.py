@@ -1,5 +1,6 @@
 """Reliability of the io layer: output sets whole or absent, stale temporaries, strict JSON,
 odd pixels, worker pools that stop on Ctrl-C and report dead workers."""
+
 import json
 import os
 import signal
@@ -157,8 +158,13 @@ def test_strict_json_writes_null_for_non_finite_numbers():
 def test_detection_report_with_nan_is_strict_json(tmp_path):
     from sectionseg.export import write_detection_outputs
 
-    paths = write_detection_outputs(tmp_path / "det", [], [], overlay_image=np.zeros((40, 50), np.uint8),
-                                    report={"scale": float("nan"), "timings_s": {"fit": float("inf")}})
+    paths = write_detection_outputs(
+        tmp_path / "det",
+        [],
+        [],
+        overlay_image=np.zeros((40, 50), np.uint8),
+        report={"scale": float("nan"), "timings_s": {"fit": float("inf")}},
+    )
     text = paths["report"].read_text()
     assert "NaN" not in text and "Infinity" not in text
     assert json.loads(text)["scale"] is None
@@ -190,8 +196,9 @@ def test_multi_page_tiffs_and_two_channel_images_are_refused(tmp_path):
     from sectionseg.io.images import read_image
 
     tifffile.imwrite(tmp_path / "pages.tif", np.zeros((2, 40, 50), np.uint8))
-    tifffile.imwrite(tmp_path / "two.tif", np.zeros((40, 50, 2), np.uint8), photometric="minisblack",
-                     planarconfig="contig")
+    tifffile.imwrite(
+        tmp_path / "two.tif", np.zeros((40, 50, 2), np.uint8), photometric="minisblack", planarconfig="contig"
+    )
     with pytest.raises(InputError, match="holds 2 images"):
         read_image(tmp_path / "pages.tif", expect_gray=False)
     with pytest.raises(InputError, match=r"\(H, W, 3\)"):

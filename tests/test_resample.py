@@ -1,4 +1,5 @@
 """Image rescaling shared by detection and dataset building: frame convention and window consistency."""
+
 import numpy as np
 import pytest
 
@@ -7,7 +8,7 @@ from sectionseg.io.resample import resample, scaled_size
 
 def centroid(image):
     """Intensity-weighted centroid (x, y) of pixel centres, corner-origin frame."""
-    ys, xs = np.mgrid[:image.shape[0], :image.shape[1]]
+    ys, xs = np.mgrid[: image.shape[0], : image.shape[1]]
     w = image.astype(float)
     return float(((xs + 0.5) * w).sum() / w.sum()), float(((ys + 0.5) * w).sum() / w.sum())
 
@@ -36,7 +37,7 @@ def test_a_window_equals_the_same_part_of_the_whole_image():
     whole = resample(image, scale)
     x0, y0, x1, y1 = 20, 13, 77, 60  # scaled px
     sx0, sy0 = int(x0 / scale) - 1, int(y0 / scale) - 1
-    crop = image[sy0:int(y1 / scale) + 2, sx0:int(x1 / scale) + 2]
+    crop = image[sy0 : int(y1 / scale) + 2, sx0 : int(x1 / scale) + 2]
     window = resample(crop, scale, out_origin=(x0, y0), src_origin=(sx0, sy0), out_size=(x1 - x0, y1 - y0))
     # equal up to the rounding of OpenCV's fixed-point coordinates (1/32 px)
     diff = np.abs(window.astype(int) - whole[y0:y1, x0:x1])

@@ -1,5 +1,6 @@
 """Section order retrieval from bead images: simulator, bead detection, constellations, matching,
 path, doubts, .magc update and the ``order`` command (tiny simulated series)."""
+
 from __future__ import annotations
 
 import json
@@ -32,18 +33,19 @@ def _order(series, settings=OrderSettings()):
 
 @pytest.fixture(scope="module")
 def series():
-    return simulate_bead_sections(np.random.default_rng(3), BeadSettings(**{**SMALL.__dict__, "channels": 2,
-                                                                           "flip_probability": 0.5}))
+    return simulate_bead_sections(
+        np.random.default_rng(3), BeadSettings(**{**SMALL.__dict__, "channels": 2, "flip_probability": 0.5})
+    )
 
 
 def test_simulated_series_ground_truth(series):
     assert sorted(series.images) == list(range(30)) and sorted(series.serial_order) == list(range(30))
     assert series.serial_order != list(range(30))  # ids are not the cutting order
-    assert all(len(ch) == 2 and ch[0].dtype == np.uint16 and ch[0].shape == (200, 200)
-               for ch in series.images.values())
+    assert all(len(ch) == 2 and ch[0].dtype == np.uint16 and ch[0].shape == (200, 200) for ch in series.images.values())
     assert 5 <= len(series.flipped) <= 25
-    again = simulate_bead_sections(np.random.default_rng(3), BeadSettings(**{**SMALL.__dict__, "channels": 2,
-                                                                             "flip_probability": 0.5}))
+    again = simulate_bead_sections(
+        np.random.default_rng(3), BeadSettings(**{**SMALL.__dict__, "channels": 2, "flip_probability": 0.5})
+    )
     assert all(np.array_equal(again.images[s][0], series.images[s][0]) for s in series.images)
 
 
@@ -81,15 +83,20 @@ def test_missing_and_damaged_sections_are_flagged():
     # the links across a lost section are dearer than most links; a gap is flagged when it is
     # clearly dearer than the links around it (not always: gaps are told by cost alone)
     cut = series.cut_index
-    gaps = [link for link in result.links if abs(cut[link["from"]] - cut[link["to"]]) == 2
-            and (cut[link["from"]] + cut[link["to"]]) // 2 in series.missing]
+    gaps = [
+        link
+        for link in result.links
+        if abs(cut[link["from"]] - cut[link["to"]]) == 2
+        and (cut[link["from"]] + cut[link["to"]]) // 2 in series.missing
+    ]
     median = np.median([link["cost"] for link in result.links])
     assert len(gaps) == 2 and all(link["cost"] > median for link in gaps)
     assert any("gap" in link["doubts"] for link in gaps), [(g["from"], g["to"], g["cost"], g["doubts"]) for g in gaps]
     # every damaged section is doubtful itself or has a doubtful link
     for sid in series.damaged:
         assert sid in result.doubtful_sections or any(
-            link["doubts"] for link in result.links if sid in (link["from"], link["to"]))
+            link["doubts"] for link in result.links if sid in (link["from"], link["to"])
+        )
     assert len(result.doubtful_sections) <= 4
     assert len(flagged) < len(result.links) // 2
 
@@ -101,7 +108,7 @@ def test_detect_beads_subpixel(rng):
     img = np.zeros((120, 120), np.float32)
     yy, xx = np.mgrid[0:120, 0:120] + 0.5
     for x, y in pts:
-        img += 1000 * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * 1.0 ** 2))
+        img += 1000 * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * 1.0**2))
     img = (img + 100 + rng.normal(0, 5, img.shape)).astype(np.float32)
     cv2.setNumThreads(1)
     beads = detect_beads(img)
@@ -138,8 +145,12 @@ def test_cheapest_path_line_metric_and_direction(rng):
 
 
 def test_order_metrics():
-    assert order_metrics([1, 2, 3, 4], [4, 3, 2, 1]) == {"n": 4, "consecutive": 1.0, "kendall_tau": 1.0,
-                                                         "wrong_links": 0}
+    assert order_metrics([1, 2, 3, 4], [4, 3, 2, 1]) == {
+        "n": 4,
+        "consecutive": 1.0,
+        "kendall_tau": 1.0,
+        "wrong_links": 0,
+    }
     m = order_metrics([1, 3, 2, 4], [1, 2, 3, 4])
     assert m["consecutive"] == pytest.approx(1 / 3) and m["wrong_links"] == 2
     assert wrong_links([1, 3, 5], [1, 2, 3, 4, 5]) == []  # lost sections do not make links wrong
@@ -147,11 +158,33 @@ def test_order_metrics():
 
 # ---- command line ------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def wafer(tmp_path_factory):
     out = tmp_path_factory.mktemp("wafer") / "w"
-    assert main(["simulate", "--out", str(out), "--seed", "4", "--width", "800", "--height", "600",
-                 "--sections", "12", "--beads", "--bead-channels", "2", "--bead-damaged", "0"]) == 0
+    assert (
+        main(
+            [
+                "simulate",
+                "--out",
+                str(out),
+                "--seed",
+                "4",
+                "--width",
+                "800",
+                "--height",
+                "600",
+                "--sections",
+                "12",
+                "--beads",
+                "--bead-channels",
+                "2",
+                "--bead-damaged",
+                "0",
+            ]
+        )
+        == 0
+    )
     return out
 
 
@@ -160,8 +193,24 @@ def test_simulate_beads_same_ids_and_wafer_unchanged(wafer, tmp_path):
     assert sorted(files) == list(range(12)) and sorted(files[0]) == ["488", "546"]
     truth = json.loads((wafer / "beads" / "ground_truth.json").read_text())
     assert sorted(truth["serial_order"]) == list(range(12))
-    assert main(["simulate", "--out", str(tmp_path / "plain"), "--seed", "4", "--width", "800", "--height",
-                 "600", "--sections", "12"]) == 0
+    assert (
+        main(
+            [
+                "simulate",
+                "--out",
+                str(tmp_path / "plain"),
+                "--seed",
+                "4",
+                "--width",
+                "800",
+                "--height",
+                "600",
+                "--sections",
+                "12",
+            ]
+        )
+        == 0
+    )
     for name in ("gray.tif", "fluo.tif", "sections.magc", "sections.labelme.json"):
         assert (tmp_path / "plain" / name).read_bytes() == (wafer / name).read_bytes()
     summary = json.loads((tmp_path / "plain" / "simulation.json").read_text())
@@ -176,8 +225,7 @@ def test_order_cli_writes_order_and_updates_magc(wafer, tmp_path, capsys):
     shutil.copy(wafer / "sections.magc", det / "sections.magc")
     before = (det / "sections.magc").read_text().splitlines()
     out = tmp_path / "order"
-    assert main(["order", str(wafer / "beads"), "--out", str(out), "--sections", str(det),
-                 "--pictures", "all"]) == 0
+    assert main(["order", str(wafer / "beads"), "--out", str(out), "--sections", str(det), "--pictures", "all"]) == 0
     assert "ordered 12 sections" in capsys.readouterr().out
     order = [int(v) for v in (out / "serial_order.txt").read_text().split()]
     truth = json.loads((wafer / "beads" / "ground_truth.json").read_text())["serial_order"]
@@ -185,7 +233,8 @@ def test_order_cli_writes_order_and_updates_magc(wafer, tmp_path, capsys):
     after = (det / "sections.magc").read_text().splitlines()
     changed = [(a, b) for a, b in zip(before, after) if a != b]
     assert len(before) == len(after) and changed == [
-        (before[after.index(changed[0][1])], "serial_order = " + ",".join(map(str, order)))]
+        (before[after.index(changed[0][1])], "serial_order = " + ",".join(map(str, order)))
+    ]
     from sectionseg.formats import read_magc
 
     assert read_magc(det / "sections.magc").serial_order == order
@@ -205,12 +254,29 @@ def test_order_cli_plain_folder_and_sbemimage_magc(tmp_path):
     from sectionseg.formats import read_magc, write_sections
     from sectionseg.geometry import Section
 
-    sections = [Section.from_arrays(np.array([[0, 0], [20, 0], [20, 10], [0, 10]]) + [30 * i, 0],
-                                    np.array([[0, 10], [20, 10], [20, 16], [0, 16]]) + [30 * i, 0])
-                for i in range(10)]
+    sections = [
+        Section.from_arrays(
+            np.array([[0, 0], [20, 0], [20, 10], [0, 10]]) + [30 * i, 0],
+            np.array([[0, 10], [20, 10], [20, 16], [0, 16]]) + [30 * i, 0],
+        )
+        for i in range(10)
+    ]
     write_sections(tmp_path / "s.magc", sections, "magc", magc_dialect="sbemimage", stage_order=list(range(10))[::-1])
-    assert main(["order", str(tmp_path / "plain"), "--out", str(tmp_path / "o"), "--sections",
-                 str(tmp_path / "s.magc"), "--first", str(series.serial_order[-1])]) == 0
+    assert (
+        main(
+            [
+                "order",
+                str(tmp_path / "plain"),
+                "--out",
+                str(tmp_path / "o"),
+                "--sections",
+                str(tmp_path / "s.magc"),
+                "--first",
+                str(series.serial_order[-1]),
+            ]
+        )
+        == 0
+    )
     order = [int(v) for v in (tmp_path / "o" / "serial_order.txt").read_text().split()]
     assert order == series.serial_order[::-1]
     f = read_magc(tmp_path / "s.magc")
@@ -223,8 +289,9 @@ def test_magc_without_serial_order_entry_is_rewritten(tmp_path):
     from sectionseg.geometry import Section
     from sectionseg.serial.magc import set_serial_order
 
-    sections = [Section.from_arrays(np.array([[0, 0], [20, 0], [20, 10], [0, 10]]) + [30 * i, 0], None)
-                for i in range(3)]
+    sections = [
+        Section.from_arrays(np.array([[0, 0], [20, 0], [20, 10], [0, 10]]) + [30 * i, 0], None) for i in range(3)
+    ]
     write_sections(tmp_path / "s.magc", sections, "magc")
     text = (tmp_path / "s.magc").read_text()
     cut = text.index("[serial_order]")
@@ -246,8 +313,7 @@ def test_order_cli_errors_one_line_exit_2(case, wafer, tmp_path, capsys):
         shutil.copytree(wafer / "beads", beads, dirs_exist_ok=True)
         (beads / "section_0003" / "section_0003_channel_488_tileId_00-00-mag.tif").write_bytes(b"not a tiff")
     elif case == "mismatch":
-        series = simulate_bead_sections(np.random.default_rng(5), BeadSettings(**{**SMALL.__dict__,
-                                                                                  "n_sections": 14}))
+        series = simulate_bead_sections(np.random.default_rng(5), BeadSettings(**{**SMALL.__dict__, "n_sections": 14}))
         write_bead_folder(beads, series)
         args += ["--sections", str(wafer)]  # 12 sections in the .magc, 14 bead sections
     elif case == "no_magc":
@@ -265,8 +331,9 @@ def test_order_cli_errors_one_line_exit_2(case, wafer, tmp_path, capsys):
         from sectionseg.io.images import write_image
 
         for k in range(3):
-            write_image(beads / f"section_{k:04d}.tif", np.random.default_rng(k).integers(90, 110, (64, 64),
-                                                                                           dtype=np.uint16))
+            write_image(
+                beads / f"section_{k:04d}.tif", np.random.default_rng(k).integers(90, 110, (64, 64), dtype=np.uint16)
+            )
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err.startswith("sectionseg order: error: ") and err.count("\n") == 1 and "Traceback" not in err

@@ -1,5 +1,6 @@
 """Serial order from the overview's magnets: crop geometry, the order on a simulated overview whose
 magnets carry their sections' beads, no order when beads are not resolved, ``detect --serial-order``."""
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,14 @@ def _rect(cx, cy, length, width, angle_deg):
     t = math.radians(angle_deg)
     u, v = np.array([math.cos(t), math.sin(t)]), np.array([-math.sin(t), math.cos(t)])
     c = np.array([cx, cy])
-    return np.array([c - u * length / 2 - v * width / 2, c + u * length / 2 - v * width / 2,
-                     c + u * length / 2 + v * width / 2, c - u * length / 2 + v * width / 2])
+    return np.array(
+        [
+            c - u * length / 2 - v * width / 2,
+            c + u * length / 2 - v * width / 2,
+            c + u * length / 2 + v * width / 2,
+            c - u * length / 2 + v * width / 2,
+        ]
+    )
 
 
 def _section(cx, cy, angle, tissue_side=1.0, length=80.0, width=30.0):
@@ -35,6 +42,7 @@ def _section(cx, cy, angle, tissue_side=1.0, length=80.0, width=30.0):
 
 
 # ---- crop geometry ----------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("angle,side", [(0, 1), (37, 1), (-120, -1), (90, -1), (200, 1)])
 def test_a_pattern_in_a_turned_magnet_comes_back_upright(angle, side):
@@ -49,13 +57,13 @@ def test_a_pattern_in_a_turned_magnet_comes_back_upright(angle, side):
     yy, xx = np.mgrid[0:300, 0:300] + 0.5
     image = np.full((300, 300), 100.0, np.float32)
     for x, y in img_pts:
-        image += 1000 * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * 1.2 ** 2))
+        image += 1000 * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * 1.2**2))
     crop, to_crop = magnet_crop(image, s, upsample=2.0, inset_px=2.0)
     assert crop.shape == (round((30 - 4) * 2), round((80 - 4) * 2))
     expect = (frame_pts - 2.0) * 2.0
     for x, y in expect:  # each spot is the brightest point near where it should be
         r, c = int(y), int(x)
-        win = crop[max(r - 4, 0):r + 5, max(c - 4, 0):c + 5]
+        win = crop[max(r - 4, 0) : r + 5, max(c - 4, 0) : c + 5]
         peak = np.unravel_index(np.argmax(win), win.shape)
         assert abs(peak[0] + max(r - 4, 0) + 0.5 - y) <= 1.0 and abs(peak[1] + max(c - 4, 0) + 0.5 - x) <= 1.0
     assert to_crop @ np.r_[img_pts[0], 1] == pytest.approx(expect[0], abs=1e-6)
@@ -82,6 +90,7 @@ def test_a_section_upside_down_shows_its_pattern_mirrored():
 
 # ---- orders on simulated overviews -------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def bead_wafer(tmp_path_factory):
     """24 sections, magnets ~150 px long, overview 1.5 um/px: the beads are resolved."""
@@ -90,8 +99,16 @@ def bead_wafer(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("ov") / "w"
     style = get_style("default").replace(name="test-overview", section_size=(150.0, 150.0))
-    simulate_wafer(out, seed=8, width=1400, height=1400, n_sections=24, style=style,
-                   beads=BeadSettings(damaged=0.0), overview_beads_um=1.5)
+    simulate_wafer(
+        out,
+        seed=8,
+        width=1400,
+        height=1400,
+        n_sections=24,
+        style=style,
+        beads=BeadSettings(damaged=0.0),
+        overview_beads_um=1.5,
+    )
     return out
 
 
@@ -117,8 +134,9 @@ def test_overview_beads_change_only_the_magnets_beads(bead_wafer, tmp_path):
     from sectionseg.simulation.beads import BeadSettings
 
     style = get_style("default").replace(name="test-overview", section_size=(150.0, 150.0))
-    simulate_wafer(tmp_path / "plain", seed=8, width=1400, height=1400, n_sections=24, style=style,
-                   beads=BeadSettings(damaged=0.0))
+    simulate_wafer(
+        tmp_path / "plain", seed=8, width=1400, height=1400, n_sections=24, style=style, beads=BeadSettings(damaged=0.0)
+    )
     assert (tmp_path / "plain" / "gray.tif").read_bytes() == (bead_wafer / "gray.tif").read_bytes()
     a = read_image(tmp_path / "plain" / "fluo.tif").astype(np.int32)
     b = read_image(bead_wafer / "fluo.tif").astype(np.int32)
@@ -144,6 +162,7 @@ def test_no_order_when_beads_are_not_resolved(bead_wafer):
 
 # ---- detect --serial-order overview ------------------------------------------------------------
 
+
 def test_detect_writes_the_overview_order(bead_wafer, tmp_path, tiny_model, monkeypatch, capsys):
     import sectionseg.detection as detection
     from sectionseg.detection.pipeline import DetectionResult
@@ -151,14 +170,33 @@ def test_detect_writes_the_overview_order(bead_wafer, tmp_path, tiny_model, monk
     truth_sections = read_sections(bead_wafer / "sections.magc")
 
     def fake_detect(gray, fluo=None, **kwargs):
-        return DetectionResult(sections=truth_sections, unpaired=[], parts=[], timings={}, scale=1.0,
-                               params={}, counts={"tiles": 1, "sections": len(truth_sections),
-                                                  "unpaired": 0, "dropped_dummies": 0})
+        return DetectionResult(
+            sections=truth_sections,
+            unpaired=[],
+            parts=[],
+            timings={},
+            scale=1.0,
+            params={},
+            counts={"tiles": 1, "sections": len(truth_sections), "unpaired": 0, "dropped_dummies": 0},
+        )
 
     monkeypatch.setattr(detection, "detect_wafer", fake_detect)
     out = tmp_path / "det"
-    argv = ["detect", str(bead_wafer / "gray.tif"), "--fluo", str(bead_wafer / "fluo.tif"), "--out", str(out),
-            "--model", str(tiny_model), "--no-progress", "--workers", "1", "--serial-order", "overview"]
+    argv = [
+        "detect",
+        str(bead_wafer / "gray.tif"),
+        "--fluo",
+        str(bead_wafer / "fluo.tif"),
+        "--out",
+        str(out),
+        "--model",
+        str(tiny_model),
+        "--no-progress",
+        "--workers",
+        "1",
+        "--serial-order",
+        "overview",
+    ]
     assert main(argv) == 0
     assert "serial order from the overview" in capsys.readouterr().out
     magc = read_magc(out / "sections.magc")
@@ -183,10 +221,13 @@ def test_detect_writes_the_overview_order(bead_wafer, tmp_path, tiny_model, monk
     assert not (out2 / "order").exists()
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["--serial-order", "bogus"], "--serial-order"),
-    (["--serial-order", "overview"], "needs --fluo"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--serial-order", "bogus"], "--serial-order"),
+        (["--serial-order", "overview"], "needs --fluo"),
+    ],
+)
 def test_detect_bad_serial_order_exits_2(argv, message, tmp_path, capsys):
     gray = tmp_path / "g.png"
     cv2.imwrite(str(gray), np.random.default_rng(0).integers(0, 255, (64, 64), dtype=np.uint8))
@@ -200,12 +241,16 @@ def test_detect_bad_serial_order_exits_2(argv, message, tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["--overview-beads", "1.5"], "needs --beads"),
-    (["--beads", "--overview-beads", "0"], "--overview-beads"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--overview-beads", "1.5"], "needs --beads"),
+        (["--beads", "--overview-beads", "0"], "--overview-beads"),
+    ],
+)
 def test_simulate_bad_overview_beads_exits_2(argv, message, tmp_path, capsys):
-    assert main(["simulate", "--out", str(tmp_path / "w"), "--seed", "1", "--width", "300", "--height", "300",
-                 *argv]) == 2
+    assert (
+        main(["simulate", "--out", str(tmp_path / "w"), "--seed", "1", "--width", "300", "--height", "300", *argv]) == 2
+    )
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1

@@ -1,4 +1,5 @@
 """Rendering and whole simulated wafers: pixels agree with the ground truth, determinism, CLI."""
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,16 @@ def rendered():
     rng = np.random.default_rng(7)
     params = get_style("default").sample(rng)
     params["bit_depth"] = 8
-    sections = random_layout(rng, W, H, n_sections=10, dummy_probability=1.0, dummy_width_range=(12, 16),
-                             region="full", touching_fraction=0.2)
+    sections = random_layout(
+        rng,
+        W,
+        H,
+        n_sections=10,
+        dummy_probability=1.0,
+        dummy_width_range=(12, 16),
+        region="full",
+        touching_fraction=0.2,
+    )
     gray, fluo = render_wafer(sections, W, H, params, rng)
     return sections, gray, fluo
 
@@ -94,9 +103,17 @@ def test_simulate_wafer_files_and_determinism(tmp_path):
     a = simulate_wafer(tmp_path / "a", **kw)
     simulate_wafer(tmp_path / "b", **kw)
     simulate_wafer(tmp_path / "c", **{**kw, "seed": 12})
-    names = ["gray.tif", "fluo.tif", "rgb.tif", "sections.labelme.json", "sections.magc",
-             "sections.coco.json", "magc/source_sections_tissue.txt", "magc/source_sections_mag.txt",
-             "simulation.json"]
+    names = [
+        "gray.tif",
+        "fluo.tif",
+        "rgb.tif",
+        "sections.labelme.json",
+        "sections.magc",
+        "sections.coco.json",
+        "magc/source_sections_tissue.txt",
+        "magc/source_sections_mag.txt",
+        "simulation.json",
+    ]
     for name in names:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
     assert (tmp_path / "a" / "gray.tif").read_bytes() != (tmp_path / "c" / "gray.tif").read_bytes()
@@ -123,8 +140,24 @@ def test_simulate_from_layout_file(tmp_path):
 
 
 def test_cli_end_to_end(tmp_path, capsys):
-    code = main(["simulate", "--out", str(tmp_path / "w"), "--seed", "5", "--width", "500", "--height",
-                 "400", "--sections", "6", "--style", "crowded", "--no-dummies"])
+    code = main(
+        [
+            "simulate",
+            "--out",
+            str(tmp_path / "w"),
+            "--seed",
+            "5",
+            "--width",
+            "500",
+            "--height",
+            "400",
+            "--sections",
+            "6",
+            "--style",
+            "crowded",
+            "--no-dummies",
+        ]
+    )
     assert code == 0
     assert "6 sections" in capsys.readouterr().out
     assert read_image(tmp_path / "w" / "gray.tif").shape == (400, 500)
@@ -137,6 +170,12 @@ def test_cli_bad_style(tmp_path, capsys):
 
 
 def test_real_layout_renders(real_layouts, tmp_path):
-    out = simulate_wafer(tmp_path / "r", seed=1, layout_path=real_layouts / "wafer2" / "source_sections_tissue.txt",
-                         layout_scale=1 / 3, width=1200, height=1200)
+    out = simulate_wafer(
+        tmp_path / "r",
+        seed=1,
+        layout_path=real_layouts / "wafer2" / "source_sections_tissue.txt",
+        layout_scale=1 / 3,
+        width=1200,
+        height=1200,
+    )
     assert out["n_sections"] == 503 and out["width"] == 1200  # sections outside the image are harmless

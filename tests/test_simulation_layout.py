@@ -1,4 +1,5 @@
 """Random layouts, dummies, layouts from files, layout statistics, styles."""
+
 from __future__ import annotations
 
 import itertools
@@ -66,8 +67,7 @@ def test_trapezoid_and_rectangles(rng):
 
 
 def test_add_dummies_on_far_side(rng):
-    sections = random_layout(rng, 800, 800, n_sections=10, dummy_probability=0, touching_fraction=0,
-                             region="full")
+    sections = random_layout(rng, 800, 800, n_sections=10, dummy_probability=0, touching_fraction=0, region="full")
     out = add_dummies(rng, sections, probability=1.0, gap_range=(1, 1), width_range=(10, 10))
     assert all(s.dummy is None for s in sections)  # input untouched
     assert sum(s.dummy is not None for s in out) >= 8

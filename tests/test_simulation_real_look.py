@@ -1,5 +1,6 @@
 """Real-look domain randomisation: the variation real MagC wafers show is an ordinary draw of the
 "realistic" style, the original styles are untouched by it, and the held-out families differ."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -9,17 +10,35 @@ from sectionseg.simulation import STYLES, get_style, random_layout, render_wafer
 from sectionseg.simulation.layout import layout_stats
 from sectionseg.simulation.styles import HELD_OUT_STYLES
 
-REAL_KEYS = ("section_brightness", "part_balance", "tissue_blobs", "blob_contrast", "fold_probability",
-             "edge_band", "gray_speckles", "speckle_contrast", "loose_dummies_per_mpx", "seam_contrast",
-             "padding_probability", "jpeg_quality")
+REAL_KEYS = (
+    "section_brightness",
+    "part_balance",
+    "tissue_blobs",
+    "blob_contrast",
+    "fold_probability",
+    "edge_band",
+    "gray_speckles",
+    "speckle_contrast",
+    "loose_dummies_per_mpx",
+    "seam_contrast",
+    "padding_probability",
+    "jpeg_quality",
+)
 
 
 def _render(style, seed=3, size=500, n=8):
     rng = np.random.default_rng(seed)
     params = get_style(style).sample(rng)
-    sections = random_layout(rng, size, size, n_sections=n, region="full",
-                             size_range=params["size_range"], aspect_range=params["aspect_range"],
-                             magnet_ratio_range=params["magnet_ratio_range"])
+    sections = random_layout(
+        rng,
+        size,
+        size,
+        n_sections=n,
+        region="full",
+        size_range=params["size_range"],
+        aspect_range=params["aspect_range"],
+        magnet_ratio_range=params["magnet_ratio_range"],
+    )
     gray, fluo = render_wafer(sections, size, size, params, rng)
     return sections, gray, fluo, params
 
@@ -36,8 +55,16 @@ def test_real_look_keys_off_render_as_before():
     old = {k: v for k, v in params.items() if k not in REAL_KEYS and k != "edge_band_width"}
     rng = np.random.default_rng(3)
     get_style("default").sample(rng)
-    random_layout(rng, 500, 500, n_sections=8, region="full", size_range=params["size_range"],
-                  aspect_range=params["aspect_range"], magnet_ratio_range=params["magnet_ratio_range"])
+    random_layout(
+        rng,
+        500,
+        500,
+        n_sections=8,
+        region="full",
+        size_range=params["size_range"],
+        aspect_range=params["aspect_range"],
+        magnet_ratio_range=params["magnet_ratio_range"],
+    )
     gray_old, fluo_old = render_wafer(sections, 500, 500, old, rng)
     assert np.array_equal(gray, gray_old) and np.array_equal(fluo, fluo_old)
 

@@ -1,4 +1,5 @@
 """Synthetic pastes: no overlap, polygons match pixels, background free of sections, reproducible."""
+
 import json
 
 import numpy as np
@@ -25,8 +26,11 @@ def make_wafer(seed=0, width=360, height=300):
     sections = []
     for i in range(6):
         x, y = 20 + (i % 3) * 115, 40 + (i // 3) * 130
-        s = Section.from_arrays(rect(x, y, x + 60, y + 36), rect(x, y + 36, x + 60, y + 52),
-                                rect(x + 20, y - 14, x + 40, y) if i == 4 else None)
+        s = Section.from_arrays(
+            rect(x, y, x + 60, y + 36),
+            rect(x, y + 36, x + 60, y + 52),
+            rect(x + 20, y - 14, x + 40, y) if i == 4 else None,
+        )
         for name, colour in (("tissue", TISSUE), ("magnet", MAGNET), ("dummy", DUMMY)):
             if getattr(s, name) is not None:
                 fill_polygon(rgb, getattr(s, name).polygon, colour)
@@ -75,8 +79,10 @@ def test_synthetic_images_no_overlap_and_pixels_match():
                 dummies += 1
                 assert np.allclose(mean_colour(image, s.dummy.polygon), DUMMY, atol=10)
             angles.append(s.tissue.angle)
-            covered |= polygon_mask(shapely.unary_union(
-                [shapely.Polygon(p.polygon) for p in s.parts().values()]).buffer(6).exterior.coords, (256, 256))
+            covered |= polygon_mask(
+                shapely.unary_union([shapely.Polygon(p.polygon) for p in s.parts().values()]).buffer(6).exterior.coords,
+                (256, 256),
+            )
         # outside the pasted sections: wafer background only (the wafer's own sections were painted out)
         outside = image[~covered].astype(float)
         assert abs(outside.mean() - BACKGROUND) < 3
@@ -113,8 +119,21 @@ def test_write_synthetic_and_cli(tmp_path):
 
     tifffile.imwrite(tmp_path / "wafer.tif", rgb, photometric="rgb")
     write_sections(tmp_path / "gt.json", sections, fmt="labelme")
-    argv = ["synth", str(tmp_path / "wafer.tif"), "--labels", str(tmp_path / "gt.json"), "--count", "3",
-            "--size", "160", "--seed", "5", "--sections-per-image", "2", "3"]
+    argv = [
+        "synth",
+        str(tmp_path / "wafer.tif"),
+        "--labels",
+        str(tmp_path / "gt.json"),
+        "--count",
+        "3",
+        "--size",
+        "160",
+        "--seed",
+        "5",
+        "--sections-per-image",
+        "2",
+        "3",
+    ]
     assert main(argv + ["--out", str(tmp_path / "a")]) == 0
     assert main(argv + ["--out", str(tmp_path / "b")]) == 0
     manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
@@ -135,8 +154,9 @@ def test_touching_neighbours_are_not_pasted_along():
     for image, secs in generate_synthetic(rgb, sections, 3, size=220, rng=2, n_per_image=(2, 3), margin=8):
         for s in secs:
             union = shapely.unary_union([shapely.Polygon(p.polygon) for p in s.parts().values()])
-            ring = polygon_mask(union.buffer(7).exterior.coords, image.shape[:2]) & \
-                ~polygon_mask(union.buffer(2.5).exterior.coords, image.shape[:2])
+            ring = polygon_mask(union.buffer(7).exterior.coords, image.shape[:2]) & ~polygon_mask(
+                union.buffer(2.5).exterior.coords, image.shape[:2]
+            )
             # even blended by the feathered alpha, a neighbour strip would stand out from the background
             assert np.abs(image[ring].astype(float) - BACKGROUND).max() < 25, "neighbour pasted along"
 
@@ -144,5 +164,5 @@ def test_touching_neighbours_are_not_pasted_along():
 def test_wafer_smaller_than_image_size():
     rgb, sections = make_wafer(width=200, height=150)
     sections = [s for s in sections if s.tissue.polygon.max() < 140]
-    (image, secs), = generate_synthetic(rgb, sections, 1, size=256, rng=0, n_per_image=(2, 2))
+    ((image, secs),) = generate_synthetic(rgb, sections, 1, size=256, rng=0, n_per_image=(2, 2))
     assert image.shape == (256, 256, 3) and len(secs) == 2

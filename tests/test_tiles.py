@@ -1,4 +1,5 @@
 """Tiles: origins cover the image, clipping keeps the clipped part, written files agree."""
+
 import json
 
 import numpy as np
@@ -17,15 +18,16 @@ def rect(x0, y0, x1, y1):
     return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], float)
 
 
-@pytest.mark.parametrize("width,height,size,overlap", [(1000, 700, 256, 32), (512, 512, 512, 64),
-                                                       (513, 300, 256, 0), (100, 90, 256, 64)])
+@pytest.mark.parametrize(
+    "width,height,size,overlap", [(1000, 700, 256, 32), (512, 512, 512, 64), (513, 300, 256, 0), (100, 90, 256, 64)]
+)
 def test_tiles_cover_image_exactly(width, height, size, overlap):
     origins = iter_tiles(width, height, size, overlap)
     covered = np.zeros((height, width), int)
     for x0, y0 in origins:
         assert x0 >= 0 and y0 >= 0
         assert x0 + min(size, width) <= width and y0 + min(size, height) <= height  # never beyond the image
-        covered[y0:y0 + size, x0:x0 + size] += 1
+        covered[y0 : y0 + size, x0 : x0 + size] += 1
     assert covered.min() >= 1
     xs, ys = sorted({o[0] for o in origins}), sorted({o[1] for o in origins})
     assert xs[0] == 0 and ys[0] == 0
@@ -77,8 +79,9 @@ def _wafer(width=300, height=200):
     rgb = np.full((height, width, 3), 20, np.uint8)
     sections = []
     for i, x in enumerate((20, 120, 220)):
-        s = Section.from_arrays(rect(x, 60, x + 60, 100), rect(x, 100, x + 60, 115),
-                                rect(x + 20, 40, x + 40, 60) if i == 1 else None)
+        s = Section.from_arrays(
+            rect(x, 60, x + 60, 100), rect(x, 100, x + 60, 115), rect(x + 20, 40, x + 40, 60) if i == 1 else None
+        )
         fill_polygon(rgb, s.tissue.polygon, (200, 200, 60))
         fill_polygon(rgb, s.magnet.polygon, (90, 90, 230))
         if s.dummy is not None:
@@ -99,7 +102,7 @@ def test_cut_tiles_writes_aligned_images_annotations_masks(tmp_path):
     for item in items:
         x0, y0 = item["origin"]
         image = np.asarray(Image.open(tmp_path / item["image"]))
-        assert image.shape == (128, 128, 3) and np.array_equal(image, rgb[y0:y0 + 128, x0:x0 + 128])
+        assert image.shape == (128, 128, 3) and np.array_equal(image, rgb[y0 : y0 + 128, x0 : x0 + 128])
         secs = read_sections(tmp_path / item["annotations"], fmt="labelme")
         n_dummies += sum(s.dummy is not None for s in secs)
         mask = np.asarray(Image.open(tmp_path / item["mask"]))
@@ -124,14 +127,29 @@ def test_cli_tiles_gray_and_fluo(tmp_path):
     tifffile.imwrite(tmp_path / "fluo.tif", rgb[..., 2])
     write_sections(tmp_path / "gt.json", sections, fmt="labelme")
     out = tmp_path / "out"
-    code = main(["tiles", str(tmp_path / "gray.tif"), "--fluo", str(tmp_path / "fluo.tif"),
-                 "--labels", str(tmp_path / "gt.json"), "--out", str(out), "--size", "128", "--overlap", "16"])
+    code = main(
+        [
+            "tiles",
+            str(tmp_path / "gray.tif"),
+            "--fluo",
+            str(tmp_path / "fluo.tif"),
+            "--labels",
+            str(tmp_path / "gt.json"),
+            "--out",
+            str(out),
+            "--size",
+            "128",
+            "--overlap",
+            "16",
+        ]
+    )
     assert code == 0
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["format"] == "sectionseg-dataset" and manifest["classes"] == ["tissue", "magnet"]
     assert len(manifest["splits"]["train"]) == len(iter_tiles(300, 200, 128, 16))
-    assert all((out / it["image"]).is_file() and (out / it["annotations"]).is_file()
-               for it in manifest["splits"]["train"])
+    assert all(
+        (out / it["image"]).is_file() and (out / it["annotations"]).is_file() for it in manifest["splits"]["train"]
+    )
 
 
 def test_write_tile_set_api_matches_the_command(tmp_path):
@@ -142,11 +160,28 @@ def test_write_tile_set_api_matches_the_command(tmp_path):
     rgb, sections = _wafer()
     tifffile.imwrite(tmp_path / "rgb.tif", rgb, photometric="rgb")
     write_sections(tmp_path / "gt.json", sections, fmt="labelme")
-    items, read = write_tile_set(tmp_path / "rgb.tif", tmp_path / "gt.json", tmp_path / "api", size=128, overlap=16,
-                                 keep_empty=False)
+    items, read = write_tile_set(
+        tmp_path / "rgb.tif", tmp_path / "gt.json", tmp_path / "api", size=128, overlap=16, keep_empty=False
+    )
     assert len(read) == len(sections) and 0 < len(items) <= len(iter_tiles(300, 200, 128, 16))
-    assert main(["tiles", str(tmp_path / "rgb.tif"), "--labels", str(tmp_path / "gt.json"), "--out",
-                 str(tmp_path / "cli"), "--size", "128", "--overlap", "16", "--skip-empty"]) == 0
+    assert (
+        main(
+            [
+                "tiles",
+                str(tmp_path / "rgb.tif"),
+                "--labels",
+                str(tmp_path / "gt.json"),
+                "--out",
+                str(tmp_path / "cli"),
+                "--size",
+                "128",
+                "--overlap",
+                "16",
+                "--skip-empty",
+            ]
+        )
+        == 0
+    )
     api, cli = (json.loads((tmp_path / d / "manifest.json").read_text()) for d in ("api", "cli"))
     assert api["splits"] == cli["splits"]
     assert api["params"]["skip_empty"] is True and api["params"]["size"] == 128
@@ -155,7 +190,8 @@ def test_write_tile_set_api_matches_the_command(tmp_path):
 def test_cli_tiles_rgb_and_missing_labels(tmp_path, capsys):
     rgb, _ = _wafer()
     tifffile.imwrite(tmp_path / "rgb.tif", rgb, photometric="rgb")
-    code = main(["tiles", str(tmp_path / "rgb.tif"), "--labels", str(tmp_path / "nope.json"),
-                 "--out", str(tmp_path / "out")])
+    code = main(
+        ["tiles", str(tmp_path / "rgb.tif"), "--labels", str(tmp_path / "nope.json"), "--out", str(tmp_path / "out")]
+    )
     assert code == 2
     assert "nope.json" in capsys.readouterr().err

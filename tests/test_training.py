@@ -1,4 +1,5 @@
 """Training: the loss falls, run folder outputs, LR schedule, and resume after a real kill -9."""
+
 from __future__ import annotations
 
 import csv
@@ -37,8 +38,7 @@ def _sample(rng):
     img = np.full((SIZE, SIZE, 3), 40, np.uint8)
     parts = []
     for cx, cy in [(40, 42), (88, 86)]:
-        tissue, magnet = _section_polygons(cx + rng.uniform(-5, 5), cy + rng.uniform(-5, 5),
-                                           rng.uniform(0, 180))
+        tissue, magnet = _section_polygons(cx + rng.uniform(-5, 5), cy + rng.uniform(-5, 5), rng.uniform(0, 180))
         fill_polygon(img, tissue, (200, 200, 60))
         fill_polygon(img, magnet, (90, 90, 220))
         parts += [(1, tissue), (2, magnet)]
@@ -62,8 +62,12 @@ class MemoryDataset(torch.utils.data.Dataset):
         for m in masks:
             ys, xs = torch.nonzero(m, as_tuple=True)
             boxes.append([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
-        target = {"boxes": torch.tensor(boxes, dtype=torch.float32),
-                  "labels": torch.tensor([label for label, _ in parts]), "masks": masks, "image_id": i}
+        target = {
+            "boxes": torch.tensor(boxes, dtype=torch.float32),
+            "labels": torch.tensor([label for label, _ in parts]),
+            "masks": masks,
+            "image_id": i,
+        }
         return torch.from_numpy(img).permute(2, 0, 1).float() / 255.0, target
 
 
@@ -112,8 +116,9 @@ def test_epoch_batches_are_a_seeded_shuffle():
 def test_run_writes_checkpoints_log_and_plot(tmp_path):
     cfg = _tiny_config()
     cfg.train.epochs = 2
-    history = train(cfg, None, tmp_path, train_dataset=MemoryDataset(4), val_dataset=MemoryDataset(2, 1),
-                    progress=False)
+    history = train(
+        cfg, None, tmp_path, train_dataset=MemoryDataset(4), val_dataset=MemoryDataset(2, 1), progress=False
+    )
     assert [row["epoch"] for row in history] == [1, 2]
     rows = read_csv(tmp_path / "log.csv")
     assert [r["epoch"] for r in rows] == [1, 2]
@@ -126,6 +131,7 @@ def test_run_writes_checkpoints_log_and_plot(tmp_path):
     model, cfg2, meta = load_model(tmp_path / "last.pt")
     assert meta["epoch"] == 2 and cfg2.train.epochs == 2
     from sectionseg.errors import InputError
+
     with pytest.raises(InputError, match="--resume"):
         train(cfg, None, tmp_path, train_dataset=MemoryDataset(4), progress=False)
 
@@ -133,8 +139,7 @@ def test_run_writes_checkpoints_log_and_plot(tmp_path):
 def test_heads_only_leaves_the_backbone_body_unchanged(tmp_path):
     cfg = _tiny_config()
     cfg.train.epochs, cfg.train.max_iters_per_epoch = 1, 2
-    trainer = Trainer(cfg, tmp_path, MemoryDataset(4), None, heads_only=True, freeze_fpn=True,
-                      progress=False)
+    trainer = Trainer(cfg, tmp_path, MemoryDataset(4), None, heads_only=True, freeze_fpn=True, progress=False)
     body = {k: v.clone() for k, v in trainer.model.backbone.body.state_dict().items()}
     heads = {k: v.clone() for k, v in trainer.model.roi_heads.state_dict().items()}
     trainer.run()
@@ -161,12 +166,15 @@ def _write_dataset(root: Path, counts=(("train", 6), ("val", 2), ("test", 2))) -
             sections = [Section.from_arrays(parts[k][1], parts[k + 1][1]) for k in (0, 2)]
             stem = f"{split}{i}"
             Image.fromarray(img).save(root / "images" / f"{stem}.png")
-            formats.write_sections(root / "annotations" / f"{stem}.json", sections, fmt="labelme",
-                                   image_size=(SIZE, SIZE))
-            splits[split].append({"image": f"images/{stem}.png",
-                                  "annotations": f"annotations/{stem}.json", "source": "test"})
-    (root / "manifest.json").write_text(json.dumps(
-        {"format": "sectionseg-dataset", "version": 1, "classes": ["tissue", "magnet"], "splits": splits}))
+            formats.write_sections(
+                root / "annotations" / f"{stem}.json", sections, fmt="labelme", image_size=(SIZE, SIZE)
+            )
+            splits[split].append(
+                {"image": f"images/{stem}.png", "annotations": f"annotations/{stem}.json", "source": "test"}
+            )
+    (root / "manifest.json").write_text(
+        json.dumps({"format": "sectionseg-dataset", "version": 1, "classes": ["tissue", "magnet"], "splits": splits})
+    )
     return root
 
 
@@ -187,7 +195,7 @@ def test_cli_resume_after_kill_matches_an_uninterrupted_run(tmp_path):
         assert proc.poll() is None, proc.communicate()[1].decode()[-2000:]
         assert time.monotonic() < deadline
         time.sleep(0.02)
-    os.kill(proc.pid, signal.SIGKILL)          # a real, unclean kill
+    os.kill(proc.pid, signal.SIGKILL)  # a real, unclean kill
     proc.wait()
     state = read_checkpoint(run / "last.pt")["training"]
     killed_at = (state["epoch"], state["iteration"])
@@ -202,8 +210,19 @@ def test_cli_resume_after_kill_matches_an_uninterrupted_run(tmp_path):
 
     # the same run without interruption, in a fresh process as well: this process's torch settings
     # (e.g. its thread count, which other tests of the session may have changed) must not differ
-    cmd, env = _cli("--config", "tiny", "--data", data, "--out", tmp_path / "ref", "--epochs", 3,
-                    "--max-iters-per-epoch", 3, "--no-progress")
+    cmd, env = _cli(
+        "--config",
+        "tiny",
+        "--data",
+        data,
+        "--out",
+        tmp_path / "ref",
+        "--epochs",
+        3,
+        "--max-iters-per-epoch",
+        3,
+        "--no-progress",
+    )
     ref_run = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert ref_run.returncode == 0, ref_run.stderr[-2000:]
     history = read_csv(tmp_path / "ref" / "log.csv")
@@ -249,16 +268,43 @@ def test_cli_init_weights_continue_a_model_and_the_data_sets_the_section_size(tm
     assert first["config"]["data"]["section_size"] == 65.0
     # continue from it with another preset's schedule: its own architecture is kept, and its weights
     # are the start (a tiny learning rate leaves them nearly unchanged)
-    assert main(["train", "--config", "cpu", "--init-weights", str(tmp_path / "a" / "last.pt"), "--lr", "1e-9",
-                 "--out", str(tmp_path / "b"), *common]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--config",
+                "cpu",
+                "--init-weights",
+                str(tmp_path / "a" / "last.pt"),
+                "--lr",
+                "1e-9",
+                "--out",
+                str(tmp_path / "b"),
+                *common,
+            ]
+        )
+        == 0
+    )
     second = read_checkpoint(tmp_path / "b" / "last.pt")
     assert second["config"]["model"] == first["config"]["model"]
     assert second["config"]["train"]["lr"] == 1e-9
     key = "backbone.fpn.layer_blocks.0.0.weight"
     assert torch.allclose(second["state_dict"][key].float(), first["state_dict"][key].float(), atol=1e-4)
     capsys.readouterr()
-    assert main(["train", "--resume", "--init-weights", str(tmp_path / "a" / "last.pt"),
-                 "--out", str(tmp_path / "a"), *common]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "--resume",
+                "--init-weights",
+                str(tmp_path / "a" / "last.pt"),
+                "--out",
+                str(tmp_path / "a"),
+                *common,
+            ]
+        )
+        == 2
+    )
     assert "--init-weights" in capsys.readouterr().err
     assert main(["train", "--config", "tiny", "--lr", "0", "--out", str(tmp_path / "c"), *common]) == 2
     assert not (tmp_path / "c").exists()

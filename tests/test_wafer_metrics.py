@@ -1,4 +1,5 @@
 """compare_sections: precision, recall, geometry errors and pairing against a ground truth."""
+
 import numpy as np
 import pytest
 from detection_fakes import rectangle
@@ -11,8 +12,13 @@ def _truth(n=6):
     out = []
     for i in range(n):
         cx, cy = 100 + 200 * i, 300
-        out.append(Section.from_arrays(rectangle(cx, cy, 120, 50, 10 * i), rectangle(cx, cy + 55, 110, 45, 10 * i),
-                                       dummy=rectangle(cx, cy - 40, 100, 10, 0)))
+        out.append(
+            Section.from_arrays(
+                rectangle(cx, cy, 120, 50, 10 * i),
+                rectangle(cx, cy + 55, 110, 45, 10 * i),
+                dummy=rectangle(cx, cy - 40, 100, 10, 0),
+            )
+        )
     return out
 
 
@@ -28,10 +34,10 @@ def test_identical_sections_are_perfect():
 
 def test_shift_misses_extras_and_wrong_pairs():
     truth = _truth()
-    found = [s.transformed(1.0, (3.0, 4.0)) for s in truth[:4]]          # 5 px off, two sections missed
+    found = [s.transformed(1.0, (3.0, 4.0)) for s in truth[:4]]  # 5 px off, two sections missed
     found = [Section(s.tissue, s.magnet) for s in found]
     found[0], found[1] = Section(found[0].tissue, found[1].magnet), Section(found[1].tissue, found[0].magnet)
-    found.append(Section(rectangle(3000, 3000, 100, 40, 0), None))       # a false tissue, unpaired
+    found.append(Section(rectangle(3000, 3000, 100, 40, 0), None))  # a false tissue, unpaired
     m = compare_sections(truth, found)
     assert m["tissue"]["n_matched"] == 4
     assert m["tissue"]["precision"] == pytest.approx(4 / 5) and m["tissue"]["recall"] == pytest.approx(4 / 6)

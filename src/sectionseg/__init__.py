@@ -14,6 +14,7 @@ Pipeline stages, one sub-package each, imports flowing downwards only::
     workflows               what each command does, as functions (e.g. adapt_to_wafer)
     cli                     thin command line over all of the above
 """
+
 from sectionseg.errors import InputError
 
 __all__ = ["InputError", "Part", "Section"]

@@ -1,4 +1,5 @@
 """``python -m sectionseg``: the same as the ``sectionseg`` command."""
+
 import sys
 
 if __name__ == "__main__":

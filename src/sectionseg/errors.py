@@ -4,6 +4,7 @@ The CLI prints an :class:`InputError` as one clear line and exits with code 2, a
 :class:`ResourceError` as one line with exit code 1, both without a traceback. Everything else is a
 bug and keeps its traceback.
 """
+
 from __future__ import annotations
 
 import os

@@ -19,6 +19,7 @@ A Zarr folder is fingerprinted over its files (relative path, size, and the file
 for its metadata; size and modification time of the chunks in ``quick`` mode, their content in
 ``full`` mode), in name order.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -30,9 +31,22 @@ HASH_MODES = ("quick", "full")
 _MIB = 1 << 20
 
 #: options of a detection that change its outputs (``workers`` and the progress bar do not)
-KEY_OPTIONS = ("tile_size", "overlap", "batch_size", "score_threshold", "mask_threshold", "section_size",
-               "device", "precision", "proposals", "skip_repair", "magc_dialect", "pair_scale",
-               "pair_integers", "serial_order")
+KEY_OPTIONS = (
+    "tile_size",
+    "overlap",
+    "batch_size",
+    "score_threshold",
+    "mask_threshold",
+    "section_size",
+    "device",
+    "precision",
+    "proposals",
+    "skip_repair",
+    "magc_dialect",
+    "pair_scale",
+    "pair_integers",
+    "serial_order",
+)
 
 
 def _sample_hash(path: Path, size: int) -> str:
@@ -108,15 +122,19 @@ def key_options(options: dict) -> dict:
     return out
 
 
-def input_record(gray, fluo=None, landmarks=None, model=None, options: dict | None = None,
-                 hash_mode: str = "quick") -> dict:
+def input_record(
+    gray, fluo=None, landmarks=None, model=None, options: dict | None = None, hash_mode: str = "quick"
+) -> dict:
     """``{"fingerprints": {...}, "options": {...}, "version": ..., "run_key": ...}`` of one wafer's
     detection: what ``report.json`` records and the batch compares."""
     from sectionseg import __version__
 
-    fingerprints = {"gray": fingerprint(gray, hash_mode), "fluo": fingerprint(fluo, hash_mode),
-                    "landmarks": fingerprint(landmarks, hash_mode),
-                    "model": None if model is None else model_fingerprint(model)}
+    fingerprints = {
+        "gray": fingerprint(gray, hash_mode),
+        "fluo": fingerprint(fluo, hash_mode),
+        "landmarks": fingerprint(landmarks, hash_mode),
+        "model": None if model is None else model_fingerprint(model),
+    }
     opts = key_options(options or {})
     record = {"fingerprints": fingerprints, "options": opts, "version": __version__}
     record["run_key"] = run_key(record)

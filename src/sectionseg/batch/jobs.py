@@ -25,6 +25,7 @@ Folder (``DIR``), two layouts, both looked at:
 
 A fluorescence image without its gray image, or two gray images for one name, is an InputError.
 """
+
 from __future__ import annotations
 
 import csv
@@ -57,8 +58,12 @@ class WaferJob:
 
 def check_name(name: str, path=None, line: int | None = None) -> str:
     if not NAME_PATTERN.match(name) or name.lower() in RESERVED_NAMES or len(name) > 200:
-        raise InputError(f"wafer name {name!r} cannot be a folder name: use letters, digits, '.', '_' and "
-                         "'-' (not starting with '.')", path, line)
+        raise InputError(
+            f"wafer name {name!r} cannot be a folder name: use letters, digits, '.', '_' and "
+            "'-' (not starting with '.')",
+            path,
+            line,
+        )
     return name
 
 
@@ -81,16 +86,21 @@ def read_manifest(path: str | os.PathLike) -> list[WaferJob]:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
         raise InputError("the manifest is not UTF-8 text", path) from None
-    lines = [(n, line) for n, line in enumerate(text.splitlines(), 1)
-             if line.strip() and not line.lstrip().startswith("#")]
+    lines = [
+        (n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip() and not line.lstrip().startswith("#")
+    ]
     if not lines:
         raise InputError("the manifest is empty: a header 'name,gray,fluo' and one row per wafer expected", path)
     header_line, header = lines[0]
     columns = [c.strip() for c in next(csv.reader([header]))]
     missing = [c for c in REQUIRED_COLUMNS if c not in columns]
     if missing:
-        raise InputError(f"the manifest's header lacks the column(s) {', '.join(missing)} (found: "
-                         f"{', '.join(columns)}); expected at least name,gray,fluo", path, header_line)
+        raise InputError(
+            f"the manifest's header lacks the column(s) {', '.join(missing)} (found: "
+            f"{', '.join(columns)}); expected at least name,gray,fluo",
+            path,
+            header_line,
+        )
     dupes = sorted({c for c in columns if c and columns.count(c) > 1})
     if dupes:
         raise InputError(f"the manifest's header repeats the column(s) {', '.join(dupes)}", path, header_line)
@@ -100,9 +110,13 @@ def read_manifest(path: str | os.PathLike) -> list[WaferJob]:
     for line_no, line in lines[1:]:
         values = next(csv.reader([line]))
         if len(values) != len(columns):
-            raise InputError(f"the row has {len(values)} field(s) but the header {len(columns)} "
-                             f"({','.join(columns)}); an empty fluo is an empty field ('name,gray.tif,'), "
-                             "a path with a comma is quoted", path, line_no)
+            raise InputError(
+                f"the row has {len(values)} field(s) but the header {len(columns)} "
+                f"({','.join(columns)}); an empty fluo is an empty field ('name,gray.tif,'), "
+                "a path with a comma is quoted",
+                path,
+                line_no,
+            )
         row = {c: (values[k].strip() if k < len(values) else "") for k, c in enumerate(columns)}
         name = row["name"]
         if not name:
@@ -145,7 +159,7 @@ def _image_entries(folder: Path) -> list[Path]:
 
 
 def _stem(p: Path) -> str:
-    return p.name[:-len(p.suffix)]
+    return p.name[: -len(p.suffix)]
 
 
 def discover_folder(folder: str | os.PathLike) -> list[WaferJob]:
@@ -162,8 +176,11 @@ def discover_folder(folder: str | os.PathLike) -> list[WaferJob]:
 
     entries = _image_entries(folder)
     if any(_stem(p).lower() == "gray" for p in entries):
-        raise InputError("this folder holds one wafer (gray.*): give its parent folder, a folder of such "
-                         "wafer folders, or use 'sectionseg detect'", folder)
+        raise InputError(
+            "this folder holds one wafer (gray.*): give its parent folder, a folder of such "
+            "wafer folders, or use 'sectionseg detect'",
+            folder,
+        )
     for p in entries:
         m = _ROLE.match(_stem(p))
         if m and m["role"].lower() == "fluo":
@@ -182,19 +199,31 @@ def discover_folder(folder: str | os.PathLike) -> list[WaferJob]:
                 landmarks[sub.name] = sub / "landmarks.txt"
     orphans = sorted(set(fluo) - set(gray))
     if orphans:
-        raise InputError(f"fluorescence image {fluo[orphans[0]].name} has no gray image (wafer "
-                         f"{orphans[0]!r}: expected {orphans[0]}.tif or {orphans[0]}_gray.tif)", folder)
+        raise InputError(
+            f"fluorescence image {fluo[orphans[0]].name} has no gray image (wafer "
+            f"{orphans[0]!r}: expected {orphans[0]}.tif or {orphans[0]}_gray.tif)",
+            folder,
+        )
     if not gray:
-        raise InputError("no wafer images found (X.tif or X_gray.tif [+ X_fluo.tif], or sub-folders "
-                         "X/gray.tif [+ X/fluo.tif])", folder)
+        raise InputError(
+            "no wafer images found (X.tif or X_gray.tif [+ X_fluo.tif], or sub-folders X/gray.tif [+ X/fluo.tif])",
+            folder,
+        )
     names: dict[str, str] = {}
     for name in gray:
         check_name(name, folder)
         if name.lower() in names:
             raise InputError(f"wafer names {names[name.lower()]!r} and {name!r} differ only in case", folder)
         names[name.lower()] = name
-    return [WaferJob(n, str(gray[n].resolve()), None if n not in fluo else str(fluo[n].resolve()),
-                     None if n not in landmarks else str(landmarks[n].resolve())) for n in sorted(gray)]
+    return [
+        WaferJob(
+            n,
+            str(gray[n].resolve()),
+            None if n not in fluo else str(fluo[n].resolve()),
+            None if n not in landmarks else str(landmarks[n].resolve()),
+        )
+        for n in sorted(gray)
+    ]
 
 
 def find_jobs(source: str | os.PathLike) -> list[WaferJob]:

@@ -19,6 +19,7 @@ processes: Dask's worker processes are daemonic, and forking from one of their t
 locks held by the others) and ``threads`` torch / OpenCV threads (the local cluster's cores shared by
 its workers; 1 on a scheduler's workers); the parallelism is Dask's, one wafer per worker thread.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -36,7 +37,7 @@ from sectionseg.errors import InputError
 log = logging.getLogger(__name__)
 
 #: memory a wafer task needs beside its inference batches (model, masks, fitting), bytes
-WAFER_BASE_MEMORY = 1.5 * 2 ** 30
+WAFER_BASE_MEMORY = 1.5 * 2**30
 LOCK_NAME = ".sectionseg-batch.lock"
 #: how long to try reaching a --scheduler
 CONNECT_TIMEOUT = "30s"
@@ -57,8 +58,16 @@ def _task_threads(threads: int | None) -> int:
     return max(1, int(threads)) if threads else 1
 
 
-def wafer_task(job: WaferJob, root: str, model: str | None, options: dict, *, hash_mode: str = "quick",
-               force: bool = False, threads: int | None = None) -> dict:
+def wafer_task(
+    job: WaferJob,
+    root: str,
+    model: str | None,
+    options: dict,
+    *,
+    hash_mode: str = "quick",
+    force: bool = False,
+    threads: int | None = None,
+) -> dict:
     """Skip or detect one wafer into ``root/job.name``; return its summary row. Runs in a Dask worker
     (or anywhere). Never raises for the wafer's own problems: they are its row's ``failed`` status
     and ``error``."""
@@ -67,8 +76,9 @@ def wafer_task(job: WaferJob, root: str, model: str | None, options: dict, *, ha
     worker = _worker_name()
 
     def row(status, report=None, error=""):
-        return row_from_report(job.name, status, report, task_seconds=time.perf_counter() - t0, worker=worker,
-                               output=str(out), error=error)
+        return row_from_report(
+            job.name, status, report, task_seconds=time.perf_counter() - t0, worker=worker, output=str(out), error=error
+        )
 
     try:
         from sectionseg.batch.wafer import detect_files, existing_run, resolve_model_path, wafer_record
@@ -90,12 +100,22 @@ def wafer_task(job: WaferJob, root: str, model: str | None, options: dict, *, ha
         cv2.setNumThreads(n)
         opts["workers"] = 1
         opts["reuse_model"] = True  # loaded once per worker thread for all its wafers
-        _, _, report = detect_files(job.gray, job.fluo, out, model=model_path, landmarks_path=job.landmarks,
-                                    progress=False, record=record, **opts)
+        _, _, report = detect_files(
+            job.gray,
+            job.fluo,
+            out,
+            model=model_path,
+            landmarks_path=job.landmarks,
+            progress=False,
+            record=record,
+            **opts,
+        )
         return row("done", existing_run(out) or report)  # as written: with the lone parts' counts
     except MemoryError:
-        return row("failed", error="MemoryError: out of memory (fewer --local-workers, or a machine with "
-                                   "more memory per worker)")
+        return row(
+            "failed",
+            error="MemoryError: out of memory (fewer --local-workers, or a machine with more memory per worker)",
+        )
     except Exception as exc:  # noqa: BLE001 - a wafer's failure is its row, never the batch's
         if not isinstance(exc, (InputError, OSError)):
             log.debug("wafer %s failed", job.name, exc_info=True)
@@ -128,8 +148,9 @@ def batch_lock(root: Path):
         except OSError:
             fh.seek(0)
             who = fh.read().strip() or "another process"
-            raise InputError(f"another detect-batch is writing into this folder ({who}); wait for it or use "
-                             "another --out", root) from None
+            raise InputError(
+                f"another detect-batch is writing into this folder ({who}); wait for it or use another --out", root
+            ) from None
         fh.seek(0)
         fh.truncate()
         fh.write(f"host {os.uname().nodename} pid {os.getpid()}\n")
@@ -140,8 +161,14 @@ def batch_lock(root: Path):
 
 
 @contextlib.contextmanager
-def dask_client(scheduler: str | None = None, *, local_workers: int = 1, dashboard: str | None = None,
-                verbose: bool = False, processes: bool = True):
+def dask_client(
+    scheduler: str | None = None,
+    *,
+    local_workers: int = 1,
+    dashboard: str | None = None,
+    verbose: bool = False,
+    processes: bool = True,
+):
     """A ``distributed.Client``: of the scheduler at ``scheduler`` (its workers must see the wafer
     files and ROOT at the same paths and have sectionseg installed), else of a new LocalCluster of
     ``local_workers`` worker processes with one thread each (closed on exit; ``processes`` False:
@@ -163,8 +190,13 @@ def dask_client(scheduler: str | None = None, *, local_workers: int = 1, dashboa
     level = logging.WARNING if verbose else logging.ERROR
     # a wafer whose worker died (killed for memory) is tried once more, then reported failed
     with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
-        cluster = LocalCluster(n_workers=local_workers, threads_per_worker=1, processes=processes,
-                               dashboard_address=dashboard, silence_logs=level)
+        cluster = LocalCluster(
+            n_workers=local_workers,
+            threads_per_worker=1,
+            processes=processes,
+            dashboard_address=dashboard,
+            silence_logs=level,
+        )
         try:
             with Client(cluster) as client:
                 yield client
@@ -173,11 +205,22 @@ def dask_client(scheduler: str | None = None, *, local_workers: int = 1, dashboa
                 cluster.close(timeout=20)
 
 
-def run_batch(jobs: list[WaferJob], root: str | os.PathLike, *, model: str | None = None,
-              options: dict | None = None, scheduler: str | None = None, local_workers: int = 1,
-              threads: int | None = None, hash_mode: str = "quick", force: bool = False,
-              dashboard: str | None = None, verbose: bool = False, processes: bool = True,
-              echo=print) -> list[dict]:
+def run_batch(
+    jobs: list[WaferJob],
+    root: str | os.PathLike,
+    *,
+    model: str | None = None,
+    options: dict | None = None,
+    scheduler: str | None = None,
+    local_workers: int = 1,
+    threads: int | None = None,
+    hash_mode: str = "quick",
+    force: bool = False,
+    dashboard: str | None = None,
+    verbose: bool = False,
+    processes: bool = True,
+    echo=print,
+) -> list[dict]:
     """Detect every wafer of ``jobs`` into ``root/NAME`` on Dask (see the module doc); return the
     summary rows (in ``jobs`` order), also written to ``root/summary.csv``. ``options``:
     :func:`sectionseg.batch.wafer.detect_files` keyword arguments shared by every wafer; ``threads``:
@@ -199,25 +242,41 @@ def run_batch(jobs: list[WaferJob], root: str | os.PathLike, *, model: str | Non
 
     with batch_lock(root):
         write_summary(root, ordered())
-        with dask_client(scheduler, local_workers=local_workers, dashboard=dashboard, verbose=verbose,
-                         processes=processes) as client:
+        with dask_client(
+            scheduler, local_workers=local_workers, dashboard=dashboard, verbose=verbose, processes=processes
+        ) as client:
             from distributed import as_completed
 
             token = uuid.uuid4().hex[:8]
             futures = {}
             for job in jobs:
-                future = client.submit(wafer_task, job, str(root), model, options, hash_mode=hash_mode,
-                                       force=force, threads=threads, key=f"sectionseg-{job.name}-{token}",
-                                       pure=False, retries=0, priority=_size(job))
+                future = client.submit(
+                    wafer_task,
+                    job,
+                    str(root),
+                    model,
+                    options,
+                    hash_mode=hash_mode,
+                    force=force,
+                    threads=threads,
+                    key=f"sectionseg-{job.name}-{token}",
+                    pure=False,
+                    retries=0,
+                    priority=_size(job),
+                )
                 futures[future] = job
             for future in as_completed(futures):
                 job = futures[future]
                 try:
                     row = future.result()
                 except Exception as exc:  # noqa: BLE001 - the task never raises: its worker died
-                    row = row_from_report(job.name, "failed", None, output=str(root / job.name),
-                                          error=f"{type(exc).__name__}: {exc} (the worker running this "
-                                                "wafer died: out of memory?)")
+                    row = row_from_report(
+                        job.name,
+                        "failed",
+                        None,
+                        output=str(root / job.name),
+                        error=f"{type(exc).__name__}: {exc} (the worker running this wafer died: out of memory?)",
+                    )
                 rows[job.name] = row
                 write_summary(root, ordered())
                 if echo is not None:

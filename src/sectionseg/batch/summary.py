@@ -15,6 +15,7 @@ Columns (:data:`SUMMARY_COLUMNS`):
 - ``peak_memory_mb``: peak resident memory of the process that detected it (from ``report.json``);
 - ``worker``: the Dask worker that ran it; ``output``: its output folder; ``error``: one line.
 """
+
 from __future__ import annotations
 
 import csv
@@ -23,8 +24,20 @@ import os
 from pathlib import Path
 
 SUMMARY_NAME = "summary.csv"
-SUMMARY_COLUMNS = ("name", "status", "sections", "lone_parts", "poor_fits", "doubtful_parts", "seconds",
-                   "task_seconds", "peak_memory_mb", "worker", "output", "error")
+SUMMARY_COLUMNS = (
+    "name",
+    "status",
+    "sections",
+    "lone_parts",
+    "poor_fits",
+    "doubtful_parts",
+    "seconds",
+    "task_seconds",
+    "peak_memory_mb",
+    "worker",
+    "output",
+    "error",
+)
 STATUSES = ("done", "skipped", "failed", "pending")
 
 
@@ -36,9 +49,14 @@ def row_from_report(name: str, status: str, report: dict | None, **extra) -> dic
         counts = report.get("counts") or {}
         lone = int(counts.get("unpaired_tissue", 0)) + int(counts.get("unpaired_magnet", 0))
         poor = int(counts.get("poor_fits", 0))
-        row.update(sections=int(counts.get("sections", 0)), lone_parts=lone, poor_fits=poor,
-                   doubtful_parts=lone + poor, seconds=_round(report.get("total_seconds")),
-                   peak_memory_mb=_round(report.get("peak_memory_mb"), 0))
+        row.update(
+            sections=int(counts.get("sections", 0)),
+            lone_parts=lone,
+            poor_fits=poor,
+            doubtful_parts=lone + poor,
+            seconds=_round(report.get("total_seconds")),
+            peak_memory_mb=_round(report.get("peak_memory_mb"), 0),
+        )
     for key, value in extra.items():
         if key in row and value is not None:
             row[key] = value
@@ -74,12 +92,16 @@ def read_summary(path: str | os.PathLike) -> list[dict]:
         return list(csv.DictReader(fh))
 
 
-def format_table(rows: list[dict], columns=("name", "status", "sections", "doubtful_parts", "seconds",
-                                            "task_seconds", "error"), max_error: int = 60) -> str:
+def format_table(
+    rows: list[dict],
+    columns=("name", "status", "sections", "doubtful_parts", "seconds", "task_seconds", "error"),
+    max_error: int = 60,
+) -> str:
     """A plain-text table of the rows (the error cut to ``max_error`` characters)."""
+
     def cell(row, c):
         text = str(row.get(c, ""))
-        return text if c != "error" or len(text) <= max_error else text[:max_error - 3] + "..."
+        return text if c != "error" or len(text) <= max_error else text[: max_error - 3] + "..."
 
     table = [list(columns)] + [[cell(r, c) for c in columns] for r in rows]
     widths = [max(len(line[k]) for line in table) for k in range(len(columns))]

@@ -7,6 +7,7 @@ writes every output as one set (:func:`sectionseg.export.write_detection_outputs
 (:mod:`sectionseg.batch.fingerprint`). :func:`existing_run` reads back what a previous run left in
 an output folder, so that a batch can skip a wafer whose outputs are complete and current.
 """
+
 from __future__ import annotations
 
 import json
@@ -34,9 +35,12 @@ def load_inputs(gray_path, fluo_path=None):
     if fluo_path is not None:
         fluo = read_image(fluo_path)
         if fluo.shape != gray.shape:
-            raise InputError(f"fluorescence image is {fluo.shape[1]}x{fluo.shape[0]} px but the gray image "
-                             f"{gray_path} is {gray.shape[1]}x{gray.shape[0]} px; they must cover the same "
-                             "pixels", fluo_path)
+            raise InputError(
+                f"fluorescence image is {fluo.shape[1]}x{fluo.shape[0]} px but the gray image "
+                f"{gray_path} is {gray.shape[1]}x{gray.shape[0]} px; they must cover the same "
+                "pixels",
+                fluo_path,
+            )
     return gray, fluo
 
 
@@ -44,8 +48,13 @@ def _warn_outside(landmarks, width: int, height: int, path) -> None:
     """Log a warning for landmarks outside the image (they are image px: likely another frame)."""
     outside = [k for k, (x, y) in enumerate(landmarks) if not (0 <= x <= width and 0 <= y <= height)]
     if outside:
-        log.warning("%s: landmarks %s lie outside the %dx%d px image; landmarks are image pixels", path,
-                    ", ".join(map(str, outside)), width, height)
+        log.warning(
+            "%s: landmarks %s lie outside the %dx%d px image; landmarks are image pixels",
+            path,
+            ", ".join(map(str, outside)),
+            width,
+            height,
+        )
 
 
 def resolve_model_path(model=None) -> Path:
@@ -56,13 +65,14 @@ def resolve_model_path(model=None) -> Path:
     if model is None and not model_path.is_file():
         raise InputError("the bundled model is missing from this installation; pass --model FILE", model_path)
     if not model_path.is_file():
-        raise InputError("model file not found" if not model_path.exists() else "model file expected, but "
-                         "this is a folder", model_path)
+        raise InputError(
+            "model file not found" if not model_path.exists() else "model file expected, but this is a folder",
+            model_path,
+        )
     return model_path
 
 
-def wafer_record(gray_path, fluo_path, landmarks_path, model_path, options: dict,
-                 hash_mode: str = "quick") -> dict:
+def wafer_record(gray_path, fluo_path, landmarks_path, model_path, options: dict, hash_mode: str = "quick") -> dict:
     """The :func:`~sectionseg.batch.fingerprint.input_record` of one wafer's detection: ``options``
     are :func:`detect_files`'s keyword arguments (``settings``, a ``RepairSettings``, counts as the
     repair steps it switches off)."""
@@ -70,14 +80,27 @@ def wafer_record(gray_path, fluo_path, landmarks_path, model_path, options: dict
 
     settings = options.get("settings")
     skipped = [] if settings is None else [s for s, on in settings.record()["steps"].items() if not on]
-    return input_record(gray_path, fluo_path, landmarks_path, model_path, {**options, "skip_repair": skipped},
-                        hash_mode)
+    return input_record(
+        gray_path, fluo_path, landmarks_path, model_path, {**options, "skip_repair": skipped}, hash_mode
+    )
 
 
-def detect_files(gray_path, fluo_path, out_dir, *, model=None, magc_dialect: str = "magfinder",
-                 progress: bool = True, landmarks_path=None, pair_scale: float = 1.0,
-                 pair_integers: bool = False, serial_order: str = "index", record: dict | None = None,
-                 hash_mode: str = "quick", **detect_kwargs):
+def detect_files(
+    gray_path,
+    fluo_path,
+    out_dir,
+    *,
+    model=None,
+    magc_dialect: str = "magfinder",
+    progress: bool = True,
+    landmarks_path=None,
+    pair_scale: float = 1.0,
+    pair_integers: bool = False,
+    serial_order: str = "index",
+    record: dict | None = None,
+    hash_mode: str = "quick",
+    **detect_kwargs,
+):
     """Detect the sections of image files and write every output into ``out_dir``.
 
     All inputs (images, landmarks, model, parameters) are checked before ``out_dir`` is created, so
@@ -99,8 +122,9 @@ def detect_files(gray_path, fluo_path, out_dir, *, model=None, magc_dialect: str
     gray, fluo = load_inputs(gray_path, fluo_path)
     for image, path in ((gray, gray_path), (fluo, fluo_path)):
         if image is not None and is_constant(image):
-            raise InputError(f"the image has the value {np.asarray(image[0, 0]).item():g} everywhere: "
-                             "nothing to detect", path)
+            raise InputError(
+                f"the image has the value {np.asarray(image[0, 0]).item():g} everywhere: nothing to detect", path
+            )
     landmarks = None if landmarks_path is None else read_landmarks(landmarks_path)
     _warn_outside(landmarks or [], gray.shape[1], gray.shape[0], landmarks_path)
     if serial_order not in SERIAL_ORDERS:
@@ -109,38 +133,69 @@ def detect_files(gray_path, fluo_path, out_dir, *, model=None, magc_dialect: str
         raise InputError("--serial-order overview needs --fluo (the beads are seen in the fluorescence image)")
     model_path = resolve_model_path(model)
     if record is None:
-        record = wafer_record(gray_path, fluo_path, landmarks_path, model_path,
-                              {**detect_kwargs, "magc_dialect": magc_dialect, "pair_scale": pair_scale,
-                               "pair_integers": pair_integers, "serial_order": serial_order}, hash_mode)
+        record = wafer_record(
+            gray_path,
+            fluo_path,
+            landmarks_path,
+            model_path,
+            {
+                **detect_kwargs,
+                "magc_dialect": magc_dialect,
+                "pair_scale": pair_scale,
+                "pair_integers": pair_integers,
+                "serial_order": serial_order,
+            },
+            hash_mode,
+        )
     t0 = time.perf_counter()
     result = detect_wafer(gray, fluo, model=model_path, progress=progress, **detect_kwargs)
     seconds = time.perf_counter() - t0
     report = result.report()
-    report.update({
-        "inputs": {"gray": str(gray_path), "fluo": None if fluo_path is None else str(fluo_path),
-                   "width": int(gray.shape[1]), "height": int(gray.shape[0]),
-                   "landmarks": None if landmarks_path is None else str(landmarks_path),
-                   "fingerprints": record["fingerprints"], "options": record["options"],
-                   "version": record["version"]},
-        "run_key": record["run_key"],
-        "total_seconds": seconds,
-        "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
-        "worker_peak_memory_mb": worker_peak_memory_mb(),
-        "magc_dialect": magc_dialect,
-        "magc_pair": {"scale": float(pair_scale), "integers": bool(pair_integers)},
-    })
+    report.update(
+        {
+            "inputs": {
+                "gray": str(gray_path),
+                "fluo": None if fluo_path is None else str(fluo_path),
+                "width": int(gray.shape[1]),
+                "height": int(gray.shape[0]),
+                "landmarks": None if landmarks_path is None else str(landmarks_path),
+                "fingerprints": record["fingerprints"],
+                "options": record["options"],
+                "version": record["version"],
+            },
+            "run_key": record["run_key"],
+            "total_seconds": seconds,
+            "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+            "worker_peak_memory_mb": worker_peak_memory_mb(),
+            "magc_dialect": magc_dialect,
+            "magc_pair": {"scale": float(pair_scale), "integers": bool(pair_integers)},
+        }
+    )
     order, write_order = None, None
     if serial_order == "overview":
         order, report["serial_order"], write_order = serial_order_from_overview(fluo, result.sections)
     else:
-        report["serial_order"] = {"source": "index", "note": "placeholder: the section numbers; 'sectionseg "
-                                  "order' puts the order from bead images into sections.magc"}
-    paths = write_detection_outputs(out_dir, result.sections, result.unpaired, overlay_image=gray,
-                                    report=report, magc_dialect=magc_dialect, image_path=gray_path,
-                                    image_size=(int(gray.shape[1]), int(gray.shape[0])),
-                                    landmarks=landmarks, pair_scale=pair_scale,
-                                    pair_integers=pair_integers, rejected=result.rejected,
-                                    serial_order=order, extra_files=write_order)
+        report["serial_order"] = {
+            "source": "index",
+            "note": "placeholder: the section numbers; 'sectionseg "
+            "order' puts the order from bead images into sections.magc",
+        }
+    paths = write_detection_outputs(
+        out_dir,
+        result.sections,
+        result.unpaired,
+        overlay_image=gray,
+        report=report,
+        magc_dialect=magc_dialect,
+        image_path=gray_path,
+        image_size=(int(gray.shape[1]), int(gray.shape[0])),
+        landmarks=landmarks,
+        pair_scale=pair_scale,
+        pair_integers=pair_integers,
+        rejected=result.rejected,
+        serial_order=order,
+        extra_files=write_order,
+    )
     return result, paths, report
 
 
@@ -156,21 +211,36 @@ def serial_order_from_overview(fluo, sections):
     entry = ov.summary()
     entry["written"] = "overview" if ov.proposed else "index (placeholder: no order proposed)"
     if ov.proposed:
-        entry["doubtful_links"] = [{"position": k, "from": link["from"], "to": link["to"], "doubts": link["doubts"]}
-                                   for k, link in enumerate(ov.result.links) if link["doubts"]]
+        entry["doubtful_links"] = [
+            {"position": k, "from": link["from"], "to": link["to"], "doubts": link["doubts"]}
+            for k, link in enumerate(ov.result.links)
+            if link["doubts"]
+        ]
         entry["report"] = "order/order_report.json"
-        log.info("serial order from the overview: %d sections, %d doubtful links, reliability %s",
-                 len(ov.order), entry["links_doubtful"], entry["reliability"])
+        log.info(
+            "serial order from the overview: %d sections, %d doubtful links, reliability %s",
+            len(ov.order),
+            entry["links_doubtful"],
+            entry["reliability"],
+        )
     else:
         log.warning("no serial order from the overview: %s", ov.reason)
     if not ov.proposed:
         return None, entry, None
 
     def write(stage):
-        write_order_outputs(stage / "order", ov.result, settings=ov.settings.order_settings(),
-                            load_images=lambda i: [ov.crops[i]], pictures="doubtful",
-                            extra={"source": "overview", "ids": "section indices of sections.magc (0-based)",
-                                   "overview": {k: v for k, v in entry.items() if k != "doubtful_links"}})
+        write_order_outputs(
+            stage / "order",
+            ov.result,
+            settings=ov.settings.order_settings(),
+            load_images=lambda i: [ov.crops[i]],
+            pictures="doubtful",
+            extra={
+                "source": "overview",
+                "ids": "section indices of sections.magc (0-based)",
+                "overview": {k: v for k, v in entry.items() if k != "doubtful_links"},
+            },
+        )
         return ["order"]
 
     return ov.order, entry, write

@@ -8,6 +8,7 @@ from the helpers here (:func:`check_output_folder`, :func:`check_output_file`,
 :func:`check_input_file`, :func:`check_memory` ...). None of them imports anything heavy or
 writes anything.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from sectionseg.errors import InputError
 
-SEED_MAX = 2 ** 32 - 1
+SEED_MAX = 2**32 - 1
 #: file systems that cannot hold outputs, whatever their permissions say
 PSEUDO_ROOTS = (Path("/proc"), Path("/sys"), Path("/dev"))
 
@@ -88,14 +89,14 @@ OPTION_RANGES: dict = {
     "jobs": Range(1, 256),
     "epochs": Range(1, 100000),
     "lr": Range(0, 10, lo_open=True),
-    "max_iters_per_epoch": Range(0, 10 ** 9),
+    "max_iters_per_epoch": Range(0, 10**9),
     "val": Range(0, 100000),
     ("demo", "size"): Range(256, 20000),
     ("dataset", "scale"): Range(0, 4, lo_open=True),
     ("finetune", "image_size"): Range(64, 4096),
     ("finetune", "synthetic"): Range(1, 1000000),
-    ("finetune", "max_iters_per_epoch"): Range(1, 10 ** 9),
-    ("order", "first"): Range(0, 10 ** 7),
+    ("finetune", "max_iters_per_epoch"): Range(1, 10**9),
+    ("order", "first"): Range(0, 10**7),
     ("order", "bead_sigma"): Range(0, 100, lo_open=True),
     ("order", "threshold"): Range(0, 1000, lo_open=True),
     ("order", "candidates"): Range(1, 10000),
@@ -122,7 +123,7 @@ def check_options(args) -> None:
         rng = option_range(command, dest)
         if rng is None or value is None or isinstance(value, (bool, str, os.PathLike)):
             continue
-        for v in (value if isinstance(value, (list, tuple)) else [value]):
+        for v in value if isinstance(value, (list, tuple)) else [value]:
             if not isinstance(v, (int, float)) or not rng.contains(float(v)):
                 raise InputError(f"{flag(dest)} must be in {rng}, got {v}")
 
@@ -184,8 +185,7 @@ def check_model_file(path) -> Path:
 
         bundled = default_model_path()
         if not bundled.is_file():
-            raise InputError("the bundled model is missing from this installation; pass --model FILE",
-                             bundled)
+            raise InputError("the bundled model is missing from this installation; pass --model FILE", bundled)
         return bundled
     return check_input_file(path, "model file")
 
@@ -257,8 +257,9 @@ def check_empty_or_overwrite(out, overwrite: bool, what: str = "output folder") 
     """A folder holding files is refused unless ``overwrite`` (outputs of two runs never mix)."""
     out = Path(out)
     if out.is_dir() and not overwrite and any(not p.name.startswith(".sectionseg") for p in out.iterdir()):
-        raise InputError(f"the {what} is not empty; pass --overwrite to replace what it holds, or choose "
-                         "another folder", out)
+        raise InputError(
+            f"the {what} is not empty; pass --overwrite to replace what it holds, or choose another folder", out
+        )
 
 
 # ----------------------------------------------------------------------------- memory

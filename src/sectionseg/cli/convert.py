@@ -6,6 +6,7 @@ Corners are written in the canonical order (:mod:`sectionseg.geometry.orientatio
 read and written again keeps its orders, landmarks and the entries sectionseg does not interpret
 (ROIs, focus points...); another output format says (a warning) what of it is lost.
 """
+
 from __future__ import annotations
 
 import logging
@@ -33,35 +34,58 @@ log = logging.getLogger(__name__)
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "convert", help="convert section annotations between MagC pair, .magc, labelme and COCO",
+        "convert",
+        help="convert section annotations between MagC pair, .magc, labelme and COCO",
         description="Convert section annotations. Formats are told from the names: a folder or a "
-                    "name without extension is a MagC pair (source_sections_tissue.txt + "
-                    "source_sections_mag.txt), .magc is the MagFinder/SBEMimage INI file, .json is "
-                    "labelme on output (unless --to coco or *.coco.json) and sniffed on input. "
-                    "Corners are written in the order of the original MagC files (tissue clockwise "
-                    "on screen, first edge short and pointing away from the magnet).")
+        "name without extension is a MagC pair (source_sections_tissue.txt + "
+        "source_sections_mag.txt), .magc is the MagFinder/SBEMimage INI file, .json is "
+        "labelme on output (unless --to coco or *.coco.json) and sniffed on input. "
+        "Corners are written in the order of the original MagC files (tissue clockwise "
+        "on screen, first edge short and pointing away from the magnet).",
+    )
     p.add_argument("input", metavar="IN", help="annotation file or MagC-pair folder to read")
     p.add_argument("output", metavar="OUT", help="file or folder to write")
     p.add_argument("--from", dest="from_fmt", choices=FORMATS, help="input format (default: guessed)")
     p.add_argument("--to", dest="to_fmt", choices=FORMATS, help="output format (default: guessed)")
-    p.add_argument("--scale", type=float, default=1.0,
-                   help="multiply every coordinate read (annotations and --landmarks), e.g. 0.3333333 "
-                        "for full-resolution MagC ground truth on images downsized by 3, or 3 for a "
-                        "full-resolution MagC pair from detections on such images (default: 1)")
-    p.add_argument("--pair-integers", action="store_true",
-                   help="round the coordinates of a MagC pair output to whole pixels, as in the "
-                        "original MagC files (default: up to 3 decimals)")
-    p.add_argument("--magc-dialect", choices=DIALECTS, default=None,
-                   help="dialect of a .magc output (default: that of a .magc input, else magfinder)")
-    p.add_argument("--landmarks", metavar="FILE",
-                   help="landmarks for a .magc output: a text file, one 'x, y' per line in image "
-                        "pixels (replaces those of a .magc input; SBEMimage needs at least 3)")
-    p.add_argument("--image-size", nargs=2, type=int, metavar=("W", "H"),
-                   help="image width and height in pixels for labelme/COCO output (default: read "
-                        "from --image-path, else the ceil of the polygons' max x and y)")
-    p.add_argument("--image-path",
-                   help="the image file, for labelme/COCO output: recorded relative to the JSON file "
-                        "(as labelme resolves it) and its size read from it when it exists")
+    p.add_argument(
+        "--scale",
+        type=float,
+        default=1.0,
+        help="multiply every coordinate read (annotations and --landmarks), e.g. 0.3333333 "
+        "for full-resolution MagC ground truth on images downsized by 3, or 3 for a "
+        "full-resolution MagC pair from detections on such images (default: 1)",
+    )
+    p.add_argument(
+        "--pair-integers",
+        action="store_true",
+        help="round the coordinates of a MagC pair output to whole pixels, as in the "
+        "original MagC files (default: up to 3 decimals)",
+    )
+    p.add_argument(
+        "--magc-dialect",
+        choices=DIALECTS,
+        default=None,
+        help="dialect of a .magc output (default: that of a .magc input, else magfinder)",
+    )
+    p.add_argument(
+        "--landmarks",
+        metavar="FILE",
+        help="landmarks for a .magc output: a text file, one 'x, y' per line in image "
+        "pixels (replaces those of a .magc input; SBEMimage needs at least 3)",
+    )
+    p.add_argument(
+        "--image-size",
+        nargs=2,
+        type=int,
+        metavar=("W", "H"),
+        help="image width and height in pixels for labelme/COCO output (default: read "
+        "from --image-path, else the ceil of the polygons' max x and y)",
+    )
+    p.add_argument(
+        "--image-path",
+        help="the image file, for labelme/COCO output: recorded relative to the JSON file "
+        "(as labelme resolves it) and its size read from it when it exists",
+    )
     p.set_defaults(func=run, check=check_args)
 
 
@@ -94,8 +118,10 @@ def _image_args(args, dst: Path, out_fmt: str) -> tuple[str | None, tuple[int, i
         else:
             log.warning("%s: no such image file here; recorded as given", path)
     if size is None and out_fmt == "labelme":
-        log.warning("%s: image size guessed from the polygons; labelme refuses a wrong size: pass "
-                    "--image-path or --image-size", dst)
+        log.warning(
+            "%s: image size guessed from the polygons; labelme refuses a wrong size: pass --image-path or --image-size",
+            dst,
+        )
     return path, size
 
 
@@ -113,26 +139,30 @@ def run(args) -> int:
         magc = read_magc(src, scale)
         sections = magc.sections
         dialect = dialect or magc.dialect
-        kept = {"serial_order": magc.serial_order, "stage_order": magc.stage_order,
-                "magc_entries": magc.entries}
+        kept = {"serial_order": magc.serial_order, "stage_order": magc.stage_order, "magc_entries": magc.entries}
         landmarks = magc.landmarks if landmarks is None else landmarks
         lost = magc.unwritten_by(out_fmt)
     else:
         sections = read_sections(src, in_fmt, scale)
     lost = dropped_by(out_fmt, sections) + lost
     if lost:
-        log.warning("%s: not written to %s (a %s file has no place for them): %s", src, dst, out_fmt,
-                    ", ".join(lost))
+        log.warning("%s: not written to %s (a %s file has no place for them): %s", src, dst, out_fmt, ", ".join(lost))
     image_path, image_size = _image_args(args, dst, out_fmt)
-    options = dict(magc_dialect=dialect or "magfinder", image_path=image_path, image_size=image_size,
-                   pair_integers=args.pair_integers,
-                   landmarks=landmarks if out_fmt == "magc" or args.landmarks else None,
-                   **(kept if out_fmt == "magc" else {}))
+    options = dict(
+        magc_dialect=dialect or "magfinder",
+        image_path=image_path,
+        image_size=image_size,
+        pair_integers=args.pair_integers,
+        landmarks=landmarks if out_fmt == "magc" or args.landmarks else None,
+        **(kept if out_fmt == "magc" else {}),
+    )
     if out_fmt == "magc-pair":  # two files: both new or both as they were
         with output_set(pair_folder(dst), "convert") as stage:
             write_sections(stage, sections, out_fmt, **options)
     else:
         write_sections(dst, sections, out_fmt, **options)
-    print(f"{len(sections)} sections read from {src} ({in_fmt}), written to {dst} ({out_fmt})"
-          + (f"; dropped: {', '.join(lost)}" if lost else ""))
+    print(
+        f"{len(sections)} sections read from {src} ({in_fmt}), written to {dst} ({out_fmt})"
+        + (f"; dropped: {', '.join(lost)}" if lost else "")
+    )
     return 0

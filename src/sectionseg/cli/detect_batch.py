@@ -4,6 +4,7 @@ Exit codes: 0 every wafer done or skipped; 1 some wafer failed (its row in ``ROO
 says why; the others are done); 2 a bad manifest, folder or option (one line naming the file and
 line, before any wafer runs).
 """
+
 from __future__ import annotations
 
 import logging
@@ -21,36 +22,54 @@ def register(subparsers) -> None:
         "detect-batch",
         help="detect many wafers (a manifest CSV or a folder) on Dask into ROOT/NAME/ + ROOT/summary.csv",
         description="Run 'sectionseg detect' for every wafer of MANIFEST.csv (columns name,gray,fluo; "
-                    "fluo may be empty; optional landmarks, section_size; paths relative to the "
-                    "manifest) or of a folder (X.tif or X_gray.tif + X_fluo.tif, or sub-folders "
-                    "X/gray.tif + X/fluo.tif), one Dask task per wafer, on a local cluster or on "
-                    "--scheduler. Each wafer's outputs go to ROOT/NAME/ (what detect writes); a "
-                    "wafer whose outputs are complete and were made from the same inputs, model and "
-                    "options is skipped, so running the same command again after a crash only "
-                    "redoes what is missing. A failed wafer does not stop the others. ROOT/summary.csv "
-                    "(also printed) has one row per wafer: status (done, skipped, failed, pending), "
-                    "sections, doubtful parts, time, error. Exit code 1 when some wafer failed.")
+        "fluo may be empty; optional landmarks, section_size; paths relative to the "
+        "manifest) or of a folder (X.tif or X_gray.tif + X_fluo.tif, or sub-folders "
+        "X/gray.tif + X/fluo.tif), one Dask task per wafer, on a local cluster or on "
+        "--scheduler. Each wafer's outputs go to ROOT/NAME/ (what detect writes); a "
+        "wafer whose outputs are complete and were made from the same inputs, model and "
+        "options is skipped, so running the same command again after a crash only "
+        "redoes what is missing. A failed wafer does not stop the others. ROOT/summary.csv "
+        "(also printed) has one row per wafer: status (done, skipped, failed, pending), "
+        "sections, doubtful parts, time, error. Exit code 1 when some wafer failed.",
+    )
     p.add_argument("source", metavar="MANIFEST.csv|DIR", help="manifest CSV file or folder of wafer images")
     p.add_argument("--out", required=True, metavar="ROOT", help="output root: ROOT/NAME/ per wafer, ROOT/summary.csv")
-    p.add_argument("--scheduler", metavar="ADDRESS",
-                   help="address of a running Dask scheduler (tcp://host:8786, or a scheduler file "
-                        "path ending in .json), e.g. of a dask-jobqueue or Kubernetes cluster; its "
-                        "workers must see the images and ROOT at the same paths (default: a local "
-                        "cluster on this machine)")
-    p.add_argument("--local-workers", type=int,
-                   help="wafers detected at once by the local cluster (worker processes; default: one "
-                        "per core, fewer when memory is short, at most the number of wafers; 1 with "
-                        "--device cuda)")
-    p.add_argument("--threads-per-wafer", type=int,
-                   help="torch / OpenCV threads of one wafer's detection (default: the local cluster's "
-                        "cores / its workers; 1 on --scheduler, whose workers run one wafer per thread)")
-    p.add_argument("--hash", choices=HASH_MODES, default="quick", dest="hash_mode",
-                   help="how input files are recognised for skipping: quick (default; size, "
-                        "modification time and the first, middle and last MiB) or full (SHA-256 of "
-                        "the whole file, ~1 s per GB)")
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="address of a running Dask scheduler (tcp://host:8786, or a scheduler file "
+        "path ending in .json), e.g. of a dask-jobqueue or Kubernetes cluster; its "
+        "workers must see the images and ROOT at the same paths (default: a local "
+        "cluster on this machine)",
+    )
+    p.add_argument(
+        "--local-workers",
+        type=int,
+        help="wafers detected at once by the local cluster (worker processes; default: one "
+        "per core, fewer when memory is short, at most the number of wafers; 1 with "
+        "--device cuda)",
+    )
+    p.add_argument(
+        "--threads-per-wafer",
+        type=int,
+        help="torch / OpenCV threads of one wafer's detection (default: the local cluster's "
+        "cores / its workers; 1 on --scheduler, whose workers run one wafer per thread)",
+    )
+    p.add_argument(
+        "--hash",
+        choices=HASH_MODES,
+        default="quick",
+        dest="hash_mode",
+        help="how input files are recognised for skipping: quick (default; size, "
+        "modification time and the first, middle and last MiB) or full (SHA-256 of "
+        "the whole file, ~1 s per GB)",
+    )
     p.add_argument("--force", action="store_true", help="detect every wafer again, even complete ones")
-    p.add_argument("--dashboard", metavar="ADDRESS",
-                   help="serve the local cluster's Dask dashboard there, e.g. :8787 (default: none)")
+    p.add_argument(
+        "--dashboard",
+        metavar="ADDRESS",
+        help="serve the local cluster's Dask dashboard there, e.g. :8787 (default: none)",
+    )
     add_detection_arguments(p, workers=False)
     p.set_defaults(func=run, check=check_args)
 
@@ -69,7 +88,7 @@ def local_workers(requested: int | None, n_jobs: int, device: str, batch_size: i
     if str(device).startswith("cuda"):
         return 1
     batch_size = resolve_batch_size(batch_size, device)
-    per_wafer = WAFER_BASE_MEMORY + batch_size * tile_size ** 2 * BYTES_PER_BATCH_PIXEL
+    per_wafer = WAFER_BASE_MEMORY + batch_size * tile_size**2 * BYTES_PER_BATCH_PIXEL
     free = available_memory()
     by_memory = usable_cores() if free is None else max(1, int(free // per_wafer))
     return max(1, min(usable_cores(), by_memory, n_jobs))
@@ -93,15 +112,21 @@ def check_args(args) -> None:
                 continue
             parts = [p.lower() for p in _relative_parts(path, out)]
             if parts and parts[0] in names:
-                raise InputError(f"wafer {job.name!r} reads {path}, inside the output folder of wafer "
-                                 f"{parts[0]!r}, which the batch replaces; choose another --out", args.source,
-                                 job.line)
+                raise InputError(
+                    f"wafer {job.name!r} reads {path}, inside the output folder of wafer "
+                    f"{parts[0]!r}, which the batch replaces; choose another --out",
+                    args.source,
+                    job.line,
+                )
     if args.scheduler is None:
-        args.local_workers = local_workers(args.local_workers, len(args.jobs), args.device, args.batch_size,
-                                           args.tile_size)
+        args.local_workers = local_workers(
+            args.local_workers, len(args.jobs), args.device, args.batch_size, args.tile_size
+        )
         batch = resolve_batch_size(args.batch_size, args.device)
-        check_memory(args.local_workers * (WAFER_BASE_MEMORY + batch * args.tile_size ** 2 * BYTES_PER_BATCH_PIXEL),
-                     f"{args.local_workers} wafers at once (--local-workers)")
+        check_memory(
+            args.local_workers * (WAFER_BASE_MEMORY + batch * args.tile_size**2 * BYTES_PER_BATCH_PIXEL),
+            f"{args.local_workers} wafers at once (--local-workers)",
+        )
 
 
 def _relative_parts(path, root) -> tuple[str, ...]:
@@ -134,14 +159,25 @@ def run(args) -> int:
     jobs = args.jobs
     where = args.scheduler or f"a local cluster of {args.local_workers} worker(s)"
     print(f"{len(jobs)} wafer(s) into {args.out} on {where}", flush=True)
-    rows = run_batch(jobs, args.out, model=args.model, options=detection_options(args),
-                     scheduler=args.scheduler, local_workers=args.local_workers or 1,
-                     threads=args.threads_per_wafer, hash_mode=args.hash_mode, force=args.force,
-                     dashboard=args.dashboard, verbose=getattr(args, "verbose", False))
+    rows = run_batch(
+        jobs,
+        args.out,
+        model=args.model,
+        options=detection_options(args),
+        scheduler=args.scheduler,
+        local_workers=args.local_workers or 1,
+        threads=args.threads_per_wafer,
+        hash_mode=args.hash_mode,
+        force=args.force,
+        dashboard=args.dashboard,
+        verbose=getattr(args, "verbose", False),
+    )
     print()
     print(format_table(rows))
     count = totals(rows)
-    print(f"\n{count['done']} done, {count['skipped']} skipped, {count['failed']} failed; summary: "
-          f"{args.out}/{SUMMARY_NAME}")
+    print(
+        f"\n{count['done']} done, {count['skipped']} skipped, {count['failed']} failed; summary: "
+        f"{args.out}/{SUMMARY_NAME}"
+    )
     sys.stdout.flush()
     return 1 if count["failed"] or count["pending"] else 0

@@ -1,4 +1,5 @@
 """``sectionseg evaluate``: COCO metrics and geometry errors of a model on a dataset split."""
+
 from __future__ import annotations
 
 import argparse
@@ -6,16 +7,19 @@ import argparse
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "evaluate", help="evaluate a model on a dataset split (COCO metrics, geometry errors)",
+        "evaluate",
+        help="evaluate a model on a dataset split (COCO metrics, geometry errors)",
         description="Run a model file on a split of a dataset folder; write report.json, "
-                    "pr_curve.png and summary.txt into --out and print a short table. COCO AP "
-                    "(pycocotools) uses every detection; the geometry errors use detections with "
-                    "score >= --score-threshold matched at mask IoU >= 0.5.")
+        "pr_curve.png and summary.txt into --out and print a short table. COCO AP "
+        "(pycocotools) uses every detection; the geometry errors use detections with "
+        "score >= --score-threshold matched at mask IoU >= 0.5.",
+    )
     parser.add_argument("--model", help="model file (.pt) written by train/export (default: the bundled model)")
     parser.add_argument("--data", required=True, help="dataset folder (with manifest.json)")
     parser.add_argument("--split", default="test", help="split to evaluate (default: test)")
-    parser.add_argument("--score-threshold", type=float, default=0.5,
-                        help="minimum score for the geometry metrics (default: 0.5)")
+    parser.add_argument(
+        "--score-threshold", type=float, default=0.5, help="minimum score for the geometry metrics (default: 0.5)"
+    )
     parser.add_argument("--out", required=True, help="report folder")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -36,8 +40,14 @@ def check_args(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     from sectionseg.evaluation.report import evaluate_model
 
-    _, table = evaluate_model(args.model, args.data, args.out, split=args.split,
-                              score_threshold=args.score_threshold, device=args.device,
-                              progress=not args.no_progress)
+    _, table = evaluate_model(
+        args.model,
+        args.data,
+        args.out,
+        split=args.split,
+        score_threshold=args.score_threshold,
+        device=args.device,
+        progress=not args.no_progress,
+    )
     print(table)
     return 0

@@ -3,6 +3,7 @@
 The arguments of :func:`sectionseg.workflows.adapt_to_wafer`, which does the work (its module,
 :mod:`sectionseg.workflows.finetune`, lists the stages), and a printed summary.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,17 +21,26 @@ from sectionseg.workflows.finetune import REPORT_NAME, check_adaptation_folder
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "finetune", help="adapt a model to a new wafer from a dozen hand-labelled sections",
+        "finetune",
+        help="adapt a model to a new wafer from a dozen hand-labelled sections",
         description="Build artificial training images from the labelled sections of this wafer (pasted onto "
-                    "its own background) plus tiles around them, fine-tune the base model (heads by "
-                    "default), write DIR/model.pt (use it with 'detect --model'), its loss curves and "
-                    "DIR/finetune_report.json; optionally detect on the whole wafer (--detect).")
+        "its own background) plus tiles around them, fine-tune the base model (heads by "
+        "default), write DIR/model.pt (use it with 'detect --model'), its loss curves and "
+        "DIR/finetune_report.json; optionally detect on the whole wafer (--detect).",
+    )
     p.add_argument("gray", help="brightfield (gray) wafer image: TIFF, PNG or JPEG")
     p.add_argument("--fluo", help="fluorescence image of the same pixels (recommended)")
-    p.add_argument("--labels", required=True,
-                   help="a dozen or so labelled sections of this wafer: labelme JSON, MagC pair or .magc")
-    p.add_argument("--scale", type=float, default=1.0,
-                   help="multiply label coordinates, e.g. 0.3333 for full-resolution labels (default 1)")
+    p.add_argument(
+        "--labels",
+        required=True,
+        help="a dozen or so labelled sections of this wafer: labelme JSON, MagC pair or .magc",
+    )
+    p.add_argument(
+        "--scale",
+        type=float,
+        default=1.0,
+        help="multiply label coordinates, e.g. 0.3333 for full-resolution labels (default 1)",
+    )
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--base-model", help="model to start from (default: the bundled model)")
     p.add_argument("--epochs", type=int, default=6, help="fine-tuning epochs (default 6)")
@@ -43,11 +53,15 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted fine-tuning in --out")
     p.add_argument("--detect", action="store_true", help="then detect on the whole wafer (DIR/detection)")
-    p.add_argument("--no-content-regions", action="store_true",
-                   help="paint out only what the detectors find, not every area that is no bare wafer "
-                        "(for comparison; the default paints out both)")
-    p.add_argument("--score-threshold", type=float, default=None,
-                   help="minimum detection score for --detect (default: detect's)")
+    p.add_argument(
+        "--no-content-regions",
+        action="store_true",
+        help="paint out only what the detectors find, not every area that is no bare wafer "
+        "(for comparison; the default paints out both)",
+    )
+    p.add_argument(
+        "--score-threshold", type=float, default=None, help="minimum detection score for --detect (default: detect's)"
+    )
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="torch device (default cpu)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run, check=check_args)
@@ -70,24 +84,43 @@ def run(args: argparse.Namespace) -> int:
     from sectionseg.workflows.finetune import adapt_to_wafer
 
     report = adapt_to_wafer(
-        args.gray, args.labels, args.out, fluo=args.fluo, label_scale=args.scale, base_model=args.base_model,
-        epochs=args.epochs, all_layers=args.all_layers, lr=args.lr, n_synthetic=args.synthetic, n_val=args.val,
-        image_size=args.image_size, max_iters_per_epoch=args.max_iters_per_epoch, seed=args.seed,
-        resume=args.resume, use_content_regions=not args.no_content_regions, detect=args.detect,
-        score_threshold=args.score_threshold, device=args.device, progress=not args.no_progress)
+        args.gray,
+        args.labels,
+        args.out,
+        fluo=args.fluo,
+        label_scale=args.scale,
+        base_model=args.base_model,
+        epochs=args.epochs,
+        all_layers=args.all_layers,
+        lr=args.lr,
+        n_synthetic=args.synthetic,
+        n_val=args.val,
+        image_size=args.image_size,
+        max_iters_per_epoch=args.max_iters_per_epoch,
+        seed=args.seed,
+        resume=args.resume,
+        use_content_regions=not args.no_content_regions,
+        detect=args.detect,
+        score_threshold=args.score_threshold,
+        device=args.device,
+        progress=not args.no_progress,
+    )
     _print_summary(report, Path(args.out))
     return 0
 
 
 def _print_summary(report: dict, out: Path) -> None:
     val = report["validation_mask"]
-    print(f"adapted model: {report['model']} ({report['n_labelled']} labelled sections, section size "
-          f"{report['section_size']:.0f} px, {report['total_seconds']:.0f} s)")
+    print(
+        f"adapted model: {report['model']} ({report['n_labelled']} labelled sections, section size "
+        f"{report['section_size']:.0f} px, {report['total_seconds']:.0f} s)"
+    )
     print("validation mask AP50 / recall50   base -> adapted")
     for name in ("tissue", "magnet"):
         b, a = val["base"].get(name, {}), val["adapted"].get(name, {})
-        print(f"  {name:7s} {_fmt(b.get('AP50'))} / {_fmt(b.get('R50'))} -> {_fmt(a.get('AP50'))} / "
-              f"{_fmt(a.get('R50'))}")
+        print(
+            f"  {name:7s} {_fmt(b.get('AP50'))} / {_fmt(b.get('R50'))} -> {_fmt(a.get('AP50'))} / {_fmt(a.get('R50'))}"
+        )
     if "detection" in report:
         c = report["detection"]["counts"]
         print(f"detection: {c['sections']} sections, {c['unpaired']} unpaired parts -> {out / 'detection'}")

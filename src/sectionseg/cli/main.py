@@ -9,6 +9,7 @@ Every command registers ``func`` (the work) and may register ``check`` (argument
 checks that import nothing heavy and write nothing); :func:`main` runs the shared range checks of
 :mod:`sectionseg.cli._checks`, then ``check``, then ``func``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,12 +28,26 @@ from sectionseg.io.interrupts import blocked_signals
 
 # Order shown in --help. Each name (``-`` read as ``_``) is a module of this package with a ``register`` function
 # (which may add aliases: ``export`` for ``export-model``).
-COMMANDS = ("demo", "detect", "detect-batch", "simulate", "convert", "show", "tiles", "synth", "dataset", "train",
-            "finetune", "evaluate", "export-model", "order", "proofread")
+COMMANDS = (
+    "demo",
+    "detect",
+    "detect-batch",
+    "simulate",
+    "convert",
+    "show",
+    "tiles",
+    "synth",
+    "dataset",
+    "train",
+    "finetune",
+    "evaluate",
+    "export-model",
+    "order",
+    "proofread",
+)
 
 #: OSError numbers that say the machine (disk, permissions, quota), not sectionseg, is at fault
-_PLACE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO,
-                 errno.ENAMETOOLONG}
+_PLACE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO, errno.ENAMETOOLONG}
 
 
 class Terminated(KeyboardInterrupt):
@@ -54,8 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"sectionseg {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="more log output")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
-                                parser_class=_OneLineParser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_OneLineParser)
     for name in COMMANDS:
         importlib.import_module(f"sectionseg.cli.{name.replace('-', '_')}").register(sub)
     return parser
@@ -86,8 +100,9 @@ def main(argv: list[str] | None = None) -> int:
             parser = build_parser()
             args = parser.parse_args(argv)
             name = f"sectionseg {args.command}"
-            logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                                format="%(levelname)s: %(message)s")
+            logging.basicConfig(
+                level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s"
+            )
             return _run(args)
     except BrokenPipeError:  # the reader of our output went away (``| head``): not an error of ours
         with contextlib.suppress(OSError):
@@ -120,8 +135,11 @@ def _run(args) -> int:
     except ResourceError as exc:
         return fail(str(exc), 1)
     except MemoryError:
-        return fail("out of memory: the machine has too little free memory for this run (a smaller "
-                    "image, --tile-size, --workers or --batch-size needs less)", 1)
+        return fail(
+            "out of memory: the machine has too little free memory for this run (a smaller "
+            "image, --tile-size, --workers or --batch-size needs less)",
+            1,
+        )
     except OSError as exc:
         if exc.errno not in _PLACE_ERRNOS:
             raise

@@ -1,4 +1,5 @@
 """``sectionseg proofread``: check and fix a wafer's sections (and label some) in napari."""
+
 from __future__ import annotations
 
 import argparse
@@ -10,15 +11,17 @@ from sectionseg.errors import InputError
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "proofread", help="check, fix and label a wafer's sections in napari (needs sectionseg[gui])",
+        "proofread",
+        help="check, fix and label a wafer's sections in napari (needs sectionseg[gui])",
         description="Open napari with the wafer (lazily, multiscale), its fluorescence and the sections "
-                    "of DIR (a detect output folder, a MagC pair or a .magc; a missing or empty "
-                    "folder starts with none). Colours and a table sorted by doubt show what needs a "
-                    "look; corners can be moved, parts and sections deleted, added (4 clicks) and "
-                    "re-paired, with undo. Save writes what detect writes into DIR, with a record of "
-                    "the edits in report.json; sections marked labelled also go to "
-                    "DIR/labels.labelme.json for 'finetune --labels'. Needs the optional GUI extra: "
-                    "pip install 'sectionseg[gui]'.")
+        "of DIR (a detect output folder, a MagC pair or a .magc; a missing or empty "
+        "folder starts with none). Colours and a table sorted by doubt show what needs a "
+        "look; corners can be moved, parts and sections deleted, added (4 clicks) and "
+        "re-paired, with undo. Save writes what detect writes into DIR, with a record of "
+        "the edits in report.json; sections marked labelled also go to "
+        "DIR/labels.labelme.json for 'finetune --labels'. Needs the optional GUI extra: "
+        "pip install 'sectionseg[gui]'.",
+    )
     p.add_argument("gray", help="brightfield (gray) wafer image: TIFF (memory-mapped), PNG or JPEG")
     p.add_argument("dir", help="detection folder (detect --out), MagC pair folder or .magc file; created on save")
     p.add_argument("--fluo", help="fluorescence image of the same pixels (a second layer)")

@@ -18,6 +18,7 @@ wafer where only a dozen of several hundred sections are labelled:
 
 Coordinates: x, y pixels, origin at the top-left corner of the top-left pixel.
 """
+
 from __future__ import annotations
 
 import logging
@@ -45,8 +46,15 @@ MAX_CONTENT_SHARE = 0.5
 log = logging.getLogger(__name__)
 
 
-def check_labels(sections: list[Section], width: int, height: int, path=None, *,
-                 tolerance: float = 2.0, max_overlap: float = MAX_LABEL_OVERLAP) -> None:
+def check_labels(
+    sections: list[Section],
+    width: int,
+    height: int,
+    path=None,
+    *,
+    tolerance: float = 2.0,
+    max_overlap: float = MAX_LABEL_OVERLAP,
+) -> None:
     """InputError (naming ``path`` and the section's rank in the file, from 1) when a labelled section
     lacks its tissue or magnet part, lies outside the ``width`` x ``height`` image (beyond
     ``tolerance`` px), or overlaps another section by more than ``max_overlap`` of the smaller part."""
@@ -59,14 +67,20 @@ def check_labels(sections: list[Section], width: int, height: int, path=None, *,
         pts = np.concatenate([p.polygon for p in section.parts().values()])
         (x0, y0), (x1, y1) = pts.min(axis=0), pts.max(axis=0)
         if x0 < -tolerance or y0 < -tolerance or x1 > width + tolerance or y1 > height + tolerance:
-            raise InputError(f"labelled section {k} spans x {x0:.0f}..{x1:.0f}, y {y0:.0f}..{y1:.0f}: outside "
-                             f"the {width}x{height} px image (wrong image, or labels need --scale?)", path)
+            raise InputError(
+                f"labelled section {k} spans x {x0:.0f}..{x1:.0f}, y {y0:.0f}..{y1:.0f}: outside "
+                f"the {width}x{height} px image (wrong image, or labels need --scale?)",
+                path,
+            )
     _check_overlaps(sections, path, max_overlap)
 
 
 def _check_overlaps(sections: list[Section], path, max_overlap: float) -> None:
-    parts = [(k, name, shapely.make_valid(shapely.Polygon(p.polygon)))
-             for k, s in enumerate(sections, 1) for name, p in s.parts().items()]
+    parts = [
+        (k, name, shapely.make_valid(shapely.Polygon(p.polygon)))
+        for k, s in enumerate(sections, 1)
+        for name, p in s.parts().items()
+    ]
     tree = shapely.STRtree([g for _, _, g in parts])
     for i, j in zip(*tree.query([g for _, _, g in parts], predicate="intersects")):
         if i >= j:
@@ -75,12 +89,12 @@ def _check_overlaps(sections: list[Section], path, max_overlap: float) -> None:
         shared = gi.intersection(gj).area / max(min(gi.area, gj.area), 1e-9)
         if shared > max_overlap:
             what = f"sections {ki} and {kj}" if ki != kj else f"the {ni} and {nj} of section {ki}"
-            raise InputError(f"{what} overlap by {100 * shared:.0f}% of the smaller part: labels overlap badly",
-                             path)
+            raise InputError(f"{what} overlap by {100 * shared:.0f}% of the smaller part: labels overlap badly", path)
 
 
-def rescale_wafer(rgb: np.ndarray, sections: list[Section], scale: float,
-                  extra: list[Section] = ()) -> tuple[np.ndarray, list[Section], list[Section]]:
+def rescale_wafer(
+    rgb: np.ndarray, sections: list[Section], scale: float, extra: list[Section] = ()
+) -> tuple[np.ndarray, list[Section], list[Section]]:
     """``rgb`` resized by ``scale`` and the polygons of ``sections`` and ``extra`` scaled to match."""
     if scale == 1.0:
         return np.asarray(rgb), list(sections), list(extra)
@@ -103,8 +117,15 @@ def unlabelled(occupied: list[Section], labelled: list[Section], min_overlap: fl
     return out
 
 
-def content_regions(rgb: np.ndarray, labelled: list[Section], *, min_area: float, margin: int = 6,
-                    noise_factor: float = 4.0, min_levels: float = 4.0) -> list[Section]:
+def content_regions(
+    rgb: np.ndarray,
+    labelled: list[Section],
+    *,
+    min_area: float,
+    margin: int = 6,
+    noise_factor: float = 4.0,
+    min_levels: float = 4.0,
+) -> list[Section]:
     """Everything on the wafer that is not bare wafer and not one of the ``labelled`` sections, as
     one-part pseudo-sections (convex hulls of the blobs, ``rgb``'s px; a hull may reach over a
     labelled section, so pass them to :func:`build_adaptation_set` as ``content``, not ``occupied``): the areas
@@ -136,8 +157,10 @@ def content_regions(rgb: np.ndarray, labelled: list[Section], *, min_area: float
         fill_geometry(keep, footprint(section, margin), 1)
     content[keep.astype(bool)] = 0
     if content.mean() > MAX_CONTENT_SHARE:
-        log.warning("%.0f %% of the wafer departs from its local background level (strong shading?): "
-                    "content regions not used", 100 * content.mean())
+        log.warning(
+            "%.0f %% of the wafer departs from its local background level (strong shading?): content regions not used",
+            100 * content.mean(),
+        )
         return []
     contours, _ = cv2.findContours(content, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     out = []
@@ -170,8 +193,16 @@ def _median_level(image: np.ndarray, width: float) -> np.ndarray:
     return cv2.resize(level.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
 
 
-def context_tile(rgb: np.ndarray, labelled: list[Section], index: int, others: shapely.Geometry,
-                 background: Background, size: int, rng: np.random.Generator, margin: int = 6):
+def context_tile(
+    rgb: np.ndarray,
+    labelled: list[Section],
+    index: int,
+    others: shapely.Geometry,
+    background: Background,
+    size: int,
+    rng: np.random.Generator,
+    margin: int = 6,
+):
     """A ``size`` crop around labelled section ``index`` (random offset), its unlabelled occupied areas
     (``others``, minus the labelled sections and their margin) painted over with background.
 
@@ -182,7 +213,7 @@ def context_tile(rgb: np.ndarray, labelled: list[Section], index: int, others: s
     jitter = rng.uniform(-size / 4, size / 4, 2)
     x0 = int(np.clip(round(cx + jitter[0] - size / 2), 0, max(0, width - size)))
     y0 = int(np.clip(round(cy + jitter[1] - size / 2), 0, max(0, height - size)))
-    image = np.array(rgb[y0:y0 + size, x0:x0 + size])
+    image = np.array(rgb[y0 : y0 + size, x0 : x0 + size])
     h, w = image.shape[:2]
     box = shapely.box(x0, y0, x0 + w, y0 + h)
     keep = shapely.unary_union([footprint(s, margin) for s in labelled if footprint(s, 0).intersects(box)])
@@ -195,12 +226,24 @@ def context_tile(rgb: np.ndarray, labelled: list[Section], index: int, others: s
     return image, tile_sections(labelled, x0, y0, (w, h)), (x0, y0)
 
 
-def build_adaptation_set(out_dir: str | os.PathLike, rgb: np.ndarray, labelled: list[Section], *,
-                         occupied: list[Section] = (), content: list[Section] = (),
-                         n_synthetic: int = 80, n_val: int = 10,
-                         val_tile_fraction: float = 0.2, size: int = 512, sections_per_image=(2, 6),
-                         margin: int = 6, seed: int = 0, source: str = "", params: dict | None = None,
-                         progress: bool = True) -> dict:
+def build_adaptation_set(
+    out_dir: str | os.PathLike,
+    rgb: np.ndarray,
+    labelled: list[Section],
+    *,
+    occupied: list[Section] = (),
+    content: list[Section] = (),
+    n_synthetic: int = 80,
+    n_val: int = 10,
+    val_tile_fraction: float = 0.2,
+    size: int = 512,
+    sections_per_image=(2, 6),
+    margin: int = 6,
+    seed: int = 0,
+    source: str = "",
+    params: dict | None = None,
+    progress: bool = True,
+) -> dict:
     """Write the adaptation dataset (``images/``, ``annotations/``, ``masks/``, ``manifest.json``) into
     ``out_dir`` and return the manifest.
 
@@ -214,27 +257,47 @@ def build_adaptation_set(out_dir: str | os.PathLike, rgb: np.ndarray, labelled: 
     rng = np.random.default_rng(seed)
     others = unlabelled(list(occupied), labelled) + list(content)
     background = Background(rgb, list(labelled) + others, margin)
-    other_shape = shapely.unary_union([footprint(s, margin + 2) for s in others]) if others \
-        else shapely.Polygon()
+    other_shape = shapely.unary_union([footprint(s, margin + 2) for s in others]) if others else shapely.Polygon()
     splits: dict[str, list[dict]] = {"train": [], "val": []}
-    streams = {"train": (n_synthetic, int(rng.integers(2 ** 31))), "val": (n_val, int(rng.integers(2 ** 31)))}
+    streams = {"train": (n_synthetic, int(rng.integers(2**31))), "val": (n_val, int(rng.integers(2**31)))}
     for split, (count, stream_seed) in streams.items():
-        gen = generate_synthetic(rgb, labelled, count, size, stream_seed, tuple(sections_per_image),
-                                 margin=margin, background=background)
-        for k, (image, secs) in enumerate(tqdm(gen, total=count, desc=f"synthetic {split}", disable=not progress,
-                                               leave=False)):
-            splits[split].append(write_sample(out_dir, f"synth_{split}_{k:04d}", image, secs, source=source,
-                                              kind="synthetic"))
+        gen = generate_synthetic(
+            rgb, labelled, count, size, stream_seed, tuple(sections_per_image), margin=margin, background=background
+        )
+        for k, (image, secs) in enumerate(
+            tqdm(gen, total=count, desc=f"synthetic {split}", disable=not progress, leave=False)
+        ):
+            splits[split].append(
+                write_sample(out_dir, f"synth_{split}_{k:04d}", image, secs, source=source, kind="synthetic")
+            )
     order = rng.permutation(len(labelled))
     n_val_tiles = int(math.floor(val_tile_fraction * len(labelled)))
     for rank, index in enumerate(order):
         image, secs, origin = context_tile(rgb, labelled, int(index), other_shape, background, size, rng, margin)
         split = "val" if rank < n_val_tiles else "train"
-        splits[split].append(write_sample(out_dir, f"context_{int(index):04d}", image, secs, source=source,
-                                          kind="tile", origin=[int(origin[0]), int(origin[1])]))
-    info = {"kind": "adaptation", "labelled_sections": len(labelled), "occupied_unlabelled": len(others),
-            "content_regions": len(content),
-            "n_synthetic": n_synthetic, "n_val": n_val, "size": size, "margin": margin, "seed": seed,
-            "sections_per_image": list(sections_per_image), **(params or {})}
+        splits[split].append(
+            write_sample(
+                out_dir,
+                f"context_{int(index):04d}",
+                image,
+                secs,
+                source=source,
+                kind="tile",
+                origin=[int(origin[0]), int(origin[1])],
+            )
+        )
+    info = {
+        "kind": "adaptation",
+        "labelled_sections": len(labelled),
+        "occupied_unlabelled": len(others),
+        "content_regions": len(content),
+        "n_synthetic": n_synthetic,
+        "n_val": n_val,
+        "size": size,
+        "margin": margin,
+        "seed": seed,
+        "sections_per_image": list(sections_per_image),
+        **(params or {}),
+    }
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     return write_manifest(out_dir, splits, info)

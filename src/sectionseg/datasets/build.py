@@ -11,6 +11,7 @@ Split sizes: by count (``split=(900, 90, 50)``, the default of ``sectionseg data
 are shuffled and cut to its count, synthetic images fill the rest unless ``n_synthetic`` is given) or by ``fractions``
 (every tile is used; wafers and ``n_synthetic`` images are shared by the fractions).
 """
+
 from __future__ import annotations
 
 import logging
@@ -55,7 +56,7 @@ def assign_wafers(n_wafers: int, weights: tuple[float, float, float], rng: np.ra
                 n_test -= 1
             else:
                 n_val -= 1
-        return {"test": order[:n_test], "val": order[n_test:n_test + n_val], "train": order[n_test + n_val:]}
+        return {"test": order[:n_test], "val": order[n_test : n_test + n_val], "train": order[n_test + n_val :]}
     if n_wafers == 2:
         return {"train": order[:1], "val": order[1:] if want["val"] else [], "test": order[1:] if want["test"] else []}
     return {s: list(order) if want[s] else [] for s in SPLITS}
@@ -82,8 +83,9 @@ def _parallel_map(fn: Callable, args: list, jobs: int, desc: str) -> list:
     # spawn, not fork: OpenCV's and torch's thread pools do not survive a fork. Workers ignore Ctrl-C
     # (they start with it held back); on any exception here, Ctrl-C included, they are stopped, not
     # waited for.
-    with ProcessPoolExecutor(min(jobs, len(args)), mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_worker_signals) as pool:
+    with ProcessPoolExecutor(
+        min(jobs, len(args)), mp_context=multiprocessing.get_context("spawn"), initializer=_worker_signals
+    ) as pool:
         try:
             with blocked_signals():
                 futures = [pool.submit(fn, *a) for a in args]
@@ -123,23 +125,34 @@ def _stop_workers(pool: ProcessPoolExecutor) -> None:
 def _simulate_one(simulate: Callable, out: Path, i: int, seed: int, wafer_size: int, style: str) -> dict:
     wseed = int(np.random.default_rng([seed, i]).integers(2**31 - 1))
     simulate(out / "wafers" / f"wafer_{i:03d}", seed=wseed, width=wafer_size, height=wafer_size, style=style)
-    return {"folder": f"wafers/wafer_{i:03d}", "seed": wseed, "style": style,
-            "width": wafer_size, "height": wafer_size}
+    return {"folder": f"wafers/wafer_{i:03d}", "seed": wseed, "style": style, "width": wafer_size, "height": wafer_size}
 
 
-def _simulate_all(out: Path, n_wafers: int, wafer_size: int, styles: list[str], seed: int,
-                  simulate: Callable, jobs: int = 1) -> list[dict]:
+def _simulate_all(
+    out: Path, n_wafers: int, wafer_size: int, styles: list[str], seed: int, simulate: Callable, jobs: int = 1
+) -> list[dict]:
     args = [(simulate, out, i, seed, wafer_size, styles[i % len(styles)]) for i in range(n_wafers)]
     return _parallel_map(_simulate_one, args, jobs, "simulating wafers")
 
 
-def build_dataset(out_dir: str | os.PathLike, *, n_wafers: int = 4, wafer_size: int = 2048,
-                  styles: list[str] | tuple[str, ...] = ("default",), n_synthetic: int | None = None,
-                  split: tuple[int, int, int] | None = (900, 90, 50),
-                  fractions: tuple[float, float, float] | None = None, patch_size: int = 512,
-                  overlap: int = 64, seed: int = 0, sections_per_image: tuple[int, int] = (3, 8),
-                  overwrite: bool = False, simulate: Callable | None = None, scale: float = 1.0,
-                  jobs: int = 1) -> dict:
+def build_dataset(
+    out_dir: str | os.PathLike,
+    *,
+    n_wafers: int = 4,
+    wafer_size: int = 2048,
+    styles: list[str] | tuple[str, ...] = ("default",),
+    n_synthetic: int | None = None,
+    split: tuple[int, int, int] | None = (900, 90, 50),
+    fractions: tuple[float, float, float] | None = None,
+    patch_size: int = 512,
+    overlap: int = 64,
+    seed: int = 0,
+    sections_per_image: tuple[int, int] = (3, 8),
+    overwrite: bool = False,
+    simulate: Callable | None = None,
+    scale: float = 1.0,
+    jobs: int = 1,
+) -> dict:
     """Simulate wafers and write a split dataset under ``out_dir``; return the manifest.
 
     ``split``: image counts (train, val, test); or ``fractions`` (then ``split`` is ignored).
@@ -156,8 +169,19 @@ def build_dataset(out_dir: str | os.PathLike, *, n_wafers: int = 4, wafer_size: 
     per wafer).
     """
     out = Path(out_dir)
-    _check_args(out, n_wafers, wafer_size, styles, n_synthetic, split, fractions, patch_size, overlap, overwrite,
-                sections_per_image)
+    _check_args(
+        out,
+        n_wafers,
+        wafer_size,
+        styles,
+        n_synthetic,
+        split,
+        fractions,
+        patch_size,
+        overlap,
+        overwrite,
+        sections_per_image,
+    )
     if not (0 < scale <= 4 and math.isfinite(scale)):
         raise InputError(f"the scale must be in (0, 4], got {scale}")
     if jobs < 1:
@@ -169,12 +193,40 @@ def build_dataset(out_dir: str | os.PathLike, *, n_wafers: int = 4, wafer_size: 
         for style in styles:
             get_style(style)  # unknown names: InputError before anything is deleted
     with output_set(out, "dataset") as stage:  # the whole dataset, or what OUT held before
-        return _build(stage, n_wafers, wafer_size, styles, n_synthetic, split, fractions, patch_size, overlap,
-                      seed, sections_per_image, simulate, scale, jobs)
+        return _build(
+            stage,
+            n_wafers,
+            wafer_size,
+            styles,
+            n_synthetic,
+            split,
+            fractions,
+            patch_size,
+            overlap,
+            seed,
+            sections_per_image,
+            simulate,
+            scale,
+            jobs,
+        )
 
 
-def _build(out: Path, n_wafers, wafer_size, styles, n_synthetic, split, fractions, patch_size, overlap, seed,
-           sections_per_image, simulate, scale, jobs) -> dict:
+def _build(
+    out: Path,
+    n_wafers,
+    wafer_size,
+    styles,
+    n_synthetic,
+    split,
+    fractions,
+    patch_size,
+    overlap,
+    seed,
+    sections_per_image,
+    simulate,
+    scale,
+    jobs,
+) -> dict:
     """The steps of :func:`build_dataset`, writing into the (staging) folder ``out``."""
     rng = np.random.default_rng(seed)
     weights = tuple(fractions) if fractions is not None else tuple(float(c) for c in split)
@@ -185,39 +237,76 @@ def _build(out: Path, n_wafers, wafer_size, styles, n_synthetic, split, fraction
     items = _write(out, wafers, plan, patch_size, overlap, seed, sections_per_image, scale, jobs)
     for name in SPLITS:  # deterministic shuffle, so tiles and synthetic images are mixed
         items[name] = [items[name][i] for i in rng.permutation(len(items[name]))]
-    params = {"kind": "dataset", "seed": seed, "n_wafers": n_wafers, "wafer_size": wafer_size, "styles": list(styles),
-              "scale": scale, "image_section_size": REFERENCE_SECTION_SIZE * scale,
-              "patch_size": patch_size, "overlap": overlap, "requested_split": None if split is None else list(split),
-              "fractions": None if fractions is None else list(fractions), "n_synthetic": n_synthetic,
-              "sections_per_image": list(sections_per_image), "wafers": wafers,
-              "split_wafers": {s: [wafers[w]["folder"] for w in ws] for s, ws in by_split.items()},
-              "held_out_wafers": n_wafers >= 3,
-              "counts": {s: {"tiles": sum(it["kind"] == "tile" for it in items[s]),
-                             "synthetic": sum(it["kind"] == "synthetic" for it in items[s])} for s in SPLITS}}
+    params = {
+        "kind": "dataset",
+        "seed": seed,
+        "n_wafers": n_wafers,
+        "wafer_size": wafer_size,
+        "styles": list(styles),
+        "scale": scale,
+        "image_section_size": REFERENCE_SECTION_SIZE * scale,
+        "patch_size": patch_size,
+        "overlap": overlap,
+        "requested_split": None if split is None else list(split),
+        "fractions": None if fractions is None else list(fractions),
+        "n_synthetic": n_synthetic,
+        "sections_per_image": list(sections_per_image),
+        "wafers": wafers,
+        "split_wafers": {s: [wafers[w]["folder"] for w in ws] for s, ws in by_split.items()},
+        "held_out_wafers": n_wafers >= 3,
+        "counts": {
+            s: {
+                "tiles": sum(it["kind"] == "tile" for it in items[s]),
+                "synthetic": sum(it["kind"] == "synthetic" for it in items[s]),
+            }
+            for s in SPLITS
+        },
+    }
     if fractions is None:
         for s, want in zip(SPLITS, split):
             if len(items[s]) < want:
-                log.warning("split %s has %d images, fewer than the %d asked for (not enough tiles; give more "
-                            "--synthetic or wafers)", s, len(items[s]), want)
+                log.warning(
+                    "split %s has %d images, fewer than the %d asked for (not enough tiles; give more "
+                    "--synthetic or wafers)",
+                    s,
+                    len(items[s]),
+                    want,
+                )
     return write_manifest(out, items, params)
 
 
-def _check_args(out, n_wafers, wafer_size, styles, n_synthetic, split, fractions, patch_size, overlap, overwrite,
-                sections_per_image=(3, 8)):
+def _check_args(
+    out,
+    n_wafers,
+    wafer_size,
+    styles,
+    n_synthetic,
+    split,
+    fractions,
+    patch_size,
+    overlap,
+    overwrite,
+    sections_per_image=(3, 8),
+):
     if (out / "manifest.json").exists() and not overwrite:
         raise InputError("already holds a dataset (manifest.json); choose another folder or overwrite", out)
     if n_wafers < 1 or wafer_size < 16 or not styles:
-        raise InputError(f"need at least 1 wafer of at least 16 px and a style "
-                         f"(got {n_wafers}, {wafer_size}, {styles})")
+        raise InputError(
+            f"need at least 1 wafer of at least 16 px and a style (got {n_wafers}, {wafer_size}, {styles})"
+        )
     if patch_size <= 0 or not 0 <= overlap < patch_size:
         raise InputError(f"need patch size > 0 and 0 <= overlap < patch size (got {patch_size}, {overlap})")
     if n_synthetic is not None and n_synthetic < 0:
         raise InputError(f"the number of synthetic images must be >= 0 (got {n_synthetic})")
     if fractions is not None:
-        if len(fractions) != 3 or not all(math.isfinite(f) and 0 <= f <= 1 for f in fractions) \
-                or abs(sum(fractions) - 1.0) > 1e-6:
-            raise InputError(f"fractions must be 3 shares in [0, 1] that add up to 1 (got "
-                             f"{' '.join(f'{f:g}' for f in fractions)})")
+        if (
+            len(fractions) != 3
+            or not all(math.isfinite(f) and 0 <= f <= 1 for f in fractions)
+            or abs(sum(fractions) - 1.0) > 1e-6
+        ):
+            raise InputError(
+                f"fractions must be 3 shares in [0, 1] that add up to 1 (got {' '.join(f'{f:g}' for f in fractions)})"
+            )
     elif split is None or len(split) != 3 or min(split) < 0 or sum(split) <= 0:
         raise InputError(f"split must be 3 counts >= 0 with a positive sum (got {split})")
     lo, hi = sections_per_image
@@ -251,11 +340,14 @@ def _plan(by_split, tiles, weights, counts, n_synthetic, rng) -> dict[str, dict]
     return plan
 
 
-def _write(out, wafers, plan, patch_size, overlap, seed, sections_per_image, scale=1.0,
-           jobs=1) -> dict[str, list[dict]]:
-    args = [(out, w, info, plan, patch_size, overlap, seed, sections_per_image, scale)
-            for w, info in enumerate(wafers)
-            if any(w in p["synthetic"] or any(t[0] == w for t in p["tiles"]) for p in plan.values())]
+def _write(
+    out, wafers, plan, patch_size, overlap, seed, sections_per_image, scale=1.0, jobs=1
+) -> dict[str, list[dict]]:
+    args = [
+        (out, w, info, plan, patch_size, overlap, seed, sections_per_image, scale)
+        for w, info in enumerate(wafers)
+        if any(w in p["synthetic"] or any(t[0] == w for t in p["tiles"]) for p in plan.values())
+    ]
     items: dict[str, list[dict]] = {s: [] for s in SPLITS}
     for found in _parallel_map(_write_wafer, args, jobs, "cutting patches"):
         for name in SPLITS:
@@ -272,22 +364,33 @@ def _write_wafer(out, w, info, plan, patch_size, overlap, seed, sections_per_ima
     folder = out / info["folder"]
     rgb, _ = load_wafer_rgb(folder / "rgb.tif")
     if rgb.shape[:2] != (info["height"], info["width"]):
-        raise RuntimeError(f"{folder / 'rgb.tif'} is {rgb.shape[1]}x{rgb.shape[0]} px, simulated as "
-                           f"{info['width']}x{info['height']}")
+        raise RuntimeError(
+            f"{folder / 'rgb.tif'} is {rgb.shape[1]}x{rgb.shape[0]} px, simulated as {info['width']}x{info['height']}"
+        )
     sections = read_sections(folder / "sections.labelme.json", fmt="labelme")
     rgb, sections, _ = rescale_wafer(rgb, sections, scale)
     for k, name in enumerate(SPLITS):
         origins = sorted(o for ww, o in plan[name]["tiles"] if ww == w)
         stem = f"wafer_{w:03d}_{name}"
         if origins:
-            items[name] += cut_tiles(rgb, sections, out, patch_size, overlap, prefix=f"{stem}_tile",
-                                     source=info["folder"], origins=origins)
+            items[name] += cut_tiles(
+                rgb, sections, out, patch_size, overlap, prefix=f"{stem}_tile", source=info["folder"], origins=origins
+            )
         n_syn = plan[name]["synthetic"].get(w, 0)
         if n_syn:
             rng = np.random.default_rng([seed, w, k, 1])
             try:
-                items[name] += write_synthetic(out, rgb, sections, n_syn, patch_size, rng, sections_per_image,
-                                               prefix=f"{stem}_synth", source=info["folder"])
+                items[name] += write_synthetic(
+                    out,
+                    rgb,
+                    sections,
+                    n_syn,
+                    patch_size,
+                    rng,
+                    sections_per_image,
+                    prefix=f"{stem}_synth",
+                    source=info["folder"],
+                )
             except ValueError as exc:  # e.g. no section fully inside this wafer
                 log.warning("%s: no synthetic images: %s", info["folder"], exc)
     return items

@@ -4,6 +4,7 @@ The model knows two classes, ``tissue`` (1) and ``magnet`` (2); 0 is background.
 strip is *not* a class: it stays in the annotation files (labelme ``dummy`` shapes) but is
 background for the model.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -7,6 +7,7 @@ Folder layout (the contract with the training code)::
     ROOT/annotations/STEM.json  labelme JSON (sectionseg.formats), dummies kept as ``dummy`` shapes
     ROOT/masks/STEM.png         uint16 instance ids for eyeballing (0 background, see labels.instance_id_image)
 """
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,16 @@ MANIFEST_VERSION = 1
 SPLITS = ("train", "val", "test")
 
 
-def write_sample(root: str | os.PathLike, stem: str, image: np.ndarray, sections: list[Section], *,
-                 source: str = "", write_mask: bool = True, **extra) -> dict:
+def write_sample(
+    root: str | os.PathLike,
+    stem: str,
+    image: np.ndarray,
+    sections: list[Section],
+    *,
+    source: str = "",
+    write_mask: bool = True,
+    **extra,
+) -> dict:
     """Write one sample under ``root``; return its manifest item (paths relative to ``root``).
 
     ``image``: ``(H, W, 3)`` uint8; ``sections``: polygons in this image's pixel frame.
@@ -39,8 +48,13 @@ def write_sample(root: str | os.PathLike, stem: str, image: np.ndarray, sections
     height, width = image.shape[:2]
     item = {"image": f"images/{stem}.png", "annotations": f"annotations/{stem}.json", "source": source}
     write_image(root / item["image"], np.ascontiguousarray(image))
-    write_sections(root / item["annotations"], sections, fmt="labelme",
-                   image_path=f"../images/{stem}.png", image_size=(width, height))
+    write_sections(
+        root / item["annotations"],
+        sections,
+        fmt="labelme",
+        image_path=f"../images/{stem}.png",
+        image_size=(width, height),
+    )
     if write_mask:
         item["mask"] = f"masks/{stem}.png"
         write_image(root / item["mask"], instance_id_image(sections, height, width))
@@ -55,8 +69,13 @@ def write_manifest(root: str | os.PathLike, splits: dict[str, list[dict]], param
     "splits": {"train": [item...], "val": [...], "test": [...]}, "params": {...}}``; each item has
     ``image``, ``annotations`` (paths relative to ``root``) and ``source``. Missing splits are empty.
     """
-    manifest = {"format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "classes": list(CLASSES),
-                "splits": {name: list(splits.get(name, [])) for name in SPLITS}, "params": params}
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "version": MANIFEST_VERSION,
+        "classes": list(CLASSES),
+        "splits": {name: list(splits.get(name, [])) for name in SPLITS},
+        "params": params,
+    }
     for name, items in splits.items():
         if name not in SPLITS:
             manifest["splits"][name] = list(items)
@@ -83,7 +102,7 @@ def read_manifest(root: str | os.PathLike) -> dict:
     if list(manifest.get("classes", [])) != list(CLASSES):
         raise InputError(f"classes {manifest.get('classes')} differ from {list(CLASSES)}", path)
     if not isinstance(manifest.get("splits"), dict):
-        raise InputError("no \"splits\" object", path)
+        raise InputError('no "splits" object', path)
     return manifest
 
 
@@ -97,7 +116,7 @@ def split_items(root: str | os.PathLike, manifest: dict, split: str) -> list[dic
     items = manifest["splits"][split]
     for k, item in enumerate(items):
         if not isinstance(item, dict) or not all(isinstance(item.get(key), str) for key in ("image", "annotations")):
-            raise InputError(f"splits.{split}[{k}]: an item needs \"image\" and \"annotations\" paths", path)
+            raise InputError(f'splits.{split}[{k}]: an item needs "image" and "annotations" paths', path)
         for key in ("image", "annotations"):
             if not (Path(root) / item[key]).is_file():
                 raise InputError(f"splits.{split}[{k}]: {key} {item[key]} is missing from the dataset folder", path)
@@ -116,8 +135,9 @@ def check_split(root: str | os.PathLike, split: str) -> int:
     return len(items)
 
 
-def load_wafer_rgb(image_path: str | os.PathLike,
-                   fluo_path: str | os.PathLike | None = None) -> tuple[np.ndarray, dict]:
+def load_wafer_rgb(
+    image_path: str | os.PathLike, fluo_path: str | os.PathLike | None = None
+) -> tuple[np.ndarray, dict]:
     """The ``(H, W, 3)`` uint8 model input of a wafer, and a JSON-ready record of how it was made.
 
     With ``fluo_path`` the image is the gray image and both are composed (gray, gray, fluo); without
@@ -136,7 +156,9 @@ def load_wafer_rgb(image_path: str | os.PathLike,
     if image.ndim == 3 and image.shape[2] == 3 and np.array_equal(image[..., 0], image[..., 2]):
         image = image[..., 0]
     if image.ndim != 2:
-        raise InputError(f"expected a gray image (then give --fluo) or an 8-bit RGB image, got shape "
-                         f"{image.shape} {image.dtype}", image_path)
+        raise InputError(
+            f"expected a gray image (then give --fluo) or an 8-bit RGB image, got shape {image.shape} {image.dtype}",
+            image_path,
+        )
     composed = compose_rgb(image, None, gray_name=str(image_path))
     return composed.rgb, composed.record()

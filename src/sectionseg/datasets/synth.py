@@ -11,6 +11,7 @@ coverage are preferred, so section-free areas of the wafer are used as they are 
 Coordinates: x, y pixels, origin at the top-left corner of the top-left pixel (pixel centres at
 +0.5). OpenCV's affine maps act on pixel indices (centres at integers), hence the +-0.5 shifts.
 """
+
 from __future__ import annotations
 
 import logging
@@ -92,8 +93,14 @@ def extract_patches(rgb: np.ndarray, sections: list[Section], margin: int = 6) -
         dist = cv2.distanceTransform(mask, cv2.DIST_L2, 3)
         alpha = np.clip(dist / max(1.0, margin - 1.0), 0.0, 1.0).astype(np.float32)
         alpha = np.maximum(alpha, own.astype(np.float32))  # the section itself is always fully opaque
-        patches.append(SectionPatch(np.array(rgb[y0:y1, x0:x1]), alpha, section.transformed(1.0, (-x0, -y0)),
-                                    shapely.affinity.translate(fp, -x0, -y0)))
+        patches.append(
+            SectionPatch(
+                np.array(rgb[y0:y1, x0:x1]),
+                alpha,
+                section.transformed(1.0, (-x0, -y0)),
+                shapely.affinity.translate(fp, -x0, -y0),
+            )
+        )
     return patches
 
 
@@ -114,10 +121,12 @@ def rotate_patch(patch: SectionPatch, angle: float) -> SectionPatch:
     matrix = cv2.getRotationMatrix2D(((w - 1) / 2.0, (h - 1) / 2.0), angle, 1.0)
     matrix[0, 2] += (new_w - 1) / 2.0 - (w - 1) / 2.0
     matrix[1, 2] += (new_h - 1) / 2.0 - (h - 1) / 2.0
-    image = cv2.warpAffine(patch.image, matrix, (new_w, new_h), flags=cv2.INTER_LINEAR,
-                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    alpha = cv2.warpAffine(patch.alpha, matrix, (new_w, new_h), flags=cv2.INTER_LINEAR,
-                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    image = cv2.warpAffine(
+        patch.image, matrix, (new_w, new_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0
+    )
+    alpha = cv2.warpAffine(
+        patch.alpha, matrix, (new_w, new_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0
+    )
     parts = {n: Part(_affine_points(p.polygon, matrix)) for n, p in patch.section.parts().items()}
     section = Section(*(parts.get(n) for n in PART_NAMES), extra=dict(patch.section.extra))
     # shapely's affine_transform takes [a, b, d, e, xoff, yoff] for x' = a x + b y + xoff, y' = d x + e y + yoff
@@ -155,7 +164,7 @@ class Background:
         """Per-channel std of the high-pass residual on section-free pixels of a central crop."""
         side = min(1024, self.height, self.width)
         x0, y0 = (self.width - side) // 2, (self.height - side) // 2
-        crop = np.asarray(self.rgb[y0:y0 + side, x0:x0 + side]).astype(np.float32)
+        crop = np.asarray(self.rgb[y0 : y0 + side, x0 : x0 + side]).astype(np.float32)
         free = ~self._section_mask(x0, y0, side, side)
         if free.sum() < 100:
             return np.zeros(3, np.float32)
@@ -184,19 +193,21 @@ class Background:
         h, w = mask.shape
         f = self.factor
         matrix = np.array([[1 / f, 0, (x0 + 0.5) / f - 0.5], [0, 1 / f, (y0 + 0.5) / f - 0.5]])
-        fill = cv2.warpAffine(self.small, matrix, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                              borderMode=cv2.BORDER_REFLECT).astype(np.float32)
+        fill = cv2.warpAffine(
+            self.small, matrix, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REFLECT
+        ).astype(np.float32)
         fill += rng.normal(0.0, 1.0, fill.shape).astype(np.float32) * self.noise_std
         image[mask] = np.clip(np.round(fill[mask]), 0, 255).astype(np.uint8)
 
     def window(self, x0: int, y0: int, size: int, rng: np.random.Generator) -> np.ndarray:
         """``(size, size, 3)`` uint8 background at ``(x0, y0)`` (reflected where beyond the wafer)."""
         w, h = min(size, self.width - x0), min(size, self.height - y0)
-        out = np.array(self.rgb[y0:y0 + h, x0:x0 + w])
+        out = np.array(self.rgb[y0 : y0 + h, x0 : x0 + w])
         self.fill(out, x0, y0, self._section_mask(x0, y0, w, h), rng)
         if (h, w) != (size, size):
-            out = cv2.copyMakeBorder(out, 0, size - h, 0, size - w, cv2.BORDER_REFLECT_101 if min(h, w) > 1
-                                     else cv2.BORDER_REPLICATE)
+            out = cv2.copyMakeBorder(
+                out, 0, size - h, 0, size - w, cv2.BORDER_REFLECT_101 if min(h, w) > 1 else cv2.BORDER_REPLICATE
+            )
         return out
 
     def sample(self, size: int, rng: np.random.Generator, tries: int = 8) -> np.ndarray:
@@ -216,14 +227,15 @@ class Background:
 def paste(canvas: np.ndarray, patch: SectionPatch, x0: int, y0: int) -> None:
     """Alpha-blend ``patch`` into ``canvas`` (``(H, W, 3)`` uint8, in place) at integer offset ``(x0, y0)``."""
     h, w = patch.alpha.shape
-    region = canvas[y0:y0 + h, x0:x0 + w].astype(np.float32)
+    region = canvas[y0 : y0 + h, x0 : x0 + w].astype(np.float32)
     alpha = patch.alpha[..., None]
     blended = alpha * patch.image.astype(np.float32) + (1.0 - alpha) * region
-    canvas[y0:y0 + h, x0:x0 + w] = np.clip(np.round(blended), 0, 255).astype(np.uint8)
+    canvas[y0 : y0 + h, x0 : x0 + w] = np.clip(np.round(blended), 0, 255).astype(np.uint8)
 
 
-def compose_image(background: np.ndarray, patches: list[SectionPatch], count: int,
-                  rng: np.random.Generator, max_tries: int = 50) -> tuple[np.ndarray, list[Section]]:
+def compose_image(
+    background: np.ndarray, patches: list[SectionPatch], count: int, rng: np.random.Generator, max_tries: int = 50
+) -> tuple[np.ndarray, list[Section]]:
     """Paste up to ``count`` randomly chosen, randomly rotated patches onto a copy of ``background``.
 
     Patches land fully inside the image and their footprints (parts + margin) never overlap; a patch
@@ -250,10 +262,18 @@ def compose_image(background: np.ndarray, patches: list[SectionPatch], count: in
     return canvas, sections
 
 
-def generate_synthetic(rgb: np.ndarray, sections: list[Section], n_images: int, size: int = 512,
-                       rng: np.random.Generator | int | None = 0, n_per_image: tuple[int, int] = (3, 8), *,
-                       margin: int = 6, max_tries: int = 50,
-                       background: Background | None = None) -> Iterator[tuple[np.ndarray, list[Section]]]:
+def generate_synthetic(
+    rgb: np.ndarray,
+    sections: list[Section],
+    n_images: int,
+    size: int = 512,
+    rng: np.random.Generator | int | None = 0,
+    n_per_image: tuple[int, int] = (3, 8),
+    *,
+    margin: int = 6,
+    max_tries: int = 50,
+    background: Background | None = None,
+) -> Iterator[tuple[np.ndarray, list[Section]]]:
     """Yield ``n_images`` artificial ``(size, size, 3)`` uint8 images with their sections.
 
     ``rgb``: labelled wafer ``(H, W, 3)`` uint8; ``sections``: its ground truth (pixel frame).
@@ -275,10 +295,20 @@ def generate_synthetic(rgb: np.ndarray, sections: list[Section], n_images: int, 
         yield compose_image(base, patches, int(rng.integers(lo, hi + 1)), rng, max_tries)
 
 
-def write_synthetic(out_dir: str | os.PathLike, rgb: np.ndarray, sections: list[Section], n_images: int,
-                    size: int = 512, rng: np.random.Generator | int | None = 0,
-                    n_per_image: tuple[int, int] = (3, 8), *, prefix: str = "synth", source: str = "",
-                    margin: int = 6, progress: bool = True) -> list[dict]:
+def write_synthetic(
+    out_dir: str | os.PathLike,
+    rgb: np.ndarray,
+    sections: list[Section],
+    n_images: int,
+    size: int = 512,
+    rng: np.random.Generator | int | None = 0,
+    n_per_image: tuple[int, int] = (3, 8),
+    *,
+    prefix: str = "synth",
+    source: str = "",
+    margin: int = 6,
+    progress: bool = True,
+) -> list[dict]:
     """Generate and write ``n_images`` artificial samples under ``out_dir``; return their manifest items.
 
     Files: ``images/PREFIX_NNNNN.png``, ``annotations/PREFIX_NNNNN.json`` (labelme), ``masks/...png``.
@@ -286,13 +316,19 @@ def write_synthetic(out_dir: str | os.PathLike, rgb: np.ndarray, sections: list[
     items = []
     short = 0  # images that got fewer sections than asked for (no free place left)
     gen = generate_synthetic(rgb, sections, n_images, size, rng, n_per_image, margin=margin)
-    for k, (image, secs) in enumerate(tqdm(gen, total=n_images, desc=f"synthetic {prefix}",
-                                            disable=not progress, leave=False)):
+    for k, (image, secs) in enumerate(
+        tqdm(gen, total=n_images, desc=f"synthetic {prefix}", disable=not progress, leave=False)
+    ):
         short += len(secs) < n_per_image[0]
         items.append(write_sample(out_dir, f"{prefix}_{k:05d}", image, secs, source=source, kind="synthetic"))
     if short:
-        log.warning("%d of %d synthetic images hold fewer than the %d sections asked for (no free place on a "
-                    "%d px image)", short, n_images, n_per_image[0], size)
+        log.warning(
+            "%d of %d synthetic images hold fewer than the %d sections asked for (no free place on a %d px image)",
+            short,
+            n_images,
+            n_per_image[0],
+            size,
+        )
     return items
 
 

@@ -4,6 +4,7 @@ Coordinates: x, y pixels, origin at the top-left corner of the top-left pixel. A
 ``(x0, y0)`` and side ``size`` covers ``[x0, x0 + size) x [y0, y0 + size)``; polygons of a tile are
 in that tile's frame (shifted by ``-x0, -y0``).
 """
+
 from __future__ import annotations
 
 import os
@@ -43,8 +44,7 @@ def _largest_polygon(geom) -> shapely.Polygon | None:
     return max(polys, key=lambda p: p.area) if polys else None
 
 
-def clip_part(part: Part, box: shapely.Polygon, min_area: float = 20.0,
-              min_fraction: float = 0.0) -> Part | None:
+def clip_part(part: Part, box: shapely.Polygon, min_area: float = 20.0, min_fraction: float = 0.0) -> Part | None:
     """Part of ``part`` inside ``box`` (largest piece), or None when too small.
 
     Dropped when the clipped area is below ``min_area`` px^2 or below ``min_fraction`` of the part.
@@ -59,8 +59,15 @@ def clip_part(part: Part, box: shapely.Polygon, min_area: float = 20.0,
     return Part(coords) if len(coords) >= 3 else None
 
 
-def tile_sections(sections: list[Section], x0: float, y0: float, size: int | tuple[int, int], *,
-                  min_area: float = 20.0, min_fraction: float = 0.0) -> list[Section]:
+def tile_sections(
+    sections: list[Section],
+    x0: float,
+    y0: float,
+    size: int | tuple[int, int],
+    *,
+    min_area: float = 20.0,
+    min_fraction: float = 0.0,
+) -> list[Section]:
     """Sections seen in the tile at ``(x0, y0)``, clipped to it and shifted to tile coordinates.
 
     ``size`` is the tile side, or ``(width, height)`` for a tile cut short by the image border.
@@ -92,10 +99,20 @@ def tile_sections(sections: list[Section], x0: float, y0: float, size: int | tup
     return out
 
 
-def cut_tiles(rgb: np.ndarray, sections: list[Section], out_dir: str | os.PathLike, size: int = 512,
-              overlap: int = 64, prefix: str = "tile", *, source: str = "", min_area: float = 20.0,
-              keep_empty: bool = True, origins: list[tuple[int, int]] | None = None,
-              progress: bool = True) -> list[dict]:
+def cut_tiles(
+    rgb: np.ndarray,
+    sections: list[Section],
+    out_dir: str | os.PathLike,
+    size: int = 512,
+    overlap: int = 64,
+    prefix: str = "tile",
+    *,
+    source: str = "",
+    min_area: float = 20.0,
+    keep_empty: bool = True,
+    origins: list[tuple[int, int]] | None = None,
+    progress: bool = True,
+) -> list[dict]:
     """Write the tiles of ``rgb`` (``(H, W, 3)`` uint8) with their clipped ground truth under ``out_dir``.
 
     Writes ``images/PREFIX_XXXXX_YYYYY.png``, ``annotations/...json`` (labelme) and ``masks/...png``
@@ -108,10 +125,19 @@ def cut_tiles(rgb: np.ndarray, sections: list[Section], out_dir: str | os.PathLi
         origins = iter_tiles(width, height, size, overlap)
     items = []
     for x0, y0 in tqdm(origins, desc=f"tiles {prefix}", disable=not progress, leave=False):
-        patch = np.asarray(rgb[y0:y0 + size, x0:x0 + size])
+        patch = np.asarray(rgb[y0 : y0 + size, x0 : x0 + size])
         tile_secs = tile_sections(sections, x0, y0, (patch.shape[1], patch.shape[0]), min_area=min_area)
         if not tile_secs and not keep_empty:
             continue
-        items.append(write_sample(out_dir, f"{prefix}_{x0:05d}_{y0:05d}", patch, tile_secs, source=source,
-                                  kind="tile", origin=[int(x0), int(y0)]))
+        items.append(
+            write_sample(
+                out_dir,
+                f"{prefix}_{x0:05d}_{y0:05d}",
+                patch,
+                tile_secs,
+                source=source,
+                kind="tile",
+                origin=[int(x0), int(y0)],
+            )
+        )
     return items

@@ -7,6 +7,7 @@ background), ``masks`` (``tv_tensors.Mask`` uint8 ``[N, H, W]``), ``image_id`` (
 (float32 ``[N]``, mask pixels) and ``iscrowd`` (int64 zeros ``[N]``). Images without sections give
 ``N = 0`` (boxes ``[0, 4]``, masks ``[0, H, W]``).
 """
+
 from __future__ import annotations
 
 import os
@@ -36,8 +37,11 @@ def make_target(sections: list[Section], height: int, width: int, image_id: int 
         if mask.any():
             labels.append(label)
             masks.append(mask)
-    mask_t = torch.from_numpy(np.stack(masks).astype(np.uint8)) if masks else torch.zeros((0, height, width),
-                                                                                           dtype=torch.uint8)
+    mask_t = (
+        torch.from_numpy(np.stack(masks).astype(np.uint8))
+        if masks
+        else torch.zeros((0, height, width), dtype=torch.uint8)
+    )
     return {
         "boxes": tv_tensors.BoundingBoxes(masks_to_tight_boxes(mask_t), format="XYXY", canvas_size=(height, width)),
         "labels": torch.tensor(labels, dtype=torch.int64),

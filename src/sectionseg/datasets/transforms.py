@@ -11,6 +11,7 @@ whose mask left the crop are dropped (``SanitizeBoundingBoxes``), then ``area``/
 recomputed. Randomness comes from torch's generator (seed it with ``torch.manual_seed``; DataLoader
 workers get their own seeds).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -61,8 +62,9 @@ class TightBoxes(v2.Transform):
         image, target = _split(inputs)
         masks = target["masks"]
         target = dict(target)
-        target["boxes"] = tv_tensors.BoundingBoxes(masks_to_tight_boxes(masks), format="XYXY",
-                                                   canvas_size=tuple(masks.shape[-2:]))
+        target["boxes"] = tv_tensors.BoundingBoxes(
+            masks_to_tight_boxes(masks), format="XYXY", canvas_size=tuple(masks.shape[-2:])
+        )
         return image, target
 
 
@@ -124,8 +126,14 @@ class RandomRotation(v2.RandomRotation):
 
     def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
         if isinstance(inpt, tv_tensors.Image) and "image_fill" in params:
-            return F.rotate(inpt, params["angle"], interpolation=self.interpolation, expand=False,
-                            center=self.center, fill=params["image_fill"])
+            return F.rotate(
+                inpt,
+                params["angle"],
+                interpolation=self.interpolation,
+                expand=False,
+                center=self.center,
+                fill=params["image_fill"],
+            )
         return super().transform(inpt, {"angle": params["angle"]})
 
 
@@ -150,8 +158,9 @@ class GrayOnly(v2.Transform):
         return out
 
 
-def geometric_transforms(crop_size: int = 512, fill: int | tuple[int, int, int] | str = "median",
-                         degrees: float = 180.0) -> list[v2.Transform]:
+def geometric_transforms(
+    crop_size: int = 512, fill: int | tuple[int, int, int] | str = "median", degrees: float = 180.0
+) -> list[v2.Transform]:
     """Rotation by any angle (no expansion), crop (padded when needed) and flips.
 
     ``fill``: image value outside the rotated image, or ``"median"`` (per-channel image median);
@@ -166,9 +175,15 @@ def geometric_transforms(crop_size: int = 512, fill: int | tuple[int, int, int] 
     ]
 
 
-def photometric_transforms(blur_sigma: tuple[float, float] = (0.1, 2.0), blur_kernel: int = 9, p_blur: float = 0.5,
-                           brightness: float = 0.25, contrast: float = 0.25,
-                           gamma_range: tuple[float, float] = (0.7, 1.4), p_gamma: float = 0.5) -> list[v2.Transform]:
+def photometric_transforms(
+    blur_sigma: tuple[float, float] = (0.1, 2.0),
+    blur_kernel: int = 9,
+    p_blur: float = 0.5,
+    brightness: float = 0.25,
+    contrast: float = 0.25,
+    gamma_range: tuple[float, float] = (0.7, 1.4),
+    p_gamma: float = 0.5,
+) -> list[v2.Transform]:
     """Gaussian blur (random sigma), brightness/contrast jitter and gamma: image only."""
     return [
         v2.RandomApply([v2.GaussianBlur(kernel_size=blur_kernel, sigma=blur_sigma)], p=p_blur),
@@ -177,9 +192,16 @@ def photometric_transforms(blur_sigma: tuple[float, float] = (0.1, 2.0), blur_ke
     ]
 
 
-def build_transforms(train: bool, crop_size: int = 512, *, fill: int | tuple[int, int, int] | str = "median",
-                     min_box_size: float = 2.0, gray_only_probability: float = 0.0,
-                     jpeg_probability: float = 0.0, **photometric) -> v2.Compose:
+def build_transforms(
+    train: bool,
+    crop_size: int = 512,
+    *,
+    fill: int | tuple[int, int, int] | str = "median",
+    min_box_size: float = 2.0,
+    gray_only_probability: float = 0.0,
+    jpeg_probability: float = 0.0,
+    **photometric,
+) -> v2.Compose:
     """The augmentation pipeline (``train=True``) or the plain conversion (``train=False``).
 
     Train: rotation (any angle, ``fill`` outside the image: a value or ``"median"``) -> random crop
@@ -197,12 +219,14 @@ def build_transforms(train: bool, crop_size: int = 512, *, fill: int | tuple[int
         extra.append(v2.RandomApply([v2.JPEG((30, 95))], p=jpeg_probability))
     if gray_only_probability > 0:
         extra.append(GrayOnly(gray_only_probability))
-    return v2.Compose([
-        *geometric_transforms(crop_size, fill),
-        *photometric_transforms(**photometric),
-        *extra,
-        TightBoxes(),
-        v2.SanitizeBoundingBoxes(min_size=min_box_size),
-        FinalizeTarget(),
-        to_float,
-    ])
+    return v2.Compose(
+        [
+            *geometric_transforms(crop_size, fill),
+            *photometric_transforms(**photometric),
+            *extra,
+            TightBoxes(),
+            v2.SanitizeBoundingBoxes(min_size=min_box_size),
+            FinalizeTarget(),
+            to_float,
+        ]
+    )

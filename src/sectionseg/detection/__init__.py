@@ -3,13 +3,23 @@
 Names load on first use, so that light modules of the package (e.g. ``detection.settings`` read by the
 command line before any work) do not import torch.
 """
+
 from importlib import import_module
 from typing import Any
 
-_WHERE = {"Detection": "inference", "model_predictor": "inference", "predict_tiles": "inference",
-          "merge_detections": "merge", "DetectionResult": "pipeline", "detect_wafer": "pipeline",
-          "estimate_scale": "scale", "scale_from_section_size": "scale", "Tile": "tiling",
-          "WaferSource": "tiling", "plan_tiles": "tiling"}
+_WHERE = {
+    "Detection": "inference",
+    "model_predictor": "inference",
+    "predict_tiles": "inference",
+    "merge_detections": "merge",
+    "DetectionResult": "pipeline",
+    "detect_wafer": "pipeline",
+    "estimate_scale": "scale",
+    "scale_from_section_size": "scale",
+    "Tile": "tiling",
+    "WaferSource": "tiling",
+    "plan_tiles": "tiling",
+}
 
 __all__ = sorted(_WHERE)
 

@@ -15,6 +15,7 @@
 
 It is a baseline: fine on sparse wafers with good contrast, weak on crowded or low-contrast ones.
 """
+
 from __future__ import annotations
 
 import cv2
@@ -25,17 +26,16 @@ from sectionseg.geometry.fitting import fit_quadrilateral
 from sectionseg.geometry.pairing import pair_parts
 from sectionseg.geometry.section import Part, Section
 
-WORK_SCALE = 4         # background estimation at 1/4 resolution
-MIN_AREA_PX = 150      # blobs smaller than this are never parts
-CROP_MARGIN = 8        # px of image around each blob for the edge refinement
+WORK_SCALE = 4  # background estimation at 1/4 resolution
+MIN_AREA_PX = 150  # blobs smaller than this are never parts
+CROP_MARGIN = 8  # px of image around each blob for the edge refinement
 
 
 def _background(image: np.ndarray, size: float, op: int) -> np.ndarray:
     """Smooth background of ``image`` (float32) by a morphological ``op`` with a ``size`` px disc,
     done at 1/WORK_SCALE resolution and resized back."""
     h, w = image.shape
-    small = cv2.resize(image, (max(1, w // WORK_SCALE), max(1, h // WORK_SCALE)),
-                       interpolation=cv2.INTER_AREA)
+    small = cv2.resize(image, (max(1, w // WORK_SCALE), max(1, h // WORK_SCALE)), interpolation=cv2.INTER_AREA)
     k = max(3, int(size // WORK_SCALE) | 1)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
     bg = cv2.morphologyEx(small, op, kernel, borderType=cv2.BORDER_REFLECT)
@@ -128,8 +128,9 @@ def _blob_quads(mask: np.ndarray, gray: np.ndarray) -> list[Part]:
     return parts
 
 
-def detect_classical_parts(gray: np.ndarray, fluo: np.ndarray | None = None, *,
-                           section_size: float = 130.0) -> tuple[list[Section], list[Section]]:
+def detect_classical_parts(
+    gray: np.ndarray, fluo: np.ndarray | None = None, *, section_size: float = 130.0
+) -> tuple[list[Section], list[Section]]:
     """``(paired sections, unpaired sections)`` found by the classical pipeline (wafer px).
 
     ``gray``, ``fluo``: ``(H, W)`` images of the same wafer (fluo optional); ``section_size``: rough

@@ -13,6 +13,7 @@ Sections are in source px (as the detection repairs keep them); :func:`part_feat
 the working frame of a :class:`~sectionseg.detection.tiling.WaferSource`. Levels are the normalised
 0-255 channels the model sees.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -64,16 +65,20 @@ def part_features(source: WaferSource, quad: np.ndarray, inset: float = 2.0) -> 
     structure = cv2.morphologyEx(cv2.medianBlur(gray8, 3), cv2.MORPH_BLACKHAT, kernel).astype(np.float32)
     spots = (gray - cv2.medianBlur(gray8, 5).astype(np.float32))[inside]
     mad = float(np.median(np.abs(spots))) * 1.4826 + 1.0
-    out = {"gray_level": float(gray[inside].mean()), "dark_structure": float(structure[inside].mean()),
-           "specks": float(np.mean(spots > 3.0 * mad))}
+    out = {
+        "gray_level": float(gray[inside].mean()),
+        "dark_structure": float(structure[inside].mean()),
+        "specks": float(np.mean(spots > 3.0 * mad)),
+    }
     fluo = source.fluo_window(x0, y0, x1, y1)
     if fluo is not None:
         out["fluo_level"] = float(fluo[inside].mean())
     return out
 
 
-def tissue_consensus(sections: list[Section], source: WaferSource,
-                     settings: RepairSettings = RepairSettings()) -> tuple[list[Section], dict[str, Any]]:
+def tissue_consensus(
+    sections: list[Section], source: WaferSource, settings: RepairSettings = RepairSettings()
+) -> tuple[list[Section], dict[str, Any]]:
     """Sections (source px) with parts exchanged where they disagree with the wafer, and a JSON-ready
     record.
 
@@ -107,8 +112,12 @@ def tissue_consensus(sections: list[Section], source: WaferSource,
         med = float(np.median(col))
         spread = float(np.median(np.abs(col[col != 0]))) + 1e-6
         used = agreement >= settings.consensus_min_agreement
-        record["features"][name] = {**record["features"].get(name, {}), "median_difference": med,
-                                    "agreement": agreement, "used": used}
+        record["features"][name] = {
+            **record["features"].get(name, {}),
+            "median_difference": med,
+            "agreement": agreement,
+            "used": used,
+        }
         if used:
             weight = 2.0 * agreement - 1.0  # 0 at a coin flip, 1 when every section agrees
             votes += weight * sign * np.clip(col / spread, -3.0, 3.0)
@@ -126,8 +135,9 @@ def tissue_consensus(sections: list[Section], source: WaferSource,
     return out, record
 
 
-def _differences(sections: list[Section], source: WaferSource,
-                 settings: RepairSettings) -> tuple[list[int], np.ndarray]:
+def _differences(
+    sections: list[Section], source: WaferSource, settings: RepairSettings
+) -> tuple[list[int], np.ndarray]:
     """Indices of the measurable paired sections and their (tissue - magnet) feature differences
     ``(n, len(FEATURES))`` (NaN for a feature without data)."""
     diffs, index = [], []

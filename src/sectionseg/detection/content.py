@@ -12,6 +12,7 @@ tiles, which would otherwise make every tile busy. A part is 6+ thumbnail px wid
 piece of one is processed; a tile skipped holds at most a sliver of a part, which the tile that sees
 the part whole (the overlap is larger than a part) reports.
 """
+
 from __future__ import annotations
 
 import math
@@ -22,12 +23,12 @@ import numpy as np
 from sectionseg.detection.tiling import Tile, WaferSource
 from sectionseg.io.images import Normalisation
 
-THUMB_PX = 8          # working px per thumbnail px
+THUMB_PX = 8  # working px per thumbnail px
 BACKGROUND_PX = 136.0  # disc (working px) of the background estimate: wider than a part (~50 px)
-NOISE_FACTOR = 6.0    # content departs from the background by more than this x the noise ...
+NOISE_FACTOR = 6.0  # content departs from the background by more than this x the noise ...
 CONTENT_FRACTION = 0.15  # ... and than this x the strongest departures (99th percentile: the parts)
-OPENING_PX = 5        # thumbnail px: blobs narrower than this (dust, fibres, shading seams) are no content
-MIN_LEVEL = 1.0       # gray levels (of 255): flat synthetic images have zero noise
+OPENING_PX = 5  # thumbnail px: blobs narrower than this (dust, fibres, shading seams) are no content
+MIN_LEVEL = 1.0  # gray levels (of 255): flat synthetic images have zero noise
 
 
 def _thumbnail(image: np.ndarray, norm: Normalisation | None, step: int, block_px: int = 1024) -> np.ndarray:
@@ -46,7 +47,7 @@ def _thumbnail(image: np.ndarray, norm: Normalisation | None, step: int, block_p
         r1 = min(out_h, r + cells)
         for c in range(0, out_w, cells):
             c1 = min(out_w, c + cells)
-            block = norm.apply(np.asarray(image[r * step:r1 * step, c * step:c1 * step])).astype(np.float32)
+            block = norm.apply(np.asarray(image[r * step : r1 * step, c * step : c1 * step])).astype(np.float32)
             out[r:r1, c:c1] = cv2.resize(block, (c1 - c, r1 - r), interpolation=cv2.INTER_AREA)
     return out
 
@@ -93,8 +94,9 @@ def content_flags(source: WaferSource, tiles: list[Tile]) -> list[bool]:
         departure = _departure(thumb, dark, size)
         level = max(NOISE_FACTOR * noise, MIN_LEVEL, CONTENT_FRACTION * float(np.percentile(departure, 99)))
         # dust specks, thin fibres and mosaic seams are narrow: opened away; parts are 6+ px wide
-        mask = cv2.morphologyEx((departure > level).astype(np.uint8), cv2.MORPH_OPEN,
-                                np.ones((OPENING_PX, OPENING_PX), np.uint8))
+        mask = cv2.morphologyEx(
+            (departure > level).astype(np.uint8), cv2.MORPH_OPEN, np.ones((OPENING_PX, OPENING_PX), np.uint8)
+        )
         busy = mask if busy is None else busy | mask
     assert busy is not None  # the gray channel is always there
     flags = []

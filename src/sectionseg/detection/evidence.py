@@ -6,6 +6,7 @@ All quads are in the working frame of a :class:`~sectionseg.detection.tiling.Waf
 origin at the top-left corner of the top-left pixel); levels are the normalised 0-255 channels the
 model sees (``"gray"``, or ``"fluo"`` for the fluorescence).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -40,9 +41,14 @@ def quarters(strip: np.ndarray) -> list[np.ndarray]:
     return [np.array([a0, a1, b1, b0]) for (a0, b0), (a1, b1) in zip(cut[:-1], cut[1:])]
 
 
-def side_levels(source: WaferSource, p0: np.ndarray, p1: np.ndarray, n: np.ndarray,
-                channel: str = "gray", settings: RepairSettings = RepairSettings()
-                ) -> tuple[float | None, float | None]:
+def side_levels(
+    source: WaferSource,
+    p0: np.ndarray,
+    p1: np.ndarray,
+    n: np.ndarray,
+    channel: str = "gray",
+    settings: RepairSettings = RepairSettings(),
+) -> tuple[float | None, float | None]:
     """Mean levels ``(inside, outside)`` of the bands along the side ``p0 -> p1`` (middle 80 %),
     ``settings.edge_band`` px deep and ``settings.edge_gap`` px off the side line, on either side of it
     (``n``: the side's outward unit normal); None for a band that leaves the wafer."""
@@ -65,12 +71,17 @@ class WaferLevels:
     n: int
 
     def record(self) -> dict[str, Any]:
-        return {"tissue_gray": self.tissue, "magnet_gray": self.magnet, "background_gray": self.background,
-                "sections": self.n}
+        return {
+            "tissue_gray": self.tissue,
+            "magnet_gray": self.magnet,
+            "background_gray": self.background,
+            "sections": self.n,
+        }
 
 
-def measure_levels(sections: list[Section], source: WaferSource,
-                   settings: RepairSettings = RepairSettings()) -> WaferLevels | None:
+def measure_levels(
+    sections: list[Section], source: WaferSource, settings: RepairSettings = RepairSettings()
+) -> WaferLevels | None:
     """The wafer's levels from its paired sections (source-px parts), or None when fewer than
     ``settings.min_levels_sections`` can be measured. The background is the band outside the tissue
     sides that do not face the magnet."""
@@ -83,8 +94,11 @@ def measure_levels(sections: list[Section], source: WaferSource,
         if lt is None or lm is None:
             continue
         mc = m.mean(axis=0)
-        outside = [side_levels(source, p0, p1, n, settings=settings)[1] for p0, p1, n, _ in Quad.clockwise(t).sides()
-                   if float(np.dot(mc - 0.5 * (p0 + p1), n)) <= 0]  # sides facing away from the magnet
+        outside = [
+            side_levels(source, p0, p1, n, settings=settings)[1]
+            for p0, p1, n, _ in Quad.clockwise(t).sides()
+            if float(np.dot(mc - 0.5 * (p0 + p1), n)) <= 0
+        ]  # sides facing away from the magnet
         outside_levels = [v for v in outside if v is not None]
         if not outside_levels:
             continue
@@ -93,12 +107,16 @@ def measure_levels(sections: list[Section], source: WaferSource,
         background.append(float(np.median(outside_levels)))
     if len(tissue) < settings.min_levels_sections:
         return None
-    return WaferLevels(float(np.median(tissue)), float(np.median(magnet)), float(np.median(background)),
-                       len(tissue))
+    return WaferLevels(float(np.median(tissue)), float(np.median(magnet)), float(np.median(background)), len(tissue))
 
 
-def sides_shown(source: WaferSource, quad: np.ndarray, kind: str, levels: WaferLevels | None = None,
-                settings: RepairSettings = RepairSettings()) -> int | None:
+def sides_shown(
+    source: WaferSource,
+    quad: np.ndarray,
+    kind: str,
+    levels: WaferLevels | None = None,
+    settings: RepairSettings = RepairSettings(),
+) -> int | None:
     """How many of the 4 sides of a ``kind`` (``"tissue"``/``"magnet"``) quad are visible edges:
     the band inside differs from the band outside as that kind differs from the bare wafer (middle
     80 % of each side). With the wafer's ``levels``, in gray, in the measured direction, by

@@ -9,6 +9,7 @@ again on the gray image alone, at the same scale; :func:`partners_from_gray` the
 magnet the other part of the gray-only section that has it (the fluorescence's magnet is kept: it
 decides which part is the magnet, whichever way round the gray-only pass labelled them).
 """
+
 from __future__ import annotations
 
 import shapely
@@ -35,14 +36,18 @@ def _iou(a: shapely.Polygon, b: shapely.Polygon) -> float:
     return a.intersection(b).area / union if union > 0 else 0.0
 
 
-def partners_from_gray(unpaired: list[Section], gray_sections: list[Section], *,
-                       min_iou: float = 0.5) -> tuple[list[Section], list[Section]]:
+def partners_from_gray(
+    unpaired: list[Section], gray_sections: list[Section], *, min_iou: float = 0.5
+) -> tuple[list[Section], list[Section]]:
     """Lone magnets of ``unpaired`` completed from the paired ``gray_sections`` of a gray-only pass
     (same frame, source px): a gray-only section one of whose parts covers the lone magnet with an IoU
     of at least ``min_iou`` gives its other part as the tissue. Returns ``(new sections, still
     unpaired)``."""
-    shapes = [(shapely.Polygon(s.tissue.polygon), shapely.Polygon(s.magnet.polygon), s)
-              for s in gray_sections if s.tissue is not None and s.magnet is not None]
+    shapes = [
+        (shapely.Polygon(s.tissue.polygon), shapely.Polygon(s.magnet.polygon), s)
+        for s in gray_sections
+        if s.tissue is not None and s.magnet is not None
+    ]
     new, rest = [], []
     used: set[int] = set()
     for lone in unpaired:
@@ -62,6 +67,12 @@ def partners_from_gray(unpaired: list[Section], gray_sections: list[Section], *,
             rest.append(lone)
             continue
         used.add(pick)
-        new.append(Section(tissue=Part(tissue.polygon), magnet=lone.magnet, score=lone.score,
-                           extra={**lone.extra, "recovered": "tissue from the gray image alone"}))
+        new.append(
+            Section(
+                tissue=Part(tissue.polygon),
+                magnet=lone.magnet,
+                score=lone.score,
+                extra={**lone.extra, "recovered": "tissue from the gray image alone"},
+            )
+        )
     return new, rest

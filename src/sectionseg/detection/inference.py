@@ -9,6 +9,7 @@ pass a fake one.
 Each kept detection becomes a :class:`Detection` whose mask is a tight boolean *crop* with its
 origin in the working frame (never a full-wafer mask).
 """
+
 from __future__ import annotations
 
 import math
@@ -75,8 +76,16 @@ class Detection:
         x0, y0, x1, y1 = self.box
         nx0, ny0 = math.floor(x0 * factor), math.floor(y0 * factor)
         nx1, ny1 = math.ceil(x1 * factor), math.ceil(y1 * factor)
-        mask = resample(self.mask.astype(np.float32), factor, out_origin=(nx0, ny0), src_origin=(x0, y0),
-                        out_size=(nx1 - nx0, ny1 - ny0)) > 0.5
+        mask = (
+            resample(
+                self.mask.astype(np.float32),
+                factor,
+                out_origin=(nx0, ny0),
+                src_origin=(x0, y0),
+                out_size=(nx1 - nx0, ny1 - ny0),
+            )
+            > 0.5
+        )
         return replace(self, mask=mask, origin=(nx0, ny0), border_distance=self.border_distance * factor)
 
 
@@ -134,8 +143,9 @@ def autocast_dtype(precision: str) -> torch.dtype | None:
     return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
 
 
-def model_predictor(model: Any, device: str = "cpu", precision: str = "fp32",
-                    mask_threshold: float | None = None) -> Predictor:
+def model_predictor(
+    model: Any, device: str = "cpu", precision: str = "fp32", mask_threshold: float | None = None
+) -> Predictor:
     """Wrap a torchvision detection model (``torch.nn.Module``) in eval mode as a predictor (no
     gradients, float32 outputs on the CPU). ``precision``: ``fp32``, ``bf16`` or ``fp16`` (autocast:
     the convolutions and linear layers run in that type, box decoding and outputs stay float32).
@@ -167,15 +177,19 @@ def model_predictor(model: Any, device: str = "cpu", precision: str = "fp32",
         return im.pin_memory().to(device, non_blocking=True)
 
     def predict(images: list[torch.Tensor]) -> list[dict[str, Any]]:
-        with torch.inference_mode(), torch.autocast(device_type, dtype=dtype or torch.float32,
-                                                    enabled=dtype is not None):
+        with (
+            torch.inference_mode(),
+            torch.autocast(device_type, dtype=dtype or torch.float32, enabled=dtype is not None),
+        ):
             outputs = model([to_device(im) for im in images])
             if mask_threshold is not None:
                 for out in outputs:
                     if "masks" in out:
                         out["masks"] = out["masks"].float() >= mask_threshold
-        return [{k: v.detach().cpu().float() if v.is_floating_point() else v.detach().cpu()
-                 for k, v in out.items()} for out in outputs]
+        return [
+            {k: v.detach().cpu().float() if v.is_floating_point() else v.detach().cpu() for k, v in out.items()}
+            for out in outputs
+        ]
 
     return predict
 
@@ -213,9 +227,17 @@ def to_tensor(rgb: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float().div_(255.0)
 
 
-def detections_from_output(output: dict[str, Any], tile: Tile, tile_index: int, wafer_size: tuple[int, int], *,
-                           score_threshold: float, mask_threshold: float,
-                           border_margin: int = 3, min_area: int = 4) -> list[Detection]:
+def detections_from_output(
+    output: dict[str, Any],
+    tile: Tile,
+    tile_index: int,
+    wafer_size: tuple[int, int],
+    *,
+    score_threshold: float,
+    mask_threshold: float,
+    border_margin: int = 3,
+    min_area: int = 4,
+) -> list[Detection]:
     """Turn one tile's predictor output into :class:`Detection` objects in the working frame."""
     scores = np.asarray(output["scores"], dtype=np.float64).reshape(-1)
     labels = np.asarray(output["labels"]).reshape(-1)
@@ -239,10 +261,18 @@ def detections_from_output(output: dict[str, Any], tile: Tile, tile_index: int, 
         gaps = (c0, r0, w - c1, h - r1)  # distances to the left, top, right, bottom tile sides
         inner_gaps = [g for g, is_inner in zip(gaps, inner) if is_inner]
         distance = float(min(inner_gaps)) if inner_gaps else float("inf")
-        found.append(Detection(int(labels[k]), float(scores[k]), np.ascontiguousarray(crop),
-                               (tile.x0 + int(c0), tile.y0 + int(r0)), tile_index,
-                               truncated=distance <= border_margin, border_distance=distance,
-                               sources=[tile_index]))
+        found.append(
+            Detection(
+                int(labels[k]),
+                float(scores[k]),
+                np.ascontiguousarray(crop),
+                (tile.x0 + int(c0), tile.y0 + int(r0)),
+                tile_index,
+                truncated=distance <= border_margin,
+                border_distance=distance,
+                sources=[tile_index],
+            )
+        )
     return found
 
 
@@ -262,10 +292,20 @@ def prefetched(make: Callable[[_K], _V], keys: list[_K]) -> Iterator[tuple[_K, _
             yield key, value
 
 
-def predict_tiles(source: WaferSource, tiles: list[Tile], predictor: Predictor, *, batch_size: int = 2,
-                  score_threshold: float = 0.7, mask_threshold: float = 0.5, border_margin: int = 3,
-                  workers: int = 1, progress: bool = True, desc: str = "tiles",
-                  prefetch: bool = False) -> list[Detection]:
+def predict_tiles(
+    source: WaferSource,
+    tiles: list[Tile],
+    predictor: Predictor,
+    *,
+    batch_size: int = 2,
+    score_threshold: float = 0.7,
+    mask_threshold: float = 0.5,
+    border_margin: int = 3,
+    workers: int = 1,
+    progress: bool = True,
+    desc: str = "tiles",
+    prefetch: bool = False,
+) -> list[Detection]:
     """Run ``predictor`` on ``tiles`` of ``source`` in batches of ``batch_size``; all detections,
     unmerged, in tile order. ``workers`` > 1: batches run in that many forked processes with one
     torch thread each (:func:`~sectionseg.detection.parallel.fork_map`). ``prefetch`` (one worker:
@@ -279,16 +319,22 @@ def predict_tiles(source: WaferSource, tiles: list[Tile], predictor: Predictor, 
     starts = list(range(0, len(tiles), size))
 
     def prepare(start: int) -> list[torch.Tensor]:
-        return [to_tensor(source.tile_rgb(t)) for t in tiles[start:start + size]]
+        return [to_tensor(source.tile_rgb(t)) for t in tiles[start : start + size]]
 
     def run_batch(start: int, tensors: list[torch.Tensor] | None = None) -> tuple[int, list[Detection]]:
-        batch = tiles[start:start + size]
+        batch = tiles[start : start + size]
         outputs = predictor(prepare(start) if tensors is None else tensors)
         found = []
         for offset, (tile, output) in enumerate(zip(batch, outputs)):
-            found += detections_from_output(output, tile, start + offset, source.size,
-                                            score_threshold=score_threshold,
-                                            mask_threshold=mask_threshold, border_margin=border_margin)
+            found += detections_from_output(
+                output,
+                tile,
+                start + offset,
+                source.size,
+                score_threshold=score_threshold,
+                mask_threshold=mask_threshold,
+                border_margin=border_margin,
+            )
         return len(batch), found
 
     bar = tqdm(total=len(tiles), desc=desc, unit="tile", disable=not progress, leave=False)

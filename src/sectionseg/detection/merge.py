@@ -12,6 +12,7 @@ is a subset of the same part seen whole):
 
 Masks stay crops (mask + origin); comparisons paste two crops into their common bounding box only.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -29,8 +30,8 @@ def _overlap(a: Detection, b: Detection) -> int:
     x0, y0, x1, y1 = max(ax0, bx0), max(ay0, by0), min(ax1, bx1), min(ay1, by1)
     if x1 <= x0 or y1 <= y0:
         return 0
-    ma = a.mask[y0 - ay0:y1 - ay0, x0 - ax0:x1 - ax0]
-    mb = b.mask[y0 - by0:y1 - by0, x0 - bx0:x1 - bx0]
+    ma = a.mask[y0 - ay0 : y1 - ay0, x0 - ax0 : x1 - ax0]
+    mb = b.mask[y0 - by0 : y1 - by0, x0 - bx0 : x1 - bx0]
     return int(np.count_nonzero(ma & mb))
 
 
@@ -49,10 +50,17 @@ def union_detection(parts: list[Detection]) -> Detection:
     mask = np.zeros((y1 - y0, x1 - x0), dtype=bool)
     for d in parts:
         dx0, dy0, dx1, dy1 = d.box
-        mask[dy0 - y0:dy1 - y0, dx0 - x0:dx1 - x0] |= d.mask
-    return Detection(parts[0].label, max(d.score for d in parts), mask, (int(x0), int(y0)), -1,
-                     truncated=False, border_distance=max(d.border_distance for d in parts),
-                     sources=sorted({s for d in parts for s in d.sources}))
+        mask[dy0 - y0 : dy1 - y0, dx0 - x0 : dx1 - x0] |= d.mask
+    return Detection(
+        parts[0].label,
+        max(d.score for d in parts),
+        mask,
+        (int(x0), int(y0)),
+        -1,
+        truncated=False,
+        border_distance=max(d.border_distance for d in parts),
+        sources=sorted({s for d in parts for s in d.sources}),
+    )
 
 
 def _candidate_pairs(dets: list[Detection]) -> list[tuple[int, int]]:
@@ -100,8 +108,9 @@ def suppress_overlaps(dets: list[Detection], overlap_fraction: float) -> list[De
     return [d for k, d in enumerate(dets) if k not in dropped]
 
 
-def merge_detections(dets: list[Detection], *, iou_threshold: float = 0.5,
-                     link_fraction: float = 0.5, nms_overlap: float | None = None) -> list[Detection]:
+def merge_detections(
+    dets: list[Detection], *, iou_threshold: float = 0.5, link_fraction: float = 0.5, nms_overlap: float | None = None
+) -> list[Detection]:
     """Merge the detections of all tiles (working frame) into one detection per part; with
     ``nms_overlap``, finish with :func:`suppress_overlaps`."""
     merged = _merge(dets, iou_threshold, link_fraction)

@@ -15,6 +15,7 @@ consensus later corrects sections that disagree with the wafer.
 Parts are in source px; the image work is in the working frame of a
 :class:`~sectionseg.detection.tiling.WaferSource` (fit scale).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -27,13 +28,17 @@ from sectionseg.detection.settings import RepairSettings
 from sectionseg.detection.tiling import WaferSource
 from sectionseg.geometry import Part, Section, order_corners
 
-CHUNKS = 6          # pieces along the edge whose step positions must agree
+CHUNKS = 6  # pieces along the edge whose step positions must agree
 PROFILE_STEP = 0.5  # px between samples across the part
 
 
-def split_merged(unpaired: list[Section], sections: list[Section], source: WaferSource,
-                 levels: WaferLevels | None, settings: RepairSettings = RepairSettings()
-                 ) -> tuple[list[Section], list[Section]]:
+def split_merged(
+    unpaired: list[Section],
+    sections: list[Section],
+    source: WaferSource,
+    levels: WaferLevels | None,
+    settings: RepairSettings = RepairSettings(),
+) -> tuple[list[Section], list[Section]]:
     """``(new sections, lone parts left)``: lone parts that are whole sections (see the module
     doc) split into paired parts; the others are returned unchanged."""
     if sections:
@@ -52,8 +57,15 @@ def split_merged(unpaired: list[Section], sections: list[Section], source: Wafer
             rest.append(s)
             continue
         tissue, magnet = _tissue_first(halves, source, levels)
-        found.append(Section(Part(source.to_source(tissue)), Part(source.to_source(magnet)), s.dummy,
-                             score=s.score, extra={**s.extra, "split_from_one_part": True}))
+        found.append(
+            Section(
+                Part(source.to_source(tissue)),
+                Part(source.to_source(magnet)),
+                s.dummy,
+                score=s.score,
+                extra={**s.extra, "split_from_one_part": True},
+            )
+        )
     return found, rest
 
 
@@ -74,8 +86,9 @@ def _split(quad: np.ndarray, source: WaferSource, settings: RepairSettings) -> t
     return np.array([q[0], q[1], a1, a0]), np.array([a0, a1, q[2], q[3]])
 
 
-def _edge_across(quad: np.ndarray, k: int, source: WaferSource, settings: RepairSettings
-                 ) -> tuple[float, float, float] | None:
+def _edge_across(
+    quad: np.ndarray, k: int, source: WaferSource, settings: RepairSettings
+) -> tuple[float, float, float] | None:
     """``(depth share at corner k, depth share at corner k + 1, strength)`` of a straight edge
     across ``quad`` along its side ``k``: on each of :data:`CHUNKS` pieces along the side, the
     steepest step between ``settings.merged_min_share`` and 1 - that share of the way to the
@@ -112,14 +125,19 @@ def _edge_across(quad: np.ndarray, k: int, source: WaferSource, settings: Repair
     residual = np.abs(np.polyval([slope, offset], where) - np.array(peaks))
     ends = np.polyval([slope, offset], [0.0, 1.0])
     strength = float(np.median(strengths))
-    if (residual.max() > settings.merged_agreement or strength < settings.merged_min_strength
-            or ends.min() < 0.5 * settings.merged_min_share or ends.max() > 1.0 - 0.5 * settings.merged_min_share):
+    if (
+        residual.max() > settings.merged_agreement
+        or strength < settings.merged_min_strength
+        or ends.min() < 0.5 * settings.merged_min_share
+        or ends.max() > 1.0 - 0.5 * settings.merged_min_share
+    ):
         return None
     return float(ends[0]), float(ends[1]), strength
 
 
-def _tissue_first(halves: tuple[np.ndarray, np.ndarray], source: WaferSource,
-                  levels: WaferLevels | None) -> tuple[np.ndarray, np.ndarray]:
+def _tissue_first(
+    halves: tuple[np.ndarray, np.ndarray], source: WaferSource, levels: WaferLevels | None
+) -> tuple[np.ndarray, np.ndarray]:
     """The halves as ``(tissue, magnet)`` (see the module doc for the order of the evidence)."""
     a, b = halves
     fa, fb = part_features(source, a), part_features(source, b)

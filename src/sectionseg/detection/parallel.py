@@ -13,6 +13,7 @@ of a process without helper threads, so no lock held by another thread (logging,
 threads) is copied locked into a worker; workers ignore Ctrl-C and the parent terminates them on any
 exception, so a Ctrl-C stops a run at once, without a hang or worker tracebacks.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -165,8 +166,12 @@ class _Pool:
         return results
 
     @staticmethod
-    def _give(process: BaseProcess, conn: Connection, todo: Iterator[tuple[int, Any]],
-              busy: dict[Any, tuple[BaseProcess, int]]) -> None:
+    def _give(
+        process: BaseProcess,
+        conn: Connection,
+        todo: Iterator[tuple[int, Any]],
+        busy: dict[Any, tuple[BaseProcess, int]],
+    ) -> None:
         index_item = next(todo, None)
         if index_item is not None:
             conn.send(index_item)
@@ -209,8 +214,9 @@ def _died(process: BaseProcess) -> ResourceError:
     return ResourceError(f"a worker process {how}{hint}")
 
 
-def fork_map(fn: Callable[[_T], _R], items: Iterable[_T], workers: int, *,
-             on_result: Callable[[_R], object] | None = None) -> list[_R]:
+def fork_map(
+    fn: Callable[[_T], _R], items: Iterable[_T], workers: int, *, on_result: Callable[[_R], object] | None = None
+) -> list[_R]:
     """``[fn(item) for item in items]`` (in order) computed by ``workers`` forked processes with one
     torch thread each; ``on_result(result)`` is called in this process, in order, as results arrive
     (progress bars). ``fn`` may be a closure: workers inherit it through fork.

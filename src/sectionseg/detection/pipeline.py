@@ -10,6 +10,7 @@ model's training data; the model's tiles) and ``fit`` (where sections are
 :data:`~sectionseg.geometry.scale.REFERENCE_SECTION_SIZE` px long; quads are fitted and every repair
 reads the image there, :mod:`sectionseg.detection.repairs` says how parts move between frames).
 """
+
 from __future__ import annotations
 
 import logging
@@ -54,9 +55,10 @@ log = logging.getLogger(__name__)
 
 DEFAULT_SCORE_THRESHOLD = 0.7  # tuned on 4 held-out 2000 px wafers; the whole-wafer figures at it: BENCHMARKS.md
 DEFAULT_MASK_THRESHOLD = 0.5
-DEFAULT_PROPOSALS = 300    # region proposals per tile at inference (None: the model's own); 300 found
-                           # the same parts as 500 on the 5 benchmark wafers, 20 % faster
-POOR_FIT_IOU = 0.8     # quads whose IoU with their mask is lower are counted as poor fits
+# region proposals per tile at inference (None: the model's own); 300 found the same parts as 500 on
+# the 5 benchmark wafers, 20 % faster
+DEFAULT_PROPOSALS = 300
+POOR_FIT_IOU = 0.8  # quads whose IoU with their mask is lower are counted as poor fits
 
 
 @dataclass
@@ -96,21 +98,41 @@ class DetectionResult:
     def report(self) -> dict[str, Any]:
         """JSON-ready summary (no polygons); the model's identity is under ``"model"``."""
         params = {k: v for k, v in self.params.items() if k != "model"}
-        return {"counts": self.counts, "params": params, "model": self.params.get("model"),
-                "scale": self.scale, "scale_estimate": self.scale_info, "timings_s": self.timings,
-                "normalisation": self.normalisation}
+        return {
+            "counts": self.counts,
+            "params": params,
+            "model": self.params.get("model"),
+            "scale": self.scale,
+            "scale_estimate": self.scale_info,
+            "timings_s": self.timings,
+            "normalisation": self.normalisation,
+        }
 
 
-def detect_wafer(gray: np.ndarray, fluo: np.ndarray | None = None, *, model: Any = None,
-                 predictor: Predictor | None = None,
-                 tile_size: int = 512, overlap: int = 128, batch_size: int | None = None,
-                 score_threshold: float = DEFAULT_SCORE_THRESHOLD,
-                 mask_threshold: float = DEFAULT_MASK_THRESHOLD, section_size: float | None = None,
-                 scale: float | None = None, device: str = "cpu",
-                 refine: bool = True, nms_overlap: float | None = None, skip_empty: bool = True,
-                 precision: str = "auto", proposals: int | None = DEFAULT_PROPOSALS,
-                 workers: int | None = None, progress: bool = True,
-                 settings: RepairSettings | None = None, reuse_model: bool = False) -> DetectionResult:
+def detect_wafer(
+    gray: np.ndarray,
+    fluo: np.ndarray | None = None,
+    *,
+    model: Any = None,
+    predictor: Predictor | None = None,
+    tile_size: int = 512,
+    overlap: int = 128,
+    batch_size: int | None = None,
+    score_threshold: float = DEFAULT_SCORE_THRESHOLD,
+    mask_threshold: float = DEFAULT_MASK_THRESHOLD,
+    section_size: float | None = None,
+    scale: float | None = None,
+    device: str = "cpu",
+    refine: bool = True,
+    nms_overlap: float | None = None,
+    skip_empty: bool = True,
+    precision: str = "auto",
+    proposals: int | None = DEFAULT_PROPOSALS,
+    workers: int | None = None,
+    progress: bool = True,
+    settings: RepairSettings | None = None,
+    reuse_model: bool = False,
+) -> DetectionResult:
     """Find the sections of a whole wafer.
 
     - ``gray``/``fluo``: 2-D source images of the same shape (np.memmap welcome; read tile by tile).
@@ -149,8 +171,9 @@ def detect_wafer(gray: np.ndarray, fluo: np.ndarray | None = None, *, model: Any
     on_gpu = str(device).startswith("cuda")
     reserve_threshold = min(score_threshold, settings.reserve_score)
     if predictor is None:
-        predictor, model_info = resolve_model(model, device, reserve_threshold, precision, proposals,
-                                              reuse=reuse_model, mask_threshold=mask_threshold)
+        predictor, model_info = resolve_model(
+            model, device, reserve_threshold, precision, proposals, reuse=reuse_model, mask_threshold=mask_threshold
+        )
     else:
         model_info = {"predictor": getattr(predictor, "__name__", type(predictor).__name__)}
     if fluo is None:  # the bundled model is trained with half of its samples gray-only
@@ -169,9 +192,15 @@ def detect_wafer(gray: np.ndarray, fluo: np.ndarray | None = None, *, model: Any
         scale = scale_from_section_size(size, reference)
         scale_info = {"method": "section_size" if section_size is not None else "model_file"}
     else:
-        scale, scale_info = estimate_scale(source, predictor, tile_size=tile_size, batch_size=batch_size,
-                                           score_threshold=score_threshold, mask_threshold=mask_threshold,
-                                           reference=reference)
+        scale, scale_info = estimate_scale(
+            source,
+            predictor,
+            tile_size=tile_size,
+            batch_size=batch_size,
+            score_threshold=score_threshold,
+            mask_threshold=mask_threshold,
+            reference=reference,
+        )
     working = source.rescaled(scale)  # the model's frame
     timings["scale"] = time.perf_counter() - t
 
@@ -181,9 +210,17 @@ def detect_wafer(gray: np.ndarray, fluo: np.ndarray | None = None, *, model: Any
     if skip_empty and len(all_tiles) > 1:
         tiles = [t for t, busy in zip(all_tiles, content_flags(working, all_tiles)) if busy]
     # a GPU runs the model in this process (CUDA does not survive fork); workers fit the quads only
-    raw = predict_tiles(working, tiles, predictor, batch_size=batch_size, score_threshold=reserve_threshold,
-                        mask_threshold=mask_threshold, workers=1 if on_gpu else n_workers, progress=progress,
-                        prefetch=on_gpu)
+    raw = predict_tiles(
+        working,
+        tiles,
+        predictor,
+        batch_size=batch_size,
+        score_threshold=reserve_threshold,
+        mask_threshold=mask_threshold,
+        workers=1 if on_gpu else n_workers,
+        progress=progress,
+        prefetch=on_gpu,
+    )
     timings["inference"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -212,53 +249,105 @@ def detect_wafer(gray: np.ndarray, fluo: np.ndarray | None = None, *, model: Any
     n_gray = 0
     if fluo is not None and settings.runs("gray_look") and needs_gray_look(done.sections, done.unpaired, settings):
         t = time.perf_counter()
-        log.info("%d magnets without a tissue: a second look at the gray image alone",
-                 len(lone_magnets(done.unpaired)))
-        second = detect_wafer(gray, None, predictor=predictor, tile_size=tile_size, overlap=overlap,
-                              batch_size=batch_size, score_threshold=score_threshold,
-                              mask_threshold=mask_threshold, scale=scale, device=device, refine=refine,
-                              nms_overlap=nms_overlap, skip_empty=skip_empty, workers=n_workers,
-                              progress=False, settings=settings.without("gray_look"))
-        found, done.unpaired = partners_from_gray(done.unpaired, second.sections,
-                                                  min_iou=settings.gray_look_min_iou)
+        log.info("%d magnets without a tissue: a second look at the gray image alone", len(lone_magnets(done.unpaired)))
+        second = detect_wafer(
+            gray,
+            None,
+            predictor=predictor,
+            tile_size=tile_size,
+            overlap=overlap,
+            batch_size=batch_size,
+            score_threshold=score_threshold,
+            mask_threshold=mask_threshold,
+            scale=scale,
+            device=device,
+            refine=refine,
+            nms_overlap=nms_overlap,
+            skip_empty=skip_empty,
+            workers=n_workers,
+            progress=False,
+            settings=settings.without("gray_look"),
+        )
+        found, done.unpaired = partners_from_gray(done.unpaired, second.sections, min_iou=settings.gray_look_min_iou)
         done.sections += found
         n_gray = len(found)
         timings["gray_look"] = time.perf_counter() - t
 
     n = done.counts
-    counts = {"tiles": len(all_tiles), "empty_tiles_skipped": len(all_tiles) - len(tiles),
-              "raw_detections": len(raw), "parts": len(merged),
-              "tissue_parts": len(tissues), "magnet_parts": len(magnets), "sections": len(done.sections),
-              "unpaired": len(done.unpaired), "dropped_dummies": n["dummies"],
-              "dropped_implausible": n["implausible"], "unpaired_tiny_parts": n["tiny"],
-              "regrown_small_parts": n["regrown"], "gaps_trimmed": n["trimmed"],
-              "strips_trimmed": done.strips.get("trimmed", 0), "dropped_unseen": n["unseen"],
-              "rebuilt_parts": n_tissues + n_magnets,
-              "recovered_parts": n["recovered"], "reserve_detections": len(reserve),
-              "duplicates_dropped": n["duplicates"], "split_from_one_part": n["split_whole"],
-              "partners_from_image": n["inferred"],
-              "unfitted_parts": sum(p["polygon"] is None for p in parts),
-              "poor_fits": int(sum(p["fit_iou"] is not None and p["fit_iou"] < POOR_FIT_IOU for p in parts)),
-              "swapped_by_consensus": done.consensus.get("swapped", 0), "tissues_from_gray_look": n_gray}
-    params = {"tile_size": tile_size, "overlap": overlap, "batch_size": batch_size,
-              "score_threshold": score_threshold, "mask_threshold": mask_threshold,
-              "section_size": section_size, "device": device, "refine": refine, "nms_overlap": nms_overlap,
-              "skip_empty": skip_empty, "precision": precision, "proposals": proposals,
-              "workers": n_workers,
-              "source_size": list(source.source_size), "working_size": list(working.size),
-              "fit_scale": fit.scale, "settings": settings.record(),
-              "wafer_levels": None if done.levels is None else done.levels.record(), "consensus": done.consensus,
-              "strips": done.strips,
-              "model": model_info}
-    return DetectionResult(done.sections, done.unpaired, parts, timings, float(scale), params, counts,
-                           source.record(), scale_info, done.rejected)
+    counts = {
+        "tiles": len(all_tiles),
+        "empty_tiles_skipped": len(all_tiles) - len(tiles),
+        "raw_detections": len(raw),
+        "parts": len(merged),
+        "tissue_parts": len(tissues),
+        "magnet_parts": len(magnets),
+        "sections": len(done.sections),
+        "unpaired": len(done.unpaired),
+        "dropped_dummies": n["dummies"],
+        "dropped_implausible": n["implausible"],
+        "unpaired_tiny_parts": n["tiny"],
+        "regrown_small_parts": n["regrown"],
+        "gaps_trimmed": n["trimmed"],
+        "strips_trimmed": done.strips.get("trimmed", 0),
+        "dropped_unseen": n["unseen"],
+        "rebuilt_parts": n_tissues + n_magnets,
+        "recovered_parts": n["recovered"],
+        "reserve_detections": len(reserve),
+        "duplicates_dropped": n["duplicates"],
+        "split_from_one_part": n["split_whole"],
+        "partners_from_image": n["inferred"],
+        "unfitted_parts": sum(p["polygon"] is None for p in parts),
+        "poor_fits": int(sum(p["fit_iou"] is not None and p["fit_iou"] < POOR_FIT_IOU for p in parts)),
+        "swapped_by_consensus": done.consensus.get("swapped", 0),
+        "tissues_from_gray_look": n_gray,
+    }
+    params = {
+        "tile_size": tile_size,
+        "overlap": overlap,
+        "batch_size": batch_size,
+        "score_threshold": score_threshold,
+        "mask_threshold": mask_threshold,
+        "section_size": section_size,
+        "device": device,
+        "refine": refine,
+        "nms_overlap": nms_overlap,
+        "skip_empty": skip_empty,
+        "precision": precision,
+        "proposals": proposals,
+        "workers": n_workers,
+        "source_size": list(source.source_size),
+        "working_size": list(working.size),
+        "fit_scale": fit.scale,
+        "settings": settings.record(),
+        "wafer_levels": None if done.levels is None else done.levels.record(),
+        "consensus": done.consensus,
+        "strips": done.strips,
+        "model": model_info,
+    }
+    return DetectionResult(
+        done.sections,
+        done.unpaired,
+        parts,
+        timings,
+        float(scale),
+        params,
+        counts,
+        source.record(),
+        scale_info,
+        done.rejected,
+    )
 
 
 def _part_record(det: Detection, fitted: Candidate | None, fit_scale: float) -> dict[str, Any]:
     """``DetectionResult.parts``' entry of a merged detection (polygon in source px)."""
-    return {"label": det.label, "name": det.name, "score": det.score,
-            "polygon": None if fitted is None else fitted.part.polygon.tolist(),
-            "area_px": det.area / fit_scale ** 2, "fit_iou": None if fitted is None else fitted.fit_iou}
+    return {
+        "label": det.label,
+        "name": det.name,
+        "score": det.score,
+        "polygon": None if fitted is None else fitted.part.polygon.tolist(),
+        "area_px": det.area / fit_scale**2,
+        "fit_iou": None if fitted is None else fitted.fit_iou,
+    }
 
 
 @dataclass
@@ -275,13 +364,32 @@ class _Repaired:
     consensus: dict[str, Any]
 
 
-def _repair(tissues: list[Candidate], magnets: list[Candidate], reserve: list[Detection], fit: WaferSource,
-            refine: bool, settings: RepairSettings) -> _Repaired:
+def _repair(
+    tissues: list[Candidate],
+    magnets: list[Candidate],
+    reserve: list[Detection],
+    fit: WaferSource,
+    refine: bool,
+    settings: RepairSettings,
+) -> _Repaired:
     """Pairing and the repair steps after it, in their order (``settings`` says which run); parts in
     source px, the image read in ``fit``'s frame."""
     run = settings.runs
-    n = dict.fromkeys(("recovered", "tiny", "regrown", "trimmed", "duplicates", "split_whole", "dummies",
-                       "implausible", "unseen", "inferred"), 0)
+    n = dict.fromkeys(
+        (
+            "recovered",
+            "tiny",
+            "regrown",
+            "trimmed",
+            "duplicates",
+            "split_whole",
+            "dummies",
+            "implausible",
+            "unseen",
+            "inferred",
+        ),
+        0,
+    )
     sections, unpaired = pair_sections(tissues, magnets)
     split: list[Section] = []
     if run("recover_partners"):
@@ -305,8 +413,9 @@ def _repair(tissues: list[Candidate], magnets: list[Candidate], reserve: list[De
 
     # copies: the dropped parts, with why (report.json)
     def reject(parts: list[Section], reason: Callable[[Section], str | None]) -> None:
-        rejected.extend(Section(s.tissue, s.magnet, s.dummy, s.score, {**s.extra, "rejected": reason(s)})
-                        for s in parts)
+        rejected.extend(
+            Section(s.tissue, s.magnet, s.dummy, s.score, {**s.extra, "rejected": reason(s)}) for s in parts
+        )
 
     if run("drop_duplicates"):
         before = unpaired
@@ -331,8 +440,9 @@ def _repair(tissues: list[Candidate], magnets: list[Candidate], reserve: list[De
         unpaired, unseen = split_unseen(unpaired, fit, levels, settings)
     rest = unpaired + unseen
     if run("complete_from_image"):
-        inferred, rest = complete_from_image(sections, unpaired + unseen, fit, refine,
-                                             known=sections + unpaired, levels=levels, settings=settings)
+        inferred, rest = complete_from_image(
+            sections, unpaired + unseen, fit, refine, known=sections + unpaired, levels=levels, settings=settings
+        )
         sections += inferred
         n["inferred"] = len(inferred)
     dropped = {id(s) for s in unseen}

@@ -1,6 +1,7 @@
 """The model behind whole-wafer detection: a model file, a loaded model or the bundled one, made a
 predictor for :func:`~sectionseg.detection.inference.predict_tiles` (eval mode, score threshold,
 proposals per tile, arithmetic), and its identity for reports."""
+
 from __future__ import annotations
 
 import os
@@ -29,9 +30,15 @@ def _load_reused(path: str | os.PathLike[str], device: str) -> tuple[Any, dict[s
     return loaded, dict(identity)
 
 
-def resolve_model(model: Any, device: str = "cpu", score_threshold: float | None = None,
-                  precision: str = "fp32", proposals: int | None = None, reuse: bool = False,
-                  mask_threshold: float | None = None) -> tuple[Predictor, dict[str, Any]]:
+def resolve_model(
+    model: Any,
+    device: str = "cpu",
+    score_threshold: float | None = None,
+    precision: str = "fp32",
+    proposals: int | None = None,
+    reuse: bool = False,
+    mask_threshold: float | None = None,
+) -> tuple[Predictor, dict[str, Any]]:
     """``(predictor, info)`` for a model path, a loaded ``(model, config, meta)`` tuple, a bare
     torch module, or None (the bundled model; InputError when it is missing). With
     ``score_threshold`` the model's own box score threshold is set to it, with ``proposals`` its
@@ -48,8 +55,7 @@ def resolve_model(model: Any, device: str = "cpu", score_threshold: float | None
     if model is None:
         model = default_model_path()
         if not Path(model).is_file():
-            raise InputError("the bundled model is missing (train one with 'sectionseg train' and pass "
-                             "--model)", model)
+            raise InputError("the bundled model is missing (train one with 'sectionseg train' and pass --model)", model)
     if isinstance(model, (str, os.PathLike)) and reuse:
         model, info = _load_reused(model, device)
     elif isinstance(model, (str, os.PathLike)):
@@ -101,9 +107,14 @@ def model_identity(path: str | os.PathLike[str]) -> dict[str, Any]:
         extra = payload.get("extra") or {}
         training = payload.get("training") or {}
         m = (payload.get("config") or {}).get("model") or {}
-        info["config"] = extra.get("config_name") or extra.get("preset") or (
-            f"{m.get('backbone')} width {m.get('backbone_width')}, {m.get('norm')} norm, "
-            f"FPN {m.get('fpn_channels')}")
+        info["config"] = (
+            extra.get("config_name")
+            or extra.get("preset")
+            or (
+                f"{m.get('backbone')} width {m.get('backbone_width')}, {m.get('norm')} norm, "
+                f"FPN {m.get('fpn_channels')}"
+            )
+        )
         info["epoch"] = training.get("epoch", extra.get("epoch"))
         if extra.get("section_size"):  # an adapted model knows its wafer's section size
             info["section_size"] = float(extra["section_size"])

@@ -5,6 +5,7 @@ worker processes, giving a :class:`Candidate` per part; and the small helpers th
 
 The quad fitting itself is :mod:`sectionseg.geometry.fitting`; this module runs it on a wafer.
 """
+
 from __future__ import annotations
 
 import math
@@ -21,7 +22,7 @@ from sectionseg.geometry.quads import rect_sides
 from sectionseg.geometry.raster import polygon_mask
 from sectionseg.geometry.scale import REFERENCE_SECTION_SIZE, snap_scale
 
-FIT_MARGIN = 6         # px of image around a mask crop for the edge refinement
+FIT_MARGIN = 6  # px of image around a mask crop for the edge refinement
 #: Farthest reach (times the default search distances) for tissue sides fitted from masks made at a
 #: coarser scale. Magnets keep the default: in gray their edges are weaker than the tissue's, and a
 #: wider search locks onto the partner tissue's edge across a gap between the parts.
@@ -70,13 +71,25 @@ def fit_part(det: Detection, source: WaferSource, refine: bool = True, reach: fl
     mask = np.pad(det.mask, m)
     x0, y0 = det.origin[0] - m, det.origin[1] - m
     image = gray_box(source, x0, y0, x0 + mask.shape[1], y0 + mask.shape[0]) if refine else None
-    quad = fit_quadrilateral(mask, (x0, y0), image, refine=refine and image is not None,
-                             search=SEARCH_PX * reach, search_out=SEARCH_OUT_PX * reach)
+    quad = fit_quadrilateral(
+        mask,
+        (x0, y0),
+        image,
+        refine=refine and image is not None,
+        search=SEARCH_PX * reach,
+        search_out=SEARCH_OUT_PX * reach,
+    )
     return None if quad is None else source.to_source(quad)
 
 
-def fit_candidates(dets: list[Detection], source: WaferSource, refine: bool = True, workers: int = 1,
-                   chunk: int = 32, reach: dict[int, float] | None = None) -> list[Candidate | None]:
+def fit_candidates(
+    dets: list[Detection],
+    source: WaferSource,
+    refine: bool = True,
+    workers: int = 1,
+    chunk: int = 32,
+    reach: dict[int, float] | None = None,
+) -> list[Candidate | None]:
     """A :class:`Candidate` of every detection (None where no quad could be fitted), in order;
     chunks of ``chunk`` detections go to ``workers`` forked processes. ``reach``: label -> search
     reach (see :func:`fit_part`; 1 for labels not in it)."""
@@ -84,18 +97,20 @@ def fit_candidates(dets: list[Detection], source: WaferSource, refine: bool = Tr
 
     def fit_chunk(start: int) -> list[Candidate | None]:
         found: list[Candidate | None] = []
-        for det in dets[start:start + chunk]:
+        for det in dets[start : start + chunk]:
             quad = fit_part(det, source, refine=refine, reach=reach.get(det.label, 1.0))
-            found.append(None if quad is None else
-                         Candidate(Part(quad), det.score, det, fit_iou(det, source.to_working(quad))))
+            found.append(
+                None if quad is None else Candidate(Part(quad), det.score, det, fit_iou(det, source.to_working(quad)))
+            )
         return found
 
     chunks = fork_map(fit_chunk, range(0, len(dets), chunk), workers)
     return [fit for found in chunks for fit in found]
 
 
-def to_fit_frame(dets: list[Detection], source: WaferSource, reference: float = REFERENCE_SECTION_SIZE
-                 ) -> tuple[list[Detection], WaferSource, dict[int, float]]:
+def to_fit_frame(
+    dets: list[Detection], source: WaferSource, reference: float = REFERENCE_SECTION_SIZE
+) -> tuple[list[Detection], WaferSource, dict[int, float]]:
     """Detections of a model trained on sections ``reference`` px long, and its working ``source``,
     moved to the scale where sections are :data:`REFERENCE_SECTION_SIZE` long, where quads are fitted
     and repaired: a model for small sections reads fewer tiles, but its masks are refined on an image
@@ -111,8 +126,9 @@ def to_fit_frame(dets: list[Detection], source: WaferSource, reference: float = 
     return [d.rescaled(factor) for d in dets], source.rescaled(fit_scale), reach
 
 
-def crop_around(source: WaferSource, quad: np.ndarray, margin: int = FIT_MARGIN
-                ) -> tuple[np.ndarray, np.ndarray] | None:
+def crop_around(
+    source: WaferSource, quad: np.ndarray, margin: int = FIT_MARGIN
+) -> tuple[np.ndarray, np.ndarray] | None:
     """``(gray crop, origin)`` of the working frame around a working-px quad, ``margin`` px wider
     (origin: working px of the crop's top-left corner); None when the crop misses the wafer."""
     x0, y0 = (np.floor(quad.min(axis=0)) - margin).astype(int)

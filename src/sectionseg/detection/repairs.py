@@ -16,6 +16,7 @@ the parts (OpenCV's minimum-area rectangle, in float32) differ by ~1e-4 px betwe
 the written files, and the pairing's 3 px floor on its gap limit would apply in the other frame. So
 the parts stay in source px.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Container
@@ -34,8 +35,14 @@ from sectionseg.geometry.fitting import refine_side
 from sectionseg.geometry.pairing import pair_parts
 
 
-def rebuild_touching(parts: list[Candidate], partners: list[Candidate], source: WaferSource, kind: str = "tissue",
-                     refine: bool = True, settings: RepairSettings = RepairSettings()) -> tuple[list[Candidate], int]:
+def rebuild_touching(
+    parts: list[Candidate],
+    partners: list[Candidate],
+    source: WaferSource,
+    kind: str = "tissue",
+    refine: bool = True,
+    settings: RepairSettings = RepairSettings(),
+) -> tuple[list[Candidate], int]:
     """Replace suspect fits of one kind by strips beside the partners left without a part of that kind.
 
     ``parts``: the candidates of one kind (``kind``: "tissue" or "magnet"); ``partners``: those of the
@@ -50,9 +57,15 @@ def rebuild_touching(parts: list[Candidate], partners: list[Candidate], source: 
         return list(parts), 0
     median_area = float(np.median([c.part.area for c in parts]))
     # (a part without a detection, made by a repair, has no mask to rebuild from: never a suspect)
-    is_suspect = [c.detection is not None
-                  and (c.fit_iou is not None and c.fit_iou < settings.suspect_fit_iou
-                       or c.part.area > settings.suspect_area_factor * median_area) for c in parts]
+    is_suspect = [
+        c.detection is not None
+        and (
+            c.fit_iou is not None
+            and c.fit_iou < settings.suspect_fit_iou
+            or c.part.area > settings.suspect_area_factor * median_area
+        )
+        for c in parts
+    ]
     good = [c for c, bad in zip(parts, is_suspect) if not bad]
     suspects = [c for c, bad in zip(parts, is_suspect) if bad]
     if not suspects or len(good) < 3:
@@ -71,8 +84,9 @@ def rebuild_touching(parts: list[Candidate], partners: list[Candidate], source: 
     for j in lone:
         anchor = source.to_working(partners[j].part.polygon)
         lo, hi = anchor.min(axis=0) - 1.5 * width, anchor.max(axis=0) + 1.5 * width
-        near = np.flatnonzero((boxes[:, 0] < hi[0]) & (boxes[:, 2] > lo[0]) & (boxes[:, 1] < hi[1])
-                              & (boxes[:, 3] > lo[1]))
+        near = np.flatnonzero(
+            (boxes[:, 0] < hi[0]) & (boxes[:, 2] > lo[0]) & (boxes[:, 1] < hi[1]) & (boxes[:, 3] > lo[1])
+        )
         if near.size == 0:
             continue
         quad = strip_beside(anchor, np.concatenate([points[k] for k in near]), width)
@@ -86,8 +100,9 @@ def rebuild_touching(parts: list[Candidate], partners: list[Candidate], source: 
     return good + rebuilt + kept, len(rebuilt)
 
 
-def recover_partners(unpaired: list[Section], reserve: list[Detection], source: WaferSource,
-                     refine: bool = True) -> tuple[list[Section], list[Section]]:
+def recover_partners(
+    unpaired: list[Section], reserve: list[Detection], source: WaferSource, refine: bool = True
+) -> tuple[list[Section], list[Section]]:
     """Pair lone confident parts with reserve (low-score) detections of the other class.
 
     ``unpaired``: one-part sections; ``reserve``: merged detections below the score threshold.
@@ -98,8 +113,7 @@ def recover_partners(unpaired: list[Section], reserve: list[Detection], source: 
     if not reserve or not unpaired:
         return [], unpaired
     centres = np.array([s.parts()["tissue" if s.tissue is not None else "magnet"].centre for s in unpaired])
-    reach = 2.0 * max(float(np.sqrt(s.parts()["tissue" if s.tissue is not None else "magnet"].area))
-                      for s in unpaired)
+    reach = 2.0 * max(float(np.sqrt(s.parts()["tissue" if s.tissue is not None else "magnet"].area)) for s in unpaired)
     fitted: dict[int, list[Candidate]] = {1: [], 2: []}
     for det in reserve:
         wanted = 2 if det.label == 2 else 1
@@ -118,14 +132,26 @@ def recover_partners(unpaired: list[Section], reserve: list[Detection], source: 
     pairs, _, _ = pair_parts([_only(s.tissue) for s in lone_t], [c.part for c in fitted[2]])
     for i, j in pairs:
         part, score = fitted[2][j].part, fitted[2][j].score
-        new.append(Section(lone_t[i].tissue, part, score=min(_scored(lone_t[i]), score),
-                           extra={**lone_t[i].extra, "magnet_score": score, "recovered": "magnet"}))
+        new.append(
+            Section(
+                lone_t[i].tissue,
+                part,
+                score=min(_scored(lone_t[i]), score),
+                extra={**lone_t[i].extra, "magnet_score": score, "recovered": "magnet"},
+            )
+        )
         used_t.add(i)
     pairs, _, _ = pair_parts([c.part for c in fitted[1]], [_only(s.magnet) for s in lone_m])
     for i, j in pairs:
         part, score = fitted[1][i].part, fitted[1][i].score
-        new.append(Section(part, lone_m[j].magnet, score=min(_scored(lone_m[j]), score),
-                           extra={**lone_m[j].extra, "tissue_score": score, "recovered": "tissue"}))
+        new.append(
+            Section(
+                part,
+                lone_m[j].magnet,
+                score=min(_scored(lone_m[j]), score),
+                extra={**lone_m[j].extra, "tissue_score": score, "recovered": "tissue"},
+            )
+        )
         used_m.add(j)
     rest = [s for k, s in enumerate(lone_t) if k not in used_t] + [s for k, s in enumerate(lone_m) if k not in used_m]
     return new, rest
@@ -136,9 +162,15 @@ def _sides_beside(quad: np.ndarray, width: float) -> list[np.ndarray]:
     return [np.array([p0, p1, p1 + width * n, p0 + width * n]) for p0, p1, n, _ in Quad.clockwise(quad).long_sides()]
 
 
-def partner_from_image(part: Part, kind: str, source: WaferSource, width: float,
-                       refine: bool = True, levels: WaferLevels | None = None,
-                       settings: RepairSettings = RepairSettings()) -> Part | None:
+def partner_from_image(
+    part: Part,
+    kind: str,
+    source: WaferSource,
+    width: float,
+    refine: bool = True,
+    levels: WaferLevels | None = None,
+    settings: RepairSettings = RepairSettings(),
+) -> Part | None:
     """The missing partner of a lone part, found on the image beside one of its long sides.
 
     ``kind``: what is missing (``"tissue"`` or ``"magnet"``); ``width``: the wafer's typical short side
@@ -187,8 +219,9 @@ def _scored(s: Section) -> float:
 PartnerRule = tuple[str, Callable[[float], float], Callable[[float, float], bool]]
 
 
-def _partner_rule(kind: str, source: WaferSource, levels: WaferLevels | None,
-                  settings: RepairSettings) -> PartnerRule | None:
+def _partner_rule(
+    kind: str, source: WaferSource, levels: WaferLevels | None, settings: RepairSettings
+) -> PartnerRule | None:
     """``(channel, rank(level), accepts(level, own))``: how a missing ``kind`` part shows beside its
     partner: the channel, the preference between the two side strips, and the test of one strip's
     level against the partner's own level; None when this wafer gives no way to see it."""
@@ -204,8 +237,7 @@ def _partner_rule(kind: str, source: WaferSource, levels: WaferLevels | None,
         sign = 1.0 if gap > 0 else -1.0
 
         def accepts(level: float, own: float) -> bool:
-            return (sign * (level - own) >= need
-                    and abs(level - expected) < abs(level - levels.background))
+            return sign * (level - own) >= need and abs(level - expected) < abs(level - levels.background)
 
         return "gray", lambda level: -abs(level - expected), accepts
     if kind == "tissue":
@@ -213,18 +245,27 @@ def _partner_rule(kind: str, source: WaferSource, levels: WaferLevels | None,
     return None
 
 
-def _overlaps_known(poly: shapely.Polygon, shapes: list[shapely.Polygon], tree: shapely.STRtree, max_overlap: float,
-                    skip: Container[int] = ()) -> bool:
+def _overlaps_known(
+    poly: shapely.Polygon,
+    shapes: list[shapely.Polygon],
+    tree: shapely.STRtree,
+    max_overlap: float,
+    skip: Container[int] = (),
+) -> bool:
     """True when ``poly`` (a part found on the image) covers more than ``max_overlap`` of its area
     with one of ``shapes`` (known parts, indexed by ``tree``) other than those in ``skip``."""
-    return any(poly.intersection(shapes[i]).area > max_overlap * poly.area
-               for i in tree.query(poly) if i not in skip)
+    return any(poly.intersection(shapes[i]).area > max_overlap * poly.area for i in tree.query(poly) if i not in skip)
 
 
-def complete_from_image(sections: list[Section], unpaired: list[Section], source: WaferSource,
-                        refine: bool = True, known: list[Section] | None = None,
-                        levels: WaferLevels | None = None, settings: RepairSettings = RepairSettings()
-                        ) -> tuple[list[Section], list[Section]]:
+def complete_from_image(
+    sections: list[Section],
+    unpaired: list[Section],
+    source: WaferSource,
+    refine: bool = True,
+    known: list[Section] | None = None,
+    levels: WaferLevels | None = None,
+    settings: RepairSettings = RepairSettings(),
+) -> tuple[list[Section], list[Section]]:
     """Give lone parts their partner found on the image (:func:`partner_from_image`), unless the
     strip overlaps a known part (of either kind; ``known``: default all of ``sections`` and
     ``unpaired``) by more than ``settings.partner_max_overlap`` of its area. Returns
@@ -243,12 +284,18 @@ def complete_from_image(sections: list[Section], unpaired: list[Section], source
         tree = shapely.STRtree(shapes)
         for s in lone:
             part = partner_from_image(getattr(s, have), kind, source, width, refine, levels, settings)
-            if part is None or _overlaps_known(shapely.Polygon(part.polygon), shapes, tree,
-                                               settings.partner_max_overlap):
+            if part is None or _overlaps_known(
+                shapely.Polygon(part.polygon), shapes, tree, settings.partner_max_overlap
+            ):
                 rest.append(s)
                 continue
-            new.append(Section(**{have: getattr(s, have), kind: part}, score=s.score,
-                               extra={**s.extra, "recovered": f"{kind} from image"}))
+            new.append(
+                Section(
+                    **{have: getattr(s, have), kind: part},
+                    score=s.score,
+                    extra={**s.extra, "recovered": f"{kind} from image"},
+                )
+            )
     return new, rest
 
 
@@ -278,12 +325,34 @@ def pair_sections(tissues: list[Candidate], magnets: list[Candidate]) -> tuple[l
     sections = []
     for i, j in pairs:
         t, m = tissues[i], magnets[j]
-        sections.append(_rebuilt(Section(t.part, m.part, score=min(t.score, m.score),
-                                         extra={"tissue_score": t.score, "magnet_score": m.score}), t, m))
-    unpaired = [_rebuilt(Section(tissues[i].part, None, score=tissues[i].score,
-                                 extra={"tissue_score": tissues[i].score}), tissues[i], None) for i in lone_t]
-    unpaired += [_rebuilt(Section(None, magnets[j].part, score=magnets[j].score,
-                                  extra={"magnet_score": magnets[j].score}), None, magnets[j]) for j in lone_m]
+        sections.append(
+            _rebuilt(
+                Section(
+                    t.part,
+                    m.part,
+                    score=min(t.score, m.score),
+                    extra={"tissue_score": t.score, "magnet_score": m.score},
+                ),
+                t,
+                m,
+            )
+        )
+    unpaired = [
+        _rebuilt(
+            Section(tissues[i].part, None, score=tissues[i].score, extra={"tissue_score": tissues[i].score}),
+            tissues[i],
+            None,
+        )
+        for i in lone_t
+    ]
+    unpaired += [
+        _rebuilt(
+            Section(None, magnets[j].part, score=magnets[j].score, extra={"magnet_score": magnets[j].score}),
+            None,
+            magnets[j],
+        )
+        for j in lone_m
+    ]
     return sections, unpaired
 
 
@@ -295,9 +364,13 @@ def _rebuilt(section: Section, tissue: Candidate | None, magnet: Candidate | Non
     return section
 
 
-def regrow_small(sections: list[Section], source: WaferSource, refine: bool = True,
-                 levels: WaferLevels | None = None,
-                 settings: RepairSettings = RepairSettings()) -> tuple[list[Section], int]:
+def regrow_small(
+    sections: list[Section],
+    source: WaferSource,
+    refine: bool = True,
+    levels: WaferLevels | None = None,
+    settings: RepairSettings = RepairSettings(),
+) -> tuple[list[Section], int]:
     """Paired parts much smaller than their kind's median (``settings.small_area_fraction``: the model saw
     only part of a faint tissue, or stopped at a shading seam) are replaced by the strip of typical
     width beside their partner (:func:`partner_from_image`), when that strip lies on the small part's
@@ -325,14 +398,14 @@ def regrow_small(sections: list[Section], source: WaferSource, refine: bool = Tr
             # (any overlap but with its own parts)
             if _overlaps_known(poly, shapes, tree, settings.partner_max_overlap, skip=(2 * k, 2 * k + 1)):
                 continue
-            out[k] = Section(**{have: getattr(s, have), kind: part}, score=s.score,
-                             extra={**s.extra, "regrown": kind})
+            out[k] = Section(**{have: getattr(s, have), kind: part}, score=s.score, extra={**s.extra, "regrown": kind})
             n += 1
     return out, n
 
 
-def split_tiny(sections: list[Section],
-               settings: RepairSettings = RepairSettings()) -> tuple[list[Section], list[Section]]:
+def split_tiny(
+    sections: list[Section], settings: RepairSettings = RepairSettings()
+) -> tuple[list[Section], list[Section]]:
     """Unpair sections with a part smaller than ``settings.min_area_fraction`` x its kind's median (a
     dummy strip or a speck paired with a magnet, or junk pairs nested in a real section): the tiny
     part is dropped and the other one becomes a lone part, judged as such later. Returns
@@ -348,13 +421,18 @@ def split_tiny(sections: list[Section],
         elif len(tiny) == 1:
             k = "magnet" if "tissue" in tiny else "tissue"
             score = s.extra.get(f"{k}_score", s.score)
-            lone.append(Section(**{"tissue": None, "magnet": None, k: getattr(s, k)}, score=score,
-                                extra={f"{k}_score": score}))
+            lone.append(
+                Section(**{"tissue": None, "magnet": None, k: getattr(s, k)}, score=score, extra={f"{k}_score": score})
+            )
     return kept, lone
 
 
-def split_unseen(unpaired: list[Section], source: WaferSource, levels: WaferLevels | None = None,
-                 settings: RepairSettings = RepairSettings()) -> tuple[list[Section], list[Section]]:
+def split_unseen(
+    unpaired: list[Section],
+    source: WaferSource,
+    levels: WaferLevels | None = None,
+    settings: RepairSettings = RepairSettings(),
+) -> tuple[list[Section], list[Section]]:
     """Lone parts whose outline shows on the image on at least ``settings.edge_sides`` sides
     (:func:`~sectionseg.detection.evidence.sides_shown`), and the others: a darker patch of mosaic
     shading taken for tissue has no edges of its own. Returns ``(seen, unseen)``."""
@@ -367,9 +445,12 @@ def split_unseen(unpaired: list[Section], source: WaferSource, levels: WaferLeve
     return seen, unseen
 
 
-def drop_implausible(unpaired: list[Section], sections: list[Section],
-                     settings: RepairSettings = RepairSettings(),
-                     reasons: dict[int, str] | None = None) -> tuple[list[Section], int, int]:
+def drop_implausible(
+    unpaired: list[Section],
+    sections: list[Section],
+    settings: RepairSettings = RepairSettings(),
+    reasons: dict[int, str] | None = None,
+) -> tuple[list[Section], int, int]:
     """Remove lone parts scoring below ``settings.lone_score`` (no pairing evidence) or whose area is far
     from the paired parts' of their kind: tissue smaller than ``settings.dummy_area_fraction`` x the
     median (dummy strips), or any part outside [``min_area_fraction``, ``max_area_factor``] x
@@ -400,8 +481,9 @@ def drop_implausible(unpaired: list[Section], sections: list[Section],
     return keep, dummies, other
 
 
-def trim_gaps(sections: list[Section], source: WaferSource,
-              settings: RepairSettings = RepairSettings()) -> tuple[list[Section], int]:
+def trim_gaps(
+    sections: list[Section], source: WaferSource, settings: RepairSettings = RepairSettings()
+) -> tuple[list[Section], int]:
     """Magnets that reach their tissue across a thin strip of bare wafer get the side facing the
     tissue moved onto their own edge: the strongest step inside that side whose polarity is the
     magnet's against the wafer beyond its far side. Parts that truly touch show no such step and
@@ -413,14 +495,22 @@ def trim_gaps(sections: list[Section], source: WaferSource,
         if quad is None:
             out.append(s)
             continue
-        out.append(Section(tissue=s.tissue, magnet=Part(source.to_source(quad)), dummy=s.dummy, score=s.score,
-                           extra={**s.extra, "gap_trimmed": True}))
+        out.append(
+            Section(
+                tissue=s.tissue,
+                magnet=Part(source.to_source(quad)),
+                dummy=s.dummy,
+                score=s.score,
+                extra={**s.extra, "gap_trimmed": True},
+            )
+        )
         n += 1
     return out, n
 
 
-def _gap_trimmed(magnet: np.ndarray, tissue: np.ndarray, source: WaferSource,
-                 settings: RepairSettings) -> np.ndarray | None:
+def _gap_trimmed(
+    magnet: np.ndarray, tissue: np.ndarray, source: WaferSource, settings: RepairSettings
+) -> np.ndarray | None:
     """The working-px magnet quad with its tissue-facing side on the magnet's own edge, or None."""
     quad = Quad.clockwise(magnet)
     k, gap = quad.facing(tissue)
@@ -435,6 +525,13 @@ def _gap_trimmed(magnet: np.ndarray, tissue: np.ndarray, source: WaferSource,
         return None
     image, origin = crop
     # an edge blurred over ~2 px: a step of gap_min_levels has a derivative of about a quarter of it
-    found = refine_side(quad.corners - origin, image, k, search=settings.gap_search, search_out=-0.5,
-                        polarity=1 if outer > inner else -1, min_peak=settings.gap_min_levels / 4)
+    found = refine_side(
+        quad.corners - origin,
+        image,
+        k,
+        search=settings.gap_search,
+        search_out=-0.5,
+        polarity=1 if outer > inner else -1,
+        min_peak=settings.gap_min_levels / 4,
+    )
     return None if found is None else found + origin

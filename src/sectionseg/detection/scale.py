@@ -9,6 +9,7 @@ as lone parts) wins, then the most confident detections, then the median detecte
 (relative to the training size) refines it. A user hint (``section_size``, the section's
 long side in source px) skips the estimate.
 """
+
 from __future__ import annotations
 
 import logging
@@ -64,7 +65,7 @@ def sample_centres(source: WaferSource, n: int = 4, block: int = 512) -> list[tu
     scores = []
     for r in range(rows):
         for c in range(cols):
-            patch = thumb[r * cell:(r + 1) * cell, c * cell:(c + 1) * cell]
+            patch = thumb[r * cell : (r + 1) * cell, c * cell : (c + 1) * cell]
             scores.append((float(patch.std()) if patch.size else 0.0, r, c))
     scores.sort(reverse=True)
     w, h = source.source_size
@@ -95,9 +96,9 @@ def _touching(a: Detection, b: Detection, reach: int) -> int:
     for d in (a, b):
         m = np.zeros((y1 - y0, x1 - x0), np.uint8)
         ox, oy = d.origin
-        sub = d.mask[max(0, y0 - oy):max(0, y1 - oy), max(0, x0 - ox):max(0, x1 - ox)]
+        sub = d.mask[max(0, y0 - oy) : max(0, y1 - oy), max(0, x0 - ox) : max(0, x1 - ox)]
         r, c = max(0, oy - y0), max(0, ox - x0)
-        m[r:r + sub.shape[0], c:c + sub.shape[1]] = sub
+        m[r : r + sub.shape[0], c : c + sub.shape[1]] = sub
         window.append(m)
     near = cv2.dilate(window[0], np.ones((2 * reach + 1, 2 * reach + 1), np.uint8))
     return int(np.count_nonzero(np.logical_and(near, window[1])))
@@ -135,10 +136,18 @@ def _relative_size(dets: list[Detection], reference: float = REFERENCE_SECTION_S
     return float(np.median(ratios)) if ratios else None
 
 
-def estimate_scale(source: WaferSource, predictor: Predictor, *, candidates: Sequence[float] = CANDIDATE_SCALES,
-                   n_tiles: int = 4, tile_size: int = 512, batch_size: int = 2, score_threshold: float = 0.7,
-                   mask_threshold: float = 0.5,
-                   reference: float = REFERENCE_SECTION_SIZE) -> tuple[float, dict[str, Any]]:
+def estimate_scale(
+    source: WaferSource,
+    predictor: Predictor,
+    *,
+    candidates: Sequence[float] = CANDIDATE_SCALES,
+    n_tiles: int = 4,
+    tile_size: int = 512,
+    batch_size: int = 2,
+    score_threshold: float = 0.7,
+    mask_threshold: float = 0.5,
+    reference: float = REFERENCE_SECTION_SIZE,
+) -> tuple[float, dict[str, Any]]:
     """Estimate the working scale of ``source`` (its own ``scale`` is ignored) for a model trained on
     sections ``reference`` px long.
 
@@ -151,8 +160,15 @@ def estimate_scale(source: WaferSource, predictor: Predictor, *, candidates: Seq
     def trial(cand: float) -> dict[str, Any]:
         at = source.rescaled(cand)
         tiles = tiles_at(centres, at, tile_size)
-        dets = predict_tiles(at, tiles, predictor, batch_size=batch_size, score_threshold=score_threshold,
-                             mask_threshold=mask_threshold, progress=False)
+        dets = predict_tiles(
+            at,
+            tiles,
+            predictor,
+            batch_size=batch_size,
+            score_threshold=score_threshold,
+            mask_threshold=mask_threshold,
+            progress=False,
+        )
         dets = [d for d in dets if not d.truncated]
         rel = _relative_size(dets, reference)
         area = sum(t.width * t.height for t in tiles) / 1e6
@@ -162,9 +178,15 @@ def estimate_scale(source: WaferSource, predictor: Predictor, *, candidates: Seq
         if sections_seen:  # the sections' own size, as --section-size measures it
             rel = float(np.median([section_side(dets[i], dets[j]) for i, j in pairs])) / reference
         log.info("scale %.2f: %d detections (%d paired), relative size %s", cand, len(dets), paired, rel)
-        return {"scale": cand, "detections": len(dets), "pairs": len(pairs), "paired": paired,
-                "sections_seen": sections_seen,
-                "per_megapixel": len(dets) / max(area, 1e-9), "relative_size": rel}
+        return {
+            "scale": cand,
+            "detections": len(dets),
+            "pairs": len(pairs),
+            "paired": paired,
+            "sections_seen": sections_seen,
+            "per_megapixel": len(dets) / max(area, 1e-9),
+            "relative_size": rel,
+        }
 
     trials = []
     # the candidates are for a model of the reference size: one for smaller sections starts smaller

@@ -7,6 +7,7 @@ from its confidently paired sections) where the wafer gives enough sections; the
 are only the fall-back for wafers with too few of them. Lengths are fit-frame px (sections ~130 px
 long); areas are relative to the median of the paired parts of the same kind.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -14,9 +15,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 #: The repair steps, in the order the pipeline runs them (each can be switched off).
-STEPS = ("rebuild_touching", "recover_partners", "split_tiny", "regrow_small", "trim_gaps",
-         "trim_strips", "drop_duplicates", "split_merged", "drop_implausible", "split_unseen",
-         "complete_from_image", "consensus", "gray_look")
+STEPS = (
+    "rebuild_touching",
+    "recover_partners",
+    "split_tiny",
+    "regrow_small",
+    "trim_gaps",
+    "trim_strips",
+    "drop_duplicates",
+    "split_merged",
+    "drop_implausible",
+    "split_unseen",
+    "complete_from_image",
+    "consensus",
+    "gray_look",
+)
 
 
 @dataclass(frozen=True)
@@ -24,35 +37,39 @@ class RepairSettings:
     """Thresholds of the post-processing and the steps that run (``steps``: names from :data:`STEPS`)."""
 
     # scores
-    reserve_score: float = 0.3          # detections between this and the score threshold wait in reserve:
-                                        # reported only when they pair with a lone confident part
-    lone_score: float = 0.9             # a part without a partner needs this score to be reported
+    # detections between this and the score threshold wait in reserve: reported only when they pair
+    # with a lone confident part
+    reserve_score: float = 0.3
+    lone_score: float = 0.9  # a part without a partner needs this score to be reported
     # areas (x the median area of the paired parts of the same kind)
-    dummy_area_fraction: float = 0.5    # unpaired tissue smaller than this = dummy strip
-    min_area_fraction: float = 0.4      # other parts outside [min, max] are not reported (debris,
-    max_area_factor: float = 1.6        # shading, merged junk); paired parts below min are unpaired
-    small_area_fraction: float = 0.7    # paired parts smaller than this are regrown if possible
+    dummy_area_fraction: float = 0.5  # unpaired tissue smaller than this = dummy strip
+    min_area_fraction: float = 0.4  # other parts outside [min, max] are not reported (debris,
+    max_area_factor: float = 1.6  # shading, merged junk); paired parts below min are unpaired
+    small_area_fraction: float = 0.7  # paired parts smaller than this are regrown if possible
     # touching parts seen as one region: quads fitting their mask worse than this IoU, or larger than
     # this x the median, are rebuilt beside their partners
     suspect_fit_iou: float = 0.8
     suspect_area_factor: float = 1.3
-    partner_max_overlap: float = 0.3    # a partner found on the image may overlap known parts by this share
-                                        # (sections on real wafers overlap their neighbours by up to ~20 %)
+    # a partner found on the image may overlap known parts by this share (sections on real wafers
+    # overlap their neighbours by up to ~20 %)
+    partner_max_overlap: float = 0.3
     # visible outlines (lone parts must show this many sides on the image)
     edge_sides: int = 3
-    edge_band: float = 4.0              # px, depth of the bands inside and outside a side
-    edge_gap: float = 1.5               # px left out on each side of the edge line (blur, fit error)
-    edge_share: float = 0.1             # a side shows when inside and outside differ by this share of
-                                        # the wafer's measured part/background contrast ...
-    edge_min_levels: float = 4.0        # ... and by at least this many gray levels (of 255)
-    partner_share: float = 0.05         # a partner strip differs from the known part by this share of
-                                        # the wafer's measured tissue/magnet contrast (min 3 levels)
-    min_levels_sections: int = 5        # paired sections needed to measure the wafer's levels
+    edge_band: float = 4.0  # px, depth of the bands inside and outside a side
+    edge_gap: float = 1.5  # px left out on each side of the edge line (blur, fit error)
+    # a side shows when inside and outside differ by edge_share of the wafer's measured
+    # part/background contrast and by at least edge_min_levels gray levels (of 255)
+    edge_share: float = 0.1
+    edge_min_levels: float = 4.0
+    # a partner strip differs from the known part by this share of the wafer's measured tissue/magnet
+    # contrast (min 3 levels)
+    partner_share: float = 0.05
+    min_levels_sections: int = 5  # paired sections needed to measure the wafer's levels
     # fall-backs when the wafer's levels cannot be measured (calibrated on the simulator's wafers)
-    tissue_edge_ratio: float = 0.93     # tissue side: inside darker than this x outside
-    magnet_edge_levels: float = 15.0    # magnet side: fluorescence brighter by this many levels
+    tissue_edge_ratio: float = 0.93  # tissue side: inside darker than this x outside
+    magnet_edge_levels: float = 15.0  # magnet side: fluorescence brighter by this many levels
     partner_tissue_ratio: float = 0.97  # tissue partner at least 3 % darker than its magnet
-    partner_fluo_levels: float = 20.0   # magnet partner's fluorescence above the tissue's by this
+    partner_fluo_levels: float = 20.0  # magnet partner's fluorescence above the tissue's by this
     # magnets that swallowed the gap to their tissue: the side within gap_touch px of the tissue is
     # searched up to gap_search px inside for a step of gap_min_levels (the magnet/wafer step polarity)
     gap_touch: float = 1.5
@@ -76,12 +93,13 @@ class RepairSettings:
     merged_agreement: float = 0.03
     merged_min_strength: float = 8.0
     # which half is the tissue, decided per wafer (:mod:`sectionseg.detection.consensus`)
-    consensus_min_sections: int = 8       # fewer measurable paired sections: no wafer relation trusted
+    consensus_min_sections: int = 8  # fewer measurable paired sections: no wafer relation trusted
     consensus_min_agreement: float = 0.75  # share of sections agreeing on a feature's sign for it to count
-    consensus_swap_vote: float = -0.5     # a section whose weighted vote is below this is swapped
-    consensus_flip_agreement: float = 0.35  # the whole wafer is exchanged when at most this share of its
-                                          # sections agrees with a prior feature (and none says keep)
-    consensus_inset: float = 2.0          # px kept away from a part's outline when measuring it
+    consensus_swap_vote: float = -0.5  # a section whose weighted vote is below this is swapped
+    # the whole wafer is exchanged when at most this share of its sections agrees with a prior feature
+    # (and none says keep)
+    consensus_flip_agreement: float = 0.35
+    consensus_inset: float = 2.0  # px kept away from a part's outline when measuring it
     # a second, gray-only pass for magnets found alone (:mod:`sectionseg.detection.gray_look`): run when
     # at least gray_look_min_lone magnets and gray_look_share of all magnets found have no tissue; a
     # gray-only section whose part covers a lone magnet with an IoU of gray_look_min_iou gives the tissue

@@ -13,6 +13,7 @@ searched for the tissue's edge (the step from tissue to bare wafer) around the e
 Parts are in source px; the image work is in the working frame of a
 :class:`~sectionseg.detection.tiling.WaferSource` (fit scale, sections ~130 px long).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -29,8 +30,12 @@ from sectionseg.geometry import Part, Quad, Section, order_corners
 from sectionseg.geometry.fitting import refine_side
 
 
-def trim_merged_strips(sections: list[Section], source: WaferSource, levels: WaferLevels | None,
-                       settings: RepairSettings = RepairSettings()) -> tuple[list[Section], dict[str, Any]]:
+def trim_merged_strips(
+    sections: list[Section],
+    source: WaferSource,
+    levels: WaferLevels | None,
+    settings: RepairSettings = RepairSettings(),
+) -> tuple[list[Section], dict[str, Any]]:
     """Paired sections whose tissue's far side is moved back onto the tissue's edge where the tissue
     is deeper than the wafer's tissue/magnet depth ratio allows (see the module doc). Needs the
     wafer's levels (the polarity of the tissue's edge) and ``settings.consensus_min_sections`` paired
@@ -45,8 +50,7 @@ def trim_merged_strips(sections: list[Section], source: WaferSource, levels: Waf
     crops = {i: (quad, crop_around(source, quad)) for i, (_, _, _, quad) in depths.items()}
     # the ratio from tissues with bare wafer right beyond their far side: a tissue cut short by the
     # model or the fit (more tissue beyond it) would pull it down
-    clean = [t / m for i, (t, m, far, _) in depths.items()
-             if _far_side_clear(*crops[i], far, levels, settings)]
+    clean = [t / m for i, (t, m, far, _) in depths.items() if _far_side_clear(*crops[i], far, levels, settings)]
     record["ratio_sections"] = len(clean)
     if len(clean) < settings.consensus_min_sections:
         record["skipped"] = "too few tissues with a clear far side"
@@ -61,14 +65,24 @@ def trim_merged_strips(sections: list[Section], source: WaferSource, levels: Waf
         quad = _trimmed(*crops[i], far, excess, levels, settings)
         if quad is not None:
             s = sections[i]
-            out[i] = Section(tissue=Part(source.to_source(quad)), magnet=s.magnet, dummy=s.dummy,
-                             score=s.score, extra={**s.extra, "strip_trimmed": True})
+            out[i] = Section(
+                tissue=Part(source.to_source(quad)),
+                magnet=s.magnet,
+                dummy=s.dummy,
+                score=s.score,
+                extra={**s.extra, "strip_trimmed": True},
+            )
             record["trimmed"] += 1
     return out, record
 
 
-def _far_side_clear(quad: np.ndarray, crop: tuple[np.ndarray, np.ndarray] | None, far: int,
-                    levels: WaferLevels, settings: RepairSettings) -> bool:
+def _far_side_clear(
+    quad: np.ndarray,
+    crop: tuple[np.ndarray, np.ndarray] | None,
+    far: int,
+    levels: WaferLevels,
+    settings: RepairSettings,
+) -> bool:
     """Whether the bare wafer shows just beyond the far side ``far`` of the working-px tissue
     ``quad`` (``crop``: the gray crop around it and its origin, from ``crop_around``)."""
     if crop is None:
@@ -91,12 +105,22 @@ def _depths(s: Section, source: WaferSource) -> tuple[float, float, int, np.ndar
     t_len, m_len = tissue_quad.sides()[touching].length, magnet_quad.sides()[mt].length
     if t_len <= 0 or m_len <= 0:
         return None
-    return (float(shapely.Polygon(tissue).area) / t_len, float(shapely.Polygon(magnet).area) / m_len,
-            (touching + 2) % 4, tissue)
+    return (
+        float(shapely.Polygon(tissue).area) / t_len,
+        float(shapely.Polygon(magnet).area) / m_len,
+        (touching + 2) % 4,
+        tissue,
+    )
 
 
-def _trimmed(quad: np.ndarray, crop: tuple[np.ndarray, np.ndarray] | None, k: int, excess: float,
-             levels: WaferLevels, settings: RepairSettings) -> np.ndarray | None:
+def _trimmed(
+    quad: np.ndarray,
+    crop: tuple[np.ndarray, np.ndarray] | None,
+    k: int,
+    excess: float,
+    levels: WaferLevels,
+    settings: RepairSettings,
+) -> np.ndarray | None:
     """The working-px tissue ``quad`` (``crop``: the gray crop around it and its origin) with its
     far side ``k`` on the tissue's edge, searched ``settings.strip_edge_search`` px either side of
     the expected depth (``excess`` px inside the side), or None when no clear step of the tissue's
@@ -108,14 +132,21 @@ def _trimmed(quad: np.ndarray, crop: tuple[np.ndarray, np.ndarray] | None, k: in
     image, origin = crop
     polarity = 1 if levels.background > levels.tissue else -1  # tissue -> bare wafer, going out
     moved = _moved_side(quad, k, excess)
-    found = refine_side(moved - origin, image, k, search=settings.strip_edge_search,
-                        search_out=settings.strip_edge_search, polarity=polarity,
-                        min_peak=settings.edge_min_levels / 4)
+    found = refine_side(
+        moved - origin,
+        image,
+        k,
+        search=settings.strip_edge_search,
+        search_out=settings.strip_edge_search,
+        polarity=polarity,
+        min_peak=settings.edge_min_levels / 4,
+    )
     return None if found is None else order_corners(found + origin)
 
 
-def _gap_beyond(image: np.ndarray, p0: np.ndarray, p1: np.ndarray, n: np.ndarray, background: float,
-                settings: RepairSettings) -> bool:
+def _gap_beyond(
+    image: np.ndarray, p0: np.ndarray, p1: np.ndarray, n: np.ndarray, background: float, settings: RepairSettings
+) -> bool:
     """Whether, just outside the side ``p0 -> p1`` (crop frame, outward normal ``n``), the mean
     profile across it comes ``settings.strip_gap_share`` of the way from the level inside (2-6 px in)
     to the wafer's ``background`` level."""
@@ -124,8 +155,9 @@ def _gap_beyond(image: np.ndarray, p0: np.ndarray, p1: np.ndarray, n: np.ndarray
     ts = np.arange(0.15 * length, 0.85 * length, 1.0)
     ss = np.arange(-6.0, 4.51, 0.5)
     pts = p0 + ts[:, None, None] * u + ss[None, :, None] * n
-    prof = ndimage.map_coordinates(np.asarray(image, np.float32), [pts[..., 1] - 0.5, pts[..., 0] - 0.5],
-                                   order=1, mode="nearest").mean(axis=0)
+    prof = ndimage.map_coordinates(
+        np.asarray(image, np.float32), [pts[..., 1] - 0.5, pts[..., 0] - 0.5], order=1, mode="nearest"
+    ).mean(axis=0)
     inside = float(np.median(prof[(ss >= -6.0) & (ss <= -2.0)]))
     contrast = background - inside
     if abs(contrast) < settings.edge_min_levels:

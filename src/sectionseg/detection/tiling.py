@@ -11,6 +11,7 @@ at a time: it reads only the matching source window of the (memory-mapped) image
 global intensity normalisation (estimated once on a subsample) and resamples the window, so the
 whole wafer never exists as floats (nor as a composed RGB image).
 """
+
 from __future__ import annotations
 
 import math
@@ -77,13 +78,22 @@ class WaferSource:
     percentile estimate on a subsample of each channel.
     """
 
-    def __init__(self, gray: np.ndarray, fluo: np.ndarray | None = None, *, scale: float = 1.0,
-                 gray_norm: Normalisation | None = None, fluo_norm: Normalisation | None = None):
+    def __init__(
+        self,
+        gray: np.ndarray,
+        fluo: np.ndarray | None = None,
+        *,
+        scale: float = 1.0,
+        gray_norm: Normalisation | None = None,
+        fluo_norm: Normalisation | None = None,
+    ):
         if gray.ndim != 2:
             raise InputError(f"gray image must be 2-D, got shape {gray.shape}")
         if fluo is not None and fluo.shape != gray.shape:
-            raise InputError(f"fluorescence image is {fluo.shape[1]}x{fluo.shape[0]} px but the gray image "
-                             f"is {gray.shape[1]}x{gray.shape[0]} px; they must cover the same pixels")
+            raise InputError(
+                f"fluorescence image is {fluo.shape[1]}x{fluo.shape[0]} px but the gray image "
+                f"is {gray.shape[1]}x{gray.shape[0]} px; they must cover the same pixels"
+            )
         if not (scale > 0 and math.isfinite(scale)):
             raise InputError(f"scale must be a positive number, got {scale}")
         self.gray, self.fluo, self.scale = gray, fluo, float(scale)
@@ -92,8 +102,7 @@ class WaferSource:
 
     def rescaled(self, scale: float) -> WaferSource:
         """The same wafer at another scale (normalisations reused)."""
-        return WaferSource(self.gray, self.fluo, scale=scale, gray_norm=self.gray_norm,
-                           fluo_norm=self.fluo_norm)
+        return WaferSource(self.gray, self.fluo, scale=scale, gray_norm=self.gray_norm, fluo_norm=self.fluo_norm)
 
     @property
     def source_size(self) -> tuple[int, int]:
@@ -107,9 +116,11 @@ class WaferSource:
 
     def record(self) -> dict[str, Any]:
         """JSON-ready normalisation record (as :meth:`sectionseg.io.images.Composed.record`)."""
-        return {"channels": ["gray", "gray", "fluo" if self.fluo is not None else "gray"],
-                "gray": self.gray_norm.as_dict(),
-                "fluo": None if self.fluo_norm is None else self.fluo_norm.as_dict()}
+        return {
+            "channels": ["gray", "gray", "fluo" if self.fluo is not None else "gray"],
+            "gray": self.gray_norm.as_dict(),
+            "fluo": None if self.fluo_norm is None else self.fluo_norm.as_dict(),
+        }
 
     def _window(self, image: np.ndarray, norm: Normalisation | None, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
         """uint8 ``(y1-y0, x1-x0)`` working-frame window of one normalised channel."""
@@ -141,8 +152,7 @@ class WaferSource:
     def tile_rgb(self, tile: Tile) -> np.ndarray:
         """Model input of ``tile``: ``(h, w, 3)`` uint8 (gray, gray, fluo)."""
         g = self._window(self.gray, self.gray_norm, tile.x0, tile.y0, tile.x1, tile.y1)
-        f = g if self.fluo is None else self._window(self.fluo, self.fluo_norm, tile.x0, tile.y0,
-                                                     tile.x1, tile.y1)
+        f = g if self.fluo is None else self._window(self.fluo, self.fluo_norm, tile.x0, tile.y0, tile.x1, tile.y1)
         return np.dstack([g, g, f])
 
     def to_source(self, points: np.ndarray) -> np.ndarray:

@@ -9,6 +9,7 @@ Inputs are plain per-image dicts so that metrics can be computed without a model
 
 Arrays may be numpy arrays or torch tensors.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -71,18 +72,37 @@ def build_coco(gts: list[dict], preds: list[dict], mask_threshold: float = 0.5):
         rles = masks_to_rles(gt["masks"], mask_threshold)
         for box, label, rle in zip(_xywh(gt["boxes"]), as_numpy(gt["labels"]).reshape(-1), rles):
             rle = dict(rle)
-            annotations.append({"id": ann_id, "image_id": image_id, "category_id": int(label),
-                                "bbox": box.tolist(), "area": float(mask_utils.area(rle)),
-                                "iscrowd": 0, "segmentation": _json_rle(rle)})
+            annotations.append(
+                {
+                    "id": ann_id,
+                    "image_id": image_id,
+                    "category_id": int(label),
+                    "bbox": box.tolist(),
+                    "area": float(mask_utils.area(rle)),
+                    "iscrowd": 0,
+                    "segmentation": _json_rle(rle),
+                }
+            )
             ann_id += 1
         rles = masks_to_rles(pred["masks"], mask_threshold)
-        for box, label, score, rle in zip(_xywh(pred["boxes"]), as_numpy(pred["labels"]).reshape(-1),
-                                          as_numpy(pred["scores"]).reshape(-1), rles):
-            detections.append({"image_id": image_id, "category_id": int(label), "bbox": box.tolist(),
-                               "score": float(score), "segmentation": _json_rle(dict(rle))})
+        for box, label, score, rle in zip(
+            _xywh(pred["boxes"]), as_numpy(pred["labels"]).reshape(-1), as_numpy(pred["scores"]).reshape(-1), rles
+        ):
+            detections.append(
+                {
+                    "image_id": image_id,
+                    "category_id": int(label),
+                    "bbox": box.tolist(),
+                    "score": float(score),
+                    "segmentation": _json_rle(dict(rle)),
+                }
+            )
     coco_gt = COCO()
-    coco_gt.dataset = {"images": images, "annotations": annotations,
-                       "categories": [{"id": k, "name": v} for k, v in CLASS_NAMES.items()]}
+    coco_gt.dataset = {
+        "images": images,
+        "annotations": annotations,
+        "categories": [{"id": k, "name": v} for k, v in CLASS_NAMES.items()],
+    }
     with contextlib.redirect_stdout(io.StringIO()):
         coco_gt.createIndex()
     return coco_gt, detections
@@ -90,8 +110,10 @@ def build_coco(gts: list[dict], preds: list[dict], mask_threshold: float = 0.5):
 
 def _json_rle(rle: dict) -> dict:
     counts = rle["counts"]
-    return {"size": [int(v) for v in rle["size"]],
-            "counts": counts.decode("ascii") if isinstance(counts, bytes) else counts}
+    return {
+        "size": [int(v) for v in rle["size"]],
+        "counts": counts.decode("ascii") if isinstance(counts, bytes) else counts,
+    }
 
 
 def _mean_valid(values: np.ndarray):
@@ -99,8 +121,7 @@ def _mean_valid(values: np.ndarray):
     return float(valid.mean()) if valid.size else None
 
 
-def run_cocoeval(coco_gt: COCO, detections: list[dict], iou_type: str,
-                 max_dets=MAX_DETS) -> COCOeval | None:
+def run_cocoeval(coco_gt: COCO, detections: list[dict], iou_type: str, max_dets=MAX_DETS) -> COCOeval | None:
     """Evaluated and accumulated ``COCOeval`` (quiet); None when there are no detections."""
     if not detections:
         return None
@@ -133,25 +154,33 @@ def summarize(ev: COCOeval | None, coco_gt: COCO) -> dict:
         out["pr50"] = {CLASS_NAMES[c]: [] for c in cat_ids}
         return out
     precision = ev.eval["precision"][:, :, :, 0, -1]  # [T, R, K] at area "all", largest maxDets
-    recall = ev.eval["recall"][:, :, 0, -1]           # [T, K]
+    recall = ev.eval["recall"][:, :, 0, -1]  # [T, K]
     k_of = {c: i for i, c in enumerate(ev.params.catIds)}
     for c in cat_ids:
         k = k_of[c]
-        out[CLASS_NAMES[c]] = {"ap50": _mean_valid(precision[0, :, k]),
-                               "ap": _mean_valid(precision[:, :, k]),
-                               "recall50": _mean_valid(recall[0, k:k + 1]), "n_gt": n_gt[c]}
-    out["overall"] = {"ap50": _mean_valid(precision[0]), "ap": _mean_valid(precision),
-                      "recall50": _mean_valid(recall[0]), "n_gt": sum(n_gt.values())}
+        out[CLASS_NAMES[c]] = {
+            "ap50": _mean_valid(precision[0, :, k]),
+            "ap": _mean_valid(precision[:, :, k]),
+            "recall50": _mean_valid(recall[0, k : k + 1]),
+            "n_gt": n_gt[c],
+        }
+    out["overall"] = {
+        "ap50": _mean_valid(precision[0]),
+        "ap": _mean_valid(precision),
+        "recall50": _mean_valid(recall[0]),
+        "n_gt": sum(n_gt.values()),
+    }
     out["pr50"] = {CLASS_NAMES[c]: precision[0, :, k_of[c]].tolist() for c in cat_ids}
     out["recall_thresholds"] = ev.params.recThrs.tolist()
     return out
 
 
-def coco_metrics(gts: list[dict], preds: list[dict], mask_threshold: float = 0.5,
-                 max_dets=MAX_DETS) -> dict:
+def coco_metrics(gts: list[dict], preds: list[dict], mask_threshold: float = 0.5, max_dets=MAX_DETS) -> dict:
     """``{"bbox": summary, "segm": summary}`` (see :func:`summarize`) for matching image lists."""
     if len(gts) != len(preds):
         raise ValueError(f"{len(gts)} ground-truth images but {len(preds)} prediction images")
     coco_gt, detections = build_coco(gts, preds, mask_threshold)
-    return {iou_type: summarize(run_cocoeval(coco_gt, detections, iou_type, max_dets), coco_gt)
-            for iou_type in ("bbox", "segm")}
+    return {
+        iou_type: summarize(run_cocoeval(coco_gt, detections, iou_type, max_dets), coco_gt)
+        for iou_type in ("bbox", "segm")
+    }

@@ -13,6 +13,7 @@ sides of the mask's largest outer contour, grown so that its area equals the blo
 truth has no ``"polygons"`` entry (list of ``(K, 2)`` arrays, x/y px), its polygon is fitted from
 its mask the same way.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -34,8 +35,9 @@ def _decode(rle: dict) -> np.ndarray:
         return mask_utils.decode([rle])[:, :, 0]
 
 
-def match_parts(gt_rles: list, gt_labels, pred_rles: list, pred_labels,
-                iou_threshold: float = 0.5) -> list[tuple[int, int, float]]:
+def match_parts(
+    gt_rles: list, gt_labels, pred_rles: list, pred_labels, iou_threshold: float = 0.5
+) -> list[tuple[int, int, float]]:
     """One-to-one matches ``(gt_index, pred_index, mask_iou)`` of same-class parts, IoU >= threshold."""
     gt_labels, pred_labels = as_numpy(gt_labels).reshape(-1), as_numpy(pred_labels).reshape(-1)
     matches = []
@@ -44,11 +46,13 @@ def match_parts(gt_rles: list, gt_labels, pred_rles: list, pred_labels,
         pi = np.flatnonzero(pred_labels == label)
         if not gi.size or not pi.size:
             continue
-        iou = np.asarray(mask_utils.iou([pred_rles[i] for i in pi], [gt_rles[i] for i in gi],
-                                        [0] * len(gi)))  # shape [n_pred, n_gt]
+        iou = np.asarray(
+            mask_utils.iou([pred_rles[i] for i in pi], [gt_rles[i] for i in gi], [0] * len(gi))
+        )  # shape [n_pred, n_gt]
         rows, cols = linear_sum_assignment(-iou)
-        matches += [(int(gi[c]), int(pi[r]), float(iou[r, c]))
-                    for r, c in zip(rows, cols) if iou[r, c] >= iou_threshold]
+        matches += [
+            (int(gi[c]), int(pi[r]), float(iou[r, c])) for r, c in zip(rows, cols) if iou[r, c] >= iou_threshold
+        ]
     return matches
 
 
@@ -59,8 +63,13 @@ def _stats(values: list[float], prefix: str) -> dict:
     return {f"{prefix}_median": float(np.median(arr)), f"{prefix}_p95": float(np.percentile(arr, 95))}
 
 
-def geometry_metrics(gts: list[dict], preds: list[dict], score_threshold: float = 0.5,
-                     iou_threshold: float = 0.5, mask_threshold: float = 0.5) -> dict:
+def geometry_metrics(
+    gts: list[dict],
+    preds: list[dict],
+    score_threshold: float = 0.5,
+    iou_threshold: float = 0.5,
+    mask_threshold: float = 0.5,
+) -> dict:
     """Per class and overall: counts, precision/recall at ``score_threshold`` and the geometry errors.
 
     Only predictions with score >= ``score_threshold`` take part. Returns for each of ``tissue``,
@@ -68,8 +77,9 @@ def geometry_metrics(gts: list[dict], preds: list[dict], score_threshold: float 
     ``centre_error_px_{median,p95}``, ``angle_error_deg_{median,p95}``,
     ``quad_iou_{median,p95}`` and ``quad_iou_mean``.
     """
-    per_class = {name: {"n_gt": 0, "n_pred": 0, "centre": [], "angle": [], "quad_iou": []}
-                 for name in CLASS_NAMES.values()}
+    per_class = {
+        name: {"n_gt": 0, "n_pred": 0, "centre": [], "angle": [], "quad_iou": []} for name in CLASS_NAMES.values()
+    }
     for gt, pred in zip(gts, preds):
         keep = as_numpy(pred["scores"]).reshape(-1) >= score_threshold
         pred_rles = [r for r, k in zip(masks_to_rles(pred["masks"], mask_threshold), keep) if k]
@@ -82,8 +92,11 @@ def geometry_metrics(gts: list[dict], preds: list[dict], score_threshold: float 
         gt_polys = gt.get("polygons")
         for g, p, _ in match_parts(gt_rles, gt_labels, pred_rles, pred_labels, iou_threshold):
             quad = fit_mask_quad(_decode(pred_rles[p]))
-            gt_poly = (np.asarray(gt_polys[g], dtype=np.float64) if gt_polys is not None
-                       else fit_mask_quad(_decode(gt_rles[g])))
+            gt_poly = (
+                np.asarray(gt_polys[g], dtype=np.float64)
+                if gt_polys is not None
+                else fit_mask_quad(_decode(gt_rles[g]))
+            )
             if quad is None or gt_poly is None:
                 continue
             acc = per_class[CLASS_NAMES[int(gt_labels[g])]]
@@ -94,8 +107,10 @@ def geometry_metrics(gts: list[dict], preds: list[dict], score_threshold: float 
             union = a.union(b).area
             acc["quad_iou"].append(float(a.intersection(b).area / union) if union > 0 else 0.0)
     out = {name: _summary(acc) for name, acc in per_class.items()}
-    merged = {"n_gt": sum(a["n_gt"] for a in per_class.values()),
-              "n_pred": sum(a["n_pred"] for a in per_class.values())}
+    merged = {
+        "n_gt": sum(a["n_gt"] for a in per_class.values()),
+        "n_pred": sum(a["n_pred"] for a in per_class.values()),
+    }
     for key in ("centre", "angle", "quad_iou"):
         merged[key] = [v for a in per_class.values() for v in a[key]]
     out["overall"] = _summary(merged)
@@ -106,9 +121,13 @@ def geometry_metrics(gts: list[dict], preds: list[dict], score_threshold: float 
 
 def _summary(acc: dict) -> dict:
     n = len(acc["quad_iou"])
-    res = {"n_gt": acc["n_gt"], "n_pred": acc["n_pred"], "n_matched": n,
-           "precision": n / acc["n_pred"] if acc["n_pred"] else None,
-           "recall": n / acc["n_gt"] if acc["n_gt"] else None}
+    res = {
+        "n_gt": acc["n_gt"],
+        "n_pred": acc["n_pred"],
+        "n_matched": n,
+        "precision": n / acc["n_pred"] if acc["n_pred"] else None,
+        "recall": n / acc["n_gt"] if acc["n_gt"] else None,
+    }
     res.update(_stats(acc["centre"], "centre_error_px"))
     res.update(_stats(acc["angle"], "angle_error_deg"))
     res.update(_stats(acc["quad_iou"], "quad_iou"))

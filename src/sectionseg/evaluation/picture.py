@@ -5,6 +5,7 @@ Layout of a ground-truth folder (as ``../shared/real/panel_b/gt``): ``source_sec
 (the whole sections, a MagC pair), ``ignore_tissue.txt`` / ``ignore_mag.txt`` and ``dummy.txt``
 (one quad a line, MagC text). All in image px.
 """
+
 from __future__ import annotations
 
 import os

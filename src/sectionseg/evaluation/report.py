@@ -1,4 +1,5 @@
 """Evaluate a model file on a dataset split: predictions, metrics, JSON report, PR plot, table."""
+
 from __future__ import annotations
 
 import os
@@ -16,8 +17,13 @@ from sectionseg.io.jsontext import dumps as strict_json
 from sectionseg.io.outset import output_set
 
 
-def evaluate_predictions(gts: list[dict], preds: list[dict], score_threshold: float = 0.5,
-                         iou_threshold: float = 0.5, mask_threshold: float = 0.5) -> dict:
+def evaluate_predictions(
+    gts: list[dict],
+    preds: list[dict],
+    score_threshold: float = 0.5,
+    iou_threshold: float = 0.5,
+    mask_threshold: float = 0.5,
+) -> dict:
     """All metrics for per-image ground truth and predictions (see :mod:`.coco_metrics` for the dicts).
 
     Returns ``{"bbox": ..., "segm": ..., "geometry": ..., "n_images": int}``: COCO metrics use every
@@ -31,8 +37,9 @@ def evaluate_predictions(gts: list[dict], preds: list[dict], score_threshold: fl
 
 
 @torch.no_grad()
-def predict_dataset(model, dataset, device="cpu", mask_threshold: float = 0.5,
-                    progress: bool = True) -> tuple[list[dict], list[dict]]:
+def predict_dataset(
+    model, dataset, device="cpu", mask_threshold: float = 0.5, progress: bool = True
+) -> tuple[list[dict], list[dict]]:
     """Run ``model`` (eval mode) over ``dataset`` (image, target) pairs, one image at a time.
 
     Returns ``(gts, preds)`` with masks as COCO RLEs (compact), boxes/labels/scores as numpy. When
@@ -45,16 +52,25 @@ def predict_dataset(model, dataset, device="cpu", mask_threshold: float = 0.5,
         image, target = dataset[index]
         out = model([image.as_subclass(torch.Tensor).to(device)])[0]
         h, w = image.shape[-2:]
-        gt = {"boxes": as_numpy(target["boxes"].as_subclass(torch.Tensor)),
-              "labels": as_numpy(target["labels"]), "masks": masks_to_rles(target["masks"]),
-              "size": (int(h), int(w))}
+        gt = {
+            "boxes": as_numpy(target["boxes"].as_subclass(torch.Tensor)),
+            "labels": as_numpy(target["labels"]),
+            "masks": masks_to_rles(target["masks"]),
+            "size": (int(h), int(w)),
+        }
         polygons = _gt_polygons(dataset, index, len(gt["labels"]))
         if polygons is not None:
             gt["polygons"] = polygons
         gts.append(gt)
-        preds.append({"boxes": as_numpy(out["boxes"]), "labels": as_numpy(out["labels"]),
-                      "scores": as_numpy(out["scores"]),
-                      "masks": masks_to_rles(out["masks"], mask_threshold), "size": (int(h), int(w))})
+        preds.append(
+            {
+                "boxes": as_numpy(out["boxes"]),
+                "labels": as_numpy(out["labels"]),
+                "scores": as_numpy(out["scores"]),
+                "masks": masks_to_rles(out["masks"], mask_threshold),
+                "size": (int(h), int(w)),
+            }
+        )
     return gts, preds
 
 
@@ -76,25 +92,33 @@ def _gt_polygons(dataset, index: int, n_instances: int):
 
 def format_table(results: dict) -> str:
     """Short plain-text table: AP50, AP, recall50 for boxes and masks, and the geometry errors."""
+
     def f(v, fmt="{:.3f}"):
         return "-" if v is None else fmt.format(v)
 
-    lines = [f"{'class':8} {'box AP50':>8} {'box AP':>7} {'box R50':>7} {'mask AP50':>9} {'mask AP':>7} "
-             f"{'mask R50':>8} {'centre px':>9} {'angle deg':>9} {'quad IoU':>8}"]
+    lines = [
+        f"{'class':8} {'box AP50':>8} {'box AP':>7} {'box R50':>7} {'mask AP50':>9} {'mask AP':>7} "
+        f"{'mask R50':>8} {'centre px':>9} {'angle deg':>9} {'quad IoU':>8}"
+    ]
     for name in list(CLASS_NAMES.values()) + ["overall"]:
         b, s, g = results["bbox"][name], results["segm"][name], results["geometry"][name]
-        lines.append(f"{name:8} {f(b['ap50']):>8} {f(b['ap']):>7} {f(b['recall50']):>7} "
-                     f"{f(s['ap50']):>9} {f(s['ap']):>7} {f(s['recall50']):>8} "
-                     f"{f(g['centre_error_px_median'], '{:.2f}'):>9} "
-                     f"{f(g['angle_error_deg_median'], '{:.2f}'):>9} {f(g['quad_iou_median']):>8}")
-    lines.append("(centre/angle: median over parts matched at mask IoU >= "
-                 f"{results['geometry']['iou_threshold']}, score >= {results['geometry']['score_threshold']})")
+        lines.append(
+            f"{name:8} {f(b['ap50']):>8} {f(b['ap']):>7} {f(b['recall50']):>7} "
+            f"{f(s['ap50']):>9} {f(s['ap']):>7} {f(s['recall50']):>8} "
+            f"{f(g['centre_error_px_median'], '{:.2f}'):>9} "
+            f"{f(g['angle_error_deg_median'], '{:.2f}'):>9} {f(g['quad_iou_median']):>8}"
+        )
+    lines.append(
+        "(centre/angle: median over parts matched at mask IoU >= "
+        f"{results['geometry']['iou_threshold']}, score >= {results['geometry']['score_threshold']})"
+    )
     return "\n".join(lines)
 
 
 def plot_pr_curves(path: str | os.PathLike, results: dict) -> None:
     """Precision-recall curves at IoU 0.5 per class, boxes and masks side by side (PNG)."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -105,8 +129,7 @@ def plot_pr_curves(path: str | os.PathLike, results: dict) -> None:
         for name in CLASS_NAMES.values():
             prec = np.asarray(block["pr50"].get(name, []), dtype=float)
             if prec.size and (prec > -1).any():
-                ax.plot(recall, np.where(prec > -1, prec, np.nan),
-                        label=f"{name} (AP50 {block[name]['ap50']:.3f})")
+                ax.plot(recall, np.where(prec > -1, prec, np.nan), label=f"{name} (AP50 {block[name]['ap50']:.3f})")
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1.02)
         ax.set_xlabel("recall")
@@ -130,8 +153,15 @@ def write_report(out_dir: str | os.PathLike, results: dict, info: dict | None = 
     return table
 
 
-def evaluate_model(model_path, data_root, out_dir, split: str = "test", score_threshold: float = 0.5,
-                   device: str = "cpu", progress: bool = True) -> tuple[dict, str]:
+def evaluate_model(
+    model_path,
+    data_root,
+    out_dir,
+    split: str = "test",
+    score_threshold: float = 0.5,
+    device: str = "cpu",
+    progress: bool = True,
+) -> tuple[dict, str]:
     """Evaluate the model file on ``split`` of the dataset folder; write the report; return (results, table)."""
     from sectionseg.datasets.torch_dataset import SectionDataset
     from sectionseg.model.checkpoint import load_model
@@ -142,6 +172,11 @@ def evaluate_model(model_path, data_root, out_dir, split: str = "test", score_th
     model, config, meta = load_model(model_path, device)
     gts, preds = predict_dataset(model, dataset, device, progress=progress)
     results = evaluate_predictions(gts, preds, score_threshold)
-    info = {"model": str(model_path), "data": str(data_root), "split": split,
-            "classes": meta["classes"], "epoch": meta.get("epoch")}
+    info = {
+        "model": str(model_path),
+        "data": str(data_root),
+        "split": split,
+        "classes": meta["classes"],
+        "epoch": meta.get("epoch"),
+    }
     return results, write_report(out_dir, results, info)

@@ -6,6 +6,7 @@ recall, median/p95 centre error (px, polygon centroids) and angle error (degrees
 axis), median IoU. Pairing: among the true sections whose tissue and magnet were both matched, the
 fraction for which the found tissue and magnet belong to the *same* found section.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -69,10 +70,13 @@ def compare_sections(truth: list[Section], found: list[Section], iou_threshold: 
         angle = [angle_difference(t_parts[a].angle, f_parts[b].angle) for a, b, _ in matches]
         n_m = len(matches)
         result[name] = {
-            "n_truth": len(t_parts), "n_found": len(f_parts), "n_matched": n_m,
+            "n_truth": len(t_parts),
+            "n_found": len(f_parts),
+            "n_matched": n_m,
             "precision": n_m / len(f_parts) if f_parts else (1.0 if not t_parts else 0.0),
             "recall": n_m / len(t_parts) if t_parts else 1.0,
-            **_stats(centre, "centre_error"), **_stats(angle, "angle_error"),
+            **_stats(centre, "centre_error"),
+            **_stats(angle, "angle_error"),
             "iou_median": float(np.median([m[2] for m in matches])) if matches else None,
         }
         owner[name] = {t_idx[a]: f_idx[b] for a, b, _ in matches}
@@ -104,41 +108,50 @@ def _swapped(truth: list[Section], found: list[Section], iou_threshold: float) -
     for t_name, f_name in (("tissue", "magnet"), ("magnet", "tissue")):
         t_idx = [i for i, s in enumerate(truth) if getattr(s, t_name) is not None]
         f_idx = [i for i, s in enumerate(found) if getattr(s, f_name) is not None]
-        matches = match_polygons([getattr(truth[i], t_name) for i in t_idx],
-                                 [getattr(found[i], f_name) for i in f_idx], iou_threshold)
+        matches = match_polygons(
+            [getattr(truth[i], t_name) for i in t_idx], [getattr(found[i], f_name) for i in f_idx], iou_threshold
+        )
         owner[t_name] = {t_idx[a]: f_idx[b] for a, b, _ in matches}
     return sum(owner["magnet"].get(i) == j for i, j in owner["tissue"].items())
 
 
 def format_comparison(metrics: dict, seconds: float | None = None) -> str:
     """A small plain-text table of :func:`compare_sections` results."""
+
     def f(v, fmt):
         return "-" if v is None else format(v, fmt)
 
-    lines = [f"{'part':8} {'found':>6} {'truth':>6} {'precision':>9} {'recall':>7} "
-             f"{'centre err px (med/p95)':>24} {'angle err deg (med/p95)':>24}"]
+    lines = [
+        f"{'part':8} {'found':>6} {'truth':>6} {'precision':>9} {'recall':>7} "
+        f"{'centre err px (med/p95)':>24} {'angle err deg (med/p95)':>24}"
+    ]
     for name in PART_CLASSES:
         m = metrics[name]
-        lines.append(f"{name:8} {m['n_found']:>6} {m['n_truth']:>6} {f(m['precision'], '.3f'):>9} "
-                     f"{f(m['recall'], '.3f'):>7} "
-                     f"{f(m['centre_error_median'], '.2f') + ' / ' + f(m['centre_error_p95'], '.2f'):>24} "
-                     f"{f(m['angle_error_median'], '.2f') + ' / ' + f(m['angle_error_p95'], '.2f'):>24}")
-    lines.append(f"pairing accuracy: {f(metrics['pairing_accuracy'], '.3f')}; sections found and correctly "
-                 f"paired: {metrics['sections_correct']} / {metrics['n_truth']} (recall "
-                 f"{f(metrics['section_recall'], '.3f')}, precision {f(metrics['section_precision'], '.3f')}); "
-                 f"tissue/magnet swapped: {metrics['sections_swapped']} "
-                 f"({100 * metrics['swapped_fraction']:.1f} %)")
+        lines.append(
+            f"{name:8} {m['n_found']:>6} {m['n_truth']:>6} {f(m['precision'], '.3f'):>9} "
+            f"{f(m['recall'], '.3f'):>7} "
+            f"{f(m['centre_error_median'], '.2f') + ' / ' + f(m['centre_error_p95'], '.2f'):>24} "
+            f"{f(m['angle_error_median'], '.2f') + ' / ' + f(m['angle_error_p95'], '.2f'):>24}"
+        )
+    lines.append(
+        f"pairing accuracy: {f(metrics['pairing_accuracy'], '.3f')}; sections found and correctly "
+        f"paired: {metrics['sections_correct']} / {metrics['n_truth']} (recall "
+        f"{f(metrics['section_recall'], '.3f')}, precision {f(metrics['section_precision'], '.3f')}); "
+        f"tissue/magnet swapped: {metrics['sections_swapped']} "
+        f"({100 * metrics['swapped_fraction']:.1f} %)"
+    )
     if seconds is not None:
         lines.append(f"time: {seconds:.1f} s")
     return "\n".join(lines)
 
 
-
-def held_out(truth: list[Section], found: list[Section], labelled: list[Section],
-             iou_threshold: float = 0.5) -> tuple[list[Section], list[Section]]:
+def held_out(
+    truth: list[Section], found: list[Section], labelled: list[Section], iou_threshold: float = 0.5
+) -> tuple[list[Section], list[Section]]:
     """``truth`` and ``found`` without the ``labelled`` sections (those used for adaptation), so that a
     comparison measures only sections the model was not shown. A section counts as labelled when its
     tissue or its magnet matches a labelled one at ``iou_threshold``."""
+
     def rest(sections: list[Section]) -> list[Section]:
         seen: set[int] = set()
         for name in PART_CLASSES:
@@ -147,4 +160,5 @@ def held_out(truth: list[Section], found: list[Section], labelled: list[Section]
             parts = [getattr(sections[i], name) for i in idx]
             seen.update(idx[a] for a, _, _ in match_polygons(parts, lab, iou_threshold))
         return [s for i, s in enumerate(sections) if i not in seen]
+
     return rest(truth), rest(found)

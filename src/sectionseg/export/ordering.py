@@ -8,14 +8,15 @@ local search is not used: it draws from Python's global random state under a wal
 The open path is solved as a closed tour in which the return to the start costs nothing; distances
 are rounded to 1/16 px because python-tsp's Lin-Kernighan can cycle forever on floating-point ties.
 """
+
 from __future__ import annotations
 
 import numpy as np
 from python_tsp.heuristics import solve_tsp_lin_kernighan
 
-LK_MAX_POINTS = 2000   # python-tsp's Lin-Kernighan is pure Python: seconds up to here
-MAX_SWEEPS = 50        # 2-opt sweeps at most (each is O(N^2) numpy work)
-_UNIT = 16.0           # distance resolution: 1/16 px
+LK_MAX_POINTS = 2000  # python-tsp's Lin-Kernighan is pure Python: seconds up to here
+MAX_SWEEPS = 50  # 2-opt sweeps at most (each is O(N^2) numpy work)
+_UNIT = 16.0  # distance resolution: 1/16 px
 
 
 def path_length(points: np.ndarray, order) -> float:
@@ -46,14 +47,14 @@ def _two_opt(points: np.ndarray, path: list[int]) -> list[int]:
         for i in range(n - 2):
             xy = points[p]
             a, b = xy[i], xy[i + 1]
-            c, d = xy[i + 2:], np.vstack([xy[i + 3:], [np.nan, np.nan]])  # j = i+2 .. n-1
+            c, d = xy[i + 2 :], np.vstack([xy[i + 3 :], [np.nan, np.nan]])  # j = i+2 .. n-1
             old = np.hypot(*(b - a)) + np.nan_to_num(np.hypot(*(d - c).T))
             new = np.hypot(*(c - a).T) + np.nan_to_num(np.hypot(*(d - b).T))
             gain = old - new
             k = int(np.argmax(gain))
             if gain[k] > 1e-6:
                 j = i + 2 + k
-                p[i + 1:j + 1] = p[i + 1:j + 1][::-1].copy()
+                p[i + 1 : j + 1] = p[i + 1 : j + 1][::-1].copy()
                 improved = True
         if not improved:
             break

@@ -37,6 +37,7 @@ The set is written as one unit (:mod:`sectionseg.io.outset`): a hidden marker
 ``.sectionseg-set.json`` lists its files; a folder flagged ``.sectionseg-incomplete`` is being
 replaced and must not be read.
 """
+
 from __future__ import annotations
 
 import csv
@@ -58,14 +59,41 @@ from sectionseg.io.outset import output_set
 from sectionseg.visualize import draw_overlay
 
 #: file of each output kind, in the order they are listed
-OUTPUT_NAMES = {"tissue": TISSUE_NAME, "magnet": MAGNET_NAME, "magc": "sections.magc",
-                "labelme": "sections.labelme.json", "coco": "sections.coco.json", "csv": "sections.csv",
-                "overlay": "overlay.png", "report": "report.json"}
-CSV_COLUMNS = ("id", "tissue_x", "tissue_y", "tissue_angle", "tissue_area", "magnet_x", "magnet_y",
-               "magnet_angle", "magnet_area", "tissue_score", "magnet_score", "paired", "repairs")
+OUTPUT_NAMES = {
+    "tissue": TISSUE_NAME,
+    "magnet": MAGNET_NAME,
+    "magc": "sections.magc",
+    "labelme": "sections.labelme.json",
+    "coco": "sections.coco.json",
+    "csv": "sections.csv",
+    "overlay": "overlay.png",
+    "report": "report.json",
+}
+CSV_COLUMNS = (
+    "id",
+    "tissue_x",
+    "tissue_y",
+    "tissue_angle",
+    "tissue_area",
+    "magnet_x",
+    "magnet_y",
+    "magnet_angle",
+    "magnet_area",
+    "tissue_score",
+    "magnet_score",
+    "paired",
+    "repairs",
+)
 #: keys of ``Section.extra`` naming a repair of detection, in the order written to ``repairs``
-REPAIR_KEYS = ("rebuilt", "recovered", "regrown", "gap_trimmed", "strip_trimmed", "split_from_one_part",
-               "swapped_by_consensus")
+REPAIR_KEYS = (
+    "rebuilt",
+    "recovered",
+    "regrown",
+    "gap_trimmed",
+    "strip_trimmed",
+    "split_from_one_part",
+    "swapped_by_consensus",
+)
 LABELS_NAME = "labels.labelme.json"
 OVERLAY_MAX_SIDE = 3000
 
@@ -81,8 +109,7 @@ def _csv_row(index: int, section: Section, paired: bool) -> list[str]:
         if part is None:
             row += ["", "", "", ""]
         else:
-            row += [_num(part.centre[0]), _num(part.centre[1]), _num(part_direction(part)),
-                    _num(part.area, 1)]
+            row += [_num(part.centre[0]), _num(part.centre[1]), _num(part_direction(part)), _num(part.area, 1)]
     row += [_num(section.extra.get("tissue_score"), 4), _num(section.extra.get("magnet_score"), 4)]
     return row + ["1" if paired else "0", repairs_text(section.extra)]
 
@@ -124,8 +151,9 @@ def sections_csv(sections: list[Section], unpaired: list[Section]) -> str:
     return buf.getvalue()
 
 
-def _write_overlay(path: Path, image: np.ndarray, sections: list[Section], unpaired: list[Section],
-                   max_side: int) -> None:
+def _write_overlay(
+    path: Path, image: np.ndarray, sections: list[Section], unpaired: list[Section], max_side: int
+) -> None:
     picture = draw_overlay(image, list(sections) + list(unpaired), max_side=max_side)
     with atomic_path(path) as tmp:
         if not cv2.imwrite(str(tmp), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)):
@@ -133,18 +161,34 @@ def _write_overlay(path: Path, image: np.ndarray, sections: list[Section], unpai
 
 
 def _counts(sections: list[Section], unpaired: list[Section]) -> dict:
-    return {"sections": len(sections),
-            "unpaired_tissue": sum(s.magnet is None for s in unpaired),
-            "unpaired_magnet": sum(s.tissue is None for s in unpaired)}
+    return {
+        "sections": len(sections),
+        "unpaired_tissue": sum(s.magnet is None for s in unpaired),
+        "unpaired_magnet": sum(s.tissue is None for s in unpaired),
+    }
 
 
-def write_detection_outputs(out_dir: str | os.PathLike, sections: list[Section],
-                            unpaired: list[Section], *, overlay_image: np.ndarray | None,
-                            report: dict, magc_dialect: str = "magfinder", serial_order=None,
-                            overlay_max_side: int = OVERLAY_MAX_SIDE, image_path=None,
-                            image_size=None, landmarks=None, pair_scale: float = 1.0,
-                            pair_integers: bool = False, rejected=(), labels=None, stage_order=None,
-                            magc_entries=(), extra_files=None) -> dict[str, Path]:
+def write_detection_outputs(
+    out_dir: str | os.PathLike,
+    sections: list[Section],
+    unpaired: list[Section],
+    *,
+    overlay_image: np.ndarray | None,
+    report: dict,
+    magc_dialect: str = "magfinder",
+    serial_order=None,
+    overlay_max_side: int = OVERLAY_MAX_SIDE,
+    image_path=None,
+    image_size=None,
+    landmarks=None,
+    pair_scale: float = 1.0,
+    pair_integers: bool = False,
+    rejected=(),
+    labels=None,
+    stage_order=None,
+    magc_entries=(),
+    extra_files=None,
+) -> dict[str, Path]:
     """Write the detection outputs (see the module doc) into ``out_dir`` (created if needed) as one
     set: the files are written into a staging folder beside ``out_dir`` and swapped in at the end
     (:func:`sectionseg.io.outset.output_set`), so ``out_dir`` holds either the previous complete set
@@ -183,19 +227,23 @@ def write_detection_outputs(out_dir: str | os.PathLike, sections: list[Section],
         paths = {k: stage / name for k, name in names.items()}
         write_sections(stage, sections, fmt="magc-pair", pair_scale=pair_scale, pair_integers=pair_integers)
         centres = np.array([s.tissue.centre for s in sections]).reshape(-1, 2)
-        write_sections(paths["magc"], sections, fmt="magc", magc_dialect=magc_dialect,
-                       serial_order=serial_order,
-                       stage_order=short_stage_path(centres) if stage_order is None else [int(i) for i in stage_order],
-                       landmarks=landmarks, magc_entries=magc_entries)
+        write_sections(
+            paths["magc"],
+            sections,
+            fmt="magc",
+            magc_dialect=magc_dialect,
+            serial_order=serial_order,
+            stage_order=short_stage_path(centres) if stage_order is None else [int(i) for i in stage_order],
+            landmarks=landmarks,
+            magc_entries=magc_entries,
+        )
         for kind in ("labelme", "coco"):  # the image relative to the file's final place
             relative = None if image_path is None else image_path_for(image_path, out / names[kind])
-            write_sections(paths[kind], sections + unpaired, fmt=kind, image_path=relative,
-                           image_size=image_size)
+            write_sections(paths[kind], sections + unpaired, fmt=kind, image_path=relative, image_size=image_size)
         write_text(paths["csv"], sections_csv(sections, unpaired))
         if labels is not None:
             relative = None if image_path is None else image_path_for(image_path, out / names["labels"])
-            write_sections(paths["labels"], list(labels), fmt="labelme", image_path=relative,
-                           image_size=image_size)
+            write_sections(paths["labels"], list(labels), fmt="labelme", image_path=relative, image_size=image_size)
         if overlay_image is not None:
             _write_overlay(paths["overlay"], overlay_image, sections, unpaired, overlay_max_side)
         full = dict(report)
@@ -214,8 +262,12 @@ def write_detection_outputs(out_dir: str | os.PathLike, sections: list[Section],
 
 def _rejected_record(section: Section) -> dict:
     name, part = next(iter((n, p) for n, p in section.parts().items() if n != "dummy"))
-    return {"part": name, "score": section.score, "polygon": part.polygon.tolist(),
-            "reason": section.extra.get("rejected")}
+    return {
+        "part": name,
+        "score": section.score,
+        "polygon": part.polygon.tolist(),
+        "reason": section.extra.get("rejected"),
+    }
 
 
 def _json_default(value):

@@ -17,6 +17,7 @@ Every writer lists corners in the one canonical order of :mod:`sectionseg.geomet
 (tissue clockwise on screen, first edge short and pointing away from the magnet), the order of the
 original MagC files, from which MagFinder and SBEMimage read a section's direction.
 """
+
 from __future__ import annotations
 
 import logging
@@ -71,21 +72,37 @@ def dropped_by(fmt: str, sections: list[Section]) -> list[str]:
     """What a file of format ``fmt`` has no place for among ``sections``, as phrases (e.g.
     ``"17 dummies"``); empty when it keeps everything. Landmarks and the entries only a ``.magc``
     holds are :meth:`MagcFile.unwritten_by`'s business."""
-    count = {"dummies": sum(s.dummy is not None for s in sections),
-             "detection scores": sum(s.score is not None for s in sections),
-             "magnets known only by their location": sum(s.magnet is None and "magnet_location" in s.extra
-                                                         for s in sections)}
-    lost = {"magc-pair": ("dummies", "detection scores"), "magc": ("detection scores",),
-            "coco": ("magnets known only by their location",), "labelme": ()}[check_format(fmt)]
+    count = {
+        "dummies": sum(s.dummy is not None for s in sections),
+        "detection scores": sum(s.score is not None for s in sections),
+        "magnets known only by their location": sum(
+            s.magnet is None and "magnet_location" in s.extra for s in sections
+        ),
+    }
+    lost = {
+        "magc-pair": ("dummies", "detection scores"),
+        "magc": ("detection scores",),
+        "coco": ("magnets known only by their location",),
+        "labelme": (),
+    }[check_format(fmt)]
     return [f"{count[k]} {k}" for k in lost if count[k]]
 
 
-def write_sections(path: str | os.PathLike[str], sections: list[Section], fmt: str | None = None, *,
-                   magc_dialect: str = "magfinder", image_path: str | None = None,
-                   image_size: tuple[float, float] | None = None, serial_order: Sequence[int] | None = None,
-                   stage_order: Sequence[int] | None = None, landmarks: Sequence[tuple[float, float]] | None = None,
-                   magc_entries: Iterable[MagcEntry] = (),
-                   pair_scale: float = 1.0, pair_integers: bool = False) -> None:
+def write_sections(
+    path: str | os.PathLike[str],
+    sections: list[Section],
+    fmt: str | None = None,
+    *,
+    magc_dialect: str = "magfinder",
+    image_path: str | None = None,
+    image_size: tuple[float, float] | None = None,
+    serial_order: Sequence[int] | None = None,
+    stage_order: Sequence[int] | None = None,
+    landmarks: Sequence[tuple[float, float]] | None = None,
+    magc_entries: Iterable[MagcEntry] = (),
+    pair_scale: float = 1.0,
+    pair_integers: bool = False,
+) -> None:
     """Write ``sections`` atomically in ``fmt`` (guessed from ``path`` when None), corners in the
     canonical order.
 
@@ -108,8 +125,15 @@ def write_sections(path: str | os.PathLike[str], sections: list[Section], fmt: s
     if fmt == "magc-pair":
         write_magc_pair(p, sections, scale=pair_scale, integers=pair_integers)
     elif fmt == "magc":
-        write_magc(p, sections, magc_dialect, serial_order, stage_order,
-                   landmarks=() if landmarks is None else landmarks, entries=magc_entries)
+        write_magc(
+            p,
+            sections,
+            magc_dialect,
+            serial_order,
+            stage_order,
+            landmarks=() if landmarks is None else landmarks,
+            entries=magc_entries,
+        )
     elif fmt == "labelme":
         write_labelme(p, sections, image_path, image_size)
     else:
@@ -117,9 +141,30 @@ def write_sections(path: str | os.PathLike[str], sections: list[Section], fmt: s
 
 
 __all__ = [
-    "read_sections", "write_sections", "read_magc", "MagcFile", "guess_format", "FORMATS",
-    "DIALECTS", "magfinder_angle", "read_magc_pair", "write_magc_pair", "write_magc",
-    "read_labelme", "write_labelme", "read_coco", "write_coco", "json_kind", "check_format",
-    "sections_from_labelme", "sections_from_coco", "load_json", "MagcEntry", "direction_from_magc_angle",
-    "image_path_for", "read_landmarks", "MIN_LANDMARKS", "dropped_by",
+    "read_sections",
+    "write_sections",
+    "read_magc",
+    "MagcFile",
+    "guess_format",
+    "FORMATS",
+    "DIALECTS",
+    "magfinder_angle",
+    "read_magc_pair",
+    "write_magc_pair",
+    "write_magc",
+    "read_labelme",
+    "write_labelme",
+    "read_coco",
+    "write_coco",
+    "json_kind",
+    "check_format",
+    "sections_from_labelme",
+    "sections_from_coco",
+    "load_json",
+    "MagcEntry",
+    "direction_from_magc_angle",
+    "image_path_for",
+    "read_landmarks",
+    "MIN_LANDMARKS",
+    "dropped_by",
 ]

@@ -33,6 +33,7 @@ paired by ``attributes.section`` (or a top-level ``section_id``); an annotation 
 a section of its own. A segmentation with several polygons keeps the largest one; RLE
 segmentations are refused. Errors name the annotation index (``annotations[k]``).
 """
+
 from __future__ import annotations
 
 import logging
@@ -70,8 +71,9 @@ CATEGORIES = [
 _CATEGORY_ID = {c["name"]: c["id"] for c in CATEGORIES}
 
 
-def coco_dict(sections: list[Section], image_path: str | None = None,
-              image_size: tuple[float, float] | None = None) -> dict[str, Any]:
+def coco_dict(
+    sections: list[Section], image_path: str | None = None, image_size: tuple[float, float] | None = None
+) -> dict[str, Any]:
     """The COCO document of ``sections``; ``image_size`` is ``(width, height)``."""
     w, h = image_size_of(sections, image_size)
     anns: list[dict[str, Any]] = []
@@ -84,21 +86,34 @@ def coco_dict(sections: list[Section], image_path: str | None = None,
             p = part.polygon
             x0, y0 = p.min(axis=0)
             x1, y1 = p.max(axis=0)
-            ann = {"id": len(anns) + 1, "image_id": 1, "category_id": _CATEGORY_ID[name],
-                   "segmentation": [[json_num(v) for v in p.ravel()]],
-                   "bbox": [json_num(x0), json_num(y0), json_num(x1 - x0), json_num(y1 - y0)],
-                   "area": json_num(part.area), "iscrowd": 0, "attributes": {"section": i}}
+            ann = {
+                "id": len(anns) + 1,
+                "image_id": 1,
+                "category_id": _CATEGORY_ID[name],
+                "segmentation": [[json_num(v) for v in p.ravel()]],
+                "bbox": [json_num(x0), json_num(y0), json_num(x1 - x0), json_num(y1 - y0)],
+                "area": json_num(part.area),
+                "iscrowd": 0,
+                "attributes": {"section": i},
+            }
             if s.score is not None:
                 ann["score"] = float(s.score)
             anns.append(ann)
     file_name = "" if image_path is None else Path(image_path).as_posix()
-    return {"info": {"description": "MagC sections written by sectionseg"},
-            "images": [{"id": 1, "file_name": file_name, "width": w, "height": h}],
-            "categories": CATEGORIES, "annotations": anns}
+    return {
+        "info": {"description": "MagC sections written by sectionseg"},
+        "images": [{"id": 1, "file_name": file_name, "width": w, "height": h}],
+        "categories": CATEGORIES,
+        "annotations": anns,
+    }
 
 
-def write_coco(path: str | os.PathLike[str], sections: list[Section], image_path: str | None = None,
-               image_size: tuple[float, float] | None = None) -> None:
+def write_coco(
+    path: str | os.PathLike[str],
+    sections: list[Section],
+    image_path: str | None = None,
+    image_size: tuple[float, float] | None = None,
+) -> None:
     """Atomically write ``sections`` as a COCO instance JSON file."""
     write_text(path, dump_json(coco_dict(sections, image_path, image_size)))
 
@@ -113,7 +128,7 @@ def _polygon(ann: dict[str, Any], path: PathArg, where: str) -> np.ndarray:
     for s in seg:
         if len(s) % 2:
             raise InputError(f"{where}: a polygon needs x, y pairs, got {len(s)} numbers", path)
-        polys.append(points_array([s[j:j + 2] for j in range(0, len(s), 2)], path, where))
+        polys.append(points_array([s[j : j + 2] for j in range(0, len(s), 2)], path, where))
     if len(polys) > 1:
         log.warning("%s: %s has %d polygons; keeping the largest", path, where, len(polys))
     return max(polys, key=polygon_area)
@@ -132,27 +147,26 @@ def _section_key(ann: dict[str, Any], path: PathArg, where: str) -> int | None:
 def sections_from_coco(data: Any, path: PathArg, scale: float = 1.0) -> list[Section]:
     """Sections of a parsed COCO document (``path`` is only used in error messages)."""
     if not isinstance(data, dict) or not isinstance(data.get("annotations"), list):
-        raise InputError("not a COCO file: no \"annotations\" list", path)
+        raise InputError('not a COCO file: no "annotations" list', path)
     images = data.get("images", [])
     if not isinstance(images, list) or not all(isinstance(im, dict) and "id" in im for im in images):
-        raise InputError("\"images\" must be a list of objects with an \"id\"", path)
+        raise InputError('"images" must be a list of objects with an "id"', path)
     if len(images) > 1:
-        raise InputError(f"{len(images)} images in one COCO file; sectionseg reads files of one image",
-                         path)
+        raise InputError(f"{len(images)} images in one COCO file; sectionseg reads files of one image", path)
     categories = data.get("categories", [])
     if not isinstance(categories, list):
-        raise InputError("\"categories\" must be a list", path)
+        raise InputError('"categories" must be a list', path)
     names: dict[Any, str | None] = {}
     for c in categories:
         if isinstance(c, dict) and "id" in c:
             names[c["id"]] = PART_ALIASES.get(str(c.get("name", "")).strip().lower())
     image_ids = {im["id"] for im in images} if "images" in data else None
-    return assemble_sections(_coco_parts(data["annotations"], names, path, scale, image_ids), path,
-                             "section")
+    return assemble_sections(_coco_parts(data["annotations"], names, path, scale, image_ids), path, "section")
 
 
-def _coco_parts(annotations: list[Any], names: dict[Any, str | None], path: PathArg, scale: float,
-                image_ids: set[Any] | None = None) -> Iterator[PartItem]:
+def _coco_parts(
+    annotations: list[Any], names: dict[Any, str | None], path: PathArg, scale: float, image_ids: set[Any] | None = None
+) -> Iterator[PartItem]:
     """Yield ``(section key, label, points, score, where)`` for each COCO annotation; with
     ``image_ids`` (the file lists its images) every annotation must name one of them."""
     for k, ann in enumerate(annotations):
@@ -160,12 +174,16 @@ def _coco_parts(annotations: list[Any], names: dict[Any, str | None], path: Path
         if not isinstance(ann, dict):
             raise InputError(f"{where}: not an object", path)
         if image_ids is not None and ann.get("image_id") not in image_ids:
-            raise InputError(f"{where}: image_id {ann.get('image_id')!r} is not in \"images\" "
-                             f"({', '.join(map(repr, sorted(image_ids, key=str))) or 'none'})", path)
+            raise InputError(
+                f'{where}: image_id {ann.get("image_id")!r} is not in "images" '
+                f"({', '.join(map(repr, sorted(image_ids, key=str))) or 'none'})",
+                path,
+            )
         label = names.get(ann.get("category_id"))
         if label is None:
-            raise InputError(f"{where}: category_id {ann.get('category_id')!r} is not a tissue, "
-                             f"magnet or dummy category", path)
+            raise InputError(
+                f"{where}: category_id {ann.get('category_id')!r} is not a tissue, magnet or dummy category", path
+            )
         pts = check_polygon(_polygon(ann, path, where) * scale, path, None, where)
         yield _section_key(ann, path, where), label, pts, ann.get("score"), where
 

@@ -4,6 +4,7 @@ Numbers are written compactly (integral values as integers, otherwise at most 3 
 files are read as UTF-8 (a byte-order mark is tolerated), and every problem with a user's file is
 raised as :class:`~sectionseg.errors.InputError` naming the file and, when known, the 1-based line.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,8 +32,7 @@ PartItem = tuple[Any, str, np.ndarray, "float | None", str]
 log = logging.getLogger(__name__)
 
 # label / category names accepted on read, mapped to the part they name
-PART_ALIASES = {"tissue": "tissue", "magnet": "magnet", "mag": "magnet", "magnetic": "magnet",
-                "dummy": "dummy"}
+PART_ALIASES = {"tissue": "tissue", "magnet": "magnet", "mag": "magnet", "magnetic": "magnet", "dummy": "dummy"}
 
 
 def fmt_num(value: float) -> str:
@@ -83,8 +83,12 @@ def check_coordinates(points: np.ndarray, path: PathArg, line: int | None, where
     if not np.all(np.isfinite(points)):
         raise InputError(f"{where}: non-finite coordinate", path, line)
     if points.size and float(np.abs(points).max()) > MAX_COORDINATE:
-        raise InputError(f"{where}: coordinate {float(np.abs(points).max()):g} is beyond {MAX_COORDINATE:g} px "
-                         "(other units, or a wrong --scale?)", path, line)
+        raise InputError(
+            f"{where}: coordinate {float(np.abs(points).max()):g} is beyond {MAX_COORDINATE:g} px "
+            "(other units, or a wrong --scale?)",
+            path,
+            line,
+        )
     return points
 
 
@@ -101,9 +105,9 @@ def check_polygon(points: np.ndarray, path: PathArg, line: int | None, where: st
     if extent == 0.0:
         raise InputError(f"{where}: all corners are the same point", path, line)
     polygon = shapely.Polygon(points)
-    if polygon.convex_hull.area <= 1e-9 * extent ** 2:
+    if polygon.convex_hull.area <= 1e-9 * extent**2:
         raise InputError(f"{where}: the corners lie on one line (zero area)", path, line)
-    if shapely.is_valid_reason(polygon).startswith("Self-intersection") or polygon_area(points) <= 1e-9 * extent ** 2:
+    if shapely.is_valid_reason(polygon).startswith("Self-intersection") or polygon_area(points) <= 1e-9 * extent**2:
         raise InputError(f"{where}: the outline crosses itself (a bow-tie: corners out of order?)", path, line)
     return points
 
@@ -219,8 +223,7 @@ def assemble_sections(parts: Iterable[PartItem], path: PathArg, key_name: str) -
         extra: dict[str, Any] = {}
         if magnet is not None and len(magnet) == 1:  # a location-only magnet (labelme point shape)
             if "tissue" not in g:
-                raise InputError(f"{g['_where']}: a magnet location needs the tissue of its {key_name}",
-                                 path)
+                raise InputError(f"{g['_where']}: a magnet location needs the tissue of its {key_name}", path)
             extra = {"magnet_location": (float(magnet[0, 0]), float(magnet[0, 1]))}
             magnet = None
         section = Section.from_arrays(g.get("tissue"), magnet, g.get("dummy"), score=score)

@@ -27,6 +27,7 @@ sections by ``group_id`` (sections sorted by ``group_id``); a tissue or magnet s
 a group with two shapes of one label, a group or ungrouped shape that is only a dummy are errors
 naming the shape index (``shapes[k]``).
 """
+
 from __future__ import annotations
 
 import logging
@@ -71,14 +72,22 @@ def image_path_for(image_file: str | os.PathLike[str], json_path: str | os.PathL
         return image.as_posix()
 
 
-def _shape(label: str, points: Iterable[tuple[float, float]] | np.ndarray, group: int, description: str,
-           kind: str = "polygon") -> dict[str, Any]:
-    return {"label": label, "points": [[json_num(x), json_num(y)] for x, y in points], "group_id": group,
-            "shape_type": kind, "flags": {}, "description": description}
+def _shape(
+    label: str, points: Iterable[tuple[float, float]] | np.ndarray, group: int, description: str, kind: str = "polygon"
+) -> dict[str, Any]:
+    return {
+        "label": label,
+        "points": [[json_num(x), json_num(y)] for x, y in points],
+        "group_id": group,
+        "shape_type": kind,
+        "flags": {},
+        "description": description,
+    }
 
 
-def labelme_dict(sections: list[Section], image_path: str | None = None,
-                 image_size: tuple[float, float] | None = None) -> dict[str, Any]:
+def labelme_dict(
+    sections: list[Section], image_path: str | None = None, image_size: tuple[float, float] | None = None
+) -> dict[str, Any]:
     """The labelme document of ``sections``; ``image_path`` relative to the JSON's folder,
     ``image_size`` ``(width, height)``."""
     w, h = image_size_of(sections, image_size)
@@ -89,13 +98,23 @@ def labelme_dict(sections: list[Section], image_path: str | None = None,
             shapes.append(_shape(name, part.polygon, i, description))
             if name == "tissue" and s.magnet is None and "magnet_location" in s.extra:
                 shapes.append(_shape("magnet", [s.extra["magnet_location"]], i, description, "point"))
-    return {"version": LABELME_VERSION, "flags": {}, "shapes": shapes,
-            "imagePath": "" if image_path is None else Path(image_path).as_posix(),
-            "imageData": None, "imageHeight": h, "imageWidth": w}
+    return {
+        "version": LABELME_VERSION,
+        "flags": {},
+        "shapes": shapes,
+        "imagePath": "" if image_path is None else Path(image_path).as_posix(),
+        "imageData": None,
+        "imageHeight": h,
+        "imageWidth": w,
+    }
 
 
-def write_labelme(path: str | os.PathLike[str], sections: list[Section], image_path: str | None = None,
-                  image_size: tuple[float, float] | None = None) -> None:
+def write_labelme(
+    path: str | os.PathLike[str],
+    sections: list[Section],
+    image_path: str | None = None,
+    image_size: tuple[float, float] | None = None,
+) -> None:
     """Atomically write ``sections`` as labelme JSON (``image_path`` stored as given: relative to
     the JSON's folder, see :func:`image_path_for`)."""
     write_text(path, dump_json(labelme_dict(sections, image_path, image_size)))
@@ -122,8 +141,11 @@ def _shape_points(shape: dict[str, Any], label: str, path: PathArg, where: str) 
             raise InputError(f"{where}: a point shape needs 1 point [x, y]", path)
         return pts
     elif kind != "polygon":
-        raise InputError(f"{where}: shape_type {kind!r} is not supported (use polygon, rectangle, "
-                         f"oriented_rectangle, or point for a magnet location)", path)
+        raise InputError(
+            f"{where}: shape_type {kind!r} is not supported (use polygon, rectangle, "
+            f"oriented_rectangle, or point for a magnet location)",
+            path,
+        )
     return points_array(raw, path, where)
 
 
@@ -138,7 +160,7 @@ def _score(description: Any) -> float | None:
 def sections_from_labelme(data: Any, path: PathArg, scale: float = 1.0) -> list[Section]:
     """Sections of a parsed labelme document (``path`` is only used in error messages)."""
     if not isinstance(data, dict) or not isinstance(data.get("shapes"), list):
-        raise InputError("not a labelme file: no \"shapes\" list", path)
+        raise InputError('not a labelme file: no "shapes" list', path)
     return assemble_sections(_labelme_parts(data["shapes"], path, scale), path, "group_id")
 
 
@@ -150,8 +172,7 @@ def _labelme_parts(shapes: list[Any], path: PathArg, scale: float) -> Iterator[P
             raise InputError(f"{where}: not an object", path)
         label = PART_ALIASES.get(str(shape.get("label", "")).strip().lower())
         if label is None:
-            raise InputError(f"{where}: unknown label {shape.get('label')!r} (expected tissue, "
-                             f"magnet or dummy)", path)
+            raise InputError(f"{where}: unknown label {shape.get('label')!r} (expected tissue, magnet or dummy)", path)
         pts = _shape_points(shape, label, path, where) * scale
         pts = check_polygon(pts, path, None, where) if len(pts) > 1 else check_coordinates(pts, path, None, where)
         gid = shape.get("group_id")

@@ -16,6 +16,7 @@ separated by a comma, tab or spaces::
 Blank lines and lines starting with ``#`` are ignored, and so is a first line ``x,y`` (a CSV
 header). The order of the lines is the order of the landmarks (index 0, 1, ...).
 """
+
 from __future__ import annotations
 
 import os
@@ -47,8 +48,9 @@ def read_landmarks(path: str | os.PathLike[str], scale: float = 1.0) -> list[tup
         x, y = (parse_float(v, path, number, "landmark coordinate") for v in values)
         points.append((x * scale, y * scale))
     if len(points) < MIN_LANDMARKS:
-        raise InputError(f"{len(points)} landmarks; SBEMimage needs at least {MIN_LANDMARKS} to map image "
-                         f"pixels to the stage", path)
+        raise InputError(
+            f"{len(points)} landmarks; SBEMimage needs at least {MIN_LANDMARKS} to map image pixels to the stage", path
+        )
     return points
 
 

@@ -56,6 +56,7 @@ and every other entry (ROIs, focus points, ...) in :attr:`MagcFile.entries`; the
 ``sbemimage_sections`` entries stay at the end of the file, where SBEMimage rewrites them. Keys of
 the group headers other than ``number`` are dropped with a warning.
 """
+
 from __future__ import annotations
 
 import configparser
@@ -90,11 +91,22 @@ DIALECTS = ("magfinder", "sbemimage")
 
 # Per dialect: entry header formats for writing and the order headers.
 _NAMES: dict[str, dict[str, Any]] = {
-    "magfinder": {"section": "section.{:04d}", "magnet": "magnet.{:04d}", "landmark": "landmark.{:04d}",
-                  "serial": "serial_order", "stage": "stage_order", "end": True},
-    "sbemimage": {"section": "sections.{:04d}", "magnet": "magnets.{:04d}",
-                  "landmark": "landmarks.{:04d}", "serial": "serialorder", "stage": "tsporder",
-                  "end": False},
+    "magfinder": {
+        "section": "section.{:04d}",
+        "magnet": "magnet.{:04d}",
+        "landmark": "landmark.{:04d}",
+        "serial": "serial_order",
+        "stage": "stage_order",
+        "end": True,
+    },
+    "sbemimage": {
+        "section": "sections.{:04d}",
+        "magnet": "magnets.{:04d}",
+        "landmark": "landmarks.{:04d}",
+        "serial": "serialorder",
+        "stage": "tsporder",
+        "end": False,
+    },
 }
 # Entry headers of either dialect (read): kind -> regex; the index is group 1.
 _ENTRY_RE = {
@@ -145,10 +157,12 @@ class MagcFile:
                 kind = e.header.split(".")[0]
                 kinds[kind] = kinds.get(kind, 0) + 1
         lost += [f"{n} [{k}.*] entries" for k, n in kinds.items()]
-        lost += [f"[{e.header}]" for e in self.entries if "." not in e.header
-                 and e.header not in kinds and not e.header.startswith("end_")]
-        keys = sum(len(s.extra.get("magc_keys", ())) + len(s.extra.get("magc_magnet_keys", ()))
-                   for s in self.sections)
+        lost += [
+            f"[{e.header}]"
+            for e in self.entries
+            if "." not in e.header and e.header not in kinds and not e.header.startswith("end_")
+        ]
+        keys = sum(len(s.extra.get("magc_keys", ())) + len(s.extra.get("magc_magnet_keys", ())) for s in self.sections)
         if keys:
             lost.append(f"{keys} other keys of section/magnet entries")
         return lost
@@ -233,16 +247,14 @@ class _Reader:
         return [parse_float(v, self.path, line, f"[{header}] {key}") for v in text.split(",")]
 
     def integer(self, header: str, key: str) -> int:
-        return parse_int(self.text(header, key), self.path, self.lines.of(header, key),
-                         f"[{header}] {key}")
+        return parse_int(self.text(header, key), self.path, self.lines.of(header, key), f"[{header}] {key}")
 
     def polygon(self, header: str, key: str, required: bool = True) -> np.ndarray | None:
         vals = self.numbers(header, key, required)
         if vals is None:
             return None
         if len(vals) % 2 or len(vals) < 6:
-            raise self.error(f"{key} needs x,y pairs of at least 3 points, got {len(vals)} numbers",
-                             header, key)
+            raise self.error(f"{key} needs x,y pairs of at least 3 points, got {len(vals)} numbers", header, key)
         points = np.array(vals).reshape(-1, 2) * self.scale
         return check_polygon(points, self.path, self.lines.of(header, key), f"[{header}] {key}")
 
@@ -251,8 +263,9 @@ class _Reader:
         assert vals is not None  # required
         if len(vals) != 2:
             raise self.error(f"{key} must be x,y, got {len(vals)} numbers", header, key)
-        x, y = check_coordinates(np.array(vals) * self.scale, self.path, self.lines.of(header, key),
-                                 f"[{header}] {key}")
+        x, y = check_coordinates(
+            np.array(vals) * self.scale, self.path, self.lines.of(header, key), f"[{header}] {key}"
+        )
         return float(x), float(y)
 
     def order(self, kind: str) -> list[int] | None:
@@ -279,7 +292,7 @@ class _Reader:
             power = _SCALED_KEYS.get(key)
             if power and self.scale != 1.0:
                 try:
-                    nums = [float(v) * self.scale ** power for v in value.split(",")]
+                    nums = [float(v) * self.scale**power for v in value.split(",")]
                     value = ",".join(fmt_num(v) for v in nums)
                 except ValueError:
                     pass  # not numbers: kept as read
@@ -328,20 +341,32 @@ def read_magc(path: str | os.PathLike[str], scale: float = 1.0) -> MagcFile:
     found = _entries(r, "section", n, "sections")
     missing = sorted(set(range(n)) - set(found))
     if missing:
-        raise r.error(f"number = {n} but the entry [{_NAMES[dialect]['section'].format(missing[0])}] "
-                      f"is missing", "sections", "number")
+        raise r.error(
+            f"number = {n} but the entry [{_NAMES[dialect]['section'].format(missing[0])}] is missing",
+            "sections",
+            "number",
+        )
     magnets, locations, magnet_keys = _read_magnets(r, n)
-    sections = [_read_section(r, found[i], magnets.get(i), locations.get(i), magnet_keys.get(i))
-                for i in range(n)]
+    sections = [_read_section(r, found[i], magnets.get(i), locations.get(i), magnet_keys.get(i)) for i in range(n)]
     identity = list(range(n))
     serial, stage = r.order("serial"), r.order("stage")
-    return MagcFile(sections, identity if serial is None else serial,
-                    identity if stage is None else stage, dialect, _read_landmarks(r),
-                    _kept_entries(r))
+    return MagcFile(
+        sections,
+        identity if serial is None else serial,
+        identity if stage is None else stage,
+        dialect,
+        _read_landmarks(r),
+        _kept_entries(r),
+    )
 
 
-def _read_section(r: _Reader, header: str, magnet: Part | None, location: tuple[float, float] | None,
-                  magnet_keys: list[tuple[str, str]] | None) -> Section:
+def _read_section(
+    r: _Reader,
+    header: str,
+    magnet: Part | None,
+    location: tuple[float, float] | None,
+    magnet_keys: list[tuple[str, str]] | None,
+) -> Section:
     """One section from its tissue entry and what was read of its magnet entry."""
     tissue = r.polygon(header, "polygon")
     assert tissue is not None  # required
@@ -358,8 +383,9 @@ def _read_section(r: _Reader, header: str, magnet: Part | None, location: tuple[
     return Section(Part(tissue), magnet, None if dummy is None else Part(dummy), extra=extra)
 
 
-def _read_magnets(r: _Reader, n: int) -> tuple[dict[int, Part | None], dict[int, tuple[float, float]],
-                                               dict[int, list[tuple[str, str]]]]:
+def _read_magnets(
+    r: _Reader, n: int
+) -> tuple[dict[int, Part | None], dict[int, tuple[float, float]], dict[int, list[tuple[str, str]]]]:
     """``({index: Part or None}, {index: (x, y) location}, {index: extra items})`` of the magnets."""
     if not r.cp.has_section("magnets"):
         return {}, {}, {}
@@ -398,8 +424,7 @@ def _kept_entries(r: _Reader) -> list[MagcEntry]:
         if header in _GROUPS or header in {f"end_{g}" for g in _GROUPS}:
             dropped = [k for k in r.cp.options(header) if k != "number"]
             if dropped:
-                log.warning("%s: [%s]: keys %s dropped (only 'number' is kept)", r.path, header,
-                            ", ".join(dropped))
+                log.warning("%s: [%s]: keys %s dropped (only 'number' is kept)", r.path, header, ", ".join(dropped))
             continue
         kept.append(r.kept_entry(header))
     return kept
@@ -408,8 +433,12 @@ def _kept_entries(r: _Reader) -> list[MagcEntry]:
 def _part_lines(part: Part) -> list[str]:
     """polygon, center, area and angle (the part's direction, as MagFinder stores it) of a part."""
     cx, cy = part.centre
-    return [f"polygon = {fmt_points(part.polygon)}", f"center = {fmt_num(cx)},{fmt_num(cy)}",
-            f"area = {fmt_num(part.area)}", f"angle = {fmt_num(magfinder_angle(part_direction(part)))}"]
+    return [
+        f"polygon = {fmt_points(part.polygon)}",
+        f"center = {fmt_num(cx)},{fmt_num(cy)}",
+        f"area = {fmt_num(part.area)}",
+        f"angle = {fmt_num(magfinder_angle(part_direction(part)))}",
+    ]
 
 
 def _order_text(order: Sequence[int] | None, n: int) -> str:
@@ -437,8 +466,7 @@ def _magnet_block(names: dict[str, Any], i: int, s: Section) -> str | None:
     else:
         return None
     lines += [f"{k} = {v}" for k, v in s.extra.get("magc_magnet_keys", ())]
-    return "\n".join([f"[{names['magnet'].format(i)}]"] + lines
-                     + [f"location = {fmt_num(x)},{fmt_num(y)}"]) + "\n"
+    return "\n".join([f"[{names['magnet'].format(i)}]"] + lines + [f"location = {fmt_num(x)},{fmt_num(y)}"]) + "\n"
 
 
 def _landmark_block(names: dict[str, Any], k: int, point: tuple[float, float]) -> str:
@@ -454,9 +482,16 @@ def _entry_text(entry: MagcEntry) -> str:
     return "\n".join([f"[{entry.header}]"] + [f"{k} = {v}" for k, v in entry.items]) + "\n"
 
 
-def magc_text(sections: list[Section], dialect: str = "magfinder", serial_order: Sequence[int] | None = None,
-              stage_order: Sequence[int] | None = None, path: PathArg = None, *,
-              landmarks: Sequence[tuple[float, float]] = (), entries: Iterable[MagcEntry] = ()) -> str:
+def magc_text(
+    sections: list[Section],
+    dialect: str = "magfinder",
+    serial_order: Sequence[int] | None = None,
+    stage_order: Sequence[int] | None = None,
+    path: PathArg = None,
+    *,
+    landmarks: Sequence[tuple[float, float]] = (),
+    entries: Iterable[MagcEntry] = (),
+) -> str:
     """The ``.magc`` text of ``sections`` (see the module doc); every section needs a tissue part.
 
     ``landmarks``: ``(x, y)`` image px; ``entries``: :class:`MagcEntry` written as they are (after
@@ -466,13 +501,11 @@ def magc_text(sections: list[Section], dialect: str = "magfinder", serial_order:
         raise InputError(f"unknown .magc dialect {dialect!r}; choose one of {', '.join(DIALECTS)}")
     names = _NAMES[dialect]
     sections = canonical_sections(sections)
-    out = _group("sections", [_section_block(names, i, s, path) for i, s in enumerate(sections)],
-                 names["end"])
+    out = _group("sections", [_section_block(names, i, s, path) for i, s in enumerate(sections)], names["end"])
     magnets = [b for b in (_magnet_block(names, i, s) for i, s in enumerate(sections)) if b]
     out += _group("magnets", magnets, names["end"])
     if len(landmarks):
-        out += _group("landmarks", [_landmark_block(names, k, p) for k, p in enumerate(landmarks)],
-                      names["end"])
+        out += _group("landmarks", [_landmark_block(names, k, p) for k, p in enumerate(landmarks)], names["end"])
     at_end = [e.header.startswith("sbemimage_sections") for e in entries]  # SBEMimage rewrites from there
     out += [_entry_text(e) for e, last in zip(entries, at_end) if not last]
     for key, order in ((names["serial"], serial_order), (names["stage"], stage_order)):
@@ -481,12 +514,20 @@ def magc_text(sections: list[Section], dialect: str = "magfinder", serial_order:
     return "\n".join(out)
 
 
-def write_magc(path: str | os.PathLike[str], sections: list[Section], dialect: str = "magfinder",
-               serial_order: Sequence[int] | None = None, stage_order: Sequence[int] | None = None, *,
-               landmarks: Sequence[tuple[float, float]] = (), entries: Iterable[MagcEntry] = ()) -> None:
+def write_magc(
+    path: str | os.PathLike[str],
+    sections: list[Section],
+    dialect: str = "magfinder",
+    serial_order: Sequence[int] | None = None,
+    stage_order: Sequence[int] | None = None,
+    *,
+    landmarks: Sequence[tuple[float, float]] = (),
+    entries: Iterable[MagcEntry] = (),
+) -> None:
     """Atomically write ``sections`` as a ``.magc`` file; orders default to the identity.
 
     ``landmarks`` (image px) and kept ``entries`` as in :func:`magc_text`.
     """
-    write_text(path, magc_text(sections, dialect, serial_order, stage_order, path,
-                               landmarks=landmarks, entries=entries))
+    write_text(
+        path, magc_text(sections, dialect, serial_order, stage_order, path, landmarks=landmarks, entries=entries)
+    )

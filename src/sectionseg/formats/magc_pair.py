@@ -15,6 +15,7 @@ the original MagC files: tissue clockwise on screen, first edge short, magnet on
 (e.g. 3 for detections on an image downsized by 3) and ``integers=True`` rounds them to whole pixels
 (halves away from zero); the default writes the coordinates as they are, with up to 3 decimals.
 """
+
 from __future__ import annotations
 
 import os
@@ -82,12 +83,19 @@ def read_magc_pair(path: str | os.PathLike[str], scale: float = 1.0) -> list[Sec
     if len(tissues) != len(magnets):
         longer = tissue_path if len(tissues) > len(magnets) else magnet_path
         n = min(len(tissues), len(magnets))
-        raise InputError(f"{len(tissues)} tissue lines but {len(magnets)} magnet lines; line i of both "
-                         f"files must be the same section", longer, n + 1)
+        raise InputError(
+            f"{len(tissues)} tissue lines but {len(magnets)} magnet lines; line i of both "
+            f"files must be the same section",
+            longer,
+            n + 1,
+        )
     sections = []
     for i, (t, m) in enumerate(zip(tissues, magnets), start=1):
-        sections.append(Section.from_arrays(check_polygon(t * scale, tissue_path, i, "tissue"),
-                                            check_polygon(m * scale, magnet_path, i, "magnet")))
+        sections.append(
+            Section.from_arrays(
+                check_polygon(t * scale, tissue_path, i, "tissue"), check_polygon(m * scale, magnet_path, i, "magnet")
+            )
+        )
     return sections
 
 
@@ -102,8 +110,9 @@ def pair_coordinates(points: np.ndarray, scale: float = 1.0, integers: bool = Fa
     return np.sign(p) * np.floor(np.abs(p) + 0.5) if integers else p
 
 
-def write_magc_pair(path: str | os.PathLike[str], sections: list[Section], *, scale: float = 1.0,
-                    integers: bool = False) -> tuple[Path, Path]:
+def write_magc_pair(
+    path: str | os.PathLike[str], sections: list[Section], *, scale: float = 1.0, integers: bool = False
+) -> tuple[Path, Path]:
     """Write the pair into the folder named by ``path``; return ``(tissue_file, magnet_file)``.
 
     Corners in the canonical order, times ``scale``, rounded to integers when ``integers`` (see the
@@ -116,8 +125,10 @@ def write_magc_pair(path: str | os.PathLike[str], sections: list[Section], *, sc
         if s.tissue is None or s.magnet is None:
             missing = "tissue" if s.tissue is None else "magnet"
             known = " (only its location is known)" if "magnet_location" in s.extra else ""
-            raise InputError(f"section {i} has no {missing} part{known}; the MagC pair needs both parts "
-                             f"of every section", pair_folder(path))
+            raise InputError(
+                f"section {i} has no {missing} part{known}; the MagC pair needs both parts of every section",
+                pair_folder(path),
+            )
     sections = canonical_sections(sections)
     tissue_path, magnet_path = pair_paths(path)
     tissues = [s.tissue for s in sections if s.tissue is not None]  # every section has both (checked above)

@@ -9,6 +9,7 @@ Rules (``fmt`` names: ``magc-pair``, ``magc``, ``labelme``, ``coco``):
 - other ``.json``: ``labelme`` on write; on read, sniffed: a ``"shapes"`` key means labelme,
   ``"annotations"`` or ``"images"`` means COCO.
 """
+
 from __future__ import annotations
 
 import os
@@ -29,7 +30,7 @@ def json_kind(data: Any, path: PathArg) -> str:
             return "labelme"
         if "annotations" in data or "images" in data:
             return "coco"
-    raise InputError("JSON is neither labelme (\"shapes\") nor COCO (\"annotations\"/\"images\")", path)
+    raise InputError('JSON is neither labelme ("shapes") nor COCO ("annotations"/"images")', path)
 
 
 def check_format(fmt: str) -> str:
@@ -53,5 +54,8 @@ def guess_format(path: str | os.PathLike[str], for_write: bool) -> str:
         return "labelme"
     if name.endswith(".json"):
         return "labelme" if for_write else json_kind(load_json(p), p)
-    raise InputError(f"cannot tell the annotation format from the name; use a folder (MagC pair), "
-                     f".magc or .json, or name the format ({', '.join(FORMATS)})", p)
+    raise InputError(
+        f"cannot tell the annotation format from the name; use a folder (MagC pair), "
+        f".magc or .json, or name the format ({', '.join(FORMATS)})",
+        p,
+    )

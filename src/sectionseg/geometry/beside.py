@@ -10,17 +10,19 @@ is invisible).
 
 Coordinates: x, y pixels, origin at the top-left corner of the top-left pixel.
 """
+
 from __future__ import annotations
 
 import numpy as np
 
 from sectionseg.geometry.quads import Quad, order_corners
 
-MIN_OCCUPANCY = 0.5   # a row of the strip belongs to the tissue when this fraction of it is covered
+MIN_OCCUPANCY = 0.5  # a row of the strip belongs to the tissue when this fraction of it is covered
 
 
-def strip_beside(anchor: np.ndarray, points: np.ndarray, typical_width: float,
-                 max_width_factor: float = 1.25) -> np.ndarray | None:
+def strip_beside(
+    anchor: np.ndarray, points: np.ndarray, typical_width: float, max_width_factor: float = 1.25
+) -> np.ndarray | None:
     """The quad of the part lying beside ``anchor``'s long side, from the part's pixel centres.
 
     ``anchor``: the magnet's 4 corners ``(4, 2)``; ``points``: ``(N, 2)`` pixel centres that may
@@ -53,7 +55,7 @@ def strip_beside(anchor: np.ndarray, points: np.ndarray, typical_width: float,
     if first_gap >= limit - 1.0:  # ran on to the cap: a touching neighbour, its boundary unseen
         width = typical_width
     else:  # covered rows plus the partly covered one: sub-pixel width
-        width = float(rows[:first_gap + 1].clip(0, 1).sum())
+        width = float(rows[: first_gap + 1].clip(0, 1).sum())
     if width < 0.4 * typical_width:
         return None
     return order_corners(np.array([p0, p1, p1 + width * n, p0 + width * n]))

@@ -26,6 +26,7 @@ Coordinates: x, y pixels with the origin at the top-left corner of the top-left 
 clockwise on screen (y down), starting from the corner with the smallest ``x + y`` (see
 :func:`order_corners`).
 """
+
 from __future__ import annotations
 
 import cv2
@@ -35,12 +36,12 @@ from scipy import ndimage
 
 from sectionseg.geometry.quads import Line, Quad, order_corners
 
-MIN_PIXELS = 12      # blobs smaller than this are no part
-MIN_SIDE = 2.0       # px: thinner rectangles are no part
+MIN_PIXELS = 12  # blobs smaller than this are no part
+MIN_SIDE = 2.0  # px: thinner rectangles are no part
 CORNER_MARGIN = 0.15  # fraction of a side left out at each end when fitting / refining it
-SMOOTH_PX = 0.6      # Gaussian sigma (px) across an edge before taking the derivative
-MAX_TURN_DEG = 3.0   # a refined side may turn at most this much from the mask fit
-SEARCH_PX = 5.0      # default search reach (px) inwards along each side's normal (farther: knife stripes)
+SMOOTH_PX = 0.6  # Gaussian sigma (px) across an edge before taking the derivative
+MAX_TURN_DEG = 3.0  # a refined side may turn at most this much from the mask fit
+SEARCH_PX = 5.0  # default search reach (px) inwards along each side's normal (farther: knife stripes)
 # ... and outwards: less, since model masks come out too large rather than too small, and a wider
 # outward reach finds the outer edge of a dummy strip lying against the tissue's far edge
 SEARCH_OUT_PX = 3.0
@@ -49,6 +50,7 @@ SEARCH_OUT_PX = 3.0
 # --------------------------------------------------------------------------------------------
 # line helpers
 # --------------------------------------------------------------------------------------------
+
 
 def _outward_normal(u: np.ndarray) -> np.ndarray:
     """Outward normal of a side with direction ``u`` of a quad ordered clockwise on screen."""
@@ -70,6 +72,7 @@ def _is_good_quad(quad: np.ndarray | None, ref: np.ndarray, tol: float) -> bool:
 # --------------------------------------------------------------------------------------------
 # step 1: from the mask
 # --------------------------------------------------------------------------------------------
+
 
 def _largest_blob(mask: np.ndarray) -> tuple[np.ndarray, int] | None:
     """``(contour points (K, 2) at pixel centres, pixel count)`` of the largest outer blob, or None."""
@@ -164,13 +167,15 @@ def fit_mask_quad(mask: np.ndarray) -> np.ndarray | None:
 # step 2: against the image
 # --------------------------------------------------------------------------------------------
 
+
 def _sample(coeffs: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
     """Cubic-spline samples at x, y px (our convention) of the image whose spline coefficients are
     ``coeffs`` (``scipy.ndimage.spline_filter``); NaN outside the image. Cubic, not bilinear: the
     derivative of a bilinear profile is flat between pixel centres, so its peak is ill-defined on
     edges aligned with the pixel grid."""
-    values: np.ndarray = ndimage.map_coordinates(coeffs, [ys - 0.5, xs - 0.5], order=3, mode="constant",
-                                                 cval=np.nan, prefilter=False)
+    values: np.ndarray = ndimage.map_coordinates(
+        coeffs, [ys - 0.5, xs - 0.5], order=3, mode="constant", cval=np.nan, prefilter=False
+    )
     return values
 
 
@@ -181,8 +186,17 @@ def _parabola_peak(g: np.ndarray, k: int) -> float:
     return 0.0 if den >= 0 else float(np.clip(0.5 * (a - c) / den, -0.5, 0.5))
 
 
-def _refine_side(image: np.ndarray, p0: np.ndarray, p1: np.ndarray, search: float, search_out: float, step: float,
-                 chunk: float, polarity: int = 0, min_peak: float = 1e-9) -> Line | None:
+def _refine_side(
+    image: np.ndarray,
+    p0: np.ndarray,
+    p1: np.ndarray,
+    search: float,
+    search_out: float,
+    step: float,
+    chunk: float,
+    polarity: int = 0,
+    min_peak: float = 1e-9,
+) -> Line | None:
     """Refined line ``(point, direction)`` of the side p0 -> p1 (step searched from ``search`` px
     inside to ``search_out`` px outside; ``polarity`` +1/-1: only steps rising/falling outwards;
     ``min_peak``: least mean derivative, levels per px), or None (no clear step)."""
@@ -198,7 +212,7 @@ def _refine_side(image: np.ndarray, p0: np.ndarray, p1: np.ndarray, search: floa
         return None
     pad = 1.0  # px sampled beyond the search window so that peaks at its ends are true peaks
     ss = np.arange(-search - pad, search_out + pad + 1e-9, step)
-    pts = p0 + ts[:, None, None] * u + ss[None, :, None] * n      # (T, S, 2)
+    pts = p0 + ts[:, None, None] * u + ss[None, :, None] * n  # (T, S, 2)
     prof = _sample(image, pts[..., 0].ravel(), pts[..., 1].ravel()).reshape(ts.size, ss.size)
     valid = np.all(np.isfinite(prof), axis=1)
     if valid.sum() < 3:
@@ -208,15 +222,14 @@ def _refine_side(image: np.ndarray, p0: np.ndarray, p1: np.ndarray, search: floa
     grad = np.gradient(ndimage.gaussian_filter1d(prof, SMOOTH_PX / step, axis=1), step, axis=1)
     mean = grad.mean(axis=0)
     n_pad = int(round(pad / step))
-    inner = slice(n_pad, ss.size - n_pad)                           # -search <= s <= search_out
+    inner = slice(n_pad, ss.size - n_pad)  # -search <= s <= search_out
     k = int(np.argmax(polarity * mean[inner] if polarity else np.abs(mean[inner]))) + n_pad
     peak = polarity * mean[k] if polarity else abs(mean[k])
     # the mean step must stand out of the row-to-row scatter (rows ~2 px apart are about independent
     # after the optics' blur) and out of the rest of the window
     spread = float(np.std(grad[:, k])) / np.sqrt(max(1.0, 0.5 * len(ts)))
     background = float(np.median(np.abs(mean[inner])))
-    if (peak <= 4.0 * spread or peak <= 1.5 * background or peak < min_peak
-            or k <= n_pad or k >= ss.size - n_pad - 1):
+    if peak <= 4.0 * spread or peak <= 1.5 * background or peak < min_peak or k <= n_pad or k >= ss.size - n_pad - 1:
         return None  # no clear step, or the strongest one is at the window's end (edge outside)
     sign = np.sign(mean[k])
     s_mean = ss[k] + step * _parabola_peak(sign * mean, k)
@@ -246,9 +259,16 @@ def _refine_side(image: np.ndarray, p0: np.ndarray, p1: np.ndarray, search: floa
     return point, v
 
 
-def refine_quad(quad: np.ndarray, image: np.ndarray, *, search: float = SEARCH_PX,
-                search_out: float = SEARCH_OUT_PX, step: float = 0.25,
-                chunk: float = 12.0, passes: int = 2) -> np.ndarray:
+def refine_quad(
+    quad: np.ndarray,
+    image: np.ndarray,
+    *,
+    search: float = SEARCH_PX,
+    search_out: float = SEARCH_OUT_PX,
+    step: float = 0.25,
+    chunk: float = 12.0,
+    passes: int = 2,
+) -> np.ndarray:
     """Move each side of ``quad`` (``(4, 2)`` x, y px in ``image``'s frame) onto the strongest
     intensity step from ``search`` px inside to ``search_out`` px outside along its normal; return the
     refined quad in :func:`order_corners` order. Sides without a clear step keep their line.
@@ -274,9 +294,18 @@ def refine_quad(quad: np.ndarray, image: np.ndarray, *, search: float = SEARCH_P
     return quad
 
 
-def refine_side(quad: np.ndarray, image: np.ndarray, side: int, *, search: float = SEARCH_PX,
-                search_out: float = SEARCH_OUT_PX, polarity: int = 0, min_peak: float = 1e-9,
-                step: float = 0.25, chunk: float = 12.0) -> np.ndarray | None:
+def refine_side(
+    quad: np.ndarray,
+    image: np.ndarray,
+    side: int,
+    *,
+    search: float = SEARCH_PX,
+    search_out: float = SEARCH_OUT_PX,
+    polarity: int = 0,
+    min_peak: float = 1e-9,
+    step: float = 0.25,
+    chunk: float = 12.0,
+) -> np.ndarray | None:
     """``quad`` (in :func:`order_corners` order) with its side ``side`` (corner ``side`` to corner
     ``side + 1``) moved onto the strongest intensity step between ``search`` px inside and
     ``search_out`` px outside its line (negative: inside too), as :func:`refine_quad` moves a side;
@@ -285,8 +314,7 @@ def refine_side(quad: np.ndarray, image: np.ndarray, side: int, *, search: float
     is found or the moved side spoils the quad."""
     img = ndimage.spline_filter(np.asarray(image, dtype=np.float32), order=3, mode="mirror")
     quad = order_corners(quad)
-    found = _refine_side(img, quad[side], quad[(side + 1) % 4], search, search_out, step, chunk, polarity,
-                         min_peak)
+    found = _refine_side(img, quad[side], quad[(side + 1) % 4], search, search_out, step, chunk, polarity, min_peak)
     if found is None:
         return None
     moved = Quad(quad).with_side(side, found)
@@ -300,9 +328,16 @@ def refine_side(quad: np.ndarray, image: np.ndarray, side: int, *, search: float
 # the contract
 # --------------------------------------------------------------------------------------------
 
-def fit_quadrilateral(mask: np.ndarray, origin: npt.ArrayLike = (0.0, 0.0), image: np.ndarray | None = None, *,
-                      refine: bool = True, search: float = SEARCH_PX,
-                      search_out: float = SEARCH_OUT_PX) -> np.ndarray | None:
+
+def fit_quadrilateral(
+    mask: np.ndarray,
+    origin: npt.ArrayLike = (0.0, 0.0),
+    image: np.ndarray | None = None,
+    *,
+    refine: bool = True,
+    search: float = SEARCH_PX,
+    search_out: float = SEARCH_OUT_PX,
+) -> np.ndarray | None:
     """Corners ``(4, 2)`` float64 of a part, in wafer px, fitted to a mask crop.
 
     - ``mask``: ``(h, w)`` bool (or 0/1) crop; its largest blob is the part.

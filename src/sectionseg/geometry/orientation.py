@@ -19,6 +19,7 @@ screen from +x, in (-180, 180]: exactly what MagFinder computes (ImageJ ``getFlo
 two points) and rotates its local view by. For a paired section it is the magnet-to-tissue direction.
 A location-only magnet (``Section.extra["magnet_location"]``) counts as the partner of its tissue.
 """
+
 from __future__ import annotations
 
 import math
@@ -131,8 +132,15 @@ def part_direction(part: Part) -> float:
     return edge_direction(part.polygon)
 
 
-__all__ = ["canonical_section", "canonical_sections", "section_direction", "part_direction",
-           "edge_direction", "clockwise", "signed_area"]
+__all__ = [
+    "canonical_section",
+    "canonical_sections",
+    "section_direction",
+    "part_direction",
+    "edge_direction",
+    "clockwise",
+    "signed_area",
+]
 
 
 def magnet_frame(section: Section) -> tuple[np.ndarray, float, float]:

@@ -18,6 +18,7 @@ a touching neighbour's magnet never takes the place of the section's own.
 
 :func:`snap_shared_edge` then makes a pair's two fitted quads share their common edge exactly.
 """
+
 from __future__ import annotations
 
 import math
@@ -40,8 +41,15 @@ def long_edges(part: Part) -> list[Side]:
     return Quad.around(part.polygon).long_sides()
 
 
-def _edge_cost(a: Side, b: Side, tissue_centre: np.ndarray, magnet_centre: np.ndarray, max_gap: float,
-               max_angle: float, min_overlap: float) -> float:
+def _edge_cost(
+    a: Side,
+    b: Side,
+    tissue_centre: np.ndarray,
+    magnet_centre: np.ndarray,
+    max_gap: float,
+    max_angle: float,
+    min_overlap: float,
+) -> float:
     """Cost of tissue side ``a`` and magnet side ``b`` being the shared edge; inf when impossible."""
     a0, a1 = a.start, a.end
     la = float(np.hypot(*(a1 - a0)))
@@ -72,12 +80,16 @@ def _edge_cost(a: Side, b: Side, tissue_centre: np.ndarray, magnet_centre: np.nd
     return float(abs(gap) / ref + misalignment / ref + angle / 10.0)
 
 
-def pair_cost(tissue: Part, magnet: Part, *, max_gap: float, max_angle: float = 15.0,
-              min_overlap: float = 0.5) -> float:
+def pair_cost(
+    tissue: Part, magnet: Part, *, max_gap: float, max_angle: float = 15.0, min_overlap: float = 0.5
+) -> float:
     """How badly ``tissue`` and ``magnet`` share a long edge (0 = exactly; inf = impossible)."""
     tc, mc = np.asarray(tissue.centre), np.asarray(magnet.centre)
-    return min(_edge_cost(a, b, tc, mc, max_gap, max_angle, min_overlap)
-               for a in long_edges(tissue) for b in long_edges(magnet))
+    return min(
+        _edge_cost(a, b, tc, mc, max_gap, max_angle, min_overlap)
+        for a in long_edges(tissue)
+        for b in long_edges(magnet)
+    )
 
 
 def _radius(part: Part) -> float:
@@ -86,9 +98,15 @@ def _radius(part: Part) -> float:
     return 0.5 * float(np.hypot(*(p.max(axis=0) - p.min(axis=0))))
 
 
-def pair_parts(tissues: list[Part], magnets: list[Part], *, max_gap: float | None = None,
-               max_angle: float = 15.0, min_overlap: float = 0.5,
-               max_cost: float = DEFAULT_MAX_COST) -> tuple[list[tuple[int, int]], list[int], list[int]]:
+def pair_parts(
+    tissues: list[Part],
+    magnets: list[Part],
+    *,
+    max_gap: float | None = None,
+    max_angle: float = 15.0,
+    min_overlap: float = 0.5,
+    max_cost: float = DEFAULT_MAX_COST,
+) -> tuple[list[tuple[int, int]], list[int], list[int]]:
     """Pair tissue parts with magnetic parts (polygons in the same px frame).
 
     ``max_gap``: largest distance (px) between the tissue's and the magnet's facing long edges; None
@@ -111,8 +129,7 @@ def pair_parts(tissues: list[Part], magnets: list[Part], *, max_gap: float | Non
     for i, tissue in enumerate(tissues):
         reach = _radius(tissue) + float(m_radius.max()) + max_gap
         for j in tree.query_ball_point(t_centres[i], reach):
-            c = pair_cost(tissue, magnets[j], max_gap=max_gap, max_angle=max_angle,
-                          min_overlap=min_overlap)
+            c = pair_cost(tissue, magnets[j], max_gap=max_gap, max_angle=max_angle, min_overlap=min_overlap)
             if c < max_cost:
                 rows.append(i)
                 cols.append(j)
@@ -120,12 +137,12 @@ def pair_parts(tissues: list[Part], magnets: list[Part], *, max_gap: float | Non
     pairs = _assign(nt, nm, np.array(rows, int), np.array(cols, int), np.array(costs), max_cost)
     paired_t = {i for i, _ in pairs}
     paired_m = {j for _, j in pairs}
-    return (sorted(pairs), [i for i in range(nt) if i not in paired_t],
-            [j for j in range(nm) if j not in paired_m])
+    return (sorted(pairs), [i for i in range(nt) if i not in paired_t], [j for j in range(nm) if j not in paired_m])
 
 
-def _assign(nt: int, nm: int, rows: np.ndarray, cols: np.ndarray, costs: np.ndarray,
-            max_cost: float) -> list[tuple[int, int]]:
+def _assign(
+    nt: int, nm: int, rows: np.ndarray, cols: np.ndarray, costs: np.ndarray, max_cost: float
+) -> list[tuple[int, int]]:
     """Minimum-cost assignment where leaving a part unpaired costs ``max_cost / 2``, solved on each
     connected group of candidate pairs separately (small matrices even for thousands of parts)."""
     if rows.size == 0:
@@ -146,8 +163,7 @@ def _assign(nt: int, nm: int, rows: np.ndarray, cols: np.ndarray, costs: np.ndar
         cost[a + np.arange(b), np.arange(b)] = 0.5 * max_cost
         cost[a:, b:] = 0.0
         r, c = linear_sum_assignment(cost)
-        pairs += [(int(ti[x]), int(mj[y])) for x, y in zip(r, c)
-                  if x < a and y < b and cost[x, y] < max_cost]
+        pairs += [(int(ti[x]), int(mj[y])) for x, y in zip(r, c) if x < a and y < b and cost[x, y] < max_cost]
     return pairs
 
 

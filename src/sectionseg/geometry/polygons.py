@@ -4,6 +4,7 @@ Convention: origin at the top-left corner of the top-left pixel, x right, y down
 Angles are in degrees, measured counter-clockwise *as seen on screen* from the +x axis
 (i.e. with y pointing down, a vector ``(dx, dy)`` has angle ``atan2(-dy, dx)``).
 """
+
 from __future__ import annotations
 
 import math
@@ -49,7 +50,7 @@ def long_axis_angle(points: np.ndarray) -> float:
     m = cv2.moments(points.astype(np.float32).reshape(-1, 1, 2))
     if m["m00"] == 0:  # degenerate: use the longest vertex-to-vertex direction
         d = points[:, None, :] - points[None, :, :]
-        i, j = np.unravel_index(np.argmax((d ** 2).sum(-1)), d.shape[:2])
+        i, j = np.unravel_index(np.argmax((d**2).sum(-1)), d.shape[:2])
         dx, dy = points[j] - points[i]
         theta_img = math.atan2(dy, dx)
     else:

@@ -7,6 +7,7 @@ top-left corner of the top-left pixel, y down. Side ``i`` runs from corner ``i``
 :func:`order_corners` order (clockwise on screen from the corner nearest the top-left), which most
 callers want before they index sides.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence

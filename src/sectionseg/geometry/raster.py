@@ -5,6 +5,7 @@ Pixel ``(col, row)`` covers ``[col, col+1) x [row, row+1)``; it belongs to a pol
 only on the pixels of the polygon's bounding box. (OpenCV's ``fillPoly`` rounds every span outwards,
 making a 3x2 px square fill 4x3 pixels and biasing centroids by a quarter pixel on average.)
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -14,8 +15,9 @@ import numpy.typing as npt
 from matplotlib.path import Path
 
 
-def polygon_window(polygon: np.ndarray, shape: tuple[int, ...], offset: npt.ArrayLike = (0.0, 0.0)
-                   ) -> tuple[int, int, int, int, np.ndarray | None]:
+def polygon_window(
+    polygon: np.ndarray, shape: tuple[int, ...], offset: npt.ArrayLike = (0.0, 0.0)
+) -> tuple[int, int, int, int, np.ndarray | None]:
     """Return ``(r0, r1, c0, c1, inside)``: the clipped bounding-box window of ``polygon - offset`` in
     an image of ``shape = (height, width)`` and the boolean mask of that window (None if empty)."""
     pts = np.asarray(polygon, dtype=np.float64) - np.asarray(offset, dtype=np.float64)

@@ -10,6 +10,7 @@ at all.
 Lengths are in px of the image the sections are given in; coordinates x, y from the top-left corner of
 the top-left pixel.
 """
+
 from __future__ import annotations
 
 import numpy as np

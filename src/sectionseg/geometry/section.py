@@ -5,6 +5,7 @@ resin sharing one long edge with the tissue) and often a small *dummy* strip tha
 Each part is a :class:`Part`: a polygon in image pixels (see :mod:`sectionseg.geometry.polygons`
 for the coordinate and angle conventions) with derived centre, area and angle.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -60,8 +61,11 @@ class Part:
         return Part(self.polygon * scale + np.asarray(offset, dtype=np.float64))
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Part) and self.polygon.shape == other.polygon.shape and bool(
-            np.allclose(self.polygon, other.polygon, atol=1e-6))
+        return (
+            isinstance(other, Part)
+            and self.polygon.shape == other.polygon.shape
+            and bool(np.allclose(self.polygon, other.polygon, atol=1e-6))
+        )
 
 
 @dataclass(eq=True)
@@ -87,11 +91,17 @@ class Section:
             raise ValueError("a Section needs at least a tissue or a magnet part")
 
     @classmethod
-    def from_arrays(cls, tissue: npt.ArrayLike | None, magnet: npt.ArrayLike | None,
-                    dummy: npt.ArrayLike | None = None, score: float | None = None) -> Section:
+    def from_arrays(
+        cls,
+        tissue: npt.ArrayLike | None,
+        magnet: npt.ArrayLike | None,
+        dummy: npt.ArrayLike | None = None,
+        score: float | None = None,
+    ) -> Section:
         """Build from plain ``(N, 2)`` point arrays (or None)."""
-        tissue_part, magnet_part, dummy_part = (None if p is None else Part(np.asarray(p))
-                                                for p in (tissue, magnet, dummy))
+        tissue_part, magnet_part, dummy_part = (
+            None if p is None else Part(np.asarray(p)) for p in (tissue, magnet, dummy)
+        )
         return cls(tissue_part, magnet_part, dummy_part, score=score)
 
     def pair(self) -> tuple[Part, Part]:

@@ -8,6 +8,7 @@ as ``detect`` writes it). napari and Qt are imported only by :mod:`~sectionseg.g
 :mod:`~sectionseg.gui.launch`; ``import sectionseg.gui`` imports neither. The npe2 manifest is
 ``napari.yaml`` beside this file (plugin name ``sectionseg``).
 """
+
 from __future__ import annotations
 
 GUI_EXTRA_HINT = "the GUI needs the optional extra: pip install 'sectionseg[gui]'"

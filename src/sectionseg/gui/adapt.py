@@ -10,6 +10,7 @@ the step, its seconds and the child's last output line) and returns the new dete
 None when cancelled. Each child's output goes to ``RUN/proofread_<step>.log`` (stdout) and
 ``.err`` (stderr).
 """
+
 from __future__ import annotations
 
 import os
@@ -30,20 +31,50 @@ TICK = 0.5
 STOP_WAIT = 5.0
 
 
-def commands(gray, labels, out, *, fluo=None, device: str = "cpu", epochs: int | None = None,
-             python: str = sys.executable, finetune_args=(), detect_args=()) -> list[tuple[str, list[str]]]:
+def commands(
+    gray,
+    labels,
+    out,
+    *,
+    fluo=None,
+    device: str = "cpu",
+    epochs: int | None = None,
+    python: str = sys.executable,
+    finetune_args=(),
+    detect_args=(),
+) -> list[tuple[str, list[str]]]:
     """The two command lines: ``(name, argv)``; ``finetune_args`` / ``detect_args``: more options of
     each command (e.g. ``--base-model``, ``--synthetic``; ``--tile-size``)."""
     base = [python, "-m", "sectionseg"]
     fluo_args = [] if fluo is None else ["--fluo", os.fspath(fluo)]
     out = Path(out)
-    finetune = base + ["finetune", os.fspath(gray), *fluo_args, "--labels", os.fspath(labels), "--out",
-                       os.fspath(out), "--device", device, "--no-progress"]
+    finetune = base + [
+        "finetune",
+        os.fspath(gray),
+        *fluo_args,
+        "--labels",
+        os.fspath(labels),
+        "--out",
+        os.fspath(out),
+        "--device",
+        device,
+        "--no-progress",
+    ]
     if epochs is not None:
         finetune += ["--epochs", str(int(epochs))]
     finetune += [os.fspath(a) for a in finetune_args]
-    detect = base + ["detect", os.fspath(gray), *fluo_args, "--model", os.fspath(out / "model.pt"),
-                     "--out", os.fspath(out / "detection"), "--device", device, "--no-progress"]
+    detect = base + [
+        "detect",
+        os.fspath(gray),
+        *fluo_args,
+        "--model",
+        os.fspath(out / "model.pt"),
+        "--out",
+        os.fspath(out / "detection"),
+        "--device",
+        device,
+        "--no-progress",
+    ]
     detect += [os.fspath(a) for a in detect_args]
     return [("fine-tuning", finetune), ("detection", detect)]
 
@@ -71,14 +102,35 @@ def _stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
-def finetune_and_detect(gray, labels, out, *, fluo=None, device: str = "cpu", epochs: int | None = None,
-                        python: str = sys.executable, env=None, cancel=None, finetune_args=(), detect_args=()):
+def finetune_and_detect(
+    gray,
+    labels,
+    out,
+    *,
+    fluo=None,
+    device: str = "cpu",
+    epochs: int | None = None,
+    python: str = sys.executable,
+    env=None,
+    cancel=None,
+    finetune_args=(),
+    detect_args=(),
+):
     """Run fine-tuning then detection (see the module doc); yields ``(step, steps, message)``,
     returns the detection folder, or None once ``cancel`` (a :class:`threading.Event`) is set: the
     running child is stopped. A child is also stopped when the generator is closed.
     :class:`CommandFailed` with the command's last error line (its stderr) on failure."""
-    steps = commands(gray, labels, out, fluo=fluo, device=device, epochs=epochs, python=python,
-                     finetune_args=finetune_args, detect_args=detect_args)
+    steps = commands(
+        gray,
+        labels,
+        out,
+        fluo=fluo,
+        device=device,
+        epochs=epochs,
+        python=python,
+        finetune_args=finetune_args,
+        detect_args=detect_args,
+    )
     Path(out).mkdir(parents=True, exist_ok=True)
     for k, (name, argv) in enumerate(steps):
         t0 = time.monotonic()

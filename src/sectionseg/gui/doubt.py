@@ -14,6 +14,7 @@ A section edited by hand has been looked at: its score and repair reasons no lon
 unpaired part or an odd size still does). Doubt 0 is fine, up to :data:`LOOK` worth a look, more
 is likely wrong; :func:`doubt_colour` gives the edge colour.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -28,11 +29,15 @@ UNUSUAL_SIZE = 1.0
 LOOK = 2.0
 
 #: words for the repair keys of ``Section.extra`` (``sectionseg.export.outputs.REPAIR_KEYS``)
-REPAIR_WORDS = {"rebuilt": "rebuilt beside its partner", "recovered": "recovered from a weak detection",
-                "regrown": "regrown", "gap_trimmed": "magnet trimmed to its tissue",
-                "strip_trimmed": "tissue cut back from a strip merged into it",
-                "split_from_one_part": "split from one part (whole section seen as one)",
-                "swapped_by_consensus": "tissue/magnet exchanged by the wafer consensus"}
+REPAIR_WORDS = {
+    "rebuilt": "rebuilt beside its partner",
+    "recovered": "recovered from a weak detection",
+    "regrown": "regrown",
+    "gap_trimmed": "magnet trimmed to its tissue",
+    "strip_trimmed": "tissue cut back from a strip merged into it",
+    "split_from_one_part": "split from one part (whole section seen as one)",
+    "swapped_by_consensus": "tissue/magnet exchanged by the wafer consensus",
+}
 
 #: RGBA edge colours: fine, worth a look, likely wrong
 COLOURS = {"ok": (0.2, 0.85, 0.3, 1.0), "look": (1.0, 0.8, 0.1, 1.0), "bad": (1.0, 0.15, 0.15, 1.0)}
@@ -53,8 +58,7 @@ def part_medians(sections) -> dict[str, float]:
     ``magnet`` polygons ``(N, 2)`` or None)."""
     out = {}
     for name in ("tissue", "magnet"):
-        areas = [_area(getattr(s, name)) for s in sections
-                 if s.tissue is not None and s.magnet is not None]
+        areas = [_area(getattr(s, name)) for s in sections if s.tissue is not None and s.magnet is not None]
         out[name] = float(np.median(areas)) if areas else float("nan")
     return out
 
@@ -86,7 +90,7 @@ def section_doubt(tissue, magnet, *, score=None, extra=None, medians=None, edite
                 continue
             value += REPAIRED
             if isinstance(v, str) and v.endswith("from image"):
-                reasons.append(f"{v[:-len('from image')].strip()} found on the image")
+                reasons.append(f"{v[: -len('from image')].strip()} found on the image")
             else:
                 reasons.append(words if v is True else f"{v} {words}")
     for name, part in (("tissue", tissue), ("magnet", magnet)):

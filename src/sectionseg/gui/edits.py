@@ -23,6 +23,7 @@ a section added (or paired) by hand is appended at the end of the serial order (
 it) and put into the stage order where it lengthens the stage path least
 (:meth:`ProofreadModel.magc_layout`).
 """
+
 from __future__ import annotations
 
 import copy
@@ -152,8 +153,7 @@ def _cheapest_insert(path: list[int], k: int, points: np.ndarray) -> None:
 class ProofreadModel:
     """Sections of one wafer under proofreading (see the module doc)."""
 
-    def __init__(self, sections=(), *, rejected=(), labelled=(), edited=(), checked=(), magc=None,
-                 magc_sections=None):
+    def __init__(self, sections=(), *, rejected=(), labelled=(), edited=(), checked=(), magc=None, magc_sections=None):
         """``sections``: :class:`~sectionseg.geometry.Section` objects (paired or lone parts), in
         order; ``rejected``: lone parts detection dropped (shown apart, read-only): polygons, or
         ``(polygon, reason)`` pairs; ``labelled`` / ``edited`` / ``checked``: indices into
@@ -177,8 +177,14 @@ class ProofreadModel:
             n = len(self.entries)
             where = list(range(len(magc.sections))) if magc_sections is None else list(magc_sections)
             uids = [self.entries[k].uid if k is not None and 0 <= k < n else None for k in where]
-            self.magc = MagcKept(uids, [int(i) for i in magc.serial_order], [int(i) for i in magc.stage_order],
-                                 list(magc.landmarks), list(magc.entries), magc.dialect)
+            self.magc = MagcKept(
+                uids,
+                [int(i) for i in magc.serial_order],
+                [int(i) for i in magc.stage_order],
+                list(magc.landmarks),
+                list(magc.entries),
+                magc.dialect,
+            )
         self.log: list[dict] = []
         self._undo: list[tuple] = []
         self._redo: list[tuple] = []
@@ -218,16 +224,20 @@ class ProofreadModel:
 
     def doubts(self) -> dict[int, Doubt]:
         medians = part_medians(self.entries)
-        return {e.uid: section_doubt(e.tissue, e.magnet, score=e.score, extra=e.extra, medians=medians,
-                                     edited=e.edited) for e in self.entries}
+        return {
+            e.uid: section_doubt(e.tissue, e.magnet, score=e.score, extra=e.extra, medians=medians, edited=e.edited)
+            for e in self.entries
+        }
 
     def by_doubt(self) -> list[tuple[Entry, Doubt]]:
         """Entries, most doubtful level first; within a level (:attr:`Doubt.level`) the unchecked
         ones first, each group by doubt then number."""
         doubts, numbers = self.doubts(), self.numbers()
         rank = {"bad": 0, "look": 1, "ok": 2}
-        return sorted(((e, doubts[e.uid]) for e in self.entries),
-                      key=lambda t: (rank[t[1].level], t[0].checked, -t[1].value, numbers[t[0].uid]))
+        return sorted(
+            ((e, doubts[e.uid]) for e in self.entries),
+            key=lambda t: (rank[t[1].level], t[0].checked, -t[1].value, numbers[t[0].uid]),
+        )
 
     def to_look_at(self) -> list[Entry]:
         """Unchecked entries with some doubt, in :meth:`by_doubt` order."""
@@ -241,8 +251,15 @@ class ProofreadModel:
         they are dropped, and counted in ``dropped_entries``, when the numbers changed), ``dialect``."""
         kept = self.magc
         if kept is None:
-            return {"serial": None, "stage": None, "appended": 0, "landmarks": None, "entries": [],
-                    "dropped_entries": 0, "dialect": None}
+            return {
+                "serial": None,
+                "stage": None,
+                "appended": 0,
+                "landmarks": None,
+                "entries": [],
+                "dropped_entries": 0,
+                "dialect": None,
+            }
         paired = [e for e in self.entries if e.paired]
         index = {e.uid: k for k, e in enumerate(paired)}
 
@@ -259,8 +276,15 @@ class ProofreadModel:
             _cheapest_insert(stage, k, centres)
         same_numbers = [index.get(u) for u in kept.uids] == list(range(len(kept.uids)))
         entries = [e for e in kept.entries if same_numbers or not _numbered(e.header)]
-        return {"serial": serial, "stage": stage, "appended": len(new), "landmarks": list(kept.landmarks),
-                "entries": entries, "dropped_entries": len(kept.entries) - len(entries), "dialect": kept.dialect}
+        return {
+            "serial": serial,
+            "stage": stage,
+            "appended": len(new),
+            "landmarks": list(kept.landmarks),
+            "entries": entries,
+            "dropped_entries": len(kept.entries) - len(entries),
+            "dialect": kept.dialect,
+        }
 
     def magnet_ratio(self) -> float:
         ratios = [_short_side(e.magnet) / max(_short_side(e.tissue), 1e-9) for e in self.entries if e.paired]
@@ -289,8 +313,12 @@ class ProofreadModel:
 
     def _done(self, op: str, uids, **details) -> None:
         numbers = self.numbers()
-        record = {"op": op, "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                  "sections": [numbers.get(u) for u in uids], **details}
+        record = {
+            "op": op,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "sections": [numbers.get(u) for u in uids],
+            **details,
+        }
         self.log.append(record)
         self._notify()
 
@@ -352,16 +380,16 @@ class ProofreadModel:
             self.entries.remove(e)
         else:
             _canonical(e)
-        self.log.append({"op": "delete part", "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                         "sections": [number], "part": role})
+        self.log.append(
+            {"op": "delete part", "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "sections": [number], "part": role}
+        )
         self._notify()
 
     def delete_section(self, uid: int) -> None:
         number = self.numbers().get(uid)
         self._begin()
         self.entries.remove(self.entry(uid))
-        self.log.append({"op": "delete section", "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                         "sections": [number]})
+        self.log.append({"op": "delete section", "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "sections": [number]})
         self._notify()
 
     def add_section(self, tissue_points, side="auto", magnet_points=None, *, labelled: bool = False) -> int:

@@ -5,6 +5,7 @@
 ``f`` = 1, 2, 4, ...: napari's multiscale image reads only the pixels of the level and region it
 shows; no level is computed ahead. The contrast limits come from a small strided sample.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -44,7 +45,12 @@ def wafer_layer_data(path, name: str, colormap: str = "gray", blending: str = "t
 
     image = read_image(path)
     levels = lazy_pyramid(image)
-    kwargs = {"name": name, "colormap": colormap, "blending": blending, "multiscale": len(levels) > 1,
-              "contrast_limits": contrast_limits(levels[-1]),
-              "metadata": {"sectionseg": {"role": "image", "path": str(path)}}}
+    kwargs = {
+        "name": name,
+        "colormap": colormap,
+        "blending": blending,
+        "multiscale": len(levels) > 1,
+        "contrast_limits": contrast_limits(levels[-1]),
+        "metadata": {"sectionseg": {"role": "image", "path": str(path)}},
+    }
     return (levels if len(levels) > 1 else levels[0]), kwargs, "image"

@@ -1,5 +1,6 @@
 """``sectionseg proofread``: a napari viewer with the wafer, its fluorescence, the sections of a
 detection folder and the proofreading and labelling widgets."""
+
 from __future__ import annotations
 
 import os

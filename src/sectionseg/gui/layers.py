@@ -8,6 +8,7 @@ vertices as ``(y, x)``, exactly (a plain column swap, no arithmetic), and carry 
 that has no translate. :func:`shapes_to_xy` reads the vertices of any Shapes layer (its own
 translate taken into account), so polygons drawn on another layer come out right too.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -10,6 +10,7 @@ remembered in its preferences). The Shapes layers are tagged (``metadata["sectio
 ``reader-magnet`` / ``reader-links``, ``source``): the proofreading widgets take them over (the
 file is loaded into the viewer's session) when they are open or opened later.
 """
+
 from __future__ import annotations
 
 import os
@@ -59,21 +60,46 @@ def sections_layer_data(sections, source: str) -> list[tuple]:
 
     sections = canonical_sections(sections)
     out = []
-    links = [xy_to_shapes(np.array([s.tissue.centre, s.magnet.centre])) for s in sections
-             if s.tissue is not None and s.magnet is not None]
-    out.append((links, {"name": "links", "shape_type": "line", "edge_color": "white", "edge_width": 1,
-                        "translate": SHAPES_TRANSLATE,
-                        "metadata": {"sectionseg": {"role": "reader-links", "source": source}}}, "shapes"))
+    links = [
+        xy_to_shapes(np.array([s.tissue.centre, s.magnet.centre]))
+        for s in sections
+        if s.tissue is not None and s.magnet is not None
+    ]
+    out.append(
+        (
+            links,
+            {
+                "name": "links",
+                "shape_type": "line",
+                "edge_color": "white",
+                "edge_width": 1,
+                "translate": SHAPES_TRANSLATE,
+                "metadata": {"sectionseg": {"role": "reader-links", "source": source}},
+            },
+            "shapes",
+        )
+    )
     for role, colour in (("magnet", [1.0, 0.55, 0.0, 0.2]), ("tissue", [0.0, 0.85, 0.95, 0.2])):
         idx = [k for k, s in enumerate(sections) if getattr(s, role) is not None]
         data = [xy_to_shapes(getattr(sections[k], role).polygon) for k in idx]
         labels = [str(k) if role == "tissue" or sections[k].tissue is None else "" for k in idx]
-        out.append((data, {"name": role, "shape_type": "polygon", "edge_color": "yellow", "edge_width": 2,
-                           "face_color": colour, "translate": SHAPES_TRANSLATE,
-                           "features": {"uid": np.array(idx, int), "label": np.array(labels, dtype=object)},
-                           "text": {"string": "{label}", "color": "white", "size": 9},
-                           "metadata": {"sectionseg": {"role": f"reader-{role}", "source": source}}},
-                    "shapes"))
+        out.append(
+            (
+                data,
+                {
+                    "name": role,
+                    "shape_type": "polygon",
+                    "edge_color": "yellow",
+                    "edge_width": 2,
+                    "face_color": colour,
+                    "translate": SHAPES_TRANSLATE,
+                    "features": {"uid": np.array(idx, int), "label": np.array(labels, dtype=object)},
+                    "text": {"string": "{label}", "color": "white", "size": 9},
+                    "metadata": {"sectionseg": {"role": f"reader-{role}", "source": source}},
+                },
+                "shapes",
+            )
+        )
     return out
 
 

@@ -22,6 +22,7 @@ section numbers ``edited`` (changed by hand), ``checked`` (looked at: marked, or
 ``labelled``, which a reopening restores. The labelled sections also go to
 ``labels.labelme.json`` (for ``sectionseg finetune --labels``).
 """
+
 from __future__ import annotations
 
 import csv
@@ -59,8 +60,9 @@ class Loaded:
 
 def is_detection_folder(path) -> bool:
     p = Path(path)
-    return p.is_dir() and ((p / LABELME).is_file() or (p / "source_sections_tissue.txt").is_file()
-                           or (p / "sections.magc").is_file())
+    return p.is_dir() and (
+        (p / LABELME).is_file() or (p / "source_sections_tissue.txt").is_file() or (p / "sections.magc").is_file()
+    )
 
 
 def load_annotations(path) -> Loaded:
@@ -86,18 +88,31 @@ def load_annotations(path) -> Loaded:
         else:
             return Loaded([], report)
         pr = report.get("proofread") or {}
-        rejected = [(r["polygon"], r.get("reason") or "") for r in report.get("rejected_parts") or []
-                    if r.get("polygon")]
-        where = None if magc is None else (list(range(len(sections))) if source == magc_path
-                                           else _match_magc(magc, sections, magc_path))
-        return Loaded(sections, report, list(pr.get("labelled") or []), list(pr.get("edited") or []),
-                      rejected, str(source), list(pr.get("checked") or []),
-                      magc if where is not None else None, where)
+        rejected = [
+            (r["polygon"], r.get("reason") or "") for r in report.get("rejected_parts") or [] if r.get("polygon")
+        ]
+        where = (
+            None
+            if magc is None
+            else (list(range(len(sections))) if source == magc_path else _match_magc(magc, sections, magc_path))
+        )
+        return Loaded(
+            sections,
+            report,
+            list(pr.get("labelled") or []),
+            list(pr.get("edited") or []),
+            rejected,
+            str(source),
+            list(pr.get("checked") or []),
+            magc if where is not None else None,
+            where,
+        )
     if p.is_file():
         if p.suffix.lower() == ".magc":
             magc = read_magc(p)
-            return Loaded(list(magc.sections), {}, source=str(p), magc=magc,
-                          magc_sections=list(range(len(magc.sections))))
+            return Loaded(
+                list(magc.sections), {}, source=str(p), magc=magc, magc_sections=list(range(len(magc.sections)))
+            )
         return Loaded(read_sections(p), {}, source=str(p))
     if p.exists():
         raise InputError("neither a file nor a folder", p)
@@ -115,10 +130,16 @@ def _match_magc(magc, sections: list, path: Path) -> list[int] | None:
     paired = [k for k, s in enumerate(sections) if s.tissue is not None and s.magnet is not None]
     ok = len(magc.sections) == len(paired) and all(
         m.tissue is not None and np.hypot(*(np.subtract(m.tissue.centre, sections[k].tissue.centre))) <= MATCH_TOLERANCE
-        for m, k in zip(magc.sections, paired))
+        for m, k in zip(magc.sections, paired)
+    )
     if not ok:
-        log.warning("%s: its %d sections are not the %d paired ones of the folder's other files; its serial "
-                    "and stage order are not kept", path, len(magc.sections), len(paired))
+        log.warning(
+            "%s: its %d sections are not the %d paired ones of the folder's other files; its serial "
+            "and stage order are not kept",
+            path,
+            len(magc.sections),
+            len(paired),
+        )
         return None
     for m, k in zip(magc.sections, paired):
         for key in ("magc_keys", "magc_magnet_keys"):
@@ -159,13 +180,28 @@ def _merge_csv(sections: list, path: Path) -> None:
 
 
 def model_from(loaded: Loaded) -> ProofreadModel:
-    return ProofreadModel(loaded.sections, rejected=loaded.rejected, labelled=loaded.labelled,
-                          edited=loaded.edited, checked=loaded.checked, magc=loaded.magc,
-                          magc_sections=loaded.magc_sections)
+    return ProofreadModel(
+        loaded.sections,
+        rejected=loaded.rejected,
+        labelled=loaded.labelled,
+        edited=loaded.edited,
+        checked=loaded.checked,
+        magc=loaded.magc,
+        magc_sections=loaded.magc_sections,
+    )
 
 
-def save_session(folder, model: ProofreadModel, *, report: dict | None = None, gray=None, gray_path=None,
-                 fluo_path=None, image_size=None, session_start: str | None = None) -> dict[str, Path]:
+def save_session(
+    folder,
+    model: ProofreadModel,
+    *,
+    report: dict | None = None,
+    gray=None,
+    gray_path=None,
+    fluo_path=None,
+    image_size=None,
+    session_start: str | None = None,
+) -> dict[str, Path]:
     """Write ``model`` into ``folder`` as ``detect`` does (one output set), with the proofreading
     record in ``report.json`` and, when sections are labelled, ``labels.labelme.json``. ``report``:
     the detection's report (its MagC dialect, pair scale and landmarks are used again);
@@ -195,11 +231,15 @@ def save_session(folder, model: ProofreadModel, *, report: dict | None = None, g
         session["notes"] = notes
     sessions.append(session)
     labelled = sorted(numbers[e.uid] for e in model.entries if e.labelled and e.paired)
-    record.update({"sessions": sessions,
-                   "edited": sorted(numbers[e.uid] for e in model.entries if e.edited),
-                   "checked": sorted(numbers[e.uid] for e in model.entries if e.checked),
-                   "labelled": labelled,
-                   "labels_file": "labels.labelme.json" if labelled else None})
+    record.update(
+        {
+            "sessions": sessions,
+            "edited": sorted(numbers[e.uid] for e in model.entries if e.edited),
+            "checked": sorted(numbers[e.uid] for e in model.entries if e.checked),
+            "labelled": labelled,
+            "labels_file": "labels.labelme.json" if labelled else None,
+        }
+    )
     report["proofread"] = record
     pair = report.get("magc_pair") or {}
     landmarks = layout["landmarks"] or None
@@ -208,11 +248,22 @@ def save_session(folder, model: ProofreadModel, *, report: dict | None = None, g
         landmarks = read_landmarks(lm_path)
     labels = model.labelled_sections() if labelled else None
     return write_detection_outputs(
-        folder, paired, lone, overlay_image=gray, report=report,
-        magc_dialect=layout["dialect"] or report.get("magc_dialect", "magfinder"), image_path=gray_path,
-        image_size=image_size, landmarks=landmarks, pair_scale=float(pair.get("scale", 1.0)),
-        pair_integers=bool(pair.get("integers", False)), labels=labels, serial_order=layout["serial"],
-        stage_order=layout["stage"], magc_entries=layout["entries"])
+        folder,
+        paired,
+        lone,
+        overlay_image=gray,
+        report=report,
+        magc_dialect=layout["dialect"] or report.get("magc_dialect", "magfinder"),
+        image_path=gray_path,
+        image_size=image_size,
+        landmarks=landmarks,
+        pair_scale=float(pair.get("scale", 1.0)),
+        pair_integers=bool(pair.get("integers", False)),
+        labels=labels,
+        serial_order=layout["serial"],
+        stage_order=layout["stage"],
+        magc_entries=layout["entries"],
+    )
 
 
 def session_notes(layout: dict) -> list[str]:
@@ -223,8 +274,10 @@ def session_notes(layout: dict) -> list[str]:
         notes.append(f"serial order: {n} section{'s' if n != 1 else ''} appended at the end; check it")
     n = layout.get("dropped_entries") or 0
     if n:
-        notes.append(f"sections.magc: {n} numbered entr{'ies' if n != 1 else 'y'} (ROIs, ...) not written: "
-                     f"the section numbers changed")
+        notes.append(
+            f"sections.magc: {n} numbered entr{'ies' if n != 1 else 'y'} (ROIs, ...) not written: "
+            f"the section numbers changed"
+        )
     return notes
 
 

@@ -13,6 +13,7 @@ The model is the source of truth: a layer edit becomes a model edit, then every 
 again from the model (so corner order, numbering and colours always follow the project's
 conventions). One :class:`Session` per viewer (:func:`session_for`).
 """
+
 from __future__ import annotations
 
 import logging
@@ -65,15 +66,15 @@ class Session:
         self.gray_path: str | None = None
         self.fluo_path: str | None = None
         self.started = time.strftime("%Y-%m-%dT%H:%M:%S")
-        self.side = "auto"            # where a new section's magnet is proposed
-        self.labelling = False        # new sections are marked labelled
+        self.side = "auto"  # where a new section's magnet is proposed
+        self.labelling = False  # new sections are marked labelled
         self.layers: dict = {}
         self._rows: dict[str, list[int]] = {"tissue": [], "magnet": []}
         self._drawing = False
         self._in_event = False
         self._refresh_pending = False
         self._clicks: list[np.ndarray] | None = None
-        self.listeners: list = []    # called after every redraw (the table)
+        self.listeners: list = []  # called after every redraw (the table)
         self.status = ""
         self._make_layers()
         viewer.layers.events.inserted.connect(self._layer_inserted)
@@ -82,22 +83,41 @@ class Session:
     def _make_layers(self) -> None:
         v = self.viewer
         common = {"translate": SHAPES_TRANSLATE, "shape_type": "polygon", "edge_width": EDGE_WIDTH}
-        self.layers["rejected"] = v.add_shapes(name="rejected", edge_color="magenta", face_color=[0, 0, 0, 0],
-                                               opacity=0.8, metadata={"sectionseg": {"role": "rejected"}},
-                                               features={"reason": np.zeros(0, str)},
-                                               text={"string": "{reason}", "color": "magenta", "size": 8,
-                                                     "anchor": "upper_left"},
-                                               **common)
-        self.layers["dummies"] = v.add_shapes(name="dummies", edge_color="violet", face_color=[0, 0, 0, 0],
-                                              metadata={"sectionseg": {"role": "dummies"}}, **common)
-        self.layers["links"] = v.add_shapes(name="links", edge_color="white", opacity=0.7,
-                                            metadata={"sectionseg": {"role": "links"}},
-                                            translate=SHAPES_TRANSLATE, edge_width=1)
+        self.layers["rejected"] = v.add_shapes(
+            name="rejected",
+            edge_color="magenta",
+            face_color=[0, 0, 0, 0],
+            opacity=0.8,
+            metadata={"sectionseg": {"role": "rejected"}},
+            features={"reason": np.zeros(0, str)},
+            text={"string": "{reason}", "color": "magenta", "size": 8, "anchor": "upper_left"},
+            **common,
+        )
+        self.layers["dummies"] = v.add_shapes(
+            name="dummies",
+            edge_color="violet",
+            face_color=[0, 0, 0, 0],
+            metadata={"sectionseg": {"role": "dummies"}},
+            **common,
+        )
+        self.layers["links"] = v.add_shapes(
+            name="links",
+            edge_color="white",
+            opacity=0.7,
+            metadata={"sectionseg": {"role": "links"}},
+            translate=SHAPES_TRANSLATE,
+            edge_width=1,
+        )
         text = {"string": "{label}", "color": "white", "size": 9, "anchor": "center"}
         for role in ("magnet", "tissue"):
-            layer = v.add_shapes(name=role, features={"uid": np.zeros(0, int), "label": np.zeros(0, str)},
-                                 text=text, face_color=list(FACE[role]),
-                                 metadata={"sectionseg": {"role": role}}, **common)
+            layer = v.add_shapes(
+                name=role,
+                features={"uid": np.zeros(0, int), "label": np.zeros(0, str)},
+                text=text,
+                face_color=list(FACE[role]),
+                metadata={"sectionseg": {"role": role}},
+                **common,
+            )
             layer.events.data.connect(lambda event, role=role: self._on_data(role, event))
             self.layers[role] = layer
         self.refresh()
@@ -116,16 +136,26 @@ class Session:
                 face = [LABELLED_FACE if e.labelled else FACE[role] for e in entries]
                 show = [role == "tissue" or e.tissue is None for e in entries]
                 labels = [str(numbers[e.uid]) if s else "" for e, s in zip(entries, show)]
-                _set_polygons(layer, [e.part(role) for e in entries],
-                              {"uid": np.array([e.uid for e in entries], int), "label": np.array(labels, dtype=object)},
-                              edge, face)
+                _set_polygons(
+                    layer,
+                    [e.part(role) for e in entries],
+                    {"uid": np.array([e.uid for e in entries], int), "label": np.array(labels, dtype=object)},
+                    edge,
+                    face,
+                )
                 self._rows[role] = [e.uid for e in entries]
-            links = [np.array([np.mean(e.tissue, axis=0), np.mean(e.magnet, axis=0)])
-                     for e in self.model.ordered() if e.paired]
+            links = [
+                np.array([np.mean(e.tissue, axis=0), np.mean(e.magnet, axis=0)])
+                for e in self.model.ordered()
+                if e.paired
+            ]
             _set_lines(self.layers["links"], links)
             _set_polygons(self.layers["dummies"], [e.dummy for e in self.model.entries if e.dummy is not None])
-            _set_polygons(self.layers["rejected"], self.model.rejected,
-                          {"reason": np.array(self.model.rejected_reasons, dtype=object)})
+            _set_polygons(
+                self.layers["rejected"],
+                self.model.rejected,
+                {"reason": np.array(self.model.rejected_reasons, dtype=object)},
+            )
         finally:
             self._drawing = False
         for listener in list(self.listeners):
@@ -163,12 +193,16 @@ class Session:
                 if not removed:
                     self._model_changed()
             else:  # added: the new shapes are the last ones
-                new = layer.data[len(rows):]
+                new = layer.data[len(rows) :]
                 for points in new:
                     xy = shapes_to_xy(points, layer.translate)
                     if role == "tissue":
-                        self._try(self.model.add_section, xy, None if self.side == "none" else self.side,
-                                  labelled=self.labelling)
+                        self._try(
+                            self.model.add_section,
+                            xy,
+                            None if self.side == "none" else self.side,
+                            labelled=self.labelling,
+                        )
                     else:
                         self._try(self.model.add_part, role, xy)
                 if not len(new):
@@ -247,9 +281,16 @@ class Session:
             layer = self.image_layer()
             path = (_role(layer) and layer.metadata["sectionseg"].get("path")) if layer is not None else None
             self.gray_path = path or (getattr(getattr(layer, "source", None), "path", None) if layer else None)
-        paths = save_session(folder, self.model, report=self.report, gray=self.gray_image(),
-                             gray_path=self.gray_path, fluo_path=self.fluo_path, image_size=self.image_size(),
-                             session_start=self.started)
+        paths = save_session(
+            folder,
+            self.model,
+            report=self.report,
+            gray=self.gray_image(),
+            gray_path=self.gray_path,
+            fluo_path=self.fluo_path,
+            image_size=self.image_size(),
+            session_start=self.started,
+        )
         self.folder = folder
         self.report = load_annotations(folder).report
         notes = session_notes(self.model.magc_layout())
@@ -352,8 +393,9 @@ class Session:
         self._clicks = []
         layer = self.layers.get("corners")
         if layer is None or layer not in self.viewer.layers:
-            layer = self.viewer.add_points(name="corners", size=6, face_color="yellow",
-                                           metadata={"sectionseg": {"role": "corners"}})
+            layer = self.viewer.add_points(
+                name="corners", size=6, face_color="yellow", metadata={"sectionseg": {"role": "corners"}}
+            )
             self.layers["corners"] = layer
         layer.data = np.zeros((0, 2))
         for role in ROLES:
@@ -380,8 +422,9 @@ class Session:
             return None
         points, self._clicks = np.array(self._clicks), None
         self.stop_adding()
-        uid = self._try(self.model.add_section, points, None if self.side == "none" else self.side,
-                        labelled=self.labelling)
+        uid = self._try(
+            self.model.add_section, points, None if self.side == "none" else self.side, labelled=self.labelling
+        )
         if uid is not None:
             self.current = uid
             self.select(uid)

@@ -7,6 +7,7 @@ section checked (looked at, nothing changed; plain ``C`` is napari's contrast ke
 ``Control-Z`` undo, ``Control-Shift-Z`` redo, ``Shift-A`` add a section (4 clicks), ``Escape`` stop
 adding.
 """
+
 from __future__ import annotations
 
 import os
@@ -38,12 +39,14 @@ COLUMNS = ("#", "doubt", "score", "checked", "labelled", "why")
 def _bind_keys(viewer, session) -> None:
     if getattr(viewer, "_sectionseg_keys", False):
         return
-    bindings = {"Shift-N": lambda v: session_for(v).next_doubtful(),
-                "Shift-C": lambda v: _check(session_for(v)),
-                "Control-Z": lambda v: session_for(v).model.undo(),
-                "Control-Shift-Z": lambda v: session_for(v).model.redo(),
-                "Shift-A": lambda v: session_for(v).start_adding(),
-                "Escape": lambda v: session_for(v).stop_adding()}
+    bindings = {
+        "Shift-N": lambda v: session_for(v).next_doubtful(),
+        "Shift-C": lambda v: _check(session_for(v)),
+        "Control-Z": lambda v: session_for(v).model.undo(),
+        "Control-Shift-Z": lambda v: session_for(v).model.redo(),
+        "Shift-A": lambda v: session_for(v).start_adding(),
+        "Escape": lambda v: session_for(v).stop_adding(),
+    }
     for key, func in bindings.items():
         try:
             viewer.bind_key(key, func, overwrite=True)
@@ -82,8 +85,9 @@ class ProofreadWidget(QWidget):
         grid = QGridLayout()
         self.side = QComboBox()
         self.side.addItems(SIDE_CHOICES)
-        self.side.setToolTip("side of the tissue where a new section's magnet is proposed "
-                             "(auto: the wafer's usual side)")
+        self.side.setToolTip(
+            "side of the tissue where a new section's magnet is proposed (auto: the wafer's usual side)"
+        )
         self.add_button = QPushButton("Add section (4 clicks)")
         self.delete_button = QPushButton("Delete section")
         self.pair_button = QPushButton("Pair selected")
@@ -146,9 +150,14 @@ class ProofreadWidget(QWidget):
         self.table.setRowCount(len(rows))
         for r, (e, d) in enumerate(rows):
             score = "" if e.score is None else f"{e.score:.2f}"
-            values = (str(numbers[e.uid]), f"{d.value:.1f}", score, "yes" if e.checked else "",
-                      "yes" if e.labelled else "",
-                      "; ".join(d.reasons) or ("edited" if e.edited else ""))
+            values = (
+                str(numbers[e.uid]),
+                f"{d.value:.1f}",
+                score,
+                "yes" if e.checked else "",
+                "yes" if e.labelled else "",
+                "; ".join(d.reasons) or ("edited" if e.edited else ""),
+            )
             for c, text in enumerate(values):
                 item = QTableWidgetItem(text)
                 if c == 1:
@@ -158,9 +167,10 @@ class ProofreadWidget(QWidget):
                 self.table.setItem(r, c, item)
         folder = "(no folder: Save as… to choose one)" if s.folder is None else os.fspath(s.folder)
         labelled = sum(e.labelled for e, _ in rows)
-        self.folder_label.setText(f"{folder}\n{len(rows)} sections, {len(s.model.to_look_at())} to look at, "
-                                  f"{sum(e.checked for e, _ in rows)} checked"
-                                  + (f", {labelled} labelled" if labelled else ""))
+        self.folder_label.setText(
+            f"{folder}\n{len(rows)} sections, {len(s.model.to_look_at())} to look at, "
+            f"{sum(e.checked for e, _ in rows)} checked" + (f", {labelled} labelled" if labelled else "")
+        )
         self.status.setText(s.status)
 
     def _row_clicked(self, row: int, column: int) -> None:
@@ -231,8 +241,17 @@ class LabelWidget(QWidget):
         self.progress.setValue(0)
         self.info = QLabel()
         self.info.setWordWrap(True)
-        for w in (self.mode, self.mark_button, self.unmark_button, self.add_button, self.save_button,
-                  self.run_button, self.cancel_button, self.progress, self.info):
+        for w in (
+            self.mode,
+            self.mark_button,
+            self.unmark_button,
+            self.add_button,
+            self.save_button,
+            self.run_button,
+            self.cancel_button,
+            self.progress,
+            self.info,
+        ):
             layout.addWidget(w)
         layout.addStretch(1)
         self.mode.toggled.connect(self._mode)
@@ -266,14 +285,16 @@ class LabelWidget(QWidget):
     def save_labels(self, path) -> Path:
         from sectionseg.gui.store import write_labels
 
-        self.labels_path = write_labels(path, self.session.model, gray_path=self.session.gray_path,
-                                        image_size=self.session.image_size())
+        self.labels_path = write_labels(
+            path, self.session.model, gray_path=self.session.gray_path, image_size=self.session.image_size()
+        )
         self.session.say(f"labels saved to {self.labels_path}")
         return self.labels_path
 
     def _save_labels_dialog(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Labels file (labelme JSON)", "labels.labelme.json",
-                                              "labelme JSON (*.json)")
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Labels file (labelme JSON)", "labels.labelme.json", "labelme JSON (*.json)"
+        )
         if path:
             try:
                 self.save_labels(path)
@@ -309,8 +330,16 @@ class LabelWidget(QWidget):
             runner = self.runner
         self._cancel = threading.Event()
         # errors are ours to show (_failed), not to re-raise in the event loop
-        self.worker = create_worker(runner, s.gray_path, labels, out / "run", fluo=s.fluo_path, cancel=self._cancel,
-                                    _ignore_errors=True, **kwargs)
+        self.worker = create_worker(
+            runner,
+            s.gray_path,
+            labels,
+            out / "run",
+            fluo=s.fluo_path,
+            cancel=self._cancel,
+            _ignore_errors=True,
+            **kwargs,
+        )
         self.worker.yielded.connect(self._progress)
         self.worker.returned.connect(self._finished)
         self.worker.errored.connect(lambda exc: self._failed(exc))

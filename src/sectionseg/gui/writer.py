@@ -7,6 +7,7 @@ the ``uid`` feature that sectionseg's layers carry, else geometrically
 ``metadata["sectionseg"]["role"]`` or its name says so, a tissue layer otherwise; link, dummy and
 rejected layers are skipped.
 """
+
 from __future__ import annotations
 
 import os
@@ -44,8 +45,9 @@ def sections_from_layers(layer_data) -> tuple[list, list]:
         translate = meta.get("translate", (0.0, 0.0))
         for k, shape in enumerate(data):
             if len(shape) >= 3:
-                parts[role].append((None if uids is None or uids[k] < 0 else uids[k],
-                                    Part(shapes_to_xy(shape, translate))))
+                parts[role].append(
+                    (None if uids is None or uids[k] < 0 else uids[k], Part(shapes_to_xy(shape, translate)))
+                )
     paired, lone = [], []
     by_uid = {u: p for u, p in parts["magnet"] if u is not None}
     used_t, used_m = set(), set()
@@ -56,8 +58,7 @@ def sections_from_layers(layer_data) -> tuple[list, list]:
             used_m.add(next(j for j, (v, _) in enumerate(parts["magnet"]) if v == u))
     rest_t = [i for i in range(len(parts["tissue"])) if i not in used_t]
     rest_m = [j for j in range(len(parts["magnet"])) if j not in used_m]
-    pairs, lone_t, lone_m = pair_parts([parts["tissue"][i][1] for i in rest_t],
-                                       [parts["magnet"][j][1] for j in rest_m])
+    pairs, lone_t, lone_m = pair_parts([parts["tissue"][i][1] for i in rest_t], [parts["magnet"][j][1] for j in rest_m])
     paired += [Section(parts["tissue"][rest_t[a]][1], parts["magnet"][rest_m[b]][1]) for a, b in pairs]
     lone += [Section(parts["tissue"][rest_t[a]][1], None) for a in lone_t]
     lone += [Section(None, parts["magnet"][rest_m[b]][1]) for b in lone_m]

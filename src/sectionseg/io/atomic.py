@@ -8,6 +8,7 @@ last, for writers that sniff it), so that the ones a killed process left behind 
 another machine of a shared disk, that are older than a day). Temporary files of the earlier naming
 (``.STEM.XXXXXXXX.SUFFIX`` beside ``STEM.SUFFIX``) older than an hour are removed too.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -67,8 +68,12 @@ def _age(path: Path) -> float:
 
 def _is_legacy_temp(path: Path) -> bool:
     m = _LEGACY.match(path.name)
-    return (m is not None and path.is_file() and (path.parent / (m["stem"] + m["suffix"])).exists()
-            and _age(path) > LEGACY_STALE_S)
+    return (
+        m is not None
+        and path.is_file()
+        and (path.parent / (m["stem"] + m["suffix"])).exists()
+        and _age(path) > LEGACY_STALE_S
+    )
 
 
 def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
@@ -99,8 +104,9 @@ def atomic_path(path: str | os.PathLike):
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.sectionseg-tmp-{owner_tag()}-", suffix=path.suffix,
-                               dir=path.parent)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{path.name}.sectionseg-tmp-{owner_tag()}-", suffix=path.suffix, dir=path.parent
+    )
     os.close(fd)
     try:
         yield Path(tmp)

@@ -9,6 +9,7 @@ or compressed TIFFs of more than :data:`LAZY_MIN_BYTES` and Zarr / OME-Zarr fold
 highest-resolution level) are read chunk by chunk on demand through :class:`LazyImage`. Normalisation
 works on blocks, so a wafer is never converted to float (nor read into memory) as a whole.
 """
+
 from __future__ import annotations
 
 import logging
@@ -29,10 +30,10 @@ _BLOCK_ROWS = 1024
 _SAMPLE_STEP_TARGET = 2_000_000  # pixels sampled for percentile estimation
 _PIL_CONVERT = {"LA": "L", "P": "RGB", "PA": "RGB"}
 #: a tiled / compressed TIFF decoded bigger than this is read lazily, tile by tile (:class:`LazyImage`)
-LAZY_MIN_BYTES = 64 * 2 ** 20
+LAZY_MIN_BYTES = 64 * 2**20
 #: decoded chunks a :class:`LazyImage` keeps per process, bytes: the small windows of fitting and repairs
 #: fall in a few chunks, read (decompressed) once instead of once per window
-LAZY_CACHE_BYTES = 64 * 2 ** 20
+LAZY_CACHE_BYTES = 64 * 2**20
 #: windows touching more chunks than this are read directly, not through the cache
 LAZY_CACHED_CHUNKS = 4
 #: metadata files that make a folder a Zarr array or group (Zarr v2 and v3)
@@ -56,14 +57,14 @@ class LazyImage:
         self._opener, self._lead, self.name = opener, tuple(lead), name
         self._array, self._pid, self._cache = None, None, None
         array = self._get()
-        self.shape = tuple(int(n) for n in array.shape[len(self._lead):])
+        self.shape = tuple(int(n) for n in array.shape[len(self._lead) :])
         self.dtype = np.dtype(array.dtype)
         self.ndim = len(self.shape)
         self.size = int(np.prod(self.shape))
         chunks = getattr(array, "chunks", None)
         self.chunks = None
         if chunks is not None and len(chunks) == len(array.shape) and self.ndim == 2:
-            self.chunks = tuple(int(c) for c in chunks[len(self._lead):])
+            self.chunks = tuple(int(c) for c in chunks[len(self._lead) :])
         self.largest_read = 0
 
     def _get(self):
@@ -113,7 +114,9 @@ class LazyImage:
                 block = self._chunk(ci, cj)
                 y0, y1 = max(r0, ci * ch), min(r1, ci * ch + block.shape[0])
                 x0, x1 = max(c0, cj * cw), min(c1, cj * cw + block.shape[1])
-                out[y0 - r0:y1 - r0, x0 - c0:x1 - c0] = block[y0 - ci * ch:y1 - ci * ch, x0 - cj * cw:x1 - cj * cw]
+                out[y0 - r0 : y1 - r0, x0 - c0 : x1 - c0] = block[
+                    y0 - ci * ch : y1 - ci * ch, x0 - cj * cw : x1 - cj * cw
+                ]
         return out
 
     def __getitem__(self, key) -> np.ndarray:
@@ -165,8 +168,11 @@ def _zarr_level(group, path: Path):
         return next(iter(arrays.items()))
     if "0" in arrays:
         return "0", arrays["0"]
-    raise InputError(f"Zarr group without OME-Zarr 'multiscales' metadata holds {len(arrays)} arrays; "
-                     "give the path of the image array itself", path)
+    raise InputError(
+        f"Zarr group without OME-Zarr 'multiscales' metadata holds {len(arrays)} arrays; "
+        "give the path of the image array itself",
+        path,
+    )
 
 
 def _open_zarr(path: Path) -> LazyImage:
@@ -182,8 +188,11 @@ def _open_zarr(path: Path) -> LazyImage:
     extra = shape[:-2]
     if len(shape) < 2 or any(n != 1 for n in extra):
         axes = f" ({' x '.join(map(str, shape))})"
-        raise InputError(f"expected one 2-D image in the Zarr array{axes}; channels, planes or time points "
-                         "must be single (give gray and fluorescence as separate images)", path)
+        raise InputError(
+            f"expected one 2-D image in the Zarr array{axes}; channels, planes or time points "
+            "must be single (give gray and fluorescence as separate images)",
+            path,
+        )
 
     def opener(path=str(path), inner=inner):
         import zarr
@@ -196,6 +205,7 @@ def _open_zarr(path: Path) -> LazyImage:
 
 def _lazy_tiff(path: Path) -> LazyImage:
     """A tiled or compressed TIFF read tile by tile (tifffile's zarr store)."""
+
     def opener(path=str(path)):
         import zarr
 
@@ -256,8 +266,9 @@ def read_image(path: str | os.PathLike, *, expect_gray: bool = True) -> np.ndarr
     if image.ndim == 3 and image.shape[-1] == 4:
         image = image[..., :3]
     if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[-1] != 3):
-        raise InputError(f"expected a gray (H, W) or colour (H, W, 3) image, got an array of shape "
-                         f"{tuple(image.shape)}", path)
+        raise InputError(
+            f"expected a gray (H, W) or colour (H, W, 3) image, got an array of shape {tuple(image.shape)}", path
+        )
     if min(image.shape[:2]) < 1:
         raise InputError(f"the image has no pixels (shape {tuple(image.shape)})", path)
     if expect_gray:
@@ -275,7 +286,7 @@ def fill_non_finite(image: np.ndarray, path=None) -> np.ndarray:
         return image
     bad = 0
     for r in range(0, image.shape[0], _BLOCK_ROWS):
-        bad += int(np.count_nonzero(~np.isfinite(np.asarray(image[r:r + _BLOCK_ROWS]))))
+        bad += int(np.count_nonzero(~np.isfinite(np.asarray(image[r : r + _BLOCK_ROWS]))))
     if bad == 0:
         return image
     total = int(np.prod(image.shape))
@@ -284,8 +295,12 @@ def fill_non_finite(image: np.ndarray, path=None) -> np.ndarray:
     out = np.array(image, dtype=np.float32)
     finite = np.isfinite(out)
     out[~finite] = np.median(out[finite][:: max(1, (total - bad) // _SAMPLE_STEP_TARGET)])
-    log.warning("%s: %d of %d pixels are NaN or infinite; they are treated as background (the median "
-                "value)", path if path is not None else "image", bad, total)
+    log.warning(
+        "%s: %d of %d pixels are NaN or infinite; they are treated as background (the median value)",
+        path if path is not None else "image",
+        bad,
+        total,
+    )
     return out
 
 
@@ -293,7 +308,7 @@ def is_constant(image: np.ndarray) -> bool:
     """Whether every pixel of ``image`` has the same value (read block by block)."""
     first = np.asarray(image[0, 0])
     for r in range(0, image.shape[0], _BLOCK_ROWS):
-        if not np.all(np.asarray(image[r:r + _BLOCK_ROWS]) == first):
+        if not np.all(np.asarray(image[r : r + _BLOCK_ROWS]) == first):
             return False
     return True
 
@@ -302,8 +317,9 @@ def _image_file(path: str | os.PathLike) -> Path:
     """``path`` as a Path; InputError when it is missing, a folder or empty."""
     path = Path(path)
     if not path.is_file():
-        raise InputError("no such image file" if not path.exists() else "image file expected, but this "
-                         "is a folder", path)
+        raise InputError(
+            "no such image file" if not path.exists() else "image file expected, but this is a folder", path
+        )
     if path.stat().st_size == 0:
         raise InputError("image file is empty (0 bytes)", path)
     return path
@@ -347,8 +363,10 @@ def _read_tiff(path: Path) -> np.ndarray:
         stacked = [n for a, n in zip(series[0].axes, series[0].shape) if a not in "YXS" and n > 1] if series else []
         if len(series) > 1 or stacked:
             count = len(series) if len(series) > 1 else int(np.prod(stacked))
-            raise InputError(f"the TIFF holds {count} images (pages); sectionseg reads single-image files: "
-                             "save the one image alone", path)
+            raise InputError(
+                f"the TIFF holds {count} images (pages); sectionseg reads single-image files: save the one image alone",
+                path,
+            )
         page = tif.pages[0]
         decoded = int(np.prod(page.shape)) * page.dtype.itemsize if page.dtype is not None else 0
         chunked = page.is_tiled or len(page.dataoffsets) > 1
@@ -409,7 +427,7 @@ def normalise_to_uint8(image: np.ndarray, norm: Normalisation) -> np.ndarray:
     """Apply ``norm`` to a 2-D image block by block (row blocks): uint8 ``(H, W)``."""
     out = np.empty(image.shape[:2], dtype=np.uint8)
     for r in range(0, image.shape[0], _BLOCK_ROWS):
-        out[r:r + _BLOCK_ROWS] = norm.apply(np.asarray(image[r:r + _BLOCK_ROWS]))
+        out[r : r + _BLOCK_ROWS] = norm.apply(np.asarray(image[r : r + _BLOCK_ROWS]))
     return out
 
 
@@ -423,13 +441,21 @@ class Composed:
 
     def record(self) -> dict:
         """JSON-ready description of the normalisation, to store beside outputs."""
-        return {"channels": ["gray", "gray", "fluo" if self.fluo_norm else "gray"],
-                "gray": self.gray_norm.as_dict(),
-                "fluo": None if self.fluo_norm is None else self.fluo_norm.as_dict()}
+        return {
+            "channels": ["gray", "gray", "fluo" if self.fluo_norm else "gray"],
+            "gray": self.gray_norm.as_dict(),
+            "fluo": None if self.fluo_norm is None else self.fluo_norm.as_dict(),
+        }
 
 
-def compose_rgb(gray: np.ndarray, fluo: np.ndarray | None = None, *, percentiles=(0.5, 99.5),
-                gray_name: str = "gray", fluo_name: str = "fluo") -> Composed:
+def compose_rgb(
+    gray: np.ndarray,
+    fluo: np.ndarray | None = None,
+    *,
+    percentiles=(0.5, 99.5),
+    gray_name: str = "gray",
+    fluo_name: str = "fluo",
+) -> Composed:
     """Compose the model input ``(gray, gray, fluo)`` as uint8 ``(H, W, 3)``.
 
     ``gray`` and ``fluo`` are 2-D arrays of the same shape (any dtype). Without ``fluo`` the third
@@ -443,8 +469,11 @@ def compose_rgb(gray: np.ndarray, fluo: np.ndarray | None = None, *, percentiles
         log.warning("no fluorescence image: the third channel repeats the gray image")
         return Composed(np.dstack([g8, g8, g8]), gnorm, None)
     if fluo.shape != gray.shape:
-        raise InputError(f"fluorescence image is {fluo.shape[1]}x{fluo.shape[0]} px but the gray image "
-                         f"is {gray.shape[1]}x{gray.shape[0]} px; they must cover the same pixels", fluo_name)
+        raise InputError(
+            f"fluorescence image is {fluo.shape[1]}x{fluo.shape[0]} px but the gray image "
+            f"is {gray.shape[1]}x{gray.shape[0]} px; they must cover the same pixels",
+            fluo_name,
+        )
     fnorm = robust_normalisation(fluo, percentiles)
     return Composed(np.dstack([g8, g8, normalise_to_uint8(fluo, fnorm)]), gnorm, fnorm)
 
@@ -453,8 +482,7 @@ def load_composed(gray_path, fluo_path=None, *, percentiles=(0.5, 99.5)) -> Comp
     """Read the gray (and optional fluorescence) files and compose the model input."""
     gray = read_image(gray_path)
     fluo = None if fluo_path is None else read_image(fluo_path)
-    return compose_rgb(gray, fluo, percentiles=percentiles, gray_name=str(gray_path),
-                       fluo_name=str(fluo_path))
+    return compose_rgb(gray, fluo, percentiles=percentiles, gray_name=str(gray_path), fluo_name=str(fluo_path))
 
 
 IMAGE_WRITE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
@@ -470,8 +498,10 @@ def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in IMAGE_WRITE_SUFFIXES:
-        raise InputError(f"cannot tell the image format from {suffix or 'no extension'!r}: use "
-                         f"{', '.join(IMAGE_WRITE_SUFFIXES)}", path)
+        raise InputError(
+            f"cannot tell the image format from {suffix or 'no extension'!r}: use {', '.join(IMAGE_WRITE_SUFFIXES)}",
+            path,
+        )
     with atomic_path(path) as tmp:
         if suffix in TIFF_SUFFIXES:
             tifffile.imwrite(tmp, image, photometric="rgb" if image.ndim == 3 else "minisblack")

@@ -11,6 +11,7 @@ the main thread Python's handlers are replaced by one that records them (a signa
 hands to another thread, one of torch's or a pool's, still runs its Python handler in the main
 thread).
 """
+
 from __future__ import annotations
 
 import contextlib

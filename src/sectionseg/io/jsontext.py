@@ -5,6 +5,7 @@ readers (browsers, ``jq``, most languages) refuse such a file. :func:`dumps` wri
 and refuses anything else that is not JSON (``allow_nan=False``); numpy scalars and arrays and paths
 become plain JSON values.
 """
+
 from __future__ import annotations
 
 import json
@@ -37,5 +38,10 @@ def plain(value):
 
 def dumps(value, *, indent: int | None = None, ensure_ascii: bool = True, default=None) -> str:
     """Strict JSON text of ``value`` (see the module doc); ``default`` as for :func:`json.dumps`."""
-    return json.dumps(plain(value), indent=indent, ensure_ascii=ensure_ascii, allow_nan=False,
-                      default=None if default is None else (lambda v: plain(default(v))))
+    return json.dumps(
+        plain(value),
+        indent=indent,
+        ensure_ascii=ensure_ascii,
+        allow_nan=False,
+        default=None if default is None else (lambda v: plain(default(v))),
+    )

@@ -1,5 +1,6 @@
 """Memory estimates checked before big allocations, so that a run too big for the machine stops at
 once with a clear message instead of swapping for minutes or dying with MemoryError."""
+
 from __future__ import annotations
 
 from sectionseg.errors import InputError
@@ -21,5 +22,6 @@ def check_memory(needed: float, what: str) -> None:
     """InputError when ``needed`` bytes (an estimate) exceed the memory available now."""
     free = available_memory()
     if free is not None and needed > free:
-        raise InputError(f"{what} needs about {needed / 2 ** 30:.1f} GiB of memory, but only "
-                         f"{free / 2 ** 30:.1f} GiB are available")
+        raise InputError(
+            f"{what} needs about {needed / 2**30:.1f} GiB of memory, but only {free / 2**30:.1f} GiB are available"
+        )

@@ -19,6 +19,7 @@ A process killed with SIGKILL can leave a staging folder, an ``-old-`` folder or
 behind: the next :func:`output_set` on the same OUT removes them, and puts a complete set back
 in place when the kill fell between the two renames.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -43,8 +44,9 @@ def check_complete(folder: str | os.PathLike) -> None:
     entry by entry."""
     folder = Path(folder)
     if (folder / INCOMPLETE).exists():
-        raise InputError("incomplete output set: a run writing it was interrupted or is still running; "
-                         "run it again", folder)
+        raise InputError(
+            "incomplete output set: a run writing it was interrupted or is still running; run it again", folder
+        )
 
 
 def set_entries(folder: str | os.PathLike) -> list[str] | None:
@@ -86,8 +88,7 @@ def _staging_folder(out: Path) -> tuple[Path, bool]:
     ``out`` is a mount point (renames cannot cross it) or its parent is not writable."""
     if not (out.is_dir() and os.path.ismount(out)):
         with contextlib.suppress(OSError):
-            return Path(tempfile.mkdtemp(prefix=f".{out.name}.sectionseg-new-{owner_tag()}-",
-                                         dir=out.parent)), True
+            return Path(tempfile.mkdtemp(prefix=f".{out.name}.sectionseg-new-{owner_tag()}-", dir=out.parent)), True
     out.mkdir(parents=True, exist_ok=True)
     return Path(tempfile.mkdtemp(prefix=f".sectionseg-new-{owner_tag()}-", dir=out)), False
 

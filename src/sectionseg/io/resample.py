@@ -5,6 +5,7 @@ will see them.
 Frame: a pixel of the scaled image with corner ``(X, Y)`` (origin at the top-left corner of the
 top-left pixel) covers source corners ``(X / s, Y / s)`` to ``((X + 1) / s, (Y + 1) / s)``.
 """
+
 from __future__ import annotations
 
 import math
@@ -21,8 +22,13 @@ def scaled_size(width: int, height: int, scale: float) -> tuple[int, int]:
     return max(1, math.ceil(width * scale - 1e-9)), max(1, math.ceil(height * scale - 1e-9))
 
 
-def resample(src: np.ndarray, scale: float, out_origin: tuple[float, float] = (0.0, 0.0),
-             src_origin: tuple[int, int] = (0, 0), out_size: tuple[int, int] | None = None) -> np.ndarray:
+def resample(
+    src: np.ndarray,
+    scale: float,
+    out_origin: tuple[float, float] = (0.0, 0.0),
+    src_origin: tuple[int, int] = (0, 0),
+    out_size: tuple[int, int] | None = None,
+) -> np.ndarray:
     """Window of ``src`` brought to ``scale`` (scaled px per source px).
 
     - ``src``: 2-D or ``(H, W, C)`` image, a crop of a larger image whose corner is ``src_origin``
@@ -41,7 +47,14 @@ def resample(src: np.ndarray, scale: float, out_origin: tuple[float, float] = (0
     (x0, y0), (sx0, sy0) = out_origin, src_origin
     # dst index j (corner x0 + j) <- src corner (x0 + j) / s; cv2 maps pixel *indices*, hence the
     # half-pixel terms: src_idx = (j + 0.5 + x0) / s - 0.5 - sx0.
-    m = np.array([[1 / scale, 0, (0.5 + x0) / scale - 0.5 - sx0],
-                  [0, 1 / scale, (0.5 + y0) / scale - 0.5 - sy0]], dtype=np.float64)
-    return cv2.warpAffine(np.ascontiguousarray(src), m, tuple(int(v) for v in out_size),
-                          flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+    m = np.array(
+        [[1 / scale, 0, (0.5 + x0) / scale - 0.5 - sx0], [0, 1 / scale, (0.5 + y0) / scale - 0.5 - sy0]],
+        dtype=np.float64,
+    )
+    return cv2.warpAffine(
+        np.ascontiguousarray(src),
+        m,
+        tuple(int(v) for v in out_size),
+        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_REPLICATE,
+    )

@@ -8,6 +8,7 @@ Input: a list of float32 ``[3, H, W]`` tensors in [0, 1]. With ``keep_image_size
 images are *not* resized by the model (only normalised and padded to a multiple of 32), so a
 training crop and a large inference tile are seen at the same pixel scale.
 """
+
 from __future__ import annotations
 
 import os
@@ -53,11 +54,15 @@ def _narrow_resnet(name: str, width: int, norm_layer) -> nn.Module:
     ``BasicBlock``; children named like torchvision's ResNet so the FPN extractor works. For tests
     and tiny experiments."""
     blocks = {"resnet18": [2, 2, 2, 2], "resnet34": [3, 4, 6, 3]}[name]
-    layers = OrderedDict(conv1=nn.Conv2d(3, width, 7, 2, 3, bias=False), bn1=norm_layer(width),
-                         relu=nn.ReLU(inplace=True), maxpool=nn.MaxPool2d(3, 2, 1))
+    layers = OrderedDict(
+        conv1=nn.Conv2d(3, width, 7, 2, 3, bias=False),
+        bn1=norm_layer(width),
+        relu=nn.ReLU(inplace=True),
+        maxpool=nn.MaxPool2d(3, 2, 1),
+    )
     inplanes = width
     for k, n in enumerate(blocks):
-        planes, stride = width * 2 ** k, 1 if k == 0 else 2
+        planes, stride = width * 2**k, 1 if k == 0 else 2
         down = None
         if stride != 1 or inplanes != planes:
             down = nn.Sequential(nn.Conv2d(inplanes, planes, 1, stride, bias=False), norm_layer(planes))
@@ -81,7 +86,7 @@ def build_backbone(cfg: ModelConfig) -> BackboneWithFPN:
         body = _narrow_resnet(cfg.backbone, cfg.backbone_width, _norm_layer(cfg))
         last_channels = cfg.backbone_width * 8
     # Same freezing rule as torchvision's _resnet_fpn_extractor: the last `trainable_layers` stages train.
-    stages = ["layer4", "layer3", "layer2", "layer1", "conv1"][:cfg.trainable_layers]
+    stages = ["layer4", "layer3", "layer2", "layer1", "conv1"][: cfg.trainable_layers]
     if cfg.trainable_layers == 5:
         stages.append("bn1")
     for name, param in body.named_parameters():
@@ -89,23 +94,26 @@ def build_backbone(cfg: ModelConfig) -> BackboneWithFPN:
             param.requires_grad_(False)
     return_layers = {f"layer{k}": str(k - 1) for k in (1, 2, 3, 4)}
     in_channels = [last_channels // 8 * 2 ** (k - 1) for k in (1, 2, 3, 4)]
-    return BackboneWithFPN(body, return_layers, in_channels, cfg.fpn_channels,
-                           extra_blocks=LastLevelMaxPool())
+    return BackboneWithFPN(body, return_layers, in_channels, cfg.fpn_channels, extra_blocks=LastLevelMaxPool())
 
 
 def build_model(cfg: ModelConfig) -> MaskRCNN:
     """A randomly initialised torchvision ``MaskRCNN`` (3 classes) as ``cfg`` describes."""
     backbone = build_backbone(cfg)
     ch = cfg.fpn_channels
-    anchors = AnchorGenerator(sizes=tuple((int(s),) for s in cfg.anchor_sizes),
-                              aspect_ratios=(tuple(float(a) for a in cfg.aspect_ratios),) * 5)
+    anchors = AnchorGenerator(
+        sizes=tuple((int(s),) for s in cfg.anchor_sizes),
+        aspect_ratios=(tuple(float(a) for a in cfg.aspect_ratios),) * 5,
+    )
     head_norm = partial(nn.GroupNorm, cfg.group_norm_groups) if cfg.norm == "group" else None
     mask_layers = [int(c) for c in cfg.mask_head_layers]
     model = MaskRCNN(
         backbone,
         num_classes=None,
-        min_size=cfg.min_size, max_size=cfg.max_size,
-        image_mean=list(cfg.image_mean), image_std=list(cfg.image_std),
+        min_size=cfg.min_size,
+        max_size=cfg.max_size,
+        image_mean=list(cfg.image_mean),
+        image_std=list(cfg.image_std),
         rpn_anchor_generator=anchors,
         rpn_pre_nms_top_n_train=cfg.rpn_pre_nms_top_n_train,
         rpn_post_nms_top_n_train=cfg.rpn_post_nms_top_n_train,
@@ -122,8 +130,7 @@ def build_model(cfg: ModelConfig) -> MaskRCNN:
         mask_predictor=MaskRCNNPredictor(mask_layers[-1], cfg.mask_predictor_channels, len(CLASSES)),
     )
     if cfg.keep_image_size:
-        model.transform = KeepSizeTransform(cfg.min_size, cfg.max_size, list(cfg.image_mean),
-                                            list(cfg.image_std))
+        model.transform = KeepSizeTransform(cfg.min_size, cfg.max_size, list(cfg.image_mean), list(cfg.image_std))
     return model
 
 
@@ -146,7 +153,7 @@ def load_backbone_weights(model: MaskRCNN, path: str | os.PathLike) -> None:
     for key, value in state.items():
         for prefix in ("module.", "backbone.body."):
             if key.startswith(prefix):
-                key = key[len(prefix):]
+                key = key[len(prefix) :]
         if not key.startswith("fc."):
             cleaned[key] = value
     body = model.backbone.body
@@ -156,8 +163,11 @@ def load_backbone_weights(model: MaskRCNN, path: str | os.PathLike) -> None:
         raise InputError("no backbone key matches the model's ResNet body", path)
     for key in matched:
         if own[key].shape != cleaned[key].shape:
-            raise InputError(f"backbone weight '{key}' has shape {tuple(cleaned[key].shape)}, "
-                             f"the model needs {tuple(own[key].shape)}", path)
+            raise InputError(
+                f"backbone weight '{key}' has shape {tuple(cleaned[key].shape)}, "
+                f"the model needs {tuple(own[key].shape)}",
+                path,
+            )
     body.load_state_dict({k: cleaned[k] for k in matched}, strict=False)
 
 

@@ -10,6 +10,7 @@ A model file is a ``torch.save`` dict::
 training state and can store the weights as float16 (half the size); they are converted back to
 float32 on load.
 """
+
 from __future__ import annotations
 
 import os
@@ -45,8 +46,7 @@ def save_payload(path: str | os.PathLike, payload: dict) -> None:
         torch.save(payload, tmp)
 
 
-def save_model(path: str | os.PathLike, model: torch.nn.Module, config: Config,
-               extra: dict | None = None) -> None:
+def save_model(path: str | os.PathLike, model: torch.nn.Module, config: Config, extra: dict | None = None) -> None:
     """Atomically write ``model`` with its config, class names and ``extra`` metadata."""
     save_payload(path, model_payload(model, config, extra))
 
@@ -102,13 +102,17 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu"):
         raise InputError(f"weights do not fit the stored config: {exc}", path) from None
     model.to(device).eval()
     training = payload.get("training") or {}
-    meta = {"classes": list(payload.get("classes", CLASSES)), "extra": payload.get("extra", {}),
-            "epoch": training.get("epoch")}
+    meta = {
+        "classes": list(payload.get("classes", CLASSES)),
+        "extra": payload.get("extra", {}),
+        "epoch": training.get("epoch"),
+    }
     return model, config, meta
 
 
-def export_weights(ckpt: str | os.PathLike, out: str | os.PathLike, half: bool = False,
-                   info: dict | None = None) -> None:
+def export_weights(
+    ckpt: str | os.PathLike, out: str | os.PathLike, half: bool = False, info: dict | None = None
+) -> None:
     """Write the model of checkpoint ``ckpt`` to ``out`` without training state.
 
     ``half=True`` stores floating-point tensors as float16 (about half the file size).

@@ -5,6 +5,7 @@ dataclass default applies) but an unknown key, a wrong type or an out-of-range v
 :class:`~sectionseg.errors.InputError` that names the file and the key. Named presets live in
 ``sectionseg/model/presets/<name>.yaml`` (``tiny``, ``cpu``, ``seed``).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -25,22 +26,22 @@ CLASSES = ("background", "tissue", "magnet")
 class ModelConfig:
     """Mask R-CNN architecture (torchvision ``MaskRCNN``)."""
 
-    backbone: str = "resnet50"            # resnet18 | resnet34 | resnet50
-    backbone_width: int = 64              # stem channels; 64 = torchvision's ResNet, less = narrow
-                                          # ResNet-18/34 layout (tests, tiny experiments)
-    norm: str = "batch"                   # batch | group | frozen_batch
-    group_norm_groups: int = 32           # groups of GroupNorm (norm == "group")
-    trainable_layers: int = 5             # backbone stages that train (0..5)
-    fpn_channels: int = 256               # FPN output channels
+    backbone: str = "resnet50"  # resnet18 | resnet34 | resnet50
+    # stem channels; 64 = torchvision's ResNet, less = narrow ResNet-18/34 layout (tests, tiny experiments)
+    backbone_width: int = 64
+    norm: str = "batch"  # batch | group | frozen_batch
+    group_norm_groups: int = 32  # groups of GroupNorm (norm == "group")
+    trainable_layers: int = 5  # backbone stages that train (0..5)
+    fpn_channels: int = 256  # FPN output channels
     anchor_sizes: list = field(default_factory=lambda: [16, 32, 64, 128, 256])  # px, one per FPN level
-    aspect_ratios: list = field(default_factory=lambda: [0.5, 1.0, 2.0])       # height / width
+    aspect_ratios: list = field(default_factory=lambda: [0.5, 1.0, 2.0])  # height / width
     rpn_pre_nms_top_n_train: int = 2000
     rpn_post_nms_top_n_train: int = 2000
     rpn_pre_nms_top_n_test: int = 1000
     rpn_post_nms_top_n_test: int = 1000
     rpn_batch_size_per_image: int = 256
     box_batch_size_per_image: int = 512
-    box_representation_size: int = 1024   # TwoMLPHead width
+    box_representation_size: int = 1024  # TwoMLPHead width
     mask_head_layers: list = field(default_factory=lambda: [256, 256, 256, 256])
     mask_predictor_channels: int = 256
     box_detections_per_img: int = 300
@@ -61,18 +62,18 @@ class TrainConfig:
 
     epochs: int = 20
     batch_size: int = 2
-    optimizer: str = "sgd"                # sgd | adamw
+    optimizer: str = "sgd"  # sgd | adamw
     lr: float = 0.01
     momentum: float = 0.9
     weight_decay: float = 1e-4
-    warmup_iters: int = 200               # linear warm-up from warmup_factor * lr
+    warmup_iters: int = 200  # linear warm-up from warmup_factor * lr
     warmup_factor: float = 0.001
-    scheduler: str = "cosine"             # cosine | step | constant
+    scheduler: str = "cosine"  # cosine | step | constant
     step_milestones: list = field(default_factory=lambda: [0.7, 0.9])  # fractions of all iterations
     step_gamma: float = 0.1
-    grad_clip: float = 10.0               # max gradient norm; 0 disables
-    checkpoint_every: int = 50            # iterations between mid-epoch checkpoints; 0 disables
-    max_iters_per_epoch: int = 0          # 0 = the whole train split each epoch
+    grad_clip: float = 10.0  # max gradient norm; 0 disables
+    checkpoint_every: int = 50  # iterations between mid-epoch checkpoints; 0 disables
+    max_iters_per_epoch: int = 0  # 0 = the whole train split each epoch
     num_workers: int = 0
     seed: int = 0
 
@@ -81,13 +82,14 @@ class TrainConfig:
 class DataConfig:
     """How images are fed during training."""
 
-    crop_size: int = 512                  # square training crops, px
-    section_size: float = REFERENCE_SECTION_SIZE  # long side of a section in the training data, px:
-                                          # detection and fine-tuning bring wafers to this scale
-    max_instances: int = 300              # ground-truth instances kept per image
-    gray_only_probability: float = 0.0    # share of training samples whose third channel repeats gray
-                                          # (what detection feeds without a fluorescence image)
-    jpeg_probability: float = 0.0         # share of training samples passed through JPEG (quality 30-95)
+    crop_size: int = 512  # square training crops, px
+    # long side of a section in the training data, px: detection and fine-tuning bring wafers to this scale
+    section_size: float = REFERENCE_SECTION_SIZE
+    max_instances: int = 300  # ground-truth instances kept per image
+    # share of training samples whose third channel repeats gray (what detection feeds without a
+    # fluorescence image)
+    gray_only_probability: float = 0.0
+    jpeg_probability: float = 0.0  # share of training samples passed through JPEG (quality 30-95)
 
 
 @dataclass
@@ -130,11 +132,11 @@ def _check_value(section: str, name: str, value, annotation, source):
             raise InputError(f"config key '{where}' must be a string, got {value!r}", source)
         choices = _CHOICES.get((section, name))
         if choices and value not in choices:
-            raise InputError(f"config key '{where}' must be one of {', '.join(choices)}, got {value!r}",
-                             source)
+            raise InputError(f"config key '{where}' must be one of {', '.join(choices)}, got {value!r}", source)
     elif annotation in ("list", list):
         if not isinstance(value, list) or not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
+        ):
             raise InputError(f"config key '{where}' must be a list of numbers, got {value!r}", source)
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
         raise InputError(f"config key '{where}' must not be negative, got {value!r}", source)
@@ -165,8 +167,7 @@ def config_from_dict(data, source: str | os.PathLike | None = None) -> Config:
     for key in data:
         if key not in sections:
             raise InputError(f"unknown config key '{key}' (known: {', '.join(sections)})", source)
-    cfg = Config(**{name: _section_from_dict(cls, name, data.get(name), source)
-                    for name, cls in sections.items()})
+    cfg = Config(**{name: _section_from_dict(cls, name, data.get(name), source) for name, cls in sections.items()})
     _check_consistency(cfg, source)
     return cfg
 
@@ -182,13 +183,11 @@ def _check_consistency(cfg: Config, source) -> None:
     if not m.mask_head_layers:
         raise InputError("config key 'model.mask_head_layers' needs at least one layer", source)
     if m.backbone_width != 64 and (m.backbone == "resnet50" or m.backbone_width < 1):
-        raise InputError("config key 'model.backbone_width' other than 64 needs resnet18 or resnet34",
-                         source)
+        raise InputError("config key 'model.backbone_width' other than 64 needs resnet18 or resnet34", source)
     if m.norm == "group":
         widths = [m.fpn_channels, m.backbone_width] + list(m.mask_head_layers)
         if any(int(w) % m.group_norm_groups for w in widths):
-            raise InputError("GroupNorm needs channel counts divisible by 'model.group_norm_groups'",
-                             source)
+            raise InputError("GroupNorm needs channel counts divisible by 'model.group_norm_groups'", source)
     for key in ("batch_size", "epochs"):
         if getattr(cfg.train, key) < 1:
             raise InputError(f"config key 'train.{key}' must be at least 1", source)
@@ -212,8 +211,7 @@ def load_config(name_or_path: str | os.PathLike) -> Config:
     else:
         preset = resources.files("sectionseg.model") / "presets" / f"{name_or_path}.yaml"
         if not preset.is_file():
-            raise InputError(f"no such preset or config file: {name_or_path!s} "
-                             f"(presets: {', '.join(preset_names())})")
+            raise InputError(f"no such preset or config file: {name_or_path!s} (presets: {', '.join(preset_names())})")
         text_source, source = preset.read_text(encoding="utf-8"), f"preset:{name_or_path}"
     try:
         data = yaml.safe_load(text_source)

@@ -1,4 +1,5 @@
 """Where the package's model file lives (no torch import: the CLI checks it before loading torch)."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -16,11 +16,22 @@ pattern, turned, shifted and sometimes mirrored. One module per step:
 - :mod:`.overview`: without bead images, the same chain on the magnets cut out of the fluorescence
   overview, when the overview resolves their beads (``detect --serial-order overview``).
 """
+
 from sectionseg.serial.beads import Beads, detect_beads, merge_channels
 from sectionseg.serial.folder import find_bead_images
 from sectionseg.serial.metrics import order_metrics, wrong_links
 from sectionseg.serial.order import OrderResult, order_sections, section_beads
 from sectionseg.serial.settings import OrderSettings
 
-__all__ = ["Beads", "detect_beads", "merge_channels", "find_bead_images", "order_metrics", "wrong_links",
-           "OrderResult", "order_sections", "section_beads", "OrderSettings"]
+__all__ = [
+    "Beads",
+    "detect_beads",
+    "merge_channels",
+    "find_bead_images",
+    "order_metrics",
+    "wrong_links",
+    "OrderResult",
+    "order_sections",
+    "section_beads",
+    "OrderSettings",
+]

@@ -17,6 +17,7 @@ smoothed peak over the peak smoothed
 twice as much, median over strong beads: ~2.7 for a sharp ~1 px spot, lower when out of focus)
 tells blurred images.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -40,8 +41,8 @@ class Beads:
     channel: np.ndarray
     size: tuple[int, int]
     strong: np.ndarray | None = None
-    resin: np.ndarray | None = None   # bool (ceil(H/4), ceil(W/4)); None: everywhere
-    sharpness: float = float("nan")   # median over strong beads of peak(sigma) / peak(2 sigma)
+    resin: np.ndarray | None = None  # bool (ceil(H/4), ceil(W/4)); None: everywhere
+    sharpness: float = float("nan")  # median over strong beads of peak(sigma) / peak(2 sigma)
 
     def __post_init__(self):
         if self.strong is None:
@@ -84,11 +85,11 @@ def detect_beads(image: np.ndarray, settings: OrderSettings = OrderSettings(), c
     rows, cols = np.nonzero(peaks)
     value = d[rows, cols]
     if len(value) > 3 * settings.max_beads:
-        keep = np.argsort(-value)[:3 * settings.max_beads]
+        keep = np.argsort(-value)[: 3 * settings.max_beads]
         rows, cols, value = rows[keep], cols[keep], value[keep]
     strong = value > centre + settings.threshold * noise
     if strong.sum() > settings.max_beads:
-        strong[np.argsort(-value)[settings.max_beads:]] = False
+        strong[np.argsort(-value)[settings.max_beads :]] = False
     # parabola through the peak and its neighbours, per axis: sub-pixel offsets in [-0.5, 0.5]
     left, right = d[rows, cols - 1], d[rows, cols + 1]
     u, b = d[rows - 1, cols], d[rows + 1, cols]
@@ -103,8 +104,15 @@ def detect_beads(image: np.ndarray, settings: OrderSettings = OrderSettings(), c
     if strong.any():
         wide = cv2.GaussianBlur(f, (0, 0), 2 * settings.bead_sigma_px) - bg
         sharpness = float(np.median(value[strong] / np.maximum(wide[rows[strong], cols[strong]], 1e-6)))
-    return Beads(xy.astype(np.float64), flux, np.full(len(flux), channel, np.int16), (w, h), strong,
-                 resin_mask(f, settings.resin_level), sharpness)
+    return Beads(
+        xy.astype(np.float64),
+        flux,
+        np.full(len(flux), channel, np.int16),
+        (w, h),
+        strong,
+        resin_mask(f, settings.resin_level),
+        sharpness,
+    )
 
 
 def resin_mask(image: np.ndarray, level: float) -> np.ndarray | None:
@@ -113,8 +121,9 @@ def resin_mask(image: np.ndarray, level: float) -> np.ndarray | None:
     if level <= 0:
         return None
     h, w = image.shape
-    small = cv2.resize(image, ((w + MASK_STEP - 1) // MASK_STEP, (h + MASK_STEP - 1) // MASK_STEP),
-                       interpolation=cv2.INTER_AREA)
+    small = cv2.resize(
+        image, ((w + MASK_STEP - 1) // MASK_STEP, (h + MASK_STEP - 1) // MASK_STEP), interpolation=cv2.INTER_AREA
+    )
     bg = cv2.GaussianBlur(small, (0, 0), 3.0)
     mask = bg > level * float(np.median(bg))
     return None if mask.all() else mask
@@ -131,11 +140,17 @@ def merge_channels(parts: list[Beads]) -> Beads:
     """One :class:`Beads` of a section from its channels' (same field of view, same size)."""
     if len(parts) == 1:
         return parts[0]
-    return Beads(np.vstack([p.xy for p in parts]).reshape(-1, 2), np.concatenate([p.flux for p in parts]),
-                 np.concatenate([p.channel for p in parts]), parts[0].size,
-                 np.concatenate([p.strong for p in parts]), _and_masks([p.resin for p in parts]),
-                 float(np.nanmedian([p.sharpness for p in parts])) if any(np.isfinite(p.sharpness) for p in parts)
-                 else float("nan"))
+    return Beads(
+        np.vstack([p.xy for p in parts]).reshape(-1, 2),
+        np.concatenate([p.flux for p in parts]),
+        np.concatenate([p.channel for p in parts]),
+        parts[0].size,
+        np.concatenate([p.strong for p in parts]),
+        _and_masks([p.resin for p in parts]),
+        float(np.nanmedian([p.sharpness for p in parts]))
+        if any(np.isfinite(p.sharpness) for p in parts)
+        else float("nan"),
+    )
 
 
 def _and_masks(masks: list) -> np.ndarray | None:

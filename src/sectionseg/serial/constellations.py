@@ -13,6 +13,7 @@ section its ``candidates`` best partners: consecutive sections share most beads,
 constellations, while unrelated ones share a few by chance. Cost: O(total constellations x the
 sections a key occurs in), instead of aligning all n^2 pairs.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -21,9 +22,9 @@ from itertools import combinations
 import numpy as np
 from scipy.spatial import cKDTree
 
-_BITS = 6                      # per quantised distance: 6 distances x 6 bits in one int64
+_BITS = 6  # per quantised distance: 6 distances x 6 bits in one int64
 _MAX_BIN = (1 << _BITS) - 1
-MAX_KEY_SECTIONS = 80          # a key shared by more sections than this says nothing
+MAX_KEY_SECTIONS = 80  # a key shared by more sections than this says nothing
 
 
 @dataclass
@@ -45,11 +46,11 @@ def constellations(xy: np.ndarray, neighbours: int = 5, bin_px: float = 2.0) -> 
         return Constellations(np.zeros(0, np.int64), np.zeros((0, 4), np.int64), np.zeros(0, np.int8))
     dist, idx = cKDTree(xy).query(xy, k + 1)
     dist, idx = dist[:, 1:], idx[:, 1:]
-    combos = np.array(list(combinations(range(k), 3)))            # (C, 3), increasing: by distance
+    combos = np.array(list(combinations(range(k), 3)))  # (C, 3), increasing: by distance
     n, c = len(xy), len(combos)
-    nb = idx[:, combos]                                            # (N, C, 3)
-    da = dist[:, combos]                                           # anchor distances
-    p = xy[nb]                                                     # (N, C, 3, 2)
+    nb = idx[:, combos]  # (N, C, 3)
+    da = dist[:, combos]  # anchor distances
+    p = xy[nb]  # (N, C, 3, 2)
     d01 = np.linalg.norm(p[:, :, 0] - p[:, :, 1], axis=-1)
     d02 = np.linalg.norm(p[:, :, 0] - p[:, :, 2], axis=-1)
     d12 = np.linalg.norm(p[:, :, 1] - p[:, :, 2], axis=-1)

@@ -28,6 +28,7 @@ section), ``partly off resin`` (the resin mask covers less than 90 % of the fiel
 ``few partners`` (aligned with fewer than 2 sections), ``blurred`` (bead sharpness below
 ``doubt_sharpness`` x the median section's: out of focus).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -35,8 +36,9 @@ import numpy as np
 from sectionseg.serial.settings import OrderSettings
 
 
-def link_doubts(cost: np.ndarray, path: list[int], matches: list, settings: OrderSettings = OrderSettings(),
-                doubtful=()) -> list[list[str]]:
+def link_doubts(
+    cost: np.ndarray, path: list[int], matches: list, settings: OrderSettings = OrderSettings(), doubtful=()
+) -> list[list[str]]:
     """Reasons of doubt per link ``path[k] -> path[k+1]`` (see the module doc); ``doubtful``: indices
     of doubtful sections."""
     c = np.asarray(cost, dtype=np.float64)
@@ -53,7 +55,7 @@ def link_doubts(cost: np.ndarray, path: list[int], matches: list, settings: Orde
             out[k].append("no match")
         elif lk > high:
             out[k].append("high cost")
-        around = links[max(0, k - 2):k].tolist() + links[k + 1:k + 3].tolist()
+        around = links[max(0, k - 2) : k].tolist() + links[k + 1 : k + 3].tolist()
         around = [v for v in around if np.isfinite(v)]
         if np.isfinite(lk) and around and lk > settings.doubt_gap * float(np.median(around)):
             out[k].append("gap")
@@ -63,8 +65,7 @@ def link_doubts(cost: np.ndarray, path: list[int], matches: list, settings: Orde
     position = {s: k for k, s in enumerate(path)}
     near += [(position[x] - 1, position[x]) for x in doubtful]
     for k in range(len(out)):
-        if any(lo - settings.doubt_reach <= k <= hi + settings.doubt_reach and not lo <= k <= hi
-               for lo, hi in near):
+        if any(lo - settings.doubt_reach <= k <= hi + settings.doubt_reach and not lo <= k <= hi for lo, hi in near):
             out[k].append("near unplaced")
     position = {s: k for k, s in enumerate(path)}
     for k, s in enumerate(path):

@@ -10,6 +10,7 @@ Plain: ``BEADS_DIR/<name>.tif|.tiff|.png|.jpg``, one per section; the id is the 
 (channel ``""`` for plain folders). Several tiles per channel are not stitched here: an InputError
 says so. Every section must have the same channels.
 """
+
 from __future__ import annotations
 
 import os
@@ -32,15 +33,21 @@ def find_bead_images(folder: str | os.PathLike) -> dict[int, dict[str, Path]]:
     dirs = sorted(p for p in root.iterdir() if p.is_dir() and _MAGC_DIR.match(p.name))
     found = _magc_layout(dirs) if dirs else _plain_layout(root)
     if not found:
-        raise InputError("no bead images: expected section_NNNN/section_NNNN_channel_CCC_tileId_00-00-mag.tif "
-                         "or one .tif/.png image per section", root)
+        raise InputError(
+            "no bead images: expected section_NNNN/section_NNNN_channel_CCC_tileId_00-00-mag.tif "
+            "or one .tif/.png image per section",
+            root,
+        )
     channels = {tuple(sorted(ch)) for ch in found.values()}
     if len(channels) > 1:
         counts = {c: sum(tuple(sorted(ch)) == c for ch in found.values()) for c in channels}
         odd = min(counts, key=counts.get)
         sid = next(s for s, ch in found.items() if tuple(sorted(ch)) == odd)
-        raise InputError(f"section {sid} has channels {', '.join(odd) or '(none)'} but others have "
-                         f"{', '.join(max(counts, key=counts.get))}", root)
+        raise InputError(
+            f"section {sid} has channels {', '.join(odd) or '(none)'} but others have "
+            f"{', '.join(max(counts, key=counts.get))}",
+            root,
+        )
     return dict(sorted(found.items()))
 
 
@@ -64,8 +71,11 @@ def _magc_layout(dirs: list[Path]) -> dict[int, dict[str, Path]]:
             raise InputError("no section_NNNN_channel_CCC_tileId_YY-XX-mag image in this section folder", d)
         for channel, files in tiles.items():
             if len(files) > 1:
-                raise InputError(f"channel {channel} has {len(files)} tiles; stitch them into one image per "
-                                 f"channel first (sectionseg does not stitch bead tiles)", d)
+                raise InputError(
+                    f"channel {channel} has {len(files)} tiles; stitch them into one image per "
+                    f"channel first (sectionseg does not stitch bead tiles)",
+                    d,
+                )
         found[sid] = {c: files[0] for c, files in tiles.items()}
     return found
 

@@ -9,6 +9,7 @@ polygons). Otherwise the file is written back with :func:`sectionseg.formats.wri
 own dialect, with its stage order, landmarks, kept entries and extra keys. Either way the result is
 read back and checked before it replaces the file.
 """
+
 from __future__ import annotations
 
 import os
@@ -39,8 +40,9 @@ def check_ids(path: str | os.PathLike, ids) -> int:
     extra = sorted(i for i in ids if not 0 <= i < n)
     lacking = sorted(set(range(n)) - ids)
     if extra:
-        raise InputError(f"bead images of sections {_few(extra)} but the file has {n} sections "
-                         f"(0..{n - 1}): not the same series?", p)
+        raise InputError(
+            f"bead images of sections {_few(extra)} but the file has {n} sections (0..{n - 1}): not the same series?", p
+        )
     if lacking:
         raise InputError(f"sections {_few(lacking)} of the file have no bead image; every section needs one", p)
     return n
@@ -63,8 +65,9 @@ def set_serial_order(path: str | os.PathLike, order: list[int]) -> Path:
     value = ",".join(str(int(i)) for i in order)
     edited = _replace_order_line(text, value)
     if edited is None:
-        edited = magc_text(f.sections, f.dialect, list(order), f.stage_order, p, landmarks=f.landmarks,
-                           entries=f.entries)
+        edited = magc_text(
+            f.sections, f.dialect, list(order), f.stage_order, p, landmarks=f.landmarks, entries=f.entries
+        )
     with atomic_path(p) as tmp:
         tmp.write_text(edited, encoding="utf-8")
         back = read_magc(tmp)
@@ -88,7 +91,7 @@ def _replace_order_line(text: str, value: str) -> str | None:
             continue
         m = _ORDER_KEY.match(line.rstrip("\r\n")) if inside else None
         if m:
-            ending = line[len(line.rstrip("\r\n")):]
+            ending = line[len(line.rstrip("\r\n")) :]
             lines[k] = m.group(1) + value + m.group(4) + ending
             return "".join(lines)
     return None

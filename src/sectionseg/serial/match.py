@@ -17,6 +17,7 @@ brightness difference, after the median brightness ratio of the pair is divided 
 sections share nearly all beads (a ~1 um bead shows in ~20 sections of 50 nm), so the cost grows with
 the number of sections between two sections: the order is the path of least total cost.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ from sectionseg.serial.beads import Beads
 from sectionseg.serial.constellations import Constellations, shared
 from sectionseg.serial.settings import OrderSettings
 
-NO_MATCH = 1.0   # cost of a pair that could not be aligned (the largest cost)
+NO_MATCH = 1.0  # cost of a pair that could not be aligned (the largest cost)
 _MIRROR = np.diag([-1.0, 1.0])
 
 
@@ -66,8 +67,10 @@ class PairMatch:
 
     def summary(self) -> dict:
         """JSON-ready fields (no arrays)."""
-        out = {k: getattr(self, k) for k in ("i", "j", "ok", "mirrored", "votes", "inliers", "matched",
-                                             "n_i", "n_j", "why")}
+        out = {
+            k: getattr(self, k)
+            for k in ("i", "j", "ok", "mirrored", "votes", "inliers", "matched", "n_i", "n_j", "why")
+        }
         for k in ("angle", "overlap", "rms", "gain", "cost"):
             v = float(getattr(self, k))
             out[k] = None if not np.isfinite(v) else round(v, 4)
@@ -96,8 +99,14 @@ def _affine(src: np.ndarray, dst: np.ndarray, before: np.ndarray, max_strain: fl
     ``max_strain``."""
     if len(src) < 6:
         return before
-    matrix, _ = cv2.estimateAffine2D(src.astype(np.float32), dst.astype(np.float32), method=cv2.RANSAC,
-                                     ransacReprojThreshold=px, maxIters=500, confidence=0.99)
+    matrix, _ = cv2.estimateAffine2D(
+        src.astype(np.float32),
+        dst.astype(np.float32),
+        method=cv2.RANSAC,
+        ransacReprojThreshold=px,
+        maxIters=500,
+        confidence=0.99,
+    )
     if matrix is None or _strain(matrix[:, :2]) > max_strain:
         return before
     return matrix
@@ -126,8 +135,15 @@ def _field_overlap(matrix: np.ndarray, size_i, size_j) -> float:
     return float(area) / float(min(wi * hi, wj * hj))
 
 
-def match_pair(i: int, j: int, bi: Beads, bj: Beads, ci: Constellations, cj: Constellations,
-               settings: OrderSettings = OrderSettings()) -> PairMatch:
+def match_pair(
+    i: int,
+    j: int,
+    bi: Beads,
+    bj: Beads,
+    ci: Constellations,
+    cj: Constellations,
+    settings: OrderSettings = OrderSettings(),
+) -> PairMatch:
     """Align section ``i`` onto ``j`` and measure their cost (see the module doc)."""
     out = PairMatch(i, j)
     ia, ib = shared(ci, cj)
@@ -143,9 +159,15 @@ def match_pair(i: int, j: int, bi: Beads, bj: Beads, ci: Constellations, cj: Con
     if len(corr) < 3:
         out.why = "too few correspondences"
         return out
-    m, inl = cv2.estimateAffine2D(src.astype(np.float32), dst.astype(np.float32), method=cv2.RANSAC,
-                                  ransacReprojThreshold=settings.ransac_px, maxIters=5000,
-                                  confidence=0.999, refineIters=10)
+    m, inl = cv2.estimateAffine2D(
+        src.astype(np.float32),
+        dst.astype(np.float32),
+        method=cv2.RANSAC,
+        ransacReprojThreshold=settings.ransac_px,
+        maxIters=5000,
+        confidence=0.999,
+        refineIters=10,
+    )
     if m is None:
         out.why = "RANSAC found no transform"
         return out
@@ -155,15 +177,16 @@ def match_pair(i: int, j: int, bi: Beads, bj: Beads, ci: Constellations, cj: Con
         out.why = f"RANSAC: strain {strain:.3f}, {out.inliers} inliers"
         return out
     f = _MIRROR if mirrored else np.eye(2)
-    matrix = np.c_[m[:, :2] @ f, m[:, 2]]   # i px -> j px
+    matrix = np.c_[m[:, :2] @ f, m[:, 2]]  # i px -> j px
     ki, kj = np.flatnonzero(bi.strong), np.flatnonzero(bj.strong)
     for _ in range(2):  # refine on all mutually nearest strong beads
         pairs = _mutual(apply(matrix, bi.xy[ki]), bj.xy[kj], 2 * settings.match_px)
         if len(pairs) < settings.min_matches:
             out.why = f"{len(pairs)} beads match after RANSAC"
             return out
-        matrix = _affine(bi.xy[ki[pairs[:, 0]]], bj.xy[kj[pairs[:, 1]]], matrix, settings.max_strain,
-                         0.5 * settings.match_px)
+        matrix = _affine(
+            bi.xy[ki[pairs[:, 0]]], bj.xy[kj[pairs[:, 1]]], matrix, settings.max_strain, 0.5 * settings.match_px
+        )
     out.ok, out.matrix, out.mirrored = True, matrix, mirrored
     u, _, vt = np.linalg.svd(matrix[:, :2] @ f)
     rot = u @ vt
@@ -187,8 +210,9 @@ def _cost(out: PairMatch, bi: Beads, bj: Beads, settings: OrderSettings) -> None
     sj = np.flatnonzero(bi.on_resin(xj, settings.margin_px) & bj.on_resin(bj.xy))
     pairs = _mutual(xi[si], bj.xy[sj], settings.match_px)
     pairs = np.c_[si[pairs[:, 0]], sj[pairs[:, 1]]]
-    pairs = pairs[(bi.channel[pairs[:, 0]] == bj.channel[pairs[:, 1]])
-                  & (bi.strong[pairs[:, 0]] | bj.strong[pairs[:, 1]])]
+    pairs = pairs[
+        (bi.channel[pairs[:, 0]] == bj.channel[pairs[:, 1]]) & (bi.strong[pairs[:, 0]] | bj.strong[pairs[:, 1]])
+    ]
     out.pairs = pairs
     strong_i, strong_j = si[bi.strong[si]], sj[bj.strong[sj]]
     out.matched, out.n_i, out.n_j = len(pairs), len(strong_i), len(strong_j)

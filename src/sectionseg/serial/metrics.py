@@ -5,6 +5,7 @@ those (a lost section in between does not make a link wrong). The direction of a
 arbitrary (beads do not tell which end was cut first), so links are unordered and Kendall's tau is
 given for the better of the two directions (its absolute value).
 """
+
 from __future__ import annotations
 
 from scipy.stats import kendalltau
@@ -32,5 +33,9 @@ def order_metrics(found: list[int], true: list[int]) -> dict:
     hit = len(true_links & _links(f))
     rank = {s: k for k, s in enumerate(t)}
     tau = kendalltau(list(range(len(f))), [rank[s] for s in f]).statistic if len(f) > 1 else 1.0
-    return {"n": len(f), "consecutive": hit / len(true_links) if true_links else 1.0,
-            "kendall_tau": abs(float(tau)), "wrong_links": len(wrong_links(f, t))}
+    return {
+        "n": len(f),
+        "consecutive": hit / len(true_links) if true_links else 1.0,
+        "kendall_tau": abs(float(tau)),
+        "wrong_links": len(wrong_links(f, t)),
+    }

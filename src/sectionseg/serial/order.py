@@ -7,6 +7,7 @@ In: section ids and their bead images (one or more channels each, same field of 
 each link's score and doubts, the cost matrix (NaN where a pair was not compared: it was no
 candidate) and the pair matches.
 """
+
 from __future__ import annotations
 
 import logging
@@ -79,8 +80,9 @@ def section_beads(images: list[np.ndarray], settings: OrderSettings = OrderSetti
     return merge_channels(parts)
 
 
-def strong_constellations(beads: Beads, settings: OrderSettings = OrderSettings(), *,
-                          brightest: int | None = None) -> Constellations:
+def strong_constellations(
+    beads: Beads, settings: OrderSettings = OrderSettings(), *, brightest: int | None = None
+) -> Constellations:
     """Constellations of a section's strong beads (or of its ``brightest`` beads, strong or weak,
     with ``rescue_neighbours`` and ``rescue_bin_px``), their members indexing all of ``beads``."""
     index = np.flatnonzero(beads.strong)
@@ -132,8 +134,9 @@ def _rescue(ids, beads, matches, cost, settings) -> list[int]:
     return [int(a) for a in lonely]
 
 
-def order_sections(beads: dict[int, Beads], settings: OrderSettings = OrderSettings(), *,
-                   first: int | None = None) -> OrderResult:
+def order_sections(
+    beads: dict[int, Beads], settings: OrderSettings = OrderSettings(), *, first: int | None = None
+) -> OrderResult:
     """Serial order of sections from their beads ``{section id: Beads}`` (see the module doc).
 
     ``first``: the id to start the order from (its end of the path); default the end with the
@@ -161,8 +164,13 @@ def order_sections(beads: dict[int, Beads], settings: OrderSettings = OrderSetti
         cost[a, b] = cost[b, a] = m.cost
     rescued = _rescue(ids, beads, matches, cost, settings) if settings.rescue_brightest else []
     timings["matching"] = time.perf_counter() - t0
-    log.info("order: %d sections, %d candidate pairs of %d, %d sections rescued", n, len(pairs),
-             n * (n - 1) // 2, len(rescued))
+    log.info(
+        "order: %d sections, %d candidate pairs of %d, %d sections rescued",
+        n,
+        len(pairs),
+        n * (n - 1) // 2,
+        len(rescued),
+    )
     t0 = time.perf_counter()
     path = cheapest_path(cost, runs=settings.tsp_runs, first=None if first is None else ids.index(first))
     timings["path"] = time.perf_counter() - t0
@@ -172,11 +180,17 @@ def order_sections(beads: dict[int, Beads], settings: OrderSettings = OrderSetti
     doubts = link_doubts(cost, path, link_matches, settings, [k for k in range(n) if section_why[k]])
     links = []
     for (a, b), m, why in zip(zip(path[:-1], path[1:]), link_matches, doubts):
-        link = {"from": ids[a], "to": ids[b], "cost": None if not np.isfinite(cost[a, b]) else float(cost[a, b]),
-                "votes": int(votes[a, b]), "doubts": why}
+        link = {
+            "from": ids[a],
+            "to": ids[b],
+            "cost": None if not np.isfinite(cost[a, b]) else float(cost[a, b]),
+            "votes": int(votes[a, b]),
+            "doubts": why,
+        }
         if m is not None:
             link.update({k: v for k, v in m.summary().items() if k not in ("i", "j", "cost", "votes")})
         links.append(link)
-    sections = {s: {"aligned": int(aligned[k]), "beads": beads[s].n_strong, "doubts": section_why[k]}
-                for k, s in enumerate(ids)}
+    sections = {
+        s: {"aligned": int(aligned[k]), "beads": beads[s].n_strong, "doubts": section_why[k]} for k, s in enumerate(ids)
+    }
     return OrderResult(ids, [ids[k] for k in path], links, cost, matches, dict(beads), sections, timings)

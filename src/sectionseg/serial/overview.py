@@ -32,6 +32,7 @@ In: the fluorescence overview ``(H, W)`` (memory-mapped is fine: only each magne
 the sections (image px). Out: :class:`OverviewOrder` (the order as section indices, the
 :class:`~sectionseg.serial.order.OrderResult`, the crops for pictures, the figures above).
 """
+
 from __future__ import annotations
 
 import logging
@@ -88,15 +89,25 @@ def overview_settings(upsample: float = 2.0) -> OrderSettings:
     dozen px wide, finer constellation bins, matches within about one overview px, no resin mask
     (the crop is all magnet)."""
     u = float(upsample)
-    return OrderSettings(bead_sigma_px=max(1.0, 1.0 * u), background_px=max(4.0, 4.0 * u),
-                         threshold=4.0, weak_threshold=3.0, resin_level=0.0, bin_px=max(1.0, 0.75 * u),
-                         rescue_bin_px=max(1.5, 1.25 * u), ransac_px=max(1.5, 1.0 * u),
-                         match_px=max(1.5, 1.0 * u), margin_px=max(1.0, 0.75 * u), min_matches=5,
-                         max_strain=0.06)
+    return OrderSettings(
+        bead_sigma_px=max(1.0, 1.0 * u),
+        background_px=max(4.0, 4.0 * u),
+        threshold=4.0,
+        weak_threshold=3.0,
+        resin_level=0.0,
+        bin_px=max(1.0, 0.75 * u),
+        rescue_bin_px=max(1.5, 1.25 * u),
+        ransac_px=max(1.5, 1.0 * u),
+        match_px=max(1.5, 1.0 * u),
+        margin_px=max(1.0, 0.75 * u),
+        min_matches=5,
+        max_strain=0.06,
+    )
 
 
-def magnet_crop(image: np.ndarray, section: Section, *, upsample: float = 1.0,
-                inset_px: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+def magnet_crop(
+    image: np.ndarray, section: Section, *, upsample: float = 1.0, inset_px: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
     """The magnetic part of ``section`` cut out of ``image`` and turned upright into its own frame
     (:func:`~sectionseg.geometry.orientation.magnet_frame`), ``upsample`` crop px per image px,
     ``inset_px`` (image px) inside its outline. Returns ``(crop float32 (h, w), A)`` with ``A`` the
@@ -164,7 +175,7 @@ def _spot_sigma(crops: list[np.ndarray], beads: list) -> float:
             c, r = int(x), int(y)
             if not (3 <= c < w - 3 and 3 <= r < h - 3):
                 continue
-            win = np.clip(d[r - 3:r + 4, c - 3:c + 4], 0, None)
+            win = np.clip(d[r - 3 : r + 4, c - 3 : c + 4], 0, None)
             tot = float(win.sum())
             if tot <= 0:
                 continue
@@ -193,8 +204,9 @@ def reliability_band(confident_share: float) -> str:
     return "high" if confident_share >= 0.75 else "medium" if confident_share >= 0.5 else "low"
 
 
-def overview_order(fluo: np.ndarray, sections: list[Section],
-                   settings: OverviewSettings = OverviewSettings()) -> OverviewOrder:
+def overview_order(
+    fluo: np.ndarray, sections: list[Section], settings: OverviewSettings = OverviewSettings()
+) -> OverviewOrder:
     """Serial order of ``sections`` (indices into the list) from their magnets' beads in the
     fluorescence overview ``fluo`` (see the module doc). Sections without a magnet are left out of
     the order."""
@@ -205,18 +217,28 @@ def overview_order(fluo: np.ndarray, sections: list[Section],
     crops = {i: magnet_crop(fluo, sections[i], upsample=u, inset_px=settings.inset_px)[0] for i in idx}
     beads = {i: section_beads([crops[i]], chain) for i in idx}
     strong = [beads[i].n_strong for i in idx]
-    stats = {"sections": len(idx), "left_out": len(sections) - len(idx),
-             "beads_per_magnet_median": float(np.median(strong)) if strong else 0.0,
-             "spot_sigma_px": None, "nearest_bead_px_median": None, "links": 0, "links_aligned": 0,
-             "links_doubtful": 0, "doubtful_sections": 0, "confident_link_share": None,
-             "reliability": None, "settings": settings.as_dict()}
+    stats = {
+        "sections": len(idx),
+        "left_out": len(sections) - len(idx),
+        "beads_per_magnet_median": float(np.median(strong)) if strong else 0.0,
+        "spot_sigma_px": None,
+        "nearest_bead_px_median": None,
+        "links": 0,
+        "links_aligned": 0,
+        "links_doubtful": 0,
+        "doubtful_sections": 0,
+        "confident_link_share": None,
+        "reliability": None,
+        "settings": settings.as_dict(),
+    }
 
     def done(reason: str | None, result: OrderResult | None = None) -> OverviewOrder:
         stats["seconds"] = round(time.perf_counter() - t0, 3)
         if reason is not None:
             log.info("overview order not proposed: %s", reason)
-        return OverviewOrder(reason is None, reason, None if reason is not None else list(result.order),
-                             result, settings, crops, stats)
+        return OverviewOrder(
+            reason is None, reason, None if reason is not None else list(result.order), result, settings, crops, stats
+        )
 
     if len(idx) < settings.min_sections:
         return done(f"{len(idx)} sections with a magnet; an order needs at least {settings.min_sections}")
@@ -225,29 +247,47 @@ def overview_order(fluo: np.ndarray, sections: list[Section],
     stats["spot_sigma_px"] = None if not math.isfinite(sigma) else round(sigma / u, 3)
     stats["nearest_bead_px_median"] = None if not math.isfinite(near) else round(near / u, 3)
     if stats["beads_per_magnet_median"] < settings.min_beads:
-        return done(f"beads not resolved in the overview: median {stats['beads_per_magnet_median']:g} bead "
-                    f"spots per magnet (at least {settings.min_beads:g} needed)")
+        return done(
+            f"beads not resolved in the overview: median {stats['beads_per_magnet_median']:g} bead "
+            f"spots per magnet (at least {settings.min_beads:g} needed)"
+        )
     if math.isfinite(sigma) and math.isfinite(near) and near < settings.min_spacing * sigma:
-        return done(f"beads not resolved in the overview: bead spots {near / u:.2f} px apart (median to the "
-                    f"nearest) for a spot sigma of {sigma / u:.2f} px (at least {settings.min_spacing:g} "
-                    "sigmas needed)")
+        return done(
+            f"beads not resolved in the overview: bead spots {near / u:.2f} px apart (median to the "
+            f"nearest) for a spot sigma of {sigma / u:.2f} px (at least {settings.min_spacing:g} "
+            "sigmas needed)"
+        )
     result = order_sections(beads, chain)
-    aligned = sum(1 for a, b in zip(result.order[:-1], result.order[1:])
-                  if (m := result.match(a, b)) is not None and m.ok)
+    aligned = sum(
+        1 for a, b in zip(result.order[:-1], result.order[1:]) if (m := result.match(a, b)) is not None and m.ok
+    )
     n_links = len(result.links)
     doubtful = len(result.doubtful)
-    confident = sum(1 for link, (a, b) in zip(result.links, zip(result.order[:-1], result.order[1:]))
-                    if not link["doubts"] and (m := result.match(a, b)) is not None and m.ok)
-    stats.update({"links": n_links, "links_aligned": aligned, "links_doubtful": doubtful,
-                  "doubtful_sections": len(result.doubtful_sections),
-                  "confident_link_share": round(confident / max(n_links, 1), 4)})
+    confident = sum(
+        1
+        for link, (a, b) in zip(result.links, zip(result.order[:-1], result.order[1:]))
+        if not link["doubts"] and (m := result.match(a, b)) is not None and m.ok
+    )
+    stats.update(
+        {
+            "links": n_links,
+            "links_aligned": aligned,
+            "links_doubtful": doubtful,
+            "doubtful_sections": len(result.doubtful_sections),
+            "confident_link_share": round(confident / max(n_links, 1), 4),
+        }
+    )
     if aligned < settings.min_aligned * n_links:
-        return done(f"beads not resolved well enough: only {aligned} of {n_links} links of the path align "
-                    f"(at least {settings.min_aligned:.0%} needed)", result)
+        return done(
+            f"beads not resolved well enough: only {aligned} of {n_links} links of the path align "
+            f"(at least {settings.min_aligned:.0%} needed)",
+            result,
+        )
     if confident < settings.min_confident * n_links:
-        return done(f"beads not resolved well enough: only {confident} of {n_links} links of the path are "
-                    f"aligned and not doubtful (at least {settings.min_confident:.0%} needed)", result)
+        return done(
+            f"beads not resolved well enough: only {confident} of {n_links} links of the path are "
+            f"aligned and not doubtful (at least {settings.min_confident:.0%} needed)",
+            result,
+        )
     stats["reliability"] = reliability_band(confident / max(n_links, 1))
     return done(None, result)
-
-

@@ -11,12 +11,13 @@ Out: the path as indices; its direction is arbitrary (beads cannot tell the cutt
 it is returned starting at the end ``first`` sits nearer to, or else at the end with the smaller
 index.
 """
+
 from __future__ import annotations
 
 import numpy as np
 
-UNIT = 10000      # integer cost units per cost 1
-UNKNOWN = 1.5     # cost of a pair that was not compared (above any measured cost)
+UNIT = 10000  # integer cost units per cost 1
+UNKNOWN = 1.5  # cost of a pair that was not compared (above any measured cost)
 
 
 def _elkai_tour(weights: np.ndarray, runs: int) -> list[int]:
@@ -44,7 +45,7 @@ def cheapest_path(cost: np.ndarray, *, runs: int = 10, first: int | None = None)
         np.fill_diagonal(w, 0)
         tour = _elkai_tour(w, runs)
         k = tour.index(0)
-        path = [t - 1 for t in tour[k + 1:] + tour[:k]]
+        path = [t - 1 for t in tour[k + 1 :] + tour[:k]]
     if first is not None:
         if path.index(first) > (len(path) - 1) / 2:
             path.reverse()

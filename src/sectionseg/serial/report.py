@@ -13,6 +13,7 @@
   image, section ``B``'s turned into ``A``'s frame, and both in one picture (``A`` magenta, ``B``
   green: shared beads are white).
 """
+
 from __future__ import annotations
 
 import io
@@ -44,8 +45,13 @@ def _save_png(path: Path, picture: np.ndarray) -> None:
             raise OSError(f"could not write {path}")
 
 
-def link_picture(image_a: np.ndarray, image_b: np.ndarray, matrix_a_to_b: np.ndarray | None,
-                 title: str, beads_a: np.ndarray | None = None) -> np.ndarray:
+def link_picture(
+    image_a: np.ndarray,
+    image_b: np.ndarray,
+    matrix_a_to_b: np.ndarray | None,
+    title: str,
+    beads_a: np.ndarray | None = None,
+) -> np.ndarray:
     """BGR picture of one link: ``A`` | ``B`` in ``A``'s frame | both (see the module doc).
 
     ``image_a``, ``image_b``: 2-D; ``matrix_a_to_b``: 2x3 affine from ``A`` px to ``B`` px (None: ``B``
@@ -109,10 +115,15 @@ def _link_costs_png(path: Path, result: OrderResult) -> None:
         tmp.write_bytes(buf.getvalue())
 
 
-def write_order_outputs(out_dir: str | os.PathLike, result: OrderResult, *,
-                        settings: OrderSettings = OrderSettings(),
-                        load_images: Callable[[int], list[np.ndarray]] | None = None,
-                        pictures: str = "doubtful", extra: dict | None = None) -> dict[str, Path]:
+def write_order_outputs(
+    out_dir: str | os.PathLike,
+    result: OrderResult,
+    *,
+    settings: OrderSettings = OrderSettings(),
+    load_images: Callable[[int], list[np.ndarray]] | None = None,
+    pictures: str = "doubtful",
+    extra: dict | None = None,
+) -> dict[str, Path]:
     """Write the outputs of the module doc into ``out_dir`` (created if needed); return their paths.
 
     ``load_images(section_id)``: the section's channel images, for the link pictures (skipped when
@@ -120,9 +131,13 @@ def write_order_outputs(out_dir: str | os.PathLike, result: OrderResult, *,
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"order": out / "serial_order.txt", "report": out / "order_report.json",
-             "distances": out / "distances.csv", "distances_png": out / "distances.png",
-             "link_costs": out / "link_costs.png"}
+    paths = {
+        "order": out / "serial_order.txt",
+        "report": out / "order_report.json",
+        "distances": out / "distances.csv",
+        "distances_png": out / "distances.png",
+        "link_costs": out / "link_costs.png",
+    }
     write_text(paths["order"], "".join(f"{s}\n" for s in result.order))
     write_text(paths["distances"], _distances_csv(result))
     _distances_png(paths["distances_png"], result)
@@ -135,35 +150,50 @@ def write_order_outputs(out_dir: str | os.PathLike, result: OrderResult, *,
                 continue
             a, b = link["from"], link["to"]
             m = result.match(a, b)
-            title = (f"{k}: {a} -> {b}  cost {link['cost'] if link['cost'] is None else round(link['cost'], 3)}"
-                     f"  {', '.join(link['doubts'])}")
+            title = (
+                f"{k}: {a} -> {b}  cost {link['cost'] if link['cost'] is None else round(link['cost'], 3)}"
+                f"  {', '.join(link['doubts'])}"
+            )
             img_a, img_b = load_images(a), load_images(b)
-            picture = link_picture(np.max(img_a, axis=0), np.max(img_b, axis=0),
-                                   None if m is None or not m.ok else m.matrix, title, result.beads[a].xy
-                                   if a in result.beads else None)
+            picture = link_picture(
+                np.max(img_a, axis=0),
+                np.max(img_b, axis=0),
+                None if m is None or not m.ok else m.matrix,
+                title,
+                result.beads[a].xy if a in result.beads else None,
+            )
             name = f"links/{k:04d}_{a:04d}_{b:04d}.png"
             _save_png(out / name, picture)
             drawn.append(name)
-    compared = [{"a": result.ids[i], "b": result.ids[j], **{k: v for k, v in m.summary().items()
-                                                           if k not in ("i", "j")}}
-                for (i, j), m in sorted(result.matches.items())]
-    report = {"settings": settings.as_dict(), **(extra or {}),
-              "counts": {"sections": len(result.ids), "compared_pairs": len(result.matches),
-                         "all_pairs": len(result.ids) * (len(result.ids) - 1) // 2,
-                         "aligned_pairs": sum(m.ok for m in result.matches.values()),
-                         "doubtful_links": len(result.doubtful),
-                         "doubtful_sections": len(result.doubtful_sections),
-                         "beads_median": float(np.median([len(b) for b in result.beads.values()]))
-                         if result.beads else None},
-              "timings_s": {k: round(v, 3) for k, v in result.timings.items()},
-              "serial_order": result.order,
-              "direction": "arbitrary (beads do not tell which end was cut first): the order starts "
-                           "at the end given by --first, else at the end with the smaller id",
-              "doubtful_links": [{"position": k, **link} for k, link in enumerate(result.links) if link["doubts"]],
-              "doubtful_sections": [{"id": s, "position": result.order.index(s), **result.sections[s]}
-                                    for s in result.doubtful_sections],
-              "sections": {str(s): v for s, v in result.sections.items()},
-              "links": result.links, "link_pictures": drawn, "compared_pairs": compared}
+    compared = [
+        {"a": result.ids[i], "b": result.ids[j], **{k: v for k, v in m.summary().items() if k not in ("i", "j")}}
+        for (i, j), m in sorted(result.matches.items())
+    ]
+    report = {
+        "settings": settings.as_dict(),
+        **(extra or {}),
+        "counts": {
+            "sections": len(result.ids),
+            "compared_pairs": len(result.matches),
+            "all_pairs": len(result.ids) * (len(result.ids) - 1) // 2,
+            "aligned_pairs": sum(m.ok for m in result.matches.values()),
+            "doubtful_links": len(result.doubtful),
+            "doubtful_sections": len(result.doubtful_sections),
+            "beads_median": float(np.median([len(b) for b in result.beads.values()])) if result.beads else None,
+        },
+        "timings_s": {k: round(v, 3) for k, v in result.timings.items()},
+        "serial_order": result.order,
+        "direction": "arbitrary (beads do not tell which end was cut first): the order starts "
+        "at the end given by --first, else at the end with the smaller id",
+        "doubtful_links": [{"position": k, **link} for k, link in enumerate(result.links) if link["doubts"]],
+        "doubtful_sections": [
+            {"id": s, "position": result.order.index(s), **result.sections[s]} for s in result.doubtful_sections
+        ],
+        "sections": {str(s): v for s, v in result.sections.items()},
+        "links": result.links,
+        "link_pictures": drawn,
+        "compared_pairs": compared,
+    }
     write_text(paths["report"], json.dumps(report, indent=1, default=_plain) + "\n")
     return paths
 
@@ -174,4 +204,3 @@ def _plain(value):
     if isinstance(value, np.ndarray):
         return value.tolist()
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-

@@ -1,4 +1,5 @@
 """Every threshold of section order retrieval in one place (:class:`OrderSettings`), recorded in the report."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace

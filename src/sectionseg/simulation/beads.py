@@ -21,6 +21,7 @@ x when flipped; angle counter-clockwise on screen).
 writes MagC's layout (``section_NNNN/section_NNNN_channel_488_tileId_00-00-mag.tif``, 16-bit) or a
 plain folder (``section_NNNN.tif``) plus ``ground_truth.json``.
 """
+
 from __future__ import annotations
 
 import json
@@ -56,7 +57,7 @@ class BeadSettings:
     n_sections: int = 40
     thickness_um: float = 0.05
     pixel_um: float = 0.5
-    image_size_px: tuple[int, int] = (256, 256)   # (width, height)
+    image_size_px: tuple[int, int] = (256, 256)  # (width, height)
     density: float = 8.0
     diameter_um: tuple[float, float] = (0.8, 1.2)
     brightness: tuple[float, float] = (0.5, 1.5)
@@ -106,7 +107,7 @@ class BeadSeries:
     cut_index: dict[int, int]
     poses: dict[int, dict] = field(default_factory=dict)
     settings: dict = field(default_factory=dict)
-    block: dict = field(default_factory=dict, repr=False)   # bead arrays x, y, z, r, b, c (um)
+    block: dict = field(default_factory=dict, repr=False)  # bead arrays x, y, z, r, b, c (um)
     block_centre_um: float = 0.0
 
     def section_face(self, section_id: int) -> tuple[np.ndarray, np.ndarray]:
@@ -129,11 +130,16 @@ class BeadSeries:
 
     def ground_truth(self) -> dict:
         """JSON-ready ground truth (what ``ground_truth.json`` holds)."""
-        return {"serial_order": self.serial_order, "missing_cut_indices": self.missing,
-                "damaged": {str(k): v for k, v in sorted(self.damaged.items())},
-                "flipped": sorted(self.flipped), "channels": self.channels,
-                "cut_index": {str(k): v for k, v in sorted(self.cut_index.items())},
-                "poses": {str(k): v for k, v in sorted(self.poses.items())}, "settings": self.settings}
+        return {
+            "serial_order": self.serial_order,
+            "missing_cut_indices": self.missing,
+            "damaged": {str(k): v for k, v in sorted(self.damaged.items())},
+            "flipped": sorted(self.flipped),
+            "channels": self.channels,
+            "cut_index": {str(k): v for k, v in sorted(self.cut_index.items())},
+            "poses": {str(k): v for k, v in sorted(self.poses.items())},
+            "settings": self.settings,
+        }
 
 
 def _block(rng: np.random.Generator, s: BeadSettings, width_um: float, depth_um: float) -> dict:
@@ -141,9 +147,14 @@ def _block(rng: np.random.Generator, s: BeadSettings, width_um: float, depth_um:
     zmax = depth_um + s.diameter_um[1]
     zmin = -s.diameter_um[1]
     n = rng.poisson(s.density / 1000.0 * width_um * width_um * (zmax - zmin))
-    beads = {"x": rng.uniform(0, width_um, n), "y": rng.uniform(0, width_um, n),
-             "z": rng.uniform(zmin, zmax, n), "r": rng.uniform(*s.diameter_um, n) / 2,
-             "b": rng.uniform(*s.brightness, n), "c": rng.integers(0, s.channels, n)}
+    beads = {
+        "x": rng.uniform(0, width_um, n),
+        "y": rng.uniform(0, width_um, n),
+        "z": rng.uniform(zmin, zmax, n),
+        "r": rng.uniform(*s.diameter_um, n) / 2,
+        "b": rng.uniform(*s.brightness, n),
+        "c": rng.integers(0, s.channels, n),
+    }
     order = np.argsort(beads["z"])
     return {k: v[order] for k, v in beads.items()}
 
@@ -152,7 +163,7 @@ def _slab_volume(zc: np.ndarray, r: np.ndarray, z0: float, z1: float) -> np.ndar
     """Volume (um^3) of spheres (centre height ``zc``, radius ``r``) inside the slab ``[z0, z1]``."""
     a = np.clip(z0 - zc, -r, r)
     b = np.clip(z1 - zc, -r, r)
-    return np.pi * ((r * r * b - b ** 3 / 3) - (r * r * a - a ** 3 / 3))
+    return np.pi * ((r * r * b - b**3 / 3) - (r * r * a - a**3 / 3))
 
 
 def _pose(rng: np.random.Generator, s: BeadSettings) -> dict:
@@ -160,8 +171,12 @@ def _pose(rng: np.random.Generator, s: BeadSettings) -> dict:
     flipped = bool(rng.random() < s.flip_probability)
     shift = rng.uniform(-s.shift_um, s.shift_um, 2)
     scale = 1.0 + rng.normal(0, s.deform, 2) if s.deform > 0 else np.ones(2)
-    return {"angle": angle, "flipped": flipped, "shift_um": [float(shift[0]), float(shift[1])],
-            "scale": [float(scale[0]), float(scale[1])]}
+    return {
+        "angle": angle,
+        "flipped": flipped,
+        "shift_um": [float(shift[0]), float(shift[1])],
+        "scale": [float(scale[0]), float(scale[1])],
+    }
 
 
 def _to_image(pose: dict, xy_um: np.ndarray, centre_um: float, s: BeadSettings) -> np.ndarray:
@@ -183,15 +198,15 @@ def _splat(shape: tuple[int, int], xy: np.ndarray, weight: np.ndarray) -> np.nda
     x, y = xy[:, 0] - 0.5, xy[:, 1] - 0.5  # pixel-centre coordinates
     x0, y0 = np.floor(x).astype(int), np.floor(y).astype(int)
     fx, fy = x - x0, y - y0
-    for dx, dy, wt in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)), (0, 1, (1 - fx) * fy),
-                       (1, 1, fx * fy)):
+    for dx, dy, wt in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)), (0, 1, (1 - fx) * fy), (1, 1, fx * fy)):
         cx, cy = np.clip(x0 + dx + 1, 0, w + 1), np.clip(y0 + dy + 1, 0, h + 1)
         np.add.at(img, (cy, cx), weight * wt)
     return img[1:-1, 1:-1].astype(np.float32)
 
 
-def _render(rng: np.random.Generator, s: BeadSettings, xy_px: np.ndarray, signal: np.ndarray,
-            damage: str | None) -> np.ndarray:
+def _render(
+    rng: np.random.Generator, s: BeadSettings, xy_px: np.ndarray, signal: np.ndarray, damage: str | None
+) -> np.ndarray:
     """One channel's image (float, units of the typical bead peak at gain 1)."""
     w, h = s.image_size_px
     sigma = math.hypot(s.psf_um, 0.25 * float(np.mean(s.diameter_um))) / s.pixel_um
@@ -240,8 +255,13 @@ def _pick(rng: np.random.Generator, n: int, share: float, exclude=()) -> list[in
     return sorted(int(i) for i in rng.choice(pool, size=min(k, len(pool)), replace=False))
 
 
-def simulate_bead_sections(rng: np.random.Generator, settings: BeadSettings = BeadSettings(), *,
-                           ids: list[int] | None = None, block_um: float | None = None) -> BeadSeries:
+def simulate_bead_sections(
+    rng: np.random.Generator,
+    settings: BeadSettings = BeadSettings(),
+    *,
+    ids: list[int] | None = None,
+    block_um: float | None = None,
+) -> BeadSeries:
     """Simulate the bead images of a series cut from one block.
 
     ``settings.n_sections`` sections are cut; ``settings.missing`` of them are lost. The present
@@ -269,8 +289,7 @@ def simulate_bead_sections(rng: np.random.Generator, settings: BeadSettings = Be
     perm = rng.permutation(len(present))
     id_of_cut = {present[k]: int(ids[perm[k]]) for k in range(len(present))}
     damaged_cut = _pick(rng, len(present), s.damaged)
-    damaged = {id_of_cut[present[k]]: DAMAGE_KINDS[int(rng.integers(len(DAMAGE_KINDS)))]
-               for k in damaged_cut}
+    damaged = {id_of_cut[present[k]]: DAMAGE_KINDS[int(rng.integers(len(DAMAGE_KINDS)))] for k in damaged_cut}
     rmax = s.diameter_um[1] / 2
     images, poses = {}, {}
     for cut in present:
@@ -291,11 +310,19 @@ def simulate_bead_sections(rng: np.random.Generator, settings: BeadSettings = Be
             chans.append(_to_counts(rng, s, _render(rng, s, xy[m], signal[m], damaged.get(sid)), gain))
         images[sid] = chans
         poses[sid] = {**pose, "gain": gain}
-    return BeadSeries(images=images, channels=list(CHANNEL_NAMES[:s.channels]),
-                      serial_order=[id_of_cut[c] for c in present], missing=lost, damaged=damaged,
-                      flipped=[sid for sid, p in poses.items() if p["flipped"]],
-                      cut_index={sid: cut for cut, sid in id_of_cut.items()}, poses=poses,
-                      settings=_settings_dict(s), block=beads, block_centre_um=centre_um)
+    return BeadSeries(
+        images=images,
+        channels=list(CHANNEL_NAMES[: s.channels]),
+        serial_order=[id_of_cut[c] for c in present],
+        missing=lost,
+        damaged=damaged,
+        flipped=[sid for sid, p in poses.items() if p["flipped"]],
+        cut_index={sid: cut for cut, sid in id_of_cut.items()},
+        poses=poses,
+        settings=_settings_dict(s),
+        block=beads,
+        block_centre_um=centre_um,
+    )
 
 
 def _settings_dict(s: BeadSettings) -> dict:
@@ -329,4 +356,3 @@ def write_bead_folder(out_dir: str | os.PathLike, series: BeadSeries, *, layout:
             write_image(out / magc_tile_name(sid, name), img)
     write_text(out / "ground_truth.json", json.dumps(series.ground_truth(), indent=1) + "\n")
     return out
-

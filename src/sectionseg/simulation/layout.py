@@ -12,6 +12,7 @@ wafer. Placement is random sequential adsorption with a uniform grid of cells fo
 so 500 sections take well under a second spread over the image, a few seconds when packed into a
 ring near jamming (sections that keep refusing neighbours are dropped as slide targets).
 """
+
 from __future__ import annotations
 
 import logging
@@ -33,6 +34,7 @@ TOUCH_DISTANCE = 1.5  # px: two sections closer than this "touch" (layout_stats)
 # --------------------------------------------------------------------------------------------
 # one section in its local frame
 # --------------------------------------------------------------------------------------------
+
 
 @dataclass
 class _Shape:
@@ -62,8 +64,10 @@ class _Shape:
         shared = self._edge(0.0)
         far_t = self._edge(-self.tissue_w)
         far_m = self._edge(self.magnet_w)
-        out = {"tissue": np.array([far_t[0], far_t[1], shared[1], shared[0]]),
-               "magnet": np.array([shared[0], shared[1], far_m[1], far_m[0]])}
+        out = {
+            "tissue": np.array([far_t[0], far_t[1], shared[1], shared[0]]),
+            "magnet": np.array([shared[0], shared[1], far_m[1], far_m[0]]),
+        }
         if self.dummy_gap is not None:
             near = self._edge(-self.tissue_w - self.dummy_gap)
             far = self._edge(-self.tissue_w - self.dummy_gap - self.dummy_w)
@@ -92,6 +96,7 @@ def _footprint(parts: dict[str, np.ndarray]) -> shapely.Polygon:
 # random layouts
 # --------------------------------------------------------------------------------------------
 
+
 def _uniform(rng: np.random.Generator, lo_hi) -> float:
     lo, hi = lo_hi
     return float(lo if hi <= lo else rng.uniform(lo, hi))
@@ -107,8 +112,9 @@ def _taper_range(trapezoid) -> tuple[float, float]:
     return (min(lo, hi), max(lo, hi))
 
 
-def _random_shape(rng, size_range, aspect_range, magnet_ratio_range, trapezoid, dummy_probability,
-                  dummy_gap_range, dummy_width_range) -> _Shape:
+def _random_shape(
+    rng, size_range, aspect_range, magnet_ratio_range, trapezoid, dummy_probability, dummy_gap_range, dummy_width_range
+) -> _Shape:
     size = _uniform(rng, size_range)  # mean tissue long side
     tissue_w = size / _uniform(rng, aspect_range)
     magnet_w = tissue_w * _uniform(rng, magnet_ratio_range)
@@ -143,25 +149,30 @@ class _Grid:
         return out
 
 
-def random_layout(rng: np.random.Generator, width: int, height: int, *,
-                  n_sections: int | None = None,
-                  density: float = 27.0,
-                  size_range=(124.0, 130.0),
-                  aspect_range=(2.25, 2.45),
-                  magnet_ratio_range=(0.89, 0.93),
-                  trapezoid=(0.09, 0.13),
-                  dummy_probability: float = 0.5,
-                  dummy_gap_range=(0.0, 4.0),
-                  dummy_width_range=(8.0, 20.0),
-                  touching_fraction: float = 0.3,
-                  touch_gap_range=(0.0, 1.0),
-                  max_overlap_depth: float = 1.5,
-                  region: str = "ring",
-                  hole: float = 0.3,
-                  align_probability: float = 0.7,
-                  align_sigma: float = 10.0,
-                  margin: float = 20.0,
-                  max_attempts_per_section: int = 60) -> list[Section]:
+def random_layout(
+    rng: np.random.Generator,
+    width: int,
+    height: int,
+    *,
+    n_sections: int | None = None,
+    density: float = 27.0,
+    size_range=(124.0, 130.0),
+    aspect_range=(2.25, 2.45),
+    magnet_ratio_range=(0.89, 0.93),
+    trapezoid=(0.09, 0.13),
+    dummy_probability: float = 0.5,
+    dummy_gap_range=(0.0, 4.0),
+    dummy_width_range=(8.0, 20.0),
+    touching_fraction: float = 0.3,
+    touch_gap_range=(0.0, 1.0),
+    max_overlap_depth: float = 1.5,
+    region: str = "ring",
+    hole: float = 0.3,
+    align_probability: float = 0.7,
+    align_sigma: float = 10.0,
+    margin: float = 20.0,
+    max_attempts_per_section: int = 60,
+) -> list[Section]:
     """Random non-overlapping sections on a ``width x height`` px image.
 
     - ``n_sections``: how many to place; when None, ``density`` sections per megapixel of the
@@ -196,12 +207,20 @@ def random_layout(rng: np.random.Generator, width: int, height: int, *,
         raise ValueError(f"region must be 'ring' or 'full', got {region!r}")
     in_region = _ring(rng, width, height, margin, hole) if region == "ring" else (lambda c: True)
     trapezoid = _taper_range(trapezoid)
-    shape_args = (size_range, aspect_range, magnet_ratio_range, trapezoid, dummy_probability,
-                  dummy_gap_range, dummy_width_range)
+    shape_args = (
+        size_range,
+        aspect_range,
+        magnet_ratio_range,
+        trapezoid,
+        dummy_probability,
+        dummy_gap_range,
+        dummy_width_range,
+    )
     # largest possible footprint radius, for the neighbour grid and the slide start distance
     big = max(size_range) * (1 + max(abs(t) for t in trapezoid)) + 2.0
-    radius = 0.5 * math.hypot(big, big / min(aspect_range) * (1 + max(magnet_ratio_range))
-                              + max(dummy_gap_range) + max(dummy_width_range))
+    radius = 0.5 * math.hypot(
+        big, big / min(aspect_range) * (1 + max(magnet_ratio_range)) + max(dummy_gap_range) + max(dummy_width_range)
+    )
     grid = _Grid(2.0 * radius)
     polys: list[shapely.Polygon] = []
     angles: list[float] = []
@@ -220,11 +239,9 @@ def random_layout(rng: np.random.Generator, width: int, height: int, *,
             if rng.random() < align_probability:
                 angle = angles[j] + float(rng.normal(0.0, align_sigma)) + 180.0 * int(rng.integers(2))
                 # parallel neighbours mostly stack side by side (across their long axes)
-                ray = math.radians(angles[j] + 90.0 + 180.0 * int(rng.integers(2))
-                                   + float(rng.normal(0.0, 20.0)))
+                ray = math.radians(angles[j] + 90.0 + 180.0 * int(rng.integers(2)) + float(rng.normal(0.0, 20.0)))
             local = _place(_random_shape(rng, *shape_args).parts(), angle, (0.0, 0.0))
-            shift = _slide_against(rng, _hull(local), polys[j], touch_gap_range, max_overlap_depth,
-                                   radius, ray)
+            shift = _slide_against(rng, _hull(local), polys[j], touch_gap_range, max_overlap_depth, radius, ray)
             if not in_region(shift) or not _inside_box(shift, local, width, height, margin):
                 continue
         else:
@@ -248,11 +265,13 @@ def random_layout(rng: np.random.Generator, width: int, height: int, *,
         fails.append(0)
         open_ids.append(index)
         grid.add(index, shift)
-        sections.append(Section(Part(parts["tissue"]), Part(parts["magnet"]),
-                                Part(parts["dummy"]) if "dummy" in parts else None))
+        sections.append(
+            Section(Part(parts["tissue"]), Part(parts["magnet"]), Part(parts["dummy"]) if "dummy" in parts else None)
+        )
     if len(sections) < n_sections:
-        log.warning("placed only %d of %d sections on a %dx%d px wafer (too full)",
-                    len(sections), n_sections, width, height)
+        log.warning(
+            "placed only %d of %d sections on a %dx%d px wafer (too full)", len(sections), n_sections, width, height
+        )
     return sections
 
 
@@ -338,6 +357,7 @@ def _fits(fp: shapely.Polygon, centre, polys, grid: _Grid, touching: bool) -> bo
 # layouts from files, dummies
 # --------------------------------------------------------------------------------------------
 
+
 def layout_from_file(path: str | os.PathLike, scale: float = 1.0, fmt: str | None = None) -> list[Section]:
     """Sections read with :func:`sectionseg.formats.read_sections` (any supported format), with
     coordinates multiplied by ``scale`` (e.g. 1/3 for full-resolution MagC files)."""
@@ -368,8 +388,15 @@ def _far_edge(tissue: np.ndarray, magnet: np.ndarray):
     return c, d, ec / nc, ed / nd
 
 
-def add_dummies(rng: np.random.Generator, sections: list[Section], *, probability: float = 0.5,
-                gap_range=(0.0, 4.0), width_range=(8.0, 20.0), avoid_overlap: bool = True) -> list[Section]:
+def add_dummies(
+    rng: np.random.Generator,
+    sections: list[Section],
+    *,
+    probability: float = 0.5,
+    gap_range=(0.0, 4.0),
+    width_range=(8.0, 20.0),
+    avoid_overlap: bool = True,
+) -> list[Section]:
     """Return new sections where each section without a dummy gets one with ``probability``.
 
     The dummy extends the tissue's side edges beyond its far edge (away from the magnet), starting
@@ -401,6 +428,7 @@ def add_dummies(rng: np.random.Generator, sections: list[Section], *, probabilit
 # statistics
 # --------------------------------------------------------------------------------------------
 
+
 def _sides(polygon: np.ndarray) -> tuple[float, float]:
     """``(long, short)`` side in px: for a quadrilateral the means of its two pairs of opposite
     edges, otherwise the sides of the minimum-area rectangle."""
@@ -430,8 +458,10 @@ def layout_stats(sections: list[Section], touch_distance: float = TOUCH_DISTANCE
     paired = [s for s in sections if s.tissue is not None and s.magnet is not None]
     tissue = [_sides(s.tissue.polygon) for s in paired]
     magnet = [_sides(s.magnet.polygon) for s in paired]
-    bodies = [shapely.union(shapely.Polygon(s.tissue.polygon).buffer(0),
-                            shapely.Polygon(s.magnet.polygon).buffer(0)) for s in paired]
+    bodies = [
+        shapely.union(shapely.Polygon(s.tissue.polygon).buffer(0), shapely.Polygon(s.magnet.polygon).buffer(0))
+        for s in paired
+    ]
     stats = {
         "n": len(sections),
         "tissue_long": _summary([t[0] for t in tissue]),

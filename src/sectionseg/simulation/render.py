@@ -13,6 +13,7 @@ Speed: every section is drawn inside its own bounding box only; whole-image work
 vectorised numpy / OpenCV passes. A 5000 x 5000 px wafer with 500 sections renders in a few seconds
 on one core (``benchmarks/bench_simulate.py``). Deterministic for a given ``rng`` state.
 """
+
 from __future__ import annotations
 
 import math
@@ -26,8 +27,15 @@ from sectionseg.geometry.section import Section
 _SHIFT = 4  # sub-pixel bits for OpenCV drawing, as in sectionseg.geometry.raster
 
 
-def render_wafer(sections: list[Section], width: int, height: int, params: dict,
-                 rng: np.random.Generator, *, magnet_beads: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+def render_wafer(
+    sections: list[Section],
+    width: int,
+    height: int,
+    params: dict,
+    rng: np.random.Generator,
+    *,
+    magnet_beads: dict | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Render ``(gray, fluo)``, two ``(height, width)`` arrays, uint8 or uint16 by
     ``params["bit_depth"]``.
 
@@ -44,7 +52,7 @@ def render_wafer(sections: list[Section], width: int, height: int, params: dict,
     h, w = int(height), int(width)
     illum = _illumination(rng, h, w, p)  # (h, w) float32, ~ background level
     trans = np.ones((h, w), dtype=np.float32)
-    fsig = np.zeros((h, w), dtype=np.float32)   # fluorescence signal before excitation shading
+    fsig = np.zeros((h, w), dtype=np.float32)  # fluorescence signal before excitation shading
     beads = np.zeros((h, w), dtype=np.float32)  # bead impulses
     for index, section in enumerate(sections):
         pattern = None if magnet_beads is None else magnet_beads.get(index)
@@ -84,6 +92,7 @@ def render_wafer(sections: list[Section], width: int, height: int, params: dict,
 # illumination
 # --------------------------------------------------------------------------------------------
 
+
 def _smooth_field(rng, h, w, cells: int = 4) -> np.ndarray:
     """Smooth random field in about [-1, 1]: a ``cells x cells`` random grid, bicubic upsampled."""
     small = rng.standard_normal((cells, cells)).astype(np.float32)
@@ -95,7 +104,7 @@ def _tile_grid(rng, h, w, tile: int, values: np.ndarray) -> np.ndarray:
     """Piecewise-constant ``(h, w)`` field: ``values[i, j]`` on mosaic tile (i, j)."""
     oy, ox = (int(v) for v in rng.integers(0, tile, 2))  # the mosaic grid is not image-aligned
     big = np.repeat(np.repeat(values.astype(np.float32), tile, axis=0), tile, axis=1)
-    return np.ascontiguousarray(big[oy:oy + h, ox:ox + w]), (oy, ox)
+    return np.ascontiguousarray(big[oy : oy + h, ox : ox + w]), (oy, ox)
 
 
 def _illumination(rng, h, w, p) -> np.ndarray:
@@ -109,8 +118,8 @@ def _illumination(rng, h, w, p) -> np.ndarray:
     cy, cx = rng.uniform(0.4, 0.6, 2)
     fy = ((np.arange(h) + oy) % tile) / tile - cy
     fx = ((np.arange(w) + ox) % tile) / tile - cx
-    vy = (1.0 - 2.0 * p["tile_shading"] * fy ** 2).astype(np.float32)
-    vx = (1.0 - 2.0 * p["tile_shading"] * fx ** 2).astype(np.float32)
+    vy = (1.0 - 2.0 * p["tile_shading"] * fy**2).astype(np.float32)
+    vx = (1.0 - 2.0 * p["tile_shading"] * fx**2).astype(np.float32)
     field *= vy[:, None]
     field *= vx[None, :]
     field *= 1.0 + p["global_shading"] * _smooth_field(rng, h, w)
@@ -144,6 +153,7 @@ def _fluo_background(rng, h, w, p) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 # sections
 # --------------------------------------------------------------------------------------------
+
 
 def _box(polygon: np.ndarray, h: int, w: int, pad: int = 1):
     """Integer pixel box ``(x0, y0, x1, y1)`` around ``polygon`` clipped to the image, or None."""
@@ -255,7 +265,7 @@ def _edge_band(rng, section: Section, p):
     def profile(x0, y0, x1, y1):
         yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
         d = (xx + 0.5 - a[0]) * normal[0] + (yy + 0.5 - a[1]) * normal[1]
-        return (strength * np.exp(-(d / width) ** 2)).astype(np.float32)
+        return (strength * np.exp(-((d / width) ** 2))).astype(np.float32)
 
     return profile
 
@@ -346,7 +356,7 @@ def _pad_outside_mosaic(rng, sections: list[Section], gray: np.ndarray, fluo: np
         for part in s.parts().values():
             x0, y0 = np.floor(part.polygon.min(axis=0) / tile).astype(int)
             x1, y1 = np.floor(part.polygon.max(axis=0) / tile).astype(int)
-            keep[max(y0, 0):y1 + 1, max(x0, 0):x1 + 1] = True
+            keep[max(y0, 0) : y1 + 1, max(x0, 0) : x1 + 1] = True
     full = np.repeat(np.repeat(keep, tile, axis=0), tile, axis=1)[:h, :w]
     gray[~full] = 0
     fluo[~full] = 0
@@ -403,8 +413,7 @@ def _splat_pattern(pattern, box, mask, beads, p) -> None:
     cx0, cy0 = np.floor(x).astype(np.int64), np.floor(y).astype(np.int64)
     fx, fy = x - cx0, y - cy0
     sub = beads[y0:y1, x0:x1]
-    for dx, dy, wt in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)), (0, 1, (1 - fx) * fy),
-                       (1, 1, fx * fy)):
+    for dx, dy, wt in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)), (0, 1, (1 - fx) * fy), (1, 1, fx * fy)):
         cx, cy = cx0 + dx, cy0 + dy
         ok = (cx >= 0) & (cy >= 0) & (cx < w) & (cy < h)
         np.add.at(sub, (cy[ok], cx[ok]), (weight * wt)[ok].astype(np.float32))
@@ -434,6 +443,7 @@ def _darken_where(image: np.ndarray, canvas: np.ndarray, strength: float) -> Non
 # --------------------------------------------------------------------------------------------
 # debris
 # --------------------------------------------------------------------------------------------
+
 
 def _debris(rng, h, w, p) -> tuple[np.ndarray, np.ndarray]:
     """Dust specks and curved fibres: ``(gray_darkening, fluo_brightening)`` float32 maps."""
@@ -477,6 +487,7 @@ def _fibre(rng, h, w, length: float) -> np.ndarray:
 # optics, noise, bit depth
 # --------------------------------------------------------------------------------------------
 
+
 def _optics(rng, image: np.ndarray, blur_sigma: float, noise_sigma: float) -> np.ndarray:
     """Gaussian blur then additive gaussian noise (in place where possible)."""
     if blur_sigma > 0:
@@ -494,8 +505,9 @@ def _misregister(rng, image: np.ndarray, magnitude: float) -> np.ndarray:
         return image
     a = rng.uniform(0, 2 * np.pi)
     m = np.float32([[1, 0, magnitude * math.cos(a)], [0, 1, magnitude * math.sin(a)]])
-    return cv2.warpAffine(image, m, (image.shape[1], image.shape[0]), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_REPLICATE)
+    return cv2.warpAffine(
+        image, m, (image.shape[1], image.shape[0]), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
 
 
 def _to_bits(image: np.ndarray, p) -> np.ndarray:

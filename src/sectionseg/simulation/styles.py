@@ -4,6 +4,7 @@ A :class:`Style` holds *ranges* ``(low, high)``; :meth:`Style.sample` draws one 
 set (a plain JSON-ready dict) for one wafer. Intensities are fractions of the white level (0..1):
 the renderer converts to 8 or 16 bit at the end. Lengths are pixels at working resolution.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -21,27 +22,27 @@ class Style:
     """Parameter ranges of one style; every ``(lo, hi)`` is sampled uniformly per wafer."""
 
     # brightfield (gray) image
-    background: Range = (0.55, 0.78)          # bare wafer level
-    tile_size: Range = (350.0, 800.0)         # mosaic tile side, px
-    tile_gain: Range = (0.005, 0.04)          # s.d. of per-tile gain
-    tile_offset: Range = (0.0, 0.015)         # s.d. of per-tile additive offset
-    tile_shading: Range = (0.02, 0.10)        # vignetting depth at tile corners
-    global_shading: Range = (0.0, 0.10)       # smooth wafer-wide illumination change
-    tissue_contrast: Range = (0.30, 0.55)     # tissue darkening (fraction of background)
-    tissue_texture: Range = (0.02, 0.08)      # smooth mottling inside tissue
-    stripe_amplitude: Range = (0.01, 0.05)    # knife stripes (chatter), parallel to the long edge
-    stripe_period: Range = (3.0, 10.0)        # px
-    magnet_contrast: Range = (0.12, 0.28)     # magnetic part darkening (mid gray)
+    background: Range = (0.55, 0.78)  # bare wafer level
+    tile_size: Range = (350.0, 800.0)  # mosaic tile side, px
+    tile_gain: Range = (0.005, 0.04)  # s.d. of per-tile gain
+    tile_offset: Range = (0.0, 0.015)  # s.d. of per-tile additive offset
+    tile_shading: Range = (0.02, 0.10)  # vignetting depth at tile corners
+    global_shading: Range = (0.0, 0.10)  # smooth wafer-wide illumination change
+    tissue_contrast: Range = (0.30, 0.55)  # tissue darkening (fraction of background)
+    tissue_texture: Range = (0.02, 0.08)  # smooth mottling inside tissue
+    stripe_amplitude: Range = (0.01, 0.05)  # knife stripes (chatter), parallel to the long edge
+    stripe_period: Range = (3.0, 10.0)  # px
+    magnet_contrast: Range = (0.12, 0.28)  # magnetic part darkening (mid gray)
     magnet_texture: Range = (0.01, 0.05)
     dummy_contrast_jitter: Range = (-0.05, 0.05)  # dummy darkening = tissue's + this
-    edge_contrast: Range = (0.0, 0.10)        # thin dark outline of every part
+    edge_contrast: Range = (0.0, 0.10)  # thin dark outline of every part
     # fluorescence image
     fluo_background: Range = (0.03, 0.10)
     fluo_tile_gain: Range = (0.0, 0.08)
-    fluo_magnet: Range = (0.35, 0.70)         # magnet base brightness
-    fluo_tissue: Range = (0.0, 0.04)          # tissue autofluorescence (never bright)
-    bead_density: Range = (0.004, 0.02)       # beads per magnet px
-    bead_sigma: Range = (0.6, 1.3)            # bead spot size, px
+    fluo_magnet: Range = (0.35, 0.70)  # magnet base brightness
+    fluo_tissue: Range = (0.0, 0.04)  # tissue autofluorescence (never bright)
+    bead_density: Range = (0.004, 0.02)  # beads per magnet px
+    bead_sigma: Range = (0.6, 1.3)  # bead spot size, px
     bead_brightness: Range = (0.3, 1.0)
     fluo_noise: Range = (0.006, 0.02)
     # debris and optics (both images)
@@ -51,37 +52,37 @@ class Style:
     fibre_length: Range = (40.0, 350.0)
     noise_sigma: Range = (0.004, 0.015)
     blur_sigma: Range = (0.5, 1.2)
-    misregistration: Range = (0.0, 2.5)       # gray -> fluo shift, px
+    misregistration: Range = (0.0, 2.5)  # gray -> fluo shift, px
     bit_depths: tuple[int, ...] = (8, 16)
     white_level_16: Range = (4095.0, 65535.0)  # 16-bit images: value of intensity 1.0
     # layout: wafer-level values; sections of one wafer vary little around them
-    section_size: Range = (95.0, 135.0)       # tissue long side, px
-    size_jitter: float = 0.025                # relative spread of sizes within one wafer
-    aspect: Range = (2.0, 2.5)                # tissue long / short side
-    magnet_ratio: Range = (0.88, 0.97)        # magnet short side / tissue short side
+    section_size: Range = (95.0, 135.0)  # tissue long side, px
+    size_jitter: float = 0.025  # relative spread of sizes within one wafer
+    aspect: Range = (2.0, 2.5)  # tissue long / short side
+    magnet_ratio: Range = (0.88, 0.97)  # magnet short side / tissue short side
     taper: Range = (-0.02, 0.13)
-    density: Range = (20.0, 30.0)             # sections per megapixel of the image
+    density: Range = (20.0, 30.0)  # sections per megapixel of the image
     touching_fraction: Range = (0.1, 0.45)
-    hole: Range = (0.0, 0.4)                  # empty middle of the ring of sections
-    ring_probability: float = 0.6             # else sections spread over the whole image
+    hole: Range = (0.0, 0.4)  # empty middle of the ring of sections
+    ring_probability: float = 0.6  # else sections spread over the whole image
     dummy_probability: Range = (0.0, 0.8)
     dummy_gap: Range = (0.0, 5.0)
     dummy_width: Range = (6.0, 20.0)
     # Real-wafer variation (what the real-look styles add). Off (a zero-width range draws nothing) in the
     # original styles, so their wafers stay bit-identical for a given seed.
-    section_brightness: Range = (0.0, 0.0)    # s.d. of a per-section log factor on both parts' darkness
-    part_balance: Range = (0.0, 0.0)          # s.d. of a per-section log factor on tissue vs magnet
-    tissue_blobs: Range = (0.0, 0.0)          # mean number of dark blobs (embedded sample) per tissue
-    blob_contrast: Range = (0.0, 0.0)         # extra darkening inside a blob
-    fold_probability: Range = (0.0, 0.0)      # chance that a tissue part has a fold or a hole
-    edge_band: Range = (0.0, 0.0)             # lightening of a band along the tissue/magnet edge
-    edge_band_width: Range = (3.0, 3.0)       # px
-    gray_speckles: Range = (0.0, 0.0)         # bead speckles per magnet px in the gray image
-    speckle_contrast: Range = (0.0, 0.0)      # their amplitude (bright or dark, by dot)
+    section_brightness: Range = (0.0, 0.0)  # s.d. of a per-section log factor on both parts' darkness
+    part_balance: Range = (0.0, 0.0)  # s.d. of a per-section log factor on tissue vs magnet
+    tissue_blobs: Range = (0.0, 0.0)  # mean number of dark blobs (embedded sample) per tissue
+    blob_contrast: Range = (0.0, 0.0)  # extra darkening inside a blob
+    fold_probability: Range = (0.0, 0.0)  # chance that a tissue part has a fold or a hole
+    edge_band: Range = (0.0, 0.0)  # lightening of a band along the tissue/magnet edge
+    edge_band_width: Range = (3.0, 3.0)  # px
+    gray_speckles: Range = (0.0, 0.0)  # bead speckles per magnet px in the gray image
+    speckle_contrast: Range = (0.0, 0.0)  # their amplitude (bright or dark, by dot)
     loose_dummies_per_mpx: Range = (0.0, 0.0)  # thin strips anywhere, not part of a section
-    seam_contrast: Range = (0.0, 0.0)         # dark/bright lines along the mosaic tile seams
-    padding_probability: Range = (0.0, 0.0)   # >= 0.5: black padding outside a staircase outline
-    jpeg_quality: Range = (0.0, 0.0)          # > 0: the gray image is saved through JPEG at this quality
+    seam_contrast: Range = (0.0, 0.0)  # dark/bright lines along the mosaic tile seams
+    padding_probability: Range = (0.0, 0.0)  # >= 0.5: black padding outside a staircase outline
+    jpeg_quality: Range = (0.0, 0.0)  # > 0: the gray image is saved through JPEG at this quality
     name: str = field(default="custom", compare=False)
 
     def sample(self, rng: np.random.Generator) -> dict:
@@ -116,24 +117,42 @@ _DEFAULT = Style(name="default")
 STYLES: dict[str, Style] = {
     "default": _DEFAULT,
     "low-contrast": _DEFAULT.replace(
-        name="low-contrast", tissue_contrast=(0.08, 0.18), magnet_contrast=(0.04, 0.10),
-        stripe_amplitude=(0.005, 0.02), tissue_texture=(0.01, 0.03), fluo_magnet=(0.12, 0.3),
-        fluo_background=(0.06, 0.14), bead_brightness=(0.1, 0.4), noise_sigma=(0.01, 0.025),
-        tile_gain=(0.02, 0.06), global_shading=(0.05, 0.15), edge_contrast=(0.0, 0.04)),
+        name="low-contrast",
+        tissue_contrast=(0.08, 0.18),
+        magnet_contrast=(0.04, 0.10),
+        stripe_amplitude=(0.005, 0.02),
+        tissue_texture=(0.01, 0.03),
+        fluo_magnet=(0.12, 0.3),
+        fluo_background=(0.06, 0.14),
+        bead_brightness=(0.1, 0.4),
+        noise_sigma=(0.01, 0.025),
+        tile_gain=(0.02, 0.06),
+        global_shading=(0.05, 0.15),
+        edge_contrast=(0.0, 0.04),
+    ),
     "large-sections": _DEFAULT.replace(
-        name="large-sections", section_size=(200.0, 270.0), density=(5.0, 7.5),
-        stripe_period=(5.0, 16.0), dummy_width=(12.0, 40.0), dummy_gap=(0.0, 10.0)),
+        name="large-sections",
+        section_size=(200.0, 270.0),
+        density=(5.0, 7.5),
+        stripe_period=(5.0, 16.0),
+        dummy_width=(12.0, 40.0),
+        dummy_gap=(0.0, 10.0),
+    ),
     "crowded": _DEFAULT.replace(
-        name="crowded", density=(26.0, 32.0), touching_fraction=(0.5, 0.7), hole=(0.0, 0.2),
-        ring_probability=0.5),
-    "sparse": _DEFAULT.replace(
-        name="sparse", density=(4.0, 10.0), touching_fraction=(0.0, 0.1), ring_probability=0.0),
+        name="crowded", density=(26.0, 32.0), touching_fraction=(0.5, 0.7), hole=(0.0, 0.2), ring_probability=0.5
+    ),
+    "sparse": _DEFAULT.replace(name="sparse", density=(4.0, 10.0), touching_fraction=(0.0, 0.1), ring_probability=0.0),
     # Styles the bundled model was not trained on (adaptation benchmarks): squat sections, sections
     # about twice the default size.
     "squat": _DEFAULT.replace(name="squat", aspect=(1.3, 1.6), magnet_ratio=(0.7, 0.85)),
     "huge": _DEFAULT.replace(
-        name="huge", section_size=(230.0, 280.0), density=(5.0, 6.5), stripe_period=(6.0, 16.0),
-        dummy_width=(12.0, 40.0), dummy_gap=(0.0, 10.0)),
+        name="huge",
+        section_size=(230.0, 280.0),
+        density=(5.0, 6.5),
+        stripe_period=(6.0, 16.0),
+        dummy_width=(12.0, 40.0),
+        dummy_gap=(0.0, 10.0),
+    ),
 }
 
 # Real-look domain randomisation (what real MagC overviews show and the styles above do not): sizes
@@ -145,37 +164,75 @@ STYLES: dict[str, Style] = {
 # tissue always carries some of the sample (blobs, knife striations); the magnet may or may not show
 # bead speckles, and either part may be the darker one.
 _REAL = _DEFAULT.replace(
-    name="realistic", background=(0.45, 0.85), tile_gain=(0.01, 0.08), tile_shading=(0.05, 0.35),
-    global_shading=(0.0, 0.2), tissue_contrast=(0.08, 0.6), magnet_contrast=(0.05, 0.55),
-    tissue_texture=(0.01, 0.08), stripe_amplitude=(0.01, 0.06), magnet_texture=(0.0, 0.05),
-    fluo_magnet=(0.1, 0.7), bead_brightness=(0.1, 1.0), noise_sigma=(0.004, 0.03),
-    section_size=(80.0, 190.0), aspect=(1.5, 3.0), magnet_ratio=(0.6, 1.25), taper=(-0.05, 0.15),
-    density=(6.0, 16.0), touching_fraction=(0.1, 0.6), dummy_probability=(0.0, 0.8),
-    dummy_width=(6.0, 30.0), section_brightness=(0.1, 0.5), part_balance=(0.0, 0.15),
-    tissue_blobs=(1.0, 6.0), blob_contrast=(0.08, 0.35), fold_probability=(0.0, 0.2),
-    edge_band=(0.0, 0.25), edge_band_width=(1.5, 5.0), gray_speckles=(0.0, 0.012),
-    speckle_contrast=(0.05, 0.4), loose_dummies_per_mpx=(0.0, 15.0), seam_contrast=(0.0, 0.06),
-    padding_probability=(0.0, 1.0))
+    name="realistic",
+    background=(0.45, 0.85),
+    tile_gain=(0.01, 0.08),
+    tile_shading=(0.05, 0.35),
+    global_shading=(0.0, 0.2),
+    tissue_contrast=(0.08, 0.6),
+    magnet_contrast=(0.05, 0.55),
+    tissue_texture=(0.01, 0.08),
+    stripe_amplitude=(0.01, 0.06),
+    magnet_texture=(0.0, 0.05),
+    fluo_magnet=(0.1, 0.7),
+    bead_brightness=(0.1, 1.0),
+    noise_sigma=(0.004, 0.03),
+    section_size=(80.0, 190.0),
+    aspect=(1.5, 3.0),
+    magnet_ratio=(0.6, 1.25),
+    taper=(-0.05, 0.15),
+    density=(6.0, 16.0),
+    touching_fraction=(0.1, 0.6),
+    dummy_probability=(0.0, 0.8),
+    dummy_width=(6.0, 30.0),
+    section_brightness=(0.1, 0.5),
+    part_balance=(0.0, 0.15),
+    tissue_blobs=(1.0, 6.0),
+    blob_contrast=(0.08, 0.35),
+    fold_probability=(0.0, 0.2),
+    edge_band=(0.0, 0.25),
+    edge_band_width=(1.5, 5.0),
+    gray_speckles=(0.0, 0.012),
+    speckle_contrast=(0.05, 0.4),
+    loose_dummies_per_mpx=(0.0, 15.0),
+    seam_contrast=(0.0, 0.06),
+    padding_probability=(0.0, 1.0),
+)
 
-STYLES.update({
-    "realistic": _REAL,
-    # near-square sections whose parts are alike in gray (as in the EPFL brief's picture)
-    "real-square": _REAL.replace(name="real-square", aspect=(1.6, 2.2), magnet_ratio=(0.9, 1.2),
-                                 part_balance=(0.0, 0.05)),
-    # the magnetic part clearly darker than the tissue
-    "real-dark-magnet": _REAL.replace(name="real-dark-magnet", tissue_contrast=(0.08, 0.2),
-                                      magnet_contrast=(0.3, 0.55)),
-    # held-out families: never in the bundled model's training data
-    "held-bright": _REAL.replace(name="held-bright", tissue_contrast=(-0.35, -0.1),
-                                 magnet_contrast=(-0.3, -0.05), blob_contrast=(0.0, 0.1)),
-    "held-debris": _REAL.replace(name="held-debris", dust_per_mpx=(150.0, 400.0),
-                                 fibres_per_mpx=(5.0, 15.0), loose_dummies_per_mpx=(30.0, 60.0),
-                                 gray_speckles=(0.02, 0.04), speckle_contrast=(0.3, 0.6)),
-    "held-mosaic-jpeg": _REAL.replace(name="held-mosaic-jpeg", tile_shading=(0.4, 0.6),
-                                      tile_gain=(0.08, 0.15), seam_contrast=(0.08, 0.15),
-                                      padding_probability=(1.0, 1.0), jpeg_quality=(20.0, 40.0),
-                                      bit_depths=(8,)),
-})
+STYLES.update(
+    {
+        "realistic": _REAL,
+        # near-square sections whose parts are alike in gray (as in the EPFL brief's picture)
+        "real-square": _REAL.replace(
+            name="real-square", aspect=(1.6, 2.2), magnet_ratio=(0.9, 1.2), part_balance=(0.0, 0.05)
+        ),
+        # the magnetic part clearly darker than the tissue
+        "real-dark-magnet": _REAL.replace(
+            name="real-dark-magnet", tissue_contrast=(0.08, 0.2), magnet_contrast=(0.3, 0.55)
+        ),
+        # held-out families: never in the bundled model's training data
+        "held-bright": _REAL.replace(
+            name="held-bright", tissue_contrast=(-0.35, -0.1), magnet_contrast=(-0.3, -0.05), blob_contrast=(0.0, 0.1)
+        ),
+        "held-debris": _REAL.replace(
+            name="held-debris",
+            dust_per_mpx=(150.0, 400.0),
+            fibres_per_mpx=(5.0, 15.0),
+            loose_dummies_per_mpx=(30.0, 60.0),
+            gray_speckles=(0.02, 0.04),
+            speckle_contrast=(0.3, 0.6),
+        ),
+        "held-mosaic-jpeg": _REAL.replace(
+            name="held-mosaic-jpeg",
+            tile_shading=(0.4, 0.6),
+            tile_gain=(0.08, 0.15),
+            seam_contrast=(0.08, 0.15),
+            padding_probability=(1.0, 1.0),
+            jpeg_quality=(20.0, 40.0),
+            bit_depths=(8,),
+        ),
+    }
+)
 
 #: styles never shown to the bundled model in training (see docs/MODEL_CARD.md)
 HELD_OUT_STYLES = ("held-bright", "held-debris", "held-mosaic-jpeg", "low-contrast", "squat", "huge")

@@ -5,6 +5,7 @@ Output folder (see docs/ARCHITECTURE.md): ``gray.tif``, ``fluo.tif``, ``rgb.tif`
 included), ``sections.magc``, ``sections.coco.json``, ``magc/source_sections_{tissue,mag}.txt``
 and ``simulation.json`` (seed, style, sampled parameters, size, counts, software version).
 """
+
 from __future__ import annotations
 
 import math
@@ -33,8 +34,13 @@ def max_sections(width: int, height: int) -> int:
     return max(10, int(MAX_DENSITY * width * height / 1e6))
 
 
-def check_request(width: int | None, height: int | None, n_sections: int | None = None,
-                  density: float | None = None, layout: bool = False) -> None:
+def check_request(
+    width: int | None,
+    height: int | None,
+    n_sections: int | None = None,
+    density: float | None = None,
+    layout: bool = False,
+) -> None:
     """InputError for sizes, counts and densities a simulation cannot honour (before any work):
     see :data:`MAX_DENSITY`; the memory estimate is :func:`memory_needed`."""
     for name, value in (("width", width), ("height", height)):
@@ -47,8 +53,10 @@ def check_request(width: int | None, height: int | None, n_sections: int | None 
         return
     w, h = width or DEFAULT_SIZE, height or DEFAULT_SIZE
     if n_sections is not None and n_sections > max_sections(w, h):
-        raise InputError(f"{n_sections} sections do not fit on a {w}x{h} px wafer (at most "
-                         f"{max_sections(w, h)}: {MAX_DENSITY:g} per megapixel)")
+        raise InputError(
+            f"{n_sections} sections do not fit on a {w}x{h} px wafer (at most "
+            f"{max_sections(w, h)}: {MAX_DENSITY:g} per megapixel)"
+        )
     if density is not None and density > MAX_DENSITY:
         raise InputError(f"density must be at most {MAX_DENSITY:g} sections per megapixel, got {density:g}")
 
@@ -63,12 +71,22 @@ def _check_positive(name: str, value, minimum: float = 1) -> None:
         raise InputError(f"{name} must be >= {minimum}, got {value}")
 
 
-def simulate_wafer(out_dir: str | os.PathLike, *, seed: int, width: int | None = None,
-                   height: int | None = None, n_sections: int | None = None,
-                   density: float | None = None, style: str | Style = "default",
-                   layout_path: str | os.PathLike | None = None, layout_scale: float = 1.0,
-                   dummies: bool = True, margin: float = 20.0, beads=None,
-                   overview_beads_um: float | None = None) -> dict:
+def simulate_wafer(
+    out_dir: str | os.PathLike,
+    *,
+    seed: int,
+    width: int | None = None,
+    height: int | None = None,
+    n_sections: int | None = None,
+    density: float | None = None,
+    style: str | Style = "default",
+    layout_path: str | os.PathLike | None = None,
+    layout_scale: float = 1.0,
+    dummies: bool = True,
+    margin: float = 20.0,
+    beads=None,
+    overview_beads_um: float | None = None,
+) -> dict:
     """Simulate a wafer and write it into ``out_dir`` (created if needed); return the summary dict
     that is also saved as ``simulation.json``.
 
@@ -105,20 +123,28 @@ def simulate_wafer(out_dir: str | os.PathLike, *, seed: int, width: int | None =
     rng = np.random.default_rng(seed)
     params = sty.sample(rng)
     if layout_path is not None:
-        sections, width, height = _file_layout(rng, layout_path, layout_scale, params, width, height,
-                                               margin, dummies)
+        sections, width, height = _file_layout(rng, layout_path, layout_scale, params, width, height, margin, dummies)
         check_request(width, height, layout=True)
     else:
         width, height = width or DEFAULT_SIZE, height or DEFAULT_SIZE
         sections = random_layout(
-            rng, width, height, n_sections=n_sections,
+            rng,
+            width,
+            height,
+            n_sections=n_sections,
             density=params["density"] if density is None else density,
-            size_range=params["size_range"], aspect_range=params["aspect_range"],
-            magnet_ratio_range=params["magnet_ratio_range"], trapezoid=params["taper_range"],
+            size_range=params["size_range"],
+            aspect_range=params["aspect_range"],
+            magnet_ratio_range=params["magnet_ratio_range"],
+            trapezoid=params["taper_range"],
             dummy_probability=params["dummy_probability"] if dummies else 0.0,
-            dummy_gap_range=(0.0, params["dummy_gap"]), dummy_width_range=(6.0, params["dummy_width"]),
-            touching_fraction=params["touching_fraction"], region=params["region"],
-            hole=params["hole"], margin=margin)
+            dummy_gap_range=(0.0, params["dummy_gap"]),
+            dummy_width_range=(6.0, params["dummy_width"]),
+            touching_fraction=params["touching_fraction"],
+            region=params["region"],
+            hole=params["hole"],
+            margin=margin,
+        )
     check_memory(memory_needed(width, height), f"simulating a {width}x{height} px wafer")
     series, patterns = None, None
     if overview_beads_um is not None:
@@ -152,8 +178,16 @@ def simulate_wafer(out_dir: str | os.PathLike, *, seed: int, width: int | None =
             "bit_depth": int(params["bit_depth"]),
             "params": params,
             "normalisation": composed.record(),
-            "files": ["gray.tif", "fluo.tif", "rgb.tif", "sections.labelme.json", "sections.magc",
-                      "sections.coco.json", "magc/", "simulation.json"],
+            "files": [
+                "gray.tif",
+                "fluo.tif",
+                "rgb.tif",
+                "sections.labelme.json",
+                "sections.magc",
+                "sections.coco.json",
+                "magc/",
+                "simulation.json",
+            ],
         }
         if beads is not None:
             summary["beads"] = _write_beads(out / "beads", seed, len(sections), beads, series)
@@ -171,8 +205,9 @@ def _bead_series(seed: int, n: int, settings, block_um: float | None = None):
 
     lost = 0 if settings.missing <= 0 else max(1, int(round(settings.missing * n / (1 - settings.missing))))
     settings = replace(settings, n_sections=n + lost, missing=lost / (n + lost))
-    return simulate_bead_sections(np.random.default_rng([int(seed), 14]), settings, ids=list(range(n)),
-                                  block_um=block_um)
+    return simulate_bead_sections(
+        np.random.default_rng([int(seed), 14]), settings, ids=list(range(n)), block_um=block_um
+    )
 
 
 def _overview_patterns(sections, seed: int, settings, pixel_um: float):
@@ -209,8 +244,13 @@ def _write_beads(folder: Path, seed: int, n: int, settings, series=None) -> dict
     if series is None:
         series = _bead_series(seed, n, settings)
     write_bead_folder(folder, series)
-    return {"folder": folder.name, "channels": series.channels, "lost_sections": len(series.missing),
-            "damaged": len(series.damaged), "flipped": len(series.flipped)}
+    return {
+        "folder": folder.name,
+        "channels": series.channels,
+        "lost_sections": len(series.missing),
+        "damaged": len(series.damaged),
+        "flipped": len(series.flipped),
+    }
 
 
 def _file_layout(rng, path, scale, params, width, height, margin, dummies):
@@ -219,9 +259,13 @@ def _file_layout(rng, path, scale, params, width, height, margin, dummies):
     if not sections:
         raise InputError("the layout file has no sections", path)
     if dummies:
-        sections = add_dummies(rng, sections, probability=params["dummy_probability"],
-                               gap_range=(0.0, params["dummy_gap"]),
-                               width_range=(6.0, params["dummy_width"]))
+        sections = add_dummies(
+            rng,
+            sections,
+            probability=params["dummy_probability"],
+            gap_range=(0.0, params["dummy_gap"]),
+            width_range=(6.0, params["dummy_width"]),
+        )
     x0, y0, x1, y1 = sections_bounds(sections)
     if x0 < 0 or y0 < 0:
         raise InputError(f"the layout has negative coordinates (min x {x0:.1f}, min y {y0:.1f})", path)

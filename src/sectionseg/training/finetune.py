@@ -7,6 +7,7 @@ everything). The run folder is a normal training run folder, so a killed fine-tu
 its ``last.pt``; :func:`export_adapted` writes the final model file with what detection needs to
 know about the wafer (``extra["section_size"]``, the sections' long side in source px).
 """
+
 from __future__ import annotations
 
 import os
@@ -18,9 +19,18 @@ from sectionseg.model.config import Config
 from sectionseg.training.loop import train
 
 #: Optimisation of a fine-tuning run (the base model's ``train`` section is replaced by this).
-FINETUNE_TRAIN = {"optimizer": "adamw", "lr": 3e-4, "weight_decay": 1e-4, "warmup_iters": 20,
-                  "warmup_factor": 0.1, "scheduler": "cosine", "checkpoint_every": 25, "batch_size": 2,
-                  "max_iters_per_epoch": 0, "num_workers": 0}
+FINETUNE_TRAIN = {
+    "optimizer": "adamw",
+    "lr": 3e-4,
+    "weight_decay": 1e-4,
+    "warmup_iters": 20,
+    "warmup_factor": 0.1,
+    "scheduler": "cosine",
+    "checkpoint_every": 25,
+    "batch_size": 2,
+    "max_iters_per_epoch": 0,
+    "num_workers": 0,
+}
 
 
 def finetune_config(base: Config, epochs: int, lr: float | None = None, seed: int = 0) -> Config:
@@ -34,25 +44,53 @@ def finetune_config(base: Config, epochs: int, lr: float | None = None, seed: in
     return base
 
 
-def finetune(base_model: str | os.PathLike, data_root, run_dir, *, epochs: int = 6, all_layers: bool = False,
-             lr: float | None = None, resume: bool = False, device: str = "cpu", seed: int = 0,
-             max_iters_per_epoch: int | None = None, progress: bool = True) -> list[dict]:
+def finetune(
+    base_model: str | os.PathLike,
+    data_root,
+    run_dir,
+    *,
+    epochs: int = 6,
+    all_layers: bool = False,
+    lr: float | None = None,
+    resume: bool = False,
+    device: str = "cpu",
+    seed: int = 0,
+    max_iters_per_epoch: int | None = None,
+    progress: bool = True,
+) -> list[dict]:
     """Fine-tune the model file ``base_model`` on the dataset folder ``data_root`` into ``run_dir``.
 
     ``resume`` continues ``run_dir/last.pt`` (the base model is then not read again; ``epochs`` may
     extend the run). Returns the per-epoch history (see :func:`sectionseg.training.train`).
     """
     if resume:
-        return train(None, data_root, run_dir, resume=True, epochs=epochs, device=device,
-                     max_iters_per_epoch=max_iters_per_epoch, progress=progress)
+        return train(
+            None,
+            data_root,
+            run_dir,
+            resume=True,
+            epochs=epochs,
+            device=device,
+            max_iters_per_epoch=max_iters_per_epoch,
+            progress=progress,
+        )
     stored, state = load_weights(base_model)
     config = finetune_config(stored, epochs, lr, seed)
-    return train(config, data_root, run_dir, heads_only=not all_layers, device=device, init_state=state,
-                 max_iters_per_epoch=max_iters_per_epoch, progress=progress)
+    return train(
+        config,
+        data_root,
+        run_dir,
+        heads_only=not all_layers,
+        device=device,
+        init_state=state,
+        max_iters_per_epoch=max_iters_per_epoch,
+        progress=progress,
+    )
 
 
-def export_adapted(run_dir, out: str | os.PathLike, *, section_size: float, base_model: str | os.PathLike,
-                   info: dict | None = None) -> Path:
+def export_adapted(
+    run_dir, out: str | os.PathLike, *, section_size: float, base_model: str | os.PathLike, info: dict | None = None
+) -> Path:
     """Write the best checkpoint of ``run_dir`` as the adapted model file ``out`` (float32).
 
     ``section_size``: long side of this wafer's sections in source px; ``detect`` uses it as its
@@ -64,7 +102,11 @@ def export_adapted(run_dir, out: str | os.PathLike, *, section_size: float, base
         best = run_dir / "last.pt"
     if not best.is_file():
         raise InputError("the fine-tuning run has no checkpoint", run_dir)
-    extra = {"config_name": "adapted", "section_size": float(section_size), "base_model": str(base_model),
-             **(info or {})}
+    extra = {
+        "config_name": "adapted",
+        "section_size": float(section_size),
+        "base_model": str(base_model),
+        **(info or {}),
+    }
     export_weights(best, out, half=False, info=extra)
     return Path(out)

@@ -1,4 +1,5 @@
 """Training logs: the per-epoch CSV and the loss-curve plot, both rewritten atomically every epoch."""
+
 from __future__ import annotations
 
 import csv
@@ -8,8 +9,13 @@ import os
 from sectionseg.io.atomic import atomic_path, write_text
 
 LOSS_TERMS = ("loss_classifier", "loss_box_reg", "loss_mask", "loss_objectness", "loss_rpn_box_reg")
-COLUMNS = (["epoch"] + [f"train_{t}" for t in LOSS_TERMS] + ["train_total"]
-           + [f"val_{t}" for t in LOSS_TERMS] + ["val_total", "lr", "time_s"])
+COLUMNS = (
+    ["epoch"]
+    + [f"train_{t}" for t in LOSS_TERMS]
+    + ["train_total"]
+    + [f"val_{t}" for t in LOSS_TERMS]
+    + ["val_total", "lr", "time_s"]
+)
 
 
 def write_csv(path: str | os.PathLike, history: list[dict]) -> None:
@@ -28,14 +34,14 @@ def read_csv(path: str | os.PathLike) -> list[dict]:
         rows = list(csv.DictReader(fh))
     out = []
     for row in rows:
-        out.append({k: (int(v) if k == "epoch" else float(v) if v not in ("", None) else None)
-                    for k, v in row.items()})
+        out.append({k: (int(v) if k == "epoch" else float(v) if v not in ("", None) else None) for k, v in row.items()})
     return out
 
 
 def plot_losses(path: str | os.PathLike, history: list[dict]) -> None:
     """PNG with one panel per loss term (and the total): train vs validation against epoch."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -15,6 +15,7 @@ iteration)``, so augmentations and the detector's ROI sampling do not depend on 
 interrupted. With ``num_workers = 0`` on the CPU a resumed run ends with the same weights as an
 uninterrupted one.
 """
+
 from __future__ import annotations
 
 import logging
@@ -52,7 +53,7 @@ class RunState:
     global_step: int = 0
     best_val: float = math.inf
     history: list = field(default_factory=list)
-    partial: dict = field(default_factory=dict)   # loss sums of the unfinished epoch
+    partial: dict = field(default_factory=dict)  # loss sums of the unfinished epoch
     partial_count: int = 0
     partial_time: float = 0.0
 
@@ -66,17 +67,16 @@ def iteration_seed(seed: int, epoch: int, iteration: int) -> int:
 def seed_everything(seed: int) -> None:
     """Seed python's, numpy's and torch's global generators."""
     random.seed(seed)
-    np.random.seed(seed % 2 ** 32)
+    np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
 
 
-def epoch_batches(n_images: int, batch_size: int, seed: int, epoch: int,
-                  max_iters: int = 0) -> list[list[int]]:
+def epoch_batches(n_images: int, batch_size: int, seed: int, epoch: int, max_iters: int = 0) -> list[list[int]]:
     """Shuffled batches of image indices for ``epoch`` (drop_last), from ``seed + epoch``."""
     gen = torch.Generator().manual_seed(seed + epoch)
     order = torch.randperm(n_images, generator=gen).tolist()
     n_batches = max(1, n_images // batch_size) if n_images else 0
-    batches = [order[i * batch_size:(i + 1) * batch_size] for i in range(n_batches)]
+    batches = [order[i * batch_size : (i + 1) * batch_size] for i in range(n_batches)]
     return batches[:max_iters] if max_iters else batches
 
 
@@ -96,8 +96,7 @@ def lr_factor(step: int, total_steps: int, cfg) -> float:
 
 
 def _rng_states() -> dict:
-    states = {"python": random.getstate(), "numpy": np.random.get_state(),
-              "torch": torch.get_rng_state()}
+    states = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         states["cuda"] = torch.cuda.get_rng_state_all()
     return states
@@ -123,8 +122,11 @@ def prepare_batch(batch, device, max_instances: int = 300):
     out_targets = []
     for t in targets:
         t = {k: _plain(v) for k, v in t.items()}
-        keep = {"boxes": t["boxes"].reshape(-1, 4).float(), "labels": t["labels"].long(),
-                "masks": t["masks"].to(torch.uint8)}
+        keep = {
+            "boxes": t["boxes"].reshape(-1, 4).float(),
+            "labels": t["labels"].long(),
+            "masks": t["masks"].to(torch.uint8),
+        }
         if len(keep["labels"]) > max_instances:
             keep = {k: v[:max_instances] for k, v in keep.items()}
         out_targets.append({k: v.to(device) for k, v in keep.items()})
@@ -138,13 +140,13 @@ def _fallback_collate(batch):
 def _collate():
     try:
         from sectionseg.datasets.torch_dataset import collate_fn
+
         return collate_fn
     except ImportError:
         return _fallback_collate
 
 
-def open_datasets(data_root, crop_size: int, *, gray_only_probability: float = 0.0,
-                  jpeg_probability: float = 0.0):
+def open_datasets(data_root, crop_size: int, *, gray_only_probability: float = 0.0, jpeg_probability: float = 0.0):
     """Train and val datasets of a dataset folder (``sectionseg.datasets.SectionDataset``).
 
     Train samples are augmented and cropped to ``crop_size`` (a share of them gray-only or through
@@ -153,8 +155,9 @@ def open_datasets(data_root, crop_size: int, *, gray_only_probability: float = 0
     from sectionseg.datasets.torch_dataset import SectionDataset
     from sectionseg.datasets.transforms import build_transforms
 
-    train_tf = build_transforms(True, crop_size=crop_size, gray_only_probability=gray_only_probability,
-                                jpeg_probability=jpeg_probability)
+    train_tf = build_transforms(
+        True, crop_size=crop_size, gray_only_probability=gray_only_probability, jpeg_probability=jpeg_probability
+    )
     train = SectionDataset(data_root, "train", transforms=train_tf)
     val = SectionDataset(data_root, "val", transforms=build_transforms(False, crop_size=crop_size))
     return train, val
@@ -171,8 +174,9 @@ def dataset_section_size(data_root, default: float) -> float:
 
 
 @torch.no_grad()
-def mean_losses(model, dataset, *, batch_size: int = 2, device="cpu", seed: int = 0, max_instances: int = 300,
-                num_workers: int = 0) -> dict:
+def mean_losses(
+    model, dataset, *, batch_size: int = 2, device="cpu", seed: int = 0, max_instances: int = 300, num_workers: int = 0
+) -> dict:
     """Mean Mask R-CNN loss terms (and ``total``) of ``model`` over ``dataset`` (a :class:`SectionDataset`).
 
     Train-mode forward (torchvision computes losses only then) without gradients; BatchNorm layers in
@@ -187,8 +191,9 @@ def mean_losses(model, dataset, *, batch_size: int = 2, device="cpu", seed: int 
         torch.manual_seed(seed)
         model.train()
         set_norm_eval(model)
-        loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=_collate(),
-                                             num_workers=num_workers)
+        loader = torch.utils.data.DataLoader(
+            dataset, batch_size=batch_size, shuffle=False, collate_fn=_collate(), num_workers=num_workers
+        )
         for batch in loader:
             images, targets = prepare_batch(batch, device, max_instances)
             losses = model(images, targets)
@@ -204,9 +209,20 @@ def mean_losses(model, dataset, *, batch_size: int = 2, device="cpu", seed: int 
 class Trainer:
     """One training run in ``out_dir``; see the module docstring. Call :meth:`run`."""
 
-    def __init__(self, config: Config, out_dir, train_dataset, val_dataset=None, *,
-                 device: str = "cpu", heads_only: bool = False, freeze_fpn: bool = False,
-                 backbone_weights=None, init_state: dict | None = None, progress: bool = True):
+    def __init__(
+        self,
+        config: Config,
+        out_dir,
+        train_dataset,
+        val_dataset=None,
+        *,
+        device: str = "cpu",
+        heads_only: bool = False,
+        freeze_fpn: bool = False,
+        backbone_weights=None,
+        init_state: dict | None = None,
+        progress: bool = True,
+    ):
         self.config = config
         self.out_dir = Path(out_dir)
         self.train_dataset = train_dataset
@@ -228,33 +244,37 @@ class Trainer:
         self.model.to(self.device)
         params = [p for p in self.model.parameters() if p.requires_grad]
         if tc.optimizer == "sgd":
-            self.optimizer = torch.optim.SGD(params, lr=tc.lr, momentum=tc.momentum,
-                                             weight_decay=tc.weight_decay)
+            self.optimizer = torch.optim.SGD(params, lr=tc.lr, momentum=tc.momentum, weight_decay=tc.weight_decay)
         else:
             self.optimizer = torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay)
         self.batches_per_epoch = len(self._batches(0))
         if self.batches_per_epoch == 0:
             raise InputError("the train split has no images")
         total = tc.epochs * self.batches_per_epoch
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda step: lr_factor(step, total, tc))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda step: lr_factor(step, total, tc))
         self.state = RunState()
 
     # -- checkpoints
     def _batches(self, epoch: int):
         tc = self.config.train
-        return epoch_batches(len(self.train_dataset), tc.batch_size, tc.seed, epoch,
-                             tc.max_iters_per_epoch)
+        return epoch_batches(len(self.train_dataset), tc.batch_size, tc.seed, epoch, tc.max_iters_per_epoch)
 
     def _payload(self) -> dict:
         payload = model_payload(self.model, self.config, {"heads_only": self.heads_only})
         payload["training"] = {
-            "epoch": self.state.epoch, "iteration": self.state.iteration,
-            "global_step": self.state.global_step, "best_val": self.state.best_val,
-            "history": self.state.history, "partial": self.state.partial,
-            "partial_count": self.state.partial_count, "partial_time": self.state.partial_time,
-            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-            "rng": _rng_states(), "heads_only": self.heads_only, "freeze_fpn": self.freeze_fpn,
+            "epoch": self.state.epoch,
+            "iteration": self.state.iteration,
+            "global_step": self.state.global_step,
+            "best_val": self.state.best_val,
+            "history": self.state.history,
+            "partial": self.state.partial,
+            "partial_count": self.state.partial_count,
+            "partial_time": self.state.partial_time,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "rng": _rng_states(),
+            "heads_only": self.heads_only,
+            "freeze_fpn": self.freeze_fpn,
         }
         return payload
 
@@ -270,10 +290,16 @@ class Trainer:
         self.model.load_state_dict(payload["state_dict"])
         self.optimizer.load_state_dict(tr["optimizer"])
         self.scheduler.load_state_dict(tr["scheduler"])
-        self.state = RunState(epoch=tr["epoch"], iteration=tr["iteration"],
-                              global_step=tr["global_step"], best_val=tr["best_val"],
-                              history=list(tr["history"]), partial=dict(tr["partial"]),
-                              partial_count=tr["partial_count"], partial_time=tr["partial_time"])
+        self.state = RunState(
+            epoch=tr["epoch"],
+            iteration=tr["iteration"],
+            global_step=tr["global_step"],
+            best_val=tr["best_val"],
+            history=list(tr["history"]),
+            partial=dict(tr["partial"]),
+            partial_count=tr["partial_count"],
+            partial_time=tr["partial_time"],
+        )
         _set_rng_states(tr["rng"])
 
     # -- one epoch
@@ -292,12 +318,21 @@ class Trainer:
         batches = self._batches(epoch)
         start = self.state.iteration
         loader = torch.utils.data.DataLoader(
-            self.train_dataset, batch_sampler=batches[start:], collate_fn=self.collate,
+            self.train_dataset,
+            batch_sampler=batches[start:],
+            collate_fn=self.collate,
             num_workers=tc.num_workers,
-            generator=torch.Generator().manual_seed(iteration_seed(tc.seed, epoch, start)))
+            generator=torch.Generator().manual_seed(iteration_seed(tc.seed, epoch, start)),
+        )
         self._train_mode()
-        bar = tqdm(total=len(batches), initial=start, desc=f"epoch {epoch + 1}/{total_epochs}",
-                   disable=not self.progress, leave=False, dynamic_ncols=True)
+        bar = tqdm(
+            total=len(batches),
+            initial=start,
+            desc=f"epoch {epoch + 1}/{total_epochs}",
+            disable=not self.progress,
+            leave=False,
+            dynamic_ncols=True,
+        )
         t0 = time.monotonic()
         batch_iter = iter(loader)
         for it in range(start, len(batches)):
@@ -305,13 +340,14 @@ class Trainer:
             losses = self._loss(next(batch_iter))
             total = sum(losses.values())
             if not torch.isfinite(total):
-                raise RuntimeError(f"non-finite loss at epoch {epoch + 1} iteration {it + 1}: "
-                                   f"{ {k: float(v) for k, v in losses.items()} }")
+                raise RuntimeError(
+                    f"non-finite loss at epoch {epoch + 1} iteration {it + 1}: "
+                    f"{ {k: float(v) for k, v in losses.items()} }"
+                )
             self.optimizer.zero_grad(set_to_none=True)
             total.backward()
             if tc.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(
-                    [p for p in self.model.parameters() if p.requires_grad], tc.grad_clip)
+                torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad], tc.grad_clip)
             self.optimizer.step()
             self.scheduler.step()
             st = self.state
@@ -323,8 +359,7 @@ class Trainer:
             st.global_step += 1
             bar.update(1)
             bar.set_postfix(loss=f"{total.item():.3f}")
-            if tc.checkpoint_every and st.iteration % tc.checkpoint_every == 0 \
-                    and st.iteration < len(batches):
+            if tc.checkpoint_every and st.iteration % tc.checkpoint_every == 0 and st.iteration < len(batches):
                 st.partial_time += time.monotonic() - t0
                 t0 = time.monotonic()
                 self.save()
@@ -337,8 +372,15 @@ class Trainer:
         if self.val_dataset is None or len(self.val_dataset) == 0:
             return {}
         tc = self.config.train
-        out = mean_losses(self.model, self.val_dataset, batch_size=tc.batch_size, device=self.device,
-                          seed=tc.seed, max_instances=self.config.data.max_instances, num_workers=tc.num_workers)
+        out = mean_losses(
+            self.model,
+            self.val_dataset,
+            batch_size=tc.batch_size,
+            device=self.device,
+            seed=tc.seed,
+            max_instances=self.config.data.max_instances,
+            num_workers=tc.num_workers,
+        )
         self._train_mode()
         return out
 
@@ -385,11 +427,24 @@ class Trainer:
             plot_losses(self.out_dir / "losses.png", self.state.history)
 
 
-def train(config: Config, data_root, out_dir, *, resume: bool = False, epochs: int | None = None,
-          heads_only: bool = False, freeze_fpn: bool = False, device: str = "cpu",
-          backbone_weights=None, seed: int | None = None, max_iters_per_epoch: int | None = None,
-          train_dataset=None, val_dataset=None, init_state: dict | None = None,
-          progress: bool = True) -> list[dict]:
+def train(
+    config: Config,
+    data_root,
+    out_dir,
+    *,
+    resume: bool = False,
+    epochs: int | None = None,
+    heads_only: bool = False,
+    freeze_fpn: bool = False,
+    device: str = "cpu",
+    backbone_weights=None,
+    seed: int | None = None,
+    max_iters_per_epoch: int | None = None,
+    train_dataset=None,
+    val_dataset=None,
+    init_state: dict | None = None,
+    progress: bool = True,
+) -> list[dict]:
     """Train a model on the dataset folder ``data_root`` into the run folder ``out_dir``.
 
     ``resume`` continues from ``out_dir/last.pt`` with the config stored there (``epochs`` may
@@ -406,15 +461,15 @@ def train(config: Config, data_root, out_dir, *, resume: bool = False, epochs: i
             raise InputError("nothing to resume: no last.pt in the run folder", out_dir)
         stored = read_checkpoint(last)
         if not isinstance(stored.get("training"), dict):
-            raise InputError("last.pt holds no training state (a model file written by export-model?): nothing "
-                             "to resume from", last)
+            raise InputError(
+                "last.pt holds no training state (a model file written by export-model?): nothing to resume from", last
+            )
         config = config_from_dict(stored["config"], last)
         heads_only = stored["training"].get("heads_only", heads_only)
         freeze_fpn = stored["training"].get("freeze_fpn", freeze_fpn)
         del stored
     elif last.exists():
-        raise InputError("run folder already has a checkpoint; use --resume or another folder",
-                         out_dir)
+        raise InputError("run folder already has a checkpoint; use --resume or another folder", out_dir)
     if epochs is not None:
         config.train.epochs = epochs
     if seed is not None and not resume:
@@ -423,14 +478,25 @@ def train(config: Config, data_root, out_dir, *, resume: bool = False, epochs: i
         config.train.max_iters_per_epoch = max_iters_per_epoch
     if train_dataset is None:
         train_dataset, val_dataset = open_datasets(
-            data_root, config.data.crop_size, gray_only_probability=config.data.gray_only_probability,
-            jpeg_probability=config.data.jpeg_probability)
+            data_root,
+            config.data.crop_size,
+            gray_only_probability=config.data.gray_only_probability,
+            jpeg_probability=config.data.jpeg_probability,
+        )
         if not resume:
             config.data.section_size = dataset_section_size(data_root, config.data.section_size)
-    trainer = Trainer(config, out_dir, train_dataset, val_dataset, device=device,
-                      heads_only=heads_only, freeze_fpn=freeze_fpn,
-                      backbone_weights=None if resume else backbone_weights,
-                      init_state=None if resume else init_state, progress=progress)
+    trainer = Trainer(
+        config,
+        out_dir,
+        train_dataset,
+        val_dataset,
+        device=device,
+        heads_only=heads_only,
+        freeze_fpn=freeze_fpn,
+        backbone_weights=None if resume else backbone_weights,
+        init_state=None if resume else init_state,
+        progress=progress,
+    )
     if resume:
         trainer.restore(last)
     return trainer.run()

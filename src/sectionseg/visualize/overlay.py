@@ -3,6 +3,7 @@
 Works on wafers of any size: the image is downsampled first (``max_side``) and the polygons scaled
 with it, so a 20000 px wafer costs a 2000 px drawing.
 """
+
 from __future__ import annotations
 
 import cv2
@@ -22,8 +23,7 @@ def to_display_rgb(image: np.ndarray) -> np.ndarray:
         image = image if image.dtype == np.uint8 else normalise_to_uint8(image, robust_normalisation(image))
         return np.dstack([image] * 3)
     if image.dtype != np.uint8:
-        image = np.dstack([normalise_to_uint8(image[..., c], robust_normalisation(image[..., c]))
-                           for c in range(3)])
+        image = np.dstack([normalise_to_uint8(image[..., c], robust_normalisation(image[..., c])) for c in range(3)])
     return np.ascontiguousarray(image[..., :3])
 
 
@@ -38,8 +38,15 @@ def _downsample(image: np.ndarray, max_side: int | None) -> tuple[np.ndarray, fl
     return cv2.resize(small, size, interpolation=cv2.INTER_AREA), factor
 
 
-def draw_overlay(image: np.ndarray, sections: list[Section], *, max_side: int | None = 2000,
-                 thickness: int = 1, labels: bool = True, fill_alpha: float = 0.0) -> np.ndarray:
+def draw_overlay(
+    image: np.ndarray,
+    sections: list[Section],
+    *,
+    max_side: int | None = 2000,
+    thickness: int = 1,
+    labels: bool = True,
+    fill_alpha: float = 0.0,
+) -> np.ndarray:
     """Return an RGB uint8 picture of ``image`` with every section's parts outlined.
 
     ``image``: 2-D gray or ``(H, W, 3)``; ``sections`` in the image's pixel frame. Tissue, magnet and
@@ -56,15 +63,22 @@ def draw_overlay(image: np.ndarray, sections: list[Section], *, max_side: int | 
         canvas = cv2.addWeighted(tint, fill_alpha, canvas, 1 - fill_alpha, 0)
     for section in sections:
         for name, part in section.parts().items():
-            cv2.polylines(canvas, [_cv(part.polygon, factor)], True, PART_COLOURS[name], thickness,
-                          cv2.LINE_AA, _SHIFT)
+            cv2.polylines(canvas, [_cv(part.polygon, factor)], True, PART_COLOURS[name], thickness, cv2.LINE_AA, _SHIFT)
     if labels:
         scale = float(np.clip(0.25 + 0.35 * factor * 2, 0.3, 0.8))
         for i, section in enumerate(sections):
             part = section.tissue or section.magnet
             x, y = part.centre
-            cv2.putText(canvas, str(i), (int(x * factor) - 6, int(y * factor) + 4), cv2.FONT_HERSHEY_SIMPLEX,
-                        scale, (255, 255, 0), 1, cv2.LINE_AA)
+            cv2.putText(
+                canvas,
+                str(i),
+                (int(x * factor) - 6, int(y * factor) + 4),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                scale,
+                (255, 255, 0),
+                1,
+                cv2.LINE_AA,
+            )
     return canvas
 
 

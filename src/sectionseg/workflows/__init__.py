@@ -19,11 +19,20 @@ Detecting one wafer's files is :func:`sectionseg.batch.wafer.detect_files` (``se
 many wafers :func:`sectionseg.batch.run.run_batch` (``detect-batch``). Importing this package loads
 neither torch nor the detection stage.
 """
+
 from sectionseg.workflows.demo import DemoResult, run_demo
 from sectionseg.workflows.finetune import adapt_to_wafer, prepare_adaptation_data
 from sectionseg.workflows.labelled import write_synthetic_set, write_tile_set
 from sectionseg.workflows.order import order_bead_folder
 from sectionseg.workflows.train import train_model
 
-__all__ = ["DemoResult", "adapt_to_wafer", "order_bead_folder", "prepare_adaptation_data", "run_demo",
-           "train_model", "write_synthetic_set", "write_tile_set"]
+__all__ = [
+    "DemoResult",
+    "adapt_to_wafer",
+    "order_bead_folder",
+    "prepare_adaptation_data",
+    "run_demo",
+    "train_model",
+    "write_synthetic_set",
+    "write_tile_set",
+]

@@ -1,4 +1,5 @@
 """The demonstration of ``sectionseg demo``: a simulated wafer, detected and compared with its truth."""
+
 from __future__ import annotations
 
 import os
@@ -25,8 +26,14 @@ class DemoResult:
     detect_seconds: float
 
 
-def run_demo(out_dir: str | os.PathLike, *, seed: int = 0, size: int = 2000, model: str | os.PathLike | None = None,
-             on_simulated=None) -> DemoResult:
+def run_demo(
+    out_dir: str | os.PathLike,
+    *,
+    seed: int = 0,
+    size: int = 2000,
+    model: str | os.PathLike | None = None,
+    on_simulated=None,
+) -> DemoResult:
     """Simulate a ``size`` x ``size`` px wafer (default style) into ``out_dir`` with its ground truth
     (``gray.tif``, ``fluo.tif``, ``sections.labelme.json``, ``sections.magc``...), detect its sections
     with ``model`` (default: the bundled model) into ``out_dir/detection`` and compare them with the
@@ -51,8 +58,9 @@ def run_demo(out_dir: str | os.PathLike, *, seed: int = 0, size: int = 2000, mod
     if on_simulated is not None:
         on_simulated(summary, t_sim)
     t0 = time.perf_counter()
-    result, paths, _ = detect_files(out / "gray.tif", out / "fluo.tif", out / "detection", model=model_path,
-                                    progress=False)
+    result, paths, _ = detect_files(
+        out / "gray.tif", out / "fluo.tif", out / "detection", model=model_path, progress=False
+    )
     t_detect = time.perf_counter() - t0
     truth = read_sections(out / "sections.labelme.json")
     metrics = compare_sections(truth, result.sections + result.unpaired)

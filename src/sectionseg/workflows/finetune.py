@@ -17,6 +17,7 @@ Stages (each a plain API call; their times go into the report, ``OUT/finetune_re
 
 Importing this module loads neither torch nor the detection stage.
 """
+
 from __future__ import annotations
 
 import json
@@ -56,8 +57,7 @@ def base_model_path(path: str | os.PathLike | None = None) -> Path:
 
     base = Path(path) if path else default_model_path()
     if not base.is_file():
-        raise InputError("base model not found" if path else "the bundled model is missing; pass --base-model",
-                         base)
+        raise InputError("base model not found" if path else "the bundled model is missing; pass --base-model", base)
     return base
 
 
@@ -71,12 +71,24 @@ def check_adaptation_folder(out_dir: str | os.PathLike, resume: bool = False) ->
         raise InputError("nothing to resume: no fine-tuning data in the folder", out)
 
 
-def prepare_adaptation_data(gray: np.ndarray, fluo: np.ndarray | None, labelled: list[Section],
-                            data_dir: str | os.PathLike, *, base_model: str | os.PathLike, reference: float,
-                            n_synthetic: int = 80, n_val: int = 10, image_size: int = 512, seed: int = 0,
-                            use_content_regions: bool = True, device: str = "cpu", progress: bool = False,
-                            sources: dict[str, Any] | None = None,
-                            timings: dict[str, float] | None = None) -> dict[str, Any]:
+def prepare_adaptation_data(
+    gray: np.ndarray,
+    fluo: np.ndarray | None,
+    labelled: list[Section],
+    data_dir: str | os.PathLike,
+    *,
+    base_model: str | os.PathLike,
+    reference: float,
+    n_synthetic: int = 80,
+    n_val: int = 10,
+    image_size: int = 512,
+    seed: int = 0,
+    use_content_regions: bool = True,
+    device: str = "cpu",
+    progress: bool = False,
+    sources: dict[str, Any] | None = None,
+    timings: dict[str, float] | None = None,
+) -> dict[str, Any]:
     """Write the adaptation dataset of a wafer into ``data_dir`` (stages 2-4 of the module docstring).
 
     Parameters
@@ -136,15 +148,31 @@ def prepare_adaptation_data(gray: np.ndarray, fluo: np.ndarray | None, labelled:
     # what is no bare wafer, found without any detector: on a wafer the base model does not know, the
     # detectors miss most sections, and those must not be taught as background either
     part_area = float(np.median([s.tissue.area for s in labelled_w if s.tissue is not None]))
-    content = content_regions(rgb, labelled_w, min_area=CONTENT_MIN_AREA * part_area) if use_content_regions \
-        else []
-    params = {"section_size": size, "working_scale": scale, "labels": sources.get("labels"),
-              "image": sources.get("image"), "fluo": sources.get("fluo"), "occupied_sections": len(occupied)}
+    content = content_regions(rgb, labelled_w, min_area=CONTENT_MIN_AREA * part_area) if use_content_regions else []
+    params = {
+        "section_size": size,
+        "working_scale": scale,
+        "labels": sources.get("labels"),
+        "image": sources.get("image"),
+        "fluo": sources.get("fluo"),
+        "occupied_sections": len(occupied),
+    }
     with output_set(data_dir, "finetune") as stage:  # the whole data set or none: resuming needs it whole
-        manifest = build_adaptation_set(stage, rgb, labelled_w, occupied=occupied_w, content=content,
-                                        n_synthetic=n_synthetic, sections_per_image=per_image,
-                                        n_val=n_val, size=image_size, seed=seed,
-                                        source=str(sources.get("image")), params=params, progress=progress)
+        manifest = build_adaptation_set(
+            stage,
+            rgb,
+            labelled_w,
+            occupied=occupied_w,
+            content=content,
+            n_synthetic=n_synthetic,
+            sections_per_image=per_image,
+            n_val=n_val,
+            size=image_size,
+            seed=seed,
+            source=str(sources.get("image")),
+            params=params,
+            progress=progress,
+        )
     timings["dataset"] = time.perf_counter() - t
     return manifest["params"]
 
@@ -169,19 +197,36 @@ def _read_wafer(gray, fluo) -> tuple[np.ndarray, np.ndarray | None]:
     if fluo is not None:
         fluo = read_image(fluo) if _is_path(fluo) else np.asarray(fluo)
         if fluo.shape != gray.shape:
-            raise InputError(f"fluorescence image is {fluo.shape[1]}x{fluo.shape[0]} px but the gray image is "
-                             f"{gray.shape[1]}x{gray.shape[0]} px; they must cover the same pixels")
+            raise InputError(
+                f"fluorescence image is {fluo.shape[1]}x{fluo.shape[0]} px but the gray image is "
+                f"{gray.shape[1]}x{gray.shape[0]} px; they must cover the same pixels"
+            )
     return gray, fluo
 
 
-def adapt_to_wafer(gray: str | os.PathLike | np.ndarray, labels: str | os.PathLike | list[Section],
-                   out_dir: str | os.PathLike, *, fluo: str | os.PathLike | np.ndarray | None = None,
-                   label_scale: float = 1.0, base_model: str | os.PathLike | None = None, epochs: int = 6,
-                   all_layers: bool = False, lr: float | None = None, n_synthetic: int = 80, n_val: int = 10,
-                   image_size: int = 512, max_iters_per_epoch: int | None = None, seed: int = 0,
-                   resume: bool = False, use_content_regions: bool = True, detect: bool = False,
-                   score_threshold: float | None = None, device: str = "cpu",
-                   progress: bool = False) -> dict[str, Any]:
+def adapt_to_wafer(
+    gray: str | os.PathLike | np.ndarray,
+    labels: str | os.PathLike | list[Section],
+    out_dir: str | os.PathLike,
+    *,
+    fluo: str | os.PathLike | np.ndarray | None = None,
+    label_scale: float = 1.0,
+    base_model: str | os.PathLike | None = None,
+    epochs: int = 6,
+    all_layers: bool = False,
+    lr: float | None = None,
+    n_synthetic: int = 80,
+    n_val: int = 10,
+    image_size: int = 512,
+    max_iters_per_epoch: int | None = None,
+    seed: int = 0,
+    resume: bool = False,
+    use_content_regions: bool = True,
+    detect: bool = False,
+    score_threshold: float | None = None,
+    device: str = "cpu",
+    progress: bool = False,
+) -> dict[str, Any]:
     """Adapt a model to a new wafer from a dozen or so hand-labelled sections.
 
     Builds training images from the labelled sections (pasted onto the wafer's own background, plus
@@ -275,37 +320,75 @@ def adapt_to_wafer(gray: str | os.PathLike | np.ndarray, labels: str | os.PathLi
     if resume:
         params = json.loads((data_dir / "manifest.json").read_text())["params"]
     else:
-        params = prepare_adaptation_data(gray_image, fluo_image, labelled, data_dir, base_model=base,
-                                         reference=load_config_of(base).data.section_size,
-                                         n_synthetic=n_synthetic, n_val=n_val, image_size=image_size, seed=seed,
-                                         use_content_regions=use_content_regions, device=device,
-                                         progress=progress, sources=sources, timings=timings)
+        params = prepare_adaptation_data(
+            gray_image,
+            fluo_image,
+            labelled,
+            data_dir,
+            base_model=base,
+            reference=load_config_of(base).data.section_size,
+            n_synthetic=n_synthetic,
+            n_val=n_val,
+            image_size=image_size,
+            seed=seed,
+            use_content_regions=use_content_regions,
+            device=device,
+            progress=progress,
+            sources=sources,
+            timings=timings,
+        )
 
     t = time.perf_counter()
     bars = progress and sys.stderr.isatty()
-    history = finetune(base, data_dir, out / "run", epochs=epochs, all_layers=all_layers, lr=lr,
-                       resume=resume, device=device, seed=seed,
-                       max_iters_per_epoch=max_iters_per_epoch, progress=bars)
+    history = finetune(
+        base,
+        data_dir,
+        out / "run",
+        epochs=epochs,
+        all_layers=all_layers,
+        lr=lr,
+        resume=resume,
+        device=device,
+        seed=seed,
+        max_iters_per_epoch=max_iters_per_epoch,
+        progress=bars,
+    )
     timings["training"] = time.perf_counter() - t
-    model_path = export_adapted(out / "run", out / "model.pt", section_size=params["section_size"],
-                                base_model=base, info={"labels": sources["labels"], "n_labelled": len(labelled)})
+    model_path = export_adapted(
+        out / "run",
+        out / "model.pt",
+        section_size=params["section_size"],
+        base_model=base,
+        info={"labels": sources["labels"], "n_labelled": len(labelled)},
+    )
 
     t = time.perf_counter()
-    val = {"base": _val_ap(base, data_dir, out / "eval_val_base", device),
-           "adapted": _val_ap(model_path, data_dir, out / "eval_val_adapted", device)}
+    val = {
+        "base": _val_ap(base, data_dir, out / "eval_val_base", device),
+        "adapted": _val_ap(model_path, data_dir, out / "eval_val_adapted", device),
+    }
     timings["validation"] = time.perf_counter() - t
     report: dict[str, Any] = {
-        "base_model": str(base), "model": str(model_path), "labels": sources["labels"],
-        "n_labelled": len(labelled), "section_size": params["section_size"],
-        "working_scale": params["working_scale"], "all_layers": all_layers, "epochs": epochs,
+        "base_model": str(base),
+        "model": str(model_path),
+        "labels": sources["labels"],
+        "n_labelled": len(labelled),
+        "section_size": params["section_size"],
+        "working_scale": params["working_scale"],
+        "all_layers": all_layers,
+        "epochs": epochs,
         "data": {k: params.get(k) for k in ("n_synthetic", "n_val", "size", "occupied_unlabelled")},
-        "history": history, "validation_mask": val, "timings_s": timings,
-        "losses_png": str(out / "run" / "losses.png")}
+        "history": history,
+        "validation_mask": val,
+        "timings_s": timings,
+        "losses_png": str(out / "run" / "losses.png"),
+    }
     if detect:
         t = time.perf_counter()
         kwargs = {} if score_threshold is None else {"score_threshold": score_threshold}
-        result, paths, _ = detect_files(gray, fluo, out / "detection", model=model_path, progress=bars,
-                                        device=device, **kwargs)
+        result, paths, _ = detect_files(
+            gray, fluo, out / "detection", model=model_path, progress=bars, device=device, **kwargs
+        )
         timings["detection"] = time.perf_counter() - t
         report["detection"] = {"counts": result.counts, "outputs": {k: os.fspath(v) for k, v in paths.items()}}
     report["total_seconds"] = sum(timings.values())

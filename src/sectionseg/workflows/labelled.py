@@ -3,6 +3,7 @@ synthetic pastes (``sectionseg synth``), each written as one dataset folder with
 
 Labels are in px of the image after ``label_scale``; x, y from the top-left corner of the top-left pixel.
 """
+
 from __future__ import annotations
 
 import logging
@@ -26,18 +27,29 @@ def warn_outside(sections: list[Section], width: int, height: int, path) -> int:
     outside = 0
     for s in sections:
         pts = np.concatenate([p.polygon for p in s.parts().values()])
-        outside += bool(pts[:, 0].min() < 0 or pts[:, 1].min() < 0 or pts[:, 0].max() > width
-                        or pts[:, 1].max() > height)
+        outside += bool(
+            pts[:, 0].min() < 0 or pts[:, 1].min() < 0 or pts[:, 0].max() > width or pts[:, 1].max() > height
+        )
     if outside:
-        log.warning("%s: %d of %d labelled sections reach outside the %dx%d px image and are clipped or "
-                    "dropped (labels of another image size? see --scale)", path, outside, len(sections),
-                    width, height)
+        log.warning(
+            "%s: %d of %d labelled sections reach outside the %dx%d px image and are clipped or "
+            "dropped (labels of another image size? see --scale)",
+            path,
+            outside,
+            len(sections),
+            width,
+            height,
+        )
     return outside
 
 
-def load_labelled_wafer(image: str | os.PathLike, labels: str | os.PathLike, *,
-                        fluo: str | os.PathLike | None = None,
-                        label_scale: float = 1.0) -> tuple[np.ndarray, dict[str, Any], list[Section]]:
+def load_labelled_wafer(
+    image: str | os.PathLike,
+    labels: str | os.PathLike,
+    *,
+    fluo: str | os.PathLike | None = None,
+    label_scale: float = 1.0,
+) -> tuple[np.ndarray, dict[str, Any], list[Section]]:
     """``(rgb, normalisation record, sections)`` of a labelled wafer: ``image`` an 8-bit RGB wafer
     image (gray, gray, fluo) or, with ``fluo``, the gray image; ``labels`` any annotation file, its
     coordinates multiplied by ``label_scale``. A warning names the labels that lie outside the image."""
@@ -50,10 +62,18 @@ def load_labelled_wafer(image: str | os.PathLike, labels: str | os.PathLike, *,
     return rgb, record, sections
 
 
-def write_tile_set(image: str | os.PathLike, labels: str | os.PathLike, out_dir: str | os.PathLike, *,
-                   fluo: str | os.PathLike | None = None, label_scale: float = 1.0, size: int = 512,
-                   overlap: int = 64, min_area: float = 20.0,
-                   keep_empty: bool = True) -> tuple[list[dict], list[Section]]:
+def write_tile_set(
+    image: str | os.PathLike,
+    labels: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    fluo: str | os.PathLike | None = None,
+    label_scale: float = 1.0,
+    size: int = 512,
+    overlap: int = 64,
+    min_area: float = 20.0,
+    keep_empty: bool = True,
+) -> tuple[list[dict], list[Section]]:
     """Cut a labelled wafer image into ``size`` x ``size`` px patches overlapping by ``overlap`` px
     (the last patch of a row or column flush with the border) into the dataset folder ``out_dir``:
     ``images/*.png``, ``annotations/*.json`` (labelme), ``masks/*.png`` (uint16 instance ids),
@@ -68,20 +88,47 @@ def write_tile_set(image: str | os.PathLike, labels: str | os.PathLike, out_dir:
     from sectionseg.io.outset import output_set
 
     rgb, record, sections = load_labelled_wafer(image, labels, fluo=fluo, label_scale=label_scale)
-    params = {"kind": "tiles", "image": str(image), "fluo": fluo, "labels": str(labels),
-              "scale": label_scale, "size": size, "overlap": overlap, "min_area": min_area,
-              "skip_empty": not keep_empty, "normalisation": record}
+    params = {
+        "kind": "tiles",
+        "image": str(image),
+        "fluo": fluo,
+        "labels": str(labels),
+        "scale": label_scale,
+        "size": size,
+        "overlap": overlap,
+        "min_area": min_area,
+        "skip_empty": not keep_empty,
+        "normalisation": record,
+    }
     with output_set(Path(out_dir), "tiles") as stage:  # the whole dataset or what the folder held before
-        items = cut_tiles(rgb, sections, stage, size, overlap, prefix=Path(image).stem,
-                          source=str(image), min_area=min_area, keep_empty=keep_empty)
+        items = cut_tiles(
+            rgb,
+            sections,
+            stage,
+            size,
+            overlap,
+            prefix=Path(image).stem,
+            source=str(image),
+            min_area=min_area,
+            keep_empty=keep_empty,
+        )
         write_manifest(stage, {"train": items}, params)
     return items, sections
 
 
-def write_synthetic_set(image: str | os.PathLike, labels: str | os.PathLike, out_dir: str | os.PathLike, *,
-                        count: int, fluo: str | os.PathLike | None = None, label_scale: float = 1.0,
-                        size: int = 512, seed: int = 0, sections_per_image: tuple[int, int] = (3, 8),
-                        margin: int = 6) -> list[dict]:
+def write_synthetic_set(
+    image: str | os.PathLike,
+    labels: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    count: int,
+    fluo: str | os.PathLike | None = None,
+    label_scale: float = 1.0,
+    size: int = 512,
+    seed: int = 0,
+    sections_per_image: tuple[int, int] = (3, 8),
+    margin: int = 6,
+) -> list[dict]:
     """``count`` artificial ``size`` x ``size`` px images into the dataset folder ``out_dir``: every
     labelled section (tissue, magnet, dummy, with ``margin`` px of background) cut out of the wafer
     and pasted at random positions and angles, without overlap, ``sections_per_image`` (min, max) an
@@ -102,13 +149,24 @@ def write_synthetic_set(image: str | os.PathLike, labels: str | os.PathLike, out
     if lo > fit:
         room = f"only about {fit} sections of this wafer fit" if fit else "no section of this wafer fits"
         raise InputError(f"--sections-per-image MIN {lo}: {room} on a {size} px image")
-    params = {"kind": "synthetic", "image": str(image), "fluo": fluo, "labels": str(labels),
-              "scale": label_scale, "count": count, "size": size, "seed": seed,
-              "sections_per_image": [lo, hi], "margin": margin, "normalisation": record}
+    params = {
+        "kind": "synthetic",
+        "image": str(image),
+        "fluo": fluo,
+        "labels": str(labels),
+        "scale": label_scale,
+        "count": count,
+        "size": size,
+        "seed": seed,
+        "sections_per_image": [lo, hi],
+        "margin": margin,
+        "normalisation": record,
+    }
     with output_set(out_dir, "synth") as stage:  # the whole set or what the folder held before
         try:
-            items = write_synthetic(stage, rgb, sections, count, size, seed, (lo, hi),
-                                    prefix="synth", source=str(image), margin=margin)
+            items = write_synthetic(
+                stage, rgb, sections, count, size, seed, (lo, hi), prefix="synth", source=str(image), margin=margin
+            )
         except ValueError as exc:  # e.g. no section fully inside the image
             raise InputError(str(exc), labels) from None
         write_manifest(stage, {"train": items}, params)

@@ -1,4 +1,5 @@
 """The serial order of a folder of bead images (``sectionseg order``), as one call."""
+
 from __future__ import annotations
 
 import logging
@@ -15,9 +16,15 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def order_bead_folder(beads_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
-                      settings: OrderSettings | None = None, sections: str | os.PathLike | None = None,
-                      first: int | None = None, pictures: str = "doubtful") -> tuple[OrderResult, Path | None]:
+def order_bead_folder(
+    beads_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    settings: OrderSettings | None = None,
+    sections: str | os.PathLike | None = None,
+    first: int | None = None,
+    pictures: str = "doubtful",
+) -> tuple[OrderResult, Path | None]:
     """Find the serial (cutting) order of the sections from images of their fluorescent beads.
 
     Parameters
@@ -67,8 +74,10 @@ def order_bead_folder(beads_dir: str | os.PathLike, out_dir: str | os.PathLike, 
     def load(section_id: int):
         images = [read_image(path) for _, path in sorted(files[section_id].items())]
         if len({im.shape for im in images}) > 1:
-            raise InputError(f"section {section_id}: its channel images differ in size",
-                             next(iter(files[section_id].values())).parent)
+            raise InputError(
+                f"section {section_id}: its channel images differ in size",
+                next(iter(files[section_id].values())).parent,
+            )
         return images
 
     beads = {}
@@ -79,8 +88,11 @@ def order_bead_folder(beads_dir: str | os.PathLike, out_dir: str | os.PathLike, 
     result = order_sections(beads, settings, first=first)
     if not any(m.ok for m in result.matches.values()):
         strong = sorted(b.n_strong for b in beads.values())
-        raise InputError(f"no two sections could be aligned (median {strong[len(strong) // 2]} beads found per "
-                         f"section): are these bead images? try --bead-sigma or --threshold", beads_dir)
+        raise InputError(
+            f"no two sections could be aligned (median {strong[len(strong) // 2]} beads found per "
+            f"section): are these bead images? try --bead-sigma or --threshold",
+            beads_dir,
+        )
     extra = {"beads_dir": str(beads_dir), "channels": sorted(next(iter(files.values())))}
     written = None
     if sections is not None:

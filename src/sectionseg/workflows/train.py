@@ -1,13 +1,21 @@
 """Training a model on a dataset folder (``sectionseg train``), from a config name or file."""
+
 from __future__ import annotations
 
 import os
 from typing import Any
 
 
-def train_model(data_dir: str | os.PathLike, run_dir: str | os.PathLike, *, config: str | os.PathLike = "cpu",
-                init_weights: str | os.PathLike | None = None, lr: float | None = None, resume: bool = False,
-                **train_kwargs: Any) -> list[dict]:
+def train_model(
+    data_dir: str | os.PathLike,
+    run_dir: str | os.PathLike,
+    *,
+    config: str | os.PathLike = "cpu",
+    init_weights: str | os.PathLike | None = None,
+    lr: float | None = None,
+    resume: bool = False,
+    **train_kwargs: Any,
+) -> list[dict]:
     """Train the Mask R-CNN on the dataset folder ``data_dir`` into the run folder ``run_dir``.
 
     Parameters
