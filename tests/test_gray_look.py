@@ -58,3 +58,33 @@ def test_parts_touching_at_a_corner_only_are_no_pair():
     tissue = mask_detection(1, 10, 10, 100, 40)
     corner = mask_detection(2, 110, 50, 100, 30)  # diagonal neighbour
     assert touching_pairs([tissue, corner]) == []
+
+
+def fake_trial(table):
+    """A scale trial from a table {scale: (detections, paired, pairs)}; tiles of 1 working Mpx."""
+
+    def trial(scale):
+        n, paired, pairs = table[round(scale, 3)]
+        return {"scale": scale, "detections": n, "paired": paired, "pairs": pairs, "per_megapixel": float(n)}
+
+    return trial
+
+
+def test_the_estimate_moves_to_a_bracketing_scale_where_the_model_pairs_clearly_more():
+    from sectionseg.detection.scale import _bracket
+
+    # at 0.3 the model pairs half of its detections; at 0.345 most, and more sections per wafer area
+    trial = fake_trial({0.3: (100, 50, 25), 0.345: (80, 72, 36), 0.261: (110, 55, 27)})
+    trials = [trial(0.3)]
+    scale, method = _bracket(0.3, trials, trial)
+    assert scale == 0.345 and method == "model, bracketed" and len(trials) == 3
+
+
+def test_the_estimate_stays_where_the_model_pairs_well_or_the_gain_is_small():
+    from sectionseg.detection.scale import _bracket
+
+    well = fake_trial({0.3: (100, 90, 45)})
+    assert _bracket(0.3, [well(0.3)], well) == (0.3, "model")  # no trial made
+    # a higher share but fewer sections per wafer area: a smaller sample, not a better size
+    thin = fake_trial({0.3: (100, 60, 30), 0.345: (30, 24, 12), 0.261: (110, 60, 30)})
+    assert _bracket(0.3, [thin(0.3)], thin)[0] == 0.3

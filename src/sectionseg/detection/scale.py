@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import cv2
@@ -36,6 +36,14 @@ CANDIDATE_SCALES = (1.0, 0.5, 2.0, 0.3)
 MIN_PAIRS = 3
 MIN_PAIRED_SHARE = 0.3
 REFINE_ROUNDS = 2  # measurements at the estimated scale that may correct it
+# Where the model pairs few of its detections at the estimate (a wafer unlike its training data), it
+# may pair them better at another size: the scales BRACKET_STEP times larger and smaller are tried,
+# and one whose paired share is BRACKET_GAIN higher, with at least as many pairs per wafer area, is
+# taken (on the held-mosaic-jpeg benchmark wafer the model pairs 56 % of its detections at the
+# estimate, about the true scale, and 76 % at 1.15 times it, where it finds more sections).
+BRACKET_BELOW_SHARE = 0.85
+BRACKET_STEP = 1.15
+BRACKET_GAIN = 0.1
 
 
 def scale_from_section_size(section_size: float, reference: float = REFERENCE_SECTION_SIZE) -> float:
@@ -215,4 +223,33 @@ def estimate_scale(
         if rel is None or check["detections"] < 4 or abs(math.log(rel)) < 0.05:
             break
         scale = snap_scale(scale / rel)
-    return scale, {"trials": trials, "method": "model"}
+    scale, method = _bracket(scale, trials, trial)
+    return scale, {"trials": trials, "method": method}
+
+
+def paired_share(trial: dict[str, Any]) -> float:
+    """Share of a scale trial's detections that touch a part of the other class (0 with under 4)."""
+    return trial["paired"] / trial["detections"] if trial["detections"] >= 4 else 0.0
+
+
+def pair_density(trial: dict[str, Any]) -> float:
+    """Touching tissue/magnet pairs of a scale trial per source megapixel (a tile at scale s covers
+    1/s^2 source px per working px)."""
+    return float(trial["per_megapixel"] * trial["pairs"] / max(trial["detections"], 1) * trial["scale"] ** 2)
+
+
+def _bracket(scale: float, trials: list[dict[str, Any]], trial: Callable[[float], dict[str, Any]]) -> tuple[float, str]:
+    """``(scale, method)``: the estimate, or a bracketing scale where the model pairs clearly more of
+    its detections (see :data:`BRACKET_BELOW_SHARE`); the trials made are appended to ``trials``."""
+    here = next((t for t in reversed(trials) if t["scale"] == scale), None)
+    if here is None:
+        here = trial(scale)
+        trials.append(here)
+    if paired_share(here) >= BRACKET_BELOW_SHARE:
+        return scale, "model"
+    around = [trial(scale * f) for f in (BRACKET_STEP, 1 / BRACKET_STEP)]
+    trials.extend(around)
+    best = max(around, key=paired_share)
+    if paired_share(best) >= paired_share(here) + BRACKET_GAIN and pair_density(best) >= pair_density(here):
+        return snap_scale(best["scale"]), "model, bracketed"
+    return scale, "model"
