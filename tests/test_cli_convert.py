@@ -136,3 +136,19 @@ def test_convert_landmarks_image_size_and_integer_pair(tmp_path, capsys):
     assert "." not in (tmp_path / "pair" / "source_sections_tissue.txt").read_text()
     assert main(["convert", str(src), str(tmp_path / "x.json"), "--pair-integers"]) == 2
     assert "--pair-integers applies to a MagC pair" in capsys.readouterr().err
+
+
+def test_convert_annotations_api_keeps_magc_orders_and_reports_what_is_dropped(tmp_path):
+    from sectionseg.workflows import convert_annotations
+
+    magc = tmp_path / "in.magc"
+    marks = np.array([[0.0, 0.0], [300.0, 0.0], [0.0, 200.0]])
+    write_sections(magc, layout(), "magc", serial_order=[1, 0], stage_order=[0, 1], landmarks=marks)
+    again = convert_annotations(magc, tmp_path / "again.magc")
+    assert (again.n_sections, again.in_format, again.out_format, again.dropped) == (2, "magc", "magc", [])
+    assert read_magc(tmp_path / "again.magc").serial_order == [1, 0]
+    # labelme has no place for landmarks or dummies: said, not silently lost; coordinates scaled on reading
+    done = convert_annotations(magc, tmp_path / "out.json", scale=0.5, image_size=(200, 100))
+    assert done.out_format == "labelme" and "3 landmarks" in done.dropped
+    first = read_sections(tmp_path / "out.json")[0]
+    np.testing.assert_allclose(first.tissue.centre, np.asarray(layout()[0].tissue.centre) * 0.5)

@@ -1,4 +1,5 @@
-"""``sectionseg convert IN OUT``: convert section annotations between formats.
+"""``sectionseg convert IN OUT``: convert section annotations between formats
+(:func:`sectionseg.workflows.convert.convert_annotations` does the work).
 
 Formats: ``magc-pair`` (folder with source_sections_tissue.txt + source_sections_mag.txt),
 ``magc`` (.magc INI, MagFinder or SBEMimage dialect), ``labelme`` (.json), ``coco`` (.json).
@@ -9,27 +10,11 @@ read and written again keeps its orders, landmarks and the entries sectionseg do
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from sectionseg.errors import InputError
-from sectionseg.formats import (
-    DIALECTS,
-    FORMATS,
-    check_format,
-    dropped_by,
-    guess_format,
-    image_path_for,
-    read_landmarks,
-    read_magc,
-    read_sections,
-    write_sections,
-)
-from sectionseg.formats.common import check_scale
+from sectionseg.formats import DIALECTS, FORMATS, check_format, guess_format
 from sectionseg.formats.magc_pair import pair_folder
-from sectionseg.io.outset import output_set
-
-log = logging.getLogger(__name__)
 
 
 def register(subparsers) -> None:
@@ -97,72 +82,31 @@ def check_args(args) -> None:
     if args.landmarks is not None:
         check_input_file(args.landmarks, "landmark file")
     out_fmt = check_format(args.to_fmt) if args.to_fmt else guess_format(Path(args.output), for_write=True)
+    if args.pair_integers and out_fmt != "magc-pair":
+        raise InputError(f"--pair-integers applies to a MagC pair output, not {out_fmt}")
     if out_fmt == "magc-pair":
         check_output_folder(pair_folder(args.output))
     else:
         check_output_file(args.output)
 
 
-def _image_args(args, dst: Path, out_fmt: str) -> tuple[str | None, tuple[int, int] | None]:
-    """``(image path to record, (width, height))`` for a labelme/COCO output."""
-    from sectionseg.io.images import image_size
-
-    size = tuple(args.image_size) if args.image_size else None
-    path = args.image_path
-    if out_fmt not in ("labelme", "coco"):
-        return path, size
-    if path is not None:
-        if Path(path).is_file():
-            size = size or image_size(path)
-            path = image_path_for(path, dst)
-        else:
-            log.warning("%s: no such image file here; recorded as given", path)
-    if size is None and out_fmt == "labelme":
-        log.warning(
-            "%s: image size guessed from the polygons; labelme refuses a wrong size: pass --image-path or --image-size",
-            dst,
-        )
-    return path, size
-
-
 def run(args) -> int:
-    scale = check_scale(args.scale)
-    src, dst = Path(args.input), Path(args.output)
-    in_fmt = check_format(args.from_fmt) if args.from_fmt else guess_format(src, for_write=False)
-    out_fmt = check_format(args.to_fmt) if args.to_fmt else guess_format(dst, for_write=True)
-    if args.pair_integers and out_fmt != "magc-pair":
-        raise InputError(f"--pair-integers applies to a MagC pair output, not {out_fmt}")
-    landmarks = None if args.landmarks is None else read_landmarks(args.landmarks, scale)
-    dialect, kept, lost = args.magc_dialect, {}, []
-    if in_fmt == "magc":
-        # Keep what only a .magc carries (orders, dialect, landmarks, other entries) in a .magc output.
-        magc = read_magc(src, scale)
-        sections = magc.sections
-        dialect = dialect or magc.dialect
-        kept = {"serial_order": magc.serial_order, "stage_order": magc.stage_order, "magc_entries": magc.entries}
-        landmarks = magc.landmarks if landmarks is None else landmarks
-        lost = magc.unwritten_by(out_fmt)
-    else:
-        sections = read_sections(src, in_fmt, scale)
-    lost = dropped_by(out_fmt, sections) + lost
-    if lost:
-        log.warning("%s: not written to %s (a %s file has no place for them): %s", src, dst, out_fmt, ", ".join(lost))
-    image_path, image_size = _image_args(args, dst, out_fmt)
-    options = dict(
-        magc_dialect=dialect or "magfinder",
-        image_path=image_path,
-        image_size=image_size,
+    from sectionseg.workflows.convert import convert_annotations
+
+    done = convert_annotations(
+        args.input,
+        args.output,
+        from_format=args.from_fmt,
+        to_format=args.to_fmt,
+        scale=args.scale,
         pair_integers=args.pair_integers,
-        landmarks=landmarks if out_fmt == "magc" or args.landmarks else None,
-        **(kept if out_fmt == "magc" else {}),
+        magc_dialect=args.magc_dialect,
+        landmarks=args.landmarks,
+        image_path=args.image_path,
+        image_size=tuple(args.image_size) if args.image_size else None,
     )
-    if out_fmt == "magc-pair":  # two files: both new or both as they were
-        with output_set(pair_folder(dst), "convert") as stage:
-            write_sections(stage, sections, out_fmt, **options)
-    else:
-        write_sections(dst, sections, out_fmt, **options)
     print(
-        f"{len(sections)} sections read from {src} ({in_fmt}), written to {dst} ({out_fmt})"
-        + (f"; dropped: {', '.join(lost)}" if lost else "")
+        f"{done.n_sections} sections read from {args.input} ({done.in_format}), written to {args.output} "
+        f"({done.out_format})" + (f"; dropped: {', '.join(done.dropped)}" if done.dropped else "")
     )
     return 0

@@ -428,7 +428,7 @@ class Trainer:
 
 
 def train(
-    config: Config,
+    config: Config | None,
     data_root,
     out_dir,
     *,
@@ -447,8 +447,8 @@ def train(
 ) -> list[dict]:
     """Train a model on the dataset folder ``data_root`` into the run folder ``out_dir``.
 
-    ``resume`` continues from ``out_dir/last.pt`` with the config stored there (``epochs`` may
-    extend it). ``train_dataset``/``val_dataset`` replace the datasets read from ``data_root``.
+    ``resume`` continues from ``out_dir/last.pt`` with the config stored there (``config`` may then be
+    None; ``epochs`` may extend it). ``train_dataset``/``val_dataset`` replace the datasets read from ``data_root``.
     ``init_state``: a whole model's state dict to start from (fine-tuning; ignored on resume).
     Returns the per-epoch history.
     """
@@ -470,6 +470,8 @@ def train(
         del stored
     elif last.exists():
         raise InputError("run folder already has a checkpoint; use --resume or another folder", out_dir)
+    elif config is None:
+        raise ValueError("a config is needed unless the run is resumed")
     if epochs is not None:
         config.train.epochs = epochs
     if seed is not None and not resume:

@@ -12,6 +12,8 @@ line modules (:mod:`sectionseg.cli`) only parse arguments, check them and call t
   a model's weights (:mod:`.train`);
 - :func:`write_tile_set` (``sectionseg tiles``) and :func:`write_synthetic_set` (``sectionseg
   synth``): training data from one labelled wafer image (:mod:`.labelled`);
+- :func:`convert_annotations` (``sectionseg convert``): section annotations from one format to
+  another, keeping what a ``.magc`` carries (:mod:`.convert`);
 - :func:`order_bead_folder` (``sectionseg order``): the serial order of a folder of bead images
   (:mod:`.order`).
 
@@ -20,6 +22,7 @@ many wafers :func:`sectionseg.batch.run.run_batch` (``detect-batch``). Importing
 neither torch nor the detection stage.
 """
 
+from sectionseg.workflows.convert import Converted, convert_annotations
 from sectionseg.workflows.demo import DemoResult, run_demo
 from sectionseg.workflows.finetune import adapt_to_wafer, prepare_adaptation_data
 from sectionseg.workflows.labelled import write_synthetic_set, write_tile_set
@@ -27,6 +30,8 @@ from sectionseg.workflows.order import order_bead_folder
 from sectionseg.workflows.train import train_model
 
 __all__ = [
+    "Converted",
+    "convert_annotations",
     "DemoResult",
     "adapt_to_wafer",
     "order_bead_folder",

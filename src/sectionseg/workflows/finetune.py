@@ -313,8 +313,11 @@ def adapt_to_wafer(
     timings: dict[str, float] = {}
     t = time.perf_counter()
     gray_image, fluo_image = _read_wafer(gray, fluo)
-    labelled = read_sections(labels, scale=label_scale) if _is_path(labels) else list(labels)
-    check_labels(labelled, gray_image.shape[1], gray_image.shape[0], labels if _is_path(labels) else None)
+    if isinstance(labels, (str, os.PathLike)):
+        labelled, label_file = read_sections(labels, scale=label_scale), labels
+    else:
+        labelled, label_file = list(labels), None
+    check_labels(labelled, gray_image.shape[1], gray_image.shape[0], label_file)
     timings["read"] = time.perf_counter() - t
     data_dir = out / "data"
     if resume:
@@ -385,7 +388,7 @@ def adapt_to_wafer(
     }
     if detect:
         t = time.perf_counter()
-        kwargs = {} if score_threshold is None else {"score_threshold": score_threshold}
+        kwargs: dict[str, Any] = {} if score_threshold is None else {"score_threshold": score_threshold}
         result, paths, _ = detect_files(
             gray, fluo, out / "detection", model=model_path, progress=bars, device=device, **kwargs
         )
