@@ -200,6 +200,7 @@ def detect_wafer(
             score_threshold=score_threshold,
             mask_threshold=mask_threshold,
             reference=reference,
+            settings=settings,
         )
     working = source.rescaled(scale)  # the model's frame
     timings["scale"] = time.perf_counter() - t

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import cv2
 import numpy as np
 
 from sectionseg.detection.inference import Detection, Predictor, predict_tiles
+from sectionseg.detection.settings import RepairSettings
 from sectionseg.detection.tiling import Tile, WaferSource
 from sectionseg.geometry.scale import REFERENCE_SECTION_SIZE, snap_scale, working_scale
 
@@ -29,21 +30,6 @@ log = logging.getLogger(__name__)
 #: Long side (px) of the parts in the bundled model's training data, by label (1 tissue, 2 magnet),
 #: whose sections are :data:`REFERENCE_SECTION_SIZE` long; other models scale these by their own size.
 TRAINING_LONG_SIDE = {1: 127.0, 2: 114.0}
-CANDIDATE_SCALES = (1.0, 0.5, 2.0, 0.3)
-# Touching tissue/magnet pairs measure the section size directly when there are at least MIN_PAIRS
-# and at least MIN_PAIRED_SHARE of the detections are in one (else a few neighbours touching by
-# chance would pass for sections): the sizes of lone parts are then read against the training data's.
-MIN_PAIRS = 3
-MIN_PAIRED_SHARE = 0.3
-REFINE_ROUNDS = 2  # measurements at the estimated scale that may correct it
-# Where the model pairs few of its detections at the estimate (a wafer unlike its training data), it
-# may pair them better at another size: the scales BRACKET_STEP times larger and smaller are tried,
-# and one whose paired share is BRACKET_GAIN higher, with at least as many pairs per wafer area, is
-# taken (on the held-mosaic-jpeg benchmark wafer the model pairs 56 % of its detections at the
-# estimate, about the true scale, and 76 % at 1.15 times it, where it finds more sections).
-BRACKET_BELOW_SHARE = 0.85
-BRACKET_STEP = 1.15
-BRACKET_GAIN = 0.1
 
 
 def scale_from_section_size(section_size: float, reference: float = REFERENCE_SECTION_SIZE) -> float:
@@ -148,7 +134,7 @@ def estimate_scale(
     source: WaferSource,
     predictor: Predictor,
     *,
-    candidates: Sequence[float] = CANDIDATE_SCALES,
+    settings: RepairSettings = RepairSettings(),
     n_tiles: int = 4,
     tile_size: int = 512,
     batch_size: int = 2,
@@ -159,9 +145,14 @@ def estimate_scale(
     """Estimate the working scale of ``source`` (its own ``scale`` is ignored) for a model trained on
     sections ``reference`` px long.
 
-    Returns ``(scale, info)`` with ``info`` = per-candidate counts and relative sizes. Candidates
-    are tried in order; the search stops early at a candidate that already finds sections of about
-    the training size.
+    Returns ``(scale, info)`` with ``info`` = per-candidate counts and relative sizes. The candidates
+    (``settings.scale_candidates``) are tried in order; the search stops early at a candidate that
+    already finds sections of about the training size. Every threshold is a ``scale_*`` field of
+    ``settings`` (:class:`~sectionseg.detection.settings.RepairSettings`, recorded in ``report.json``).
+    Where the model pairs few of its detections at the estimate (a wafer unlike its training data),
+    it may pair them better at another size: bracketing scales are tried (on the held-mosaic-jpeg
+    benchmark wafer the model pairs 56 % of its detections at the estimate, about the true scale, and
+    76 % at 1.15 times it, where it finds more sections).
     """
     centres = sample_centres(source, n_tiles, tile_size)
 
@@ -182,7 +173,7 @@ def estimate_scale(
         area = sum(t.width * t.height for t in tiles) / 1e6
         pairs = touching_pairs(dets)
         paired = len({k for pair in pairs for k in pair})
-        sections_seen = len(pairs) >= MIN_PAIRS and paired >= MIN_PAIRED_SHARE * len(dets)
+        sections_seen = len(pairs) >= settings.scale_min_pairs and paired >= settings.scale_min_paired_share * len(dets)
         if sections_seen:  # the sections' own size, as --section-size measures it
             rel = float(np.median([section_side(dets[i], dets[j]) for i, j in pairs])) / reference
         log.info("scale %.2f: %d detections (%d paired), relative size %s", cand, len(dets), paired, rel)
@@ -198,10 +189,11 @@ def estimate_scale(
 
     trials = []
     # the candidates are for a model of the reference size: one for smaller sections starts smaller
-    for cand in (c * reference / REFERENCE_SECTION_SIZE for c in candidates):
+    low, high = settings.scale_accept
+    for cand in (c * reference / REFERENCE_SECTION_SIZE for c in settings.scale_candidates):
         trials.append(trial(cand))
         rel = trials[-1]["relative_size"]
-        if trials[-1]["sections_seen"] and 0.75 <= rel <= 1.33:
+        if trials[-1]["sections_seen"] and low <= rel <= high:
             break
 
     def evidence(t: dict[str, Any]) -> tuple[float, float, float]:
@@ -216,20 +208,23 @@ def estimate_scale(
     scale = snap_scale(best["scale"] / best["relative_size"])
     # A model's sizes are not proportional far from the size it knows: measure again at the estimate
     # (up to twice) and correct it while the sections there still differ from the training size.
-    for _ in range(REFINE_ROUNDS):
+    for _ in range(settings.scale_refine_rounds):
         check = trial(scale)
         trials.append(check)
         rel = check["relative_size"]
-        if rel is None or check["detections"] < 4 or abs(math.log(rel)) < 0.05:
+        if rel is None or check["detections"] < settings.scale_min_detections:
+            break
+        if abs(math.log(rel)) < settings.scale_refine_tolerance:
             break
         scale = snap_scale(scale / rel)
-    scale, method = _bracket(scale, trials, trial)
+    scale, method = _bracket(scale, trials, trial, settings)
     return scale, {"trials": trials, "method": method}
 
 
-def paired_share(trial: dict[str, Any]) -> float:
-    """Share of a scale trial's detections that touch a part of the other class (0 with under 4)."""
-    return trial["paired"] / trial["detections"] if trial["detections"] >= 4 else 0.0
+def paired_share(trial: dict[str, Any], min_detections: int = 4) -> float:
+    """Share of a scale trial's detections that touch a part of the other class (0 with fewer than
+    ``min_detections``)."""
+    return trial["paired"] / trial["detections"] if trial["detections"] >= min_detections else 0.0
 
 
 def pair_density(trial: dict[str, Any]) -> float:
@@ -238,18 +233,28 @@ def pair_density(trial: dict[str, Any]) -> float:
     return float(trial["per_megapixel"] * trial["pairs"] / max(trial["detections"], 1) * trial["scale"] ** 2)
 
 
-def _bracket(scale: float, trials: list[dict[str, Any]], trial: Callable[[float], dict[str, Any]]) -> tuple[float, str]:
+def _bracket(
+    scale: float,
+    trials: list[dict[str, Any]],
+    trial: Callable[[float], dict[str, Any]],
+    settings: RepairSettings = RepairSettings(),
+) -> tuple[float, str]:
     """``(scale, method)``: the estimate, or a bracketing scale where the model pairs clearly more of
-    its detections (see :data:`BRACKET_BELOW_SHARE`); the trials made are appended to ``trials``."""
+    its detections (``settings.scale_bracket_*``); the trials made are appended to ``trials``."""
     here = next((t for t in reversed(trials) if t["scale"] == scale), None)
     if here is None:
         here = trial(scale)
         trials.append(here)
-    if paired_share(here) >= BRACKET_BELOW_SHARE:
+
+    def share(t: dict[str, Any]) -> float:
+        return paired_share(t, settings.scale_min_detections)
+
+    if share(here) >= settings.scale_bracket_below:
         return scale, "model"
-    around = [trial(scale * f) for f in (BRACKET_STEP, 1 / BRACKET_STEP)]
+    step = settings.scale_bracket_step
+    around = [trial(scale * f) for f in (step, 1 / step)]
     trials.extend(around)
-    best = max(around, key=paired_share)
-    if paired_share(best) >= paired_share(here) + BRACKET_GAIN and pair_density(best) >= pair_density(here):
+    best = max(around, key=share)
+    if share(best) >= share(here) + settings.scale_bracket_gain and pair_density(best) >= pair_density(here):
         return snap_scale(best["scale"]), "model, bracketed"
     return scale, "model"

@@ -1,4 +1,5 @@
-"""Every threshold of detection after the model, in one place, and a switch for each repair step.
+"""Every threshold of detection after the model (and of the scale estimate before it), in one place,
+and a switch for each repair step.
 
 :class:`RepairSettings` is passed to the repairs (:mod:`sectionseg.detection.repairs`), the image
 evidence (:mod:`sectionseg.detection.evidence`) and recorded whole in ``report.json``. Level thresholds
@@ -100,6 +101,25 @@ class RepairSettings:
     # (and none says keep)
     consensus_flip_agreement: float = 0.35
     consensus_inset: float = 2.0  # px kept away from a part's outline when measuring it
+    # the scale estimate (:mod:`sectionseg.detection.scale`): candidate scales tried in order (for a
+    # model of the reference section size), the search stopping at one where the sample tiles show
+    # sections (at least scale_min_pairs touching tissue/magnet pairs and scale_min_paired_share of the
+    # detections in them: their long side then measures the section) within scale_accept of the
+    # training size; up to scale_refine_rounds measurements at the estimate correct it while off by
+    # more than scale_refine_tolerance (log ratio); where the model pairs under scale_bracket_below of
+    # its detections there, scale_bracket_step times larger and smaller are tried and one pairing
+    # scale_bracket_gain more of them (with as many pairs per wafer area) is taken; a trial with fewer
+    # than scale_min_detections detections measures nothing
+    scale_candidates: tuple[float, ...] = (1.0, 0.5, 2.0, 0.3)
+    scale_accept: tuple[float, float] = (0.75, 1.33)
+    scale_min_pairs: int = 3
+    scale_min_paired_share: float = 0.3
+    scale_refine_rounds: int = 2
+    scale_refine_tolerance: float = 0.05
+    scale_bracket_below: float = 0.85
+    scale_bracket_step: float = 1.15
+    scale_bracket_gain: float = 0.1
+    scale_min_detections: int = 4
     # a second, gray-only pass for magnets found alone (:mod:`sectionseg.detection.gray_look`): run when
     # at least gray_look_min_lone magnets and gray_look_share of all magnets found have no tissue; a
     # gray-only section whose part covers a lone magnet with an IoU of gray_look_min_iou gives the tissue
