@@ -88,3 +88,11 @@ def test_snap_shared_edge_closes_gaps_and_keeps_far_parts():
     far = Part([[0, 80], [120, 80], [120, 125], [0, 125]])
     t3, f3 = snap_shared_edge(tissue, far)
     assert t3 == tissue and f3 == far
+
+
+def test_the_gap_limit_has_a_floor_of_min_gap_px():
+    # 10 px long parts 2.5 px apart: 10 % of their length (1 px) is below the floor
+    tissue = Part(np.array([[0.0, 0.0], [10.0, 0.0], [10.0, 4.0], [0.0, 4.0]]))
+    magnet = Part(np.array([[0.0, 6.5], [10.0, 6.5], [10.0, 9.5], [0.0, 9.5]]))
+    assert pair_parts([tissue], [magnet])[0] == [(0, 0)]  # the default floor: 3 px
+    assert pair_parts([tissue], [magnet], min_gap=2.0)[0] == []

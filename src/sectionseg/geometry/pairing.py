@@ -106,11 +106,12 @@ def pair_parts(
     max_angle: float = 15.0,
     min_overlap: float = 0.5,
     max_cost: float = DEFAULT_MAX_COST,
+    min_gap: float = 3.0,
 ) -> tuple[list[tuple[int, int]], list[int], list[int]]:
     """Pair tissue parts with magnetic parts (polygons in the same px frame).
 
     ``max_gap``: largest distance (px) between the tissue's and the magnet's facing long edges; None
-    picks 10 % of the median tissue long side (but at least 3 px). See the module doc for the cost.
+    picks 10 % of the median tissue long side, but at least ``min_gap`` px. See the module doc for the cost.
 
     Returns ``(pairs, unpaired_tissues, unpaired_magnets)``: ``pairs`` a list of
     ``(tissue index, magnet index)`` sorted by tissue index, the others sorted index lists.
@@ -120,7 +121,7 @@ def pair_parts(
         return [], list(range(nt)), list(range(nm))
     if max_gap is None:
         longest = [long_edges(t)[0].length for t in tissues]
-        max_gap = max(3.0, 0.1 * float(np.median(longest)))
+        max_gap = max(min_gap, 0.1 * float(np.median(longest)))
     t_centres = np.array([t.centre for t in tissues])
     m_centres = np.array([m.centre for m in magnets])
     m_radius = np.array([_radius(m) for m in magnets])
