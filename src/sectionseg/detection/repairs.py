@@ -5,16 +5,14 @@ parts, partners found on the image, small parts regrown) and the filters of impl
 :class:`~sectionseg.detection.settings.RepairSettings` (``settings``); level thresholds follow the
 wafer's own :class:`~sectionseg.detection.evidence.WaferLevels` (``levels``) where it was measured.
 
-Frames: the parts between the steps (:class:`~sectionseg.detection.refine.Candidate` before the
-pairing, :class:`~sectionseg.geometry.Section` after it) are in source px, the frame of the result;
-each step reads the image in the fit frame of a :class:`~sectionseg.detection.tiling.WaferSource`
-(``source.scale`` fit px per source px), a part's polygon taken there with ``source.to_working`` and a
-quad found there brought back with ``source.to_source``, nowhere else. Keeping the parts in the fit
-frame all along and converting once at the end would not give the same numbers: widths measured on
-the parts (OpenCV's minimum-area rectangle, in float32) differ by ~1e-4 px between the two frames
-(median on a benchmark wafer), enough to move rebuilt and regrown corners in the third decimal of
-the written files, and the pairing's 3 px floor on its gap limit would apply in the other frame. So
-the parts stay in source px.
+One frame: the parts (:class:`~sectionseg.detection.refine.Candidate` before the pairing,
+:class:`~sectionseg.geometry.Section` after it) and the image (``source``, a
+:class:`~sectionseg.detection.tiling.WaferSource`) are in the fit frame, where sections are about
+:data:`~sectionseg.geometry.scale.REFERENCE_SECTION_SIZE` px long; no step converts a part to
+another frame (:func:`~sectionseg.detection.pipeline.detect_wafer` brings its result to source px
+once, at the end). ``source.scale`` (fit px per source px) serves one threshold only: the pairing's
+floor on its gap limit, 3 *source* px as it was when the parts were kept in source px
+(:func:`pairing_min_gap`).
 """
 
 from __future__ import annotations
@@ -34,6 +32,17 @@ from sectionseg.geometry.beside import strip_beside
 from sectionseg.geometry.fitting import refine_side
 from sectionseg.geometry.pairing import pair_parts
 
+#: The pairing's floor on its gap limit (:func:`~sectionseg.geometry.pairing.pair_parts`: 10 % of the
+#: median tissue long side, at least this), in source px.
+PAIRING_MIN_GAP_SOURCE_PX = 3.0
+
+
+def pairing_min_gap(source: WaferSource) -> float:
+    """The pairing's floor on its gap limit in fit px (``source``: the fit-frame wafer): 3 source px,
+    the floor the detection's pairing always had (it once paired parts kept in source px). It only
+    binds where sections are under ~30 source px long."""
+    return PAIRING_MIN_GAP_SOURCE_PX * source.scale
+
 
 def rebuild_touching(
     parts: list[Candidate],
@@ -46,7 +55,7 @@ def rebuild_touching(
     """Replace suspect fits of one kind by strips beside the partners left without a part of that kind.
 
     ``parts``: the candidates of one kind (``kind``: "tissue" or "magnet"); ``partners``: those of the
-    other kind. Suspects (fit IoU below ``settings.suspect_fit_iou``, area above
+    other kind; all in fit px, the frame of ``source``. Suspects (fit IoU below ``settings.suspect_fit_iou``, area above
     ``settings.suspect_area_factor`` x the median) are usually two touching parts seen as one region;
     every partner that the other parts do not pair with gets a part rebuilt from the suspects' mask
     pixels in front of its long side (:func:`strip_beside`), refined on the image. Returns
@@ -70,19 +79,19 @@ def rebuild_touching(
     suspects = [c for c, bad in zip(parts, is_suspect) if bad]
     if not suspects or len(good) < 3:
         return list(parts), 0
-    width = float(np.median([short_side(c.part) for c in good])) * source.scale  # working px
+    width = float(np.median([short_side(c.part) for c in good]))
     own, other = [c.part for c in good], [c.part for c in partners]
     if kind == "tissue":
-        _, _, lone = pair_parts(own, other)  # magnets without a tissue
+        _, _, lone = pair_parts(own, other, min_gap=pairing_min_gap(source))  # magnets without a tissue
     else:
-        _, lone, _ = pair_parts(other, own)  # tissues without a magnet
+        _, lone, _ = pair_parts(other, own, min_gap=pairing_min_gap(source))  # tissues without a magnet
     dets = [c.detection for c in suspects if c.detection is not None]
     points = [mask_points(det) for det in dets]
     boxes = np.array([det.box for det in dets], dtype=np.float64)
     used: set[int] = set()
     rebuilt: list[Candidate] = []
     for j in lone:
-        anchor = source.to_working(partners[j].part.polygon)
+        anchor = partners[j].part.polygon
         lo, hi = anchor.min(axis=0) - 1.5 * width, anchor.max(axis=0) + 1.5 * width
         near = np.flatnonzero(
             (boxes[:, 0] < hi[0]) & (boxes[:, 2] > lo[0]) & (boxes[:, 1] < hi[1]) & (boxes[:, 3] > lo[1])
@@ -95,7 +104,7 @@ def rebuild_touching(
         if refine:
             quad = refined_on_image(source, quad)
         used.update(int(k) for k in near)
-        rebuilt.append(Candidate(Part(source.to_source(quad)), max(suspects[k].score for k in near)))
+        rebuilt.append(Candidate(Part(quad), max(suspects[k].score for k in near)))
     kept = [c for k, c in enumerate(suspects) if k not in used]
     return good + rebuilt + kept, len(rebuilt)
 
@@ -105,8 +114,9 @@ def recover_partners(
 ) -> tuple[list[Section], list[Section]]:
     """Pair lone confident parts with reserve (low-score) detections of the other class.
 
-    ``unpaired``: one-part sections; ``reserve``: merged detections below the score threshold.
-    Returns ``(new sections, still unpaired)``; reserve parts that pair with nothing are dropped.
+    ``unpaired``: one-part sections; ``reserve``: merged detections below the score threshold; both
+    in fit px, the frame of ``source``. Returns ``(new sections, still unpaired)``; reserve parts
+    that pair with nothing are dropped.
     """
     lone_t = [s for s in unpaired if s.tissue is not None]
     lone_m = [s for s in unpaired if s.magnet is not None]
@@ -119,7 +129,7 @@ def recover_partners(
         wanted = 2 if det.label == 2 else 1
         if not (lone_t if wanted == 2 else lone_m):
             continue
-        x0, y0, x1, y1 = source.to_source(np.asarray(det.box))
+        x0, y0, x1, y1 = det.box
         centre = np.array([(x0 + x1) / 2, (y0 + y1) / 2])
         if np.min(np.hypot(*(centres - centre).T)) > reach:
             continue
@@ -129,7 +139,8 @@ def recover_partners(
     new: list[Section] = []
     used_t: set[int] = set()
     used_m: set[int] = set()
-    pairs, _, _ = pair_parts([_only(s.tissue) for s in lone_t], [c.part for c in fitted[2]])
+    min_gap = pairing_min_gap(source)
+    pairs, _, _ = pair_parts([_only(s.tissue) for s in lone_t], [c.part for c in fitted[2]], min_gap=min_gap)
     for i, j in pairs:
         part, score = fitted[2][j].part, fitted[2][j].score
         new.append(
@@ -141,7 +152,7 @@ def recover_partners(
             )
         )
         used_t.add(i)
-    pairs, _, _ = pair_parts([c.part for c in fitted[1]], [_only(s.magnet) for s in lone_m])
+    pairs, _, _ = pair_parts([c.part for c in fitted[1]], [_only(s.magnet) for s in lone_m], min_gap=min_gap)
     for i, j in pairs:
         part, score = fitted[1][i].part, fitted[1][i].score
         new.append(
@@ -158,7 +169,7 @@ def recover_partners(
 
 
 def _sides_beside(quad: np.ndarray, width: float) -> list[np.ndarray]:
-    """The two strips ``width`` px wide beside the long sides of a working-px quad (outside it)."""
+    """The two strips ``width`` px wide beside the long sides of a quad (outside it; fit px)."""
     return [np.array([p0, p1, p1 + width * n, p0 + width * n]) for p0, p1, n, _ in Quad.clockwise(quad).long_sides()]
 
 
@@ -174,21 +185,22 @@ def partner_from_image(
     """The missing partner of a lone part, found on the image beside one of its long sides.
 
     ``kind``: what is missing (``"tissue"`` or ``"magnet"``); ``width``: the wafer's typical short side
-    of that kind (source px). Where it is looked for: a magnet in the fluorescence (the brighter
-    strip: the resin's beads) when there is one; otherwise in gray, after the wafer's measured levels
-    (``levels``: either part may be the darker one): the strip nearest the wafer's level of that kind,
-    on the same side of the known part, differing from it by ``settings.partner_share`` of the
-    tissue/magnet contrast and nearer that kind's level than the bare wafer's. Without ``levels`` a
-    tissue is the darker strip (``settings.partner_tissue_ratio``). The strip is refined on the gray
-    image. None when neither side clearly shows the partner all along it.
+    of that kind (fit px, as ``part`` and ``source``). Where it is looked for: a magnet in the
+    fluorescence (the brighter strip: the resin's beads) when there is one; otherwise in gray, after
+    the wafer's measured levels (``levels``: either part may be the darker one): the strip nearest the
+    wafer's level of that kind, on the same side of the known part, differing from it by
+    ``settings.partner_share`` of the tissue/magnet contrast and nearer that kind's level than the
+    bare wafer's. Without ``levels`` a tissue is the darker strip (``settings.partner_tissue_ratio``).
+    The strip is refined on the gray image. None when neither side clearly shows the partner all
+    along it; the part found is in fit px.
     """
-    quad = source.to_working(part.polygon)
+    quad = part.polygon
     rule = _partner_rule(kind, source, levels, settings)
     if rule is None:
         return None
     channel, rank, accepts = rule
     own = mean_level(source, quad, channel)
-    measured = [(mean_level(source, strip, channel), strip) for strip in _sides_beside(quad, width * source.scale)]
+    measured = [(mean_level(source, strip, channel), strip) for strip in _sides_beside(quad, width)]
     beside = [(level, strip) for level, strip in measured if level is not None]
     if own is None or not beside:
         return None
@@ -200,7 +212,7 @@ def partner_from_image(
             return None
     if refine:
         strip = refined_on_image(source, strip)
-    return Part(source.to_source(order_corners(strip)))
+    return Part(order_corners(strip))
 
 
 def _only(part: Part | None) -> Part:
@@ -317,11 +329,16 @@ def drop_duplicates(sections: list[Section], unpaired: list[Section], overlap: f
     return keep
 
 
-def pair_sections(tissues: list[Candidate], magnets: list[Candidate]) -> tuple[list[Section], list[Section]]:
-    """Pair tissue and magnet candidates (:func:`sectionseg.geometry.pairing.pair_parts`);
-    ``(paired sections, unpaired sections)`` with scores; a part a repair made (no detection) is
-    named in ``extra["rebuilt"]``."""
-    pairs, lone_t, lone_m = pair_parts([c.part for c in tissues], [c.part for c in magnets])
+def pair_sections(
+    tissues: list[Candidate], magnets: list[Candidate], source: WaferSource
+) -> tuple[list[Section], list[Section]]:
+    """Pair tissue and magnet candidates (fit px; :func:`sectionseg.geometry.pairing.pair_parts`,
+    its gap floor :func:`pairing_min_gap` of the fit-frame ``source``): ``(paired sections, unpaired
+    sections)`` with scores (fit px); a part a repair made (no detection) is named in
+    ``extra["rebuilt"]``."""
+    pairs, lone_t, lone_m = pair_parts(
+        [c.part for c in tissues], [c.part for c in magnets], min_gap=pairing_min_gap(source)
+    )
     sections = []
     for i, j in pairs:
         t, m = tissues[i], magnets[j]
@@ -440,7 +457,7 @@ def split_unseen(
     unseen: list[Section] = []
     for s in unpaired:
         kind = "tissue" if s.tissue is not None else "magnet"
-        shown = sides_shown(source, source.to_working(getattr(s, kind).polygon), kind, levels, settings)
+        shown = sides_shown(source, getattr(s, kind).polygon, kind, levels, settings)
         (seen if shown is None or shown >= settings.edge_sides else unseen).append(s)
     return seen, unseen
 
@@ -491,14 +508,14 @@ def trim_gaps(
     out, n = [], 0
     for s in sections:
         tissue, magnet = s.pair()
-        quad = _gap_trimmed(source.to_working(magnet.polygon), source.to_working(tissue.polygon), source, settings)
+        quad = _gap_trimmed(magnet.polygon, tissue.polygon, source, settings)
         if quad is None:
             out.append(s)
             continue
         out.append(
             Section(
                 tissue=s.tissue,
-                magnet=Part(source.to_source(quad)),
+                magnet=Part(quad),
                 dummy=s.dummy,
                 score=s.score,
                 extra={**s.extra, "gap_trimmed": True},
@@ -511,7 +528,7 @@ def trim_gaps(
 def _gap_trimmed(
     magnet: np.ndarray, tissue: np.ndarray, source: WaferSource, settings: RepairSettings
 ) -> np.ndarray | None:
-    """The working-px magnet quad with its tissue-facing side on the magnet's own edge, or None."""
+    """The magnet quad (fit px) with its tissue-facing side on the magnet's own edge, or None."""
     quad = Quad.clockwise(magnet)
     k, gap = quad.facing(tissue)
     if gap > settings.gap_touch:
