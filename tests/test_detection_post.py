@@ -281,12 +281,3 @@ def test_pairing_candidates_names_the_parts_a_repair_made():
     assert len(paired) == 2 and all("rebuilt" not in s.extra for s in paired)
     assert [s.extra for s in lone] == [{"tissue_score": 0.8, "rebuilt": "tissue"}]
     assert paired[0].extra == {"tissue_score": 0.9, "magnet_score": 0.99}
-
-
-def test_the_pairing_gap_floor_is_three_source_px_in_the_fit_frame():
-    from sectionseg.detection.repairs import pairing_min_gap
-    from sectionseg.detection.tiling import WaferSource
-
-    gray = np.zeros((8, 8), np.uint8)
-    assert pairing_min_gap(WaferSource(gray)) == 3.0
-    assert pairing_min_gap(WaferSource(gray, scale=5.0)) == 15.0  # 5 fit px per source px

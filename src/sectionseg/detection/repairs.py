@@ -10,9 +10,10 @@ One frame: the parts (:class:`~sectionseg.detection.refine.Candidate` before the
 :class:`~sectionseg.detection.tiling.WaferSource`) are in the fit frame, where sections are about
 :data:`~sectionseg.geometry.scale.REFERENCE_SECTION_SIZE` px long; no step converts a part to
 another frame (:func:`~sectionseg.detection.pipeline.detect_wafer` brings its result to source px
-once, at the end). ``source.scale`` (fit px per source px) serves one threshold only: the pairing's
-floor on its gap limit, 3 *source* px as it was when the parts were kept in source px
-(:func:`pairing_min_gap`).
+once, at the end). ``source.scale`` (fit px per source px) serves the pairing only: its px floors
+(3 px on the gap limit, 1 px on the cost's length unit) stay *source* px, as they were when the
+parts were kept in source px (``pair_parts(..., pixel=source.scale)``); they bind only on parts
+under ~30 source px long.
 """
 
 from __future__ import annotations
@@ -31,17 +32,6 @@ from sectionseg.geometry import Part, Quad, Section, order_corners
 from sectionseg.geometry.beside import strip_beside
 from sectionseg.geometry.fitting import refine_side
 from sectionseg.geometry.pairing import pair_parts
-
-#: The pairing's floor on its gap limit (:func:`~sectionseg.geometry.pairing.pair_parts`: 10 % of the
-#: median tissue long side, at least this), in source px.
-PAIRING_MIN_GAP_SOURCE_PX = 3.0
-
-
-def pairing_min_gap(source: WaferSource) -> float:
-    """The pairing's floor on its gap limit in fit px (``source``: the fit-frame wafer): 3 source px,
-    the floor the detection's pairing always had (it once paired parts kept in source px). It only
-    binds where sections are under ~30 source px long."""
-    return PAIRING_MIN_GAP_SOURCE_PX * source.scale
 
 
 def rebuild_touching(
@@ -82,9 +72,9 @@ def rebuild_touching(
     width = float(np.median([short_side(c.part) for c in good]))
     own, other = [c.part for c in good], [c.part for c in partners]
     if kind == "tissue":
-        _, _, lone = pair_parts(own, other, min_gap=pairing_min_gap(source))  # magnets without a tissue
+        _, _, lone = pair_parts(own, other, pixel=source.scale)  # magnets without a tissue
     else:
-        _, lone, _ = pair_parts(other, own, min_gap=pairing_min_gap(source))  # tissues without a magnet
+        _, lone, _ = pair_parts(other, own, pixel=source.scale)  # tissues without a magnet
     dets = [c.detection for c in suspects if c.detection is not None]
     points = [mask_points(det) for det in dets]
     boxes = np.array([det.box for det in dets], dtype=np.float64)
@@ -139,8 +129,7 @@ def recover_partners(
     new: list[Section] = []
     used_t: set[int] = set()
     used_m: set[int] = set()
-    min_gap = pairing_min_gap(source)
-    pairs, _, _ = pair_parts([_only(s.tissue) for s in lone_t], [c.part for c in fitted[2]], min_gap=min_gap)
+    pairs, _, _ = pair_parts([_only(s.tissue) for s in lone_t], [c.part for c in fitted[2]], pixel=source.scale)
     for i, j in pairs:
         part, score = fitted[2][j].part, fitted[2][j].score
         new.append(
@@ -152,7 +141,7 @@ def recover_partners(
             )
         )
         used_t.add(i)
-    pairs, _, _ = pair_parts([c.part for c in fitted[1]], [_only(s.magnet) for s in lone_m], min_gap=min_gap)
+    pairs, _, _ = pair_parts([c.part for c in fitted[1]], [_only(s.magnet) for s in lone_m], pixel=source.scale)
     for i, j in pairs:
         part, score = fitted[1][i].part, fitted[1][i].score
         new.append(
@@ -332,13 +321,11 @@ def drop_duplicates(sections: list[Section], unpaired: list[Section], overlap: f
 def pair_sections(
     tissues: list[Candidate], magnets: list[Candidate], source: WaferSource
 ) -> tuple[list[Section], list[Section]]:
-    """Pair tissue and magnet candidates (fit px; :func:`sectionseg.geometry.pairing.pair_parts`,
-    its gap floor :func:`pairing_min_gap` of the fit-frame ``source``): ``(paired sections, unpaired
-    sections)`` with scores (fit px); a part a repair made (no detection) is named in
+    """Pair tissue and magnet candidates (fit px, the frame of ``source``;
+    :func:`sectionseg.geometry.pairing.pair_parts`, its px floors in source px): ``(paired sections,
+    unpaired sections)`` with scores (fit px); a part a repair made (no detection) is named in
     ``extra["rebuilt"]``."""
-    pairs, lone_t, lone_m = pair_parts(
-        [c.part for c in tissues], [c.part for c in magnets], min_gap=pairing_min_gap(source)
-    )
+    pairs, lone_t, lone_m = pair_parts([c.part for c in tissues], [c.part for c in magnets], pixel=source.scale)
     sections = []
     for i, j in pairs:
         t, m = tissues[i], magnets[j]
