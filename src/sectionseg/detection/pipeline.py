@@ -247,10 +247,12 @@ def detect_wafer(
     timings["fit"] = time.perf_counter() - t
 
     t = time.perf_counter()
+    # everything so far in fit px; the one conversion to source px
     done = _in_source_px(_repair(tissues, magnets, reserve, fit, refine, settings), fit)
     parts = [_part_record(det, c, fit) for det, c in zip(merged, fits)]
     timings["pairing"] = time.perf_counter() - t
 
+    # a second, gray-only detection (source px, as its result) for the lone magnets, matched in source px
     n_gray = 0
     if fluo is not None and settings.runs("gray_look") and needs_gray_look(done.sections, done.unpaired, settings):
         t = time.perf_counter()

@@ -269,8 +269,8 @@ def complete_from_image(
 ) -> tuple[list[Section], list[Section]]:
     """Give lone parts their partner found on the image (:func:`partner_from_image`), unless the
     strip overlaps a known part (of either kind; ``known``: default all of ``sections`` and
-    ``unpaired``) by more than ``settings.partner_max_overlap`` of its area. Returns
-    ``(new sections, still unpaired)``."""
+    ``unpaired``) by more than ``settings.partner_max_overlap`` of its area. Sections and ``source``
+    in fit px. Returns ``(new sections, still unpaired)``."""
     new, rest = [], []
     known = sections + unpaired if known is None else known
     for kind, have in (("tissue", "magnet"), ("magnet", "tissue")):
@@ -378,8 +378,8 @@ def regrow_small(
     """Paired parts much smaller than their kind's median (``settings.small_area_fraction``: the model saw
     only part of a faint tissue, or stopped at a shading seam) are replaced by the strip of typical
     width beside their partner (:func:`partner_from_image`), when that strip lies on the small part's
-    side, shows the part's contrast all along and overlaps no other part. Returns
-    ``(sections, number of parts replaced)``."""
+    side, shows the part's contrast all along and overlaps no other part. Sections and ``source`` in
+    fit px. Returns ``(sections, number of parts replaced)``."""
     if len(sections) < 3:
         return sections, 0
     out, n = list(sections), 0
@@ -439,7 +439,8 @@ def split_unseen(
 ) -> tuple[list[Section], list[Section]]:
     """Lone parts whose outline shows on the image on at least ``settings.edge_sides`` sides
     (:func:`~sectionseg.detection.evidence.sides_shown`), and the others: a darker patch of mosaic
-    shading taken for tissue has no edges of its own. Returns ``(seen, unseen)``."""
+    shading taken for tissue has no edges of its own. Sections and ``source`` in fit px. Returns
+    ``(seen, unseen)``."""
     seen: list[Section] = []
     unseen: list[Section] = []
     for s in unpaired:
@@ -491,7 +492,8 @@ def trim_gaps(
     """Magnets that reach their tissue across a thin strip of bare wafer get the side facing the
     tissue moved onto their own edge: the strongest step inside that side whose polarity is the
     magnet's against the wafer beyond its far side. Parts that truly touch show no such step and
-    keep their side. Returns ``(sections, number of magnets trimmed)``."""
+    keep their side. Sections and ``source`` in fit px. Returns ``(sections, number of magnets
+    trimmed)``."""
     out, n = [], 0
     for s in sections:
         tissue, magnet = s.pair()
