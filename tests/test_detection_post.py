@@ -277,7 +277,7 @@ def test_pairing_candidates_names_the_parts_a_repair_made():
     detection = object()  # any detection: the part was fitted to one
     tissues = [Candidate(s.tissue, 0.9, detection, 0.95) for s in sections[:2]] + [Candidate(sections[2].tissue, 0.8)]
     magnets = [Candidate(s.magnet, 0.99, detection, 0.9) for s in sections[:2]]
-    paired, lone = pair_sections(tissues, magnets)
+    paired, lone = pair_sections(tissues, magnets, _source(np.zeros((8, 8), np.uint8), None))
     assert len(paired) == 2 and all("rebuilt" not in s.extra for s in paired)
     assert [s.extra for s in lone] == [{"tissue_score": 0.8, "rebuilt": "tissue"}]
     assert paired[0].extra == {"tissue_score": 0.9, "magnet_score": 0.99}

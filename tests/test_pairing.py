@@ -1,6 +1,7 @@
 """Pairing tissue and magnetic parts by their shared long edge (sectionseg.geometry.pairing)."""
 
 import numpy as np
+import pytest
 import shapely
 
 from sectionseg.geometry import Part, pair_parts
@@ -88,3 +89,18 @@ def test_snap_shared_edge_closes_gaps_and_keeps_far_parts():
     far = Part([[0, 80], [120, 80], [120, 125], [0, 125]])
     t3, f3 = snap_shared_edge(tissue, far)
     assert t3 == tissue and f3 == far
+
+
+def test_the_px_floors_follow_the_size_of_an_image_px():
+    # 10 px long parts 2.5 px apart: 10 % of their length (1 px) is below the 3 px floor of the gap
+    tissue = Part(np.array([[0.0, 0.0], [10.0, 0.0], [10.0, 4.0], [0.0, 4.0]]))
+    magnet = Part(np.array([[0.0, 6.5], [10.0, 6.5], [10.0, 9.5], [0.0, 9.5]]))
+    assert pair_parts([tissue], [magnet])[0] == [(0, 0)]
+    assert pair_parts([tissue], [magnet], pixel=0.5)[0] == []  # the floor: 1.5 px
+    # the same parts drawn 4 times larger, with an image px 4 units long: the same cost
+    big_t, big_m = Part(4 * tissue.polygon), Part(4 * magnet.polygon)
+    assert pair_parts([big_t], [big_m], pixel=4.0)[0] == [(0, 0)]
+    cost = pair_cost(tissue, magnet, max_gap=3.0)
+    assert pair_cost(big_t, big_m, max_gap=12.0, pixel=4.0) == pytest.approx(cost)
+    # an image px 2 units long: the cost's length unit is 2 units, not 10 % of the edge (1)
+    assert pair_cost(tissue, magnet, max_gap=3.0, pixel=2.0) == pytest.approx(cost / 2)

@@ -9,9 +9,9 @@ measure these on both halves and take the difference (tissue minus magnet). A fe
 *wafer's relation* when most sections agree on its sign; a section whose differences disagree with
 the relation on those features, by a clear margin, has its parts exchanged.
 
-Sections are in source px (as the detection repairs keep them); :func:`part_features` takes quads in
-the working frame of a :class:`~sectionseg.detection.tiling.WaferSource`. Levels are the normalised
-0-255 channels the model sees.
+Sections and quads are in the frame of the :class:`~sectionseg.detection.tiling.WaferSource` given
+(the fit frame in the detection, as every repair). Levels are the normalised 0-255 channels the
+model sees.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ PRIORS = {"fluo_level": -1.0}
 
 
 def part_features(source: WaferSource, quad: np.ndarray, inset: float = 2.0) -> dict[str, float] | None:
-    """Measurements of one part (working-px quad) or None when it leaves the wafer or is too small.
+    """Measurements of one part (a quad in ``source``'s frame) or None when it leaves the wafer or is too small.
 
     ``gray_level``: mean gray; ``dark_structure``: mean black top-hat (dark blobs and striations
     narrower than a quarter of the part, specks removed by a 3 px median first); ``specks``: share
@@ -79,8 +79,8 @@ def part_features(source: WaferSource, quad: np.ndarray, inset: float = 2.0) -> 
 def tissue_consensus(
     sections: list[Section], source: WaferSource, settings: RepairSettings = RepairSettings()
 ) -> tuple[list[Section], dict[str, Any]]:
-    """Sections (source px) with parts exchanged where they disagree with the wafer, and a JSON-ready
-    record.
+    """Sections (in ``source``'s frame: fit px) with parts exchanged where they disagree with the
+    wafer, and a JSON-ready record.
 
     Two steps. (1) The whole wafer: when the features of :data:`PRIORS` (the fluorescence, when there
     is one) say that the model's labelling is the wrong way round for most sections, every section is
@@ -144,8 +144,8 @@ def _differences(
     for i, s in enumerate(sections):
         if s.tissue is None or s.magnet is None:
             continue
-        ft = part_features(source, source.to_working(s.tissue.polygon), settings.consensus_inset)
-        fm = part_features(source, source.to_working(s.magnet.polygon), settings.consensus_inset)
+        ft = part_features(source, s.tissue.polygon, settings.consensus_inset)
+        fm = part_features(source, s.magnet.polygon, settings.consensus_inset)
         if ft is None or fm is None:
             continue
         diffs.append([ft.get(k, np.nan) - fm.get(k, np.nan) for k in FEATURES])

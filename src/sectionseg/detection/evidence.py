@@ -2,8 +2,9 @@
 own levels (tissue, magnet, bare wafer, measured on its confidently paired sections), and whether a
 part's outline is visible on the image.
 
-All quads are in the working frame of a :class:`~sectionseg.detection.tiling.WaferSource` (x, y px,
-origin at the top-left corner of the top-left pixel); levels are the normalised 0-255 channels the
+All quads and parts are in the frame of the :class:`~sectionseg.detection.tiling.WaferSource`
+given (x, y px, origin at the top-left corner of the top-left pixel; the fit frame in the
+detection); levels are the normalised 0-255 channels the
 model sees (``"gray"``, or ``"fluo"`` for the fluorescence).
 """
 
@@ -21,7 +22,7 @@ from sectionseg.geometry.raster import polygon_mask
 
 
 def mean_level(source: WaferSource, quad: np.ndarray, channel: str = "gray") -> float | None:
-    """Mean normalised level inside a working-px quad; None when it leaves the wafer (or no fluo)."""
+    """Mean normalised level inside a quad (``source``'s frame); None when it leaves the wafer (or no fluo)."""
     x0, y0 = (np.floor(quad.min(axis=0)) - 1).astype(int)
     x1, y1 = (np.ceil(quad.max(axis=0)) + 1).astype(int)
     w, h = source.size
@@ -82,14 +83,14 @@ class WaferLevels:
 def measure_levels(
     sections: list[Section], source: WaferSource, settings: RepairSettings = RepairSettings()
 ) -> WaferLevels | None:
-    """The wafer's levels from its paired sections (source-px parts), or None when fewer than
+    """The wafer's levels from its paired sections (parts in ``source``'s frame: fit px), or None when fewer than
     ``settings.min_levels_sections`` can be measured. The background is the band outside the tissue
     sides that do not face the magnet."""
     tissue, magnet, background = [], [], []
     for s in sections:
         if s.tissue is None or s.magnet is None:
             continue
-        t, m = source.to_working(s.tissue.polygon), source.to_working(s.magnet.polygon)
+        t, m = s.tissue.polygon, s.magnet.polygon
         lt, lm = mean_level(source, t), mean_level(source, m)
         if lt is None or lm is None:
             continue

@@ -12,8 +12,8 @@ nearer of the wafer's tissue and magnet levels), the bead specks (the magnet sho
 otherwise the darker half is the tissue (the relation on most wafers we have seen); the wafer-level
 consensus later corrects sections that disagree with the wafer.
 
-Parts are in source px; the image work is in the working frame of a
-:class:`~sectionseg.detection.tiling.WaferSource` (fit scale).
+Parts and image are in one frame, the fit frame of the detection (a
+:class:`~sectionseg.detection.tiling.WaferSource` at the fit scale).
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ def split_merged(
     settings: RepairSettings = RepairSettings(),
 ) -> tuple[list[Section], list[Section]]:
     """``(new sections, lone parts left)``: lone parts that are whole sections (see the module
-    doc) split into paired parts; the others are returned unchanged."""
+    doc) split into paired parts; the others are returned unchanged. Sections and ``source`` in fit
+    px."""
     if sections:
         typical = float(np.median([sum(p.area for p in s.pair()) for s in sections])) / 2.0
     else:
@@ -52,15 +53,15 @@ def split_merged(
         if typical is not None and part.area <= settings.max_area_factor * typical:
             rest.append(s)
             continue
-        halves = _split(order_corners(source.to_working(part.polygon)), source, settings)
+        halves = _split(order_corners(part.polygon), source, settings)
         if halves is None:
             rest.append(s)
             continue
         tissue, magnet = _tissue_first(halves, source, levels)
         found.append(
             Section(
-                Part(source.to_source(tissue)),
-                Part(source.to_source(magnet)),
+                Part(tissue),
+                Part(magnet),
                 s.dummy,
                 score=s.score,
                 extra={**s.extra, "split_from_one_part": True},
@@ -70,7 +71,7 @@ def split_merged(
 
 
 def _split(quad: np.ndarray, source: WaferSource, settings: RepairSettings) -> tuple[np.ndarray, np.ndarray] | None:
-    """The two halves ``(a, b)`` (working px) of a quad cut along a straight edge across its middle
+    """The two halves ``(a, b)`` (fit px) of a quad cut along a straight edge across its middle
     parallel to one pair of its sides, or None. Both pairs of sides are tried; the stronger edge
     wins."""
     best = None

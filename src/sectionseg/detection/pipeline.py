@@ -7,8 +7,13 @@ the top-left corner of the top-left pixel).
 Three frames, three :class:`~sectionseg.detection.tiling.WaferSource` of the same images:
 ``source`` (the user's pixels), ``working`` (``scale``: where sections look as large as in the
 model's training data; the model's tiles) and ``fit`` (where sections are
-:data:`~sectionseg.geometry.scale.REFERENCE_SECTION_SIZE` px long; quads are fitted and every repair
-reads the image there, :mod:`sectionseg.detection.repairs` says how parts move between frames).
+:data:`~sectionseg.geometry.scale.REFERENCE_SECTION_SIZE` px long). The merged detections are moved
+to the fit frame, and from there on detection works in that one frame: quads are fitted there, and
+candidates, parts and sections stay there through the pairing, every repair and the consensus, each
+step reading the image of ``fit``. :func:`_in_source_px` converts the sections, lone parts and
+rejected parts to source px once, at the end (the part records are converted as they are written);
+the gray-only second look (:mod:`sectionseg.detection.gray_look`) is a whole detection of its own and
+is matched after that, in source px.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -233,7 +238,6 @@ def detect_wafer(
 
     t = time.perf_counter()
     fits = fit_candidates(merged, fit, refine, n_workers, reach=fit_reach)
-    parts = [_part_record(det, c, fit.scale) for det, c in zip(merged, fits)]
     tissues = [c for det, c in zip(merged, fits) if c is not None and det.label == 1]
     magnets = [c for det, c in zip(merged, fits) if c is not None and det.label != 1]
     # touching parts seen as one region: rebuilt beside their clean partners, tissues first
@@ -244,9 +248,12 @@ def detect_wafer(
     timings["fit"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    done = _repair(tissues, magnets, reserve, fit, refine, settings)
+    # everything so far in fit px; the one conversion to source px
+    done = _in_source_px(_repair(tissues, magnets, reserve, fit, refine, settings), fit)
+    parts = [_part_record(det, c, fit) for det, c in zip(merged, fits)]
     timings["pairing"] = time.perf_counter() - t
 
+    # a second, gray-only detection (source px, as its result) for the lone magnets, matched in source px
     n_gray = 0
     if fluo is not None and settings.runs("gray_look") and needs_gray_look(done.sections, done.unpaired, settings):
         t = time.perf_counter()
@@ -339,14 +346,15 @@ def detect_wafer(
     )
 
 
-def _part_record(det: Detection, fitted: Candidate | None, fit_scale: float) -> dict[str, Any]:
-    """``DetectionResult.parts``' entry of a merged detection (polygon in source px)."""
+def _part_record(det: Detection, fitted: Candidate | None, fit: WaferSource) -> dict[str, Any]:
+    """``DetectionResult.parts``' entry of a merged detection and its candidate (both in the frame of
+    ``fit``), polygon and area in source px."""
     return {
         "label": det.label,
         "name": det.name,
         "score": det.score,
-        "polygon": None if fitted is None else fitted.part.polygon.tolist(),
-        "area_px": det.area / fit_scale**2,
+        "polygon": None if fitted is None else fit.to_source(fitted.part.polygon).tolist(),
+        "area_px": det.area / fit.scale**2,
         "fit_iou": None if fitted is None else fitted.fit_iou,
     }
 
@@ -373,8 +381,8 @@ def _repair(
     refine: bool,
     settings: RepairSettings,
 ) -> _Repaired:
-    """Pairing and the repair steps after it, in their order (``settings`` says which run); parts in
-    source px, the image read in ``fit``'s frame."""
+    """Pairing and the repair steps after it, in their order (``settings`` says which run); parts,
+    reserve detections and the result in the frame of ``fit`` (fit px), the frame of its image."""
     run = settings.runs
     n = dict.fromkeys(
         (
@@ -391,7 +399,7 @@ def _repair(
         ),
         0,
     )
-    sections, unpaired = pair_sections(tissues, magnets)
+    sections, unpaired = pair_sections(tissues, magnets, fit)
     split: list[Section] = []
     if run("recover_partners"):
         recovered, unpaired = recover_partners(unpaired, reserve, fit, refine)
@@ -454,3 +462,13 @@ def _repair(
     if run("consensus"):
         sections, consensus_info = tissue_consensus(sections, fit, settings)
     return _Repaired(sections, unpaired, rejected, n, levels, strips_info, consensus_info)
+
+
+def _in_source_px(done: _Repaired, fit: WaferSource) -> _Repaired:
+    """``done`` with its sections, lone parts and rejected parts moved from the frame of ``fit`` (fit
+    px) to source px: the one conversion of the parts :func:`detect_wafer` finds."""
+
+    def moved(sections: list[Section]) -> list[Section]:
+        return [s.transformed(1.0 / fit.scale) for s in sections]
+
+    return replace(done, sections=moved(done.sections), unpaired=moved(done.unpaired), rejected=moved(done.rejected))

@@ -1,6 +1,7 @@
 """Quads refined on the image: each merged detection's mask fitted and refined on the gray image of
 a :class:`~sectionseg.detection.tiling.WaferSource` at the fit scale (:func:`to_fit_frame`), in
-worker processes, giving a :class:`Candidate` per part; and the small helpers the repairs share
+worker processes, giving a :class:`Candidate` per part (fit px: the frame detection works in until
+its end); and the small helpers the repairs share
 (gray crops, edges moved onto the image, mask points, widths).
 
 The quad fitting itself is :mod:`sectionseg.geometry.fitting`; this module runs it on a wafer.
@@ -31,9 +32,9 @@ MAX_TISSUE_REACH = 1.5
 
 @dataclass
 class Candidate:
-    """A part on its way to a section: ``part`` (source px), ``score``, and for a part fitted to a
-    merged detection that ``detection`` (working frame) and the quad's ``fit_iou`` with its mask;
-    both None for a part a repair made (rebuilt beside its partner)."""
+    """A part on its way to a section: ``part`` (fit px), ``score``, and for a part fitted to a
+    merged detection that ``detection`` (fit px, as :func:`to_fit_frame` gives it) and the quad's
+    ``fit_iou`` with its mask; both None for a part a repair made (rebuilt beside its partner)."""
 
     part: Part
     score: float
@@ -41,11 +42,12 @@ class Candidate:
     fit_iou: float | None = None
 
 
-def fit_iou(det: Detection, quad_working: np.ndarray) -> float:
-    """IoU of a quad (working px) with the detection's mask: low values flag a poor fit."""
+def fit_iou(det: Detection, quad: np.ndarray) -> float:
+    """IoU of a quad with the detection's mask (both in one frame: fit px in the pipeline); low
+    values flag a poor fit."""
     x0, y0, x1, y1 = det.box
     m = 4
-    inside = polygon_mask(quad_working, (y1 - y0 + 2 * m, x1 - x0 + 2 * m), offset=(x0 - m, y0 - m))
+    inside = polygon_mask(quad, (y1 - y0 + 2 * m, x1 - x0 + 2 * m), offset=(x0 - m, y0 - m))
     mask = np.pad(det.mask, m)
     union = np.count_nonzero(inside | mask)
     return float(np.count_nonzero(inside & mask)) / union if union else 0.0
@@ -63,7 +65,8 @@ def gray_box(source: WaferSource, x0: int, y0: int, x1: int, y1: int) -> np.ndar
 
 
 def fit_part(det: Detection, source: WaferSource, refine: bool = True, reach: float = 1.0) -> np.ndarray | None:
-    """Quad (4, 2) of a merged detection in *source* px (edges refined on the gray image).
+    """Quad (4, 2) of a merged detection, in the frame of ``source`` and of the detection (the fit
+    frame in :func:`~sectionseg.detection.pipeline.detect_wafer`), edges refined on the gray image.
 
     ``reach``: the edge search reaches this many times the default distances on either side of the
     mask's sides (masks made at a coarser scale than ``source``'s are that much less precise)."""
@@ -71,7 +74,7 @@ def fit_part(det: Detection, source: WaferSource, refine: bool = True, reach: fl
     mask = np.pad(det.mask, m)
     x0, y0 = det.origin[0] - m, det.origin[1] - m
     image = gray_box(source, x0, y0, x0 + mask.shape[1], y0 + mask.shape[0]) if refine else None
-    quad = fit_quadrilateral(
+    return fit_quadrilateral(
         mask,
         (x0, y0),
         image,
@@ -79,7 +82,6 @@ def fit_part(det: Detection, source: WaferSource, refine: bool = True, reach: fl
         search=SEARCH_PX * reach,
         search_out=SEARCH_OUT_PX * reach,
     )
-    return None if quad is None else source.to_source(quad)
 
 
 def fit_candidates(
@@ -90,18 +92,17 @@ def fit_candidates(
     chunk: int = 32,
     reach: dict[int, float] | None = None,
 ) -> list[Candidate | None]:
-    """A :class:`Candidate` of every detection (None where no quad could be fitted), in order;
-    chunks of ``chunk`` detections go to ``workers`` forked processes. ``reach``: label -> search
-    reach (see :func:`fit_part`; 1 for labels not in it)."""
+    """A :class:`Candidate` of every detection (None where no quad could be fitted), in order, its
+    part in the frame of ``source`` and of the detections (fit px); chunks of ``chunk`` detections
+    go to ``workers`` forked processes. ``reach``: label -> search reach (see :func:`fit_part`; 1
+    for labels not in it)."""
     reach = reach or {}
 
     def fit_chunk(start: int) -> list[Candidate | None]:
         found: list[Candidate | None] = []
         for det in dets[start : start + chunk]:
             quad = fit_part(det, source, refine=refine, reach=reach.get(det.label, 1.0))
-            found.append(
-                None if quad is None else Candidate(Part(quad), det.score, det, fit_iou(det, source.to_working(quad)))
-            )
+            found.append(None if quad is None else Candidate(Part(quad), det.score, det, fit_iou(det, quad)))
         return found
 
     chunks = fork_map(fit_chunk, range(0, len(dets), chunk), workers)

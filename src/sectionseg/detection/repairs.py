@@ -5,16 +5,15 @@ parts, partners found on the image, small parts regrown) and the filters of impl
 :class:`~sectionseg.detection.settings.RepairSettings` (``settings``); level thresholds follow the
 wafer's own :class:`~sectionseg.detection.evidence.WaferLevels` (``levels``) where it was measured.
 
-Frames: the parts between the steps (:class:`~sectionseg.detection.refine.Candidate` before the
-pairing, :class:`~sectionseg.geometry.Section` after it) are in source px, the frame of the result;
-each step reads the image in the fit frame of a :class:`~sectionseg.detection.tiling.WaferSource`
-(``source.scale`` fit px per source px), a part's polygon taken there with ``source.to_working`` and a
-quad found there brought back with ``source.to_source``, nowhere else. Keeping the parts in the fit
-frame all along and converting once at the end would not give the same numbers: widths measured on
-the parts (OpenCV's minimum-area rectangle, in float32) differ by ~1e-4 px between the two frames
-(median on a benchmark wafer), enough to move rebuilt and regrown corners in the third decimal of
-the written files, and the pairing's 3 px floor on its gap limit would apply in the other frame. So
-the parts stay in source px.
+One frame: the parts (:class:`~sectionseg.detection.refine.Candidate` before the pairing,
+:class:`~sectionseg.geometry.Section` after it) and the image (``source``, a
+:class:`~sectionseg.detection.tiling.WaferSource`) are in the fit frame, where sections are about
+:data:`~sectionseg.geometry.scale.REFERENCE_SECTION_SIZE` px long; no step converts a part to
+another frame (:func:`~sectionseg.detection.pipeline.detect_wafer` brings its result to source px
+once, at the end). ``source.scale`` (fit px per source px) serves the pairing only: its px floors
+(3 px on the gap limit, 1 px on the cost's length unit) stay *source* px, as they were when the
+parts were kept in source px (``pair_parts(..., pixel=source.scale)``); they bind only on parts
+under ~30 source px long.
 """
 
 from __future__ import annotations
@@ -46,7 +45,7 @@ def rebuild_touching(
     """Replace suspect fits of one kind by strips beside the partners left without a part of that kind.
 
     ``parts``: the candidates of one kind (``kind``: "tissue" or "magnet"); ``partners``: those of the
-    other kind. Suspects (fit IoU below ``settings.suspect_fit_iou``, area above
+    other kind; all in fit px, the frame of ``source``. Suspects (fit IoU below ``settings.suspect_fit_iou``, area above
     ``settings.suspect_area_factor`` x the median) are usually two touching parts seen as one region;
     every partner that the other parts do not pair with gets a part rebuilt from the suspects' mask
     pixels in front of its long side (:func:`strip_beside`), refined on the image. Returns
@@ -70,19 +69,19 @@ def rebuild_touching(
     suspects = [c for c, bad in zip(parts, is_suspect) if bad]
     if not suspects or len(good) < 3:
         return list(parts), 0
-    width = float(np.median([short_side(c.part) for c in good])) * source.scale  # working px
+    width = float(np.median([short_side(c.part) for c in good]))
     own, other = [c.part for c in good], [c.part for c in partners]
     if kind == "tissue":
-        _, _, lone = pair_parts(own, other)  # magnets without a tissue
+        _, _, lone = pair_parts(own, other, pixel=source.scale)  # magnets without a tissue
     else:
-        _, lone, _ = pair_parts(other, own)  # tissues without a magnet
+        _, lone, _ = pair_parts(other, own, pixel=source.scale)  # tissues without a magnet
     dets = [c.detection for c in suspects if c.detection is not None]
     points = [mask_points(det) for det in dets]
     boxes = np.array([det.box for det in dets], dtype=np.float64)
     used: set[int] = set()
     rebuilt: list[Candidate] = []
     for j in lone:
-        anchor = source.to_working(partners[j].part.polygon)
+        anchor = partners[j].part.polygon
         lo, hi = anchor.min(axis=0) - 1.5 * width, anchor.max(axis=0) + 1.5 * width
         near = np.flatnonzero(
             (boxes[:, 0] < hi[0]) & (boxes[:, 2] > lo[0]) & (boxes[:, 1] < hi[1]) & (boxes[:, 3] > lo[1])
@@ -95,7 +94,7 @@ def rebuild_touching(
         if refine:
             quad = refined_on_image(source, quad)
         used.update(int(k) for k in near)
-        rebuilt.append(Candidate(Part(source.to_source(quad)), max(suspects[k].score for k in near)))
+        rebuilt.append(Candidate(Part(quad), max(suspects[k].score for k in near)))
     kept = [c for k, c in enumerate(suspects) if k not in used]
     return good + rebuilt + kept, len(rebuilt)
 
@@ -105,8 +104,9 @@ def recover_partners(
 ) -> tuple[list[Section], list[Section]]:
     """Pair lone confident parts with reserve (low-score) detections of the other class.
 
-    ``unpaired``: one-part sections; ``reserve``: merged detections below the score threshold.
-    Returns ``(new sections, still unpaired)``; reserve parts that pair with nothing are dropped.
+    ``unpaired``: one-part sections; ``reserve``: merged detections below the score threshold; both
+    in fit px, the frame of ``source``. Returns ``(new sections, still unpaired)``; reserve parts
+    that pair with nothing are dropped.
     """
     lone_t = [s for s in unpaired if s.tissue is not None]
     lone_m = [s for s in unpaired if s.magnet is not None]
@@ -119,7 +119,7 @@ def recover_partners(
         wanted = 2 if det.label == 2 else 1
         if not (lone_t if wanted == 2 else lone_m):
             continue
-        x0, y0, x1, y1 = source.to_source(np.asarray(det.box))
+        x0, y0, x1, y1 = det.box
         centre = np.array([(x0 + x1) / 2, (y0 + y1) / 2])
         if np.min(np.hypot(*(centres - centre).T)) > reach:
             continue
@@ -129,7 +129,7 @@ def recover_partners(
     new: list[Section] = []
     used_t: set[int] = set()
     used_m: set[int] = set()
-    pairs, _, _ = pair_parts([_only(s.tissue) for s in lone_t], [c.part for c in fitted[2]])
+    pairs, _, _ = pair_parts([_only(s.tissue) for s in lone_t], [c.part for c in fitted[2]], pixel=source.scale)
     for i, j in pairs:
         part, score = fitted[2][j].part, fitted[2][j].score
         new.append(
@@ -141,7 +141,7 @@ def recover_partners(
             )
         )
         used_t.add(i)
-    pairs, _, _ = pair_parts([c.part for c in fitted[1]], [_only(s.magnet) for s in lone_m])
+    pairs, _, _ = pair_parts([c.part for c in fitted[1]], [_only(s.magnet) for s in lone_m], pixel=source.scale)
     for i, j in pairs:
         part, score = fitted[1][i].part, fitted[1][i].score
         new.append(
@@ -158,7 +158,7 @@ def recover_partners(
 
 
 def _sides_beside(quad: np.ndarray, width: float) -> list[np.ndarray]:
-    """The two strips ``width`` px wide beside the long sides of a working-px quad (outside it)."""
+    """The two strips ``width`` px wide beside the long sides of a quad (outside it; fit px)."""
     return [np.array([p0, p1, p1 + width * n, p0 + width * n]) for p0, p1, n, _ in Quad.clockwise(quad).long_sides()]
 
 
@@ -174,21 +174,22 @@ def partner_from_image(
     """The missing partner of a lone part, found on the image beside one of its long sides.
 
     ``kind``: what is missing (``"tissue"`` or ``"magnet"``); ``width``: the wafer's typical short side
-    of that kind (source px). Where it is looked for: a magnet in the fluorescence (the brighter
-    strip: the resin's beads) when there is one; otherwise in gray, after the wafer's measured levels
-    (``levels``: either part may be the darker one): the strip nearest the wafer's level of that kind,
-    on the same side of the known part, differing from it by ``settings.partner_share`` of the
-    tissue/magnet contrast and nearer that kind's level than the bare wafer's. Without ``levels`` a
-    tissue is the darker strip (``settings.partner_tissue_ratio``). The strip is refined on the gray
-    image. None when neither side clearly shows the partner all along it.
+    of that kind (fit px, as ``part`` and ``source``). Where it is looked for: a magnet in the
+    fluorescence (the brighter strip: the resin's beads) when there is one; otherwise in gray, after
+    the wafer's measured levels (``levels``: either part may be the darker one): the strip nearest the
+    wafer's level of that kind, on the same side of the known part, differing from it by
+    ``settings.partner_share`` of the tissue/magnet contrast and nearer that kind's level than the
+    bare wafer's. Without ``levels`` a tissue is the darker strip (``settings.partner_tissue_ratio``).
+    The strip is refined on the gray image. None when neither side clearly shows the partner all
+    along it; the part found is in fit px.
     """
-    quad = source.to_working(part.polygon)
+    quad = part.polygon
     rule = _partner_rule(kind, source, levels, settings)
     if rule is None:
         return None
     channel, rank, accepts = rule
     own = mean_level(source, quad, channel)
-    measured = [(mean_level(source, strip, channel), strip) for strip in _sides_beside(quad, width * source.scale)]
+    measured = [(mean_level(source, strip, channel), strip) for strip in _sides_beside(quad, width)]
     beside = [(level, strip) for level, strip in measured if level is not None]
     if own is None or not beside:
         return None
@@ -200,7 +201,7 @@ def partner_from_image(
             return None
     if refine:
         strip = refined_on_image(source, strip)
-    return Part(source.to_source(order_corners(strip)))
+    return Part(order_corners(strip))
 
 
 def _only(part: Part | None) -> Part:
@@ -268,8 +269,8 @@ def complete_from_image(
 ) -> tuple[list[Section], list[Section]]:
     """Give lone parts their partner found on the image (:func:`partner_from_image`), unless the
     strip overlaps a known part (of either kind; ``known``: default all of ``sections`` and
-    ``unpaired``) by more than ``settings.partner_max_overlap`` of its area. Returns
-    ``(new sections, still unpaired)``."""
+    ``unpaired``) by more than ``settings.partner_max_overlap`` of its area. Sections and ``source``
+    in fit px. Returns ``(new sections, still unpaired)``."""
     new, rest = [], []
     known = sections + unpaired if known is None else known
     for kind, have in (("tissue", "magnet"), ("magnet", "tissue")):
@@ -317,11 +318,14 @@ def drop_duplicates(sections: list[Section], unpaired: list[Section], overlap: f
     return keep
 
 
-def pair_sections(tissues: list[Candidate], magnets: list[Candidate]) -> tuple[list[Section], list[Section]]:
-    """Pair tissue and magnet candidates (:func:`sectionseg.geometry.pairing.pair_parts`);
-    ``(paired sections, unpaired sections)`` with scores; a part a repair made (no detection) is
-    named in ``extra["rebuilt"]``."""
-    pairs, lone_t, lone_m = pair_parts([c.part for c in tissues], [c.part for c in magnets])
+def pair_sections(
+    tissues: list[Candidate], magnets: list[Candidate], source: WaferSource
+) -> tuple[list[Section], list[Section]]:
+    """Pair tissue and magnet candidates (fit px, the frame of ``source``;
+    :func:`sectionseg.geometry.pairing.pair_parts`, its px floors in source px): ``(paired sections,
+    unpaired sections)`` with scores (fit px); a part a repair made (no detection) is named in
+    ``extra["rebuilt"]``."""
+    pairs, lone_t, lone_m = pair_parts([c.part for c in tissues], [c.part for c in magnets], pixel=source.scale)
     sections = []
     for i, j in pairs:
         t, m = tissues[i], magnets[j]
@@ -374,8 +378,8 @@ def regrow_small(
     """Paired parts much smaller than their kind's median (``settings.small_area_fraction``: the model saw
     only part of a faint tissue, or stopped at a shading seam) are replaced by the strip of typical
     width beside their partner (:func:`partner_from_image`), when that strip lies on the small part's
-    side, shows the part's contrast all along and overlaps no other part. Returns
-    ``(sections, number of parts replaced)``."""
+    side, shows the part's contrast all along and overlaps no other part. Sections and ``source`` in
+    fit px. Returns ``(sections, number of parts replaced)``."""
     if len(sections) < 3:
         return sections, 0
     out, n = list(sections), 0
@@ -435,12 +439,13 @@ def split_unseen(
 ) -> tuple[list[Section], list[Section]]:
     """Lone parts whose outline shows on the image on at least ``settings.edge_sides`` sides
     (:func:`~sectionseg.detection.evidence.sides_shown`), and the others: a darker patch of mosaic
-    shading taken for tissue has no edges of its own. Returns ``(seen, unseen)``."""
+    shading taken for tissue has no edges of its own. Sections and ``source`` in fit px. Returns
+    ``(seen, unseen)``."""
     seen: list[Section] = []
     unseen: list[Section] = []
     for s in unpaired:
         kind = "tissue" if s.tissue is not None else "magnet"
-        shown = sides_shown(source, source.to_working(getattr(s, kind).polygon), kind, levels, settings)
+        shown = sides_shown(source, getattr(s, kind).polygon, kind, levels, settings)
         (seen if shown is None or shown >= settings.edge_sides else unseen).append(s)
     return seen, unseen
 
@@ -487,18 +492,19 @@ def trim_gaps(
     """Magnets that reach their tissue across a thin strip of bare wafer get the side facing the
     tissue moved onto their own edge: the strongest step inside that side whose polarity is the
     magnet's against the wafer beyond its far side. Parts that truly touch show no such step and
-    keep their side. Returns ``(sections, number of magnets trimmed)``."""
+    keep their side. Sections and ``source`` in fit px. Returns ``(sections, number of magnets
+    trimmed)``."""
     out, n = [], 0
     for s in sections:
         tissue, magnet = s.pair()
-        quad = _gap_trimmed(source.to_working(magnet.polygon), source.to_working(tissue.polygon), source, settings)
+        quad = _gap_trimmed(magnet.polygon, tissue.polygon, source, settings)
         if quad is None:
             out.append(s)
             continue
         out.append(
             Section(
                 tissue=s.tissue,
-                magnet=Part(source.to_source(quad)),
+                magnet=Part(quad),
                 dummy=s.dummy,
                 score=s.score,
                 extra={**s.extra, "gap_trimmed": True},
@@ -511,7 +517,7 @@ def trim_gaps(
 def _gap_trimmed(
     magnet: np.ndarray, tissue: np.ndarray, source: WaferSource, settings: RepairSettings
 ) -> np.ndarray | None:
-    """The working-px magnet quad with its tissue-facing side on the magnet's own edge, or None."""
+    """The magnet quad (fit px) with its tissue-facing side on the magnet's own edge, or None."""
     quad = Quad.clockwise(magnet)
     k, gap = quad.facing(tissue)
     if gap > settings.gap_touch:

@@ -10,8 +10,8 @@ magnet for every section (the same block was trimmed once), and the magnets' out
 A tissue part deeper than that share of its magnet's depth by more than a few px has its far side
 searched for the tissue's edge (the step from tissue to bare wafer) around the expected depth.
 
-Parts are in source px; the image work is in the working frame of a
-:class:`~sectionseg.detection.tiling.WaferSource` (fit scale, sections ~130 px long).
+Parts and image are in one frame, the fit frame of the detection (a
+:class:`~sectionseg.detection.tiling.WaferSource` at the fit scale, sections ~130 px long).
 """
 
 from __future__ import annotations
@@ -39,14 +39,15 @@ def trim_merged_strips(
     """Paired sections whose tissue's far side is moved back onto the tissue's edge where the tissue
     is deeper than the wafer's tissue/magnet depth ratio allows (see the module doc). Needs the
     wafer's levels (the polarity of the tissue's edge) and ``settings.consensus_min_sections`` paired
-    sections. Returns ``(sections, record)``: the measured ratio and the number trimmed."""
+    sections. Sections and ``source`` in fit px. Returns ``(sections, record)``: the measured ratio
+    and the number trimmed."""
     record: dict[str, Any] = {"depth_ratio": None, "trimmed": 0}
-    measured = {i: _depths(s, source) for i, s in enumerate(sections) if s.tissue is not None and s.magnet is not None}
+    measured = {i: _depths(s) for i, s in enumerate(sections) if s.tissue is not None and s.magnet is not None}
     depths = {i: d for i, d in measured.items() if d is not None}
     if levels is None or len(depths) < settings.consensus_min_sections:
         record["skipped"] = "too few paired sections or no wafer levels"
         return sections, record
-    # each tissue's working quad and the gray crop around it, read once for both uses below
+    # each tissue's quad and the gray crop around it, read once for both uses below
     crops = {i: (quad, crop_around(source, quad)) for i, (_, _, _, quad) in depths.items()}
     # the ratio from tissues with bare wafer right beyond their far side: a tissue cut short by the
     # model or the fit (more tissue beyond it) would pull it down
@@ -66,7 +67,7 @@ def trim_merged_strips(
         if quad is not None:
             s = sections[i]
             out[i] = Section(
-                tissue=Part(source.to_source(quad)),
+                tissue=Part(quad),
                 magnet=s.magnet,
                 dummy=s.dummy,
                 score=s.score,
@@ -83,7 +84,7 @@ def _far_side_clear(
     levels: WaferLevels,
     settings: RepairSettings,
 ) -> bool:
-    """Whether the bare wafer shows just beyond the far side ``far`` of the working-px tissue
+    """Whether the bare wafer shows just beyond the far side ``far`` of the tissue
     ``quad`` (``crop``: the gray crop around it and its origin, from ``crop_around``)."""
     if crop is None:
         return False
@@ -92,13 +93,13 @@ def _far_side_clear(
     return _gap_beyond(image, p0 - origin, p1 - origin, n, levels.background, settings)
 
 
-def _depths(s: Section, source: WaferSource) -> tuple[float, float, int, np.ndarray] | None:
-    """``(tissue depth, magnet depth, index of the tissue's far side, tissue quad)`` in working px:
+def _depths(s: Section) -> tuple[float, float, int, np.ndarray] | None:
+    """``(tissue depth, magnet depth, index of the tissue's far side, tissue quad)`` in fit px:
     each part's area over the length of its side along the shared edge; the quad in
     :func:`order_corners` order (the far side indexes its :meth:`Quad.sides`)."""
     tissue_part, magnet_part = s.pair()
-    tissue_quad = Quad.clockwise(source.to_working(tissue_part.polygon))
-    magnet_quad = Quad.clockwise(source.to_working(magnet_part.polygon))
+    tissue_quad = Quad.clockwise(tissue_part.polygon)
+    magnet_quad = Quad.clockwise(magnet_part.polygon)
     tissue, magnet = tissue_quad.corners, magnet_quad.corners
     touching, _ = tissue_quad.facing(magnet)
     mt, _ = magnet_quad.facing(tissue)
@@ -121,7 +122,7 @@ def _trimmed(
     levels: WaferLevels,
     settings: RepairSettings,
 ) -> np.ndarray | None:
-    """The working-px tissue ``quad`` (``crop``: the gray crop around it and its origin) with its
+    """The tissue ``quad`` (fit px; ``crop``: the gray crop around it and its origin) with its
     far side ``k`` on the tissue's edge, searched ``settings.strip_edge_search`` px either side of
     the expected depth (``excess`` px inside the side), or None when no clear step of the tissue's
     polarity is there. (Asking for bare wafer just beyond the step as well, or for a step of a share

@@ -49,8 +49,10 @@ def _edge_cost(
     max_gap: float,
     max_angle: float,
     min_overlap: float,
+    pixel: float = 1.0,
 ) -> float:
-    """Cost of tissue side ``a`` and magnet side ``b`` being the shared edge; inf when impossible."""
+    """Cost of tissue side ``a`` and magnet side ``b`` being the shared edge; inf when impossible
+    (``pixel``: see :func:`pair_parts`)."""
     a0, a1 = a.start, a.end
     la = float(np.hypot(*(a1 - a0)))
     lb = float(np.hypot(*(b.end - b.start)))
@@ -76,17 +78,24 @@ def _edge_cost(
     if overlap < min_overlap * min(la, lb):
         return math.inf
     misalignment = 0.5 * (abs(along[0] + 0.5 * la) + abs(along[1] - 0.5 * la))
-    ref = max(0.1 * la, 1.0)
+    ref = max(0.1 * la, pixel)
     return float(abs(gap) / ref + misalignment / ref + angle / 10.0)
 
 
 def pair_cost(
-    tissue: Part, magnet: Part, *, max_gap: float, max_angle: float = 15.0, min_overlap: float = 0.5
+    tissue: Part,
+    magnet: Part,
+    *,
+    max_gap: float,
+    max_angle: float = 15.0,
+    min_overlap: float = 0.5,
+    pixel: float = 1.0,
 ) -> float:
-    """How badly ``tissue`` and ``magnet`` share a long edge (0 = exactly; inf = impossible)."""
+    """How badly ``tissue`` and ``magnet`` share a long edge (0 = exactly; inf = impossible;
+    ``pixel``: see :func:`pair_parts`)."""
     tc, mc = np.asarray(tissue.centre), np.asarray(magnet.centre)
     return min(
-        _edge_cost(a, b, tc, mc, max_gap, max_angle, min_overlap)
+        _edge_cost(a, b, tc, mc, max_gap, max_angle, min_overlap, pixel)
         for a in long_edges(tissue)
         for b in long_edges(magnet)
     )
@@ -106,11 +115,15 @@ def pair_parts(
     max_angle: float = 15.0,
     min_overlap: float = 0.5,
     max_cost: float = DEFAULT_MAX_COST,
+    pixel: float = 1.0,
 ) -> tuple[list[tuple[int, int]], list[int], list[int]]:
     """Pair tissue parts with magnetic parts (polygons in the same px frame).
 
     ``max_gap``: largest distance (px) between the tissue's and the magnet's facing long edges; None
-    picks 10 % of the median tissue long side (but at least 3 px). See the module doc for the cost.
+    picks 10 % of the median tissue long side, but at least 3 image px. See the module doc for the cost,
+    whose length unit is 10 % of the tissue's edge, but at least 1 image px. ``pixel``: the length of
+    an image px in the parts' frame, for those two floors (parts drawn at another scale than the image's
+    pixels pair as they would in it).
 
     Returns ``(pairs, unpaired_tissues, unpaired_magnets)``: ``pairs`` a list of
     ``(tissue index, magnet index)`` sorted by tissue index, the others sorted index lists.
@@ -120,7 +133,7 @@ def pair_parts(
         return [], list(range(nt)), list(range(nm))
     if max_gap is None:
         longest = [long_edges(t)[0].length for t in tissues]
-        max_gap = max(3.0, 0.1 * float(np.median(longest)))
+        max_gap = max(3.0 * pixel, 0.1 * float(np.median(longest)))
     t_centres = np.array([t.centre for t in tissues])
     m_centres = np.array([m.centre for m in magnets])
     m_radius = np.array([_radius(m) for m in magnets])
@@ -129,7 +142,9 @@ def pair_parts(
     for i, tissue in enumerate(tissues):
         reach = _radius(tissue) + float(m_radius.max()) + max_gap
         for j in tree.query_ball_point(t_centres[i], reach):
-            c = pair_cost(tissue, magnets[j], max_gap=max_gap, max_angle=max_angle, min_overlap=min_overlap)
+            c = pair_cost(
+                tissue, magnets[j], max_gap=max_gap, max_angle=max_angle, min_overlap=min_overlap, pixel=pixel
+            )
             if c < max_cost:
                 rows.append(i)
                 cols.append(j)
