@@ -95,6 +95,9 @@ def test_doubt_reasons():
     by_number = {model.numbers()[u]: d for u, d in doubts.items()}
     assert by_number[0].level == "ok"
     assert "magnet found on the image" in by_number[1].reasons
+    gray = Section(sections[0].tissue, sections[0].magnet, extra={"recovered": "tissue from the gray image alone"})
+    (second_look,) = ProofreadModel([gray]).doubts().values()
+    assert "tissue found on the gray image alone" in second_look.reasons
     assert any(r.startswith("low score 0.72") for r in by_number[2].reasons)
     assert by_number[len(sections)].reasons[0] == "no magnet" and by_number[len(sections)].level == "bad"
     assert model.by_doubt()[0][0].uid == model.entries[-1].uid

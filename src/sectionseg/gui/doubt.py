@@ -91,6 +91,8 @@ def section_doubt(tissue, magnet, *, score=None, extra=None, medians=None, edite
             value += REPAIRED
             if isinstance(v, str) and v.endswith("from image"):
                 reasons.append(f"{v[: -len('from image')].strip()} found on the image")
+            elif isinstance(v, str) and v.endswith("alone"):  # gray_look: "tissue from the gray image alone"
+                reasons.append(v.replace(" from ", " found on ", 1))
             else:
                 reasons.append(words if v is True else f"{v} {words}")
     for name, part in (("tissue", tissue), ("magnet", magnet)):
