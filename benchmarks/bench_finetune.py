@@ -4,7 +4,7 @@ Usage::
 
     python benchmarks/bench_finetune.py [--work DIR] [--styles squat huge low-contrast] [--size 3000]
         [--labels 12] [--curve-style squat] [--curve 3 6 12 24] [--epochs 6] [--synthetic 80]
-        [--base-model FILE] [--threads 2] [--all-layers] [--redetect]
+        [--base-model FILE] [--threads 2] [--heads-only] [--redetect]
 
 For every style (styles the bundled model was not trained on) a wafer is simulated with a held-out
 seed into ``--work`` (default ``work_data/bench_finetune``); ``--labels`` sections, drawn at random
@@ -73,7 +73,8 @@ def run_case(work: Path, style: str, seed: int, size: int, n_labels: int, args) 
     from sectionseg.formats import read_sections, write_sections
     from sectionseg.simulation import simulate_wafer
 
-    tag = f"{style}_{n_labels}" + ("_all" if args.all_layers else "") + ("_gray" if args.gray_only else "")
+    # finetune trains every layer by default since 2026-11-30 (before: the heads); both tagged
+    tag = f"{style}_{n_labels}" + ("_heads" if args.heads_only else "_all") + ("_gray" if args.gray_only else "")
     cache = work / "results" / f"{tag}.json"
     old = json.loads(cache.read_text()) if cache.is_file() else None
     if old is not None and not args.redetect:
@@ -111,8 +112,8 @@ def run_case(work: Path, style: str, seed: int, size: int, n_labels: int, args) 
         ]
         if args.base_model:
             cmd += ["--base-model", args.base_model]
-        if args.all_layers:
-            cmd.append("--all-layers")
+        if args.heads_only:
+            cmd.append("--heads-only")
         if (out / "run" / "last.pt").exists():
             cmd.append("--resume")
         assert main(cmd) == 0
@@ -135,7 +136,7 @@ def run_case(work: Path, style: str, seed: int, size: int, n_labels: int, args) 
         )
     report = json.loads((out / "finetune_report.json").read_text())
     result = {
-        "style": style + (" (all layers)" if args.all_layers else "") + (" gray only" if args.gray_only else ""),
+        "style": style + (" (heads only)" if args.heads_only else "") + (" gray only" if args.gray_only else ""),
         "n_sections": len(truth),
         "n_labels": len(labels),
         "adapt_seconds": adapt_seconds,
@@ -187,7 +188,7 @@ def main() -> None:
     parser.add_argument("--synthetic", type=int, default=80)
     parser.add_argument("--base-model")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--all-layers", action="store_true", help="fine-tune every layer (separate results)")
+    parser.add_argument("--heads-only", action="store_true", help="fine-tune the heads and FPN only (separate results)")
     parser.add_argument("--gray-only", action="store_true", help="no fluorescence image (separate results)")
     parser.add_argument(
         "--redetect", action="store_true", help="keep the cached models, redo both detections (after a pipeline change)"

@@ -211,13 +211,13 @@ def test_finetune_end_to_end_beats_the_base_model(base_and_wafer, tmp_path, caps
         "--no-progress",
         "--lr",
         "0.002",
-        "--all-layers",
     ]
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "adapted model" in printed and "validation mask AP50" in printed
     report = json.loads((out / "finetune_report.json").read_text())
     assert report["n_labelled"] == len(labelled) and report["working_scale"] == 1.0
+    assert report["all_layers"] is True  # the default: every layer trains
     assert len(report["history"]) == 2 and set(report["timings_s"]) >= {"dataset", "training", "validation"}
     assert (out / "run" / "losses.png").is_file() and (out / "data" / "manifest.json").is_file()
     manifest = json.loads((out / "data" / "manifest.json").read_text())
@@ -228,7 +228,8 @@ def test_finetune_end_to_end_beats_the_base_model(base_and_wafer, tmp_path, caps
 
     # resumable: a third epoch continues the run without rebuilding the data, then detects
     stamp = (out / "data" / "manifest.json").stat().st_mtime_ns
-    assert main(args[:-4] + ["--lr", "0.002", "--all-layers", "--epochs", "3", "--resume", "--detect"]) == 0
+    # (--all-layers, the default, is still accepted)
+    assert main(args[:-2] + ["--lr", "0.002", "--all-layers", "--epochs", "3", "--resume", "--detect"]) == 0
     assert (out / "data" / "manifest.json").stat().st_mtime_ns == stamp
     report = json.loads((out / "finetune_report.json").read_text())
     assert len(report["history"]) == 3 and "detection" in report
@@ -327,3 +328,28 @@ def test_bad_inputs_exit_2_and_write_nothing(case, base_and_wafer, tmp_path, cap
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert not out.exists()
+
+
+def test_heads_only_is_passed_on_and_excludes_all_layers(monkeypatch, tmp_path, capsys):
+    import sectionseg.workflows.finetune as workflow
+
+    seen = {}
+
+    def fake(*args, **kwargs):
+        seen.update(kwargs)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(workflow, "adapt_to_wafer", fake)
+    gray = tmp_path / "g.png"
+    from sectionseg.io.images import write_image
+
+    write_image(gray, np.zeros((64, 64), np.uint8))
+    labels = tmp_path / "l.json"
+    labels.write_text("{}")
+    common = ["finetune", str(gray), "--labels", str(labels), "--out", str(tmp_path / "out")]
+    with pytest.raises(SystemExit):
+        main([*common, "--heads-only"])
+    assert seen["all_layers"] is False
+    with pytest.raises(SystemExit) as stop:
+        main([*common, "--heads-only", "--all-layers"])
+    assert stop.value.code == 2 and "not allowed with argument" in capsys.readouterr().err

@@ -24,9 +24,9 @@ def register(subparsers) -> None:
         "finetune",
         help="adapt a model to a new wafer from a dozen hand-labelled sections",
         description="Build artificial training images from the labelled sections of this wafer (pasted onto "
-        "its own background) plus tiles around them, fine-tune the base model (heads by "
-        "default), write DIR/model.pt (use it with 'detect --model'), its loss curves and "
-        "DIR/finetune_report.json; optionally detect on the whole wafer (--detect).",
+        "its own background) plus tiles around them, fine-tune the base model (every "
+        "layer; --heads-only: the heads and FPN), write DIR/model.pt (use it with 'detect --model'), "
+        "its loss curves and DIR/finetune_report.json; optionally detect on the whole wafer (--detect).",
     )
     p.add_argument("gray", help="brightfield (gray) wafer image: TIFF, PNG or JPEG")
     p.add_argument("--fluo", help="fluorescence image of the same pixels (recommended)")
@@ -44,7 +44,13 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--base-model", help="model to start from (default: the bundled model)")
     p.add_argument("--epochs", type=int, default=6, help="fine-tuning epochs (default 6)")
-    p.add_argument("--all-layers", action="store_true", help="train every layer, not only the heads and FPN")
+    layers = p.add_mutually_exclusive_group()
+    layers.add_argument(
+        "--heads-only",
+        action="store_true",
+        help="train only the heads and the FPN, the backbone body frozen (default: every layer)",
+    )
+    layers.add_argument("--all-layers", action="store_true", help="train every layer (the default; kept for scripts)")
     p.add_argument("--lr", type=float, help="learning rate (default 3e-4)")
     p.add_argument("--synthetic", type=int, default=80, help="synthetic training images (default 80)")
     p.add_argument("--val", type=int, default=10, help="synthetic validation images (default 10)")
@@ -91,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
         label_scale=args.scale,
         base_model=args.base_model,
         epochs=args.epochs,
-        all_layers=args.all_layers,
+        all_layers=not args.heads_only,
         lr=args.lr,
         n_synthetic=args.synthetic,
         n_val=args.val,

@@ -50,7 +50,7 @@ def finetune(
     run_dir,
     *,
     epochs: int = 6,
-    all_layers: bool = False,
+    all_layers: bool = True,
     lr: float | None = None,
     resume: bool = False,
     device: str = "cpu",
