@@ -10,7 +10,8 @@
 # Wafers: four 5000 px benchmark wafers of benchmarks/bench_detect.py (simulated there first, into
 # BENCH, default work_data/bench_detect; with and without fluorescence) and, when ../shared is there,
 # the real picture (automatic scale with fluorescence, gray alone at its section size). Detection is
-# deterministic: two runs of the same code give identical files (report.json holds timings).
+# deterministic: two runs of the same code give identical files (report.json holds timings). Put the
+# two OUT folders at the same depth: labelme and COCO files record the image path relative to them.
 set -euo pipefail
 OUT=${1:?usage: detections_snapshot.sh OUT [SRC]}
 REPO=$(cd "$(dirname "$0")/.." && pwd)

@@ -23,8 +23,8 @@ from scipy.sparse.csgraph import connected_components
 from sectionseg.detection.inference import Detection
 
 
-def _overlap(a: Detection, b: Detection) -> int:
-    """Number of pixels where the two masks overlap."""
+def mask_overlap(a: Detection, b: Detection) -> int:
+    """Number of working-frame pixels where the two masks overlap."""
     ax0, ay0, ax1, ay1 = a.box
     bx0, by0, bx1, by1 = b.box
     x0, y0, x1, y1 = max(ax0, bx0), max(ay0, by0), min(ax1, bx1), min(ay1, by1)
@@ -37,7 +37,7 @@ def _overlap(a: Detection, b: Detection) -> int:
 
 def mask_iou(a: Detection, b: Detection) -> float:
     """IoU of two crop masks in the working frame."""
-    inter = _overlap(a, b)
+    inter = mask_overlap(a, b)
     union = a.area + b.area - inter
     return inter / union if union else 0.0
 
@@ -86,7 +86,7 @@ def _reduce_group(group: list[Detection], iou_threshold: float) -> list[Detectio
             kept.append(d)
     # Truncated pieces are dropped, unless no kept detection covers them (a separate part).
     for d in group:
-        if d.truncated and all(_overlap(d, k) <= 0.5 * d.area for k in kept):
+        if d.truncated and all(mask_overlap(d, k) <= 0.5 * d.area for k in kept):
             kept.append(d)
     return kept
 
@@ -103,7 +103,7 @@ def suppress_overlaps(dets: list[Detection], overlap_fraction: float) -> list[De
         a, b = dets[i], dets[j]
         if a.label != b.label or i in dropped or j in dropped:
             continue
-        if _overlap(a, b) > overlap_fraction * min(a.area, b.area):
+        if mask_overlap(a, b) > overlap_fraction * min(a.area, b.area):
             dropped.add(j if rank[i] < rank[j] else i)
     return [d for k, d in enumerate(dets) if k not in dropped]
 
@@ -123,7 +123,7 @@ def _merge(dets: list[Detection], iou_threshold: float, link_fraction: float) ->
         a, b = dets[i], dets[j]
         if a.label != b.label or a.tile == b.tile:
             continue
-        if _overlap(a, b) > link_fraction * min(a.area, b.area):
+        if mask_overlap(a, b) > link_fraction * min(a.area, b.area):
             links.append((i, j))
     n = len(dets)
     if not links:

@@ -5,8 +5,11 @@ model was trained on sections whose tissue part is ~127 px long). The scale (wor
 px) is estimated without the user: the predictor runs on a few content-rich sample tiles at a few
 candidate scales; the candidate with the most confident detections that touch a part of the other
 class (a tissue beside a magnet: at a wrong scale a model outlines whole sections, or bits of them,
-as lone parts) wins, then the most confident detections, then the median detected long side
-(relative to the training size) refines it. A user hint (``section_size``, the section's
+as lone parts) wins, then the most confident detections. Its size relative to the training data
+refines it: the median long side of the touching tissue/magnet pairs against the reference section
+size where the tiles show enough of them (what ``section_size`` measures), else the median part long
+side against the training parts'; where the model pairs few of its detections at the estimate,
+bracketing scales are tried. A user hint (``section_size``, the section's
 long side in source px) skips the estimate.
 """
 
@@ -21,6 +24,7 @@ import cv2
 import numpy as np
 
 from sectionseg.detection.inference import Detection, Predictor, predict_tiles
+from sectionseg.detection.merge import mask_overlap
 from sectionseg.detection.settings import RepairSettings
 from sectionseg.detection.tiling import Tile, WaferSource
 from sectionseg.geometry.scale import REFERENCE_SECTION_SIZE, snap_scale, working_scale
@@ -78,24 +82,11 @@ def tiles_at(centres: Iterable[tuple[float, float]], source: WaferSource, tile_s
     return sorted(tiles, key=lambda t: (t.y0, t.x0))
 
 
-def _touching(a: Detection, b: Detection, reach: int) -> int:
-    """Pixels of ``b``'s mask within ``reach`` px of ``a``'s mask (0 when their boxes are apart)."""
-    ax0, ay0, ax1, ay1 = a.box
-    bx0, by0, bx1, by1 = b.box
-    x0, y0 = max(ax0, bx0) - reach, max(ay0, by0) - reach
-    x1, y1 = min(ax1, bx1) + reach, min(ay1, by1) + reach
-    if x1 <= x0 or y1 <= y0:
-        return 0
-    window = []
-    for d in (a, b):
-        m = np.zeros((y1 - y0, x1 - x0), np.uint8)
-        ox, oy = d.origin
-        sub = d.mask[max(0, y0 - oy) : max(0, y1 - oy), max(0, x0 - ox) : max(0, x1 - ox)]
-        r, c = max(0, oy - y0), max(0, ox - x0)
-        m[r : r + sub.shape[0], c : c + sub.shape[1]] = sub
-        window.append(m)
-    near = cv2.dilate(window[0], np.ones((2 * reach + 1, 2 * reach + 1), np.uint8))
-    return int(np.count_nonzero(np.logical_and(near, window[1])))
+def grown(det: Detection, reach: int) -> Detection:
+    """``det`` with its mask dilated by ``reach`` px (a square), its crop widened to hold it."""
+    mask = np.pad(det.mask.astype(np.uint8), reach)
+    mask = cv2.dilate(mask, np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)).astype(bool)
+    return Detection(det.label, det.score, mask, (det.origin[0] - reach, det.origin[1] - reach))
 
 
 def touching_pairs(dets: list[Detection], reach: int = 3, contact: float = 0.3) -> list[tuple[int, int]]:
@@ -106,7 +97,8 @@ def touching_pairs(dets: list[Detection], reach: int = 3, contact: float = 0.3) 
     for i, a in enumerate(dets):
         if a.label != 1:
             continue
-        touch = [(_touching(a, b, reach), j) for j, b in enumerate(dets) if b.label == 2]
+        near = grown(a, reach)
+        touch = [(mask_overlap(near, b), j) for j, b in enumerate(dets) if b.label == 2]
         touch = [(n, j) for n, j in touch if n >= contact * min(sides[i], sides[j])]
         if touch:
             pairs.append((i, max(touch)[1]))
