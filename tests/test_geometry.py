@@ -84,3 +84,14 @@ def test_mask_centroid_is_unbiased():
 def test_mask_clipped_at_image_border():
     mask = polygon_mask(np.array([[-5, -5], [4, -5], [4, 3], [-5, 3]], float), (10, 10))
     assert mask.sum() == 12 and mask[:3, :4].all()
+
+
+def test_polygon_iou():
+    import shapely
+
+    from sectionseg.geometry.polygons import polygon_iou
+
+    a, b = shapely.box(0, 0, 2, 2), shapely.box(1, 0, 3, 2)  # half of each overlaps
+    assert polygon_iou(a, b) == pytest.approx(1 / 3)
+    assert polygon_iou(a, a) == 1.0 and polygon_iou(a, shapely.box(5, 5, 6, 6)) == 0.0
+    assert polygon_iou(shapely.Polygon(), shapely.Polygon()) == 0.0

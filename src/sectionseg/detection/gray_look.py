@@ -16,6 +16,7 @@ import shapely
 
 from sectionseg.detection.settings import RepairSettings
 from sectionseg.geometry import Part, Section
+from sectionseg.geometry.polygons import polygon_iou
 
 
 def lone_magnets(unpaired: list[Section]) -> list[Section]:
@@ -29,11 +30,6 @@ def needs_gray_look(sections: list[Section], unpaired: list[Section], settings: 
     lone = len(lone_magnets(unpaired))
     magnets = lone + sum(s.magnet is not None for s in sections)
     return lone >= settings.gray_look_min_lone and lone >= settings.gray_look_share * max(magnets, 1)
-
-
-def _iou(a: shapely.Polygon, b: shapely.Polygon) -> float:
-    union = a.union(b).area
-    return a.intersection(b).area / union if union > 0 else 0.0
 
 
 def partners_from_gray(
@@ -60,7 +56,7 @@ def partners_from_gray(
             if k in used:
                 continue
             for same, other in ((m, s.tissue), (t, s.magnet)):
-                iou = _iou(magnet, same)
+                iou = polygon_iou(magnet, same)
                 if iou >= min_iou and iou > best:
                     best, tissue, pick = iou, other, k
         if tissue is None:

@@ -16,6 +16,7 @@ import shapely
 from sectionseg.evaluation.wafer_metrics import compare_sections
 from sectionseg.formats.magc_pair import read_magc_pair, read_quads
 from sectionseg.geometry import Section
+from sectionseg.geometry.polygons import polygon_iou
 
 #: a found part overlapping an ignored part by this share of its own area is neither right nor wrong
 IGNORE_COVER = 0.5
@@ -42,7 +43,7 @@ def score_picture(found: list[Section], gt_dir: str | os.PathLike) -> dict:
             if part is None:
                 continue
             poly = shapely.make_valid(shapely.Polygon(part.polygon))
-            if poly.area <= 0 or any(_iou(poly, t) >= 0.5 for t in true_parts):
+            if poly.area <= 0 or any(polygon_iou(poly, t) >= 0.5 for t in true_parts):
                 continue
             if any(poly.intersection(q).area >= IGNORE_COVER * poly.area for q in ignore):
                 continue
@@ -50,9 +51,3 @@ def score_picture(found: list[Section], gt_dir: str | os.PathLike) -> dict:
             false_on_dummies += any(poly.intersection(q).area >= IGNORE_COVER * poly.area for q in dummies)
     metrics.update(false_parts=false_parts, false_on_dummies=false_on_dummies)
     return metrics
-
-
-def _iou(a, b) -> float:
-    inter = a.intersection(b).area
-    union = a.area + b.area - inter
-    return inter / union if union > 0 else 0.0

@@ -14,7 +14,7 @@ import shapely
 from scipy.optimize import linear_sum_assignment
 
 from sectionseg.geometry import Section
-from sectionseg.geometry.polygons import angle_difference
+from sectionseg.geometry.polygons import angle_difference, polygon_iou
 
 PART_CLASSES = ("tissue", "magnet")
 
@@ -33,9 +33,7 @@ def match_polygons(truth: list, found: list, iou_threshold: float = 0.5) -> list
     tree = shapely.STRtree(fp)
     ti, fi = tree.query(tp, predicate="intersects")  # only overlapping pairs have IoU > 0
     for i, j in zip(ti.tolist(), fi.tolist()):
-        inter = tp[i].intersection(fp[j]).area
-        union = tp[i].area + fp[j].area - inter
-        iou[i, j] = inter / union if union > 0 else 0.0
+        iou[i, j] = polygon_iou(tp[i], fp[j])
     rows, cols = linear_sum_assignment(-iou)
     return [(int(r), int(c), float(iou[r, c])) for r, c in zip(rows, cols) if iou[r, c] >= iou_threshold]
 

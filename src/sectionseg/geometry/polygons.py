@@ -68,3 +68,10 @@ def angle_difference(a: float, b: float, period: float = 180.0) -> float:
     """Smallest absolute difference between two angles modulo ``period`` (degrees)."""
     d = (a - b) % period
     return min(d, period - d)
+
+
+def polygon_iou(a: shapely.Polygon, b: shapely.Polygon) -> float:
+    """Intersection over union of two shapely polygons (0 when both are empty)."""
+    inter = float(a.intersection(b).area)
+    union = float(a.area + b.area) - inter
+    return inter / union if union > 0 else 0.0
