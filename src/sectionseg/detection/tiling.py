@@ -158,8 +158,3 @@ class WaferSource:
     def to_source(self, points: np.ndarray) -> np.ndarray:
         """Working-frame ``(N, 2)`` x, y points to source pixels."""
         return np.asarray(points, dtype=np.float64) / self.scale
-
-    def to_working(self, points: np.ndarray) -> np.ndarray:
-        """Source-pixel ``(N, 2)`` x, y points (e.g. a part's polygon) to the working frame."""
-        working: np.ndarray = np.asarray(points, dtype=np.float64) * self.scale
-        return working
