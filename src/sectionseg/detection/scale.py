@@ -189,9 +189,7 @@ def estimate_scale(
             break
 
     def evidence(t: dict[str, Any]) -> tuple[float, float, float]:
-        # per source (not working) megapixel: a tile at scale s covers 1/s^2 more wafer
-        per_source = t["per_megapixel"] * t["scale"] ** 2 / max(t["detections"], 1)
-        return t["paired"] * per_source, t["detections"] * per_source, -abs(math.log(t["scale"]))
+        return per_source_area(t, "paired"), per_source_area(t, "detections"), -abs(math.log(t["scale"]))
 
     best = max(trials, key=evidence)
     if best["detections"] == 0 or best["relative_size"] is None:
@@ -219,10 +217,11 @@ def paired_share(trial: dict[str, Any], min_detections: int = 4) -> float:
     return trial["paired"] / trial["detections"] if trial["detections"] >= min_detections else 0.0
 
 
-def pair_density(trial: dict[str, Any]) -> float:
-    """Touching tissue/magnet pairs of a scale trial per source megapixel (a tile at scale s covers
-    1/s^2 source px per working px)."""
-    return float(trial["per_megapixel"] * trial["pairs"] / max(trial["detections"], 1) * trial["scale"] ** 2)
+def per_source_area(trial: dict[str, Any], count: str) -> float:
+    """A scale trial's ``count`` (``"detections"``, ``"paired"``, ``"pairs"``) per source megapixel: a
+    tile at scale s covers 1/s^2 source px per working px."""
+    per_detection = trial["per_megapixel"] * trial["scale"] ** 2 / max(trial["detections"], 1)
+    return float(trial[count] * per_detection)
 
 
 def _bracket(
@@ -247,6 +246,8 @@ def _bracket(
     around = [trial(scale * f) for f in (step, 1 / step)]
     trials.extend(around)
     best = max(around, key=share)
-    if share(best) >= share(here) + settings.scale_bracket_gain and pair_density(best) >= pair_density(here):
+    if share(best) >= share(here) + settings.scale_bracket_gain and per_source_area(best, "pairs") >= per_source_area(
+        here, "pairs"
+    ):
         return snap_scale(best["scale"]), "model, bracketed"
     return scale, "model"
