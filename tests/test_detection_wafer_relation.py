@@ -2,6 +2,7 @@
 the darker one), a switch per repair step recorded in the report, and the wafer-level consensus
 that gives back sections whose tissue and magnet came out swapped."""
 
+import cv2
 import numpy as np
 import pytest
 from detection_fakes import GroundTruthPredictor
@@ -124,12 +125,50 @@ def test_a_wafer_labelled_the_wrong_way_round_is_flipped_by_the_fluorescence():
     fixed, record = tissue_consensus(found, WaferSource(gray, fluo, scale=1.0))
     assert record["wafer_flipped"] and record["swapped"] == len(truth) - 2
     assert record["features"]["fluo_level"]["agreement_with_prior"] < 0.25
+    assert record["decided_by"] == "fluo_level"
     m = compare_sections(truth, fixed)
     assert m["sections_correct"] == len(truth) and m["sections_swapped"] == 0
-    # gray alone gives no prior: the wafer keeps the model's labelling (the per-section exchange by the
-    # wafer's own relation fixes only a minority)
-    kept, record = tissue_consensus(found, WaferSource(gray, None, scale=1.0))
-    assert not record["wafer_flipped"]
+    # gray alone the tissue's dark structure (its stripes here) turns the wafer round too
+    fixed, record = tissue_consensus(found, WaferSource(gray, None, scale=1.0))
+    assert record["wafer_flipped"] and record["decided_by"] == "dark_blobs"
+    assert compare_sections(truth, fixed)["sections_swapped"] == 0
+
+
+def _blob_wafer(n=12, seed=0, blobs=True):
+    """Gray-only wafer whose magnet is the darker, plain half and whose lighter tissue carries a few
+    dark blobs (the embedded sample), as on the real-dark-magnet simulated style."""
+    rng = np.random.default_rng(seed)
+    sections = [section(120 + 200 * (k % 4), 120 + 190 * (k // 4), angle=10.0 * k) for k in range(n)]
+    h, w = 640, 860
+    gray = rng.normal(200, 3, (h, w)).astype(np.float32)
+    for s in sections:
+        t = polygon_mask(s.tissue.polygon, (h, w))
+        gray[t] = rng.normal(170, 3, int(t.sum()))
+        gray[polygon_mask(s.magnet.polygon, (h, w))] -= 100
+        if blobs:
+            centre = s.tissue.polygon.mean(axis=0)
+            for dx in (-15, 12):
+                spot = np.zeros((h, w), np.uint8)
+                cv2.circle(spot, (int(centre[0] + dx), int(centre[1])), 5, 1, -1)
+                gray[spot > 0] -= 35
+    return sections, gray.clip(0, 255).astype(np.uint8)
+
+
+def test_a_gray_wafer_labelled_the_wrong_way_round_is_turned_by_the_tissue_blobs():
+    truth, gray = _blob_wafer()
+    source = WaferSource(gray, None, scale=1.0)
+    found = [s if k in (2, 9) else Section(s.magnet, s.tissue) for k, s in enumerate(truth)]
+    fixed, record = tissue_consensus(found, source)
+    assert record["wafer_flipped"] and record["decided_by"] == "dark_blobs"
+    assert record["features"]["dark_blobs"]["agreement_with_prior"] < 0.35
+    assert compare_sections(truth, fixed)["sections_swapped"] == 0
+    # the right way round it stays; without blobs the prior says nothing and the model's labelling stays
+    kept, record = tissue_consensus(truth, source)
+    assert not record["wafer_flipped"] and kept == truth
+    plain_truth, plain = _blob_wafer(blobs=False)
+    plain_found = [s if k in (2, 9) else Section(s.magnet, s.tissue) for k, s in enumerate(plain_truth)]
+    kept, record = tissue_consensus(plain_found, WaferSource(plain, None, scale=1.0))
+    assert not record["wafer_flipped"] and "decided_by" not in record
 
 
 def test_consensus_leaves_a_consistent_wafer_alone_and_needs_enough_sections():

@@ -9,6 +9,11 @@ measure these on both halves and take the difference (tissue minus magnet). A fe
 *wafer's relation* when most sections agree on its sign; a section whose differences disagree with
 the relation on those features, by a clear margin, has its parts exchanged.
 
+Two features also have a sign known before looking at the wafer (:data:`PRIORS`), by which a wafer
+that the model labelled the wrong way round for most sections is turned round as a whole: the
+fluorescence (the magnet is the bright part) and, without it, the dark blobs of the embedded sample
+(the tissue carries them; a magnet is plain or speckled, and its specks are too small to count).
+
 Sections and quads are in the frame of the :class:`~sectionseg.detection.tiling.WaferSource` given
 (the fit frame in the detection, as every repair). Levels are the normalised 0-255 channels the
 model sees.
@@ -26,24 +31,34 @@ from sectionseg.detection.tiling import WaferSource
 from sectionseg.geometry import Section
 from sectionseg.geometry.raster import polygon_mask
 
-FEATURES = ("gray_level", "dark_structure", "specks", "fluo_level")
-#: Sign of (tissue - magnet) that a feature has on every MagC wafer: the magnet is the bright part in
-#: fluorescence. (Gray level has none: either part can be the darker one. Dark structure and specks
-#: were tried as priors for gray-only wafers and dropped: on simulated wafers whose magnet is dark and
-#: speckled, the magnet shows more dark structure than the tissue, and a prior that is wrong on one
-#: family flips correct wafers there. They still serve as the wafer's own relation, measured on
-#: its sections, by which single sections are exchanged.)
-PRIORS = {"fluo_level": -1.0}
+FEATURES = ("gray_level", "dark_structure", "dark_blobs", "specks", "fluo_level")
+#: Sign of (tissue - magnet) that a feature has on every MagC wafer, strongest first; the first prior
+#: that decides (keep or turn round) decides for the wafer. The magnet is the bright part in
+#: fluorescence; the tissue carries the sample's dark blobs (the 95th percentile of a black top-hat
+#: half the part's short side wide, on the image smoothed beyond specks and noise: on the ground
+#: truth of nine simulated families, tissue above magnet in 81-100 % of the sections of every wafer,
+#: ``benchmarks/bench_consensus.py``). Gray level has no
+#: prior: either part can be the darker one. Dark structure (the same top-hat, narrower and not
+#: smoothed) and specks were tried as priors and dropped: on simulated wafers whose magnet is dark
+#: and speckled, the magnet shows more of them than the tissue. They still serve as the wafer's own
+#: relation, measured on its sections, by which single sections are exchanged.
+PRIORS = {"fluo_level": -1.0, "dark_blobs": 1.0}
 
 
-def part_features(source: WaferSource, quad: np.ndarray, inset: float = 2.0) -> dict[str, float] | None:
+def part_features(
+    source: WaferSource, quad: np.ndarray, settings: RepairSettings = RepairSettings()
+) -> dict[str, float] | None:
     """Measurements of one part (a quad in ``source``'s frame) or None when it leaves the wafer or is too small.
 
     ``gray_level``: mean gray; ``dark_structure``: mean black top-hat (dark blobs and striations
-    narrower than a quarter of the part, specks removed by a 3 px median first); ``specks``: share
-    of pixels brighter by more than 3 robust s.d. than a 5 px median (bead specks); ``fluo_level``:
-    mean fluorescence (absent without one). All inside the quad shrunk by ``inset`` px (and by the
-    top-hat's reach).
+    narrower than ``settings.consensus_structure_width`` of the part's short side, specks removed
+    by a 3 px median first); ``dark_blobs``: 95th percentile of a black top-hat
+    ``settings.consensus_blob_width`` of the short side wide on the image also smoothed by a
+    Gaussian of ``settings.consensus_blob_smoothing`` of the short side (the sample's blobs, not
+    noise or specks); ``specks``: share of pixels brighter by more than 3 robust s.d. than a 5 px
+    median (bead specks); ``fluo_level``: mean fluorescence (absent without one). Levels in the
+    normalised 0-255 channels. Each inside the quad shrunk by ``settings.consensus_inset`` px and by
+    its top-hat's reach.
     """
     x0, y0 = (np.floor(quad.min(axis=0)) - 3).astype(int)
     x1, y1 = (np.ceil(quad.max(axis=0)) + 3).astype(int)
@@ -53,27 +68,41 @@ def part_features(source: WaferSource, quad: np.ndarray, inset: float = 2.0) -> 
     centre = quad.mean(axis=0)
     radius = float(np.linalg.norm(quad - centre, axis=1).mean())
     short = float(min(np.linalg.norm(quad[1] - quad[0]), np.linalg.norm(quad[2] - quad[1])))
-    k = max(5, int(0.25 * short) | 1)
-    reach = max(inset, k / 2.0)
-    inner = centre + (quad - centre) * max(0.0, 1.0 - reach / max(radius, 1e-6))
-    inside = polygon_mask(inner, (y1 - y0, x1 - x0), offset=(x0, y0))
-    if inside.sum() < 16:
+    shape = (y1 - y0, x1 - x0)
+
+    def inner_mask(k: int) -> np.ndarray:
+        reach = max(settings.consensus_inset, k / 2.0)
+        inner = centre + (quad - centre) * max(0.0, 1.0 - reach / max(radius, 1e-6))
+        return polygon_mask(inner, shape, offset=(x0, y0)).astype(bool)
+
+    k = max(5, int(settings.consensus_structure_width * short) | 1)
+    inside = inner_mask(k)
+    kb = max(5, int(settings.consensus_blob_width * short) | 1)
+    inside_blobs = inner_mask(kb)
+    if inside.sum() < 16 or inside_blobs.sum() < 16:
         return None
     gray8 = source.gray_window(x0, y0, x1, y1)
     gray = gray8.astype(np.float32)
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
-    structure = cv2.morphologyEx(cv2.medianBlur(gray8, 3), cv2.MORPH_BLACKHAT, kernel).astype(np.float32)
+    median3 = cv2.medianBlur(gray8, 3)
+    structure = cv2.morphologyEx(median3, cv2.MORPH_BLACKHAT, _disc(k)).astype(np.float32)
+    smooth = cv2.GaussianBlur(median3.astype(np.float32), (0, 0), max(1.0, settings.consensus_blob_smoothing * short))
+    blobs = cv2.morphologyEx(smooth, cv2.MORPH_BLACKHAT, _disc(kb))
     spots = (gray - cv2.medianBlur(gray8, 5).astype(np.float32))[inside]
     mad = float(np.median(np.abs(spots))) * 1.4826 + 1.0
     out = {
         "gray_level": float(gray[inside].mean()),
         "dark_structure": float(structure[inside].mean()),
+        "dark_blobs": float(np.percentile(blobs[inside_blobs], 95)),
         "specks": float(np.mean(spots > 3.0 * mad)),
     }
     fluo = source.fluo_window(x0, y0, x1, y1)
     if fluo is not None:
         out["fluo_level"] = float(fluo[inside].mean())
     return out
+
+
+def _disc(size: int) -> np.ndarray:
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
 
 
 def tissue_consensus(
@@ -144,8 +173,8 @@ def _differences(
     for i, s in enumerate(sections):
         if s.tissue is None or s.magnet is None:
             continue
-        ft = part_features(source, s.tissue.polygon, settings.consensus_inset)
-        fm = part_features(source, s.magnet.polygon, settings.consensus_inset)
+        ft = part_features(source, s.tissue.polygon, settings)
+        fm = part_features(source, s.magnet.polygon, settings)
         if ft is None or fm is None:
             continue
         diffs.append([ft.get(k, np.nan) - fm.get(k, np.nan) for k in FEATURES])
@@ -154,26 +183,26 @@ def _differences(
 
 
 def _wafer_inverted(d: np.ndarray, record: dict[str, Any], settings: RepairSettings) -> bool:
-    """Whether the decisive prior features say that most sections are labelled the wrong way round."""
-    keep = flip = 0
+    """Whether the first prior feature that decides (in the order of :data:`PRIORS`) says that most
+    sections are labelled the wrong way round; ``record["decided_by"]`` names it."""
     for name in PRIORS:
-        signs = _signs(d[:, FEATURES.index(name)], settings)
+        margin = settings.consensus_fluo_margin if name == "fluo_level" else settings.consensus_blob_margin
+        signs = _signs(d[:, FEATURES.index(name)], settings, margin=margin)
         if signs is None:
             continue
         along = float(np.mean(signs == PRIORS[name]))  # share labelled as the prior expects
         record["features"][name] = {"agreement_with_prior": along}
-        if along >= 1.0 - settings.consensus_flip_agreement:
-            keep += 1
-        elif along <= settings.consensus_flip_agreement:
-            flip += 1
-    return flip > keep
+        if along >= 1.0 - settings.consensus_flip_agreement or along <= settings.consensus_flip_agreement:
+            record["decided_by"] = name
+            return along <= settings.consensus_flip_agreement
+    return False
 
 
-def _signs(col: np.ndarray, settings: RepairSettings) -> np.ndarray | None:
-    """Signs of one feature's differences where it has any (not NaN, not 0), or None when fewer than
-    half of the sections (or than ``consensus_min_sections``) show it: e.g. specks on a wafer whose
-    magnets show none."""
-    shown = col[np.isfinite(col) & (col != 0)]
+def _signs(col: np.ndarray, settings: RepairSettings, margin: float = 0.0) -> np.ndarray | None:
+    """Signs of one feature's differences where it has any (not NaN, larger than ``margin`` in
+    size), or None when fewer than half of the sections (or than ``consensus_min_sections``) show it:
+    e.g. specks on a wafer whose magnets show none, blobs on a wafer without any."""
+    shown = col[np.isfinite(col) & (np.abs(col) > margin)]
     if shown.size < max(settings.consensus_min_sections, 0.5 * col.size):
         return None
     signs: np.ndarray = np.sign(shown)

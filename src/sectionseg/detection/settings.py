@@ -101,6 +101,15 @@ class RepairSettings:
     # (and none says keep)
     consensus_flip_agreement: float = 0.35
     consensus_inset: float = 2.0  # px kept away from a part's outline when measuring it
+    # a prior feature's (tissue - magnet) difference counts for turning the wafer round only beyond this
+    # size (levels 0-255; below it: noise between two plain halves)
+    consensus_fluo_margin: float = 0.0
+    consensus_blob_margin: float = 2.0
+    # widths of the features' top-hats (dark structure; the sample's blobs) and the blobs' smoothing, as
+    # shares of the part's short side (:func:`sectionseg.detection.consensus.part_features`)
+    consensus_structure_width: float = 0.25
+    consensus_blob_width: float = 0.5
+    consensus_blob_smoothing: float = 0.03
     # the scale estimate (:mod:`sectionseg.detection.scale`): candidate scales tried in order (for a
     # model of the reference section size), the search stopping at one where the sample tiles show
     # sections (at least scale_min_pairs touching tissue/magnet pairs and scale_min_paired_share of the
