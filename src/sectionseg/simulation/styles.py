@@ -210,6 +210,33 @@ STYLES.update(
         "real-dark-magnet": _REAL.replace(
             name="real-dark-magnet", tissue_contrast=(0.08, 0.2), magnet_contrast=(0.3, 0.55)
         ),
+        # every real-look variation wider, up to (never into) the ranges of the held-out families below:
+        # more shading, seams, debris, loose dummies, speckles, blur and noise, fainter and stronger
+        # parts, more spread between sections and between the two parts of a section
+        "real-wide": _REAL.replace(
+            name="real-wide",
+            background=(0.35, 0.9),
+            tile_gain=(0.01, 0.075),
+            tile_shading=(0.05, 0.38),
+            global_shading=(0.0, 0.25),
+            tissue_contrast=(0.04, 0.65),
+            magnet_contrast=(0.03, 0.6),
+            stripe_amplitude=(0.0, 0.08),
+            noise_sigma=(0.004, 0.035),
+            blur_sigma=(0.5, 1.8),
+            misregistration=(0.0, 4.0),
+            aspect=(1.4, 3.2),
+            magnet_ratio=(0.55, 1.3),
+            section_brightness=(0.1, 0.6),
+            part_balance=(0.0, 0.25),
+            edge_band=(0.0, 0.35),
+            dust_per_mpx=(10.0, 120.0),
+            fibres_per_mpx=(0.2, 4.0),
+            loose_dummies_per_mpx=(0.0, 25.0),
+            gray_speckles=(0.0, 0.016),
+            speckle_contrast=(0.05, 0.5),
+            seam_contrast=(0.0, 0.075),
+        ),
         # held-out families: never in the bundled model's training data
         "held-bright": _REAL.replace(
             name="held-bright", tissue_contrast=(-0.35, -0.1), magnet_contrast=(-0.3, -0.05), blob_contrast=(0.0, 0.1)
