@@ -86,8 +86,12 @@ def test_each_repair_step_can_be_switched_off_and_is_recorded():
 def _textured_wafer(n=12, seed=0):
     """Gray-only wafer where tissue and magnet have the same mean level: the tissue carries stripes
     (fine texture), the magnet bright specks."""
-    rng = np.random.default_rng(seed)
     sections = [section(120 + 200 * (k % 4), 120 + 190 * (k // 4), angle=10.0 * k) for k in range(n)]
+    return _textured_wafer_of(sections, seed)
+
+
+def _textured_wafer_of(sections, seed=0):
+    rng = np.random.default_rng(seed)
     h, w = 640, 860
     gray = np.full((h, w), 200, np.float32)
     yy, xx = np.mgrid[0:h, 0:w]
@@ -132,6 +136,25 @@ def test_a_wafer_labelled_the_wrong_way_round_is_flipped_by_the_fluorescence():
     fixed, record = tissue_consensus(found, WaferSource(gray, None, scale=1.0))
     assert record["wafer_flipped"] and record["decided_by"] == "dark_blobs"
     assert compare_sections(truth, fixed)["sections_swapped"] == 0
+
+
+def test_the_fluorescence_keeps_a_section_whose_gray_features_look_the_other_way():
+    # two sections carry the stripes on the magnet and the specks on the tissue; the fluorescence
+    # still shows their (faint) magnets brighter than their tissue, so they keep their labels (the
+    # gray features alone swap them)
+    truth, gray = _textured_wafer()
+    odd = (3, 7)
+    swapped_look = [Section(s.magnet, s.tissue) if k in odd else s for k, s in enumerate(truth)]
+    _, gray = _textured_wafer_of(swapped_look)
+    fluo = np.full(gray.shape, 20, np.uint8)
+    for k, s in enumerate(truth):
+        fill_polygon(fluo, s.magnet.polygon, 50 if k in odd else 220)
+    source = WaferSource(gray, fluo, scale=1.0)
+    kept, record = tissue_consensus(truth, source)
+    assert record["swapped"] == 0 and kept == truth
+    unprotected = RepairSettings(consensus_fluo_decisive=float("inf"))
+    fixed, record = tissue_consensus(truth, source, unprotected)
+    assert record["swapped"] == len(odd)
 
 
 def _blob_wafer(n=12, seed=0, blobs=True):

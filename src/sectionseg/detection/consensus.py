@@ -155,8 +155,11 @@ def tissue_consensus(
         record["skipped"] = "no feature separates tissue from magnet on this wafer"
     else:
         votes /= weights
-        for i, v in zip(index, votes):
-            if v < settings.consensus_swap_vote:
+        # the fluorescence is the one direct reading of which half is the magnet: a section whose magnet
+        # is clearly the brighter half there keeps its labels, whatever its gray features say
+        fluo = np.nan_to_num(d[:, FEATURES.index("fluo_level")])
+        for i, v, f in zip(index, votes, fluo):
+            if v < settings.consensus_swap_vote and f > -settings.consensus_fluo_decisive:
                 out[i] = _exchanged(out[i])
                 record["swapped"] += 1
     if record["wafer_flipped"]:

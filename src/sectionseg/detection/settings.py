@@ -105,6 +105,9 @@ class RepairSettings:
     # size (levels 0-255; below it: noise between two plain halves)
     consensus_fluo_margin: float = 0.0
     consensus_blob_margin: float = 2.0
+    # a section whose magnet is brighter than its tissue by this much in the fluorescence (levels 0-255)
+    # is never exchanged by the gray features
+    consensus_fluo_decisive: float = 10.0
     # widths of the features' top-hats (dark structure; the sample's blobs) and the blobs' smoothing, as
     # shares of the part's short side (:func:`sectionseg.detection.consensus.part_features`)
     consensus_structure_width: float = 0.25
