@@ -31,22 +31,41 @@ from sectionseg.detection.tiling import WaferSource
 from sectionseg.geometry import Section
 from sectionseg.geometry.raster import polygon_mask
 
-FEATURES = ("gray_level", "dark_structure", "dark_blobs", "specks", "fluo_level")
+FEATURES = ("gray_level", "dark_structure", "specks", "fluo_level")
 #: Sign of (tissue - magnet) that a feature has on every MagC wafer, strongest first; the first prior
 #: that decides (keep or turn round) decides for the wafer. The magnet is the bright part in
-#: fluorescence; the tissue carries the sample's dark blobs (the 95th percentile of a black top-hat
-#: half the part's short side wide, on the image smoothed beyond specks and noise: on the ground
-#: truth of nine simulated families, tissue above magnet in 81-100 % of the sections of every wafer,
-#: ``benchmarks/bench_consensus.py``). Gray level has no
-#: prior: either part can be the darker one. Dark structure (the same top-hat, narrower and not
-#: smoothed) and specks were tried as priors and dropped: on simulated wafers whose magnet is dark
-#: and speckled, the magnet shows more of them than the tissue. They still serve as the wafer's own
-#: relation, measured on its sections, by which single sections are exchanged.
+#: fluorescence; the tissue carries the sample's dark blobs (:func:`blob_level`: on the ground truth of
+#: eleven simulated styles, tissue above magnet in 70-100 % of the sections of every wafer,
+#: ``benchmarks/bench_consensus.py``). Gray level has no prior: either part can be the darker one. Dark
+#: structure (a narrower top-hat, not smoothed) and specks were tried as priors and dropped: on
+#: simulated wafers whose magnet is dark and speckled, the magnet shows more of them than the tissue.
+#: They serve as the wafer's own relation, measured on its sections, by which single sections are
+#: exchanged. The blobs only decide whether the whole wafer is turned: counted per section too, they
+#: exchanged 0.4-0.6 % more sections on the two real layouts (rendered, gray alone).
 PRIORS = {"fluo_level": -1.0, "dark_blobs": 1.0}
-#: Features that only decide whether the whole wafer is turned round, not single sections: counted in
-#: the single-section vote too, the blobs exchanged 0.4-0.6 % more sections on the two real layouts
-#: (rendered wafers, gray alone) and changed nothing on the dark-magnet wafer they turn.
-WAFER_ONLY = ("dark_blobs",)
+
+
+def _window(source: WaferSource, quad: np.ndarray) -> tuple[int, int, int, int] | None:
+    """``(x0, y0, x1, y1)``: the quad's bounding box and 3 px, or None where it leaves the wafer."""
+    x0, y0 = (np.floor(quad.min(axis=0)) - 3).astype(int)
+    x1, y1 = (np.ceil(quad.max(axis=0)) + 3).astype(int)
+    w, h = source.size
+    if x0 < 0 or y0 < 0 or x1 > w or y1 > h:
+        return None
+    return int(x0), int(y0), int(x1), int(y1)
+
+
+def _short_side(quad: np.ndarray) -> float:
+    return float(min(np.linalg.norm(quad[1] - quad[0]), np.linalg.norm(quad[2] - quad[1])))
+
+
+def _inner_mask(quad: np.ndarray, reach: float, shape: tuple[int, int], offset: tuple[float, float]) -> np.ndarray:
+    """The quad shrunk towards its centre by ``reach`` px (on average), as a mask of ``shape`` whose
+    top-left pixel is at ``offset``."""
+    centre = quad.mean(axis=0)
+    radius = float(np.linalg.norm(quad - centre, axis=1).mean())
+    inner = centre + (quad - centre) * max(0.0, 1.0 - reach / max(radius, 1e-6))
+    return polygon_mask(inner, shape, offset=offset)
 
 
 def part_features(
@@ -56,53 +75,62 @@ def part_features(
 
     ``gray_level``: mean gray; ``dark_structure``: mean black top-hat (dark blobs and striations
     narrower than ``settings.consensus_structure_width`` of the part's short side, specks removed
-    by a 3 px median first); ``dark_blobs``: 95th percentile of a black top-hat
-    ``settings.consensus_blob_width`` of the short side wide on the image also smoothed by a
-    Gaussian of ``settings.consensus_blob_smoothing`` of the short side (the sample's blobs, not
-    noise or specks); ``specks``: share of pixels brighter by more than 3 robust s.d. than a 5 px
-    median (bead specks); ``fluo_level``: mean fluorescence (absent without one). Levels in the
-    normalised 0-255 channels. Each inside the quad shrunk by ``settings.consensus_inset`` px and by
-    its top-hat's reach.
+    by a 3 px median first); ``specks``: share of pixels brighter by more than 3 robust s.d. than a
+    5 px median (bead specks); ``fluo_level``: mean fluorescence (absent without one). Levels in the
+    normalised 0-255 channels. All inside the quad shrunk by ``settings.consensus_inset`` px and by
+    the top-hat's reach.
     """
-    x0, y0 = (np.floor(quad.min(axis=0)) - 3).astype(int)
-    x1, y1 = (np.ceil(quad.max(axis=0)) + 3).astype(int)
-    w, h = source.size
-    if x0 < 0 or y0 < 0 or x1 > w or y1 > h:
+    box = _window(source, quad)
+    if box is None:
         return None
-    centre = quad.mean(axis=0)
-    radius = float(np.linalg.norm(quad - centre, axis=1).mean())
-    short = float(min(np.linalg.norm(quad[1] - quad[0]), np.linalg.norm(quad[2] - quad[1])))
-    shape = (y1 - y0, x1 - x0)
-
-    def inner_mask(k: int) -> np.ndarray:
-        reach = max(settings.consensus_inset, k / 2.0)
-        inner = centre + (quad - centre) * max(0.0, 1.0 - reach / max(radius, 1e-6))
-        return polygon_mask(inner, shape, offset=(x0, y0)).astype(bool)
-
-    k = max(5, int(settings.consensus_structure_width * short) | 1)
-    inside = inner_mask(k)
-    kb = max(5, int(settings.consensus_blob_width * short) | 1)
-    inside_blobs = inner_mask(kb)
-    if inside.sum() < 16 or inside_blobs.sum() < 16:
+    x0, y0, x1, y1 = box
+    k = max(5, int(settings.consensus_structure_width * _short_side(quad)) | 1)
+    inside = _inner_mask(quad, max(settings.consensus_inset, k / 2.0), (y1 - y0, x1 - x0), (x0, y0))
+    if inside.sum() < 16:
         return None
     gray8 = source.gray_window(x0, y0, x1, y1)
     gray = gray8.astype(np.float32)
-    median3 = cv2.medianBlur(gray8, 3)
-    structure = cv2.morphologyEx(median3, cv2.MORPH_BLACKHAT, _disc(k)).astype(np.float32)
-    smooth = cv2.GaussianBlur(median3.astype(np.float32), (0, 0), max(1.0, settings.consensus_blob_smoothing * short))
-    blobs = cv2.morphologyEx(smooth, cv2.MORPH_BLACKHAT, _disc(kb))
+    structure = cv2.morphologyEx(cv2.medianBlur(gray8, 3), cv2.MORPH_BLACKHAT, _disc(k)).astype(np.float32)
     spots = (gray - cv2.medianBlur(gray8, 5).astype(np.float32))[inside]
     mad = float(np.median(np.abs(spots))) * 1.4826 + 1.0
     out = {
         "gray_level": float(gray[inside].mean()),
         "dark_structure": float(structure[inside].mean()),
-        "dark_blobs": float(np.percentile(blobs[inside_blobs], 95)),
         "specks": float(np.mean(spots > 3.0 * mad)),
     }
     fluo = source.fluo_window(x0, y0, x1, y1)
     if fluo is not None:
         out["fluo_level"] = float(fluo[inside].mean())
     return out
+
+
+def blob_level(source: WaferSource, quad: np.ndarray, settings: RepairSettings = RepairSettings()) -> float | None:
+    """How strongly one part (a quad in ``source``'s frame) shows dark blobs (the embedded sample), or
+    None when it leaves the wafer or is too small: the 95th percentile (gray levels 0-255) of a black
+    top-hat ``settings.consensus_blob_width`` of the part's short side wide, inside the quad shrunk by
+    the top-hat's reach, on the image with specks removed (3 px median) and smoothed by a Gaussian of
+    ``settings.consensus_blob_smoothing`` of the short side. Measured on the window resampled so that
+    the short side is ``settings.consensus_blob_pixels`` px (blobs are coarse; the top-hat's cost
+    grows with its width)."""
+    box = _window(source, quad)
+    if box is None:
+        return None
+    x0, y0, x1, y1 = box
+    short = _short_side(quad)
+    f = min(1.0, settings.consensus_blob_pixels / max(short, 1e-6))
+    window = cv2.medianBlur(source.gray_window(x0, y0, x1, y1), 3)
+    if f < 1.0:
+        size = (max(1, round((x1 - x0) * f)), max(1, round((y1 - y0) * f)))
+        window = cv2.resize(window, size, interpolation=cv2.INTER_AREA)
+    kb = max(5, int(settings.consensus_blob_width * short * f) | 1)
+    local = (quad - (x0, y0)) * f
+    inside = _inner_mask(local, kb / 2.0, window.shape[:2], (0.0, 0.0))
+    if inside.sum() < 8:
+        return None
+    sigma = max(0.5, settings.consensus_blob_smoothing * short * f)
+    smooth = cv2.GaussianBlur(window.astype(np.float32), (0, 0), sigma)
+    blobs = cv2.morphologyEx(smooth, cv2.MORPH_BLACKHAT, _disc(kb))
+    return float(np.percentile(blobs[inside], 95))
 
 
 def _disc(size: int) -> np.ndarray:
@@ -127,7 +155,7 @@ def tissue_consensus(
         record["skipped"] = f"fewer than {settings.consensus_min_sections} measurable paired sections"
         return sections, record
     out = list(sections)
-    if _wafer_inverted(d, record, settings):
+    if _wafer_inverted(d, [sections[i] for i in index], source, record, settings):
         record["wafer_flipped"] = True
         d = -d
         for i in index:
@@ -135,8 +163,6 @@ def tissue_consensus(
     votes = np.zeros(len(index))
     weights = 0.0
     for k, name in enumerate(FEATURES):
-        if name in WAFER_ONLY:
-            continue
         col = d[:, k]
         signs = _signs(col, settings)
         if signs is None:
@@ -191,12 +217,31 @@ def _differences(
     return index, np.asarray(diffs, dtype=np.float64).reshape(-1, len(FEATURES))
 
 
-def _wafer_inverted(d: np.ndarray, record: dict[str, Any], settings: RepairSettings) -> bool:
+def _blob_differences(sections: list[Section], source: WaferSource, settings: RepairSettings) -> np.ndarray:
+    """(tissue - magnet) :func:`blob_level` of up to ``settings.consensus_prior_sample`` of the paired
+    ``sections``, evenly spread over the list (NaN where a part is not measurable)."""
+    pick = np.unique(np.linspace(0, len(sections) - 1, min(len(sections), settings.consensus_prior_sample)).astype(int))
+    out = []
+    for i in pick:
+        s = sections[i]
+        assert s.tissue is not None and s.magnet is not None
+        t, m = blob_level(source, s.tissue.polygon, settings), blob_level(source, s.magnet.polygon, settings)
+        out.append(np.nan if t is None or m is None else t - m)
+    return np.asarray(out, dtype=np.float64)
+
+
+def _wafer_inverted(
+    d: np.ndarray, paired: list[Section], source: WaferSource, record: dict[str, Any], settings: RepairSettings
+) -> bool:
     """Whether the first prior feature that decides (in the order of :data:`PRIORS`) says that most
-    sections are labelled the wrong way round; ``record["decided_by"]`` names it."""
+    of the ``paired`` sections (rows of ``d``) are labelled the wrong way round; ``record["decided_by"]``
+    names it."""
     for name in PRIORS:
-        margin = settings.consensus_fluo_margin if name == "fluo_level" else settings.consensus_blob_margin
-        signs = _signs(d[:, FEATURES.index(name)], settings, margin=margin)
+        if name == "fluo_level":
+            col, margin = d[:, FEATURES.index(name)], settings.consensus_fluo_margin
+        else:  # measured only where the fluorescence did not decide, on a sample of sections
+            col, margin = _blob_differences(paired, source, settings), settings.consensus_blob_margin
+        signs = _signs(col, settings, margin=margin)
         if signs is None:
             continue
         along = float(np.mean(signs == PRIORS[name]))  # share labelled as the prior expects

@@ -109,10 +109,14 @@ class RepairSettings:
     # is never exchanged by the gray features
     consensus_fluo_decisive: float = 10.0
     # widths of the features' top-hats (dark structure; the sample's blobs) and the blobs' smoothing, as
-    # shares of the part's short side (:func:`sectionseg.detection.consensus.part_features`)
+    # shares of the part's short side; the blobs are measured with the short side resampled to
+    # consensus_blob_pixels px, on up to consensus_prior_sample sections of a wafer
+    # (:mod:`sectionseg.detection.consensus`)
     consensus_structure_width: float = 0.25
     consensus_blob_width: float = 0.5
     consensus_blob_smoothing: float = 0.03
+    consensus_blob_pixels: float = 24.0
+    consensus_prior_sample: int = 120
     # the scale estimate (:mod:`sectionseg.detection.scale`): candidate scales tried in order (for a
     # model of the reference section size), the search stopping at one where the sample tiles show
     # sections (at least scale_min_pairs touching tissue/magnet pairs and scale_min_paired_share of the
