@@ -185,6 +185,12 @@ def test_a_gray_wafer_labelled_the_wrong_way_round_is_turned_by_the_tissue_blobs
     assert record["wafer_flipped"] and record["decided_by"] == "dark_blobs"
     assert record["features"]["dark_blobs"]["agreement_with_prior"] < 0.35
     assert compare_sections(truth, fixed)["sections_swapped"] == 0
+    # 5 of 12 right (agreement 0.42): turned at the blob prior's 0.45, kept at the fluorescence's 0.35
+    mostly_wrong = [s if k in (0, 2, 5, 9, 11) else Section(s.magnet, s.tissue) for k, s in enumerate(truth)]
+    _, record = tissue_consensus(mostly_wrong, source)
+    assert record["wafer_flipped"] and 0.35 < record["features"]["dark_blobs"]["agreement_with_prior"] < 0.45
+    _, record = tissue_consensus(mostly_wrong, source, RepairSettings(consensus_blob_flip_agreement=0.35))
+    assert not record["wafer_flipped"]
     # the right way round it stays; without blobs the prior says nothing and the model's labelling stays
     kept, record = tissue_consensus(truth, source)
     assert not record["wafer_flipped"] and kept == truth

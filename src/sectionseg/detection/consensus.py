@@ -239,16 +239,18 @@ def _wafer_inverted(
     for name in PRIORS:
         if name == "fluo_level":
             col, margin = d[:, FEATURES.index(name)], settings.consensus_fluo_margin
+            flip = settings.consensus_flip_agreement
         else:  # measured only where the fluorescence did not decide, on a sample of sections
             col, margin = _blob_differences(paired, source, settings), settings.consensus_blob_margin
+            flip = settings.consensus_blob_flip_agreement
         signs = _signs(col, settings, margin=margin)
         if signs is None:
             continue
         along = float(np.mean(signs == PRIORS[name]))  # share labelled as the prior expects
         record["features"][name] = {"agreement_with_prior": along}
-        if along >= 1.0 - settings.consensus_flip_agreement or along <= settings.consensus_flip_agreement:
+        if along >= 1.0 - flip or along <= flip:
             record["decided_by"] = name
-            return along <= settings.consensus_flip_agreement
+            return along <= flip
     return False
 
 

@@ -97,9 +97,13 @@ class RepairSettings:
     consensus_min_sections: int = 8  # fewer measurable paired sections: no wafer relation trusted
     consensus_min_agreement: float = 0.75  # share of sections agreeing on a feature's sign for it to count
     consensus_swap_vote: float = -0.5  # a section whose weighted vote is below this is swapped
-    # the whole wafer is exchanged when at most this share of its sections agrees with a prior feature
-    # (and none says keep)
+    # the whole wafer is exchanged when at most this share of its sections agrees with the fluorescence
+    # prior (kept when at least 1 - this share does) ...
     consensus_flip_agreement: float = 0.35
+    # ... or, where the fluorescence does not decide, with the blob prior: the blobs have their sign on
+    # 72-100 % of the sections of every simulated style, so a wafer the model labels 80 % right shows
+    # at least ~0.6 agreement (0.8 x 0.72 + 0.2 x 0.28) and one it labels 70 % wrong at most ~0.4
+    consensus_blob_flip_agreement: float = 0.45
     consensus_inset: float = 2.0  # px kept away from a part's outline when measuring it
     # a prior feature's (tissue - magnet) difference counts for turning the wafer round only beyond this
     # size (levels 0-255; below it: noise between two plain halves)
