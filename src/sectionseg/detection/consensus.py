@@ -35,7 +35,7 @@ FEATURES = ("gray_level", "dark_structure", "specks", "fluo_level")
 #: Sign of (tissue - magnet) that a feature has on every MagC wafer, strongest first; the first prior
 #: that decides (keep or turn round) decides for the wafer. The magnet is the bright part in
 #: fluorescence; the tissue carries the sample's dark blobs (:func:`blob_level`: on the ground truth of
-#: eleven simulated styles, tissue above magnet in 70-100 % of the sections of every wafer,
+#: eleven simulated styles, tissue above magnet in 72-100 % of the sections of every wafer,
 #: ``benchmarks/bench_consensus.py``). Gray level has no prior: either part can be the darker one. Dark
 #: structure (a narrower top-hat, not smoothed) and specks were tried as priors and dropped: on
 #: simulated wafers whose magnet is dark and speckled, the magnet shows more of them than the tissue.
@@ -143,11 +143,12 @@ def tissue_consensus(
     """Sections (in ``source``'s frame: fit px) with parts exchanged where they disagree with the
     wafer, and a JSON-ready record.
 
-    Two steps. (1) The whole wafer: when the features of :data:`PRIORS` (the fluorescence, when there
-    is one) say that the model's labelling is the wrong way round for most sections, every section is
-    exchanged. (2) Single sections: a feature expresses the wafer's
-    relation when most sections agree on its sign; a section whose weighted vote on those features
-    falls below ``settings.consensus_swap_vote`` is exchanged.
+    Two steps. (1) The whole wafer: when the first prior of :data:`PRIORS` that decides (the
+    fluorescence, when there is one, else the sample's blobs) says that the model's labelling is the
+    wrong way round for most sections, every section is exchanged (``record["decided_by"]``). (2)
+    Single sections: a feature expresses the wafer's relation when most sections agree on its sign; a
+    section whose weighted vote on those features falls below ``settings.consensus_swap_vote`` is
+    exchanged, unless its magnet is clearly the brighter half in the fluorescence.
     """
     index, d = _differences(sections, source, settings)
     record: dict[str, Any] = {"sections_measured": len(index), "swapped": 0, "wafer_flipped": False, "features": {}}
