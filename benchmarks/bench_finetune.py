@@ -27,8 +27,9 @@ import json
 import time
 from pathlib import Path
 
-# held-bright: the "alien" family (sections lighter than the wafer), never trained on, where the base
-# model scores far below 0.5
+# held-bright: the "alien" family (sections lighter than the wafer), never trained on; gray alone the
+# bundled model's section F1 is 0.22 on its 5000 px benchmark wafer and 0.67 on this 3000 px draw (0.56 for
+# the previous model; BENCHMARKS.md)
 STYLE_SEEDS = {"squat": 3000, "huge": 3001, "low-contrast": 3002, "held-bright": 3003, "realistic": 3004}
 
 
