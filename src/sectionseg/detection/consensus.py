@@ -45,16 +45,6 @@ FEATURES = ("gray_level", "dark_structure", "specks", "fluo_level")
 PRIORS = {"fluo_level": -1.0, "dark_blobs": 1.0}
 
 
-def _window(source: WaferSource, quad: np.ndarray) -> tuple[int, int, int, int] | None:
-    """``(x0, y0, x1, y1)``: the quad's bounding box and 3 px, or None where it leaves the wafer."""
-    x0, y0 = (np.floor(quad.min(axis=0)) - 3).astype(int)
-    x1, y1 = (np.ceil(quad.max(axis=0)) + 3).astype(int)
-    w, h = source.size
-    if x0 < 0 or y0 < 0 or x1 > w or y1 > h:
-        return None
-    return int(x0), int(y0), int(x1), int(y1)
-
-
 def _short_side(quad: np.ndarray) -> float:
     return float(min(np.linalg.norm(quad[1] - quad[0]), np.linalg.norm(quad[2] - quad[1])))
 
@@ -80,7 +70,7 @@ def part_features(
     normalised 0-255 channels. All inside the quad shrunk by ``settings.consensus_inset`` px and by
     the top-hat's reach.
     """
-    box = _window(source, quad)
+    box = source.box_around(quad, 3)
     if box is None:
         return None
     x0, y0, x1, y1 = box
@@ -112,7 +102,7 @@ def blob_level(source: WaferSource, quad: np.ndarray, settings: RepairSettings =
     ``settings.consensus_blob_smoothing`` of the short side. Measured on the window resampled so that
     the short side is ``settings.consensus_blob_pixels`` px (blobs are coarse; the top-hat's cost
     grows with its width)."""
-    box = _window(source, quad)
+    box = source.box_around(quad, 3)
     if box is None:
         return None
     x0, y0, x1, y1 = box

@@ -23,11 +23,10 @@ from sectionseg.geometry.raster import polygon_mask
 
 def mean_level(source: WaferSource, quad: np.ndarray, channel: str = "gray") -> float | None:
     """Mean normalised level inside a quad (``source``'s frame); None when it leaves the wafer (or no fluo)."""
-    x0, y0 = (np.floor(quad.min(axis=0)) - 1).astype(int)
-    x1, y1 = (np.ceil(quad.max(axis=0)) + 1).astype(int)
-    w, h = source.size
-    if x0 < 0 or y0 < 0 or x1 > w or y1 > h:
+    box = source.box_around(quad, 1)
+    if box is None:
         return None
+    x0, y0, x1, y1 = box
     window = source.gray_window(x0, y0, x1, y1) if channel == "gray" else source.fluo_window(x0, y0, x1, y1)
     if window is None:
         return None

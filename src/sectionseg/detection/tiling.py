@@ -135,6 +135,16 @@ class WaferSource:
         src = norm.apply(np.asarray(image[sy0:sy1, sx0:sx1]))
         return resample(src, s, out_origin=(x0, y0), src_origin=(sx0, sy0), out_size=(x1 - x0, y1 - y0))
 
+    def box_around(self, quad: np.ndarray, margin: int) -> tuple[int, int, int, int] | None:
+        """``(x0, y0, x1, y1)``: the bounding box of a working-frame quad grown by ``margin`` px, or None
+        where that box leaves the wafer."""
+        x0, y0 = (np.floor(quad.min(axis=0)) - margin).astype(int)
+        x1, y1 = (np.ceil(quad.max(axis=0)) + margin).astype(int)
+        w, h = self.size
+        if x0 < 0 or y0 < 0 or x1 > w or y1 > h:
+            return None
+        return int(x0), int(y0), int(x1), int(y1)
+
     def gray_window(self, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
         """Normalised gray uint8 window ``[x0, x1) x [y0, y1)`` of the working frame (clipped)."""
         w, h = self.size
