@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import torch
 
+from sectionseg.detection.settings import RepairSettings
 from sectionseg.detection.tiling import Tile
 from sectionseg.geometry.raster import polygon_mask
 
@@ -22,6 +23,11 @@ def _output(masks: list[np.ndarray], labels: list[int], scores: list[float], sha
         "scores": torch.tensor(scores, dtype=torch.float32),
         "masks": torch.from_numpy(np.array(masks, dtype=np.float32).reshape(-1, 1, h, w)),
     }
+
+
+#: settings for a :class:`GroundTruthPredictor`, scripted tile by tile in plan order: no polarity trial
+#: on sample tiles before the plan (it would take the first tiles' answers)
+SCRIPTED = RepairSettings().without("polarity")
 
 
 class GroundTruthPredictor:

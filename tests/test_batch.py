@@ -242,7 +242,7 @@ def test_scheduler_that_cannot_be_reached_is_one_line(tmp_path, wafers, tiny_mod
 # ----------------------------------------------------------------------------- huge / lazy images
 def test_zarr_and_ome_zarr_images_are_read_lazily(tmp_path):
     import zarr
-    from detection_fakes import GroundTruthPredictor, rectangle
+    from detection_fakes import SCRIPTED, GroundTruthPredictor, rectangle
 
     from sectionseg.detection import detect_wafer, plan_tiles
     from sectionseg.io.images import LazyImage, image_size, read_image
@@ -265,6 +265,7 @@ def test_zarr_and_ome_zarr_images_are_read_lazily(tmp_path):
         image,
         predictor=GroundTruthPredictor([(1, tissue), (2, magnet)], tiles),
         scale=1.0,
+        settings=SCRIPTED,
         tile_size=512,
         overlap=64,
         progress=False,

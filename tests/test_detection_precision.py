@@ -87,7 +87,7 @@ def test_on_a_gpu_the_model_runs_in_this_process_and_workers_only_fit(monkeypatc
     main process (prefetched), only the fitting goes to workers."""
     import os
 
-    from detection_fakes import GroundTruthPredictor, rectangle
+    from detection_fakes import SCRIPTED, GroundTruthPredictor, rectangle
 
     from sectionseg.detection.tiling import plan_tiles
 
@@ -105,6 +105,7 @@ def test_on_a_gpu_the_model_runs_in_this_process_and_workers_only_fit(monkeypatc
         gray,
         predictor=predictor,
         scale=1.0,
+        settings=SCRIPTED,
         tile_size=256,
         overlap=64,
         device="cuda",

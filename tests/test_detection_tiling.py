@@ -88,7 +88,7 @@ class ReadRecorder:
 
 
 def test_memory_mapped_wafer_is_read_tile_by_tile(tmp_path, rng):
-    from detection_fakes import GroundTruthPredictor, rectangle
+    from detection_fakes import SCRIPTED, GroundTruthPredictor, rectangle
 
     from sectionseg.detection import detect_wafer
 
@@ -103,6 +103,7 @@ def test_memory_mapped_wafer_is_read_tile_by_tile(tmp_path, rng):
         recorder,
         predictor=GroundTruthPredictor(parts, tiles),
         scale=1.0,
+        settings=SCRIPTED,
         tile_size=256,
         overlap=64,
         progress=False,

@@ -53,7 +53,7 @@ def _detect_all_but_one_tissue(truth, gray, fluo, settings=None):
         overlap=160,
         progress=False,
         skip_empty=False,
-        settings=settings,
+        settings=(settings or RepairSettings()).without("polarity"),
     )
 
 

@@ -48,7 +48,7 @@ from sectionseg.detection.repairs import (
     split_unseen,
     trim_gaps,
 )
-from sectionseg.detection.scale import estimate_scale, scale_from_section_size
+from sectionseg.detection.scale import choose_polarity, estimate_scale, scale_from_section_size
 from sectionseg.detection.settings import RepairSettings
 from sectionseg.detection.strips import trim_merged_strips
 from sectionseg.detection.tiling import WaferSource, plan_tiles
@@ -207,6 +207,19 @@ def detect_wafer(
             reference=reference,
             settings=settings,
         )
+    if settings.runs("polarity"):  # sections lighter than the wafer: read the gray image dark for light
+        source, scale, scale_info = choose_polarity(
+            source,
+            predictor,
+            scale,
+            scale_info,
+            tile_size=tile_size,
+            batch_size=batch_size,
+            score_threshold=score_threshold,
+            mask_threshold=mask_threshold,
+            reference=reference,
+            settings=settings,
+        )
     working = source.rescaled(scale)  # the model's frame
     timings["scale"] = time.perf_counter() - t
 
@@ -324,6 +337,7 @@ def detect_wafer(
         "proposals": proposals,
         "workers": n_workers,
         "source_size": list(source.source_size),
+        "gray_inverted": source.gray_inverted,
         "working_size": list(working.size),
         "fit_scale": fit.scale,
         "settings": settings.record(),

@@ -122,6 +122,54 @@ def _relative_size(dets: list[Detection], reference: float = REFERENCE_SECTION_S
     return float(np.median(ratios)) if ratios else None
 
 
+def scale_trial(
+    source: WaferSource,
+    centres: list[tuple[float, float]],
+    cand: float,
+    predictor: Predictor,
+    *,
+    settings: RepairSettings = RepairSettings(),
+    tile_size: int = 512,
+    batch_size: int = 2,
+    score_threshold: float = 0.7,
+    mask_threshold: float = 0.5,
+    reference: float = REFERENCE_SECTION_SIZE,
+) -> dict[str, Any]:
+    """What the model sees on the sample tiles around ``centres`` (source px) at scale ``cand``: its
+    confident detections, the tissue/magnet pairs among them (``pairs``; ``paired``: detections in a
+    pair), whether those show sections (``sections_seen``) and their size relative to the training
+    data (``relative_size``; None without detections)."""
+    at = source.rescaled(cand)
+    tiles = tiles_at(centres, at, tile_size)
+    dets = predict_tiles(
+        at,
+        tiles,
+        predictor,
+        batch_size=batch_size,
+        score_threshold=score_threshold,
+        mask_threshold=mask_threshold,
+        progress=False,
+    )
+    dets = [d for d in dets if not d.truncated]
+    rel = _relative_size(dets, reference)
+    area = sum(t.width * t.height for t in tiles) / 1e6
+    pairs = touching_pairs(dets)
+    paired = len({k for pair in pairs for k in pair})
+    sections_seen = len(pairs) >= settings.scale_min_pairs and paired >= settings.scale_min_paired_share * len(dets)
+    if sections_seen:  # the sections' own size, as --section-size measures it
+        rel = float(np.median([section_side(dets[i], dets[j]) for i, j in pairs])) / reference
+    log.info("scale %.2f: %d detections (%d paired), relative size %s", cand, len(dets), paired, rel)
+    return {
+        "scale": cand,
+        "detections": len(dets),
+        "pairs": len(pairs),
+        "paired": paired,
+        "sections_seen": sections_seen,
+        "per_megapixel": len(dets) / max(area, 1e-9),
+        "relative_size": rel,
+    }
+
+
 def estimate_scale(
     source: WaferSource,
     predictor: Predictor,
@@ -147,37 +195,12 @@ def estimate_scale(
     76 % at 1.15 times it, where it finds more sections).
     """
     centres = sample_centres(source, n_tiles, tile_size)
+    look: dict[str, Any] = dict(
+        tile_size=tile_size, batch_size=batch_size, score_threshold=score_threshold, mask_threshold=mask_threshold
+    )
 
     def trial(cand: float) -> dict[str, Any]:
-        at = source.rescaled(cand)
-        tiles = tiles_at(centres, at, tile_size)
-        dets = predict_tiles(
-            at,
-            tiles,
-            predictor,
-            batch_size=batch_size,
-            score_threshold=score_threshold,
-            mask_threshold=mask_threshold,
-            progress=False,
-        )
-        dets = [d for d in dets if not d.truncated]
-        rel = _relative_size(dets, reference)
-        area = sum(t.width * t.height for t in tiles) / 1e6
-        pairs = touching_pairs(dets)
-        paired = len({k for pair in pairs for k in pair})
-        sections_seen = len(pairs) >= settings.scale_min_pairs and paired >= settings.scale_min_paired_share * len(dets)
-        if sections_seen:  # the sections' own size, as --section-size measures it
-            rel = float(np.median([section_side(dets[i], dets[j]) for i, j in pairs])) / reference
-        log.info("scale %.2f: %d detections (%d paired), relative size %s", cand, len(dets), paired, rel)
-        return {
-            "scale": cand,
-            "detections": len(dets),
-            "pairs": len(pairs),
-            "paired": paired,
-            "sections_seen": sections_seen,
-            "per_megapixel": len(dets) / max(area, 1e-9),
-            "relative_size": rel,
-        }
+        return scale_trial(source, centres, cand, predictor, settings=settings, reference=reference, **look)
 
     trials = []
     # the candidates are for a model of the reference size: one for smaller sections starts smaller
@@ -251,3 +274,56 @@ def _bracket(
     ):
         return snap_scale(best["scale"]), "model, bracketed"
     return scale, "model"
+
+
+def choose_polarity(
+    source: WaferSource,
+    predictor: Predictor,
+    scale: float,
+    scale_info: dict[str, Any],
+    *,
+    settings: RepairSettings = RepairSettings(),
+    n_tiles: int = 4,
+    tile_size: int = 512,
+    batch_size: int = 2,
+    score_threshold: float = 0.7,
+    mask_threshold: float = 0.5,
+    reference: float = REFERENCE_SECTION_SIZE,
+) -> tuple[WaferSource, float, dict[str, Any]]:
+    """Read the gray image dark for light where the model sees the wafer's sections much better that
+    way: the model was trained on sections darker than the wafer, and on a wafer whose sections are
+    the lighter ones it finds a fraction of them (held-bright benchmark wafer, gray alone: section F1
+    0.22 read as it is, 0.76 inverted).
+
+    Returns ``(source, scale, scale_info)``: ``source`` or its :meth:`~WaferSource.inverted` copy; where
+    inverted and the scale was estimated (``scale_info["method"]`` starting with ``model``), it is
+    estimated again on the inverted image. ``scale_info["polarity"]`` records the two trials at
+    ``scale`` (only the first where the model pairs enough of its detections read as it is: then the
+    other is never tried) and ``inverted``. Thresholds: ``settings.scale_bracket_below``,
+    ``settings.polarity_gain``, ``settings.scale_min_pairs``.
+    """
+    look: dict[str, Any] = dict(
+        tile_size=tile_size, batch_size=batch_size, score_threshold=score_threshold, mask_threshold=mask_threshold
+    )
+    centres = sample_centres(source, n_tiles, tile_size)
+    here = next((t for t in reversed(scale_info.get("trials", [])) if t["scale"] == scale), None)
+    if here is None:
+        here = scale_trial(source, centres, scale, predictor, settings=settings, reference=reference, **look)
+    record: dict[str, Any] = {"as_is": here, "inverted": False}
+    info = {**scale_info, "polarity": record}
+    if paired_share(here, settings.scale_min_detections) >= settings.scale_bracket_below:
+        return source, scale, info
+    flipped = source.inverted()
+    there = scale_trial(flipped, centres, scale, predictor, settings=settings, reference=reference, **look)
+    record["dark_for_light"] = there
+    better = per_source_area(there, "paired") >= settings.polarity_gain * per_source_area(here, "paired")
+    if not (better and there["pairs"] >= settings.scale_min_pairs):
+        return source, scale, info
+    log.info("the model pairs more sections with the gray image read dark for light: inverted")
+    record["inverted"] = True
+    if str(scale_info.get("method", "")).startswith("model"):
+        scale, again = estimate_scale(
+            flipped, predictor, settings=settings, n_tiles=n_tiles, reference=reference, **look
+        )
+        info = {**again, "polarity": record, "first_estimate": scale_info}
+    return flipped, scale, info

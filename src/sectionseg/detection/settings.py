@@ -17,6 +17,7 @@ from typing import Any
 
 #: The repair steps, in the order the pipeline runs them (each can be switched off).
 STEPS = (
+    "polarity",
     "rebuild_touching",
     "recover_partners",
     "split_tiny",
@@ -142,6 +143,12 @@ class RepairSettings:
     scale_bracket_step: float = 1.15
     scale_bracket_gain: float = 0.1
     scale_min_detections: int = 4
+    # which way round the gray image is read (:func:`sectionseg.detection.scale.choose_polarity`): where
+    # the model pairs under scale_bracket_below of its detections at the scale, the sample tiles are
+    # seen again dark for light, and that is kept where it pairs polarity_gain times as many detections
+    # (per wafer area) in at least scale_min_pairs pairs (bench wafers: the right way pairs 2-10 times
+    # as many as the wrong one; sections lighter than the wafer 1.5-2.7 times more inverted)
+    polarity_gain: float = 1.3
     # a second, gray-only pass for magnets found alone (:mod:`sectionseg.detection.gray_look`): run when
     # at least gray_look_min_lone magnets and gray_look_share of all magnets found have no tissue; a
     # gray-only section whose part covers a lone magnet with an IoU of gray_look_min_iou gives the tissue

@@ -104,6 +104,17 @@ class WaferSource:
         """The same wafer at another scale (normalisations reused)."""
         return WaferSource(self.gray, self.fluo, scale=scale, gray_norm=self.gray_norm, fluo_norm=self.fluo_norm)
 
+    def inverted(self) -> WaferSource:
+        """The same wafer with its gray image read dark for light (the fluorescence unchanged)."""
+        return WaferSource(
+            self.gray, self.fluo, scale=self.scale, gray_norm=self.gray_norm.flipped(), fluo_norm=self.fluo_norm
+        )
+
+    @property
+    def gray_inverted(self) -> bool:
+        """Whether the gray image is read dark for light (:meth:`inverted`)."""
+        return self.gray_norm.inverted
+
     @property
     def source_size(self) -> tuple[int, int]:
         """``(width, height)`` of the source images."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -393,18 +393,26 @@ def _to_gray(image: np.ndarray, path: Path) -> np.ndarray:
 
 @dataclass
 class Normalisation:
-    """Linear intensity mapping of one channel: ``(v - low) / (high - low)`` clipped to [0, 1] then x255."""
+    """Linear intensity mapping of one channel: ``(v - low) / (high - low)`` clipped to [0, 1] then x255;
+    ``inverted``: then ``255 -`` that (sections lighter than the wafer shown dark, as the model knows
+    them; see :func:`sectionseg.detection.scale.choose_polarity`)."""
 
     low: float
     high: float
     percentiles: tuple[float, float]
+    inverted: bool = False
 
     def apply(self, block: np.ndarray) -> np.ndarray:
         scale = 255.0 / max(self.high - self.low, 1e-6)
         out = (block.astype(np.float32) - np.float32(self.low)) * np.float32(scale)
         if block.dtype.kind == "f":
             out = np.nan_to_num(out, nan=0.0, posinf=255.0, neginf=0.0)
-        return np.clip(out, 0, 255).astype(np.uint8)
+        out = np.clip(out, 0, 255).astype(np.uint8)
+        return 255 - out if self.inverted else out
+
+    def flipped(self) -> Normalisation:
+        """The same mapping with dark and light exchanged."""
+        return replace(self, inverted=not self.inverted)
 
     def as_dict(self) -> dict:
         return asdict(self)
