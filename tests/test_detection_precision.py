@@ -185,7 +185,8 @@ def test_proposals_are_set_on_the_model():
     heads = model.roi_heads
     assert heads.box_predictor.float32_wrapper and not hasattr(heads.box_predictor.inner, "float32_wrapper")
     out = predict([torch.rand(3, 64, 64)])[0]
-    assert out["scores"].dtype == torch.float32 and out["masks"].dtype == torch.float32
+    assert out["scores"].dtype == torch.float32 and "masks" not in out  # masks over their boxes only
+    assert all(crop.dtype == np.float32 for crop, _ in out["mask_crops"])
 
 
 @pytest.fixture(scope="module")
@@ -215,6 +216,44 @@ def test_bf16_finds_the_same_sections_as_fp32(wafer):
     a = np.array(sorted(s.tissue.centre for s in found["fp32"]))
     b = np.array(sorted(s.tissue.centre for s in found["bf16"]))
     assert np.median(np.abs(a - b)) < 0.5
+
+
+def test_masks_cut_to_their_boxes_are_the_pasted_masks_there(wafer):
+    """On the CPU the predictor keeps each mask over its box only (torchvision pastes every mask into a
+    full tile): the detections are the same, mask for mask."""
+    import torch
+
+    from sectionseg.detection.tiling import Tile, WaferSource
+
+    if not default_model_path().is_file():
+        pytest.skip("no bundled model")
+    from sectionseg.model import load_model
+
+    net = load_model(default_model_path())[0]
+    model = resolve_model(net, precision="fp32", score_threshold=0.3)[0]
+    source = WaferSource(read_image(wafer / "gray.tif"), read_image(wafer / "fluo.tif"), scale=0.5)
+    tiles = [Tile(0, 0, 256, 256), Tile(100, 44, 350, 300)]  # the second one reaches the wafer's edge
+    images = [inference.to_tensor(source.tile_rgb(t)) for t in tiles]
+    cut = model(images)
+    with torch.inference_mode():
+        pasted = net(images)
+    for k, tile in enumerate(tiles):
+        assert "mask_crops" in cut[k] and "masks" in pasted[k]
+        found = [
+            inference.detections_from_output(
+                out, tile, k, source.size, score_threshold=0.3, mask_threshold=0.5, border_margin=3
+            )
+            for out in (cut[k], pasted[k])
+        ]
+        assert len(found[0]) == len(found[1]) > 3
+        for a, b in zip(*found):
+            assert (a.label, a.origin, a.truncated, a.border_distance) == (
+                b.label,
+                b.origin,
+                b.truncated,
+                b.border_distance,
+            )
+            assert np.array_equal(a.mask, b.mask)
 
 
 def test_detect_cli_records_its_options_and_refuses_bad_ones(wafer, tmp_path, capsys):
