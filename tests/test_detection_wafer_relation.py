@@ -200,6 +200,27 @@ def test_a_gray_wafer_labelled_the_wrong_way_round_is_turned_by_the_tissue_blobs
     assert not record["wafer_flipped"] and "decided_by" not in record
 
 
+def test_a_feature_short_of_the_bar_exchanges_sections_only_with_the_blobs_consent():
+    # the model labelled 4 of 12 sections the other way: the darker magnet shows in gray level on 8 of
+    # 12 (0.67, under the 0.75 a feature needs on its own); the tissue's blobs confirm each exchange
+    truth, gray = _blob_wafer()
+    odd = (1, 5, 8, 10)
+    found = [Section(s.magnet, s.tissue) if k in odd else s for k, s in enumerate(truth)]
+    fixed, record = tissue_consensus(found, WaferSource(gray, None, scale=1.0))
+    assert not record["wafer_flipped"] and record["features"]["gray_level"]["used"] == "with blobs"
+    assert 0.65 <= record["features"]["gray_level"]["agreement"] < 0.75
+    assert record["swapped"] == len(odd) and record["swapped_with_blobs"] >= 2  # (specks noise swaps the others)
+    assert compare_sections(truth, fixed)["sections_swapped"] == 0
+    # not without that consent: no blobs on the wafer, or the weak features switched off
+    plain_truth, plain = _blob_wafer(blobs=False)
+    plain_found = [Section(s.magnet, s.tissue) if k in odd else s for k, s in enumerate(plain_truth)]
+    _, record = tissue_consensus(plain_found, WaferSource(plain, None, scale=1.0))
+    assert record["features"]["gray_level"]["used"] == "with blobs" and "swapped_with_blobs" not in record
+    strict = RepairSettings(consensus_weak_agreement=0.75)
+    kept, record = tissue_consensus(found, WaferSource(gray, None, scale=1.0), strict)
+    assert "swapped_with_blobs" not in record and compare_sections(truth, kept)["sections_swapped"] >= 2
+
+
 def test_consensus_leaves_a_consistent_wafer_alone_and_needs_enough_sections():
     truth, gray = _textured_wafer()
     source = WaferSource(gray, None, scale=1.0)

@@ -151,8 +151,41 @@ def tissue_consensus(
         d = -d
         for i in index:
             out[i] = _exchanged(out[i])
-    votes = np.zeros(len(index))
-    weights = 0.0
+    strong, weak = _votes(d, record, settings)
+    # the fluorescence is the one direct reading of which half is the magnet: a section whose magnet
+    # is clearly the brighter half there keeps its labels, whatever its gray features say
+    fluo = np.nan_to_num(d[:, FEATURES.index("fluo_level")])
+    free = fluo > -settings.consensus_fluo_decisive
+    if strong is None and weak is None:
+        record["skipped"] = "no feature separates tissue from magnet on this wafer"
+    exchanged = np.zeros(len(index), bool) if strong is None else (strong < settings.consensus_swap_vote) & free
+    if weak is not None:  # features most sections agree on, short of the bar: only with the blobs' consent
+        asked = (weak < settings.consensus_swap_vote) & free & ~exchanged
+        for j in np.flatnonzero(asked):
+            s = out[index[j]]
+            assert s.tissue is not None and s.magnet is not None
+            t, m = blob_level(source, s.tissue.polygon, settings), blob_level(source, s.magnet.polygon, settings)
+            if t is not None and m is not None and t - m < -settings.consensus_blob_margin:
+                exchanged[j] = True
+                record["swapped_with_blobs"] = record.get("swapped_with_blobs", 0) + 1
+    for j in np.flatnonzero(exchanged):
+        out[index[j]] = _exchanged(out[index[j]])
+    record["swapped"] = int(exchanged.sum())
+    if record["wafer_flipped"]:
+        record["swapped"] = len(index) - record["swapped"]  # sections that end up exchanged
+    return out, record
+
+
+def _votes(
+    d: np.ndarray, record: dict[str, Any], settings: RepairSettings
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Per-section votes (rows of ``d``; negative: the section disagrees with the wafer) of the
+    features that express the wafer's relation (agreement at least ``settings.consensus_min_agreement``)
+    and of those of ``settings.consensus_weak_features`` short of it but at least
+    ``settings.consensus_weak_agreement``; None where no feature qualifies. Each feature's agreement
+    and use go to ``record["features"]``."""
+    votes = {True: np.zeros(len(d)), False: np.zeros(len(d))}
+    weights = {True: 0.0, False: 0.0}
     for k, name in enumerate(FEATURES):
         col = d[:, k]
         signs = _signs(col, settings)
@@ -161,33 +194,23 @@ def tissue_consensus(
         col = np.nan_to_num(col)
         sign = 1.0 if np.sum(signs) >= 0 else -1.0
         agreement = float(np.mean(signs == sign))
-        med = float(np.median(col))
         spread = float(np.median(np.abs(col[col != 0]))) + 1e-6
-        used = agreement >= settings.consensus_min_agreement
+        full = agreement >= settings.consensus_min_agreement
+        short = name in settings.consensus_weak_features and agreement >= settings.consensus_weak_agreement
+        used: bool | str = full or ("with blobs" if short else False)
         record["features"][name] = {
             **record["features"].get(name, {}),
-            "median_difference": med,
+            "median_difference": float(np.median(col)),
             "agreement": agreement,
             "used": used,
         }
         if used:
             weight = 2.0 * agreement - 1.0  # 0 at a coin flip, 1 when every section agrees
-            votes += weight * sign * np.clip(col / spread, -3.0, 3.0)
-            weights += weight
-    if weights == 0.0:
-        record["skipped"] = "no feature separates tissue from magnet on this wafer"
-    else:
-        votes /= weights
-        # the fluorescence is the one direct reading of which half is the magnet: a section whose magnet
-        # is clearly the brighter half there keeps its labels, whatever its gray features say
-        fluo = np.nan_to_num(d[:, FEATURES.index("fluo_level")])
-        for i, v, f in zip(index, votes, fluo):
-            if v < settings.consensus_swap_vote and f > -settings.consensus_fluo_decisive:
-                out[i] = _exchanged(out[i])
-                record["swapped"] += 1
-    if record["wafer_flipped"]:
-        record["swapped"] = len(index) - record["swapped"]  # sections that end up exchanged
-    return out, record
+            votes[full] += weight * sign * np.clip(col / spread, -3.0, 3.0)
+            weights[full] += weight
+    strong = votes[True] / weights[True] if weights[True] > 0 else None
+    weak = votes[False] / weights[False] if weights[False] > 0 else None
+    return strong, weak
 
 
 def _differences(

@@ -97,6 +97,14 @@ class RepairSettings:
     # which half is the tissue, decided per wafer (:mod:`sectionseg.detection.consensus`)
     consensus_min_sections: int = 8  # fewer measurable paired sections: no wafer relation trusted
     consensus_min_agreement: float = 0.75  # share of sections agreeing on a feature's sign for it to count
+    # a feature agreeing on at least this share (short of the above) exchanges a section only where the
+    # sample's blobs (:func:`~sectionseg.detection.consensus.blob_level`) say so too: a wafer whose sections
+    # the model labels a quarter one way, the rest the other, shows its truest feature at ~0.75
+    consensus_weak_agreement: float = 0.65
+    # ... of these features only: a half darker on average is one wafer's material; texture (specks,
+    # dark structure) is noisier, and as weak features the specks exchanged 6 sections of the
+    # real-square benchmark wafer the wrong way (gray alone, BENCHMARKS.md)
+    consensus_weak_features: tuple[str, ...] = ("gray_level",)
     consensus_swap_vote: float = -0.5  # a section whose weighted vote is below this is swapped
     # the whole wafer is exchanged when at most this share of its sections agrees with the fluorescence
     # prior (kept when at least 1 - this share does) ...
