@@ -96,7 +96,8 @@ def part_features(
 
 def blob_level(source: WaferSource, quad: np.ndarray, settings: RepairSettings = RepairSettings()) -> float | None:
     """How strongly one part (a quad in ``source``'s frame) shows dark blobs (the embedded sample), or
-    None when it leaves the wafer or is too small: the 95th percentile (gray levels 0-255) of a black
+    None when it leaves the wafer or is too small. Dark on the gray image as the microscope recorded it,
+    whichever way detection reads it (:meth:`~sectionseg.detection.tiling.WaferSource.inverted`): the 95th percentile (gray levels 0-255) of a black
     top-hat ``settings.consensus_blob_width`` of the part's short side wide, inside the quad shrunk by
     the top-hat's reach, on the image with specks removed (3 px median) and smoothed by a Gaussian of
     ``settings.consensus_blob_smoothing`` of the short side. Measured on the window resampled so that
@@ -108,7 +109,8 @@ def blob_level(source: WaferSource, quad: np.ndarray, settings: RepairSettings =
     x0, y0, x1, y1 = box
     short = _short_side(quad)
     f = min(1.0, settings.consensus_blob_pixels / max(short, 1e-6))
-    window = cv2.medianBlur(source.gray_window(x0, y0, x1, y1), 3)
+    recorded = source.inverted() if source.gray_inverted else source
+    window = cv2.medianBlur(recorded.gray_window(x0, y0, x1, y1), 3)
     if f < 1.0:
         size = (max(1, round((x1 - x0) * f)), max(1, round((y1 - y0) * f)))
         window = cv2.resize(window, size, interpolation=cv2.INTER_AREA)

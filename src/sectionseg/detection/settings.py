@@ -111,8 +111,10 @@ class RepairSettings:
     consensus_flip_agreement: float = 0.35
     # ... or, where the fluorescence does not decide, with the blob prior: the blobs have their sign on
     # 72-100 % of the sections of every simulated style, so a wafer the model labels 80 % right shows
-    # at least ~0.6 agreement (0.8 x 0.72 + 0.2 x 0.28) and one it labels 70 % wrong at most ~0.4
-    consensus_blob_flip_agreement: float = 0.45
+    # at least ~0.6 agreement (0.8 x 0.72 + 0.2 x 0.28) and one it labels 70 % wrong at most ~0.4; the
+    # majority decides (at 0.45 the real-dark-magnet wafer, 0.39 on 120 of its sections, 0.44 on all,
+    # stayed 75 % swapped when one repair step was switched off)
+    consensus_blob_flip_agreement: float = 0.5
     consensus_inset: float = 2.0  # px kept away from a part's outline when measuring it
     # a prior feature's (tissue - magnet) difference counts for turning the wafer round only beyond this
     # size (levels 0-255; below it: noise between two plain halves)
@@ -129,7 +131,7 @@ class RepairSettings:
     consensus_blob_width: float = 0.5
     consensus_blob_smoothing: float = 0.03
     consensus_blob_pixels: float = 24.0
-    consensus_prior_sample: int = 120
+    consensus_prior_sample: int = 400
     # the scale estimate (:mod:`sectionseg.detection.scale`): candidate scales tried in order (for a
     # model of the reference section size), the search stopping at one where the sample tiles show
     # sections (at least scale_min_pairs touching tissue/magnet pairs and scale_min_paired_share of the
