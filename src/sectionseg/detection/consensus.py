@@ -96,13 +96,13 @@ def part_features(
 
 def blob_level(source: WaferSource, quad: np.ndarray, settings: RepairSettings = RepairSettings()) -> float | None:
     """How strongly one part (a quad in ``source``'s frame) shows dark blobs (the embedded sample), or
-    None when it leaves the wafer or is too small. Dark on the gray image as the microscope recorded it,
-    whichever way detection reads it (:meth:`~sectionseg.detection.tiling.WaferSource.inverted`): the
-    95th percentile (gray levels 0-255) of a black top-hat ``settings.consensus_blob_width`` of the part's short side wide, inside the quad shrunk by
-    the top-hat's reach, on the image with specks removed (3 px median) and smoothed by a Gaussian of
-    ``settings.consensus_blob_smoothing`` of the short side. Measured on the window resampled so that
-    the short side is ``settings.consensus_blob_pixels`` px (blobs are coarse; the top-hat's cost
-    grows with its width)."""
+    None when it leaves the wafer or is too small. Dark on the gray image as the microscope recorded
+    it, whichever way detection reads it (:meth:`~sectionseg.detection.tiling.WaferSource.inverted`):
+    the 95th percentile (gray levels 0-255) of a black top-hat ``settings.consensus_blob_width`` of
+    the part's short side wide, inside the quad shrunk by the top-hat's reach, on the image with
+    specks removed (3 px median) and smoothed by a Gaussian of ``settings.consensus_blob_smoothing``
+    of the short side. Measured on the window resampled so that the short side is
+    ``settings.consensus_blob_pixels`` px (blobs are coarse; the top-hat's cost grows with its width)."""
     box = source.box_around(quad, 3)
     if box is None:
         return None
