@@ -188,6 +188,15 @@ def detect_wafer(
 
     t = time.perf_counter()
     reference = model_info.get("reference_size", REFERENCE_SECTION_SIZE)
+    # how the scale estimate and the polarity trial look at the sample tiles
+    look: dict[str, Any] = dict(
+        tile_size=tile_size,
+        batch_size=batch_size,
+        score_threshold=score_threshold,
+        mask_threshold=mask_threshold,
+        reference=reference,
+        settings=settings,
+    )
     if scale is not None:
         scale_info: dict[str, Any] = {"method": "given"}
     elif section_size is not None or model_info.get("section_size"):
@@ -197,29 +206,9 @@ def detect_wafer(
         scale = scale_from_section_size(size, reference)
         scale_info = {"method": "section_size" if section_size is not None else "model_file"}
     else:
-        scale, scale_info = estimate_scale(
-            source,
-            predictor,
-            tile_size=tile_size,
-            batch_size=batch_size,
-            score_threshold=score_threshold,
-            mask_threshold=mask_threshold,
-            reference=reference,
-            settings=settings,
-        )
+        scale, scale_info = estimate_scale(source, predictor, **look)
     if settings.runs("polarity"):  # sections lighter than the wafer: read the gray image dark for light
-        source, scale, scale_info = choose_polarity(
-            source,
-            predictor,
-            scale,
-            scale_info,
-            tile_size=tile_size,
-            batch_size=batch_size,
-            score_threshold=score_threshold,
-            mask_threshold=mask_threshold,
-            reference=reference,
-            settings=settings,
-        )
+        source, scale, scale_info = choose_polarity(source, predictor, scale, scale_info, **look)
     working = source.rescaled(scale)  # the model's frame
     timings["scale"] = time.perf_counter() - t
 
