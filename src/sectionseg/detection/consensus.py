@@ -164,10 +164,7 @@ def tissue_consensus(
     if weak is not None:  # features most sections agree on, short of the bar: only with the blobs' consent
         asked = (weak < settings.consensus_swap_vote) & free & ~exchanged
         for j in np.flatnonzero(asked):
-            s = out[index[j]]
-            assert s.tissue is not None and s.magnet is not None
-            t, m = blob_level(source, s.tissue.polygon, settings), blob_level(source, s.magnet.polygon, settings)
-            if t is not None and m is not None and t - m < -settings.consensus_blob_margin:
+            if _blob_difference(out[index[j]], source, settings) < -settings.consensus_blob_margin:  # NaN: no
                 exchanged[j] = True
                 record["swapped_with_blobs"] = record.get("swapped_with_blobs", 0) + 1
     for j in np.flatnonzero(exchanged):
@@ -237,13 +234,14 @@ def _blob_differences(sections: list[Section], source: WaferSource, settings: Re
     """(tissue - magnet) :func:`blob_level` of up to ``settings.consensus_prior_sample`` of the paired
     ``sections``, evenly spread over the list (NaN where a part is not measurable)."""
     pick = np.unique(np.linspace(0, len(sections) - 1, min(len(sections), settings.consensus_prior_sample)).astype(int))
-    out = []
-    for i in pick:
-        s = sections[i]
-        assert s.tissue is not None and s.magnet is not None
-        t, m = blob_level(source, s.tissue.polygon, settings), blob_level(source, s.magnet.polygon, settings)
-        out.append(np.nan if t is None or m is None else t - m)
-    return np.asarray(out, dtype=np.float64)
+    return np.asarray([_blob_difference(sections[i], source, settings) for i in pick], dtype=np.float64)
+
+
+def _blob_difference(s: Section, source: WaferSource, settings: RepairSettings) -> float:
+    """(tissue - magnet) :func:`blob_level` of a paired section (NaN where a part is not measurable)."""
+    assert s.tissue is not None and s.magnet is not None
+    t, m = blob_level(source, s.tissue.polygon, settings), blob_level(source, s.magnet.polygon, settings)
+    return np.nan if t is None or m is None else t - m
 
 
 def _wafer_inverted(
