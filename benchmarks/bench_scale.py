@@ -51,12 +51,15 @@ def _resized(image: np.ndarray, factor: float) -> np.ndarray:
 
 
 def estimate(gray, fluo, predictor, reference: float) -> tuple[float, float]:
-    """(estimated scale, seconds)."""
-    from sectionseg.detection.scale import estimate_scale
+    """(estimated scale, seconds): the estimate, then the polarity trial (which estimates again on a
+    wafer it reads dark for light), as ``detect`` runs them."""
+    from sectionseg.detection.scale import choose_polarity, estimate_scale
     from sectionseg.detection.tiling import WaferSource
 
     t = time.perf_counter()
-    scale, _ = estimate_scale(WaferSource(gray, fluo), predictor, reference=reference)
+    source = WaferSource(gray, fluo)
+    scale, info = estimate_scale(source, predictor, reference=reference)
+    _, scale, _ = choose_polarity(source, predictor, scale, info, reference=reference)
     return scale, time.perf_counter() - t
 
 
