@@ -209,8 +209,8 @@ def _predict_mask_crops(model: Any, images: list[torch.Tensor], mask_threshold: 
     """A torchvision Mask R-CNN's forward (eval) with ``mask_crops`` in place of ``masks``: each
     detection's mask only over its own box, ``(crop (h, w), (x0, y0) tile px)``, with exactly the values
     torchvision pastes there (binary at ``mask_threshold``; probabilities when None). torchvision pastes
-    every mask into a zeroed full-tile image and stacks them: on 2 CPU cores that was 30 % of the
-    model's time on a 5000 px wafer (300 detections x 512 x 512 floats per tile)."""
+    every mask into a zeroed full-tile image and stacks them (300 detections x 512 x 512 floats per
+    tile): 10-13 % of the model's time on 2 CPU cores (BENCHMARKS.md)."""
     from torchvision.models.detection.transform import resize_boxes
 
     sizes = [(int(im.shape[-2]), int(im.shape[-1])) for im in images]
