@@ -259,6 +259,55 @@ def test_a_whole_section_seen_as_one_part_is_split_at_its_shared_edge():
     assert split_merged(small, truths, _source(gray, fluo), None) == ([], small)
 
 
+def test_a_whole_section_without_an_edge_across_it_is_cut_where_the_wafer_s_shape_puts_it(rng):
+    """No straight step between the halves (noise, a faint level difference): the wafer's paired
+    sections say how deep each part is; the halves' gray relation (the wafer's, not its levels:
+    these sections are lighter than the wafer's) says which is the tissue."""
+    from sectionseg.detection.evidence import WaferLevels
+    from sectionseg.detection.merged import split_merged
+
+    paired = [section(110 + 170 * k, 100, 0.0, tissue_w=56.0, magnet_w=40.0) for k in range(5)]
+    truths = [section(150 + 260 * k, 330, a, tissue_w=56.0, magnet_w=40.0) for k, a in enumerate((8.0, -21.0, 37.0))]
+    gray = np.full((480, 1000), 200.0)
+    for s in paired + truths:
+        fill_polygon(gray, s.tissue.polygon, 120 if s in paired else 158)  # the tissue the lighter half
+        fill_polygon(gray, s.magnet.polygon, 100 if s in paired else 150)
+    gray = np.clip(gray + rng.normal(0.0, 9.0, gray.shape), 0, 255).astype(np.uint8)
+    levels = WaferLevels(tissue=120.0, magnet=100.0, background=200.0, n=5)
+    whole = [Section(None, Part(_hull(s)), score=0.9) for s in truths]
+    square = Section(None, Part(rectangle(880, 330, 120.0, 120.0, 0.0)), score=0.9)  # not a section's shape
+
+    found, rest = split_merged(whole + [square], paired, _source(gray, None), levels)
+    assert len(found) == len(truths) and rest == [square]
+    for got, truth in zip(found, truths):
+        assert got.extra["split_from_one_part"]
+        assert np.hypot(*np.subtract(got.tissue.centre, truth.tissue.centre)) < 3.0
+        assert np.hypot(*np.subtract(got.magnet.centre, truth.magnet.centre)) < 3.0
+    # without the paired sections' shape such a part stays whole
+    found, rest = split_merged(whole, [], _source(gray, None), levels)
+    assert found == [] and rest == whole
+
+
+def test_parts_shaped_like_whole_sections_are_set_aside_before_pairing():
+    from sectionseg.detection.merged import set_aside_whole
+    from sectionseg.detection.refine import Candidate
+
+    sections = [section(100 + 160 * k, 100, 5.0 * k) for k in range(6)]
+    detection = object()  # any detection: the part was fitted to one
+    tissues = [Candidate(s.tissue, 0.9, detection, 0.9) for s in sections]
+    magnets = [Candidate(s.magnet, 0.9, detection, 0.9) for s in sections]
+    whole = Candidate(Part(_hull(section(300, 400, 30.0))), 0.95, detection, 0.9)
+    long = Candidate(Part(rectangle(700, 400, 254.0, 46.0, 0.0)), 0.95, detection, 0.9)  # two magnets end to end
+    made = Candidate(Part(_hull(section(500, 400, 0.0))), 0.95)  # a repair's part: no detection, kept
+
+    t, m, aside = set_aside_whole(tissues, magnets + [whole, long, made])
+    assert t == tissues and m == magnets + [long, made]
+    assert len(aside) == 1 and aside[0].magnet is whole.part and aside[0].tissue is None
+    assert aside[0].score == 0.95 and aside[0].extra == {"magnet_score": 0.95}
+    # too few parts to know the wafer's sections: nothing is set aside
+    assert set_aside_whole(tissues[:3], magnets[:3] + [whole]) == (tissues[:3], magnets[:3] + [whole], [])
+
+
 def _hull(s):
     """The 4 outer corners of a section whose parts share a long edge."""
     import cv2

@@ -4,13 +4,19 @@ Without a fluorescence image, on wafers whose tissue and magnetic halves look al
 sections, similar gray levels: the real picture of ``shared/real/panel_b``), the model may outline a
 whole section as one part. Such a lone part is larger than the wafer's paired parts allow (it would
 be dropped as implausible: ``settings.max_area_factor`` x their typical area; on a wafer where
-nothing was paired, any lone part qualifies) and shows a straight edge across its middle,
-parallel to two of its sides: the shared edge, a step between the halves' levels or a thin line.
-It is split there into a tissue and a magnetic part. Which half is which follows, in this order, the
-fluorescence (the brighter half is the magnet), the wafer's measured levels (each half goes to the
-nearer of the wafer's tissue and magnet levels), the bead specks (the magnet shows more), and
-otherwise the darker half is the tissue (the relation on most wafers we have seen); the wafer-level
-consensus later corrects sections that disagree with the wafer.
+nothing was paired, any lone part qualifies). Where it shows a straight edge across its middle,
+parallel to two of its sides (the shared edge, a step between the halves' levels or a thin line),
+it is split there into a tissue and a magnetic part. Where it shows none (halves alike, texture,
+noise) but has the shape of the wafer's whole sections (:class:`SectionShape`, measured on its
+parts), it is cut where the wafer's tissue and magnet depths put the shared edge. Such parts are
+taken out before pairing (:func:`set_aside_whole`), so that no neighbour pairs with them.
+
+Which half is which follows, in this order, the fluorescence (the brighter half is the magnet), the
+wafer's measured levels (the half lighter than the other is the tissue where the wafer's tissue is
+lighter than its magnet, and the other way round: the relation, because a section's brightness
+varies from the wafer's), the bead specks (the magnet shows more), and otherwise the darker half is
+the tissue (the relation on most wafers we have seen); the wafer-level consensus later corrects
+sections that disagree with the wafer.
 
 Parts and image are in one frame, the fit frame of the detection (a
 :class:`~sectionseg.detection.tiling.WaferSource` at the fit scale).
@@ -18,18 +24,23 @@ Parts and image are in one frame, the fit frame of the detection (a
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from scipy import ndimage
 
 from sectionseg.detection.consensus import part_features
 from sectionseg.detection.evidence import WaferLevels
-from sectionseg.detection.refine import crop_around
+from sectionseg.detection.refine import Candidate, crop_around
 from sectionseg.detection.settings import RepairSettings
 from sectionseg.detection.tiling import WaferSource
-from sectionseg.geometry import Part, Section, order_corners
+from sectionseg.geometry import Part, Quad, Section, order_corners
+from sectionseg.geometry.pairing import pair_cost
+from sectionseg.geometry.quads import rect_sides
 
 CHUNKS = 6  # pieces along the edge whose step positions must agree
 PROFILE_STEP = 0.5  # px between samples across the part
+SHAPE_TIE = 0.05  # shape mismatches closer than this fit alike (the fit of a merged mask is rough)
 
 
 def split_merged(
@@ -46,6 +57,7 @@ def split_merged(
         typical = float(np.median([sum(p.area for p in s.pair()) for s in sections])) / 2.0
     else:
         typical = None  # nothing paired on this wafer: any lone part may be a whole section
+    shape = SectionShape.of([s.pair()[0] for s in sections], [s.pair()[1] for s in sections], settings)
     found, rest = [], []
     for s in unpaired:
         part = s.tissue or s.magnet
@@ -53,11 +65,15 @@ def split_merged(
         if typical is not None and part.area <= settings.max_area_factor * typical:
             rest.append(s)
             continue
-        halves = _split(order_corners(part.polygon), source, settings)
-        if halves is None:
+        quad = order_corners(part.polygon)
+        halves = _split(quad, source, settings)
+        if halves is not None:
+            tissue, magnet = _tissue_first(halves, source, levels)
+        elif shape is not None and (cut := _split_by_shape(quad, shape, source, levels, settings)) is not None:
+            tissue, magnet = cut
+        else:
             rest.append(s)
             continue
-        tissue, magnet = _tissue_first(halves, source, levels)
         found.append(
             Section(
                 Part(tissue),
@@ -68,6 +84,156 @@ def split_merged(
             )
         )
     return found, rest
+
+
+@dataclass(frozen=True)
+class SectionShape:
+    """A wafer's typical section (fit px): the long side of its parts and the depths (short sides)
+    of its tissue and magnetic parts, medians over its parts."""
+
+    length: float
+    tissue_depth: float
+    magnet_depth: float
+
+    @property
+    def depth(self) -> float:
+        """Depth of a whole section across its two parts."""
+        return self.tissue_depth + self.magnet_depth
+
+    @classmethod
+    def of(cls, tissues: list[Part], magnets: list[Part], settings: RepairSettings) -> SectionShape | None:
+        """The shape of these parts (of paired sections, or every part detected); None with fewer
+        than ``settings.min_levels_sections`` of either kind."""
+        if min(len(tissues), len(magnets)) < settings.min_levels_sections:
+            return None
+        t = np.median([rect_sides(p.polygon) for p in tissues], axis=0)
+        m = np.median([rect_sides(p.polygon) for p in magnets], axis=0)
+        return cls(float(t[0]), float(t[1]), float(m[1]))
+
+    def mismatch(self, q: np.ndarray) -> float:
+        """How far quad ``q`` is from a whole section lying along its side q0 -> q1: the larger
+        relative difference of its length and its depth (0 = the wafer's typical section)."""
+        length = 0.5 * float(np.hypot(*(q[1] - q[0])) + np.hypot(*(q[2] - q[3])))
+        depth = 0.5 * float(np.hypot(*(q[3] - q[0])) + np.hypot(*(q[2] - q[1])))
+        return max(abs(length / self.length - 1.0), abs(depth / self.depth - 1.0))
+
+    def is_whole(self, part: Part, tolerance: float) -> bool:
+        """Whether ``part`` has a whole section's shape (either way round, within ``tolerance``)."""
+        q = order_corners(Quad.around(part.polygon).corners)
+        return min(self.mismatch(q), self.mismatch(np.roll(q, -1, axis=0))) <= tolerance
+
+
+def set_aside_whole(
+    tissues: list[Candidate], magnets: list[Candidate], settings: RepairSettings = RepairSettings()
+) -> tuple[list[Candidate], list[Candidate], list[Section]]:
+    """``(tissues, magnets, whole)``: candidates larger than ``settings.max_area_factor`` x the
+    median of their kind and shaped like the wafer's whole sections (measured on every candidate,
+    :class:`SectionShape`) are taken out before pairing (a neighbour's lone part would pair with them,
+    or have its partner rebuilt from their pixels) and returned as lone-part sections, for
+    :func:`split_merged`. Not those with parts of the other kind along both long sides: two parts
+    of one kind back to back, each with its partner (rebuilt by ``rebuild_touching``). Fit px."""
+    shape = SectionShape.of([c.part for c in tissues], [c.part for c in magnets], settings)
+    if shape is None:
+        return tissues, magnets, []
+    whole: list[Section] = []
+
+    def keep(cands: list[Candidate], others: list[Candidate], kind: str) -> list[Candidate]:
+        median = float(np.median([c.part.area for c in cands]))
+        kept = []
+        for c in cands:
+            if (
+                c.part.area > settings.max_area_factor * median
+                and c.detection is not None
+                and shape.is_whole(c.part, settings.merged_shape_tolerance)
+                and not _partners_on_both_sides(c.part, [o.part for o in others], kind, 0.1 * shape.length)
+            ):
+                parts = {"tissue": None, "magnet": None, kind: c.part}
+                whole.append(Section(parts["tissue"], parts["magnet"], score=c.score, extra={f"{kind}_score": c.score}))
+            else:
+                kept.append(c)
+        return kept
+
+    return keep(tissues, magnets, "tissue"), keep(magnets, tissues, "magnet"), whole
+
+
+def _partners_on_both_sides(part: Part, others: list[Part], kind: str, max_gap: float) -> bool:
+    """Whether parts of the other kind share an edge with ``part`` (of ``kind``) on both of its long
+    sides."""
+    quad = Quad.around(part.polygon)
+    long_side = quad.long_sides()[0]
+    reach = float(np.hypot(*np.ptp(quad.corners, axis=0)))
+    sides = set()
+    for other in others:
+        offset = np.asarray(other.centre) - quad.centre
+        if np.hypot(*offset) > reach:
+            continue
+        tissue, magnet = (part, other) if kind == "tissue" else (other, part)
+        if np.isfinite(pair_cost(tissue, magnet, max_gap=max_gap)):
+            sides.add(bool(offset @ long_side.normal > 0))
+    return len(sides) == 2
+
+
+def _split_by_shape(
+    quad: np.ndarray, shape: SectionShape, source: WaferSource, levels: WaferLevels | None, settings: RepairSettings
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(tissue, magnet)``: a quad shaped like the wafer's whole sections (length and depth within
+    ``settings.merged_shape_tolerance`` of ``shape``) cut across its depth where the wafer's tissue
+    and magnet depths put the shared edge. Which half is the tissue follows the image (as
+    :func:`_tissue_first`, on the halves of a cut through the middle), the cut then lies at the
+    tissue's depth from that side; where both directions fit (near-square sections) the one with
+    the steeper step at its cut wins. None when the quad is not such a section."""
+    best = None
+    for k in (0, 1):
+        q = np.roll(quad, -k, axis=0)
+        mismatch = shape.mismatch(q)
+        if mismatch > settings.merged_shape_tolerance:
+            continue
+        sampled = _profile(q, source)
+        if sampled is None:
+            continue
+        _, ss, prof = sampled
+        halves = _cut(q, 0.5)
+        tissue_near = _tissue_first(halves, source, levels)[0] is halves[0]
+        share = shape.tissue_depth / shape.depth if tissue_near else shape.magnet_depth / shape.depth
+        g = np.abs(np.gradient(ndimage.gaussian_filter1d(prof.mean(axis=0), max(1.0, 1.0 / PROFILE_STEP))))
+        window = np.abs(ss - share) <= 0.05
+        strength = float(g[window].max() / (np.median(g) + 1e-6)) if window.any() else 0.0
+        # the direction the wafer's shape says; the steeper step only between two that fit alike
+        rank = (round(mismatch / SHAPE_TIE), -strength)
+        if best is None or rank < best[0]:
+            a, b = _cut(q, share)
+            best = (rank, (a, b) if tissue_near else (b, a))
+    return None if best is None else best[1]
+
+
+def _cut(q: np.ndarray, share: float, share1: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The two pieces of quad ``q`` cut across its depth at ``share`` of it at corner 0 (and
+    ``share1`` at corner 1, default the same: a cut parallel to the side q0 -> q1), the piece on
+    that side first."""
+    share1 = share if share1 is None else share1
+    a0, a1 = q[0] + share * (q[3] - q[0]), q[1] + share1 * (q[2] - q[1])
+    return np.array([q[0], q[1], a1, a0]), np.array([a0, a1, q[2], q[3]])
+
+
+def _profile(q: np.ndarray, source: WaferSource) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """``(shares along, shares across, profiles)``: the image sampled across ``q`` from its side
+    q0 -> q1 to the opposite side q3 -> q2 (a trapezoid is followed; shares 0.05-0.95 of the depth,
+    every PROFILE_STEP px), one row per px along the side (0.1-0.9 of it). None where the quad is
+    too small or leaves the wafer."""
+    length = float(np.hypot(*(q[1] - q[0])))
+    depth = float(np.hypot(*(q[3] - q[0])))
+    if min(length, depth) < 12.0:
+        return None
+    crop = crop_around(source, q, margin=2)  # the wafer's edge repeated beyond it
+    if crop is None:
+        return None
+    image, origin = crop[0].astype(np.float32), crop[1]
+    ts = np.arange(0.1, 0.9, 1.0 / length)
+    ss = np.arange(0.05, 0.95, PROFILE_STEP / depth)
+    near = q[0] + ts[:, None] * (q[1] - q[0])
+    far = q[3] + ts[:, None] * (q[2] - q[3])
+    pts = near[:, None, :] + ss[None, :, None] * (far - near)[:, None, :] - origin
+    return ts, ss, ndimage.map_coordinates(image, [pts[..., 1] - 0.5, pts[..., 0] - 0.5], order=1)
 
 
 def _split(quad: np.ndarray, source: WaferSource, settings: RepairSettings) -> tuple[np.ndarray, np.ndarray] | None:
@@ -82,9 +248,7 @@ def _split(quad: np.ndarray, source: WaferSource, settings: RepairSettings) -> t
     if best is None:
         return None
     k, share0, share1, _ = best
-    q = np.roll(quad, -k, axis=0)  # side q0 -> q1 and its opposite q3 -> q2 are cut across
-    a0, a1 = q[0] + share0 * (q[3] - q[0]), q[1] + share1 * (q[2] - q[1])
-    return np.array([q[0], q[1], a1, a0]), np.array([a0, a1, q[2], q[3]])
+    return _cut(np.roll(quad, -k, axis=0), share0, share1)
 
 
 def _edge_across(
@@ -96,22 +260,10 @@ def _edge_across(
     opposite side; the steps must lie on one line (within ``settings.merged_agreement`` of the
     depth). Strength: the median over the pieces of the step's gradient over the median gradient
     inside the part. None when there is no such edge."""
-    q = np.roll(quad, -k, axis=0)
-    length = float(np.hypot(*(q[1] - q[0])))
-    depth = float(np.hypot(*(q[3] - q[0])))
-    if min(length, depth) < 12.0:
+    sampled = _profile(np.roll(quad, -k, axis=0), source)
+    if sampled is None:
         return None
-    crop = crop_around(source, q, margin=2)  # the wafer's edge repeated beyond it
-    if crop is None:
-        return None
-    image, origin = crop[0].astype(np.float32), crop[1]
-    ts = np.arange(0.1, 0.9, 1.0 / length)
-    ss = np.arange(0.05, 0.95, PROFILE_STEP / depth)
-    # points between the side q0 -> q1 and its opposite q3 -> q2 (a trapezoid is followed)
-    near = q[0] + ts[:, None] * (q[1] - q[0])
-    far = q[3] + ts[:, None] * (q[2] - q[3])
-    pts = near[:, None, :] + ss[None, :, None] * (far - near)[:, None, :] - origin
-    prof = ndimage.map_coordinates(image, [pts[..., 1] - 0.5, pts[..., 0] - 0.5], order=1)
+    ts, ss, prof = sampled
     inner = (ss > settings.merged_min_share) & (ss < 1.0 - settings.merged_min_share)
     sigma = max(1.0, 1.0 / PROFILE_STEP)  # ~1 px: texture smoothed, the edge kept
     where, peaks, strengths = [], [], []
@@ -147,9 +299,9 @@ def _tissue_first(
     if "fluo_level" in fa and abs(fa["fluo_level"] - fb["fluo_level"]) > 5.0:
         return (a, b) if fa["fluo_level"] < fb["fluo_level"] else (b, a)
     if levels is not None and abs(levels.tissue - levels.magnet) > 5.0:
-        cost_ab = abs(fa["gray_level"] - levels.tissue) + abs(fb["gray_level"] - levels.magnet)
-        cost_ba = abs(fb["gray_level"] - levels.tissue) + abs(fa["gray_level"] - levels.magnet)
-        return (a, b) if cost_ab <= cost_ba else (b, a)
+        # the wafer's relation, not its levels: a section's brightness varies from the wafer's
+        lighter_is_tissue = levels.tissue > levels.magnet
+        return (a, b) if (fa["gray_level"] > fb["gray_level"]) == lighter_is_tissue else (b, a)
     if abs(fa["specks"] - fb["specks"]) > 0.005:
         return (a, b) if fa["specks"] < fb["specks"] else (b, a)
     return (a, b) if fa["gray_level"] <= fb["gray_level"] else (b, a)

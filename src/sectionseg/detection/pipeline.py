@@ -32,7 +32,7 @@ from sectionseg.detection.evidence import WaferLevels, measure_levels
 from sectionseg.detection.gray_look import lone_magnets, needs_gray_look, partners_from_gray
 from sectionseg.detection.inference import Detection, Predictor, predict_tiles, resolve_batch_size
 from sectionseg.detection.merge import merge_detections
-from sectionseg.detection.merged import split_merged
+from sectionseg.detection.merged import set_aside_whole, split_merged
 from sectionseg.detection.parallel import resolve_workers
 from sectionseg.detection.predictor import resolve_model
 from sectionseg.detection.refine import Candidate, fit_candidates, to_fit_frame
@@ -242,6 +242,9 @@ def detect_wafer(
     fits = fit_candidates(merged, fit, refine, n_workers, reach=fit_reach)
     tissues = [c for det, c in zip(merged, fits) if c is not None and det.label == 1]
     magnets = [c for det, c in zip(merged, fits) if c is not None and det.label != 1]
+    whole: list[Section] = []
+    if settings.runs("split_merged"):  # whole sections seen as one part: split later, never paired
+        tissues, magnets, whole = set_aside_whole(tissues, magnets, settings)
     # touching parts seen as one region: rebuilt beside their clean partners, tissues first
     n_tissues = n_magnets = 0
     if settings.runs("rebuild_touching"):
@@ -251,7 +254,7 @@ def detect_wafer(
 
     t = time.perf_counter()
     # everything so far in fit px; the one conversion to source px
-    done = _in_source_px(_repair(tissues, magnets, reserve, fit, refine, settings), fit)
+    done = _in_source_px(_repair(tissues, magnets, whole, reserve, fit, refine, settings), fit)
     parts = [_part_record(det, c, fit) for det, c in zip(merged, fits)]
     timings["pairing"] = time.perf_counter() - t
 
@@ -379,13 +382,15 @@ class _Repaired:
 def _repair(
     tissues: list[Candidate],
     magnets: list[Candidate],
+    whole: list[Section],
     reserve: list[Detection],
     fit: WaferSource,
     refine: bool,
     settings: RepairSettings,
 ) -> _Repaired:
     """Pairing and the repair steps after it, in their order (``settings`` says which run); parts,
-    reserve detections and the result in the frame of ``fit`` (fit px), the frame of its image."""
+    reserve detections and the result in the frame of ``fit`` (fit px), the frame of its image;
+    ``whole``: lone parts set aside as whole sections (:func:`set_aside_whole`)."""
     run = settings.runs
     n = dict.fromkeys(
         (
@@ -420,7 +425,7 @@ def _repair(
     strips_info: dict[str, Any] = {}
     if refine and run("trim_strips"):
         sections, strips_info = trim_merged_strips(sections, fit, levels, settings)
-    unpaired += split
+    unpaired += split + whole
     rejected: list[Section] = []
 
     # copies: the dropped parts, with why (report.json)

@@ -94,6 +94,10 @@ class RepairSettings:
     merged_min_share: float = 0.25
     merged_agreement: float = 0.03
     merged_min_strength: float = 8.0
+    # ... or, without such an edge, shaped like the wafer's whole sections (length and depth within
+    # this share of the medians of its parts): cut where its tissue and magnet depths put the shared
+    # edge; such parts are set aside before pairing
+    merged_shape_tolerance: float = 0.2
     # which half is the tissue, decided per wafer (:mod:`sectionseg.detection.consensus`)
     consensus_min_sections: int = 8  # fewer measurable paired sections: no wafer relation trusted
     consensus_min_agreement: float = 0.75  # share of sections agreeing on a feature's sign for it to count
