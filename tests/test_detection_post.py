@@ -283,9 +283,11 @@ def test_a_whole_section_without_an_edge_across_it_is_cut_where_the_wafer_s_shap
         assert got.extra["split_from_one_part"]
         assert np.hypot(*np.subtract(got.tissue.centre, truth.tissue.centre)) < 3.0
         assert np.hypot(*np.subtract(got.magnet.centre, truth.magnet.centre)) < 3.0
-    # without the paired sections' shape such a part stays whole
-    found, rest = split_merged(whole, [], _source(gray, None), levels)
-    assert found == [] and rest == whole
+    # without the paired sections' shape such a part stays whole; with a fluorescence image too
+    # (there the model tells the halves apart)
+    for paired_now, fluo in (([], None), (paired, np.full_like(gray, 20))):
+        found, rest = split_merged(whole, paired_now, _source(gray, fluo), levels)
+        assert found == [] and rest == whole
 
 
 def test_parts_shaped_like_whole_sections_are_set_aside_before_pairing():

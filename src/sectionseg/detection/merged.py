@@ -57,7 +57,12 @@ def split_merged(
         typical = float(np.median([sum(p.area for p in s.pair()) for s in sections])) / 2.0
     else:
         typical = None  # nothing paired on this wafer: any lone part may be a whole section
-    shape = SectionShape.of([s.pair()[0] for s in sections], [s.pair()[1] for s in sections], settings)
+    # the wafer's shape cuts parts gray alone only (see set_aside_whole)
+    shape = (
+        None
+        if source.fluo is not None
+        else SectionShape.of([s.pair()[0] for s in sections], [s.pair()[1] for s in sections], settings)
+    )
     found, rest = [], []
     for s in unpaired:
         part = s.tissue or s.magnet
@@ -131,7 +136,9 @@ def set_aside_whole(
     :class:`SectionShape`) are taken out before pairing (a neighbour's lone part would pair with them,
     or have its partner rebuilt from their pixels) and returned as lone-part sections, for
     :func:`split_merged`. Not those with parts of the other kind along both long sides: two parts
-    of one kind back to back, each with its partner (rebuilt by ``rebuild_touching``). Fit px."""
+    of one kind back to back, each with its partner (rebuilt by ``rebuild_touching``). Fit px. The
+    pipeline calls it gray alone only: with a fluorescence image such parts were two neighbours'
+    parts (crowded benchmark wafer)."""
     shape = SectionShape.of([c.part for c in tissues], [c.part for c in magnets], settings)
     if shape is None:
         return tissues, magnets, []

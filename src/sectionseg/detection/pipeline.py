@@ -243,7 +243,9 @@ def detect_wafer(
     tissues = [c for det, c in zip(merged, fits) if c is not None and det.label == 1]
     magnets = [c for det, c in zip(merged, fits) if c is not None and det.label != 1]
     whole: list[Section] = []
-    if settings.runs("split_merged"):  # whole sections seen as one part: split later, never paired
+    # gray alone, whole sections seen as one part: split later, never paired (with a fluorescence
+    # image the model tells the halves apart; there such parts were two neighbours' parts)
+    if settings.runs("split_merged") and fluo is None:
         tissues, magnets, whole = set_aside_whole(tissues, magnets, settings)
     # touching parts seen as one region: rebuilt beside their clean partners, tissues first
     n_tissues = n_magnets = 0
