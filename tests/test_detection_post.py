@@ -260,34 +260,42 @@ def test_a_whole_section_seen_as_one_part_is_split_at_its_shared_edge():
 
 
 def test_a_whole_section_without_an_edge_across_it_is_cut_where_the_wafer_s_shape_puts_it(rng):
-    """No straight step between the halves (noise, a faint level difference): the wafer's paired
-    sections say how deep each part is; the halves' gray relation (the wafer's, not its levels:
-    these sections are lighter than the wafer's) says which is the tissue."""
-    from sectionseg.detection.evidence import WaferLevels
+    """No straight step between the halves (same gray level, noise): the wafer's paired sections
+    say how deep each part is; the tissue's dark blobs tell the halves apart (a patch of one
+    material is left whole)."""
+    import cv2
+
     from sectionseg.detection.merged import split_merged
+    from sectionseg.geometry import Quad
 
     paired = [section(110 + 170 * k, 100, 0.0, tissue_w=56.0, magnet_w=40.0) for k in range(5)]
     truths = [section(150 + 260 * k, 330, a, tissue_w=56.0, magnet_w=40.0) for k, a in enumerate((8.0, -21.0, 37.0))]
-    gray = np.full((480, 1000), 200.0)
-    for s in paired + truths:
-        fill_polygon(gray, s.tissue.polygon, 120 if s in paired else 158)  # the tissue the lighter half
+    shading = section(150, 560, 0.0, tissue_w=56.0, magnet_w=40.0)  # a section's shape, one material
+    gray = np.full((680, 1000), 200.0)
+    for s in paired + truths + [shading]:
+        # the paired tissues lighter; the truths' halves alike in gray, their tissue with the sample's blobs
+        fill_polygon(gray, s.tissue.polygon, 120 if s in paired else 150)
         fill_polygon(gray, s.magnet.polygon, 100 if s in paired else 150)
+        if s is not shading:
+            ends = Quad.around(s.tissue.polygon).long_sides()[0]
+            for t in (0.25, 0.5, 0.75):
+                x, y = np.asarray(s.tissue.centre) + (t - 0.5) * (ends.end - ends.start)
+                cv2.circle(gray, (round(x), round(y)), 9, 90 if s in paired else 115, -1)
     gray = np.clip(gray + rng.normal(0.0, 9.0, gray.shape), 0, 255).astype(np.uint8)
-    levels = WaferLevels(tissue=120.0, magnet=100.0, background=200.0, n=5)
+    levels = None  # the darker half (the blobs') is the tissue
     whole = [Section(None, Part(_hull(s)), score=0.9) for s in truths]
     square = Section(None, Part(rectangle(880, 330, 120.0, 120.0, 0.0)), score=0.9)  # not a section's shape
 
-    found, rest = split_merged(whole + [square], paired, _source(gray, None), levels)
-    assert len(found) == len(truths) and rest == [square]
+    patch = Section(None, Part(_hull(shading)), score=0.9)
+    found, rest = split_merged(whole + [square, patch], paired, _source(gray, None), levels)
+    assert len(found) == len(truths) and rest == [square, patch]
     for got, truth in zip(found, truths):
         assert got.extra["split_from_one_part"]
         assert np.hypot(*np.subtract(got.tissue.centre, truth.tissue.centre)) < 3.0
         assert np.hypot(*np.subtract(got.magnet.centre, truth.magnet.centre)) < 3.0
-    # without the paired sections' shape such a part stays whole; with a fluorescence image too
-    # (there the model tells the halves apart)
-    for paired_now, fluo in (([], None), (paired, np.full_like(gray, 20))):
-        found, rest = split_merged(whole, paired_now, _source(gray, fluo), levels)
-        assert found == [] and rest == whole
+    # without the paired sections' shape such a part stays whole
+    found, rest = split_merged(whole, [], _source(gray, None), levels)
+    assert found == [] and rest == whole
 
 
 def test_parts_shaped_like_whole_sections_are_set_aside_before_pairing():

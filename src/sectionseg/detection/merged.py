@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from sectionseg.detection.consensus import part_features
+from sectionseg.detection.consensus import blob_level, part_features
 from sectionseg.detection.evidence import WaferLevels
 from sectionseg.detection.refine import Candidate, crop_around
 from sectionseg.detection.settings import RepairSettings
@@ -40,6 +40,7 @@ from sectionseg.geometry.quads import rect_sides
 
 CHUNKS = 6  # pieces along the edge whose step positions must agree
 PROFILE_STEP = 0.5  # px between samples across the part
+MIN_LEVELS = 3.0  # gray levels (0-255): smaller differences between two halves are noise
 SHAPE_TIE = 0.05  # shape mismatches closer than this fit alike (the fit of a merged mask is rough)
 
 
@@ -63,6 +64,7 @@ def split_merged(
         if source.fluo is not None
         else SectionShape.of([s.pair()[0] for s in sections], [s.pair()[1] for s in sections], settings)
     )
+    contrast = None  # how the wafer's parts differ: measured when a part needs it
     found, rest = [], []
     for s in unpaired:
         part = s.tissue or s.magnet
@@ -75,6 +77,10 @@ def split_merged(
         if halves is not None:
             tissue, magnet = _tissue_first(halves, source, levels)
         elif shape is not None and (cut := _split_by_shape(quad, shape, source, levels, settings)) is not None:
+            contrast = part_contrast(sections, source, settings) if contrast is None else contrast
+            if not _differ_as_parts(cut, contrast, source, settings):
+                rest.append(s)  # one material (a patch of mosaic shading): not a section
+                continue
             tissue, magnet = cut
         else:
             rest.append(s)
@@ -178,6 +184,50 @@ def _partners_on_both_sides(part: Part, others: list[Part], kind: str, max_gap: 
         if np.isfinite(pair_cost(tissue, magnet, max_gap=max_gap)):
             sides.add(bool(offset @ long_side.normal > 0))
     return len(sides) == 2
+
+
+def _contrasts(
+    tissue: np.ndarray, magnet: np.ndarray, source: WaferSource, settings: RepairSettings
+) -> np.ndarray | None:
+    """Differences tissue - magnet of two parts (quads): mean gray and dark blobs (the sample); None
+    where one leaves the wafer. (The finer dark structure was left out: on a wafer whose parts differ
+    little in it, halves of one patch of mosaic shading differed by as much.)"""
+    ft, fm = part_features(source, tissue, settings), part_features(source, magnet, settings)
+    bt, bm = blob_level(source, tissue, settings), blob_level(source, magnet, settings)
+    if ft is None or fm is None or bt is None or bm is None:
+        return None
+    return np.array([ft["gray_level"] - fm["gray_level"], bt - bm])
+
+
+def part_contrast(
+    sections: list[Section], source: WaferSource, settings: RepairSettings = RepairSettings()
+) -> np.ndarray:
+    """How a wafer's tissue and magnetic parts differ: per feature of :func:`_contrasts`, the median
+    of ``|tissue - magnet|`` over up to ``settings.merged_contrast_sample`` of its paired sections
+    (evenly picked); zeros without any."""
+    n = min(len(sections), settings.merged_contrast_sample)
+    pick = np.unique(np.linspace(0, len(sections) - 1, n).astype(int)) if n else []
+    diffs = []
+    for k in pick:
+        tissue, magnet = sections[k].pair()
+        d = _contrasts(tissue.polygon, magnet.polygon, source, settings)
+        if d is not None:
+            diffs.append(np.abs(d))
+    return np.median(diffs, axis=0) if diffs else np.zeros(2)
+
+
+def _differ_as_parts(
+    halves: tuple[np.ndarray, np.ndarray], contrast: np.ndarray, source: WaferSource, settings: RepairSettings
+) -> bool:
+    """Whether two halves differ as a tissue and a magnet of this wafer do: in one feature of
+    :func:`_contrasts` by at least ``settings.merged_contrast_share`` of the wafer's typical
+    difference (``contrast``, :func:`part_contrast`) and by :data:`MIN_LEVELS`, whichever half is
+    which."""
+    d = _contrasts(*halves, source, settings)
+    if d is None:
+        return False
+    need = np.maximum(MIN_LEVELS, settings.merged_contrast_share * contrast)
+    return bool(np.any(np.abs(d) >= need))
 
 
 def _split_by_shape(

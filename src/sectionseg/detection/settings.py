@@ -98,6 +98,11 @@ class RepairSettings:
     # this share of the medians of its parts): cut where its tissue and magnet depths put the shared
     # edge; such parts are set aside before pairing
     merged_shape_tolerance: float = 0.2
+    # ... if its halves differ as the wafer's tissues and magnets do (mean gray or dark blobs: one of
+    # them by this share of the wafer's median |tissue - magnet|, measured on this many of its paired
+    # sections); a patch of mosaic shading is one material
+    merged_contrast_share: float = 0.5
+    merged_contrast_sample: int = 100
     # which half is the tissue, decided per wafer (:mod:`sectionseg.detection.consensus`)
     consensus_min_sections: int = 8  # fewer measurable paired sections: no wafer relation trusted
     consensus_min_agreement: float = 0.75  # share of sections agreeing on a feature's sign for it to count
