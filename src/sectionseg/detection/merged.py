@@ -206,9 +206,8 @@ def part_contrast(
     of ``|tissue - magnet|`` over up to ``settings.merged_contrast_sample`` of its paired sections
     (evenly picked); zeros without any."""
     n = min(len(sections), settings.merged_contrast_sample)
-    pick = np.unique(np.linspace(0, len(sections) - 1, n).astype(int)) if n else []
     diffs = []
-    for k in pick:
+    for k in np.unique(np.linspace(0, len(sections) - 1, n).astype(int)):
         tissue, magnet = sections[k].pair()
         d = _contrasts(tissue.polygon, magnet.polygon, source, settings)
         if d is not None:
