@@ -104,3 +104,18 @@ def test_the_px_floors_follow_the_size_of_an_image_px():
     assert pair_cost(big_t, big_m, max_gap=12.0, pixel=4.0) == pytest.approx(cost)
     # an image px 2 units long: the cost's length unit is 2 units, not 10 % of the edge (1)
     assert pair_cost(tissue, magnet, max_gap=3.0, pixel=2.0) == pytest.approx(cost / 2)
+
+
+def test_with_the_wafer_s_depths_a_section_s_own_magnet_beats_a_dummy_strip_across_its_tissue():
+    """The magnet's mask stops short of the shared edge (a gap of 5 % of the edge); a dummy strip
+    detected as a magnet lies flush along the tissue's other long side, half a magnet deep."""
+    tissue = Part([[0, 0], [100, 0], [100, 40], [0, 40]])
+    magnet = Part([[0, 45], [100, 45], [100, 88], [0, 88]])
+    dummy = Part([[0, -22], [100, -22], [100, 0], [0, 0]])
+    assert pair_parts([tissue], [magnet, dummy]) == ([(0, 1)], [], [0])  # edges alone: the dummy
+    assert pair_parts([tissue], [magnet, dummy], depths=(40.0, 43.0)) == ([(0, 0)], [], [1])
+    cost = pair_cost(tissue, dummy, max_gap=10.0, depths=(40.0, 43.0), depth_unit=0.2)
+    assert cost == pytest.approx(pair_cost(tissue, dummy, max_gap=10.0) + abs(22 / 43 - 1) / 0.2)
+    # a part that cannot pair stays impossible
+    far = Part([[0, 300], [100, 300], [100, 343], [0, 343]])
+    assert pair_cost(tissue, far, max_gap=10.0, depths=(40.0, 43.0)) == float("inf")

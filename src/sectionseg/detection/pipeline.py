@@ -409,7 +409,7 @@ def _repair(
         ),
         0,
     )
-    sections, unpaired = pair_sections(tissues, magnets, fit)
+    sections, unpaired = pair_sections(tissues, magnets, fit, settings)
     split: list[Section] = []
     if run("recover_partners"):
         recovered, unpaired = recover_partners(unpaired, reserve, fit, refine)

@@ -319,13 +319,26 @@ def drop_duplicates(sections: list[Section], unpaired: list[Section], overlap: f
 
 
 def pair_sections(
-    tissues: list[Candidate], magnets: list[Candidate], source: WaferSource
+    tissues: list[Candidate],
+    magnets: list[Candidate],
+    source: WaferSource,
+    settings: RepairSettings = RepairSettings(),
 ) -> tuple[list[Section], list[Section]]:
     """Pair tissue and magnet candidates (fit px, the frame of ``source``;
-    :func:`sectionseg.geometry.pairing.pair_parts`, its px floors in source px): ``(paired sections,
-    unpaired sections)`` with scores (fit px); a part a repair made (no detection) is named in
-    ``extra["rebuilt"]``."""
-    pairs, lone_t, lone_m = pair_parts([c.part for c in tissues], [c.part for c in magnets], pixel=source.scale)
+    :func:`sectionseg.geometry.pairing.pair_parts`, its px floors in source px; with at least
+    ``settings.min_levels_sections`` parts of each kind, a part's depth far from its kind's median
+    costs, in units of ``settings.pair_depth_unit`` of it): ``(paired sections, unpaired sections)``
+    with scores (fit px); a part a repair made (no detection) is named in ``extra["rebuilt"]``."""
+    depths = None
+    if min(len(tissues), len(magnets)) >= settings.min_levels_sections and settings.pair_depth_unit > 0:
+        depths = (_median_depth(tissues), _median_depth(magnets))
+    pairs, lone_t, lone_m = pair_parts(
+        [c.part for c in tissues],
+        [c.part for c in magnets],
+        pixel=source.scale,
+        depths=depths,
+        depth_unit=settings.pair_depth_unit or 1.0,
+    )
     sections = []
     for i, j in pairs:
         t, m = tissues[i], magnets[j]
@@ -358,6 +371,11 @@ def pair_sections(
         for j in lone_m
     ]
     return sections, unpaired
+
+
+def _median_depth(candidates: list[Candidate]) -> float:
+    """Median short side (px) of the candidates' quads."""
+    return float(np.median([Quad.around(c.part.polygon).size()[1] for c in candidates]))
 
 
 def _rebuilt(section: Section, tissue: Candidate | None, magnet: Candidate | None) -> Section:

@@ -52,6 +52,10 @@ class RepairSettings:
     # this x the median, are rebuilt beside their partners
     suspect_fit_iou: float = 0.8
     suspect_area_factor: float = 1.3
+    # pairing: a part whose depth (short side) is this share off its kind's median depth on the wafer
+    # costs as much as a gap of a tenth of the edge (0: depths not compared); a dummy strip detected
+    # as a magnet, about half a magnet's depth, then loses to the section's own magnet
+    pair_depth_unit: float = 0.2
     # a partner found on the image may overlap known parts by this share (sections on real wafers
     # overlap their neighbours by up to ~20 %)
     partner_max_overlap: float = 0.3

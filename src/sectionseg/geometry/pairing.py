@@ -7,7 +7,11 @@ magnet long edge ``b`` (the two longest sides of each quad) and keeps the best:
   negative values are overlaps), in units of ``ref = 0.1 x`` the tissue edge length;
 - ``misalignment``: how far ``b``'s end points lie from ``a``'s along the edge (a shared edge has the
   same end points; a crowded neighbour's magnet is shifted), same units;
-- ``angle``: the angle between the edges, in units of 10 degrees.
+- ``angle``: the angle between the edges, in units of 10 degrees;
+- with the ``depths`` a wafer's parts usually have (their short sides), how far each part's depth is
+  from its kind's, in units of ``depth_unit`` of it: a dummy strip detected as a magnet (about half
+  a magnet's depth on real-look wafers) lies along the tissue's other long side as closely as the
+  magnet does, often closer (a magnet's mask stops short of the shared edge).
 
 Hard limits make a pair impossible: ``|gap| > max_gap``, ``angle > max_angle``, overlap of the two
 edges along their length below ``min_overlap`` of the shorter one, or the magnet's centre not on the
@@ -90,14 +94,23 @@ def pair_cost(
     max_angle: float = 15.0,
     min_overlap: float = 0.5,
     pixel: float = 1.0,
+    depths: tuple[float, float] | None = None,
+    depth_unit: float = 0.2,
 ) -> float:
     """How badly ``tissue`` and ``magnet`` share a long edge (0 = exactly; inf = impossible;
-    ``pixel``: see :func:`pair_parts`)."""
+    ``pixel``, ``depths``, ``depth_unit``: see :func:`pair_parts`)."""
     tc, mc = np.asarray(tissue.centre), np.asarray(magnet.centre)
-    return min(
+    cost = min(
         _edge_cost(a, b, tc, mc, max_gap, max_angle, min_overlap, pixel)
         for a in long_edges(tissue)
         for b in long_edges(magnet)
+    )
+    if depths is None or not math.isfinite(cost):
+        return cost
+    return cost + sum(
+        abs(Quad.around(part.polygon).size()[1] / depth - 1.0) / depth_unit
+        for part, depth in zip((tissue, magnet), depths)
+        if depth > 0
     )
 
 
@@ -116,6 +129,8 @@ def pair_parts(
     min_overlap: float = 0.5,
     max_cost: float = DEFAULT_MAX_COST,
     pixel: float = 1.0,
+    depths: tuple[float, float] | None = None,
+    depth_unit: float = 0.2,
 ) -> tuple[list[tuple[int, int]], list[int], list[int]]:
     """Pair tissue parts with magnetic parts (polygons in the same px frame).
 
@@ -123,7 +138,9 @@ def pair_parts(
     picks 10 % of the median tissue long side, but at least 3 image px. See the module doc for the cost,
     whose length unit is 10 % of the tissue's edge, but at least 1 image px. ``pixel``: the length of
     an image px in the parts' frame, for those two floors (parts drawn at another scale than the image's
-    pixels pair as they would in it).
+    pixels pair as they would in it). ``depths``: the usual ``(tissue, magnet)`` depths (short sides,
+    same frame) of the wafer's parts, or None; a part ``depth_unit`` x its kind's depth deeper or
+    shallower costs 1.
 
     Returns ``(pairs, unpaired_tissues, unpaired_magnets)``: ``pairs`` a list of
     ``(tissue index, magnet index)`` sorted by tissue index, the others sorted index lists.
@@ -143,7 +160,14 @@ def pair_parts(
         reach = _radius(tissue) + float(m_radius.max()) + max_gap
         for j in tree.query_ball_point(t_centres[i], reach):
             c = pair_cost(
-                tissue, magnets[j], max_gap=max_gap, max_angle=max_angle, min_overlap=min_overlap, pixel=pixel
+                tissue,
+                magnets[j],
+                max_gap=max_gap,
+                max_angle=max_angle,
+                min_overlap=min_overlap,
+                pixel=pixel,
+                depths=depths,
+                depth_unit=depth_unit,
             )
             if c < max_cost:
                 rows.append(i)
