@@ -328,6 +328,30 @@ def _hull(s):
     return order_corners(cv2.boxPoints(cv2.minAreaRect(pts)).astype(np.float64))
 
 
+def test_parts_left_unpaired_are_paired_among_themselves_with_a_wider_gap():
+    """Magnets whose masks stop 15 % of the edge short of their tissues (beyond the first pass's
+    tenth) pair in the second pass; a tissue with nothing near stays alone."""
+    from sectionseg.detection.refine import Candidate
+    from sectionseg.detection.repairs import pair_sections
+    from sectionseg.detection.settings import RepairSettings
+
+    sections = [section(150 + 220 * k, 150, 0.0) for k in range(6)]  # edges 127 px long
+    detection = object()
+    tissues = [Candidate(s.tissue, 0.9, detection, 0.9) for s in sections]
+    gap = np.array([0.0, 19.0])  # 0.15 x 127 px
+    magnets = [
+        Candidate(Part(s.magnet.polygon + (gap if k < 2 else 0.0)), 0.9, detection, 0.9) for k, s in enumerate(sections)
+    ]
+    lone = Candidate(Part(sections[0].tissue.polygon + [0.0, 400.0]), 0.95, detection, 0.9)
+    source = _source(np.zeros((8, 8), np.uint8), None)
+
+    paired, unpaired = pair_sections(tissues + [lone], magnets, source)
+    assert len(paired) == 6 and [s.tissue for s in unpaired] == [lone.part]
+    assert all(p.tissue is t.part for p, t in zip(sorted(paired, key=lambda s: s.tissue.centre[0]), tissues))
+    paired, unpaired = pair_sections(tissues + [lone], magnets, source, RepairSettings(pair_lone_gap=0.0))
+    assert len(paired) == 4 and len(unpaired) == 5
+
+
 def test_pairing_candidates_names_the_parts_a_repair_made():
     from sectionseg.detection.refine import Candidate
     from sectionseg.detection.repairs import pair_sections

@@ -231,6 +231,27 @@ def test_a_feature_short_of_the_bar_exchanges_sections_only_with_the_blobs_conse
     assert "swapped_with_blobs" not in record and compare_sections(truth, kept)["sections_swapped"] >= 2
 
 
+def test_the_tissue_s_blobs_keep_a_section_that_the_other_features_would_exchange(monkeypatch):
+    # the wafer's features vote two sections of a blob wafer the other way (scripted votes); their
+    # tissues clearly carry the sample's blobs, on which the wafer's sections agree: they keep their labels
+    from sectionseg.detection import consensus
+
+    truth, gray = _blob_wafer()
+    odd = (3, 7)
+    vote = np.array([-1.0 if k in odd else 1.0 for k in range(len(truth))])
+    monkeypatch.setattr(consensus, "_votes", lambda d, record, settings: (vote, None))
+    source = WaferSource(gray, None, scale=1.0)
+    kept, record = tissue_consensus(truth, source)
+    assert record["swapped"] == 0 and record["kept_by_blobs"] == len(odd) and kept == truth
+    # blobs that do not clearly side with the labels (a margin too large) let the votes exchange them
+    fixed, record = tissue_consensus(truth, source, RepairSettings(consensus_blob_margin=1000.0))
+    assert "kept_by_blobs" not in record and compare_sections(truth, fixed)["sections_swapped"] == len(odd)
+    # a section labelled the wrong way round is exchanged: its blobs are on the part called magnet
+    found = [Section(s.magnet, s.tissue) if k in odd else s for k, s in enumerate(truth)]
+    fixed, record = tissue_consensus(found, source)
+    assert "kept_by_blobs" not in record and compare_sections(truth, fixed)["sections_swapped"] == 0
+
+
 def test_consensus_leaves_a_consistent_wafer_alone_and_needs_enough_sections():
     truth, gray = _textured_wafer()
     source = WaferSource(gray, None, scale=1.0)

@@ -140,7 +140,9 @@ def tissue_consensus(
     wrong way round for most sections, every section is exchanged (``record["decided_by"]``). (2)
     Single sections: a feature expresses the wafer's relation when most sections agree on its sign; a
     section whose weighted vote on those features falls below ``settings.consensus_swap_vote`` is
-    exchanged, unless its magnet is clearly the brighter half in the fluorescence.
+    exchanged, unless its magnet is clearly the brighter half in the fluorescence, or, where the
+    wafer's sections agree on the blobs (:func:`_blobs_hold`), its tissue clearly shows more of them
+    (by ``settings.consensus_blob_margin``; ``record["kept_by_blobs"]``).
     """
     index, d = _differences(sections, source, settings)
     record: dict[str, Any] = {"sections_measured": len(index), "swapped": 0, "wafer_flipped": False, "features": {}}
@@ -161,6 +163,11 @@ def tissue_consensus(
     if strong is None and weak is None:
         record["skipped"] = "no feature separates tissue from magnet on this wafer"
     exchanged = np.zeros(len(index), bool) if strong is None else (strong < settings.consensus_swap_vote) & free
+    if _blobs_hold(record, settings):  # the sample's blobs, where they clearly side with the labels, keep them
+        for j in np.flatnonzero(exchanged):
+            if _blob_difference(out[index[j]], source, settings) > settings.consensus_blob_margin:  # NaN: no
+                exchanged[j] = False
+                record["kept_by_blobs"] = record.get("kept_by_blobs", 0) + 1
     if weak is not None:  # features most sections agree on, short of the bar: only with the blobs' consent
         asked = (weak < settings.consensus_swap_vote) & free & ~exchanged
         for j in np.flatnonzero(asked):
@@ -266,6 +273,16 @@ def _wafer_inverted(
             record["decided_by"] = name
             return along <= flip
     return False
+
+
+def _blobs_hold(record: dict[str, Any], settings: RepairSettings) -> bool:
+    """Whether the wafer's sections, as labelled now (after a whole-wafer turn), agree on the blob
+    prior's sign on at least ``settings.consensus_min_agreement`` of the sample (gray alone: the
+    prior was measured)."""
+    along = record["features"].get("dark_blobs", {}).get("agreement_with_prior")
+    if along is None:
+        return False
+    return bool((1.0 - along if record["wafer_flipped"] else along) >= settings.consensus_min_agreement)
 
 
 def _signs(col: np.ndarray, settings: RepairSettings, margin: float = 0.0) -> np.ndarray | None:

@@ -56,6 +56,10 @@ class RepairSettings:
     # costs as much as a gap of a tenth of the edge (0: depths not compared); a dummy strip detected
     # as a magnet, about half a magnet's depth, then loses to the section's own magnet
     pair_depth_unit: float = 0.2
+    # the parts nothing paired are paired among themselves again with a gap up to this share of the
+    # median tissue long side (the first pass: a tenth); a magnet's mask may stop that short of the
+    # shared edge (an edge band on real-look wafers); 0: no second pass
+    pair_lone_gap: float = 0.2
     # a partner found on the image may overlap known parts by this share (sections on real wafers
     # overlap their neighbours by up to ~20 %)
     partner_max_overlap: float = 0.3
