@@ -7,6 +7,7 @@ from detection_fakes import ContentPredictor, rectangle
 
 from sectionseg.detection import detect_wafer
 from sectionseg.detection.repairs import drop_duplicates, drop_implausible
+from sectionseg.detection.settings import RepairSettings
 from sectionseg.evaluation import compare_sections
 from sectionseg.geometry import Part, Section
 from sectionseg.geometry.beside import strip_beside
@@ -293,9 +294,11 @@ def test_a_whole_section_without_an_edge_across_it_is_cut_where_the_wafer_s_shap
         assert got.extra["split_from_one_part"]
         assert np.hypot(*np.subtract(got.tissue.centre, truth.tissue.centre)) < 3.0
         assert np.hypot(*np.subtract(got.magnet.centre, truth.magnet.centre)) < 3.0
-    # without the paired sections' shape such a part stays whole
+    # without the paired sections' shape, or with the step switched off, such a part stays whole
     found, rest = split_merged(whole, [], _source(gray, None), levels)
     assert found == [] and rest == whole
+    off = RepairSettings().without("split_by_shape")
+    assert split_merged(whole, paired, _source(gray, None), levels, off) == ([], whole)
 
 
 def test_parts_shaped_like_whole_sections_are_set_aside_before_pairing():
@@ -348,8 +351,17 @@ def test_parts_left_unpaired_are_paired_among_themselves_with_a_wider_gap():
     paired, unpaired = pair_sections(tissues + [lone], magnets, source)
     assert len(paired) == 6 and [s.tissue for s in unpaired] == [lone.part]
     assert all(p.tissue is t.part for p, t in zip(sorted(paired, key=lambda s: s.tissue.centre[0]), tissues))
-    paired, unpaired = pair_sections(tissues + [lone], magnets, source, RepairSettings(pair_lone_gap=0.0))
+    paired, unpaired = pair_sections(tissues + [lone], magnets, source, RepairSettings().without("pair_leftovers"))
     assert len(paired) == 4 and len(unpaired) == 5
+    # the wafer's depths: a dummy strip flush along a tissue's other side does not take its magnet's place
+    dummy = Candidate(
+        Part(rectangle(*np.add(sections[2].tissue.centre, (0.0, -36.0)), 127.0, 22.0, 0.0)), 0.9, detection, 0.9
+    )
+    gapped = [Candidate(Part(m.part.polygon + [0.0, 6.0]), 0.9, detection, 0.9) for m in magnets[1:]]
+    paired, _ = pair_sections(tissues[1:], gapped + [dummy], source)
+    assert all(s.magnet is not dummy.part for s in paired) and len(paired) == 5
+    paired, _ = pair_sections(tissues[1:], gapped + [dummy], source, RepairSettings().without("pair_depths"))
+    assert any(s.magnet is dummy.part for s in paired)
 
 
 def test_pairing_candidates_names_the_parts_a_repair_made():

@@ -243,9 +243,11 @@ def test_the_tissue_s_blobs_keep_a_section_that_the_other_features_would_exchang
     source = WaferSource(gray, None, scale=1.0)
     kept, record = tissue_consensus(truth, source)
     assert record["swapped"] == 0 and record["kept_by_blobs"] == len(odd) and kept == truth
-    # blobs that do not clearly side with the labels (a margin too large) let the votes exchange them
-    fixed, record = tissue_consensus(truth, source, RepairSettings(consensus_blob_margin=1000.0))
-    assert "kept_by_blobs" not in record and compare_sections(truth, fixed)["sections_swapped"] == len(odd)
+    # blobs that do not clearly side with the labels (a margin too large), or the step switched off,
+    # let the votes exchange them
+    for settings in (RepairSettings(consensus_blob_margin=1000.0), RepairSettings().without("keep_by_blobs")):
+        fixed, record = tissue_consensus(truth, source, settings)
+        assert "kept_by_blobs" not in record and compare_sections(truth, fixed)["sections_swapped"] == len(odd)
     # a section labelled the wrong way round is exchanged: its blobs are on the part called magnet
     found = [Section(s.magnet, s.tissue) if k in odd else s for k, s in enumerate(truth)]
     fixed, record = tissue_consensus(found, source)

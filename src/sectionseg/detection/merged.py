@@ -61,7 +61,7 @@ def split_merged(
     # the wafer's shape cuts parts gray alone only (see set_aside_whole)
     shape = (
         None
-        if source.fluo is not None
+        if source.fluo is not None or not settings.runs("split_by_shape")
         else SectionShape.of([s.pair()[0] for s in sections], [s.pair()[1] for s in sections], settings)
     )
     contrast = None  # how the wafer's parts differ: measured when a part needs it

@@ -245,7 +245,7 @@ def detect_wafer(
     whole: list[Section] = []
     # gray alone, whole sections seen as one part: split later, never paired (with a fluorescence
     # image the model tells the halves apart; there such parts were two neighbours' parts)
-    if settings.runs("split_merged") and fluo is None:
+    if settings.runs("split_merged") and settings.runs("split_by_shape") and fluo is None:
         tissues, magnets, whole = set_aside_whole(tissues, magnets, settings)
     # touching parts seen as one region: rebuilt beside their clean partners, tissues first
     n_tissues = n_magnets = 0

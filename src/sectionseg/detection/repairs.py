@@ -326,18 +326,19 @@ def pair_sections(
     settings: RepairSettings = RepairSettings(),
 ) -> tuple[list[Section], list[Section]]:
     """Pair tissue and magnet candidates (fit px, the frame of ``source``;
-    :func:`sectionseg.geometry.pairing.pair_parts`, its px floors in source px; with at least
-    ``settings.min_levels_sections`` parts of each kind, a part's depth far from its kind's median
-    costs, in units of ``settings.pair_depth_unit`` of it; the parts left unpaired are paired among
-    themselves again with a gap up to ``settings.pair_lone_gap`` of the median tissue long side):
+    :func:`sectionseg.geometry.pairing.pair_parts`, its px floors in source px; step ``pair_depths``:
+    with at least ``settings.min_levels_sections`` parts of each kind, a part's depth far from its
+    kind's median costs, in units of ``settings.pair_depth_unit`` of it; step ``pair_leftovers``: the
+    parts left unpaired are paired among themselves again with a gap up to ``settings.pair_lone_gap``
+    of the median tissue long side):
     ``(paired sections, unpaired sections)`` with scores (fit px); a part a repair made (no
     detection) is named in ``extra["rebuilt"]``."""
     depths = None
-    if min(len(tissues), len(magnets)) >= settings.min_levels_sections and settings.pair_depth_unit > 0:
+    if min(len(tissues), len(magnets)) >= settings.min_levels_sections and settings.runs("pair_depths"):
         depths = (_median_depth(tissues), _median_depth(magnets))
-    how = partial(pair_parts, pixel=source.scale, depths=depths, depth_unit=settings.pair_depth_unit or 1.0)
+    how = partial(pair_parts, pixel=source.scale, depths=depths, depth_unit=settings.pair_depth_unit)
     pairs, lone_t, lone_m = how([c.part for c in tissues], [c.part for c in magnets])
-    if lone_t and lone_m and settings.pair_lone_gap > 0:  # the parts left: a second pass, a wider gap
+    if lone_t and lone_m and settings.runs("pair_leftovers"):  # the parts left: a second pass, a wider gap
         edge = float(np.median([Quad.around(c.part.polygon).size()[0] for c in tissues]))
         more, still_t, still_m = how(
             [tissues[i].part for i in lone_t], [magnets[j].part for j in lone_m], max_gap=settings.pair_lone_gap * edge

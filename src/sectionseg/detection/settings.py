@@ -18,7 +18,10 @@ from typing import Any
 #: The repair steps, in the order the pipeline runs them (each can be switched off).
 STEPS = (
     "polarity",
+    "split_by_shape",
     "rebuild_touching",
+    "pair_depths",
+    "pair_leftovers",
     "recover_partners",
     "split_tiny",
     "regrow_small",
@@ -30,6 +33,7 @@ STEPS = (
     "split_unseen",
     "complete_from_image",
     "consensus",
+    "keep_by_blobs",
     "gray_look",
 )
 
@@ -54,11 +58,11 @@ class RepairSettings:
     suspect_area_factor: float = 1.3
     # pairing: a part whose depth (short side) is this share off its kind's median depth on the wafer
     # costs as much as a gap of a tenth of the edge (0: depths not compared); a dummy strip detected
-    # as a magnet, about half a magnet's depth, then loses to the section's own magnet
+    # as a magnet, about half a magnet's depth, then loses to the section's own magnet (step pair_depths)
     pair_depth_unit: float = 0.2
     # the parts nothing paired are paired among themselves again with a gap up to this share of the
     # median tissue long side (the first pass: a tenth); a magnet's mask may stop that short of the
-    # shared edge (an edge band on real-look wafers); 0: no second pass
+    # shared edge (an edge band on real-look wafers) (step pair_leftovers)
     pair_lone_gap: float = 0.2
     # a partner found on the image may overlap known parts by this share (sections on real wafers
     # overlap their neighbours by up to ~20 %)
