@@ -331,35 +331,38 @@ def _hull(s):
     return order_corners(cv2.boxPoints(cv2.minAreaRect(pts)).astype(np.float64))
 
 
-def test_parts_left_unpaired_are_paired_among_themselves_with_a_wider_gap():
-    """Magnets whose masks stop 15 % of the edge short of their tissues (beyond the first pass's
-    tenth) pair in the second pass; a tissue with nothing near stays alone."""
+def test_parts_left_unpaired_are_paired_among_themselves_with_the_gaps_the_wafer_shows():
+    """Where the magnets' masks stop short of their tissues (gaps of 6.3 % of the edge), two whose
+    gap is 11 % (beyond the first pass's tenth) pair in a second pass; a tissue with nothing near
+    stays alone. Where the wafer's parts meet, the same two stay unpaired."""
     from sectionseg.detection.refine import Candidate
     from sectionseg.detection.repairs import pair_sections
     from sectionseg.detection.settings import RepairSettings
 
-    sections = [section(150 + 220 * k, 150, 0.0) for k in range(6)]  # edges 127 px long
+    sections = [section(150 + 220 * k, 150, 0.0) for k in range(8)]  # edges 127 px long
     detection = object()
     tissues = [Candidate(s.tissue, 0.9, detection, 0.9) for s in sections]
-    gap = np.array([0.0, 19.0])  # 0.15 x 127 px
-    magnets = [
-        Candidate(Part(s.magnet.polygon + (gap if k < 2 else 0.0)), 0.9, detection, 0.9) for k, s in enumerate(sections)
-    ]
     lone = Candidate(Part(sections[0].tissue.polygon + [0.0, 400.0]), 0.95, detection, 0.9)
     source = _source(np.zeros((8, 8), np.uint8), None)
 
+    def magnets_with(gaps):
+        return [Candidate(Part(s.magnet.polygon + [0.0, g]), 0.9, detection, 0.9) for s, g in zip(sections, gaps)]
+
+    magnets = magnets_with([14.0, 14.0] + [8.0] * 6)
     paired, unpaired = pair_sections(tissues + [lone], magnets, source)
-    assert len(paired) == 6 and [s.tissue for s in unpaired] == [lone.part]
+    assert len(paired) == 8 and [s.tissue for s in unpaired] == [lone.part]
     assert all(p.tissue is t.part for p, t in zip(sorted(paired, key=lambda s: s.tissue.centre[0]), tissues))
     paired, unpaired = pair_sections(tissues + [lone], magnets, source, RepairSettings().without("pair_leftovers"))
-    assert len(paired) == 4 and len(unpaired) == 5
+    assert len(paired) == 6 and len(unpaired) == 5
+    paired, unpaired = pair_sections(tissues + [lone], magnets_with([14.0, 14.0] + [0.0] * 6), source)
+    assert len(paired) == 6 and len(unpaired) == 5
     # the wafer's depths: a dummy strip flush along a tissue's other side does not take its magnet's place
     dummy = Candidate(
         Part(rectangle(*np.add(sections[2].tissue.centre, (0.0, -36.0)), 127.0, 22.0, 0.0)), 0.9, detection, 0.9
     )
-    gapped = [Candidate(Part(m.part.polygon + [0.0, 6.0]), 0.9, detection, 0.9) for m in magnets[1:]]
+    gapped = magnets_with([6.0] * 8)[1:]
     paired, _ = pair_sections(tissues[1:], gapped + [dummy], source)
-    assert all(s.magnet is not dummy.part for s in paired) and len(paired) == 5
+    assert all(s.magnet is not dummy.part for s in paired) and len(paired) == 7
     paired, _ = pair_sections(tissues[1:], gapped + [dummy], source, RepairSettings().without("pair_depths"))
     assert any(s.magnet is dummy.part for s in paired)
 

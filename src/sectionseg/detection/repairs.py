@@ -32,7 +32,7 @@ from sectionseg.detection.tiling import WaferSource
 from sectionseg.geometry import Part, Quad, Section, order_corners
 from sectionseg.geometry.beside import strip_beside
 from sectionseg.geometry.fitting import refine_side
-from sectionseg.geometry.pairing import pair_parts
+from sectionseg.geometry.pairing import edge_gap, pair_parts
 
 
 def rebuild_touching(
@@ -329,8 +329,8 @@ def pair_sections(
     :func:`sectionseg.geometry.pairing.pair_parts`, its px floors in source px; step ``pair_depths``:
     with at least ``settings.min_levels_sections`` parts of each kind, a part's depth far from its
     kind's median costs, in units of ``settings.pair_depth_unit`` of it; step ``pair_leftovers``: the
-    parts left unpaired are paired among themselves again with a gap up to ``settings.pair_lone_gap``
-    of the median tissue long side):
+    parts left unpaired are paired among themselves again with the gaps the first pairs show,
+    :func:`_leftover_gap`):
     ``(paired sections, unpaired sections)`` with scores (fit px); a part a repair made (no
     detection) is named in ``extra["rebuilt"]``."""
     depths = None
@@ -338,10 +338,10 @@ def pair_sections(
         depths = (_median_depth(tissues), _median_depth(magnets))
     how = partial(pair_parts, pixel=source.scale, depths=depths, depth_unit=settings.pair_depth_unit)
     pairs, lone_t, lone_m = how([c.part for c in tissues], [c.part for c in magnets])
-    if lone_t and lone_m and settings.runs("pair_leftovers"):  # the parts left: a second pass, a wider gap
-        edge = float(np.median([Quad.around(c.part.polygon).size()[0] for c in tissues]))
+    reach = _leftover_gap(pairs, tissues, magnets, settings) if lone_t and lone_m else None
+    if reach is not None:  # the parts left: a second pass, with the gaps this wafer's pairs show
         more, still_t, still_m = how(
-            [tissues[i].part for i in lone_t], [magnets[j].part for j in lone_m], max_gap=settings.pair_lone_gap * edge
+            [tissues[i].part for i in lone_t], [magnets[j].part for j in lone_m], max_gap=reach
         )
         pairs += [(lone_t[i], lone_m[j]) for i, j in more]
         lone_t, lone_m = [lone_t[i] for i in still_t], [lone_m[j] for j in still_m]
@@ -377,6 +377,24 @@ def pair_sections(
         for j in lone_m
     ]
     return sections, unpaired
+
+
+def _leftover_gap(
+    pairs: list[tuple[int, int]], tissues: list[Candidate], magnets: list[Candidate], settings: RepairSettings
+) -> float | None:
+    """The largest gap (px) for pairing the parts left over (step ``pair_leftovers``):
+    ``settings.pair_gap_factor`` x the ``settings.pair_gap_quantile`` of the gaps (shares of the
+    tissue's edge) between the parts paired first, at most ``settings.pair_lone_gap``, times the
+    median tissue edge; None where that is no wider than the first pass's tenth (a wafer whose parts
+    meet: default and crowded simulated wafers) or too few pairs were made to tell."""
+    if not settings.runs("pair_leftovers") or len(pairs) < settings.min_levels_sections:
+        return None
+    edge = float(np.median([Quad.around(c.part.polygon).size()[0] for c in tissues]))
+    gaps = [edge_gap(tissues[i].part, magnets[j].part, max_gap=settings.pair_lone_gap * edge) for i, j in pairs]
+    share = min(
+        settings.pair_lone_gap, settings.pair_gap_factor * float(np.nanquantile(gaps, settings.pair_gap_quantile))
+    )
+    return share * edge if share > 0.1 else None
 
 
 def _median_depth(candidates: list[Candidate]) -> float:

@@ -60,10 +60,15 @@ class RepairSettings:
     # costs as much as a gap of a tenth of the edge (0: depths not compared); a dummy strip detected
     # as a magnet, about half a magnet's depth, then loses to the section's own magnet (step pair_depths)
     pair_depth_unit: float = 0.2
-    # the parts nothing paired are paired among themselves again with a gap up to this share of the
-    # median tissue long side (the first pass: a tenth); a magnet's mask may stop that short of the
-    # shared edge (an edge band on real-look wafers) (step pair_leftovers)
+    # the parts nothing paired are paired among themselves again with a gap up to pair_gap_factor x the
+    # pair_gap_quantile of the gaps between the parts paired first, at most pair_lone_gap of the median
+    # tissue long side (the first pass: a tenth); a magnet's mask may stop that short of the shared
+    # edge (an edge band on real-look wafers); where the first pairs meet, no second pass (on a
+    # simulated wafer whose parts meet, the wider gap paired 3 tissues with a neighbour's magnet)
+    # (step pair_leftovers)
     pair_lone_gap: float = 0.2
+    pair_gap_factor: float = 2.0
+    pair_gap_quantile: float = 0.9
     # a partner found on the image may overlap known parts by this share (sections on real wafers
     # overlap their neighbours by up to ~20 %)
     partner_max_overlap: float = 0.3

@@ -57,33 +57,62 @@ def _edge_cost(
 ) -> float:
     """Cost of tissue side ``a`` and magnet side ``b`` being the shared edge; inf when impossible
     (``pixel``: see :func:`pair_parts`)."""
+    return _edge_terms(a, b, tissue_centre, magnet_centre, max_gap, max_angle, min_overlap, pixel)[0]
+
+
+def _edge_terms(
+    a: Side,
+    b: Side,
+    tissue_centre: np.ndarray,
+    magnet_centre: np.ndarray,
+    max_gap: float,
+    max_angle: float,
+    min_overlap: float,
+    pixel: float = 1.0,
+) -> tuple[float, float]:
+    """``(cost, gap as a share of a's length)`` of tissue side ``a`` and magnet side ``b`` being the
+    shared edge; ``(inf, nan)`` when impossible."""
+    impossible = (math.inf, math.nan)
     a0, a1 = a.start, a.end
     la = float(np.hypot(*(a1 - a0)))
     lb = float(np.hypot(*(b.end - b.start)))
     if la < 1e-6 or lb < 1e-6:
-        return math.inf
+        return impossible
     u = (a1 - a0) / la
     mid = 0.5 * (a0 + a1)
     n = np.array([u[1], -u[0]])
     if (tissue_centre - mid) @ n > 0:  # the normal must point away from the tissue
         n = -n
     if (magnet_centre - mid) @ n <= 0:  # the magnet lies on the tissue's side of the edge
-        return math.inf
+        return impossible
     ub = (b.end - b.start) / lb
     angle = math.degrees(math.acos(min(1.0, abs(float(u @ ub)))))
     if angle > max_angle:
-        return math.inf
+        return impossible
     rel = np.array([b.start - mid, b.end - mid])
     along, across = np.sort(rel @ u), rel @ n
     gap = float(across.mean())
     if abs(gap) > max_gap:
-        return math.inf
+        return impossible
     overlap = min(along[1], 0.5 * la) - max(along[0], -0.5 * la)
     if overlap < min_overlap * min(la, lb):
-        return math.inf
+        return impossible
     misalignment = 0.5 * (abs(along[0] + 0.5 * la) + abs(along[1] - 0.5 * la))
     ref = max(0.1 * la, pixel)
-    return float(abs(gap) / ref + misalignment / ref + angle / 10.0)
+    return float(abs(gap) / ref + misalignment / ref + angle / 10.0), gap / la
+
+
+def edge_gap(tissue: Part, magnet: Part, *, max_gap: float, max_angle: float = 15.0, min_overlap: float = 0.5) -> float:
+    """Gap between a paired tissue and magnet (the signed distance between their facing long sides
+    as a share of the tissue's side; negative: they overlap), on the sides :func:`pair_cost` would
+    take; NaN when they cannot pair within ``max_gap`` px."""
+    tc, mc = np.asarray(tissue.centre), np.asarray(magnet.centre)
+    terms = [
+        _edge_terms(a, b, tc, mc, max_gap, max_angle, min_overlap)
+        for a in long_edges(tissue)
+        for b in long_edges(magnet)
+    ]
+    return min(terms)[1]
 
 
 def pair_cost(
