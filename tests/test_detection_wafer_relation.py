@@ -254,6 +254,23 @@ def test_the_tissue_s_blobs_keep_a_section_that_the_other_features_would_exchang
     assert "kept_by_blobs" not in record and compare_sections(truth, fixed)["sections_swapped"] == 0
 
 
+def test_with_the_blobs_consent_a_weaker_vote_exchanges_a_section(monkeypatch):
+    # features short of the bar vote -0.4 on two sections labelled the wrong way round (scripted
+    # votes): under the weak bar (-0.25), over the strong one (-0.5); their blobs consent
+    from sectionseg.detection import consensus
+
+    truth, gray = _blob_wafer()
+    odd = (3, 7)
+    found = [Section(s.magnet, s.tissue) if k in odd else s for k, s in enumerate(truth)]
+    vote = np.array([-0.4 if k in odd else 1.0 for k in range(len(truth))])
+    monkeypatch.setattr(consensus, "_votes", lambda d, record, settings: (None, vote))
+    source = WaferSource(gray, None, scale=1.0)
+    fixed, record = tissue_consensus(found, source)
+    assert record["swapped_with_blobs"] == len(odd) and compare_sections(truth, fixed)["sections_swapped"] == 0
+    kept, record = tissue_consensus(found, source, RepairSettings(consensus_weak_swap_vote=-0.5))
+    assert "swapped_with_blobs" not in record and kept == found
+
+
 def test_consensus_leaves_a_consistent_wafer_alone_and_needs_enough_sections():
     truth, gray = _textured_wafer()
     source = WaferSource(gray, None, scale=1.0)

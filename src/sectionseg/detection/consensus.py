@@ -171,7 +171,7 @@ def tissue_consensus(
                 exchanged[j] = False
                 record["kept_by_blobs"] = record.get("kept_by_blobs", 0) + 1
     if weak is not None:  # features most sections agree on, short of the bar: only with the blobs' consent
-        asked = (weak < settings.consensus_swap_vote) & free & ~exchanged
+        asked = (weak < settings.consensus_weak_swap_vote) & free & ~exchanged
         for j in np.flatnonzero(asked):
             if _blob_difference(out[index[j]], source, settings) < -settings.consensus_blob_margin:  # NaN: no
                 exchanged[j] = True
