@@ -163,9 +163,8 @@ def tissue_consensus(
     if strong is None and weak is None:
         record["skipped"] = "no feature separates tissue from magnet on this wafer"
     exchanged = np.zeros(len(index), bool) if strong is None else (strong < settings.consensus_swap_vote) & free
-    if settings.runs("keep_by_blobs") and _blobs_hold(
-        record, settings
-    ):  # the sample's blobs, where they clearly side with the labels, keep them
+    # the sample's blobs, where they clearly side with the labels, keep them
+    if settings.runs("keep_by_blobs") and _blobs_hold(record, settings):
         for j in np.flatnonzero(exchanged):
             if _blob_difference(out[index[j]], source, settings) > settings.consensus_blob_margin:  # NaN: no
                 exchanged[j] = False

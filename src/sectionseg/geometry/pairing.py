@@ -45,21 +45,6 @@ def long_edges(part: Part) -> list[Side]:
     return Quad.around(part.polygon).long_sides()
 
 
-def _edge_cost(
-    a: Side,
-    b: Side,
-    tissue_centre: np.ndarray,
-    magnet_centre: np.ndarray,
-    max_gap: float,
-    max_angle: float,
-    min_overlap: float,
-    pixel: float = 1.0,
-) -> float:
-    """Cost of tissue side ``a`` and magnet side ``b`` being the shared edge; inf when impossible
-    (``pixel``: see :func:`pair_parts`)."""
-    return _edge_terms(a, b, tissue_centre, magnet_centre, max_gap, max_angle, min_overlap, pixel)[0]
-
-
 def _edge_terms(
     a: Side,
     b: Side,
@@ -71,7 +56,7 @@ def _edge_terms(
     pixel: float = 1.0,
 ) -> tuple[float, float]:
     """``(cost, gap as a share of a's length)`` of tissue side ``a`` and magnet side ``b`` being the
-    shared edge; ``(inf, nan)`` when impossible."""
+    shared edge; ``(inf, nan)`` when impossible (``pixel``: see :func:`pair_parts`)."""
     impossible = (math.inf, math.nan)
     a0, a1 = a.start, a.end
     la = float(np.hypot(*(a1 - a0)))
@@ -130,7 +115,7 @@ def pair_cost(
     ``pixel``, ``depths``, ``depth_unit``: see :func:`pair_parts`)."""
     tc, mc = np.asarray(tissue.centre), np.asarray(magnet.centre)
     cost = min(
-        _edge_cost(a, b, tc, mc, max_gap, max_angle, min_overlap, pixel)
+        _edge_terms(a, b, tc, mc, max_gap, max_angle, min_overlap, pixel)[0]
         for a in long_edges(tissue)
         for b in long_edges(magnet)
     )
@@ -253,7 +238,7 @@ def snap_shared_edge(tissue: Part, magnet: Part, *, max_gap: float = 10.0) -> tu
     best, pair = math.inf, None
     for i in quad_t.long_side_indices():
         for j in quad_m.long_side_indices():
-            c = _edge_cost(sides_t[i], sides_m[j], tc, mc, max_gap, 15.0, 0.5)
+            c = _edge_terms(sides_t[i], sides_m[j], tc, mc, max_gap, 15.0, 0.5)[0]
             if c < best:
                 best, pair = c, (i, j)
     if pair is None:
