@@ -35,7 +35,7 @@ from sectionseg.detection.refine import Candidate, crop_around
 from sectionseg.detection.settings import RepairSettings
 from sectionseg.detection.tiling import WaferSource
 from sectionseg.geometry import Part, Quad, Section, order_corners
-from sectionseg.geometry.pairing import pair_cost
+from sectionseg.geometry.pairing import DEFAULT_GAP_SHARE, pair_cost
 from sectionseg.geometry.quads import rect_sides
 
 CHUNKS = 6  # pieces along the edge whose step positions must agree
@@ -158,7 +158,9 @@ def set_aside_whole(
                 c.part.area > settings.max_area_factor * median
                 and c.detection is not None
                 and shape.is_whole(c.part, settings.merged_shape_tolerance)
-                and not _partners_on_both_sides(c.part, [o.part for o in others], kind, 0.1 * shape.length)
+                and not _partners_on_both_sides(
+                    c.part, [o.part for o in others], kind, DEFAULT_GAP_SHARE * shape.length
+                )
             ):
                 parts = {"tissue": None, "magnet": None, kind: c.part}
                 whole.append(Section(parts["tissue"], parts["magnet"], score=c.score, extra={f"{kind}_score": c.score}))

@@ -32,7 +32,7 @@ from sectionseg.detection.tiling import WaferSource
 from sectionseg.geometry import Part, Quad, Section, order_corners
 from sectionseg.geometry.beside import strip_beside
 from sectionseg.geometry.fitting import refine_side
-from sectionseg.geometry.pairing import edge_gap, pair_parts
+from sectionseg.geometry.pairing import DEFAULT_GAP_SHARE, edge_gap, pair_parts
 
 
 def rebuild_touching(
@@ -394,7 +394,7 @@ def _leftover_gap(
     share = min(
         settings.pair_lone_gap, settings.pair_gap_factor * float(np.nanquantile(gaps, settings.pair_gap_quantile))
     )
-    return share * edge if share > 0.1 else None
+    return share * edge if share > DEFAULT_GAP_SHARE else None
 
 
 def _median_depth(candidates: list[Candidate]) -> float:

@@ -57,8 +57,8 @@ class RepairSettings:
     suspect_fit_iou: float = 0.8
     suspect_area_factor: float = 1.3
     # pairing: a part whose depth (short side) is this share off its kind's median depth on the wafer
-    # costs as much as a gap of a tenth of the edge (0: depths not compared); a dummy strip detected
-    # as a magnet, about half a magnet's depth, then loses to the section's own magnet (step pair_depths)
+    # costs as much as a gap of a tenth of the edge; a dummy strip detected as a magnet, about half a
+    # magnet's depth, then loses to the section's own magnet (step pair_depths switches it off)
     pair_depth_unit: float = 0.2
     # the parts nothing paired are paired among themselves again with a gap up to pair_gap_factor x the
     # pair_gap_quantile of the gaps between the parts paired first, at most pair_lone_gap of the median

@@ -37,6 +37,8 @@ from sectionseg.geometry.quads import Quad, Side, order_corners
 from sectionseg.geometry.section import Part
 
 DEFAULT_MAX_COST = 5.0
+#: the default largest gap between two parts that pair, as a share of the median tissue long side
+DEFAULT_GAP_SHARE = 0.1
 
 
 def long_edges(part: Part) -> list[Side]:
@@ -164,7 +166,7 @@ def pair_parts(
         return [], list(range(nt)), list(range(nm))
     if max_gap is None:
         longest = [long_edges(t)[0].length for t in tissues]
-        max_gap = max(3.0 * pixel, 0.1 * float(np.median(longest)))
+        max_gap = max(3.0 * pixel, DEFAULT_GAP_SHARE * float(np.median(longest)))
     t_centres = np.array([t.centre for t in tissues])
     m_centres = np.array([m.centre for m in magnets])
     m_radius = np.array([_radius(m) for m in magnets])
