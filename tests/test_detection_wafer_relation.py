@@ -2,6 +2,7 @@
 the darker one), a switch per repair step recorded in the report, and the wafer-level consensus
 that gives back sections whose tissue and magnet came out swapped."""
 
+import dataclasses
 import cv2
 import numpy as np
 import pytest
@@ -177,6 +178,11 @@ def _blob_wafer(n=12, seed=0, blobs=True):
     return sections, gray.clip(0, 255).astype(np.uint8)
 
 
+#: the steps after the wafer's turn, each alone: on the blob wafer orient_by_split would sort every section
+#: first (its own test below)
+UNSORTED = RepairSettings().without("orient_by_split")
+
+
 def test_a_gray_wafer_labelled_the_wrong_way_round_is_turned_by_the_tissue_blobs():
     truth, gray = _blob_wafer()
     source = WaferSource(gray, None, scale=1.0)
@@ -210,13 +216,49 @@ def test_a_gray_wafer_labelled_the_wrong_way_round_is_turned_by_the_tissue_blobs
     assert compare_sections(truth, fixed)["sections_swapped"] == 0
 
 
+def test_a_wafer_the_model_labelled_half_one_way_half_the_other_is_sorted_by_its_clearest_feature():
+    # 6 of 12 sections labelled the wrong way round: no feature agrees with the labels (0.5) and the blob
+    # prior cannot turn the wafer; but the gray level keeps clear of zero on every section (the magnet
+    # 100 darker) and goes with the blobs on every one, so it sorts them
+    truth, gray = _blob_wafer()
+    odd = (0, 3, 4, 7, 8, 11)
+    found = [Section(s.magnet, s.tissue) if k in odd else s for k, s in enumerate(truth)]
+    source = WaferSource(gray, None, scale=1.0)
+    fixed, record = tissue_consensus(found, source)
+    assert record["split"]["decided_by"] == "gray_level" and record["turned_by_split"] == len(odd)
+    assert record["split"]["gray_level"]["relation_with_blobs"] > 0.9  # the tissue is the lighter half
+    assert record["swapped"] == len(odd) and compare_sections(truth, fixed)["sections_swapped"] == 0
+    unsorted, record = tissue_consensus(found, source, UNSORTED)  # without the step: half of them wrong
+    assert "split" not in record and compare_sections(truth, unsorted)["sections_swapped"] >= len(odd) // 2
+    # labels right: the blobs agree with them as much as with the feature, nothing to sort
+    kept, record = tissue_consensus(truth, source)
+    assert record["turned_by_split"] == 0 and kept == truth
+    # no blobs: nothing says which group is right, the labels stay as they are
+    plain_truth, plain = _blob_wafer(blobs=False)
+    plain_found = [Section(s.magnet, s.tissue) if k in odd else s for k, s in enumerate(plain_truth)]
+    _, record = tissue_consensus(plain_found, WaferSource(plain, None, scale=1.0))
+    assert record["turned_by_split"] == 0 and "split" not in record
+    # a gray level that does not keep clear of zero (half the magnets as light as their tissue): no sorting
+    mixed = gray.copy()
+    for k, s in enumerate(truth):
+        if k % 2:
+            m = polygon_mask(s.magnet.polygon, gray.shape)
+            mixed[m] = np.clip(mixed[m].astype(int) + 70, 0, 255)
+    gray_only = RepairSettings(consensus_split_features=("gray_level",))
+    _, record = tissue_consensus(found, WaferSource(mixed, None, scale=1.0), gray_only)
+    assert record["turned_by_split"] == 0 and record["split"]["gray_level"]["gap"] < 0.3
+    # there the tissue's blobs (dark structure) still keep clear of zero: they sort the sections
+    fixed, record = tissue_consensus(found, WaferSource(mixed, None, scale=1.0))
+    assert record["split"]["decided_by"] == "dark_structure" and compare_sections(truth, fixed)["sections_swapped"] == 0
+
+
 def test_a_feature_short_of_the_bar_exchanges_sections_only_with_the_blobs_consent():
     # the model labelled 4 of 12 sections the other way: the darker magnet shows in gray level on 8 of
     # 12 (0.67, under the 0.75 a feature needs on its own); the tissue's blobs confirm each exchange
     truth, gray = _blob_wafer()
     odd = (1, 5, 8, 10)
     found = [Section(s.magnet, s.tissue) if k in odd else s for k, s in enumerate(truth)]
-    fixed, record = tissue_consensus(found, WaferSource(gray, None, scale=1.0))
+    fixed, record = tissue_consensus(found, WaferSource(gray, None, scale=1.0), UNSORTED)
     assert not record["wafer_flipped"] and record["features"]["gray_level"]["used"] == "with blobs"
     assert 0.65 <= record["features"]["gray_level"]["agreement"] < 0.75
     assert record["swapped"] == len(odd) and record["swapped_with_blobs"] >= 2  # (specks noise swaps the others)
@@ -224,9 +266,9 @@ def test_a_feature_short_of_the_bar_exchanges_sections_only_with_the_blobs_conse
     # not without that consent: no blobs on the wafer, or the weak features switched off
     plain_truth, plain = _blob_wafer(blobs=False)
     plain_found = [Section(s.magnet, s.tissue) if k in odd else s for k, s in enumerate(plain_truth)]
-    _, record = tissue_consensus(plain_found, WaferSource(plain, None, scale=1.0))
+    _, record = tissue_consensus(plain_found, WaferSource(plain, None, scale=1.0), UNSORTED)
     assert record["features"]["gray_level"]["used"] == "with blobs" and "swapped_with_blobs" not in record
-    strict = RepairSettings(consensus_weak_agreement=0.75)
+    strict = dataclasses.replace(UNSORTED, consensus_weak_agreement=0.75)
     kept, record = tissue_consensus(found, WaferSource(gray, None, scale=1.0), strict)
     assert "swapped_with_blobs" not in record and compare_sections(truth, kept)["sections_swapped"] >= 2
 
@@ -241,16 +283,16 @@ def test_the_tissue_s_blobs_keep_a_section_that_the_other_features_would_exchang
     vote = np.array([-1.0 if k in odd else 1.0 for k in range(len(truth))])
     monkeypatch.setattr(consensus, "_votes", lambda d, record, settings: (vote, None))
     source = WaferSource(gray, None, scale=1.0)
-    kept, record = tissue_consensus(truth, source)
+    kept, record = tissue_consensus(truth, source, UNSORTED)
     assert record["swapped"] == 0 and record["kept_by_blobs"] == len(odd) and kept == truth
     # blobs that do not clearly side with the labels (a margin too large), or the step switched off,
     # let the votes exchange them
-    for settings in (RepairSettings(consensus_blob_margin=1000.0), RepairSettings().without("keep_by_blobs")):
+    for settings in (dataclasses.replace(UNSORTED, consensus_blob_margin=1000.0), UNSORTED.without("keep_by_blobs")):
         fixed, record = tissue_consensus(truth, source, settings)
         assert "kept_by_blobs" not in record and compare_sections(truth, fixed)["sections_swapped"] == len(odd)
     # a section labelled the wrong way round is exchanged: its blobs are on the part called magnet
     found = [Section(s.magnet, s.tissue) if k in odd else s for k, s in enumerate(truth)]
-    fixed, record = tissue_consensus(found, source)
+    fixed, record = tissue_consensus(found, source, UNSORTED)
     assert "kept_by_blobs" not in record and compare_sections(truth, fixed)["sections_swapped"] == 0
 
 
@@ -265,9 +307,9 @@ def test_with_the_blobs_consent_a_weaker_vote_exchanges_a_section(monkeypatch):
     vote = np.array([-0.4 if k in odd else 1.0 for k in range(len(truth))])
     monkeypatch.setattr(consensus, "_votes", lambda d, record, settings: (None, vote))
     source = WaferSource(gray, None, scale=1.0)
-    fixed, record = tissue_consensus(found, source)
+    fixed, record = tissue_consensus(found, source, UNSORTED)
     assert record["swapped_with_blobs"] == len(odd) and compare_sections(truth, fixed)["sections_swapped"] == 0
-    kept, record = tissue_consensus(found, source, RepairSettings(consensus_weak_swap_vote=-0.5))
+    kept, record = tissue_consensus(found, source, dataclasses.replace(UNSORTED, consensus_weak_swap_vote=-0.5))
     assert "swapped_with_blobs" not in record and kept == found
 
 

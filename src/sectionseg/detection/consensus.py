@@ -150,11 +150,22 @@ def tissue_consensus(
         record["skipped"] = f"fewer than {settings.consensus_min_sections} measurable paired sections"
         return sections, record
     out = list(sections)
-    if _wafer_inverted(d, [sections[i] for i in index], source, record, settings):
+    turned = np.zeros(len(index), bool)  # sections whose labels end up exchanged
+
+    def turn(rows: np.ndarray) -> None:
+        for j in rows:
+            out[index[j]] = _exchanged(out[index[j]])
+        d[rows] = -d[rows]
+        turned[rows] = ~turned[rows]
+
+    blobs = _BlobSample([sections[i] for i in index], source, settings)
+    if _wafer_inverted(d, blobs, record, settings):
         record["wafer_flipped"] = True
-        d = -d
-        for i in index:
-            out[i] = _exchanged(out[i])
+        turn(np.arange(len(index)))
+    if settings.runs("orient_by_split"):  # the model's labels mixed: one feature sorts the sections
+        rows = _split_turns(d, blobs, turned, record, settings)
+        turn(rows)
+        record["turned_by_split"] = len(rows)
     strong, weak = _votes(d, record, settings)
     # the fluorescence is the one direct reading of which half is the magnet: a section whose magnet
     # is clearly the brighter half there keeps its labels, whatever its gray features say
@@ -175,12 +186,74 @@ def tissue_consensus(
             if _blob_difference(out[index[j]], source, settings) < -settings.consensus_blob_margin:  # NaN: no
                 exchanged[j] = True
                 record["swapped_with_blobs"] = record.get("swapped_with_blobs", 0) + 1
-    for j in np.flatnonzero(exchanged):
-        out[index[j]] = _exchanged(out[index[j]])
-    record["swapped"] = int(exchanged.sum())
-    if record["wafer_flipped"]:
-        record["swapped"] = len(index) - record["swapped"]  # sections that end up exchanged
+    turn(np.flatnonzero(exchanged))
+    record["swapped"] = int(turned.sum())
     return out, record
+
+
+class _BlobSample:
+    """(tissue - magnet) :func:`blob_level` of up to ``settings.consensus_prior_sample`` of the paired
+    ``sections`` (as labelled when given), evenly spread over the list, measured once when first
+    asked for: ``rows`` (indices into ``sections``) and ``values`` (NaN where a part is not measurable)."""
+
+    def __init__(self, sections: list[Section], source: WaferSource, settings: RepairSettings):
+        self.sections, self.source, self.settings = sections, source, settings
+        n = min(len(sections), settings.consensus_prior_sample)
+        self.rows = np.unique(np.linspace(0, len(sections) - 1, n).astype(int)) if sections else np.zeros(0, int)
+        self._values: np.ndarray | None = None
+
+    @property
+    def values(self) -> np.ndarray:
+        if self._values is None:
+            self._values = np.asarray(
+                [_blob_difference(self.sections[i], self.source, self.settings) for i in self.rows], dtype=np.float64
+            )
+        return self._values
+
+
+def _split_turns(
+    d: np.ndarray, blobs: _BlobSample, turned: np.ndarray, record: dict[str, Any], settings: RepairSettings
+) -> np.ndarray:
+    """Rows of ``d`` to exchange where the model's labels are mixed on a wafer whose sections one feature
+    sorts cleanly: gray alone, the first feature of ``settings.consensus_split_features`` whose
+    (tissue - magnet) differences keep clear of zero (the ``consensus_split_quantile`` of their sizes at
+    least ``consensus_split_gap`` x the median size: two groups of opposite sign, whichever way each
+    section was labelled) says which way round each section is. Which group is right is read without
+    the labels: from whether its sign goes with or against the blobs' (the tissue carries the sample's
+    blobs) across the sections. The feature's reading replaces the labels only where it agrees with the
+    blobs more often than the labels do, by ``consensus_split_margin``; sections whose difference is
+    below ``consensus_split_near`` x the median size keep their labels. ``turned``: rows exchanged since
+    the blobs were measured. ``record["split"]``: each feature looked at, and the one that decided."""
+    none = np.zeros(0, int)
+    if np.isfinite(d[:, FEATURES.index("fluo_level")]).any():
+        return none  # the fluorescence reads each section directly
+    b = np.where(turned[blobs.rows], -1.0, 1.0) * blobs.values  # as labelled now
+    told = np.isfinite(b) & (np.abs(b) > settings.consensus_blob_margin)
+    if told.sum() < settings.consensus_min_sections:
+        return none
+    labels_agree = float(np.mean(b[told] > 0))  # the blobs' agreement with the labels as they are
+    for name in settings.consensus_split_features:
+        col = d[:, FEATURES.index(name)]
+        size = np.abs(col[np.isfinite(col)])
+        if size.size < settings.consensus_min_sections or not np.median(size) > 0:
+            continue
+        median = float(np.median(size))
+        gap = float(np.quantile(size, settings.consensus_split_quantile)) / median
+        sample = col[blobs.rows][told]
+        relation = float(np.mean(np.sign(sample) * np.sign(b[told])))  # > 0: the tissue is the higher
+        feature_agree = (1.0 + abs(relation)) / 2.0
+        record.setdefault("split", {})[name] = {
+            "gap": gap,
+            "relation_with_blobs": relation,
+            "blobs_agree_with_labels": labels_agree,
+            "blobs_agree_with_feature": feature_agree,
+        }
+        if gap < settings.consensus_split_gap or feature_agree < labels_agree + settings.consensus_split_margin:
+            continue
+        record["split"]["decided_by"] = name
+        wrong = np.isfinite(col) & (np.sign(col) != np.sign(relation)) & (np.abs(col) >= settings.consensus_split_near * median)
+        return np.flatnonzero(wrong)
+    return none
 
 
 def _votes(
@@ -238,13 +311,6 @@ def _differences(
     return index, np.asarray(diffs, dtype=np.float64).reshape(-1, len(FEATURES))
 
 
-def _blob_differences(sections: list[Section], source: WaferSource, settings: RepairSettings) -> np.ndarray:
-    """(tissue - magnet) :func:`blob_level` of up to ``settings.consensus_prior_sample`` of the paired
-    ``sections``, evenly spread over the list (NaN where a part is not measurable)."""
-    pick = np.unique(np.linspace(0, len(sections) - 1, min(len(sections), settings.consensus_prior_sample)).astype(int))
-    return np.asarray([_blob_difference(sections[i], source, settings) for i in pick], dtype=np.float64)
-
-
 def _blob_difference(s: Section, source: WaferSource, settings: RepairSettings) -> float:
     """(tissue - magnet) :func:`blob_level` of a paired section (NaN where a part is not measurable)."""
     assert s.tissue is not None and s.magnet is not None
@@ -252,18 +318,16 @@ def _blob_difference(s: Section, source: WaferSource, settings: RepairSettings) 
     return np.nan if t is None or m is None else t - m
 
 
-def _wafer_inverted(
-    d: np.ndarray, paired: list[Section], source: WaferSource, record: dict[str, Any], settings: RepairSettings
-) -> bool:
+def _wafer_inverted(d: np.ndarray, blobs: _BlobSample, record: dict[str, Any], settings: RepairSettings) -> bool:
     """Whether the first prior feature that decides (in the order of :data:`PRIORS`) says that most
-    of the ``paired`` sections (rows of ``d``) are labelled the wrong way round; ``record["decided_by"]``
-    names it."""
+    of the paired sections (rows of ``d``; ``blobs``: their blob differences) are labelled the wrong
+    way round; ``record["decided_by"]`` names it."""
     for name in PRIORS:
         if name == "fluo_level":
             col, margin = d[:, FEATURES.index(name)], settings.consensus_fluo_margin
             flip = settings.consensus_flip_agreement
         else:  # measured only where the fluorescence did not decide, on a sample of sections
-            col, margin = _blob_differences(paired, source, settings), settings.consensus_blob_margin
+            col, margin = blobs.values, settings.consensus_blob_margin
             flip = settings.consensus_blob_flip_agreement
         signs = _signs(col, settings, margin=margin)
         if signs is None:

@@ -33,6 +33,7 @@ STEPS = (
     "split_unseen",
     "complete_from_image",
     "consensus",
+    "orient_by_split",
     "keep_by_blobs",
     "gray_look",
 )
@@ -144,6 +145,16 @@ class RepairSettings:
     # majority decides (at 0.45 the real-dark-magnet wafer, 0.39 on 120 of its sections, 0.44 on all,
     # stayed 75 % swapped when one repair step was switched off)
     consensus_blob_flip_agreement: float = 0.5
+    # gray alone, where the model labels a wafer's sections now one way now the other: a feature whose
+    # (tissue - magnet) differences keep clear of zero (their consensus_split_quantile at least
+    # consensus_split_gap x their median size) sorts the sections, oriented by the blobs, where the
+    # blobs agree with it more often than with the labels by consensus_split_margin; differences below
+    # consensus_split_near x the median size leave a section as labelled (step orient_by_split)
+    consensus_split_features: tuple[str, ...] = ("gray_level", "dark_structure")
+    consensus_split_quantile: float = 0.1
+    consensus_split_gap: float = 0.3
+    consensus_split_margin: float = 0.1
+    consensus_split_near: float = 0.25
     consensus_inset: float = 2.0  # px kept away from a part's outline when measuring it
     # a prior feature's (tissue - magnet) difference counts for turning the wafer round only beyond this
     # size (levels 0-255; below it: noise between two plain halves)
