@@ -3,6 +3,7 @@ the darker one), a switch per repair step recorded in the report, and the wafer-
 that gives back sections whose tissue and magnet came out swapped."""
 
 import dataclasses
+
 import cv2
 import numpy as np
 import pytest

@@ -251,8 +251,8 @@ def _split_turns(
         if gap < settings.consensus_split_gap or feature_agree < labels_agree + settings.consensus_split_margin:
             continue
         record["split"]["decided_by"] = name
-        wrong = np.isfinite(col) & (np.sign(col) != np.sign(relation)) & (np.abs(col) >= settings.consensus_split_near * median)
-        return np.flatnonzero(wrong)
+        clear = np.abs(col) >= settings.consensus_split_near * median  # NaN: False
+        return np.flatnonzero(clear & (np.sign(col) != np.sign(relation)))
     return none
 
 
