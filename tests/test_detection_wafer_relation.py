@@ -192,6 +192,9 @@ def test_a_gray_wafer_labelled_the_wrong_way_round_is_turned_by_the_tissue_blobs
     assert record["wafer_flipped"] and record["decided_by"] == "dark_blobs"
     assert record["features"]["dark_blobs"]["agreement_with_prior"] < 0.35
     assert compare_sections(truth, fixed)["sections_swapped"] == 0
+    # the turn switched off (as for a model adapted to this wafer): the labels are not turned as a whole
+    _, record = tissue_consensus(found, source, UNSORTED.without("turn_wafer"))
+    assert not record["wafer_flipped"] and "decided_by" not in record
     # 5 of 12 right (agreement 0.42): turned by the blob prior's majority (0.5), kept at the fluorescence's 0.35
     mostly_wrong = [s if k in (0, 2, 5, 9, 11) else Section(s.magnet, s.tissue) for k, s in enumerate(truth)]
     _, record = tissue_consensus(mostly_wrong, source)

@@ -235,6 +235,10 @@ def test_finetune_end_to_end_beats_the_base_model(base_and_wafer, tmp_path, caps
     assert len(report["history"]) == 3 and "detection" in report
     detected = json.loads((out / "detection" / "report.json").read_text())
     assert detected["scale_estimate"]["method"] == "model_file"  # the adapted model knows its section size
+    # and which half is the tissue, from the user's labels: no prior turns its wafer round
+    assert detected["model"]["adapted"] is True
+    steps = detected["params"]["settings"]["steps"]
+    assert not steps["turn_wafer"] and not steps["orient_by_split"] and steps["consensus"]
 
 
 def test_finetune_data_without_content_regions(base_and_wafer, tmp_path):

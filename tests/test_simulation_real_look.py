@@ -116,3 +116,16 @@ def test_held_out_families_are_named_styles():
     for name in HELD_OUT_STYLES:
         assert name in STYLES
     assert "realistic" not in HELD_OUT_STYLES
+
+
+def test_the_alien_family_is_every_held_out_variation_at_once():
+    alien, bright, debris, mosaic = (STYLES[n] for n in ("held-all", "held-bright", "held-debris", "held-mosaic-jpeg"))
+    assert "held-all" in HELD_OUT_STYLES
+    assert alien.tissue_contrast == bright.tissue_contrast and alien.magnet_contrast == bright.magnet_contrast
+    assert alien.dust_per_mpx == debris.dust_per_mpx and alien.loose_dummies_per_mpx == debris.loose_dummies_per_mpx
+    assert alien.jpeg_quality == mosaic.jpeg_quality and alien.padding_probability == mosaic.padding_probability
+    sections, gray, *_ = _render("held-all", seed=3, size=600, n=6)
+    inside = np.zeros(gray.shape, bool)
+    for s in sections:
+        inside |= polygon_mask(s.tissue.polygon, gray.shape)
+    assert gray[inside].mean() > gray[~inside & (gray > 0)].mean()  # lighter than the (unpadded) wafer

@@ -135,10 +135,11 @@ def tissue_consensus(
     """Sections (in ``source``'s frame: fit px) with parts exchanged where they disagree with the
     wafer, and a JSON-ready record.
 
-    Two steps. (1) The whole wafer: when the first prior of :data:`PRIORS` that decides (the
-    fluorescence, when there is one, else the sample's blobs) says that the model's labelling is the
-    wrong way round for most sections, every section is exchanged (``record["decided_by"]``). (2)
-    Single sections: a feature expresses the wafer's relation when most sections agree on its sign; a
+    Three steps. (1) The whole wafer (step ``turn_wafer``): when the first prior of :data:`PRIORS` that
+    decides (the fluorescence, when there is one, else the sample's blobs) says that the model's
+    labelling is the wrong way round for most sections, every section is exchanged
+    (``record["decided_by"]``). (2) Gray alone, labels mixed (step ``orient_by_split``): a feature that
+    keeps clear of zero sorts the sections (:func:`_split_turns`). (3) Single sections: a feature expresses the wafer's relation when most sections agree on its sign; a
     section whose weighted vote on those features falls below ``settings.consensus_swap_vote`` is
     exchanged, unless its magnet is clearly the brighter half in the fluorescence, or, where the
     wafer's sections agree on the blobs (:func:`_blobs_hold`), its tissue clearly shows more of them
@@ -159,7 +160,7 @@ def tissue_consensus(
         turned[rows] = ~turned[rows]
 
     blobs = _BlobSample([sections[i] for i in index], source, settings)
-    if _wafer_inverted(d, blobs, record, settings):
+    if settings.runs("turn_wafer") and _wafer_inverted(d, blobs, record, settings):
         record["wafer_flipped"] = True
         turn(np.arange(len(index)))
     if settings.runs("orient_by_split"):  # the model's labels mixed: one feature sorts the sections

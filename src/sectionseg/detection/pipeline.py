@@ -181,6 +181,11 @@ def detect_wafer(
         )
     else:
         model_info = {"predictor": getattr(predictor, "__name__", type(predictor).__name__)}
+    if model_info.get("adapted"):
+        # a model fine-tuned on this wafer's own labelled sections learnt which half is its tissue: the
+        # priors (the blobs) that turn a base model's labelling round would overrule the user's labels
+        settings = settings.without("turn_wafer", "orient_by_split")
+        log.info("adapted model: its labels decide which half is the tissue (no whole-wafer turn)")
     if fluo is None:  # the bundled model is trained with half of its samples gray-only
         log.info("no fluorescence image: gray-only detection (the third channel repeats gray)")
     source = WaferSource(gray, fluo)  # the user's pixels (scale 1)

@@ -118,6 +118,8 @@ def model_identity(path: str | os.PathLike[str]) -> dict[str, Any]:
         info["epoch"] = training.get("epoch", extra.get("epoch"))
         if extra.get("section_size"):  # an adapted model knows its wafer's section size
             info["section_size"] = float(extra["section_size"])
+        if extra.get("config_name") == "adapted":  # fine-tuned on labelled sections of one wafer
+            info["adapted"] = True
     except Exception:  # identity is informative only; load_model reports real problems
         pass
     return info

@@ -33,6 +33,7 @@ STEPS = (
     "split_unseen",
     "complete_from_image",
     "consensus",
+    "turn_wafer",
     "orient_by_split",
     "keep_by_blobs",
     "gray_look",
