@@ -139,9 +139,9 @@ def tissue_consensus(
     decides (the fluorescence, when there is one, else the sample's blobs) says that the model's
     labelling is the wrong way round for most sections, every section is exchanged
     (``record["decided_by"]``). (2) Gray alone, labels mixed (step ``orient_by_split``): a feature that
-    keeps clear of zero sorts the sections (:func:`_split_turns`). (3) Single sections: a feature expresses the wafer's relation when most sections agree on its sign; a
-    section whose weighted vote on those features falls below ``settings.consensus_swap_vote`` is
-    exchanged, unless its magnet is clearly the brighter half in the fluorescence, or, where the
+    keeps clear of zero sorts the sections (:func:`_split_turns`). (3) Single sections: a feature
+    expresses the wafer's relation when most sections agree on its sign; a section whose weighted vote
+    on those features falls below ``settings.consensus_swap_vote`` is exchanged, unless its magnet is clearly the brighter half in the fluorescence, or, where the
     wafer's sections agree on the blobs (:func:`_blobs_hold`), its tissue clearly shows more of them
     (by ``settings.consensus_blob_margin``; ``record["kept_by_blobs"]``).
     """
