@@ -141,9 +141,10 @@ def tissue_consensus(
     (``record["decided_by"]``). (2) Gray alone, labels mixed (step ``orient_by_split``): a feature that
     keeps clear of zero sorts the sections (:func:`_split_turns`). (3) Single sections: a feature
     expresses the wafer's relation when most sections agree on its sign; a section whose weighted vote
-    on those features falls below ``settings.consensus_swap_vote`` is exchanged, unless its magnet is clearly the brighter half in the fluorescence, or, where the
-    wafer's sections agree on the blobs (:func:`_blobs_hold`), its tissue clearly shows more of them
-    (by ``settings.consensus_blob_margin``; ``record["kept_by_blobs"]``).
+    on those features falls below ``settings.consensus_swap_vote`` is exchanged, unless its magnet is
+    clearly the brighter half in the fluorescence, or, where the wafer's sections agree on the blobs
+    (:func:`_blobs_hold`), its tissue clearly shows more of them (by ``settings.consensus_blob_margin``;
+    ``record["kept_by_blobs"]``).
     """
     index, d = _differences(sections, source, settings)
     record: dict[str, Any] = {"sections_measured": len(index), "swapped": 0, "wafer_flipped": False, "features": {}}
