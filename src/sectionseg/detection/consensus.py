@@ -21,6 +21,7 @@ model sees.
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any
 
 import cv2
@@ -202,15 +203,12 @@ class _BlobSample:
         self.sections, self.source, self.settings = sections, source, settings
         n = min(len(sections), settings.consensus_prior_sample)
         self.rows = np.unique(np.linspace(0, len(sections) - 1, n).astype(int)) if sections else np.zeros(0, int)
-        self._values: np.ndarray | None = None
 
-    @property
+    @cached_property
     def values(self) -> np.ndarray:
-        if self._values is None:
-            self._values = np.asarray(
-                [_blob_difference(self.sections[i], self.source, self.settings) for i in self.rows], dtype=np.float64
-            )
-        return self._values
+        return np.asarray(
+            [_blob_difference(self.sections[i], self.source, self.settings) for i in self.rows], dtype=np.float64
+        )
 
 
 def _split_turns(

@@ -265,8 +265,10 @@ STYLES.update(
 # mosaic): the "alien" wafer of the adaptation benchmark, on which the bundled model fails
 STYLES["held-all"] = STYLES["held-mosaic-jpeg"].replace(
     name="held-all",
-    **{k: getattr(STYLES["held-debris"], k) for k in ("dust_per_mpx", "fibres_per_mpx", "loose_dummies_per_mpx")},
-    **{k: getattr(STYLES["held-debris"], k) for k in ("gray_speckles", "speckle_contrast")},
+    **{
+        k: getattr(STYLES["held-debris"], k)
+        for k in ("dust_per_mpx", "fibres_per_mpx", "loose_dummies_per_mpx", "gray_speckles", "speckle_contrast")
+    },
     **{k: getattr(STYLES["held-bright"], k) for k in ("tissue_contrast", "magnet_contrast", "blob_contrast")},
 )
 
