@@ -180,8 +180,8 @@ def _blob_wafer(n=12, seed=0, blobs=True):
 
 
 #: the steps after the wafer's turn, each alone: on the blob wafer orient_by_split would sort every section
-#: first (its own test below)
-UNSORTED = RepairSettings().without("orient_by_split")
+#: first, and the gray level, clear on every section, would overrule scripted votes (their own tests below)
+UNSORTED = RepairSettings().without("orient_by_split", "decisive_feature")
 
 
 def test_a_gray_wafer_labelled_the_wrong_way_round_is_turned_by_the_tissue_blobs():
@@ -298,6 +298,27 @@ def test_the_tissue_s_blobs_keep_a_section_that_the_other_features_would_exchang
     found = [Section(s.magnet, s.tissue) if k in odd else s for k, s in enumerate(truth)]
     fixed, record = tissue_consensus(found, source, UNSORTED)
     assert "kept_by_blobs" not in record and compare_sections(truth, fixed)["sections_swapped"] == 0
+
+
+def test_a_feature_every_section_agrees_on_is_not_outvoted(monkeypatch):
+    # the other features vote two sections of the blob wafer the other way (scripted votes), but the gray
+    # level, on which every section agrees and which keeps clear of zero, says they are right: kept
+    from sectionseg.detection import consensus
+
+    truth, gray = _blob_wafer()
+    odd = (3, 7)
+    vote = np.array([-1.0 if k in odd else 1.0 for k in range(len(truth))])
+    monkeypatch.setattr(consensus, "_votes", lambda d, record, settings: (vote, None))
+    source = WaferSource(gray, None, scale=1.0)
+    votes_only = RepairSettings().without("orient_by_split", "keep_by_blobs")
+    kept, record = tissue_consensus(truth, source, votes_only)
+    assert "gray_level" in record["decisive"] and record["swapped"] == 0 and kept == truth
+    fixed, record = tissue_consensus(truth, source, votes_only.without("decisive_feature"))
+    assert "decisive" not in record and compare_sections(truth, fixed)["sections_swapped"] == len(odd)
+    # a section the gray level itself calls the wrong way round is still exchanged
+    found = [Section(s.magnet, s.tissue) if k in odd else s for k, s in enumerate(truth)]
+    fixed, record = tissue_consensus(found, source, votes_only)
+    assert record["swapped"] == len(odd) and compare_sections(truth, fixed)["sections_swapped"] == 0
 
 
 def test_with_the_blobs_consent_a_weaker_vote_exchanges_a_section(monkeypatch):

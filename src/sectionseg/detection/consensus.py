@@ -174,6 +174,8 @@ def tissue_consensus(
     # is clearly the brighter half there keeps its labels, whatever its gray features say
     fluo = np.nan_to_num(d[:, FEATURES.index("fluo_level")])
     free = fluo > -settings.consensus_fluo_decisive
+    if settings.runs("decisive_feature"):  # a feature every section agrees on, clear of zero, has the last word
+        free &= _decisive_allows(d, record, settings)
     if strong is None and weak is None:
         record["skipped"] = "no feature separates tissue from magnet on this wafer"
     exchanged = np.zeros(len(index), bool) if strong is None else (strong < settings.consensus_swap_vote) & free
@@ -254,6 +256,27 @@ def _split_turns(
         clear = np.abs(col) >= settings.consensus_split_near * median  # NaN: False
         return np.flatnonzero(clear & (np.sign(col) != np.sign(relation)))
     return none
+
+
+def _decisive_allows(d: np.ndarray, record: dict[str, Any], settings: RepairSettings) -> np.ndarray:
+    """Rows of ``d`` that may be exchanged: where a feature's sign is shared by at least
+    ``settings.consensus_decisive_agreement`` of the sections and its differences keep clear of zero
+    (as in :func:`_split_turns`), only the sections on which that feature itself disagrees with the
+    wafer (the others' votes cannot outweigh it there). All rows where no feature is that clear;
+    ``record["decisive"]`` names the features."""
+    allowed = np.ones(len(d), bool)
+    for k, name in enumerate(FEATURES):
+        col = d[:, k]
+        size = np.abs(col[np.isfinite(col)])
+        if size.size < max(settings.consensus_min_sections, 0.5 * len(d)) or not np.median(size) > 0:
+            continue
+        sign = 1.0 if np.sum(np.sign(col[np.isfinite(col)])) >= 0 else -1.0
+        agreement = float(np.mean(np.sign(col[np.isfinite(col)]) == sign))
+        gap = float(np.quantile(size, settings.consensus_split_quantile)) / float(np.median(size))
+        if agreement >= settings.consensus_decisive_agreement and gap >= settings.consensus_split_gap:
+            allowed &= np.isfinite(col) & (np.sign(col) != sign)
+            record.setdefault("decisive", []).append(name)
+    return allowed
 
 
 def _votes(

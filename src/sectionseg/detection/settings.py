@@ -35,6 +35,7 @@ STEPS = (
     "consensus",
     "turn_wafer",
     "orient_by_split",
+    "decisive_feature",
     "keep_by_blobs",
     "gray_look",
 )
@@ -156,6 +157,11 @@ class RepairSettings:
     consensus_split_gap: float = 0.3
     consensus_split_margin: float = 0.1
     consensus_split_near: float = 0.25
+    # a feature whose sign this share of the sections share, and whose differences keep clear of zero
+    # (consensus_split_gap), lets only the sections it disagrees on be exchanged (step decisive_feature;
+    # a rendered real layout had 8 right sections exchanged by the fine structure and specks against a
+    # gray level that all its sections agreed on)
+    consensus_decisive_agreement: float = 0.98
     consensus_inset: float = 2.0  # px kept away from a part's outline when measuring it
     # a prior feature's (tissue - magnet) difference counts for turning the wafer round only beyond this
     # size (levels 0-255; below it: noise between two plain halves)
