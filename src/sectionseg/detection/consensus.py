@@ -236,11 +236,10 @@ def _split_turns(
     labels_agree = float(np.mean(b[told] > 0))  # the blobs' agreement with the labels as they are
     for name in settings.consensus_split_features:
         col = d[:, FEATURES.index(name)]
-        size = np.abs(col[np.isfinite(col)])
-        if size.size < settings.consensus_min_sections or not np.median(size) > 0:
+        spread = _clearance(col, settings, settings.consensus_min_sections)
+        if spread is None:
             continue
-        median = float(np.median(size))
-        gap = float(np.quantile(size, settings.consensus_split_quantile)) / median
+        median, gap = spread
         sample = col[blobs.rows][told]
         relation = float(np.mean(np.sign(sample) * np.sign(b[told])))  # > 0: the tissue is the higher
         feature_agree = (1.0 + abs(relation)) / 2.0
@@ -258,21 +257,33 @@ def _split_turns(
     return none
 
 
+def _clearance(col: np.ndarray, settings: RepairSettings, min_count: float) -> tuple[float, float] | None:
+    """``(median, gap)`` of one feature's (tissue - magnet) differences ``col`` (NaN: not measured): the
+    median of their sizes, and their ``settings.consensus_split_quantile`` over that median (how clear
+    of zero the sections keep: near 1 when every section shows the same size, about 0.2 for noise
+    around zero). None where fewer than ``min_count`` sections show the feature."""
+    size = np.abs(col[np.isfinite(col)])
+    if size.size < min_count or not np.median(size) > 0:
+        return None
+    median = float(np.median(size))
+    return median, float(np.quantile(size, settings.consensus_split_quantile)) / median
+
+
 def _decisive_allows(d: np.ndarray, record: dict[str, Any], settings: RepairSettings) -> np.ndarray:
     """Rows of ``d`` that may be exchanged: where a feature's sign is shared by at least
     ``settings.consensus_decisive_agreement`` of the sections and its differences keep clear of zero
-    (as in :func:`_split_turns`), only the sections on which that feature itself disagrees with the
+    (:func:`_clearance`, as in :func:`_split_turns`), only the sections on which that feature itself disagrees with the
     wafer (the others' votes cannot outweigh it there). All rows where no feature is that clear;
     ``record["decisive"]`` names the features."""
     allowed = np.ones(len(d), bool)
     for k, name in enumerate(FEATURES):
         col = d[:, k]
-        size = np.abs(col[np.isfinite(col)])
-        if size.size < max(settings.consensus_min_sections, 0.5 * len(d)) or not np.median(size) > 0:
+        spread = _clearance(col, settings, max(settings.consensus_min_sections, 0.5 * len(d)))
+        if spread is None:
             continue
+        _, gap = spread
         sign = 1.0 if np.sum(np.sign(col[np.isfinite(col)])) >= 0 else -1.0
         agreement = float(np.mean(np.sign(col[np.isfinite(col)]) == sign))
-        gap = float(np.quantile(size, settings.consensus_split_quantile)) / float(np.median(size))
         if agreement >= settings.consensus_decisive_agreement and gap >= settings.consensus_split_gap:
             allowed &= np.isfinite(col) & (np.sign(col) != sign)
             record.setdefault("decisive", []).append(name)
