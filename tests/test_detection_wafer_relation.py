@@ -277,16 +277,27 @@ def test_a_feature_short_of_the_bar_exchanges_sections_only_with_the_blobs_conse
     assert "swapped_with_blobs" not in record and compare_sections(truth, kept)["sections_swapped"] >= 2
 
 
-def test_the_tissue_s_blobs_keep_a_section_that_the_other_features_would_exchange(monkeypatch):
-    # the wafer's features vote two sections of a blob wafer the other way (scripted votes); their
-    # tissues clearly carry the sample's blobs, on which the wafer's sections agree: they keep their labels
+#: the two sections of the blob wafer that the scripted votes below vote the other way
+ODD = (3, 7)
+
+
+def _scripted_votes(monkeypatch, value: float, strong: bool = True):
+    """The blob wafer (truth, its gray source) with the consensus's votes scripted: ``value`` on the
+    sections :data:`ODD`, 1 on the others, as the strong votes (or the weak ones, the strong None)."""
     from sectionseg.detection import consensus
 
     truth, gray = _blob_wafer()
-    odd = (3, 7)
-    vote = np.array([-1.0 if k in odd else 1.0 for k in range(len(truth))])
-    monkeypatch.setattr(consensus, "_votes", lambda d, record, settings: (vote, None))
-    source = WaferSource(gray, None, scale=1.0)
+    vote = np.array([value if k in ODD else 1.0 for k in range(len(truth))])
+    votes = (vote, None) if strong else (None, vote)
+    monkeypatch.setattr(consensus, "_votes", lambda d, record, settings: votes)
+    return truth, WaferSource(gray, None, scale=1.0)
+
+
+def test_the_tissue_s_blobs_keep_a_section_that_the_other_features_would_exchange(monkeypatch):
+    # the wafer's features vote two sections of a blob wafer the other way (scripted votes); their
+    # tissues clearly carry the sample's blobs, on which the wafer's sections agree: they keep their labels
+    truth, source = _scripted_votes(monkeypatch, -1.0)
+    odd = ODD
     kept, record = tissue_consensus(truth, source, UNSORTED)
     assert record["swapped"] == 0 and record["kept_by_blobs"] == len(odd) and kept == truth
     # blobs that do not clearly side with the labels (a margin too large), or the step switched off,
@@ -303,13 +314,8 @@ def test_the_tissue_s_blobs_keep_a_section_that_the_other_features_would_exchang
 def test_a_feature_every_section_agrees_on_is_not_outvoted(monkeypatch):
     # the other features vote two sections of the blob wafer the other way (scripted votes), but the gray
     # level, on which every section agrees and which keeps clear of zero, says they are right: kept
-    from sectionseg.detection import consensus
-
-    truth, gray = _blob_wafer()
-    odd = (3, 7)
-    vote = np.array([-1.0 if k in odd else 1.0 for k in range(len(truth))])
-    monkeypatch.setattr(consensus, "_votes", lambda d, record, settings: (vote, None))
-    source = WaferSource(gray, None, scale=1.0)
+    truth, source = _scripted_votes(monkeypatch, -1.0)
+    odd = ODD
     votes_only = RepairSettings().without("orient_by_split", "keep_by_blobs")
     kept, record = tissue_consensus(truth, source, votes_only)
     assert "gray_level" in record["decisive"] and record["swapped"] == 0 and kept == truth
@@ -324,14 +330,9 @@ def test_a_feature_every_section_agrees_on_is_not_outvoted(monkeypatch):
 def test_with_the_blobs_consent_a_weaker_vote_exchanges_a_section(monkeypatch):
     # features short of the bar vote -0.4 on two sections labelled the wrong way round (scripted
     # votes): under the weak bar (-0.25), over the strong one (-0.5); their blobs consent
-    from sectionseg.detection import consensus
-
-    truth, gray = _blob_wafer()
-    odd = (3, 7)
+    truth, source = _scripted_votes(monkeypatch, -0.4, strong=False)
+    odd = ODD
     found = [Section(s.magnet, s.tissue) if k in odd else s for k, s in enumerate(truth)]
-    vote = np.array([-0.4 if k in odd else 1.0 for k in range(len(truth))])
-    monkeypatch.setattr(consensus, "_votes", lambda d, record, settings: (None, vote))
-    source = WaferSource(gray, None, scale=1.0)
     fixed, record = tissue_consensus(found, source, UNSORTED)
     assert record["swapped_with_blobs"] == len(odd) and compare_sections(truth, fixed)["sections_swapped"] == 0
     kept, record = tissue_consensus(found, source, dataclasses.replace(UNSORTED, consensus_weak_swap_vote=-0.5))
