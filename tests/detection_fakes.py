@@ -32,7 +32,8 @@ SCRIPTED = RepairSettings().without("polarity")
 
 class GroundTruthPredictor:
     """Returns, for each tile of ``tiles`` (called in plan order), the true masks of the parts visible
-    in it, clipped to the tile. ``parts``: list of ``(label, polygon (N, 2) working px)``."""
+    in it, clipped to the tile. ``parts``: list of ``(label, polygon (N, 2) working px)``, or of
+    ``(label, polygon, score)`` for a part scored otherwise than ``score``."""
 
     def __init__(self, parts, tiles: list[Tile], score: float = 0.99):
         self.parts, self.tiles, self.score = parts, list(tiles), score
@@ -44,13 +45,14 @@ class GroundTruthPredictor:
             tile = self.tiles[self.calls]
             self.calls += 1
             assert tuple(image.shape[1:]) == (tile.height, tile.width)
-            masks, labels = [], []
-            for label, poly in self.parts:
+            masks, labels, scores = [], [], []
+            for label, poly, *score in self.parts:
                 m = polygon_mask(poly, (tile.height, tile.width), offset=(tile.x0, tile.y0))
                 if m.sum() >= 4:
                     masks.append(m)
                     labels.append(label)
-            outputs.append(_output(masks, labels, [self.score] * len(masks), (tile.height, tile.width)))
+                    scores.append(score[0] if score else self.score)
+            outputs.append(_output(masks, labels, scores, (tile.height, tile.width)))
         return outputs
 
 

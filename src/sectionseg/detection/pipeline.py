@@ -48,6 +48,7 @@ from sectionseg.detection.repairs import (
     split_unseen,
     trim_gaps,
 )
+from sectionseg.detection.reserve import reserve_sections
 from sectionseg.detection.scale import choose_polarity, estimate_scale, scale_from_section_size
 from sectionseg.detection.settings import RepairSettings
 from sectionseg.detection.strips import trim_merged_strips
@@ -316,6 +317,7 @@ def detect_wafer(
         "duplicates_dropped": n["duplicates"],
         "split_from_one_part": n["split_whole"],
         "partners_from_image": n["inferred"],
+        "sections_from_reserve": n["reserve"],
         "unfitted_parts": sum(p["polygon"] is None for p in parts),
         "poor_fits": int(sum(p["fit_iou"] is not None and p["fit_iou"] < POOR_FIT_IOU for p in parts)),
         "swapped_by_consensus": done.consensus.get("swapped", 0),
@@ -411,6 +413,7 @@ def _repair(
             "implausible",
             "unseen",
             "inferred",
+            "reserve",
         ),
         0,
     )
@@ -473,6 +476,10 @@ def _repair(
     unpaired = [s for s in rest if id(s) not in dropped]
     reject([s for s in rest if id(s) in dropped], lambda s: "no visible outline")
     n["unseen"] = len(rest) - len(unpaired)
+    if run("reserve_sections"):  # low-score sections where nothing confident lies
+        found = reserve_sections(reserve, sections, unpaired + rejected, fit, refine, levels, settings)
+        sections += found
+        n["reserve"] = len(found)
     consensus_info: dict[str, Any] = {}
     if run("consensus"):
         sections, consensus_info = tissue_consensus(sections, fit, settings)

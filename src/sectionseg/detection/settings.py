@@ -32,6 +32,7 @@ STEPS = (
     "drop_implausible",
     "split_unseen",
     "complete_from_image",
+    "reserve_sections",
     "consensus",
     "turn_wafer",
     "orient_by_split",
