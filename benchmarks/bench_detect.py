@@ -6,7 +6,7 @@ Usage::
         [--wafers default:1000 low-contrast:1001 ...] [--size 5000] [--sections 500] [--real]
         [--scaling 1000 2000 3000] [--threads 2] [--no-classical]
         [--precision auto|fp32|bf16] [--proposals N] [--tile-size PX] [--overlap PX] [--workers N]
-        [--gray-only] [--without STEP ...] [--ablation]
+        [--gray-only] [--without STEP ...] [--ablation] [--scale-factor F]
 
 Wafers are simulated with held-out seeds (>= 1000; training used lower seeds) into ``--work``
 (default ``work_data/bench_detect``) and reused. Each (wafer, method) runs in a fresh process so
@@ -20,7 +20,9 @@ pairing accuracy, section F1 (both parts found, right way round, paired), the sh
 sections with tissue and magnet swapped, time and peak memory; then the model's time vs wafer area
 (``--scaling``). ``--gray-only`` detects without the fluorescence image; ``--without`` switches
 repair steps off (``sectionseg.detection.settings.STEPS``); ``--ablation`` prints, per wafer, the
-section F1 / swapped share with every step switched off in turn (what each step buys).
+section F1 / swapped share with every step switched off in turn (what each step buys);
+``--scale-factor`` detects each wafer at that factor times the scale estimated for it (how far the
+estimate is from the scale where the model finds most).
 """
 
 from __future__ import annotations
@@ -204,6 +206,12 @@ def main(argv=None) -> int:
     p.add_argument("--gray-only", action="store_true", help="detect without the fluorescence image")
     p.add_argument("--without", nargs="*", default=[], help="repair steps switched off")
     p.add_argument("--ablation", action="store_true", help="also every repair step off in turn (model only)")
+    p.add_argument(
+        "--scale-factor",
+        type=float,
+        help="model only: detect at this factor times the scale the pipeline estimates for each wafer "
+        "(the estimate from the cached run with the same options, run first when missing)",
+    )
     args = p.parse_args(argv)
     from sectionseg.detection.settings import STEPS
 
@@ -263,6 +271,10 @@ def main(argv=None) -> int:
             r = run_isolated(
                 folder, method, model, args.threads, cache, options if method == "model" else classical_options
             )
+            if method == "model" and args.scale_factor:
+                opts = {**options, "scale": r["scale"] * args.scale_factor}
+                cache = work / "results" / f"{name}-{tags[method]}-scale_factor{args.scale_factor}.json"
+                r = run_isolated(folder, method, model, args.threads, cache, opts)
             print(table_row(name, method, r), flush=True)
     if args.ablation:
         print("\n| wafer | all steps | " + " | ".join(f"without {s}" for s in STEPS) + " |")

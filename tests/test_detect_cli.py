@@ -57,6 +57,26 @@ def test_scale_is_estimated_and_polygons_mapped_back(factor):
     assert len(hinted.sections) == len(truth)
 
 
+def test_an_adapted_model_s_section_size_is_bracketed_and_a_given_one_is_not(monkeypatch):
+    from sectionseg.detection import pipeline
+
+    gray, fluo, truth = drawn_wafer(2.0)
+    # the model file says sections are 1.25 x as long as they are: read at 0.4 (not 0.5), they look too
+    # small for this model (confident only within 12 % of its size); 1.15 x that scale brings them back
+    narrow = ContentPredictor(tolerance=1.12)
+    info = {"section_size": 325.0, "adapted": True}
+    monkeypatch.setattr(pipeline, "resolve_model", lambda *a, **k: (narrow, info))
+    result = detect_wafer(gray, fluo, model="adapted model", tile_size=256, overlap=64, progress=False)
+    assert result.scale_info["method"] == "model_file, bracketed"
+    assert result.scale == pytest.approx(0.4 * 1.15, rel=0.01)
+    assert compare_sections(truth, result.sections)["sections_correct"] == len(truth)
+    hinted = detect_wafer(gray, fluo, model="adapted", tile_size=256, overlap=64, section_size=325.0, progress=False)
+    assert hinted.scale == pytest.approx(0.4) and hinted.scale_info["method"] == "section_size"
+    off = pipeline.RepairSettings().without("scale_bracket")
+    kept = detect_wafer(gray, fluo, model="adapted", tile_size=256, overlap=64, progress=False, settings=off)
+    assert kept.scale == pytest.approx(0.4) and kept.scale_info["method"] == "model_file"
+
+
 @pytest.mark.parametrize("factor", [1.0, 2.0])
 def test_a_model_for_half_size_sections_reads_a_quarter_and_fits_at_full_scale(monkeypatch, factor):
     from sectionseg.detection import pipeline

@@ -47,3 +47,56 @@ def test_a_candidate_pairing_few_detections_does_not_end_the_search(monkeypatch)
     tried.clear()
     scale, _ = scale_module.estimate_scale(source, None, settings=RepairSettings(scale_accept_paired_share=0.0))
     assert tried[0] == 1.0 and 0.5 not in tried and scale < 1.5  # half the truth
+
+
+def scripted_bracket(monkeypatch, counts: dict[float, tuple[int, int, int]]):
+    """Trials scripted per scale: ``{scale: (detections, paired, pairs)}`` on tiles of a fixed area."""
+    tried = []
+
+    def trial(source, centres, cand, predictor, **kwargs):
+        tried.append(round(cand, 3))
+        detections, paired, pairs = counts[round(cand, 3)]
+        return {
+            "scale": cand,
+            "detections": detections,
+            "pairs": pairs,
+            "paired": paired,
+            "sections_seen": pairs >= 3,
+            "per_megapixel": float(detections),
+            "relative_size": 0.5,
+        }
+
+    monkeypatch.setattr(scale_module, "scale_trial", trial)
+    return tried
+
+
+# a model adapted to the alien benchmark wafer, on its sample tiles at the labelled size, 1.15 x and / 1.15
+ALIEN = {1.0: (88, 46, 29), 1.15: (94, 57, 35), 0.87: (39, 18, 10)}
+
+
+def test_a_given_scale_is_bracketed_where_the_model_pairs_more_per_wafer_area(monkeypatch):
+    tried = scripted_bracket(monkeypatch, ALIEN)
+    source = WaferSource(np.zeros((64, 64), np.uint8))
+    scale, info = scale_module.bracket_scale(source, None, 1.0)
+    # 52 % -> 61 % paired (short of the share gain), 1.6 x the pairs per source area: taken
+    assert scale == pytest.approx(1.15) and info["method"] == "model_file, bracketed"
+    assert tried == [1.0, 1.15, 0.87] and len(info["trials"]) == 3
+    scale, info = scale_module.bracket_scale(source, None, 1.0, settings=RepairSettings(scale_bracket_pairs_gain=2.0))
+    assert scale == 1.0 and info["method"] == "model_file"
+
+
+def test_a_scale_where_the_model_pairs_most_of_its_detections_is_kept(monkeypatch):
+    tried = scripted_bracket(monkeypatch, {1.0: (80, 72, 36), 1.15: (90, 81, 45), 0.87: (70, 60, 30)})
+    scale, info = scale_module.bracket_scale(WaferSource(np.zeros((64, 64), np.uint8)), None, 1.0)
+    assert scale == 1.0 and tried == [1.0]  # 90 % paired: nothing else tried
+
+
+def test_the_bracket_after_an_estimate_can_be_switched_off(monkeypatch):
+    scripted_trials(monkeypatch)
+    calls = []
+    monkeypatch.setattr(scale_module, "_bracket", lambda scale, *a, **k: (calls.append(scale), (scale, "model"))[1])
+    source = WaferSource(np.zeros((64, 64), np.uint8))
+    scale_module.estimate_scale(source, None)
+    assert len(calls) == 1
+    scale, info = scale_module.estimate_scale(source, None, settings=RepairSettings().without("scale_bracket"))
+    assert len(calls) == 1 and info["method"] == "model" and scale == pytest.approx(2.0, rel=0.05)

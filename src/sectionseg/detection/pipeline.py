@@ -49,7 +49,7 @@ from sectionseg.detection.repairs import (
     trim_gaps,
 )
 from sectionseg.detection.reserve import reserve_sections
-from sectionseg.detection.scale import choose_polarity, estimate_scale, scale_from_section_size
+from sectionseg.detection.scale import bracket_scale, choose_polarity, estimate_scale, scale_from_section_size
 from sectionseg.detection.settings import RepairSettings
 from sectionseg.detection.strips import trim_merged_strips
 from sectionseg.detection.tiling import WaferSource, plan_tiles
@@ -185,8 +185,9 @@ def detect_wafer(
     if model_info.get("adapted"):
         # a model fine-tuned on this wafer's own labelled sections learnt which half is its tissue: the
         # priors (the blobs) that turn a base model's labelling round would overrule the user's labels
-        settings = settings.without("turn_wafer", "orient_by_split")
-        log.info("adapted model: its labels decide which half is the tissue (no whole-wafer turn)")
+        # (and which way round the gray image is read: it learnt this wafer as it is)
+        settings = settings.without("turn_wafer", "orient_by_split", "polarity")
+        log.info("adapted model: its labels decide which half is the tissue (no whole-wafer turn, gray read as it is)")
     if fluo is None:  # the bundled model is trained with half of its samples gray-only
         log.info("no fluorescence image: gray-only detection (the third channel repeats gray)")
     source = WaferSource(gray, fluo)  # the user's pixels (scale 1)
@@ -211,6 +212,9 @@ def detect_wafer(
             raise InputError(f"section size must be positive, got {size}")
         scale = scale_from_section_size(size, reference)
         scale_info = {"method": "section_size" if section_size is not None else "model_file"}
+        if section_size is None and settings.runs("scale_bracket"):
+            # an adapted model may see its wafer's sections better a little larger or smaller than labelled
+            scale, scale_info = bracket_scale(source, predictor, scale, **look)
     else:
         scale, scale_info = estimate_scale(source, predictor, **look)
     if settings.runs("polarity"):  # sections lighter than the wafer: read the gray image dark for light
