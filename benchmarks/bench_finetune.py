@@ -16,8 +16,8 @@ among those fully inside the image, are written as the hand labels (labelme JSON
 
 Both detections are compared with the ground truth on the *held-out* sections only (labelled
 sections removed from both sides). ``--curve`` repeats the adaptation on ``--curve-style`` with
-3, 6, 12, 24 labelled sections; ``--rounds`` passes ``finetune --rounds`` (self-training). Results are cached as JSON in ``WORK/results`` (resumable: delete a
-file to rerun it). Prints markdown tables.
+3, 6, 12, 24 labelled sections; ``--rounds`` passes ``finetune --rounds`` (self-training). Results
+are cached as JSON in ``WORK/results`` (resumable: delete a file to rerun it). Prints markdown tables.
 """
 
 from __future__ import annotations
