@@ -4,7 +4,7 @@ Usage::
 
     python benchmarks/bench_finetune.py [--work DIR] [--styles squat huge low-contrast] [--size 3000]
         [--labels 12] [--curve-style squat] [--curve 3 6 12 24] [--epochs 6] [--synthetic 80]
-        [--base-model FILE] [--threads 2] [--heads-only] [--rounds N] [--redetect]
+        [--base-model FILE] [--threads 2] [--heads-only] [--redetect]
 
 For every style (styles the bundled model was not trained on) a wafer is simulated with a held-out
 seed into ``--work`` (default ``work_data/bench_finetune``); ``--labels`` sections, drawn at random
@@ -16,8 +16,8 @@ among those fully inside the image, are written as the hand labels (labelme JSON
 
 Both detections are compared with the ground truth on the *held-out* sections only (labelled
 sections removed from both sides). ``--curve`` repeats the adaptation on ``--curve-style`` with
-3, 6, 12, 24 labelled sections; ``--rounds`` passes ``finetune --rounds`` (self-training). Results
-are cached as JSON in ``WORK/results`` (resumable: delete a file to rerun it). Prints markdown tables.
+3, 6, 12, 24 labelled sections. Results are cached as JSON in ``WORK/results`` (resumable: delete a
+file to rerun it). Prints markdown tables.
 """
 
 from __future__ import annotations
@@ -76,7 +76,6 @@ def run_case(work: Path, style: str, seed: int, size: int, n_labels: int, args) 
 
     # finetune trains every layer by default since 2026-11-30 (before: the heads); both tagged
     tag = f"{style}_{n_labels}" + ("_heads" if args.heads_only else "_all") + ("_gray" if args.gray_only else "")
-    tag += f"_rounds{args.rounds}" if args.rounds > 1 else ""
     cache = work / "results" / f"{tag}.json"
     old = json.loads(cache.read_text()) if cache.is_file() else None
     if old is not None and not args.redetect:
@@ -116,8 +115,6 @@ def run_case(work: Path, style: str, seed: int, size: int, n_labels: int, args) 
             cmd += ["--base-model", args.base_model]
         if args.heads_only:
             cmd.append("--heads-only")
-        if args.rounds > 1:
-            cmd += ["--rounds", str(args.rounds)]
         if (out / "run" / "last.pt").exists():
             cmd.append("--resume")
         assert main(cmd) == 0
@@ -140,10 +137,7 @@ def run_case(work: Path, style: str, seed: int, size: int, n_labels: int, args) 
         )
     report = json.loads((out / "finetune_report.json").read_text())
     result = {
-        "style": style
-        + (" (heads only)" if args.heads_only else "")
-        + (" gray only" if args.gray_only else "")
-        + (f", {args.rounds} rounds" if args.rounds > 1 else ""),
+        "style": style + (" (heads only)" if args.heads_only else "") + (" gray only" if args.gray_only else ""),
         "n_sections": len(truth),
         "n_labels": len(labels),
         "adapt_seconds": adapt_seconds,
@@ -193,7 +187,6 @@ def main() -> None:
     parser.add_argument("--curve", type=int, nargs="*", default=[3, 6, 12, 24])
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--synthetic", type=int, default=80)
-    parser.add_argument("--rounds", type=int, default=1, help="finetune --rounds (self-training; separate results)")
     parser.add_argument("--base-model")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--heads-only", action="store_true", help="fine-tune the heads and FPN only (separate results)")

@@ -320,13 +320,10 @@ def _error_cases(tmp_path, root):
         "missing image": ([str(tmp_path / "none.tif"), "--labels", labels], "no such image"),
         "resume": ([gray, "--labels", labels, "--resume"], "nothing to resume"),
         "epochs": ([gray, "--labels", labels, "--epochs", "0"], "--epochs"),
-        "rounds": ([gray, "--labels", labels, "--rounds", "0"], "--rounds"),
     }
 
 
-@pytest.mark.parametrize(
-    "case", ["outside", "overlap", "missing labels", "missing image", "resume", "epochs", "rounds"]
-)
+@pytest.mark.parametrize("case", ["outside", "overlap", "missing labels", "missing image", "resume", "epochs"])
 def test_bad_inputs_exit_2_and_write_nothing(case, base_and_wafer, tmp_path, capsys):
     root = base_and_wafer[0]
     argv, message = _error_cases(tmp_path, root)[case]
@@ -360,71 +357,3 @@ def test_heads_only_is_passed_on_and_excludes_all_layers(monkeypatch, tmp_path, 
     with pytest.raises(SystemExit) as stop:
         main([*common, "--heads-only", "--all-layers"])
     assert stop.value.code == 2 and "not allowed with argument" in capsys.readouterr().err
-
-
-def test_confident_sections_are_those_found_as_seen_with_both_parts_sure():
-    from sectionseg.workflows.pseudo_labels import confident_sections
-
-    grid = grid_sections(n_rows=2, n_cols=3)
-    hand = grid[:1]
-
-    def found(s, tissue=0.95, magnet=0.9, **extra):
-        return Section(
-            s.tissue,
-            s.magnet,
-            score=min(tissue, magnet),
-            extra={"tissue_score": tissue, "magnet_score": magnet, **extra},
-        )
-
-    detected = [
-        found(grid[0]),  # the hand-labelled one: the hand label stands
-        found(grid[1]),
-        found(grid[2], magnet=0.5),  # one part unsure
-        found(grid[3], recovered="tissue from image"),  # a part the repairs made
-        found(grid[4], gap_trimmed=True),  # the magnet's side moved back onto its edge: as seen
-        Section(grid[5].tissue, None, score=0.99, extra={"tissue_score": 0.99}),  # alone
-    ]
-    chosen = confident_sections(detected, hand)
-    assert [s.tissue.centre for s in chosen] == [grid[1].tissue.centre, grid[4].tissue.centre]
-    assert all(s.score is None and not s.extra for s in chosen)
-    assert len(confident_sections(detected, hand, min_score=0.4)) == 3
-
-
-def test_a_second_round_teaches_the_sections_found_confidently(base_and_wafer, tmp_path, monkeypatch):
-    import sectionseg.detection as detection
-    from sectionseg.io.images import read_image
-    from sectionseg.model.checkpoint import load_model
-    from sectionseg.workflows import adapt_to_wafer
-    from sectionseg.workflows.pseudo_labels import confident_sections
-
-    root, truth, labelled = base_and_wafer
-    pairs = [s for s in truth if s.tissue is not None and s.magnet is not None]
-    sure = [Section(s.tissue, s.magnet, score=0.9, extra={"tissue_score": 0.9, "magnet_score": 0.95}) for s in pairs]
-    expected = confident_sections(sure, labelled)
-    assert 0 < len(expected) < len(pairs)  # the wafer's other sections
-    calls = []
-
-    def fake_detect(gray, fluo=None, **kwargs):  # the model "finds" every section, confidently
-        calls.append(kwargs.get("model"))
-        return type("Found", (), {"sections": sure, "unpaired": []})()
-
-    monkeypatch.setattr(detection, "detect_wafer", fake_detect)
-    gray, fluo = read_image(root / "target" / "gray.tif"), read_image(root / "target" / "fluo.tif")
-    out = tmp_path / "two_rounds"
-    small = dict(epochs=1, n_synthetic=2, n_val=1, image_size=128, max_iters_per_epoch=2)
-    report = adapt_to_wafer(gray, labelled, out, fluo=fluo, base_model=root / "base.pt", rounds=2, **small)
-    assert report["rounds"][0]["round"] == 2 and report["rounds"][0]["pseudo_labels"] == len(expected)
-    assert len(read_sections(out / "round2" / "pseudo_labels.json")) == len(expected)
-    manifest = json.loads((out / "round2" / "data" / "manifest.json").read_text())
-    assert manifest["params"]["labelled_sections"] == len(labelled) + len(expected)
-    assert out / "round1_model.pt" in [
-        p for p in map(type(out), calls) if p is not None
-    ]  # round 2 detects with round 1's
-    assert report["model"] == str(out / "model.pt") and (out / "round1_model.pt").is_file()
-    _, _, meta = load_model(out / "model.pt")
-    assert meta["extra"]["round"] == 2 and meta["extra"]["base_model"] == str(out / "round1_model.pt")
-    assert len(report["rounds"][0]["history"]) == 1
-    # resumed (after an interruption), each round keeps its dataset and pseudo-labels: nothing detected again
-    calls.clear()
-    again = adapt_to_wafer(gray, labelled, out, fluo=fluo, base_model=root / "base.pt", rounds=2, resume=True, **small)
-    assert calls == [] and again["rounds"][0]["pseudo_labels"] == len(expected)

@@ -43,14 +43,7 @@ def register(subparsers) -> None:
     )
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--base-model", help="model to start from (default: the bundled model)")
-    p.add_argument("--epochs", type=int, default=6, help="fine-tuning epochs (default 6; per round)")
-    p.add_argument(
-        "--rounds",
-        type=int,
-        default=1,
-        help="rounds of fine-tuning: after the first, the sections the adapted model finds confidently join "
-        "the labels for the next (self-training; default 1)",
-    )
+    p.add_argument("--epochs", type=int, default=6, help="fine-tuning epochs (default 6)")
     layers = p.add_mutually_exclusive_group()
     layers.add_argument(
         "--heads-only",
@@ -94,11 +87,7 @@ def check_args(args) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sectionseg.errors import InputError
     from sectionseg.workflows.finetune import adapt_to_wafer
-
-    if args.rounds < 1:
-        raise InputError(f"--rounds must be at least 1, got {args.rounds}")
 
     report = adapt_to_wafer(
         args.gray,
@@ -121,7 +110,6 @@ def run(args: argparse.Namespace) -> int:
         score_threshold=args.score_threshold,
         device=args.device,
         progress=not args.no_progress,
-        rounds=args.rounds,
     )
     _print_summary(report, Path(args.out))
     return 0
@@ -139,8 +127,6 @@ def _print_summary(report: dict, out: Path) -> None:
         print(
             f"  {name:7s} {_fmt(b.get('AP50'))} / {_fmt(b.get('R50'))} -> {_fmt(a.get('AP50'))} / {_fmt(a.get('R50'))}"
         )
-    for r in report.get("rounds", []):
-        print(f"round {r['round']}: {r['pseudo_labels']} sections found confidently taught with the labels")
     if "detection" in report:
         c = report["detection"]["counts"]
         print(f"detection: {c['sections']} sections, {c['unpaired']} unpaired parts -> {out / 'detection'}")

@@ -204,64 +204,6 @@ def _read_wafer(gray, fluo) -> tuple[np.ndarray, np.ndarray | None]:
     return gray, fluo
 
 
-def _self_training_round(
-    k: int,
-    previous: Path,
-    gray: np.ndarray,
-    fluo: np.ndarray | None,
-    labelled: list[Section],
-    out: Path,
-    *,
-    final: bool,
-    params: dict[str, Any],
-    train: dict[str, Any],
-    data: dict[str, Any],
-    resume: bool = False,
-) -> tuple[Path, dict[str, Any]]:
-    """Round ``k`` of self-training in ``out/round<k>``: the sections the model ``previous`` finds
-    confidently on the wafer join the hand labels (``pseudo_labels.json``), a dataset is built from them
-    (``data/``) and ``previous`` is fine-tuned on it (``run/``). Returns the new model's path
-    (``out/model.pt`` when ``final``, else ``out/round<k>/model.pt``) and the round's report. With
-    ``resume`` a round whose dataset exists keeps it and continues its run."""
-    from sectionseg.detection import detect_wafer
-    from sectionseg.formats import read_sections, write_sections
-    from sectionseg.model.checkpoint import load_config_of
-    from sectionseg.training.finetune import export_adapted, finetune
-    from sectionseg.workflows.pseudo_labels import confident_sections
-
-    folder = out / f"round{k}"
-    data_dir = folder / "data"
-    report: dict[str, Any] = {"round": k}
-    if resume and (data_dir / "manifest.json").is_file():
-        report["pseudo_labels"] = len(read_sections(folder / "pseudo_labels.json"))
-    else:
-        found = detect_wafer(gray, fluo, model=previous, device=train["device"], progress=False)
-        pseudo = confident_sections(found.sections, labelled)
-        folder.mkdir(parents=True, exist_ok=True)
-        write_sections(folder / "pseudo_labels.json", pseudo, fmt="labelme", image_size=(gray.shape[1], gray.shape[0]))
-        report["pseudo_labels"] = len(pseudo)
-        prepare_adaptation_data(
-            gray,
-            fluo,
-            labelled + pseudo,
-            data_dir,
-            base_model=previous,
-            reference=load_config_of(previous).data.section_size,
-            **data,
-        )
-    report["history"] = finetune(
-        previous, data_dir, folder / "run", resume=resume and (folder / "run" / "last.pt").exists(), **train
-    )
-    model_path = export_adapted(
-        folder / "run",
-        out / "model.pt" if final else folder / "model.pt",
-        section_size=params["section_size"],  # the hand labels' size: the pseudo-labels follow the model's view
-        base_model=previous,
-        info={"labels": data["sources"].get("labels"), "n_labelled": len(labelled), "round": k},
-    )
-    return model_path, report
-
-
 def adapt_to_wafer(
     gray: str | os.PathLike | np.ndarray,
     labels: str | os.PathLike | list[Section],
@@ -284,7 +226,6 @@ def adapt_to_wafer(
     score_threshold: float | None = None,
     device: str = "cpu",
     progress: bool = False,
-    rounds: int = 1,
 ) -> dict[str, Any]:
     """Adapt a model to a new wafer from a dozen or so hand-labelled sections.
 
@@ -341,12 +282,6 @@ def adapt_to_wafer(
         Torch device, ``"cpu"`` or ``"cuda"``.
     progress : bool
         Progress bars (those of training and detection only when stderr is a terminal).
-    rounds : int
-        Rounds of fine-tuning (self-training). After the first, the model just adapted detects on the
-        wafer; the sections it found confidently (:func:`sectionseg.workflows.pseudo_labels.confident_sections`)
-        join the hand labels, and it is fine-tuned again on a dataset built from them (``epochs``
-        epochs, ``OUT/round<k>/``: ``pseudo_labels.json``, ``data/``, ``run/``). The first round's model
-        is then ``OUT/round1_model.pt``; ``OUT/model.pt`` is the last round's.
 
     Returns
     -------
@@ -355,8 +290,7 @@ def adapt_to_wafer(
         ``base_model``, ``n_labelled``, ``section_size`` (median long side of the labelled sections,
         px of ``gray``), ``working_scale`` (working px per px of ``gray``), ``history`` (per-epoch
         losses), ``validation_mask`` (mask AP50 / recall50 per class, base and adapted), ``timings_s``
-        and ``total_seconds`` (s), ``rounds`` (per round after the first: pseudo-labels, history), and
-        with ``detect`` ``detection`` (counts and output paths).
+        and ``total_seconds`` (s), and with ``detect`` ``detection`` (counts and output paths).
 
     Raises
     ------
@@ -427,46 +361,11 @@ def adapt_to_wafer(
     timings["training"] = time.perf_counter() - t
     model_path = export_adapted(
         out / "run",
-        out / ("model.pt" if rounds <= 1 else "round1_model.pt"),
+        out / "model.pt",
         section_size=params["section_size"],
         base_model=base,
         info={"labels": sources["labels"], "n_labelled": len(labelled)},
     )
-    round_reports = []
-    for k in range(2, rounds + 1):
-        t = time.perf_counter()
-        model_path, done = _self_training_round(
-            k,
-            model_path,
-            gray_image,
-            fluo_image,
-            labelled,
-            out,
-            final=k == rounds,
-            params=params,
-            train=dict(
-                epochs=epochs,
-                all_layers=all_layers,
-                lr=lr,
-                device=device,
-                seed=seed + k,
-                max_iters_per_epoch=max_iters_per_epoch,
-                progress=bars,
-            ),
-            data=dict(
-                n_synthetic=n_synthetic,
-                n_val=n_val,
-                image_size=image_size,
-                seed=seed + k,
-                use_content_regions=use_content_regions,
-                device=device,
-                progress=progress,
-                sources=sources,
-            ),
-            resume=resume,
-        )
-        timings[f"round{k}"] = time.perf_counter() - t
-        round_reports.append(done)
 
     t = time.perf_counter()
     val = {
@@ -485,7 +384,6 @@ def adapt_to_wafer(
         "epochs": epochs,
         "data": {k: params.get(k) for k in ("n_synthetic", "n_val", "size", "occupied_unlabelled")},
         "history": history,
-        "rounds": round_reports,
         "validation_mask": val,
         "timings_s": timings,
         "losses_png": str(out / "run" / "losses.png"),
