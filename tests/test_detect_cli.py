@@ -42,7 +42,10 @@ def test_scale_is_estimated_and_polygons_mapped_back(factor):
     scale, info = estimate_scale(WaferSource(gray, fluo), ContentPredictor(), tile_size=256)
     assert scale == pytest.approx(1.0 / factor, rel=0.1), info
     result = detect_wafer(gray, fluo, predictor=ContentPredictor(), tile_size=256, overlap=64, progress=False)
-    assert result.scale == scale
+    # with a fluorescence image the estimate is read a little larger (RepairSettings.fluo_scale_factor)
+    assert result.scale == pytest.approx(scale * 1.2) and result.scale_info["fluo_scale_factor"] == 1.2
+    gray_only = detect_wafer(gray, None, predictor=ContentPredictor(), tile_size=256, overlap=64, progress=False)
+    assert gray_only.scale == pytest.approx(scale, rel=0.1) and "fluo_scale_factor" not in gray_only.scale_info
     m = compare_sections(truth, result.sections)
     assert m["tissue"]["recall"] == 1.0 and m["magnet"]["recall"] == 1.0
     assert m["tissue"]["precision"] == 1.0 and m["magnet"]["precision"] == 1.0
@@ -85,7 +88,7 @@ def test_a_model_for_half_size_sections_reads_a_quarter_and_fits_at_full_scale(m
     half = ContentPredictor(expected=(63.5, 57.0))  # "trained" on sections half the reference size
     monkeypatch.setattr(pipeline, "resolve_model", lambda *a, **k: (half, {"reference_size": 65.0}))
     result = detect_wafer(gray, fluo, model="half-size model", tile_size=256, overlap=64, progress=False)
-    assert result.scale == pytest.approx(0.5 / factor, rel=0.15), result.scale_info
+    assert result.scale == pytest.approx(1.2 * 0.5 / factor, rel=0.15), result.scale_info  # x 1.2: fluorescence
     assert result.params["working_size"] == [int(np.ceil(w * result.scale - 1e-9)) for w in (1400, 1000)]
     assert result.params["fit_scale"] == pytest.approx(2 * result.scale, rel=0.05)  # (snapped to 1 near 1)
     m = compare_sections(truth, result.sections)

@@ -42,7 +42,8 @@ def test_sections_lighter_than_the_wafer_are_found_with_the_gray_read_dark_for_l
     polarity = result.scale_info["polarity"]
     assert polarity["inverted"] and result.params["gray_inverted"]
     assert polarity["dark_for_light"]["pairs"] > polarity["as_is"]["pairs"]
-    assert result.scale == pytest.approx(1.0, rel=0.1)
+    # the scale estimated again on the image read dark for light (x 1.2 with a fluorescence image)
+    assert result.scale == pytest.approx(1.2, rel=0.1)
     m = compare_sections(truth, result.sections)
     assert m["sections_correct"] == len(truth) and m["section_precision"] == 1.0
     # switched off, the same wafer gives (almost) nothing: the tissue is never dark

@@ -55,7 +55,7 @@ from sectionseg.detection.strips import trim_merged_strips
 from sectionseg.detection.tiling import WaferSource, plan_tiles
 from sectionseg.errors import InputError
 from sectionseg.geometry import Section
-from sectionseg.geometry.scale import REFERENCE_SECTION_SIZE
+from sectionseg.geometry.scale import REFERENCE_SECTION_SIZE, snap_scale
 
 log = logging.getLogger(__name__)
 
@@ -219,6 +219,10 @@ def detect_wafer(
         scale, scale_info = estimate_scale(source, predictor, **look)
     if settings.runs("polarity"):  # sections lighter than the wafer: read the gray image dark for light
         source, scale, scale_info = choose_polarity(source, predictor, scale, scale_info, **look)
+    if fluo is not None and str(scale_info.get("method", "")).split(",")[0] == "model":
+        # an estimate gives the training size; with a fluorescence image the model finds more a little larger
+        scale = snap_scale(scale * settings.fluo_scale_factor)
+        scale_info = {**scale_info, "fluo_scale_factor": settings.fluo_scale_factor}
     working = source.rescaled(scale)  # the model's frame
     timings["scale"] = time.perf_counter() - t
 

@@ -209,6 +209,12 @@ class RepairSettings:
     # adapted to the alien benchmark wafer: 52 % -> 61 % paired, 1.6 x the pairs per area at 1.15 x
     # the labelled size, where it finds 59 sections right instead of 37; BENCHMARKS.md)
     scale_bracket_pairs_gain: float = 1.3
+    # with a fluorescence image an estimated scale is multiplied by this (1: the estimate as it is): read
+    # 1.2 x larger than the training size, the bundled model finds more sections on the simulated wafers
+    # (section F1 mean of nine 0.982 -> 0.989, held-out four 0.977 -> 0.989; rendered real layouts
+    # 0.986 / 1.000 -> 0.983 / 0.998) and the real picture's tissue 4.3 px off instead of 8.7; gray alone
+    # it finds fewer (mean of nine 0.886 -> 0.853): BENCHMARKS.md, session 8
+    fluo_scale_factor: float = 1.2
     scale_min_detections: int = 4
     # which way round the gray image is read (:func:`sectionseg.detection.scale.choose_polarity`): where
     # the model pairs under scale_bracket_below of its detections at the scale, the sample tiles are
