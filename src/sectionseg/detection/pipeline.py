@@ -49,7 +49,13 @@ from sectionseg.detection.repairs import (
     trim_gaps,
 )
 from sectionseg.detection.reserve import reserve_sections
-from sectionseg.detection.scale import bracket_scale, choose_polarity, estimate_scale, scale_from_section_size
+from sectionseg.detection.scale import (
+    bracket_scale,
+    choose_polarity,
+    estimate_scale,
+    is_estimated,
+    scale_from_section_size,
+)
 from sectionseg.detection.settings import RepairSettings
 from sectionseg.detection.strips import trim_merged_strips
 from sectionseg.detection.tiling import WaferSource, plan_tiles
@@ -219,7 +225,7 @@ def detect_wafer(
         scale, scale_info = estimate_scale(source, predictor, **look)
     if settings.runs("polarity"):  # sections lighter than the wafer: read the gray image dark for light
         source, scale, scale_info = choose_polarity(source, predictor, scale, scale_info, **look)
-    if fluo is not None and str(scale_info.get("method", "")).split(",")[0] == "model":
+    if fluo is not None and is_estimated(scale_info):
         # an estimate gives the training size; with a fluorescence image the model finds more a little larger
         scale = snap_scale(scale * settings.fluo_scale_factor)
         scale_info = {**scale_info, "fluo_scale_factor": settings.fluo_scale_factor}

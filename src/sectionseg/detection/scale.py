@@ -194,14 +194,10 @@ def estimate_scale(
     benchmark wafer the model pairs 56 % of its detections at the estimate, about the true scale, and
     76 % at 1.15 times it, where it finds more sections).
     """
-    centres = sample_centres(source, n_tiles, tile_size)
     look: dict[str, Any] = dict(
         tile_size=tile_size, batch_size=batch_size, score_threshold=score_threshold, mask_threshold=mask_threshold
     )
-
-    def trial(cand: float) -> dict[str, Any]:
-        return scale_trial(source, centres, cand, predictor, settings=settings, reference=reference, **look)
-
+    trial = _trial_on_samples(source, predictor, n_tiles, settings, reference, look)
     trials = []
     # the candidates are for a model of the reference size: one for smaller sections starts smaller
     low, high = settings.scale_accept
@@ -256,20 +252,41 @@ def bracket_scale(
     scale where the model pairs clearly more of its detections on the sample tiles
     (``settings.scale_bracket_*``, as after an estimate). For a model adapted to the wafer, whose file
     gives the labelled sections' size: on the alien benchmark wafer (``held-all``, gray alone) the model
-    adapted from 12 labels pairs 51 % of its detections on the sample tiles at that size and 70 % at 1.2
-    times it, where it finds 59 sections right instead of 37 (BENCHMARKS.md). ``info``: the trials and
+    adapted from 12 labels pairs 52 % of its detections on the sample tiles at that size and 61 % at 1.15
+    times it, with 1.6 times the pairs per wafer area, and finds 59 sections right there instead of 37
+    (BENCHMARKS.md). ``info``: the trials and
     ``method`` (``"model_file"`` or ``"model_file, bracketed"``)."""
-    centres = sample_centres(source, n_tiles, tile_size)
     look: dict[str, Any] = dict(
         tile_size=tile_size, batch_size=batch_size, score_threshold=score_threshold, mask_threshold=mask_threshold
     )
+    trial = _trial_on_samples(source, predictor, n_tiles, settings, reference, look)
+    trials: list[dict[str, Any]] = []
+    scale, method = _bracket(scale, trials, trial, settings)
+    return scale, {"trials": trials, "method": method.replace("model", "model_file", 1)}
+
+
+def _trial_on_samples(
+    source: WaferSource,
+    predictor: Predictor,
+    n_tiles: int,
+    settings: RepairSettings,
+    reference: float,
+    look: dict[str, Any],
+) -> Callable[[float], dict[str, Any]]:
+    """``trial(scale)``: :func:`scale_trial` on the ``n_tiles`` sample tiles of ``source`` (chosen
+    once, :func:`sample_centres`); ``look``: tile size, batch size and thresholds."""
+    centres = sample_centres(source, n_tiles, look["tile_size"])
 
     def trial(cand: float) -> dict[str, Any]:
         return scale_trial(source, centres, cand, predictor, settings=settings, reference=reference, **look)
 
-    trials: list[dict[str, Any]] = []
-    scale, method = _bracket(scale, trials, trial, settings)
-    return scale, {"trials": trials, "method": method.replace("model", "model_file", 1)}
+    return trial
+
+
+def is_estimated(scale_info: dict[str, Any]) -> bool:
+    """Whether a scale record (``scale_info``) is the model's estimate (``method`` ``"model"``, possibly
+    bracketed), not a given scale, section size or model file's size."""
+    return str(scale_info.get("method", "")).split(",")[0] == "model"
 
 
 def paired_share(trial: dict[str, Any], min_detections: int = 4) -> float:
@@ -364,7 +381,7 @@ def choose_polarity(
         return source, scale, info
     log.info("the model pairs more sections with the gray image read dark for light: inverted")
     record["inverted"] = True
-    if str(scale_info.get("method", "")).split(",")[0] == "model":  # estimated (not from a model file)
+    if is_estimated(scale_info):
         scale, again = estimate_scale(
             flipped, predictor, settings=settings, n_tiles=n_tiles, reference=reference, **look
         )
