@@ -464,7 +464,9 @@ def _repair(
         kept = {id(s) for s in unpaired}
         reject([s for s in before if id(s) not in kept], lambda s: "duplicate")
         n["duplicates"] = len(before) - len(unpaired)
-    if run("split_merged"):
+    # gray alone: with a fluorescence image the model tells the halves apart, and a lone part too large
+    # for the wafer is no whole section (real-dark-magnet: 0.959 with the split, 0.969 without; BENCHMARKS.md)
+    if run("split_merged") and fit.fluo is None:
         split_whole, unpaired = split_merged(unpaired, sections, fit, levels, settings)
         sections += split_whole
         n["split_whole"] = len(split_whole)
