@@ -13,7 +13,9 @@ Everything in the fit frame (fit px, the frame of ``source``), as the other repa
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
+from typing import TypeVar
 
 import shapely
 
@@ -25,9 +27,33 @@ from sectionseg.detection.settings import RepairSettings
 from sectionseg.detection.tiling import WaferSource
 from sectionseg.geometry import Part, Section
 
+T = TypeVar("T")
+
 
 def _known_shapes(sections: list[Section]) -> list[shapely.Polygon]:
     return [shapely.Polygon(p.polygon) for s in sections for p in (s.tissue, s.magnet) if p is not None]
+
+
+def _outline(section: Section) -> shapely.Geometry:
+    return shapely.unary_union(_known_shapes([section]))
+
+
+def _clear_of(
+    items: list[T], shape: Callable[[T], shapely.Geometry], known: list[shapely.Geometry], max_overlap: float
+) -> list[T]:
+    """``items``, in their order, leaving out those whose ``shape`` covers more than ``max_overlap`` of
+    itself with a ``known`` shape or with an item kept before it."""
+    tree = shapely.STRtree(known)
+    kept: list[T] = []
+    taken: list[shapely.Geometry] = []
+    for item in items:
+        poly = shape(item)
+        near = [known[i] for i in tree.query(poly)] + taken
+        if any(poly.intersection(other).area > max_overlap * poly.area for other in near):
+            continue
+        kept.append(item)
+        taken.append(poly)
+    return kept
 
 
 def _free_candidates(
@@ -35,23 +61,15 @@ def _free_candidates(
 ) -> list[Candidate]:
     """Reserve detections fitted as quads, those covering more than ``max_overlap`` of their area with
     a known part or with a higher-scoring reserve part left out (best score first)."""
-    shapes = _known_shapes(known)
-    tree = shapely.STRtree(shapes)
-    kept: list[Candidate] = []
-    taken: list[shapely.Polygon] = []
+    fitted: list[Candidate] = []
     for det in sorted(reserve, key=lambda d: -d.score):
         quad = fit_part(det, source, refine=refine)
         if quad is None:
             continue
         poly = shapely.Polygon(quad)
-        if not poly.is_valid or poly.area <= 0:
-            continue
-        near = [shapes[i] for i in tree.query(poly)] + taken
-        if any(poly.intersection(other).area > max_overlap * poly.area for other in near):
-            continue
-        kept.append(Candidate(Part(quad), det.score, det))
-        taken.append(poly)
-    return kept
+        if poly.is_valid and poly.area > 0:
+            fitted.append(Candidate(Part(quad), det.score, det))
+    return _clear_of(fitted, lambda c: shapely.Polygon(c.part.polygon), _known_shapes(known), max_overlap)
 
 
 def reserve_sections(
@@ -87,23 +105,7 @@ def reserve_sections(
         sections + paired, seen, source, refine, known=known + seen, levels=levels, settings=settings
     )
     for s in completed:
-        kind = "tissue" if s.extra.get("recovered") == "tissue from image" else "magnet"
-        s.extra["recovered"] = f"reserve with {kind} from image"
-    return paired + _without_overlaps(completed, known)
-
-
-def _without_overlaps(new: list[Section], known: list[Section], max_overlap: float = 0.3) -> list[Section]:
-    """``new`` sections, best score first, leaving out those whose whole outline covers more than
-    ``max_overlap`` of itself with a known or an already kept section."""
-    shapes = [shapely.unary_union(_known_shapes([s])) for s in known]
-    tree = shapely.STRtree(shapes)
-    kept: list[Section] = []
-    taken: list[shapely.Geometry] = []
-    for s in sorted(new, key=lambda s: -(s.score or 0.0)):
-        outline = shapely.unary_union(_known_shapes([s]))
-        near = [shapes[i] for i in tree.query(outline)] + taken
-        if any(outline.intersection(o).area > max_overlap * outline.area for o in near):
-            continue
-        kept.append(s)
-        taken.append(outline)
-    return kept
+        s.extra["recovered"] = f"reserve with {s.extra['recovered']}"  # "<kind> from image"
+    # best score first, none over a known section or one kept before it
+    best_first = sorted(completed, key=lambda s: -(s.score or 0.0))
+    return paired + _clear_of(best_first, _outline, [_outline(s) for s in known], settings.partner_max_overlap)

@@ -324,14 +324,16 @@ def _bracket(
     step = settings.scale_bracket_step
     around = [trial(scale * f) for f in (step, 1 / step)]
     trials.extend(around)
+
+    def pairs_gain(t: dict[str, Any]) -> float:  # pairs per wafer area, relative to here
+        return per_source_area(t, "pairs") / max(per_source_area(here, "pairs"), 1e-9)
+
     best = max(around, key=share)
-    pairs_gain = per_source_area(best, "pairs") / max(per_source_area(here, "pairs"), 1e-9)
-    if share(best) >= share(here) + settings.scale_bracket_gain and pairs_gain >= 1.0:
+    if share(best) >= share(here) + settings.scale_bracket_gain and pairs_gain(best) >= 1.0:
         return snap_scale(best["scale"]), "model, bracketed"
     # ... or as high a share and clearly more pairs per wafer area
-    best = max(around, key=lambda t: per_source_area(t, "pairs"))
-    pairs_gain = per_source_area(best, "pairs") / max(per_source_area(here, "pairs"), 1e-9)
-    if share(best) >= share(here) and pairs_gain >= settings.scale_bracket_pairs_gain:
+    best = max(around, key=pairs_gain)
+    if share(best) >= share(here) and pairs_gain(best) >= settings.scale_bracket_pairs_gain:
         return snap_scale(best["scale"]), "model, bracketed"
     return scale, "model"
 
