@@ -56,6 +56,27 @@ class GroundTruthPredictor:
         return outputs
 
 
+def detect_scripted(parts, gray: np.ndarray, fluo: np.ndarray | None = None, settings: RepairSettings | None = None):
+    """``detect_wafer`` at scale 1 on 512 px tiles (160 px overlap) with the model scripted to find
+    ``parts`` (:class:`GroundTruthPredictor`); the polarity trial always off (``settings`` default: all
+    other steps)."""
+    from sectionseg.detection import detect_wafer
+    from sectionseg.detection.tiling import plan_tiles
+
+    tiles = plan_tiles(gray.shape[1], gray.shape[0], tile_size=512, overlap=160)
+    return detect_wafer(
+        gray,
+        fluo,
+        predictor=GroundTruthPredictor(parts, tiles),
+        scale=1.0,
+        tile_size=512,
+        overlap=160,
+        progress=False,
+        skip_empty=False,
+        settings=(settings or RepairSettings()).without("polarity"),
+    )
+
+
 class ContentPredictor:
     """Finds dark blobs of the gray channel (tissue) and bright blobs of the fluo channel (magnet),
     like a model trained at one scale: blobs whose long side is far from ``expected`` px get a low

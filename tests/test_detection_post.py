@@ -306,9 +306,7 @@ def test_whole_sections_seen_as_one_part_are_split_gray_alone_only():
     their shared edge; with a fluorescence image (where the model tells the halves apart, and such a
     part is rather two neighbours' parts) they are left alone."""
     import cv2
-    from detection_fakes import GroundTruthPredictor
-
-    from sectionseg.detection.tiling import plan_tiles
+    from detection_fakes import detect_scripted
 
     truths = [section(150 + 230 * (k % 3), 150 + 230 * (k // 3), 11.0 * k) for k in range(5)]
     gray = np.full((520, 720), 200, np.uint8)
@@ -318,20 +316,9 @@ def test_whole_sections_seen_as_one_part_are_split_gray_alone_only():
         fill_polygon(gray, s.magnet.polygon, 95)
         fill_polygon(fluo, s.magnet.polygon, 200)
     gray = cv2.GaussianBlur(gray, (0, 0), 0.8)
-    tiles = plan_tiles(720, 520, tile_size=512, overlap=160)
-    found = {}
-    for name, f in (("gray", None), ("fluo", fluo)):
-        found[name] = detect_wafer(
-            gray,
-            f,
-            predictor=GroundTruthPredictor([(2, _hull(s)) for s in truths], tiles),
-            scale=1.0,
-            tile_size=512,
-            overlap=160,
-            progress=False,
-            skip_empty=False,
-            settings=RepairSettings().without("polarity", "gray_look"),  # one pass of the scripted model
-        )
+    parts = [(2, _hull(s)) for s in truths]
+    no_second_look = RepairSettings().without("gray_look")  # one pass of the scripted model
+    found = {name: detect_scripted(parts, gray, f, no_second_look) for name, f in (("gray", None), ("fluo", fluo))}
     assert found["gray"].counts["split_from_one_part"] == len(truths)
     assert compare_sections(truths, found["gray"].sections)["sections_correct"] == len(truths)
     assert found["fluo"].counts["split_from_one_part"] == 0 and found["fluo"].sections == []

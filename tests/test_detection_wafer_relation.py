@@ -7,14 +7,13 @@ import dataclasses
 import cv2
 import numpy as np
 import pytest
-from detection_fakes import GroundTruthPredictor
+from detection_fakes import detect_scripted
 from test_detection_post import regular, section
 
-from sectionseg.detection import detect_wafer
 from sectionseg.detection.consensus import tissue_consensus
 from sectionseg.detection.evidence import measure_levels
 from sectionseg.detection.settings import STEPS, RepairSettings
-from sectionseg.detection.tiling import WaferSource, plan_tiles
+from sectionseg.detection.tiling import WaferSource
 from sectionseg.evaluation import compare_sections
 from sectionseg.geometry import Section
 from sectionseg.geometry.raster import fill_polygon, polygon_mask
@@ -45,18 +44,7 @@ def test_wafer_levels_are_measured_on_the_wafer():
 def _detect_all_but_one_tissue(truth, gray, fluo, settings=None):
     """Detection where the model (the ground truth) misses the last section's tissue."""
     parts = [(1, s.tissue.polygon) for s in truth[:-1]] + [(2, s.magnet.polygon) for s in truth]
-    tiles = plan_tiles(gray.shape[1], gray.shape[0], tile_size=512, overlap=160)
-    return detect_wafer(
-        gray,
-        fluo,
-        predictor=GroundTruthPredictor(parts, tiles),
-        scale=1.0,
-        tile_size=512,
-        overlap=160,
-        progress=False,
-        skip_empty=False,
-        settings=(settings or RepairSettings()).without("polarity"),
-    )
+    return detect_scripted(parts, gray, fluo, settings)
 
 
 @pytest.mark.parametrize("fluo_on", [True, False])
