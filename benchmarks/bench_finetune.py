@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/bench_finetune.py [--work DIR] [--styles squat huge low-contrast] [--size 3000]
-        [--labels 12] [--curve-style squat] [--curve 3 6 12 24] [--epochs 6] [--synthetic 80]
+        [--labels 12] [--curve-style squat] [--curve 3 6 12 24] [--epochs 10] [--synthetic 120]
         [--base-model FILE] [--threads 2] [--heads-only] [--redetect]
 
 For every style (styles the bundled model was not trained on) a wafer is simulated with a held-out
@@ -26,6 +26,8 @@ import argparse
 import json
 import time
 from pathlib import Path
+
+from sectionseg.workflows.finetune import DEFAULT_EPOCHS, DEFAULT_SYNTHETIC
 
 # held-bright: the "alien" family (sections lighter than the wafer), never trained on; gray alone the
 # bundled model's section F1 is 0.22 on its 5000 px benchmark wafer and 0.67 on this 3000 px draw (0.56 for
@@ -76,6 +78,8 @@ def run_case(work: Path, style: str, seed: int, size: int, n_labels: int, args) 
 
     # finetune trains every layer by default since 2026-11-30 (before: the heads); both tagged
     tag = f"{style}_{n_labels}" + ("_heads" if args.heads_only else "_all") + ("_gray" if args.gray_only else "")
+    # results cached before 2026-12-01 were made with 6 epochs x 80 images (the defaults then): untagged
+    tag += "" if (args.epochs, args.synthetic) == (6, 80) else f"_e{args.epochs}x{args.synthetic}"
     cache = work / "results" / f"{tag}.json"
     old = json.loads(cache.read_text()) if cache.is_file() else None
     if old is not None and not args.redetect:
@@ -185,8 +189,8 @@ def main() -> None:
     parser.add_argument("--labels", type=int, default=12)
     parser.add_argument("--curve-style", default="squat")
     parser.add_argument("--curve", type=int, nargs="*", default=[3, 6, 12, 24])
-    parser.add_argument("--epochs", type=int, default=6)
-    parser.add_argument("--synthetic", type=int, default=80)
+    parser.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS)
+    parser.add_argument("--synthetic", type=int, default=DEFAULT_SYNTHETIC)
     parser.add_argument("--base-model")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--heads-only", action="store_true", help="fine-tune the heads and FPN only (separate results)")

@@ -16,7 +16,7 @@ from sectionseg.cli._checks import (
     check_input_path,
     check_output_folder,
 )
-from sectionseg.workflows.finetune import REPORT_NAME, check_adaptation_folder
+from sectionseg.workflows.finetune import DEFAULT_EPOCHS, DEFAULT_SYNTHETIC, REPORT_NAME, check_adaptation_folder
 
 
 def register(subparsers) -> None:
@@ -43,7 +43,7 @@ def register(subparsers) -> None:
     )
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--base-model", help="model to start from (default: the bundled model)")
-    p.add_argument("--epochs", type=int, default=6, help="fine-tuning epochs (default 6)")
+    p.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS, help=f"fine-tuning epochs (default {DEFAULT_EPOCHS})")
     layers = p.add_mutually_exclusive_group()
     layers.add_argument(
         "--heads-only",
@@ -52,7 +52,12 @@ def register(subparsers) -> None:
     )
     layers.add_argument("--all-layers", action="store_true", help="train every layer (the default; kept for scripts)")
     p.add_argument("--lr", type=float, help="learning rate (default 3e-4)")
-    p.add_argument("--synthetic", type=int, default=80, help="synthetic training images (default 80)")
+    p.add_argument(
+        "--synthetic",
+        type=int,
+        default=DEFAULT_SYNTHETIC,
+        help=f"synthetic training images (default {DEFAULT_SYNTHETIC})",
+    )
     p.add_argument("--val", type=int, default=10, help="synthetic validation images (default 10)")
     p.add_argument("--image-size", type=int, default=512, help="side of the generated images, px (default 512)")
     p.add_argument("--max-iters-per-epoch", type=int, help="cap on iterations per epoch")
