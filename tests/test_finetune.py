@@ -238,7 +238,7 @@ def test_finetune_end_to_end_beats_the_base_model(base_and_wafer, tmp_path, caps
     # and which half is the tissue, from the user's labels: no prior turns its wafer round
     assert detected["model"]["adapted"] is True
     steps = detected["params"]["settings"]["steps"]
-    assert not steps["turn_wafer"] and not steps["orient_by_split"] and steps["consensus"]
+    assert not steps["turn_wafer"] and not steps["orient_by_split"] and not steps["consensus"]
 
 
 def test_finetune_data_without_content_regions(base_and_wafer, tmp_path):

@@ -190,10 +190,12 @@ def detect_wafer(
         model_info = {"predictor": getattr(predictor, "__name__", type(predictor).__name__)}
     if model_info.get("adapted"):
         # a model fine-tuned on this wafer's own labelled sections learnt which half is its tissue: the
-        # priors (the blobs) that turn a base model's labelling round would overrule the user's labels
-        # (and which way round the gray image is read: it learnt this wafer as it is)
-        settings = settings.without("turn_wafer", "orient_by_split", "polarity")
-        log.info("adapted model: its labels decide which half is the tissue (no whole-wafer turn, gray read as it is)")
+        # priors (the blobs) that turn a base model's labelling round would overrule the user's labels,
+        # and the per-section exchange by the wafer's relation turned right sections round (alien
+        # benchmark wafer, gray alone: every swapped section was one it exchanged; BENCHMARKS.md);
+        # the gray image is read as it is: the model learnt this wafer so
+        settings = settings.without("turn_wafer", "orient_by_split", "polarity", "consensus")
+        log.info("adapted model: its labels decide which half is the tissue (no consensus, gray read as it is)")
     if fluo is None:  # the bundled model is trained with half of its samples gray-only
         log.info("no fluorescence image: gray-only detection (the third channel repeats gray)")
     source = WaferSource(gray, fluo)  # the user's pixels (scale 1)
