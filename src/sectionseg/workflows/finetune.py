@@ -37,8 +37,8 @@ if TYPE_CHECKING:
 #: blobs of content at least this x the labelled tissue area are painted out of backgrounds and context
 CONTENT_MIN_AREA = 0.3
 #: fine-tuning epochs and synthetic training images by default: on the alien benchmark wafer (gray
-#: alone, 12 labels) 10 x 120 gives section F1 0.737 against 0.658 for 6 x 80, in 11 min on 2 CPU
-#: cores (the issue's budget: 15 min); BENCHMARKS.md
+#: alone, 12 labels) 10 x 120 gives section F1 0.737 against 0.658 for 6 x 80 (one draw each; draws
+#: differ by about 0.09 there), in 11-12 min on 2 CPU cores (the issue's budget: 15 min); BENCHMARKS.md
 DEFAULT_EPOCHS = 10
 DEFAULT_SYNTHETIC = 120
 #: the fine-tuning report in the output folder
