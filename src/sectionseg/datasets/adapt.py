@@ -233,7 +233,7 @@ def build_adaptation_set(
     *,
     occupied: list[Section] = (),
     content: list[Section] = (),
-    n_synthetic: int = 80,
+    n_synthetic: int,
     n_val: int = 10,
     val_tile_fraction: float = 0.2,
     size: int = 512,
@@ -251,6 +251,7 @@ def build_adaptation_set(
     in that frame; ``occupied``: other sections seen on the wafer (any detector; painted out of the
     backgrounds); ``content``: areas that are no bare wafer and no labelled section
     (:func:`content_regions`: painted out too, whatever the detectors found). Train: ``n_synthetic``
+    (the default of a fine-tuning: :data:`sectionseg.workflows.finetune.DEFAULT_SYNTHETIC`)
     synthetic images + context tiles; val: ``n_val`` synthetic
     images from another random stream + ``val_tile_fraction`` of the context tiles.
     """

@@ -49,7 +49,7 @@ def finetune(
     data_root,
     run_dir,
     *,
-    epochs: int = 6,
+    epochs: int,
     all_layers: bool = True,
     lr: float | None = None,
     resume: bool = False,
@@ -58,7 +58,8 @@ def finetune(
     max_iters_per_epoch: int | None = None,
     progress: bool = True,
 ) -> list[dict]:
-    """Fine-tune the model file ``base_model`` on the dataset folder ``data_root`` into ``run_dir``.
+    """Fine-tune the model file ``base_model`` on the dataset folder ``data_root`` into ``run_dir``
+    for ``epochs`` (the default of a fine-tuning: :data:`sectionseg.workflows.finetune.DEFAULT_EPOCHS`).
 
     ``resume`` continues ``run_dir/last.pt`` (the base model is then not read again; ``epochs`` may
     extend the run). Returns the per-epoch history (see :func:`sectionseg.training.train`).
