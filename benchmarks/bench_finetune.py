@@ -80,6 +80,8 @@ def run_case(work: Path, style: str, seed: int, size: int, n_labels: int, args) 
     tag = f"{style}_{n_labels}" + ("_heads" if args.heads_only else "_all") + ("_gray" if args.gray_only else "")
     # results cached before 2026-12-01 were made with 6 epochs x 80 images (the defaults then): untagged
     tag += "" if (args.epochs, args.synthetic) == (6, 80) else f"_e{args.epochs}x{args.synthetic}"
+    # results cached before 2026-12-01 painted the unknown areas over (--crowd paint): untagged
+    tag += "" if args.crowd == "paint" else f"_{args.crowd}"
     cache = work / "results" / f"{tag}.json"
     old = json.loads(cache.read_text()) if cache.is_file() else None
     if old is not None and not args.redetect:
@@ -119,6 +121,7 @@ def run_case(work: Path, style: str, seed: int, size: int, n_labels: int, args) 
             cmd += ["--base-model", args.base_model]
         if args.heads_only:
             cmd.append("--heads-only")
+        cmd += ["--crowd", args.crowd]
         if (out / "run" / "last.pt").exists():
             cmd.append("--resume")
         assert main(cmd) == 0
@@ -191,6 +194,7 @@ def main() -> None:
     parser.add_argument("--curve", type=int, nargs="*", default=[3, 6, 12, 24])
     parser.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS)
     parser.add_argument("--synthetic", type=int, default=DEFAULT_SYNTHETIC)
+    parser.add_argument("--crowd", choices=("ignore", "paint"), default="ignore", help="see finetune --crowd")
     parser.add_argument("--base-model")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--heads-only", action="store_true", help="fine-tune the heads and FPN only (separate results)")

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import shapely
 
-from sectionseg.datasets.adapt import build_adaptation_set, content_regions
+from sectionseg.datasets.adapt import build_adaptation_set, content_regions, unknown_areas
 from sectionseg.datasets.synth import footprint
 from sectionseg.datasets.torch_dataset import SectionDataset
 from sectionseg.geometry.raster import polygon_mask
@@ -70,7 +70,16 @@ def test_context_tiles_show_no_unlabelled_section(tmp_path):
     area = float(np.median([s.tissue.area for s in sections]))
     content = content_regions(rgb, labelled, min_area=0.3 * area)
     manifest = build_adaptation_set(
-        tmp_path, rgb, labelled, content=content, n_synthetic=2, n_val=1, size=256, seed=0, progress=False
+        tmp_path,
+        rgb,
+        labelled,
+        content=content,
+        n_synthetic=2,
+        n_val=1,
+        size=256,
+        seed=0,
+        crowd="paint",
+        progress=False,
     )
     assert manifest["params"]["content_regions"] == len(content) > 0
     ds = SectionDataset(tmp_path, "train")
@@ -97,3 +106,22 @@ def test_context_tiles_show_no_unlabelled_section(tmp_path):
                 if inside.any():
                     assert np.mean(image[:h, :w, 0][inside] == original[inside]) > 0.99
     assert checked > 0
+
+
+@pytest.mark.parametrize("style", ["held-all", "realistic"])
+def test_unknown_areas_cover_unlabelled_sections_under_vignetting_and_leave_bare_wafer(style):
+    # held-all: strong vignetting in every mosaic tile, where content_regions' level test gives up
+    sections, gray, _ = _wafer(style)
+    rgb = compose_rgb(gray, None).rgb
+    labelled, rest = sections[:4], sections[4:]
+    area = float(np.median([s.tissue.area for s in sections]))
+    unknown = unknown_areas(rgb, labelled, part_area=area)
+    assert unknown.shape == gray.shape and unknown.dtype == bool
+    for s in rest:  # (nearly) all of every unlabelled part
+        for part in (s.tissue, s.magnet):
+            inside = polygon_mask(part.polygon, gray.shape)
+            assert unknown[inside].mean() > 0.9, style
+    for s in labelled:  # the labelled sections train
+        assert not unknown[polygon_mask(s.tissue.polygon, gray.shape)].any()
+    sections_share = np.mean([polygon_mask(s.tissue.polygon, gray.shape).sum() for s in sections]) * len(sections)
+    assert unknown.mean() < 1.0 - 0.5 * (1.0 - 2 * sections_share / gray.size)  # at least half the bare wafer left

@@ -4,10 +4,18 @@ import json
 
 import numpy as np
 import pytest
+import shapely
 from detection_fakes import draw_sections, rectangle
 
 from sectionseg.cli.main import main
-from sectionseg.datasets.adapt import build_adaptation_set, check_labels, context_tile, rescale_wafer, unlabelled
+from sectionseg.datasets.adapt import (
+    build_adaptation_set,
+    check_labels,
+    context_tile,
+    crowded_synthetic,
+    rescale_wafer,
+    unlabelled,
+)
 from sectionseg.datasets.synth import Background, footprint
 from sectionseg.errors import InputError
 from sectionseg.evaluation import held_out
@@ -84,7 +92,8 @@ def test_context_tiles_paint_over_unlabelled_sections(drawn_wafer, rng):
     assert len(others) == len(sections) - 1  # the labelled one is recognised among the occupied
     background = Background(rgb, sections)
     shape = footprint(others[0], 8).union(footprint(others[2], 8))
-    image, secs, (x0, y0) = context_tile(rgb, labelled, 0, shape, background, 256, rng)
+    image, secs, (x0, y0), ignore = context_tile(rgb, labelled, 0, shape, background, 256, rng, crowd="paint")
+    assert ignore is None
     assert len(secs) == 1 and secs[0].tissue.area == pytest.approx(labelled[0].tissue.area, rel=0.01)
     cx, cy = labelled[0].tissue.centre
     assert np.array_equal(image[int(cy) - y0, int(cx) - x0], rgb[int(cy), int(cx)])  # labelled: untouched
@@ -95,6 +104,27 @@ def test_context_tiles_paint_over_unlabelled_sections(drawn_wafer, rng):
             # the unlabelled tissue (dark) is now background
             assert abs(int(image[int(oy) - y0, int(ox) - x0, 0]) - bare) < 25
             assert abs(int(rgb[int(oy), int(ox), 0]) - bare) > 40
+
+
+def test_context_tiles_keep_unlabelled_sections_under_an_ignore_mask(drawn_wafer, rng):
+    rgb, sections = drawn_wafer
+    labelled, others = sections[:1], unlabelled(sections, sections[:1])
+    background = Background(rgb, sections)
+    shape = shapely.unary_union([footprint(o, 8) for o in others])
+    image, secs, (x0, y0), ignore = context_tile(rgb, labelled, 0, shape, background, 256, rng)
+    h, w = min(256, rgb.shape[0] - y0), min(256, rgb.shape[1] - x0)
+    assert np.array_equal(image[:h, :w], rgb[y0 : y0 + h, x0 : x0 + w])  # nothing painted
+    assert ignore.shape == (256, 256) and ignore.dtype == bool
+    checked = 0
+    for other in others:
+        ox, oy = other.tissue.centre
+        if 0 <= ox - x0 < w and 0 <= oy - y0 < h:
+            checked += 1
+            assert ignore[int(oy) - y0, int(ox) - x0]  # an unlabelled section: unknown
+    assert checked > 0
+    cx, cy = labelled[0].tissue.centre
+    assert not ignore[int(cy) - y0, int(cx) - x0]  # the labelled one trains
+    assert not ignore[h:].any() and not ignore[:, w:].any()  # the reflected border is no section
 
 
 def test_adaptation_set_has_synthetic_and_context_images(drawn_wafer, tmp_path):
@@ -117,6 +147,20 @@ def test_adaptation_set_has_synthetic_and_context_images(drawn_wafer, tmp_path):
     for item in manifest["splits"]["train"]:
         assert (tmp_path / "data" / item["image"]).is_file()
         assert read_sections(tmp_path / "data" / item["annotations"])
+
+
+def test_crowded_synthetic_images_keep_the_wafer_and_ignore_its_known_sections(drawn_wafer):
+    rgb, sections = drawn_wafer
+    labelled = sections[:2]
+    background = Background(rgb, sections)
+    out = list(crowded_synthetic(rgb, labelled, 3, 128, 5, (1, 2), margin=6, background=background))
+    assert len(out) == 3
+    for image, secs, ignore in out:
+        assert image.shape == (128, 128, 3) and ignore.shape == (128, 128) and 1 <= len(secs) <= 2
+        for s in secs:  # a pasted section is what trains: never under the mask
+            cx, cy = s.tissue.centre
+            assert not ignore[int(cy), int(cx)]
+    assert any(ignore.any() for _, _, ignore in out)  # the wafer's own sections are kept, as unknown
 
 
 # ------------------------------------------------------------------------------ end to end

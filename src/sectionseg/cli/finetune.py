@@ -71,6 +71,13 @@ def register(subparsers) -> None:
         "(for comparison; the default paints out both)",
     )
     p.add_argument(
+        "--crowd",
+        choices=("ignore", "paint"),
+        default="ignore",
+        help="unlabelled sections and other content in the training images: kept and left out of the loss "
+        "(ignore, the default) or painted over with background (paint)",
+    )
+    p.add_argument(
         "--score-threshold", type=float, default=None, help="minimum detection score for --detect (default: detect's)"
     )
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="torch device (default cpu)")
@@ -111,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         resume=args.resume,
         use_content_regions=not args.no_content_regions,
+        crowd=args.crowd,
         detect=args.detect,
         score_threshold=args.score_threshold,
         device=args.device,

@@ -32,7 +32,14 @@ import shapely
 from tqdm import tqdm
 
 from sectionseg.datasets.samples import write_manifest, write_sample
-from sectionseg.datasets.synth import Background, fill_geometry, footprint, generate_synthetic
+from sectionseg.datasets.synth import (
+    Background,
+    compose_image,
+    extract_patches,
+    fill_geometry,
+    footprint,
+    generate_synthetic,
+)
 from sectionseg.datasets.tiles import tile_sections
 from sectionseg.errors import InputError
 from sectionseg.geometry.section import Part, Section
@@ -40,6 +47,9 @@ from sectionseg.io.resample import resample
 
 #: Parts of different sections may overlap by at most this fraction of the smaller part.
 MAX_LABEL_OVERLAP = 0.2
+#: What the adaptation set does with a wafer's unlabelled sections and content: "ignore" keeps them
+#: in the images and leaves them out of the loss (an ignore mask); "paint" paints them over.
+CROWD_MODES = ("ignore", "paint")
 #: Beyond this share of the image, "content" (no bare wafer) is shading, not sections: not used.
 MAX_CONTENT_SHARE = 0.5
 
@@ -173,6 +183,46 @@ def content_regions(
     return out
 
 
+def unknown_areas(
+    rgb: np.ndarray,
+    labelled: list[Section],
+    *,
+    part_area: float,
+    margin: int = 6,
+    factor: float = 3.0,
+    min_levels: float = 2.0,
+) -> np.ndarray:
+    """``(H, W)`` bool mask of the wafer areas that may hold a section nobody labelled: everything with
+    texture or edges, and the texture-free holes inside it up to two parts large (a plain part's
+    inside), bar the ``labelled`` sections (with ``margin``) and black padding.
+
+    Made to be generous: an area wrongly called unknown only costs negatives when it is left out of
+    the loss (``crowd="ignore"``), where :func:`content_regions`' level test fails under strong
+    vignetting. ``rgb``: ``(H, W, 3)`` uint8 (gray, gray, fluo); ``part_area``: a part's area, px^2.
+    Texture: the local rms of the image minus its blur over half a part width, over a quarter part
+    width; it counts above ``factor`` x its 10th percentile (bare wafer noise: at least a tenth of a
+    wafer is bare) and ``min_levels`` gray levels; vignetting and shading are smooth and stay out.
+    """
+    width = math.sqrt(max(part_area, 1.0) / 2)  # a part's short side for an aspect of 2, px
+    channels = (0,) if np.array_equal(rgb[..., 0], rgb[..., 2]) else (0, 2)
+    textured = np.zeros(rgb.shape[:2], bool)
+    for channel in channels:
+        image = np.asarray(rgb[..., channel]).astype(np.float32)
+        residual = image - cv2.GaussianBlur(image, (0, 0), width / 2)
+        energy = np.sqrt(cv2.GaussianBlur(residual * residual, (0, 0), max(1.0, width / 4)))
+        textured |= energy > max(factor * float(np.percentile(energy, 10)), min_levels)
+    bare = (~textured).astype(np.uint8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(bare, connectivity=4)
+    hole = np.zeros(n, bool)
+    hole[1:] = stats[1:, cv2.CC_STAT_AREA] < 2 * part_area
+    unknown = textured | hole[labels]
+    unknown &= ~_padding(np.asarray(rgb[..., 0]))
+    keep = np.zeros(unknown.shape, np.uint8)
+    for section in labelled:
+        fill_geometry(keep, footprint(section, margin), 1)
+    return unknown & ~keep.astype(bool)
+
+
 def _padding(gray: np.ndarray) -> np.ndarray:
     """Black padding outside a mosaic: the regions of exactly 0 that touch the image border (a
     near-black section inside the wafer may hold zeros too, but never reaches the padding)."""
@@ -202,11 +252,16 @@ def context_tile(
     size: int,
     rng: np.random.Generator,
     margin: int = 6,
+    crowd: str = "ignore",
+    unknown: np.ndarray | None = None,
 ):
-    """A ``size`` crop around labelled section ``index`` (random offset), its unlabelled occupied areas
-    (``others``, minus the labelled sections and their margin) painted over with background.
+    """A ``size`` crop around labelled section ``index`` (random offset) and what to do with its
+    unlabelled occupied areas (``others``, minus the labelled sections and their margin): with
+    ``crowd="ignore"`` they stay as they are and come back as the ignore mask, with the crop of
+    ``unknown`` (a wafer-sized bool mask, :func:`unknown_areas`) added; with ``"paint"`` they are
+    painted over with background (no mask).
 
-    Returns ``(image, sections in the crop frame, (x0, y0))``.
+    Returns ``(image, sections in the crop frame, (x0, y0), ignore mask (size, size) bool or None)``.
     """
     height, width = rgb.shape[:2]
     cx, cy = labelled[index].tissue.centre
@@ -217,13 +272,71 @@ def context_tile(
     h, w = image.shape[:2]
     box = shapely.box(x0, y0, x0 + w, y0 + h)
     keep = shapely.unary_union([footprint(s, margin) for s in labelled if footprint(s, 0).intersects(box)])
-    paint = others.intersection(box).difference(keep) if not others.is_empty else others
-    if not paint.is_empty:
-        mask = fill_geometry(np.zeros((h, w), np.uint8), paint, 1, (x0, y0)).astype(bool)
-        background.fill(image, x0, y0, mask, rng)
+    occupied = others.intersection(box).difference(keep) if not others.is_empty else others
+    mask = np.zeros((h, w), np.uint8)
+    if not occupied.is_empty:
+        fill_geometry(mask, occupied, 1, (x0, y0))
+    ignore = None
+    if crowd == "ignore":
+        if unknown is not None:
+            mask |= unknown[y0 : y0 + h, x0 : x0 + w].astype(np.uint8)
+        ignore = _pad_zeros(mask, size).astype(bool)
+    elif mask.any():
+        background.fill(image, x0, y0, mask.astype(bool), rng)
     if (h, w) != (size, size):
         image = cv2.copyMakeBorder(image, 0, size - h, 0, size - w, cv2.BORDER_REFLECT_101)
-    return image, tile_sections(labelled, x0, y0, (w, h)), (x0, y0)
+    return image, tile_sections(labelled, x0, y0, (w, h)), (x0, y0), ignore
+
+
+def _pad_zeros(mask: np.ndarray, size: int) -> np.ndarray:
+    h, w = mask.shape
+    return cv2.copyMakeBorder(mask, 0, size - h, 0, size - w, cv2.BORDER_CONSTANT, value=0)
+
+
+def crowded_synthetic(
+    rgb: np.ndarray,
+    labelled: list[Section],
+    count: int,
+    size: int,
+    seed: int,
+    sections_per_image: tuple[int, int],
+    *,
+    margin: int,
+    background: Background,
+    unknown: np.ndarray | None = None,
+):
+    """Yield ``count`` synthetic ``(image, sections, ignore)``: labelled sections pasted (as
+    :func:`sectionseg.datasets.synth.compose_image` does) onto the wafer *as it is* (its crowd kept),
+    with the known sections of the window and its part of ``unknown`` (a wafer-sized bool mask),
+    bar the pasted sections, as the ``(size, size)`` ignore mask."""
+    rng = np.random.default_rng(seed)
+    lo, hi = sections_per_image
+    patches = extract_patches(rgb, labelled, margin)
+    if not patches:
+        raise ValueError("no labelled section lies fully inside the wafer image: nothing to paste")
+    for _ in range(count):
+        x0, y0 = background.position(size, rng)
+        base, ignore = background.crowd_window(x0, y0, size)
+        if unknown is not None:
+            ignore |= _pad_zeros(unknown[y0 : y0 + size, x0 : x0 + size].astype(np.uint8), size).astype(bool)
+        image, sections = compose_image(base, patches, int(rng.integers(lo, hi + 1)), rng)
+        cleared = np.zeros(ignore.shape, np.uint8)
+        for section in sections:
+            fill_geometry(cleared, footprint(section, margin), 1)
+        yield image, sections, ignore & ~cleared.astype(bool)
+
+
+def _synthetic(crowd, rgb, labelled, count, size, seed, per_image, margin, background, unknown):
+    """The synthetic ``(image, sections, ignore mask or None)`` of one split, as ``crowd`` asks."""
+    if crowd == "ignore":
+        yield from crowded_synthetic(
+            rgb, labelled, count, size, seed, tuple(per_image), margin=margin, background=background, unknown=unknown
+        )
+        return
+    for image, sections in generate_synthetic(
+        rgb, labelled, count, size, seed, tuple(per_image), margin=margin, background=background
+    ):
+        yield image, sections, None
 
 
 def build_adaptation_set(
@@ -233,6 +346,7 @@ def build_adaptation_set(
     *,
     occupied: list[Section] = (),
     content: list[Section] = (),
+    unknown: np.ndarray | None = None,
     n_synthetic: int,
     n_val: int = 10,
     val_tile_fraction: float = 0.2,
@@ -240,6 +354,7 @@ def build_adaptation_set(
     sections_per_image=(2, 6),
     margin: int = 6,
     seed: int = 0,
+    crowd: str = "ignore",
     source: str = "",
     params: dict | None = None,
     progress: bool = True,
@@ -250,11 +365,15 @@ def build_adaptation_set(
     ``rgb``: the wafer at working scale, ``(H, W, 3)`` uint8; ``labelled``: the hand-labelled sections
     in that frame; ``occupied``: other sections seen on the wafer (any detector; painted out of the
     backgrounds); ``content``: areas that are no bare wafer and no labelled section
-    (:func:`content_regions`: painted out too, whatever the detectors found). Train: ``n_synthetic``
+    (:func:`content_regions`: painted out too, whatever the detectors found); ``unknown``: a
+    wafer-sized bool mask of more areas of unknown content (:func:`unknown_areas`; with
+    ``crowd="ignore"`` only). ``crowd``: see :data:`CROWD_MODES`. Train: ``n_synthetic``
     (the default of a fine-tuning: :data:`sectionseg.workflows.finetune.DEFAULT_SYNTHETIC`)
     synthetic images + context tiles; val: ``n_val`` synthetic
     images from another random stream + ``val_tile_fraction`` of the context tiles.
     """
+    if crowd not in CROWD_MODES:
+        raise ValueError(f"crowd must be one of {CROWD_MODES}, got {crowd!r}")
     rng = np.random.default_rng(seed)
     others = unlabelled(list(occupied), labelled) + list(content)
     background = Background(rgb, list(labelled) + others, margin)
@@ -262,19 +381,23 @@ def build_adaptation_set(
     splits: dict[str, list[dict]] = {"train": [], "val": []}
     streams = {"train": (n_synthetic, int(rng.integers(2**31))), "val": (n_val, int(rng.integers(2**31)))}
     for split, (count, stream_seed) in streams.items():
-        gen = generate_synthetic(
-            rgb, labelled, count, size, stream_seed, tuple(sections_per_image), margin=margin, background=background
+        gen = _synthetic(
+            crowd, rgb, labelled, count, size, stream_seed, sections_per_image, margin, background, unknown
         )
-        for k, (image, secs) in enumerate(
+        for k, (image, secs, ignore) in enumerate(
             tqdm(gen, total=count, desc=f"synthetic {split}", disable=not progress, leave=False)
         ):
             splits[split].append(
-                write_sample(out_dir, f"synth_{split}_{k:04d}", image, secs, source=source, kind="synthetic")
+                write_sample(
+                    out_dir, f"synth_{split}_{k:04d}", image, secs, source=source, kind="synthetic", ignore=ignore
+                )
             )
     order = rng.permutation(len(labelled))
     n_val_tiles = int(math.floor(val_tile_fraction * len(labelled)))
     for rank, index in enumerate(order):
-        image, secs, origin = context_tile(rgb, labelled, int(index), other_shape, background, size, rng, margin)
+        image, secs, origin, ignore = context_tile(
+            rgb, labelled, int(index), other_shape, background, size, rng, margin, crowd, unknown
+        )
         split = "val" if rank < n_val_tiles else "train"
         splits[split].append(
             write_sample(
@@ -285,6 +408,7 @@ def build_adaptation_set(
                 source=source,
                 kind="tile",
                 origin=[int(origin[0]), int(origin[1])],
+                ignore=ignore,
             )
         )
     info = {
@@ -292,11 +416,13 @@ def build_adaptation_set(
         "labelled_sections": len(labelled),
         "occupied_unlabelled": len(others),
         "content_regions": len(content),
+        "unknown_share": None if unknown is None else round(float(np.mean(unknown)), 4),
         "n_synthetic": n_synthetic,
         "n_val": n_val,
         "size": size,
         "margin": margin,
         "seed": seed,
+        "crowd": crowd,
         "sections_per_image": list(sections_per_image),
         **(params or {}),
     }

@@ -6,6 +6,8 @@ Folder layout (the contract with the training code)::
     ROOT/images/STEM.png        (H, W, 3) uint8 model input (gray, gray, fluo)
     ROOT/annotations/STEM.json  labelme JSON (sectionseg.formats), dummies kept as ``dummy`` shapes
     ROOT/masks/STEM.png         uint16 instance ids for eyeballing (0 background, see labels.instance_id_image)
+    ROOT/ignore/STEM.png        optional uint8 mask, 255 where the content is unknown (no background
+                                loss there, see sectionseg.model.ignore); item key ``ignore``
 """
 
 from __future__ import annotations
@@ -35,11 +37,13 @@ def write_sample(
     *,
     source: str = "",
     write_mask: bool = True,
+    ignore: np.ndarray | None = None,
     **extra,
 ) -> dict:
     """Write one sample under ``root``; return its manifest item (paths relative to ``root``).
 
-    ``image``: ``(H, W, 3)`` uint8; ``sections``: polygons in this image's pixel frame.
+    ``image``: ``(H, W, 3)`` uint8; ``sections``: polygons in this image's pixel frame; ``ignore``:
+    optional ``(H, W)`` mask of areas whose content is unknown (unlabelled sections may lie there).
     ``extra`` keys (JSON-ready) are added to the item, e.g. ``kind`` or ``origin``.
     """
     from sectionseg.formats import write_sections  # formats is a sibling stage, imported lazily
@@ -58,6 +62,11 @@ def write_sample(
     if write_mask:
         item["mask"] = f"masks/{stem}.png"
         write_image(root / item["mask"], instance_id_image(sections, height, width))
+    if ignore is not None:
+        if np.shape(ignore) != (height, width):
+            raise ValueError(f"ignore mask {np.shape(ignore)} does not match the image {(height, width)}")
+        item["ignore"] = f"ignore/{stem}.png"
+        write_image(root / item["ignore"], np.where(np.asarray(ignore, bool), 255, 0).astype(np.uint8))
     item.update(extra)
     return item
 
@@ -117,8 +126,8 @@ def split_items(root: str | os.PathLike, manifest: dict, split: str) -> list[dic
     for k, item in enumerate(items):
         if not isinstance(item, dict) or not all(isinstance(item.get(key), str) for key in ("image", "annotations")):
             raise InputError(f'splits.{split}[{k}]: an item needs "image" and "annotations" paths', path)
-        for key in ("image", "annotations"):
-            if not (Path(root) / item[key]).is_file():
+        for key in ("image", "annotations", "ignore"):
+            if key in item and not (Path(root) / item[key]).is_file():
                 raise InputError(f"splits.{split}[{k}]: {key} {item[key]} is missing from the dataset folder", path)
     return list(items)
 

@@ -204,14 +204,19 @@ class Background:
         w, h = min(size, self.width - x0), min(size, self.height - y0)
         out = np.array(self.rgb[y0 : y0 + h, x0 : x0 + w])
         self.fill(out, x0, y0, self._section_mask(x0, y0, w, h), rng)
-        if (h, w) != (size, size):
-            out = cv2.copyMakeBorder(
-                out, 0, size - h, 0, size - w, cv2.BORDER_REFLECT_101 if min(h, w) > 1 else cv2.BORDER_REPLICATE
-            )
-        return out
+        return _pad_to(out, size)
 
-    def sample(self, size: int, rng: np.random.Generator, tries: int = 8) -> np.ndarray:
-        """A random window; of ``tries`` random positions the one with the least section coverage."""
+    def crowd_window(self, x0: int, y0: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+        """The wafer at ``(x0, y0)`` as it is, ``(size, size, 3)`` uint8, and the ``(size, size)``
+        bool mask of the known sections in it (with their margin): nothing painted out."""
+        w, h = min(size, self.width - x0), min(size, self.height - y0)
+        out = np.array(self.rgb[y0 : y0 + h, x0 : x0 + w])
+        mask = self._section_mask(x0, y0, w, h).astype(np.uint8)
+        return _pad_to(out, size), _pad_to(mask, size).astype(bool)
+
+    def position(self, size: int, rng: np.random.Generator, tries: int = 8) -> tuple[int, int]:
+        """A random window's top-left corner; of ``tries`` random positions the one with the least
+        section coverage."""
         best = None
         for _ in range(tries):
             x0 = int(rng.integers(0, max(0, self.width - size) + 1))
@@ -221,7 +226,20 @@ class Background:
                 best = (cov, x0, y0)
             if cov == 0:
                 break
-        return self.window(best[1], best[2], size, rng)
+        return best[1], best[2]
+
+    def sample(self, size: int, rng: np.random.Generator, tries: int = 8) -> np.ndarray:
+        """A random window (see :meth:`position`), its sections painted out."""
+        return self.window(*self.position(size, rng, tries), size, rng)
+
+
+def _pad_to(image: np.ndarray, size: int) -> np.ndarray:
+    """``image`` (a window cut by the wafer's border) reflected out to ``size`` x ``size``."""
+    h, w = image.shape[:2]
+    if (h, w) == (size, size):
+        return image
+    mode = cv2.BORDER_REFLECT_101 if min(h, w) > 1 else cv2.BORDER_REPLICATE
+    return cv2.copyMakeBorder(image, 0, size - h, 0, size - w, mode)
 
 
 def paste(canvas: np.ndarray, patch: SectionPatch, x0: int, y0: int) -> None:

@@ -5,7 +5,9 @@
 convention, tight around the masks), ``labels`` int64 ``[N]`` (1 tissue, 2 magnet; dummies are
 background), ``masks`` (``tv_tensors.Mask`` uint8 ``[N, H, W]``), ``image_id`` (int), ``area``
 (float32 ``[N]``, mask pixels) and ``iscrowd`` (int64 zeros ``[N]``). Images without sections give
-``N = 0`` (boxes ``[0, 4]``, masks ``[0, H, W]``).
+``N = 0`` (boxes ``[0, 4]``, masks ``[0, H, W]``). A sample written with an ignore mask adds
+``ignore`` (``tv_tensors.Mask`` uint8 ``[H, W]``, 1 where the content is unknown; it moves with the
+image through the transforms, see :mod:`sectionseg.model.ignore`).
 """
 
 from __future__ import annotations
@@ -106,12 +108,24 @@ class SectionDataset(Dataset):
             image = np.asarray(im.convert("RGB"))
         return image, read_sections(self.root / item["annotations"], fmt="labelme")
 
+    def load_ignore(self, index: int) -> np.ndarray | None:
+        """The ``(H, W)`` bool ignore mask of sample ``index``, or None when it has none."""
+        if self.memory is not None or "ignore" not in self.items[index]:
+            return None
+        from PIL import Image
+
+        with Image.open(self.root / self.items[index]["ignore"]) as im:
+            return np.asarray(im.convert("L")) > 0
+
     def __getitem__(self, index: int):
         if not 0 <= index < len(self):
             raise IndexError(index)
         rgb, sections = self.load(index)
         image = to_image(rgb)
         target = make_target(sections, image.shape[-2], image.shape[-1], index)
+        ignore = self.load_ignore(index)
+        if ignore is not None:
+            target["ignore"] = tv_tensors.Mask(torch.from_numpy(ignore.astype(np.uint8)))
         if self.transforms is not None:
             return self.transforms(image, target)
         return self._to_float(image), target

@@ -6,7 +6,8 @@ dict can be loaded with :func:`load_backbone_weights`.
 
 Input: a list of float32 ``[3, H, W]`` tensors in [0, 1]. With ``keep_image_size`` (default) the
 images are *not* resized by the model (only normalised and padded to a multiple of 32), so a
-training crop and a large inference tile are seen at the same pixel scale.
+training crop and a large inference tile are seen at the same pixel scale, and a target may then
+carry an ``ignore`` mask (:mod:`sectionseg.model.ignore`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
 from sectionseg.errors import InputError
 from sectionseg.model.config import CLASSES, ModelConfig
+from sectionseg.model.ignore import use_ignore_masks
 
 _RESNETS = {"resnet18": (resnet18, 512), "resnet34": (resnet34, 512), "resnet50": (resnet50, 2048)}
 
@@ -131,6 +133,7 @@ def build_model(cfg: ModelConfig) -> MaskRCNN:
     )
     if cfg.keep_image_size:
         model.transform = KeepSizeTransform(cfg.min_size, cfg.max_size, list(cfg.image_mean), list(cfg.image_std))
+        use_ignore_masks(model)  # ignore masks are in input px: only where inputs keep their size
     return model
 
 

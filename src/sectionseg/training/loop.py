@@ -129,6 +129,8 @@ def prepare_batch(batch, device, max_instances: int = 300):
         }
         if len(keep["labels"]) > max_instances:
             keep = {k: v[:max_instances] for k, v in keep.items()}
+        if "ignore" in t:  # areas of unknown content (sectionseg.model.ignore)
+            keep["ignore"] = t["ignore"].to(torch.bool)
         out_targets.append({k: v.to(device) for k, v in keep.items()})
     return out_images, out_targets
 

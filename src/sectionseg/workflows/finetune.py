@@ -89,6 +89,7 @@ def prepare_adaptation_data(
     image_size: int = 512,
     seed: int = 0,
     use_content_regions: bool = True,
+    crowd: str = "ignore",
     device: str = "cpu",
     progress: bool = False,
     sources: dict[str, Any] | None = None,
@@ -114,7 +115,10 @@ def prepare_adaptation_data(
     seed : int
         Random seed of the dataset.
     use_content_regions : bool
-        Also paint out every area that is no bare wafer (False: only what the detectors find).
+        Also count every area that is no bare wafer as unknown (False: only what the detectors find).
+    crowd : str
+        What the images do with the wafer's unknown areas (:data:`sectionseg.datasets.adapt.CROWD_MODES`):
+        ``"ignore"`` keeps them and leaves them out of the loss, ``"paint"`` paints them over.
     device : str
         Torch device of the base model (``"cpu"``, ``"cuda"``).
     sources : dict, optional
@@ -128,7 +132,7 @@ def prepare_adaptation_data(
         The dataset's parameters (``manifest["params"]``): ``section_size`` (source px),
         ``working_scale`` (working px per source px), counts and the arguments.
     """
-    from sectionseg.datasets.adapt import build_adaptation_set, content_regions, rescale_wafer
+    from sectionseg.datasets.adapt import build_adaptation_set, content_regions, rescale_wafer, unknown_areas
     from sectionseg.detection import detect_wafer
     from sectionseg.detection.classical import detect_classical
     from sectionseg.geometry.scale import REFERENCE_SECTION_SIZE, median_section_size, working_scale
@@ -154,6 +158,8 @@ def prepare_adaptation_data(
     # detectors miss most sections, and those must not be taught as background either
     part_area = float(np.median([s.tissue.area for s in labelled_w if s.tissue is not None]))
     content = content_regions(rgb, labelled_w, min_area=CONTENT_MIN_AREA * part_area) if use_content_regions else []
+    # left out of the loss, an area wrongly called unknown costs little: texture finds more than levels
+    unknown = unknown_areas(rgb, labelled_w, part_area=part_area) if use_content_regions and crowd == "ignore" else None
     params = {
         "section_size": size,
         "working_scale": scale,
@@ -169,11 +175,13 @@ def prepare_adaptation_data(
             labelled_w,
             occupied=occupied_w,
             content=content,
+            unknown=unknown,
             n_synthetic=n_synthetic,
             sections_per_image=per_image,
             n_val=n_val,
             size=image_size,
             seed=seed,
+            crowd=crowd,
             source=str(sources.get("image")),
             params=params,
             progress=progress,
@@ -227,6 +235,7 @@ def adapt_to_wafer(
     seed: int = 0,
     resume: bool = False,
     use_content_regions: bool = True,
+    crowd: str = "ignore",
     detect: bool = False,
     score_threshold: float | None = None,
     device: str = "cpu",
@@ -276,8 +285,11 @@ def adapt_to_wafer(
     resume : bool
         Continue an interrupted run in ``out_dir`` (the dataset in ``out_dir/data`` is kept as it is).
     use_content_regions : bool
-        Paint out of the backgrounds every area that is no bare wafer, as well as what the detectors
-        find (False: only the latter; for comparison).
+        Count every area that is no bare wafer as unknown, as well as what the detectors find
+        (False: only the latter; for comparison).
+    crowd : str
+        ``"ignore"``: the unknown areas stay in the training images and out of the loss; ``"paint"``:
+        they are painted over with background (the recipe before 2026-12-01).
     detect : bool
         Then detect on the whole wafer with the adapted model into ``out_dir/detection`` (``gray`` and
         ``fluo`` must then be paths).
@@ -342,6 +354,7 @@ def adapt_to_wafer(
             image_size=image_size,
             seed=seed,
             use_content_regions=use_content_regions,
+            crowd=crowd,
             device=device,
             progress=progress,
             sources=sources,
