@@ -8,12 +8,16 @@ wafer where only a dozen of several hundred sections are labelled:
   :data:`sectionseg.geometry.scale.REFERENCE_SECTION_SIZE` for the bundled model), so that the adapted
   model runs at the same scale as detection will use;
 - synthetic images: the labelled sections pasted at random positions and angles onto this wafer's own
-  background (:mod:`sectionseg.datasets.synth`). The background must not show *unlabelled* sections,
-  which would teach the model that sections are background: ``occupied`` sections (found by any
-  detector, e.g. the classical baseline) are painted out of it, like the labelled ones;
+  background (:mod:`sectionseg.datasets.synth`). The images must not teach *unlabelled* sections as
+  background. Two ways (``crowd``, :data:`CROWD_MODES`): ``"ignore"`` (the default) keeps the wafer
+  as it is and writes an ignore mask over every area of unknown content, which the detector leaves
+  out of its background loss (:mod:`sectionseg.model.ignore`): sections found by any detector
+  (``occupied``), areas that are no bare wafer (``content``, :func:`content_regions`) and textured
+  areas (``unknown``, :func:`unknown_areas`); ``"paint"`` paints ``occupied`` and ``content`` over
+  with background, which leaves crowded wafers looking unlike themselves and misses what no
+  detector found;
 - context tiles: one crop around every labelled section, in its real neighbourhood (touching
-  neighbours, real illumination); unlabelled occupied areas of the crop are painted over with
-  background;
+  neighbours, real illumination); its unknown areas are masked (or painted) the same way;
 - validation: synthetic images from a separate random stream and a share of the context tiles.
 
 Coordinates: x, y pixels, origin at the top-left corner of the top-left pixel.
@@ -153,13 +157,7 @@ def content_regions(
     """
     h, w = rgb.shape[:2]
     width = math.sqrt(max(min_area, 1.0))  # about a part's short side, px
-    content = np.zeros((h, w), bool)
-    for channel in (0, 2):
-        image = np.asarray(rgb[..., channel]).astype(np.float32)
-        smooth = cv2.GaussianBlur(image, (0, 0), max(2.0, width / 8))  # faint large areas over noise
-        departure = np.abs(smooth - _median_level(image, width))
-        # most of a wafer is bare: the typical departure is the bare wafer's own (noise, shading)
-        content |= departure > max(noise_factor * float(np.median(departure)), min_levels)
+    content = _level_departures(rgb, width, noise_factor, min_levels)
     content &= ~_padding(np.asarray(rgb[..., 0]))
     content = cv2.morphologyEx(content.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
     keep = np.zeros((h, w), np.uint8)
@@ -183,6 +181,20 @@ def content_regions(
     return out
 
 
+def _level_departures(rgb: np.ndarray, width: float, noise_factor: float, min_levels: float) -> np.ndarray:
+    """Where gray or fluorescence, smoothed over ``width`` / 8, departs from the local bare-wafer
+    level (a median over 8 ``width``) by more than ``noise_factor`` x the median departure and
+    ``min_levels`` (see :func:`content_regions`); ``(H, W)`` bool."""
+    content = np.zeros(rgb.shape[:2], bool)
+    for channel in (0, 2):
+        image = np.asarray(rgb[..., channel]).astype(np.float32)
+        smooth = cv2.GaussianBlur(image, (0, 0), max(2.0, width / 8))  # faint large areas over noise
+        departure = np.abs(smooth - _median_level(image, width))
+        # most of a wafer is bare: the typical departure is the bare wafer's own (noise, shading)
+        content |= departure > max(noise_factor * float(np.median(departure)), min_levels)
+    return content
+
+
 def unknown_areas(
     rgb: np.ndarray,
     labelled: list[Section],
@@ -194,13 +206,14 @@ def unknown_areas(
 ) -> np.ndarray:
     """``(H, W)`` bool mask of the wafer areas that may hold a section nobody labelled: everything with
     texture or edges, and the texture-free holes inside it up to two parts large (a plain part's
-    inside), bar the ``labelled`` sections (with ``margin``) and black padding.
+    inside) and the areas whose level departs from the bare wafer's (:func:`content_regions`' test),
+    bar the ``labelled`` sections (with ``margin``) and black padding.
 
     Made to be generous: an area wrongly called unknown only costs negatives when it is left out of
     the loss (``crowd="ignore"``), where :func:`content_regions`' level test fails under strong
     vignetting. ``rgb``: ``(H, W, 3)`` uint8 (gray, gray, fluo); ``part_area``: a part's area, px^2.
-    Texture: the local rms of the image minus its blur over half a part width, over a quarter part
-    width; it counts above ``factor`` x its 10th percentile (bare wafer noise: at least a tenth of a
+    Texture: the local rms of the image minus its blur over a quarter part width, over an eighth of
+    it; it counts above ``factor`` x its 10th percentile (bare wafer noise: at least a tenth of a
     wafer is bare) and ``min_levels`` gray levels; vignetting and shading are smooth and stay out.
     """
     width = math.sqrt(max(part_area, 1.0) / 2)  # a part's short side for an aspect of 2, px
@@ -208,9 +221,11 @@ def unknown_areas(
     textured = np.zeros(rgb.shape[:2], bool)
     for channel in channels:
         image = np.asarray(rgb[..., channel]).astype(np.float32)
-        residual = image - cv2.GaussianBlur(image, (0, 0), width / 2)
-        energy = np.sqrt(cv2.GaussianBlur(residual * residual, (0, 0), max(1.0, width / 4)))
+        residual = image - cv2.GaussianBlur(image, (0, 0), max(1.0, width / 4))
+        energy = np.sqrt(cv2.GaussianBlur(residual * residual, (0, 0), max(1.0, width / 8)))
         textured |= energy > max(factor * float(np.percentile(energy, 10)), min_levels)
+    # plain parts whose edges leave gaps: their level departs (where vignetting does not hide it)
+    textured |= _level_departures(rgb, math.sqrt(max(part_area, 1.0)) / 2, 4.0, 4.0)
     bare = (~textured).astype(np.uint8)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(bare, connectivity=4)
     hole = np.zeros(n, bool)
