@@ -119,6 +119,22 @@ def test_wrong_class_and_missing_predictions():
     assert res["bbox"]["tissue"]["ap"] == 0.0 and res["geometry"]["overall"]["recall"] == 0.0
 
 
+def test_detections_inside_an_ignore_area_are_neither_hits_nor_false_positives():
+    gts = _ground_truth(n_images=1)
+    preds = _perfect(gts)
+    preds[0]["scores"] = np.array([0.6, 0.7, 0.9, 0.95])  # the unlabelled ones score highest
+    # the ground truth forgets the two lower parts (an unlabelled section): the model still finds them
+    keep = np.array([True, True, False, False])
+    gt = {k: (v[keep] if isinstance(v, np.ndarray) else [p for p, f in zip(v, keep) if f]) for k, v in gts[0].items()}
+    assert evaluate_predictions([gt], preds)["segm"]["overall"]["ap50"] < 0.9  # counted as false positives
+    ignore = np.zeros((H, W), np.uint8)
+    ignore[H // 2 + 8 :, :] = 1  # the lower half, where they lie
+    res = evaluate_predictions([gt | {"ignore": masks_to_rles(ignore[None])[0]}], preds)
+    for name in ("tissue", "magnet"):
+        assert res["segm"][name]["ap50"] == pytest.approx(1.0)
+        assert res["segm"][name]["n_gt"] == 1
+
+
 def test_class_without_ground_truth_is_none_not_zero():
     gts = _ground_truth(n_images=1)
     keep = gts[0]["labels"] == 1

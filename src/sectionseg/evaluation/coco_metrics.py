@@ -63,7 +63,11 @@ def _xywh(boxes) -> np.ndarray:
 
 
 def build_coco(gts: list[dict], preds: list[dict], mask_threshold: float = 0.5):
-    """``(coco_gt, detections)``: a pycocotools COCO of the ground truth and the result list."""
+    """``(coco_gt, detections)``: a pycocotools COCO of the ground truth and the result list.
+
+    A ground truth with an ``ignore`` RLE (areas of unknown content) adds it as a crowd region of
+    every class: detections inside it count neither as hits nor as false positives.
+    """
     images, annotations, detections = [], [], []
     ann_id = 1
     for image_id, (gt, pred) in enumerate(zip(gts, preds), start=1):
@@ -84,6 +88,11 @@ def build_coco(gts: list[dict], preds: list[dict], mask_threshold: float = 0.5):
                 }
             )
             ann_id += 1
+        if gt.get("ignore") is not None and mask_utils.area(gt["ignore"]) > 0:
+            # COCO's crowd regions: a detection lying mostly inside one is neither a hit nor a miss
+            for label in CLASS_NAMES:
+                annotations.append(_crowd(ann_id, image_id, int(label), dict(gt["ignore"])))
+                ann_id += 1
         rles = masks_to_rles(pred["masks"], mask_threshold)
         for box, label, score, rle in zip(
             _xywh(pred["boxes"]), as_numpy(pred["labels"]).reshape(-1), as_numpy(pred["scores"]).reshape(-1), rles
@@ -106,6 +115,19 @@ def build_coco(gts: list[dict], preds: list[dict], mask_threshold: float = 0.5):
     with contextlib.redirect_stdout(io.StringIO()):
         coco_gt.createIndex()
     return coco_gt, detections
+
+
+def _crowd(ann_id: int, image_id: int, label: int, rle: dict) -> dict:
+    """A COCO ``iscrowd`` annotation of class ``label`` over the mask ``rle`` (an ignore area)."""
+    return {
+        "id": ann_id,
+        "image_id": image_id,
+        "category_id": label,
+        "bbox": [float(v) for v in mask_utils.toBbox(rle)],
+        "area": float(mask_utils.area(rle)),
+        "iscrowd": 1,
+        "segmentation": _json_rle(rle),
+    }
 
 
 def _json_rle(rle: dict) -> dict:
@@ -143,7 +165,7 @@ def summarize(ev: COCOeval | None, coco_gt: COCO) -> dict:
     """
     out: dict = {}
     cat_ids = sorted(CLASS_NAMES)
-    n_gt = {c: len(coco_gt.getAnnIds(catIds=[c])) for c in cat_ids}
+    n_gt = {c: len(coco_gt.getAnnIds(catIds=[c], iscrowd=False)) for c in cat_ids}  # crowd: ignore areas
     if ev is None:  # no detection at all: everything with ground truth scores 0
         for c in cat_ids:
             zero = 0.0 if n_gt[c] else None

@@ -44,7 +44,8 @@ def predict_dataset(
 
     Returns ``(gts, preds)`` with masks as COCO RLEs (compact), boxes/labels/scores as numpy. When
     the dataset can give raw sections (``dataset.load(i)``), the ground truth also carries the
-    part ``polygons`` (x, y px) for the geometry metrics.
+    part ``polygons`` (x, y px) for the geometry metrics; a sample with an ignore mask gives ``ignore``
+    (its RLE; see :func:`sectionseg.evaluation.coco_metrics.build_coco`).
     """
     model.eval()
     gts, preds = [], []
@@ -58,6 +59,8 @@ def predict_dataset(
             "masks": masks_to_rles(target["masks"]),
             "size": (int(h), int(w)),
         }
+        if "ignore" in target:  # areas of unknown content: detections there are neither right nor wrong
+            gt["ignore"] = masks_to_rles(target["ignore"].as_subclass(torch.Tensor)[None])[0]
         polygons = _gt_polygons(dataset, index, len(gt["labels"]))
         if polygons is not None:
             gt["polygons"] = polygons
