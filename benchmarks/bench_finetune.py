@@ -82,6 +82,7 @@ def run_case(work: Path, style: str, seed: int, size: int, n_labels: int, args) 
     tag += "" if (args.epochs, args.synthetic) == (6, 80) else f"_e{args.epochs}x{args.synthetic}"
     # results cached before 2026-12-01 painted the unknown areas over (--crowd paint): untagged
     tag += "" if args.crowd == "paint" else f"_{args.crowd}"
+    tag += "" if args.seed == 0 else f"_s{args.seed}"
     cache = work / "results" / f"{tag}.json"
     old = json.loads(cache.read_text()) if cache.is_file() else None
     if old is not None and not args.redetect:
@@ -121,7 +122,7 @@ def run_case(work: Path, style: str, seed: int, size: int, n_labels: int, args) 
             cmd += ["--base-model", args.base_model]
         if args.heads_only:
             cmd.append("--heads-only")
-        cmd += ["--crowd", args.crowd]
+        cmd += ["--crowd", args.crowd, "--seed", str(args.seed)]
         if (out / "run" / "last.pt").exists():
             cmd.append("--resume")
         assert main(cmd) == 0
@@ -194,7 +195,8 @@ def main() -> None:
     parser.add_argument("--curve", type=int, nargs="*", default=[3, 6, 12, 24])
     parser.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS)
     parser.add_argument("--synthetic", type=int, default=DEFAULT_SYNTHETIC)
-    parser.add_argument("--crowd", choices=("ignore", "paint"), default="ignore", help="see finetune --crowd")
+    parser.add_argument("--crowd", choices=("ignore", "paint"), default="paint", help="see finetune --crowd")
+    parser.add_argument("--seed", type=int, default=0, help="finetune --seed: another draw of the same recipe")
     parser.add_argument("--base-model")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--heads-only", action="store_true", help="fine-tune the heads and FPN only (separate results)")

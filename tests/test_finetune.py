@@ -111,7 +111,7 @@ def test_context_tiles_keep_unlabelled_sections_under_an_ignore_mask(drawn_wafer
     labelled, others = sections[:1], unlabelled(sections, sections[:1])
     background = Background(rgb, sections)
     shape = shapely.unary_union([footprint(o, 8) for o in others])
-    image, secs, (x0, y0), ignore = context_tile(rgb, labelled, 0, shape, background, 256, rng)
+    image, secs, (x0, y0), ignore = context_tile(rgb, labelled, 0, shape, background, 256, rng, crowd="ignore")
     h, w = min(256, rgb.shape[0] - y0), min(256, rgb.shape[1] - x0)
     assert np.array_equal(image[:h, :w], rgb[y0 : y0 + h, x0 : x0 + w])  # nothing painted
     assert ignore.shape == (256, 256) and ignore.dtype == bool
@@ -127,7 +127,8 @@ def test_context_tiles_keep_unlabelled_sections_under_an_ignore_mask(drawn_wafer
     assert not ignore[h:].any() and not ignore[:, w:].any()  # the reflected border is no section
 
 
-def test_adaptation_set_has_synthetic_and_context_images(drawn_wafer, tmp_path):
+@pytest.mark.parametrize("crowd", ["paint", "ignore"])
+def test_adaptation_set_has_synthetic_and_context_images(drawn_wafer, tmp_path, crowd):
     rgb, sections = drawn_wafer
     manifest = build_adaptation_set(
         tmp_path / "data",
@@ -138,8 +139,12 @@ def test_adaptation_set_has_synthetic_and_context_images(drawn_wafer, tmp_path):
         n_val=2,
         size=128,
         sections_per_image=(1, 2),
+        crowd=crowd,
         progress=False,
     )
+    assert manifest["params"]["crowd"] == crowd
+    items = manifest["splits"]["train"] + manifest["splits"]["val"]
+    assert all(("ignore" in item) == (crowd == "ignore") for item in items)  # a mask per sample, or none
     kinds = [(split, item["kind"]) for split in ("train", "val") for item in manifest["splits"][split]]
     assert kinds.count(("train", "synthetic")) == 4 and kinds.count(("val", "synthetic")) == 2
     assert kinds.count(("val", "tile")) == 1 and kinds.count(("train", "tile")) == 4
@@ -331,6 +336,7 @@ def test_adapt_to_wafer_from_arrays_and_sections(base_and_wafer, tmp_path):
         n_val=1,
         image_size=128,
         max_iters_per_epoch=2,
+        crowd="ignore",  # the masked-loss recipe, end to end (the CLI tests run the default)
     )
     assert report == json.loads((out / "finetune_report.json").read_text())
     assert report["model"] == str(out / "model.pt") and report["n_labelled"] == len(labelled)
@@ -340,6 +346,7 @@ def test_adapt_to_wafer_from_arrays_and_sections(base_and_wafer, tmp_path):
     assert meta["extra"]["section_size"] == pytest.approx(report["section_size"])
     manifest = json.loads((out / "data" / "manifest.json").read_text())
     assert manifest["params"]["image"] == "(array)" and manifest["params"]["n_synthetic"] == 2
+    assert manifest["params"]["crowd"] == "ignore" and manifest["params"]["unknown_share"] is not None
     with pytest.raises(InputError, match="already holds a fine-tuning run"):
         adapt_to_wafer(gray, labelled, out, base_model=root / "base.pt")
     with pytest.raises(ValueError, match="as files"):

@@ -73,9 +73,9 @@ def register(subparsers) -> None:
     p.add_argument(
         "--crowd",
         choices=("ignore", "paint"),
-        default="ignore",
-        help="unlabelled sections and other content in the training images: kept and left out of the loss "
-        "(ignore, the default) or painted over with background (paint)",
+        default="paint",
+        help="unlabelled sections and other content in the training images: painted over with background "
+        "(paint, the default) or kept and left out of the loss (ignore; no better on the benchmark, BENCHMARKS.md)",
     )
     p.add_argument(
         "--score-threshold", type=float, default=None, help="minimum detection score for --detect (default: detect's)"

@@ -89,7 +89,7 @@ def prepare_adaptation_data(
     image_size: int = 512,
     seed: int = 0,
     use_content_regions: bool = True,
-    crowd: str = "ignore",
+    crowd: str = "paint",
     device: str = "cpu",
     progress: bool = False,
     sources: dict[str, Any] | None = None,
@@ -118,7 +118,7 @@ def prepare_adaptation_data(
         Also count every area that is no bare wafer as unknown (False: only what the detectors find).
     crowd : str
         What the images do with the wafer's unknown areas (:data:`sectionseg.datasets.adapt.CROWD_MODES`):
-        ``"ignore"`` keeps them and leaves them out of the loss, ``"paint"`` paints them over.
+        ``"paint"`` paints them over (the default), ``"ignore"`` keeps them and leaves them out of the loss.
     device : str
         Torch device of the base model (``"cpu"``, ``"cuda"``).
     sources : dict, optional
@@ -235,7 +235,7 @@ def adapt_to_wafer(
     seed: int = 0,
     resume: bool = False,
     use_content_regions: bool = True,
-    crowd: str = "ignore",
+    crowd: str = "paint",
     detect: bool = False,
     score_threshold: float | None = None,
     device: str = "cpu",
@@ -288,8 +288,8 @@ def adapt_to_wafer(
         Count every area that is no bare wafer as unknown, as well as what the detectors find
         (False: only the latter; for comparison).
     crowd : str
-        ``"ignore"``: the unknown areas stay in the training images and out of the loss; ``"paint"``:
-        they are painted over with background (the recipe before 2026-12-01).
+        ``"paint"`` (the default): the unknown areas are painted over with background; ``"ignore"``:
+        they stay in the training images and out of the loss (no better on the benchmark wafers).
     detect : bool
         Then detect on the whole wafer with the adapted model into ``out_dir/detection`` (``gray`` and
         ``fluo`` must then be paths).
