@@ -133,6 +133,8 @@ def test_detections_inside_an_ignore_area_are_neither_hits_nor_false_positives()
     for name in ("tissue", "magnet"):
         assert res["segm"][name]["ap50"] == pytest.approx(1.0)
         assert res["segm"][name]["n_gt"] == 1
+    assert evaluate_predictions([gt], preds)["geometry"]["overall"]["precision"] == pytest.approx(0.5)
+    assert res["geometry"]["overall"]["precision"] == pytest.approx(1.0)  # nor do the part counts
 
 
 def test_class_without_ground_truth_is_none_not_zero():

@@ -161,10 +161,7 @@ def content_regions(
     content = _level_departures(rgb, width, noise_factor, min_levels)
     content &= ~_padding(np.asarray(rgb[..., 0]))
     content = cv2.morphologyEx(content.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
-    keep = np.zeros((h, w), np.uint8)
-    for section in labelled:
-        fill_geometry(keep, footprint(section, margin), 1)
-    content[keep.astype(bool)] = 0
+    content[_footprints_mask((h, w), labelled, margin)] = 0
     if content.mean() > MAX_CONTENT_SHARE:
         log.warning(
             "%.0f %% of the wafer departs from its local background level (strong shading?): content regions not used",
@@ -233,10 +230,15 @@ def unknown_areas(
     hole[1:] = stats[1:, cv2.CC_STAT_AREA] < 2 * part_area
     unknown = textured | hole[labels]
     unknown &= ~_padding(np.asarray(rgb[..., 0]))
-    keep = np.zeros(unknown.shape, np.uint8)
-    for section in labelled:
-        fill_geometry(keep, footprint(section, margin), 1)
-    return unknown & ~keep.astype(bool)
+    return unknown & ~_footprints_mask(unknown.shape, labelled, margin)
+
+
+def _footprints_mask(shape: tuple[int, int], sections: list[Section], margin: float) -> np.ndarray:
+    """``shape`` bool mask of the ``sections``' footprints grown by ``margin`` px."""
+    mask = np.zeros(shape, np.uint8)
+    for section in sections:
+        fill_geometry(mask, footprint(section, margin), 1)
+    return mask.astype(bool)
 
 
 def _padding(gray: np.ndarray) -> np.ndarray:

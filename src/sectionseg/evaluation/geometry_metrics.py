@@ -56,6 +56,18 @@ def match_parts(
     return matches
 
 
+def _in_ignore(ignore: dict | None, pred_rles: list, matched: set[int]) -> np.ndarray:
+    """Bool per prediction: unmatched and at least half inside the ``ignore`` RLE (an area of unknown
+    content, as a COCO crowd region): neither right nor wrong, so not counted."""
+    out = np.zeros(len(pred_rles), bool)
+    if ignore is None or not pred_rles:
+        return out
+    inside = np.asarray(mask_utils.iou(pred_rles, [ignore], [1])).reshape(-1)  # crowd: share of the prediction
+    out[:] = inside >= 0.5
+    out[list(matched)] = False
+    return out
+
+
 def _stats(values: list[float], prefix: str) -> dict:
     if not values:
         return {f"{prefix}_median": None, f"{prefix}_p95": None}
@@ -72,7 +84,8 @@ def geometry_metrics(
 ) -> dict:
     """Per class and overall: counts, precision/recall at ``score_threshold`` and the geometry errors.
 
-    Only predictions with score >= ``score_threshold`` take part. Returns for each of ``tissue``,
+    Only predictions with score >= ``score_threshold`` take part; an unmatched one lying at least half
+    inside the ground truth's ``ignore`` RLE (if any) is not counted. Returns for each of ``tissue``,
     ``magnet``, ``overall``: ``n_gt``, ``n_pred``, ``n_matched``, ``precision``, ``recall``,
     ``centre_error_px_{median,p95}``, ``angle_error_deg_{median,p95}``,
     ``quad_iou_{median,p95}`` and ``quad_iou_mean``.
@@ -86,11 +99,13 @@ def geometry_metrics(
         pred_labels = as_numpy(pred["labels"]).reshape(-1)[keep]
         gt_rles = masks_to_rles(gt["masks"], mask_threshold)
         gt_labels = as_numpy(gt["labels"]).reshape(-1)
+        matches = match_parts(gt_rles, gt_labels, pred_rles, pred_labels, iou_threshold)
+        counted = ~_in_ignore(gt.get("ignore"), pred_rles, {p for _, p, _ in matches})
         for label, name in CLASS_NAMES.items():
             per_class[name]["n_gt"] += int((gt_labels == label).sum())
-            per_class[name]["n_pred"] += int((pred_labels == label).sum())
+            per_class[name]["n_pred"] += int(((pred_labels == label) & counted).sum())
         gt_polys = gt.get("polygons")
-        for g, p, _ in match_parts(gt_rles, gt_labels, pred_rles, pred_labels, iou_threshold):
+        for g, p, _ in matches:
             quad = fit_mask_quad(_decode(pred_rles[p]))
             gt_poly = (
                 np.asarray(gt_polys[g], dtype=np.float64)
