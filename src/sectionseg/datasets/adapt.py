@@ -338,10 +338,7 @@ def crowded_synthetic(
         if unknown is not None:
             ignore |= _pad_zeros(unknown[y0 : y0 + size, x0 : x0 + size].astype(np.uint8), size).astype(bool)
         image, sections = compose_image(base, patches, int(rng.integers(lo, hi + 1)), rng)
-        cleared = np.zeros(ignore.shape, np.uint8)
-        for section in sections:
-            fill_geometry(cleared, footprint(section, margin), 1)
-        yield image, sections, ignore & ~cleared.astype(bool)
+        yield image, sections, ignore & ~_footprints_mask(ignore.shape, sections, margin)
 
 
 def _synthetic(crowd, rgb, labelled, count, size, seed, per_image, margin, background, unknown):
