@@ -124,7 +124,20 @@ def test_context_tiles_keep_unlabelled_sections_under_an_ignore_mask(drawn_wafer
     assert checked > 0
     cx, cy = labelled[0].tissue.centre
     assert not ignore[int(cy) - y0, int(cx) - x0]  # the labelled one trains
-    assert not ignore[h:].any() and not ignore[:, w:].any()  # the reflected border is no section
+
+
+def test_context_tiles_cut_by_the_wafer_border_reflect_image_and_mask_alike(drawn_wafer, rng):
+    rgb, sections = drawn_wafer  # 260 px tall: a 300 px tile is reflected below the wafer
+    labelled, others = sections[:1], unlabelled(sections, sections[:1])
+    shape = shapely.unary_union([footprint(o, 8) for o in others])
+    image, _, (x0, y0), ignore = context_tile(
+        rgb, labelled, 0, shape, Background(rgb, sections), 300, rng, crowd="ignore"
+    )
+    h = rgb.shape[0] - y0
+    assert h < 300 and ignore[:h].any()
+    for k in range(1, 300 - h):  # BORDER_REFLECT_101: row h - 1 + k shows row h - 1 - k
+        assert np.array_equal(image[h - 1 + k], image[h - 1 - k])
+        assert np.array_equal(ignore[h - 1 + k], ignore[h - 1 - k])  # a reflected section stays unknown
 
 
 @pytest.mark.parametrize("crowd", ["paint", "ignore"])

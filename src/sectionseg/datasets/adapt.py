@@ -44,6 +44,7 @@ from sectionseg.datasets.synth import (
     fill_geometry,
     footprint,
     generate_synthetic,
+    pad_to,
 )
 from sectionseg.datasets.tiles import tile_sections
 from sectionseg.errors import InputError
@@ -298,17 +299,10 @@ def context_tile(
     if crowd == "ignore":
         if unknown is not None:
             mask |= unknown[y0 : y0 + h, x0 : x0 + w].astype(np.uint8)
-        ignore = _pad_zeros(mask, size).astype(bool)
+        ignore = pad_to(mask, size).astype(bool)
     elif mask.any():
         background.fill(image, x0, y0, mask.astype(bool), rng)
-    if (h, w) != (size, size):
-        image = cv2.copyMakeBorder(image, 0, size - h, 0, size - w, cv2.BORDER_REFLECT_101)
-    return image, tile_sections(labelled, x0, y0, (w, h)), (x0, y0), ignore
-
-
-def _pad_zeros(mask: np.ndarray, size: int) -> np.ndarray:
-    h, w = mask.shape
-    return cv2.copyMakeBorder(mask, 0, size - h, 0, size - w, cv2.BORDER_CONSTANT, value=0)
+    return pad_to(image, size), tile_sections(labelled, x0, y0, (w, h)), (x0, y0), ignore
 
 
 def crowded_synthetic(
@@ -336,7 +330,7 @@ def crowded_synthetic(
         x0, y0 = background.position(size, rng)
         base, ignore = background.crowd_window(x0, y0, size)
         if unknown is not None:
-            ignore |= _pad_zeros(unknown[y0 : y0 + size, x0 : x0 + size].astype(np.uint8), size).astype(bool)
+            ignore |= pad_to(unknown[y0 : y0 + size, x0 : x0 + size].astype(np.uint8), size).astype(bool)
         image, sections = compose_image(base, patches, int(rng.integers(lo, hi + 1)), rng)
         yield image, sections, ignore & ~_footprints_mask(ignore.shape, sections, margin)
 

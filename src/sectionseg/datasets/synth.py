@@ -204,7 +204,7 @@ class Background:
         w, h = min(size, self.width - x0), min(size, self.height - y0)
         out = np.array(self.rgb[y0 : y0 + h, x0 : x0 + w])
         self.fill(out, x0, y0, self._section_mask(x0, y0, w, h), rng)
-        return _pad_to(out, size)
+        return pad_to(out, size)
 
     def crowd_window(self, x0: int, y0: int, size: int) -> tuple[np.ndarray, np.ndarray]:
         """The wafer at ``(x0, y0)`` as it is, ``(size, size, 3)`` uint8, and the ``(size, size)``
@@ -212,7 +212,7 @@ class Background:
         w, h = min(size, self.width - x0), min(size, self.height - y0)
         out = np.array(self.rgb[y0 : y0 + h, x0 : x0 + w])
         mask = self._section_mask(x0, y0, w, h).astype(np.uint8)
-        return _pad_to(out, size), _pad_to(mask, size).astype(bool)
+        return pad_to(out, size), pad_to(mask, size).astype(bool)
 
     def position(self, size: int, rng: np.random.Generator, tries: int = 8) -> tuple[int, int]:
         """A random window's top-left corner; of ``tries`` random positions the one with the least
@@ -233,7 +233,7 @@ class Background:
         return self.window(*self.position(size, rng, tries), size, rng)
 
 
-def _pad_to(image: np.ndarray, size: int) -> np.ndarray:
+def pad_to(image: np.ndarray, size: int) -> np.ndarray:
     """``image`` (a window cut by the wafer's border) reflected out to ``size`` x ``size``."""
     h, w = image.shape[:2]
     if (h, w) == (size, size):
