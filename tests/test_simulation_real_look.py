@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from sectionseg.geometry.raster import polygon_mask
 from sectionseg.simulation import STYLES, get_style, random_layout, render_wafer
@@ -129,3 +130,38 @@ def test_the_alien_family_is_every_held_out_variation_at_once():
     for s in sections:
         inside |= polygon_mask(s.tissue.polygon, gray.shape)
     assert gray[inside].mean() > gray[~inside & (gray > 0)].mean()  # lighter than the (unpadded) wafer
+
+
+# the styles the bundled model's recipes draw from (Makefile: real-look-model, default-model)
+TRAINED = ("default", "crowded", "realistic", "real-square", "real-dark-magnet", "real-wide", "real-wider")
+# each held-out family's defining fields, and on which side of its range the trained styles stay
+DEFINING = {
+    "held-bright": {"tissue_contrast": "above", "magnet_contrast": "above"},
+    "held-debris": {"dust_per_mpx": "below", "fibres_per_mpx": "below", "loose_dummies_per_mpx": "below"},
+    "held-mosaic-jpeg": {"tile_shading": "below", "tile_gain": "below", "seam_contrast": "below"},
+}
+
+
+@pytest.mark.parametrize("family", sorted(DEFINING))
+def test_trained_styles_reach_up_to_never_into_a_held_out_family(family):
+    held = STYLES[family]
+    for name in TRAINED:
+        style = STYLES[name]
+        for field, side in DEFINING[family].items():
+            lo, hi = getattr(style, field)
+            held_lo, held_hi = getattr(held, field)
+            if side == "above":
+                assert lo > held_hi, (name, field)
+            else:
+                assert hi <= held_lo, (name, field)
+        assert style.jpeg_quality == (0.0, 0.0)  # JPEG only through training augmentation
+
+
+def test_the_widest_trained_style_draws_some_parts_lighter_than_the_wafer():
+    rng = np.random.default_rng(0)
+    draws = [STYLES["real-wider"].sample(rng) for _ in range(200)]
+    lighter = [d for d in draws if min(d["tissue_contrast"], d["magnet_contrast"]) < 0]
+    assert 5 <= len(lighter) <= 60  # sometimes, not mostly
+    bright = STYLES["held-bright"]
+    assert all(d["tissue_contrast"] > bright.tissue_contrast[1] for d in draws)
+    assert all(d["magnet_contrast"] > bright.magnet_contrast[1] for d in draws)

@@ -237,6 +237,34 @@ STYLES.update(
             speckle_contrast=(0.05, 0.5),
             seam_contrast=(0.0, 0.075),
         ),
+        # real-wide taken to the very edges of the held-out ranges: parts as light as the bare wafer or a
+        # little lighter (never as light as held-bright's), mosaic shading, gains and seams up to
+        # held-mosaic-jpeg's, debris, loose dummies and speckles up to held-debris's
+        "real-wider": _REAL.replace(
+            name="real-wider",
+            background=(0.35, 0.9),
+            tile_gain=(0.01, 0.08),
+            tile_shading=(0.05, 0.4),
+            global_shading=(0.0, 0.25),
+            tissue_contrast=(-0.08, 0.65),
+            magnet_contrast=(-0.04, 0.6),
+            blob_contrast=(0.04, 0.35),
+            stripe_amplitude=(0.0, 0.08),
+            noise_sigma=(0.004, 0.035),
+            blur_sigma=(0.5, 1.8),
+            misregistration=(0.0, 4.0),
+            aspect=(1.4, 3.2),
+            magnet_ratio=(0.55, 1.3),
+            section_brightness=(0.1, 0.6),
+            part_balance=(0.0, 0.3),
+            edge_band=(0.0, 0.35),
+            dust_per_mpx=(10.0, 150.0),
+            fibres_per_mpx=(0.2, 5.0),
+            loose_dummies_per_mpx=(0.0, 30.0),
+            gray_speckles=(0.0, 0.02),
+            speckle_contrast=(0.05, 0.5),
+            seam_contrast=(0.0, 0.08),
+        ),
         # held-out families: never in the bundled model's training data
         "held-bright": _REAL.replace(
             name="held-bright", tissue_contrast=(-0.35, -0.1), magnet_contrast=(-0.3, -0.05), blob_contrast=(0.0, 0.1)
